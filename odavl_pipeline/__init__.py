@@ -1,0 +1,1 @@
+"""ODAVL Studio data pipeline."""

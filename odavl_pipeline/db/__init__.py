@@ -1,0 +1,1 @@
+"""Operational PostgreSQL: models, engine, migrations, seeds and bulk writers."""

@@ -1,0 +1,500 @@
+"""SQLAlchemy 2.0 models of the operational schema.
+
+Reference data (users, organizations, projects, subscriptions, API keys) is the
+cloud console's; the landed facts (usage, errors, attestations, audits) and the
+pipeline's own bookkeeping (file ledger, quarantine) are written by ingestion.
+Every landed row keeps its provenance: the ledger row of its file and its line.
+"""
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
+
+
+def pg_enum(enum_class: type[enum.Enum], name: str) -> Enum:
+    """A PostgreSQL enum stored by value, declared in the order of the Python enum."""
+    return Enum(enum_class, name=name, values_callable=lambda e: [m.value for m in e],
+                validate_strings=True)
+
+
+class Tier(enum.Enum):
+    FREE = "FREE"
+    PRO = "PRO"
+    ENTERPRISE = "ENTERPRISE"
+
+
+class OrgStatus(enum.Enum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    DELETED = "DELETED"
+
+
+class MemberRole(enum.Enum):
+    OWNER = "OWNER"
+    ADMIN = "ADMIN"
+    DEVELOPER = "DEVELOPER"
+    VIEWER = "VIEWER"
+
+
+class ProjectStatus(enum.Enum):
+    ACTIVE = "ACTIVE"
+    ARCHIVED = "ARCHIVED"
+    DELETED = "DELETED"
+
+
+class SubscriptionStatus(enum.Enum):
+    ACTIVE = "ACTIVE"
+    PAST_DUE = "PAST_DUE"
+    CANCELED = "CANCELED"
+    TRIALING = "TRIALING"
+
+
+class Severity(enum.Enum):
+    """Declared from least to most severe, so PostgreSQL's GREATEST() picks the worst."""
+
+    INFO = "INFO"
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class SignatureStatus(enum.Enum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    REGRESSED = "regressed"
+
+
+class RunStatus(enum.Enum):
+    SUCCESS = "SUCCESS"
+    PARTIAL = "PARTIAL"
+    FAILED = "FAILED"
+
+
+class ChainStatus(enum.Enum):
+    VERIFIED = "verified"
+    PENDING = "pending"
+
+
+class UsageEventType(enum.Enum):
+    INSIGHT_ANALYSIS = "insight_analysis"
+    AUTOPILOT_JOB = "autopilot_job"
+    GUARDIAN_TEST_RUN = "guardian_test_run"
+    API_CALL = "api_call"
+
+
+class Environment(enum.Enum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class Device(enum.Enum):
+    DESKTOP = "desktop"
+    MOBILE = "mobile"
+    TABLET = "tablet"
+
+
+class AuditSuite(enum.Enum):
+    ACCESSIBILITY = "accessibility"
+    PERFORMANCE = "performance"
+    SECURITY = "security"
+    SEO = "seo"
+    BEST_PRACTICES = "best_practices"
+
+
+class Source(enum.Enum):
+    USAGE_EVENTS = "usage_events"
+    ERROR_EVENTS = "error_events"
+    FIX_ATTESTATIONS = "fix_attestations"
+    AUDIT_RESULTS = "audit_results"
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())
+
+
+# --- identity (the console's) -------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email_verified: Mapped[datetime | None]
+    image: Mapped[str | None] = mapped_column(Text)
+    hashed_password: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class Account(Base):
+    """An OAuth identity linked to a user."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("provider", "provider_account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(50))
+    provider: Mapped[str] = mapped_column(String(100))
+    provider_account_id: Mapped[str] = mapped_column(String(200))
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    token_type: Mapped[str | None] = mapped_column(String(50))
+    scope: Mapped[str | None] = mapped_column(Text)
+    id_token: Mapped[str | None] = mapped_column(Text)
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_token: Mapped[str] = mapped_column(String(200), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires: Mapped[datetime]
+
+
+class VerificationToken(Base):
+    __tablename__ = "verification_tokens"
+    __table_args__ = (UniqueConstraint("identifier", "token"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(320))
+    token: Mapped[str] = mapped_column(String(200), unique=True)
+    expires: Mapped[datetime]
+
+
+# --- organizations -----------------------------------------------------------
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    tier: Mapped[Tier] = mapped_column(pg_enum(Tier, "tier"), default=Tier.FREE)
+    status: Mapped[OrgStatus] = mapped_column(pg_enum(OrgStatus, "org_status"),
+                                              default=OrgStatus.ACTIVE)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = _created()
+
+    projects: Mapped[list["Project"]] = relationship(back_populates="organization")
+
+
+class OrganizationMember(Base):
+    __tablename__ = "organization_members"
+    __table_args__ = (UniqueConstraint("organization_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[MemberRole] = mapped_column(pg_enum(MemberRole, "member_role"))
+    created_at: Mapped[datetime] = _created()
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100))
+    repository: Mapped[str | None] = mapped_column(Text)
+    branch: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(50))
+    status: Mapped[ProjectStatus] = mapped_column(pg_enum(ProjectStatus, "project_status"),
+                                                  default=ProjectStatus.ACTIVE)
+    created_at: Mapped[datetime] = _created()
+
+    organization: Mapped[Organization] = relationship(back_populates="projects")
+
+
+class Subscription(Base):
+    """One per organization; NULL limits fall back to the tier's plan limits."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        pg_enum(SubscriptionStatus, "subscription_status"), default=SubscriptionStatus.ACTIVE)
+    analyses_limit: Mapped[int | None]
+    fixes_limit: Mapped[int | None]
+    audits_limit: Mapped[int | None]
+    projects_limit: Mapped[int | None]
+    current_period_start: Mapped[datetime]
+    current_period_end: Mapped[datetime]
+    cancel_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class ApiKey(Base):
+    """Stored only as a SHA-256 hash and an 8-character prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(8))
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+
+# --- the pipeline's bookkeeping ---------------------------------------------
+
+
+class IngestedFile(Base):
+    """The file ledger: one row per (path, content) ingested, with its line outcomes."""
+
+    __tablename__ = "ingested_files"
+    __table_args__ = (
+        UniqueConstraint("source", "path", "sha256"),
+        CheckConstraint("lines = accepted + duplicate + pending + rejected", name="lines_balance"),
+        Index(None, "source", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source: Mapped[Source] = mapped_column(pg_enum(Source, "landing_source"))
+    path: Mapped[str] = mapped_column(Text)
+    day: Mapped[date]
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[int]
+    accepted: Mapped[int]
+    duplicate: Mapped[int]
+    pending: Mapped[int]
+    rejected: Mapped[int]
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    ingested_at: Mapped[datetime] = _created()
+
+
+class QuarantinedRecord(Base):
+    """A rejected line (or a whole unreadable file, line NULL), kept with its reason."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index(None, "source", "reason"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source: Mapped[Source] = mapped_column(pg_enum(Source, "landing_source"))
+    file_id: Mapped[int] = mapped_column(ForeignKey("ingested_files.id"), index=True)
+    line_no: Mapped[int | None]
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+    org_slug: Mapped[str | None] = mapped_column(Text)
+    project_slug: Mapped[str | None] = mapped_column(Text)
+    quarantined_at: Mapped[datetime] = _created()
+
+
+# --- landed facts ------------------------------------------------------------
+
+
+class _Provenance:
+    """The landing file (ledger row) and 1-based line each landed row came from."""
+
+    file_id: Mapped[int] = mapped_column(ForeignKey("ingested_files.id"))
+    line_no: Mapped[int]
+
+
+class UsageEvent(_Provenance, Base):
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "event_id"),
+        Index(None, "organization_id", "occurred_at"),
+        Index(None, "occurred_at"),
+        Index(None, "file_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[UsageEventType] = mapped_column(pg_enum(UsageEventType, "usage_event_type"))
+    occurred_at: Mapped[datetime]
+    quantity: Mapped[int]
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    user_email: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+
+
+class ErrorSignature(Base):
+    """One row per (project, signature hash): the grouped view of error events."""
+
+    __tablename__ = "error_signatures"
+    __table_args__ = (
+        UniqueConstraint("project_id", "hash"),
+        Index(None, "project_id", "last_seen"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    hash: Mapped[str] = mapped_column(String(64))
+    detector: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[Severity] = mapped_column(pg_enum(Severity, "severity"))
+    message: Mapped[str] = mapped_column(Text)
+    file: Mapped[str] = mapped_column(Text)
+    line: Mapped[int]
+    column: Mapped[int | None]
+    count: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    status: Mapped[SignatureStatus] = mapped_column(
+        pg_enum(SignatureStatus, "signature_status"), default=SignatureStatus.OPEN)
+    resolved_at: Mapped[datetime | None]
+
+
+class ErrorEvent(_Provenance, Base):
+    """One Insight occurrence of an error; grouped into `error_signatures` by hash."""
+
+    __tablename__ = "error_events"
+    __table_args__ = (
+        UniqueConstraint("project_id", "event_id"),
+        Index(None, "project_id", "signature_hash"),
+        Index(None, "occurred_at"),
+        Index(None, "file_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    event_id: Mapped[str] = mapped_column(String(200))
+    signature_hash: Mapped[str] = mapped_column(String(64))
+    detector: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[Severity] = mapped_column(pg_enum(Severity, "severity"))
+    message: Mapped[str] = mapped_column(Text)
+    file: Mapped[str] = mapped_column(Text)
+    line: Mapped[int]
+    column: Mapped[int | None]
+    occurred_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+
+
+class FixAttestation(_Provenance, Base):
+    """An Autopilot fix, hash-chained per project; `pending` until its parent is verified."""
+
+    __tablename__ = "fix_attestations"
+    __table_args__ = (
+        UniqueConstraint("project_id", "request_id"),
+        UniqueConstraint("project_id", "hash"),
+        Index(None, "project_id", "prev_hash"),
+        Index("uq_fix_attestations_verified_link", "project_id", "prev_hash", unique=True,
+              postgresql_where="chain_status = 'verified'"),
+        Index(None, "created_at"),
+        Index(None, "file_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    request_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[RunStatus] = mapped_column(pg_enum(RunStatus, "run_status"))
+    files_changed: Mapped[int]
+    lines_added: Mapped[int]
+    lines_removed: Mapped[int]
+    risk_score: Mapped[int]
+    recipes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    created_at: Mapped[datetime]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    chain_status: Mapped[ChainStatus] = mapped_column(pg_enum(ChainStatus, "chain_status"))
+    verified_at: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]]
+
+
+class AuditResult(_Provenance, Base):
+    """A Guardian audit of one URL; issue counts are derived from its issues."""
+
+    __tablename__ = "audit_results"
+    __table_args__ = (
+        UniqueConstraint("project_id", "request_id"),
+        Index(None, "project_id", "occurred_at"),
+        Index(None, "file_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    request_id: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    environment: Mapped[Environment] = mapped_column(pg_enum(Environment, "audit_environment"))
+    device: Mapped[Device] = mapped_column(pg_enum(Device, "audit_device"))
+    status: Mapped[RunStatus] = mapped_column(pg_enum(RunStatus, "run_status"))
+    score_accessibility: Mapped[int | None]
+    score_performance: Mapped[int | None]
+    score_security: Mapped[int | None]
+    score_seo: Mapped[int | None]
+    lighthouse_performance: Mapped[int | None]
+    lighthouse_accessibility: Mapped[int | None]
+    lighthouse_best_practices: Mapped[int | None]
+    lighthouse_seo: Mapped[int | None]
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime]
+    total_issues: Mapped[int]
+    critical_issues: Mapped[int]
+    high_issues: Mapped[int]
+    medium_issues: Mapped[int]
+    low_issues: Mapped[int]
+    info_issues: Mapped[int]
+    payload: Mapped[dict[str, Any]]
+
+    issues: Mapped[list["AuditIssue"]] = relationship(back_populates="audit")
+
+
+class AuditIssue(Base):
+    __tablename__ = "audit_issues"
+    __table_args__ = (UniqueConstraint("audit_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audit_results.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    suite: Mapped[AuditSuite] = mapped_column(pg_enum(AuditSuite, "audit_suite"))
+    severity: Mapped[Severity] = mapped_column(pg_enum(Severity, "severity"))
+    message: Mapped[str] = mapped_column(Text)
+    recommendation: Mapped[str] = mapped_column(Text)
+    element: Mapped[str | None] = mapped_column(Text)
+    documentation: Mapped[str | None] = mapped_column(Text)
+
+    audit: Mapped[AuditResult] = relationship(back_populates="issues")

@@ -1,0 +1,138 @@
+"""Reference data from a seeds file, loaded idempotently: a second load changes nothing.
+
+Secrets are never stored in clear: a new user's password and a new API key are
+generated, returned once for printing, and stored only as hashes.
+"""
+
+import hashlib
+import json
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert
+
+from odavl_pipeline.db.models import (
+    ApiKey,
+    Organization,
+    OrganizationMember,
+    Project,
+    Subscription,
+    User,
+)
+from odavl_pipeline.domain.plans import period_containing
+
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
+PASSWORD_ITERATIONS = 600_000
+
+
+@dataclass
+class SeedReport:
+    created: dict[str, int] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)  # shown once, never stored
+    landing_files: int = 0
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, PASSWORD_ITERATIONS)
+    return f"pbkdf2_sha256${PASSWORD_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    _, iterations, salt, digest = stored.split("$")
+    candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
+    return secrets.compare_digest(candidate.hex(), digest)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_reference(conn: Connection, reference: dict, now: datetime | None = None) -> SeedReport:
+    """Insert what is missing of `reference` (users, organizations, projects, members,
+    subscriptions, API keys); existing rows are left as they are."""
+    now = now or datetime.now(UTC)
+    report = SeedReport()
+    known = set(conn.execute(select(User.email)).scalars())
+    for user in reference.get("users", []):
+        if user["email"] in known:
+            continue
+        password = secrets.token_urlsafe(12)
+        inserted = _insert(conn, User, ["email"], email=user["email"], name=user.get("name"),
+                           hashed_password=hash_password(password))
+        _count(report, "users", inserted)
+        if inserted:
+            report.secrets.append(f"password for {user['email']}: {password}")
+    users = dict(conn.execute(select(User.email, User.id)).all())
+    for org in reference.get("organizations", []):
+        _count(report, "organizations", _insert(conn, Organization, ["slug"], slug=org["slug"],
+                                                name=org["name"], tier=org["tier"]))
+        org_id = conn.execute(select(Organization.id).where(Organization.slug == org["slug"])).scalar_one()
+        for project in org.get("projects", []):
+            _count(report, "projects", _insert(
+                conn, Project, ["organization_id", "slug"], organization_id=org_id,
+                slug=project["slug"], name=project.get("name", project["slug"]),
+                repository=project.get("repository"), branch=project.get("branch"),
+                language=project.get("language")))
+        for member in org.get("members", []):
+            _count(report, "organization_members", _insert(
+                conn, OrganizationMember, ["organization_id", "user_id"], organization_id=org_id,
+                user_id=users[member["email"]], role=member["role"]))
+        if "subscription" in org:
+            _count(report, "subscriptions", _insert_subscription(conn, org_id, org["subscription"], now))
+    for key in reference.get("api_keys", []):
+        user_id = users[key["email"]]
+        exists = conn.execute(select(ApiKey.id).where(ApiKey.user_id == user_id,
+                                                      ApiKey.name == key["name"])).first()
+        if exists:
+            continue
+        secret = "odavl_" + secrets.token_urlsafe(32)
+        _insert(conn, ApiKey, ["key_hash"], user_id=user_id, name=key["name"],
+                key_hash=hash_api_key(secret), key_prefix=secret[:8], scopes=key.get("scopes", []))
+        _count(report, "api_keys", True)
+        report.secrets.append(f"API key {key['name']!r} for {key['email']}: {secret}")
+    return report
+
+
+def copy_seed_landing(landing_dir: Path, seeds_dir: Path = SEEDS_DIR) -> int:
+    """Place the demo landing files in the landing zone (once; same bytes, same path)."""
+    copied = 0
+    for source in sorted((seeds_dir / "landing").rglob("*.ndjson")):
+        target = landing_dir / source.relative_to(seeds_dir / "landing")
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f".{target.name}.tmp")
+            shutil.copyfile(source, temporary)
+            temporary.rename(target)
+            copied += 1
+    return copied
+
+
+def read_reference(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _insert(conn: Connection, model, keys: list[str], **values) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when a row was created."""
+    statement = (insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+                 .returning(model.id))
+    return conn.execute(statement).first() is not None
+
+
+def _insert_subscription(conn: Connection, org_id: int, spec: dict, now: datetime) -> bool:
+    anchor = datetime.fromisoformat(spec.get("period_anchor") or spec["current_period_start"])
+    start, end = period_containing(anchor, now)
+    return _insert(
+        conn, Subscription, ["organization_id"], organization_id=org_id,
+        status=spec.get("status", "ACTIVE"), stripe_price_id=spec.get("stripe_price_id"),
+        analyses_limit=spec.get("analyses_limit"), fixes_limit=spec.get("fixes_limit"),
+        audits_limit=spec.get("audits_limit"), projects_limit=spec.get("projects_limit"),
+        current_period_start=start, current_period_end=end)
+
+
+def _count(report: SeedReport, table: str, inserted: bool) -> None:
+    report.created[table] = report.created.get(table, 0) + int(inserted)

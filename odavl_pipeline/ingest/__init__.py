@@ -1,0 +1,1 @@
+"""Ingestion: landing files to PostgreSQL in bulk, every line accounted for."""

@@ -1,0 +1,43 @@
+"""Ingest the landed files of a source over a range of days, then retry the quarantine."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+from odavl_pipeline.ingest.landing import landed_files
+from odavl_pipeline.ingest.writer import Counts, ingest_file, retry_quarantine
+
+
+@dataclass
+class IngestReport:
+    source: str
+    counts: Counts = field(default_factory=Counts)
+    retried: Counts = field(default_factory=Counts)
+    skipped_files: int = 0
+    seconds: float = 0.0
+
+    @property
+    def lines_per_second(self) -> float:
+        return self.counts.lines / self.seconds if self.seconds else 0.0
+
+
+def ingest_days(conn: psycopg.Connection, landing_root: Path, source: str, days: list[date],
+                run_id: str | None = None,
+                progress: Callable[[str], None] | None = None) -> IngestReport:
+    """Ingest every file landed for `source` on `days`, each file in its own transaction."""
+    report = IngestReport(source)
+    started = time.perf_counter()
+    for day in days:
+        for landed in landed_files(landing_root, source, day):
+            counts = ingest_file(conn, landed, run_id=run_id, progress=progress)
+            if counts is None:
+                report.skipped_files += 1
+            else:
+                report.counts.add(counts)
+    report.retried = retry_quarantine(conn, source)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,292 @@
+"""Bulk ingestion of one landing file (or a set of quarantined lines) into PostgreSQL.
+
+A file is one transaction: its records, its quarantine rows and its ledger row
+commit together, so a crash never leaves a file half-counted. Within it, lines
+move in batches: validated in Python, COPY'd into a temporary staging table, then
+one set-based `INSERT … SELECT … ON CONFLICT DO NOTHING` per batch. A record whose
+key is already taken is then a duplicate (same JSON value) or a conflict.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+import psycopg
+from psycopg import Cursor
+
+from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason, Rejected
+from odavl_pipeline.ingest import followups
+from odavl_pipeline.ingest.landing import MAX_LINE_BYTES, LandedFile, UnreadableFile, read_lines, sha256_of
+from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec
+
+BATCH_SIZE = 20_000
+
+
+@dataclass
+class Counts:
+    files: int = 0
+    lines: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    pending: int = 0
+    rejected: int = 0
+
+    def add(self, other: "Counts") -> None:
+        for name in ("files", "lines", "accepted", "duplicate", "pending", "rejected"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name)
+                for name in ("files", "lines", "accepted", "duplicate", "pending", "rejected")}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One non-blank landing line, with its provenance."""
+
+    file_id: int
+    line_no: int
+    raw: bytes
+    length: int
+
+
+@dataclass
+class References:
+    """Organizations and projects by slug, loaded once per file in two queries."""
+
+    orgs: dict[str, int]
+    projects: dict[tuple[int, str], int]
+
+    @classmethod
+    def load(cls, cur: Cursor) -> "References":
+        orgs = dict(cur.execute("SELECT slug, id FROM organizations").fetchall())
+        projects = {(org_id, slug): project_id for org_id, slug, project_id in
+                    cur.execute("SELECT organization_id, slug, id FROM projects").fetchall()}
+        return cls(orgs, projects)
+
+
+@dataclass
+class _Batch:
+    staged: list[tuple] = field(default_factory=list)
+    raw: dict[tuple[int, int], str] = field(default_factory=dict)
+    rejects: list[tuple] = field(default_factory=list)
+
+
+def ingest_file(conn: psycopg.Connection, landed: LandedFile, run_id: str | None = None,
+                progress: Callable[[str], None] | None = None) -> Counts | None:
+    """Ingest one landed file in one transaction; None when this content was already ingested."""
+    spec = SPECS[landed.source]
+    with open(landed.path, "rb") as handle, conn.transaction(), conn.cursor() as cur:
+        digest = sha256_of(handle)
+        _lock_source(cur, spec)
+        if cur.execute("SELECT 1 FROM ingested_files WHERE source = %s AND path = %s AND sha256 = %s",
+                       (spec.name, landed.relative_path, digest)).fetchone():
+            return None
+        size = landed.path.stat().st_size
+        file_id = cur.execute(
+            "INSERT INTO ingested_files (source, path, day, sha256, size_bytes, run_id, lines, "
+            "accepted, duplicate, pending, rejected) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0, 0) RETURNING id",
+            (spec.name, landed.relative_path, landed.day, digest, size, run_id)).fetchone()[0]
+        refs = References.load(cur)
+        _create_stage(cur, spec)
+        counts = Counts(files=1)
+        try:
+            with conn.transaction():  # a savepoint: an unreadable file leaves nothing behind
+                lines = (Line(file_id, no, raw, length) for no, raw, length in
+                         read_lines(handle, landed.path.name.endswith(".gz")))
+                for batch in _batches(lines):
+                    counts.add(_ingest_batch(cur, spec, refs, batch))
+                    if progress:
+                        progress(f"{landed.relative_path}: {counts.lines:,} lines")
+                if spec is SPECS["fix_attestations"]:
+                    _settle_chains(cur, file_id, counts)
+        except UnreadableFile as error:
+            counts = Counts(files=1, lines=1, rejected=1)
+            _quarantine(cur, [(spec.name, file_id, None, Reason.UNREADABLE_FILE.value,
+                               str(error), None, None, None)])
+        cur.execute(
+            "UPDATE ingested_files SET lines = %s, accepted = %s, duplicate = %s, pending = %s, "
+            "rejected = %s WHERE id = %s",
+            (counts.lines, counts.accepted, counts.duplicate, counts.pending, counts.rejected,
+             file_id))
+        return counts
+
+
+def retry_quarantine(conn: psycopg.Connection, source: str) -> Counts:
+    """Re-ingest quarantined `unknown_org`/`unknown_project` lines whose org or project now exists.
+
+    The retried lines leave the quarantine; those that still fail come back with
+    their new reason. The counts describe the retried lines.
+    """
+    spec = SPECS[source]
+    with conn.transaction(), conn.cursor() as cur:
+        _lock_source(cur, spec)
+        cur.execute(
+            """DELETE FROM quarantine q
+               WHERE q.source = %s AND q.reason = ANY(%s)
+                 AND EXISTS (SELECT 1 FROM organizations o
+                             LEFT JOIN projects p ON p.organization_id = o.id AND p.slug = q.project_slug
+                             WHERE o.slug = q.org_slug
+                               AND (q.reason = 'unknown_org' OR p.id IS NOT NULL))
+               RETURNING q.file_id, q.line_no, q.raw""",
+            (source, [reason.value for reason in RETRYABLE_REASONS]))
+        retried = sorted(cur.fetchall())
+        if not retried:
+            return Counts()
+        refs = References.load(cur)
+        _create_stage(cur, spec)
+        counts = Counts()
+        lines = (Line(file_id, line_no, raw.encode(), len(raw.encode()))
+                 for file_id, line_no, raw in retried)
+        for batch in _batches(lines):
+            counts.add(_ingest_batch(cur, spec, refs, batch))
+        if spec is SPECS["fix_attestations"]:
+            followups.settle_attestation_chains(cur)
+        return counts
+
+
+def _lock_source(cur: Cursor, spec: SourceSpec) -> None:
+    """Ingestion of one source is serialized: concurrent runs cannot interleave or deadlock."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"odavl:ingest:{spec.name}",))
+
+
+def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in COMMON_STAGE + spec.stage_columns)
+    cur.execute("DROP TABLE IF EXISTS stage")
+    cur.execute(f"CREATE TEMPORARY TABLE stage ({columns}) ON COMMIT DROP")
+
+
+def _batches(lines: Iterable[Line]) -> Iterator[list[Line]]:
+    batch: list[Line] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _ingest_batch(cur: Cursor, spec: SourceSpec, refs: References, lines: list[Line]) -> Counts:
+    now = datetime.now(UTC)
+    batch = _Batch()
+    for line in lines:
+        _stage_line(spec, refs, line, now, batch)
+    counts = Counts(lines=len(lines), rejected=len(batch.rejects))
+    if batch.staged:
+        cur.execute("TRUNCATE stage")
+        names = ", ".join(f'"{name}"' for name, _ in COMMON_STAGE + spec.stage_columns)
+        with cur.copy(f"COPY stage ({names}) FROM STDIN") as copy:
+            for row in batch.staged:
+                copy.write_row(row)
+        cur.execute(spec.insert_sql)
+        if spec.name == "error_events":
+            followups.upsert_signatures(cur)
+        elif spec.name == "audit_results":
+            followups.insert_audit_issues(cur)
+        _classify(cur, spec, batch, counts)
+    _quarantine(cur, batch.rejects)
+    return counts
+
+
+def _stage_line(spec: SourceSpec, refs: References, line: Line, now: datetime,
+                batch: _Batch) -> None:
+    """Validate one line: stage it for insertion or record why it is rejected."""
+    obj: dict = {}
+    text = ""
+    try:
+        if line.length > MAX_LINE_BYTES:
+            raise Rejected(Reason.RECORD_TOO_LARGE,
+                           f"line is {line.length:,} bytes; the limit is {MAX_LINE_BYTES:,} "
+                           f"(the first {MAX_LINE_BYTES:,} bytes are kept)")
+        try:
+            text = line.raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise UnreadableFile(f"not UTF-8 at line {line.line_no}, byte {error.start}") from None
+        obj = _parse(text)
+        record = spec.validate(obj, now)
+        scope_id, project_id = _resolve(spec, refs, record)
+    except Rejected as rejected:
+        raw = (text or line.raw.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
+        org = obj.get("org") if isinstance(obj.get("org"), str) else None
+        project = obj.get("project") if isinstance(obj.get("project"), str) else None
+        batch.rejects.append((spec.name, line.file_id, line.line_no, rejected.reason.value,
+                              rejected.detail, raw, org, project))
+        return
+    key = getattr(record, spec.key_column)
+    batch.staged.append((line.file_id, line.line_no, scope_id, key, text,
+                         *spec.row(record, project_id)))
+    batch.raw[(line.file_id, line.line_no)] = text
+
+
+def _parse(text: str) -> dict:
+    if "\\u0000" in text:
+        raise Rejected(Reason.SCHEMA_VIOLATION,
+                       "record: contains the NUL escape \\u0000, which PostgreSQL cannot store")
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise Rejected(Reason.INVALID_JSON, str(error)) from None
+    if type(obj) is not dict:
+        raise Rejected(Reason.SCHEMA_VIOLATION, "record: must be a JSON object")
+    return obj
+
+
+def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | None]:
+    """The record's dedup scope id and project id, from the reference data."""
+    org_id = refs.orgs.get(record.org)
+    if org_id is None:
+        raise Rejected(Reason.UNKNOWN_ORG, f"org: no organization with slug {record.org!r}")
+    project_id = None
+    if record.project is not None:
+        project_id = refs.projects.get((org_id, record.project))
+        if project_id is None:
+            raise Rejected(Reason.UNKNOWN_PROJECT,
+                           f"project: {record.org!r} has no project with slug {record.project!r}")
+    return (project_id if spec.needs_project else org_id), project_id
+
+
+def _classify(cur: Cursor, spec: SourceSpec, batch: _Batch, counts: Counts) -> None:
+    """Each staged line was inserted now, repeats an accepted record, or conflicts with it."""
+    cur.execute(
+        f"""SELECT s.file_id, s.line_no,
+                   t.file_id = s.file_id AND t.line_no = s.line_no,
+                   t.payload = s.payload, f.path, t.line_no
+            FROM stage s
+            LEFT JOIN {spec.table} t ON t.{spec.scope_column} = s.scope_id
+                                    AND t.{spec.key_column} = s.key
+            LEFT JOIN ingested_files f ON f.id = t.file_id""")
+    for file_id, line_no, inserted, same, kept_path, kept_line in cur:
+        if inserted:
+            counts.accepted += 1
+        elif same:
+            counts.duplicate += 1
+        else:
+            counts.rejected += 1
+            where = f"{kept_path}:{kept_line}" if kept_path else "an earlier record"
+            batch.rejects.append((
+                spec.name, file_id, line_no, Reason.CONFLICTING_DUPLICATE.value,
+                f"{spec.key_column}: already accepted with different content from {where}",
+                batch.raw[(file_id, line_no)], None, None))
+
+
+def _settle_chains(cur: Cursor, file_id: int, counts: Counts) -> None:
+    """Split this file's new attestations into verified (accepted), pending and forks."""
+    forks = followups.settle_attestation_chains(cur).count(file_id)
+    pending = cur.execute(
+        "SELECT count(*) FROM fix_attestations WHERE file_id = %s AND chain_status = 'pending'",
+        (file_id,)).fetchone()[0]
+    counts.accepted -= pending + forks
+    counts.pending += pending
+    counts.rejected += forks
+
+
+def _quarantine(cur: Cursor, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    with cur.copy("COPY quarantine (source, file_id, line_no, reason, detail, raw, org_slug, "
+                  "project_slug) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
