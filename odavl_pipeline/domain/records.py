@@ -239,8 +239,10 @@ def validate_usage(obj: dict, now: datetime) -> UsageRecord:
         user=opt_str(obj, "user"),
         project=opt_str(obj, "project"),
     )
-    for field in ("endpoint", "request_id", "status"):
+    for field in ("endpoint", "request_id"):
         opt_str(obj, field)
+    if type(obj.get("status")) is not int:  # an HTTP status code or a word: both are seen
+        opt_str(obj, "status")
     for field in ("duration_ms", "files_analyzed", "lines_analyzed", "files_modified", "tests_run"):
         opt_int(obj, field)
     _check_object("metadata", obj.get("metadata"))

@@ -1,0 +1,304 @@
+"""`odavl-pipeline`: parses arguments and calls the pipeline (CONTRACT.md section 7)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from odavl_pipeline.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return args.handler(args, settings) or 0
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+class PipelineError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+# --- db ----------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args, settings: Settings) -> None:
+    from odavl_pipeline.db import migrate
+    from odavl_pipeline.db.server import server_url
+
+    url = server_url(settings)
+    migrate.upgrade(url)
+    print(f"database {url.database} is at the newest revision", file=sys.stderr)
+
+
+def cmd_db_downgrade(args, settings: Settings) -> None:
+    from odavl_pipeline.db import migrate
+    from odavl_pipeline.db.server import server_url
+
+    migrate.downgrade(server_url(settings), args.revision)
+
+
+def cmd_db_url(args, settings: Settings) -> None:
+    from odavl_pipeline.db.server import server_url
+
+    print(server_url(settings).render_as_string(hide_password=True))
+
+
+def cmd_db_stop(args, settings: Settings) -> None:
+    from odavl_pipeline.db.server import stop_embedded_server
+
+    if settings.database_url:
+        raise PipelineError("ODAVL_DATABASE_URL is set: there is no embedded server to stop")
+    stopped = stop_embedded_server(settings)
+    print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+# --- seed and generate ---------------------------------------------------------
+
+
+def cmd_seed(args, settings: Settings) -> None:
+    from sqlalchemy import create_engine
+
+    from odavl_pipeline.db import seed
+    from odavl_pipeline.db.server import server_url
+
+    _require_migrated(settings)
+    engine = create_engine(server_url(settings))
+    references = [seed.SEEDS_DIR / "reference.json", *(Path(p) for p in args.reference)]
+    for path in references:
+        with engine.begin() as conn:
+            report = seed.load_reference(conn, seed.read_reference(path))
+        created = ", ".join(f"{n} {table}" for table, n in report.created.items() if n) or "nothing new"
+        print(f"{path.name}: {created}")
+        for secret in report.secrets:
+            print(f"  {secret}  (shown once; only its hash is stored)")
+    copied = seed.copy_seed_landing(settings.landing_dir)
+    print(f"demo landing files: {copied} placed in {settings.landing_dir}")
+
+
+def cmd_generate(args, settings: Settings) -> None:
+    from odavl_pipeline.generate import GenerateOptions, generate_landing
+
+    out = Path(args.out) if args.out else settings.landing_dir
+    options = GenerateOptions(
+        seed=args.seed, days=args.days, end_day=args.end or datetime.now(UTC).date() - timedelta(days=1),
+        organizations=args.organizations, usage_per_day=args.usage_per_day,
+        errors_per_day=args.errors_per_day, attestations_per_day=args.attestations_per_day,
+        audits_per_day=args.audits_per_day, duplicate_share=args.duplicate_share,
+        conflict_share=args.conflict_share, malformed_share=args.malformed_share,
+        late_share=args.late_share, gzip_share=args.gzip_share, files_per_day=args.files_per_day)
+    summary = generate_landing(out, options, progress=lambda message: print(message, file=sys.stderr))
+    print(summary)
+    print(f"reference data for these organizations: {out / 'reference.json'} "
+          f"(load it with `odavl-pipeline seed --reference {out / 'reference.json'}`)")
+
+
+# --- run ---------------------------------------------------------------------
+
+
+def cmd_run(args, settings: Settings) -> int:
+    from odavl_pipeline import orchestration
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.ingest.landing import landed_days
+    from odavl_pipeline.ingest.report import run_counts
+
+    _require_migrated(settings)
+    days = [d for d in landed_days(settings.landing_dir)
+            if (args.start is None or d >= args.start) and (args.end is None or d <= args.end)]
+    if not days:
+        counts = {}
+        print(f"nothing has landed in {settings.landing_dir} for that range", file=sys.stderr)
+        run_ok = True
+    else:
+        print(f"ingesting {days[0]} .. {days[-1]} from {settings.landing_dir}", file=sys.stderr)
+        result = orchestration.materialize_range(settings, days[0], days[-1], args.log_level)
+        run_ok = result.success
+        with connect(settings) as conn:
+            counts = run_counts(conn, result.run_id)
+        print(f"dagster run {result.run_id}: {'success' if run_ok else 'FAILED'}", file=sys.stderr)
+    from odavl_pipeline.ingest.landing import SOURCES
+    from odavl_pipeline.ingest.writer import Counts
+
+    table = {source: counts.get(source, Counts()).as_dict() for source in SOURCES}
+    if args.json:
+        print(json.dumps(table))
+    else:
+        _print_counts(table)
+        print(f"\nnext: `odavl-pipeline rejects` lists the quarantine; `odavl-pipeline ui` "
+              f"shows the runs and the asset graph.")
+    return 0 if run_ok else 1
+
+
+def _print_counts(table: dict[str, dict[str, int]]) -> None:
+    columns = ("files", "lines", "accepted", "duplicate", "pending", "rejected")
+    print(f"{'source':<18}" + "".join(f"{c:>11}" for c in columns))
+    for source, counts in table.items():
+        print(f"{source:<18}" + "".join(f"{counts[c]:>11,}" for c in columns))
+
+
+# --- rejects -----------------------------------------------------------------
+
+
+def cmd_rejects(args, settings: Settings) -> None:
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.ingest.report import list_rejects, reject_totals
+
+    _require_migrated(settings)
+    with connect(settings) as conn:
+        if args.json:
+            print(json.dumps(list_rejects(conn, args.reason)))
+            return
+        rows = list_rejects(conn, args.reason, limit=args.limit)
+        totals = reject_totals(conn)
+    for row in rows:
+        where = f"{row['file']}:{row['line']}" if row["line"] is not None else row["file"]
+        print(f"{row['reason']:<22} {where}  {row['detail']}")
+    print(f"\nquarantine: " + (", ".join(f"{source}/{reason} {n:,}" for source, reason, n in totals)
+                             or "empty"))
+
+
+def cmd_rejects_retry(args, settings: Settings) -> None:
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.ingest.landing import SOURCES
+    from odavl_pipeline.ingest.writer import retry_quarantine
+
+    _require_migrated(settings)
+    with connect(settings) as conn:
+        for source in SOURCES:
+            counts = retry_quarantine(conn, source)
+            print(f"{source}: retried {counts.lines:,}: {counts.accepted:,} accepted, "
+                  f"{counts.pending:,} pending, {counts.duplicate:,} duplicate, "
+                  f"{counts.rejected:,} still rejected")
+
+
+# --- ui and demo -------------------------------------------------------------
+
+
+def cmd_ui(args, settings: Settings) -> int:
+    from odavl_pipeline.orchestration import prepare_instance_environment
+
+    env = {**os.environ, **prepare_instance_environment(settings)}
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "odavl_pipeline.definitions",
+               "--host", args.host, "--port", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home})",
+          file=sys.stderr)
+    return subprocess.call(command, env=env)
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    """Migrate, seed, generate a month for a handful of organizations, run: end to end."""
+    cmd_db_upgrade(args, settings)
+    generated = argparse.Namespace(**{**vars(_parser().parse_args(["generate"])),
+                                      "out": None, "organizations": args.organizations,
+                                      "days": args.days})
+    cmd_generate(generated, settings)
+    cmd_seed(argparse.Namespace(reference=[str(settings.landing_dir / "reference.json")]), settings)
+    return cmd_run(argparse.Namespace(start=None, end=None, json=False, log_level="INFO"), settings)
+
+
+def _require_migrated(settings: Settings) -> None:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+
+    from odavl_pipeline.db.migrate import alembic_config
+    from odavl_pipeline.db.server import server_url
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    engine = create_engine(server_url(settings))
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    engine.dispose()
+    if current != head:
+        raise PipelineError(f"the database is at revision {current or 'none'}, not {head}: "
+                            f"run `odavl-pipeline db upgrade` first")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="odavl-pipeline", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    db = commands.add_parser("db", help="the operational database").add_subparsers(
+        required=True, metavar="action")
+    db.add_parser("upgrade", help="migrate to the newest revision").set_defaults(handler=cmd_db_upgrade)
+    down = db.add_parser("downgrade", help="migrate down to a revision (default: empty)")
+    down.add_argument("revision", nargs="?", default="base")
+    down.set_defaults(handler=cmd_db_downgrade)
+    db.add_parser("url", help="print the SQLAlchemy URL in use").set_defaults(handler=cmd_db_url)
+    db.add_parser("stop", help="stop the embedded server").set_defaults(handler=cmd_db_stop)
+
+    seed = commands.add_parser("seed", help="load the demo reference data (idempotent)")
+    seed.add_argument("--reference", action="append", default=[], metavar="FILE",
+                      help="also load a reference.json written by `generate`")
+    seed.set_defaults(handler=cmd_seed)
+
+    gen = commands.add_parser("generate", help="write synthetic landing files")
+    gen.add_argument("--out", help="landing root to write (default: ODAVL_LANDING_DIR)")
+    gen.add_argument("--seed", type=int, default=7, help="same seed, same bytes (default 7)")
+    gen.add_argument("--days", type=int, default=30, help="days of history (default 30)")
+    gen.add_argument("--end", type=_day, help="last day (default: yesterday, UTC)")
+    gen.add_argument("--organizations", type=int, default=5,
+                     help="synthetic organizations besides the two demo ones (default 5)")
+    gen.add_argument("--usage-per-day", type=int, default=200, help="per organization (default 200)")
+    gen.add_argument("--errors-per-day", type=int, default=40, help="per project (default 40)")
+    gen.add_argument("--attestations-per-day", type=int, default=5, help="per project (default 5)")
+    gen.add_argument("--audits-per-day", type=int, default=2, help="per project (default 2)")
+    gen.add_argument("--duplicate-share", type=_share, default=0.02)
+    gen.add_argument("--conflict-share", type=_share, default=0.002)
+    gen.add_argument("--malformed-share", type=_share, default=0.005)
+    gen.add_argument("--late-share", type=_share, default=0.02)
+    gen.add_argument("--gzip-share", type=_share, default=0.2)
+    gen.add_argument("--files-per-day", type=int, default=2)
+    gen.set_defaults(handler=cmd_generate)
+
+    run = commands.add_parser("run", help="materialize the asset graph for what has landed")
+    run.add_argument("--start", type=_day, help="first day (default: the earliest landed)")
+    run.add_argument("--end", type=_day, help="last day (default: the latest landed)")
+    run.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="Dagster's run log on standard error (default INFO)")
+    run.set_defaults(handler=cmd_run)
+
+    rejects = commands.add_parser("rejects", help="list the quarantine")
+    rejects.add_argument("--reason", help="only this reason (e.g. unknown_org)")
+    rejects.add_argument("--json", action="store_true", help="print one JSON array, all rows")
+    rejects.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+    rejects.set_defaults(handler=cmd_rejects)
+    rejects_actions = rejects.add_subparsers(metavar="action")
+    rejects_actions.add_parser("retry", help="retry what can now be accepted").set_defaults(
+        handler=cmd_rejects_retry)
+
+    ui = commands.add_parser("ui", help="the Dagster UI on the same instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=cmd_ui)
+
+    demo = commands.add_parser("demo", help="migrate, seed, generate a month of data and run it")
+    demo.add_argument("--organizations", type=int, default=5)
+    demo.add_argument("--days", type=int, default=30)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

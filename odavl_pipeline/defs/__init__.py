@@ -1,0 +1,1 @@
+"""Dagster definitions, one folder per domain; `odavl_pipeline.definitions` assembles them."""

@@ -1,0 +1,1 @@
+"""Ingestion assets: the landing zone into the operational PostgreSQL."""

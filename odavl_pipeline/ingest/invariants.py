@@ -1,0 +1,73 @@
+"""The invariants ingestion promises, as queries over the files of one ingestion run."""
+
+from dataclasses import dataclass
+
+import psycopg
+
+from odavl_pipeline.ingest.sources import SPECS
+
+
+@dataclass(frozen=True)
+class Finding:
+    passed: bool
+    description: str
+    violations: int
+
+
+def latest_run_id(conn: psycopg.Connection, source: str) -> str | None:
+    row = conn.execute("SELECT run_id FROM ingested_files WHERE source = %s ORDER BY id DESC LIMIT 1",
+                       (source,)).fetchone()
+    return row[0] if row else None
+
+
+def lines_balance(conn: psycopg.Connection, source: str, run_id: str | None) -> Finding:
+    """Every file: lines read = accepted + duplicate + pending + rejected."""
+    bad = conn.execute(
+        "SELECT count(*) FROM ingested_files WHERE source = %s AND run_id IS NOT DISTINCT FROM %s "
+        "AND lines <> accepted + duplicate + pending + rejected", (source, run_id)).fetchone()[0]
+    return Finding(bad == 0, f"{bad} file(s) whose line outcomes do not add up", bad)
+
+
+def rows_match_ledger(conn: psycopg.Connection, source: str, run_id: str | None) -> Finding:
+    """Each file's accepted count equals the rows it put in the table: nothing counted twice."""
+    table = SPECS[source].table
+    bad = conn.execute(
+        f"""SELECT count(*) FROM ingested_files f
+            LEFT JOIN (SELECT file_id, count(*) AS n FROM {table} GROUP BY file_id) t
+                   ON t.file_id = f.id
+            WHERE f.source = %s AND f.run_id IS NOT DISTINCT FROM %s
+              AND f.accepted + f.pending <> COALESCE(t.n, 0)""", (source, run_id)).fetchone()[0]
+    return Finding(bad == 0, f"{bad} file(s) whose table rows differ from their accepted count", bad)
+
+
+def signature_counts(conn: psycopg.Connection, run_id: str | None) -> Finding:
+    """Each touched signature's count equals its distinct events: no occurrence counted twice."""
+    bad = conn.execute(
+        """WITH touched AS (
+               SELECT DISTINCT e.project_id, e.signature_hash FROM error_events e
+               JOIN ingested_files f ON f.id = e.file_id WHERE f.run_id IS NOT DISTINCT FROM %s)
+           SELECT count(*) FROM touched t
+           JOIN error_signatures s ON s.project_id = t.project_id AND s.hash = t.signature_hash
+           WHERE s.count <> (SELECT count(DISTINCT e.event_id) FROM error_events e
+                             WHERE e.project_id = t.project_id AND e.signature_hash = t.signature_hash)""",
+        (run_id,)).fetchone()[0]
+    return Finding(bad == 0, f"{bad} signature(s) whose count differs from their events", bad)
+
+
+def chains_intact(conn: psycopg.Connection, run_id: str | None) -> Finding:
+    """In every touched project: no fork among verified links, every verified parent verified."""
+    bad = conn.execute(
+        """WITH touched AS (
+               SELECT DISTINCT a.project_id FROM fix_attestations a
+               JOIN ingested_files f ON f.id = a.file_id WHERE f.run_id IS NOT DISTINCT FROM %s)
+           SELECT count(*) FROM fix_attestations a JOIN touched USING (project_id)
+           WHERE a.chain_status = 'verified'
+             AND (EXISTS (SELECT 1 FROM fix_attestations b
+                          WHERE b.project_id = a.project_id AND b.prev_hash = a.prev_hash
+                            AND b.chain_status = 'verified' AND b.id <> a.id)
+                  OR (a.prev_hash <> repeat('0', 64)
+                      AND NOT EXISTS (SELECT 1 FROM fix_attestations p
+                                      WHERE p.project_id = a.project_id AND p.hash = a.prev_hash
+                                        AND p.chain_status = 'verified')))""",
+        (run_id,)).fetchone()[0]
+    return Finding(bad == 0, f"{bad} verified attestation(s) forked or without a verified parent", bad)

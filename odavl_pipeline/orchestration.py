@@ -1,0 +1,57 @@
+"""Runs through the Dagster instance (Postgres storage), as the CLI and the UI share it."""
+
+import os
+from datetime import date
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from odavl_pipeline.db.server import dagster_url
+from odavl_pipeline.settings import Settings
+
+INSTANCE_YAML = """\
+# Written by odavl-pipeline: run, event-log and schedule storage in PostgreSQL.
+# The URL comes from the environment (set by odavl-pipeline), never from this file.
+storage:
+  postgres:
+    postgres_url:
+      env: ODAVL_DAGSTER_URL
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_instance_environment(settings: Settings) -> dict[str, str]:
+    """Create $DAGSTER_HOME with its dagster.yaml; return the variables a Dagster process needs."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(INSTANCE_YAML)
+    # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 would default to psycopg 3.
+    url = dagster_url(settings).set(drivername="postgresql+psycopg2")
+    return {"DAGSTER_HOME": str(home),
+            "ODAVL_DAGSTER_URL": url.render_as_string(hide_password=False)}
+
+
+def instance(settings: Settings) -> dg.DagsterInstance:
+    os.environ.update(prepare_instance_environment(settings))
+    return dg.DagsterInstance.get()
+
+
+def materialize_range(settings: Settings, first: date, last: date,
+                      log_level: str = "INFO") -> dg.ExecuteInProcessResult:
+    """One run of the ingest job over [first, last], recorded in the instance like any other."""
+    from odavl_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("ingest")
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    return job.execute_in_process(run_config=run_config, instance=instance(settings), tags=tags,
+                                  raise_on_error=False)
