@@ -83,6 +83,7 @@ def cmd_seed(args, settings: Settings) -> None:
 
 
 def cmd_generate(args, settings: Settings) -> None:
+    from odavl_pipeline.db.seed import seed_chain_heads
     from odavl_pipeline.generate import GenerateOptions, generate_landing
 
     out = Path(args.out) if args.out else settings.landing_dir
@@ -92,9 +93,15 @@ def cmd_generate(args, settings: Settings) -> None:
         errors_per_day=args.errors_per_day, attestations_per_day=args.attestations_per_day,
         audits_per_day=args.audits_per_day, duplicate_share=args.duplicate_share,
         conflict_share=args.conflict_share, malformed_share=args.malformed_share,
-        late_share=args.late_share, gzip_share=args.gzip_share, files_per_day=args.files_per_day)
+        late_share=args.late_share, gzip_share=args.gzip_share, files_per_day=args.files_per_day,
+        chain_heads=seed_chain_heads())
     summary = generate_landing(out, options, progress=lambda message: print(message, file=sys.stderr))
-    print(summary)
+    print(f"wrote {summary.files:,} files, {summary.lines:,} lines for {summary.organizations} "
+          f"organizations and {summary.projects} projects, {summary.first_day} .. {summary.end_day}")
+    for source, written in summary.sources.items():
+        print(f"  {source:<18}{written.files:>6,} files{written.lines:>11,} lines  "
+              f"({written.duplicates:,} duplicates, {written.conflicts:,} conflicts, "
+              f"{written.malformed:,} malformed, {written.late:,} late)")
     print(f"reference data for these organizations: {out / 'reference.json'} "
           f"(load it with `odavl-pipeline seed --reference {out / 'reference.json'}`)")
 

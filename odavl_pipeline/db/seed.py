@@ -112,6 +112,17 @@ def copy_seed_landing(landing_dir: Path, seeds_dir: Path = SEEDS_DIR) -> int:
     return copied
 
 
+def seed_chain_heads(seeds_dir: Path = SEEDS_DIR) -> tuple[tuple[str, str, str], ...]:
+    """(org, project, hash) of the last attestation of each demo chain in the seeds."""
+    heads: dict[tuple[str, str], str] = {}
+    for path in sorted((seeds_dir / "landing" / "fix_attestations").rglob("*.ndjson")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                heads[(record["org"], record["project"])] = record["hash"]
+    return tuple((org, project, head) for (org, project), head in sorted(heads.items()))
+
+
 def read_reference(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 

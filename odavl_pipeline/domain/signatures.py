@@ -7,7 +7,7 @@ SIGNATURE_VERSION = "v1"
 
 _WHITESPACE = re.compile(r"\s+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_HEX_LITERAL = re.compile(r"0[xX][0-9a-fA-F]+")
+_HEX_LITERAL = re.compile(r"0x[0-9a-fA-F]+")
 _DIGITS = re.compile(r"[0-9]+")
 
 

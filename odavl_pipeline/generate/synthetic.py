@@ -77,6 +77,9 @@ class GenerateOptions:
     # None for full days up to the end of `end_day`; a CLI generating up to "today"
     # should pass the current time so fresh data is not rejected as future.
     not_after: dt.datetime | None = None
+    # (org, project, hash) of attestation chains that already exist (the demo seeds):
+    # their generated attestations continue those chains instead of forking them.
+    chain_heads: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -253,10 +256,12 @@ _ERRORS_TS = {
          "Remove the unused declaration."),
     ),
     "eslint": (
-        ("LOW", "Missing return type on function.", "@typescript-eslint/explicit-function-return-type",
+        ("LOW", "Missing return type on function.",
+         "@typescript-eslint/explicit-function-return-type",
          "Add an explicit return type."),
         ("LOW", "'{ident}' is assigned a value but never used.", "no-unused-vars", None),
-        ("MEDIUM", "Unexpected any. Specify a different type.", "@typescript-eslint/no-explicit-any",
+        ("MEDIUM", "Unexpected any. Specify a different type.",
+         "@typescript-eslint/no-explicit-any",
          "Use 'unknown' and narrow it."),
         ("LOW", "Unexpected console statement.", "no-console", "Use the structured logger."),
         ("MEDIUM", "React Hook useEffect has a missing dependency: '{ident}'. Either include it "
@@ -398,9 +403,11 @@ _PY_DIRS = {
 }
 # The demo signatures of DESIGN.md, for odavl-test-org/web-app.
 _DEMO_SITES = (
-    ("typescript", "HIGH", "Property 'data' does not exist on type 'Response'", "src/api/client.ts", 42),
+    ("typescript", "HIGH", "Property 'data' does not exist on type 'Response'",
+     "src/api/client.ts", 42),
     ("security", "CRITICAL", "Hardcoded API key detected", "src/config/api.ts", 8),
-    ("performance", "MEDIUM", "Synchronous file read blocking event loop", "src/middleware/logger.ts", 23),
+    ("performance", "MEDIUM", "Synchronous file read blocking event loop",
+     "src/middleware/logger.ts", 23),
     ("eslint", "LOW", "Missing return type on function", "src/utils/format.ts", 15),
     ("circular", "HIGH", "Circular dependency detected: A → B → C → A", "src/models/user.ts", 1),
 )
@@ -704,7 +711,7 @@ def _sites(org: str, slug: str, language: str, options: GenerateOptions) -> list
         sites.append(_Site(detector, severity, fixed, dynamic, file,
                            rng.randint(1, 400), code, sugg, 0.0, _activity(rng, options.days)))
     # Zipf-like popularity: a few noisy signatures, a long tail of rare ones. The demo
-    # signatures, when present, are among the noisiest.
+    # signatures, when present, take ranks 6 to 10: frequent, but not the top five.
     demo = len(_DEMO_SITES) if (org, slug) == ("odavl-test-org", "web-app") else 0
     order = list(range(demo, len(sites)))
     rng.shuffle(order)
@@ -817,7 +824,8 @@ def _fresh_org(rng: random.Random, known: set[str]) -> str:
 
 
 def _fresh_project(rng: random.Random, project: str) -> str:
-    return f"{rng.choice(('retired', 'prototype', 'old', 'poc'))}-{project}-{rng.getrandbits(12):03x}"
+    prefix = rng.choice(("retired", "prototype", "old", "poc"))
+    return f"{prefix}-{project}-{rng.getrandbits(12):03x}"
 
 
 def _invalid_json(rec: dict[str, Any], rng: random.Random) -> bytes:
@@ -928,12 +936,20 @@ class _Usage(_Source):
         return other
 
     def records(self, clock: _Clock, rng: random.Random) -> Iterator[tuple[int, dict, str | None]]:
+        # The hot loop of a large backfill: int(rand() * n) instead of randrange, and
+        # the common `Z` timestamp formatted inline.
         o = self.options
-        orgs = self.world.orgs
-        rand, getrandbits, randrange = rng.random, rng.getrandbits, rng.randrange
+        orgs = [(org.slug, org.users, len(org.users), org.projects, len(org.projects))
+                for org in self.world.orgs]
+        rand, getrandbits = rng.random, rng.getrandbits
         week = clock.week_factor(_WEEK_USAGE)
-        daily = [o.usage_per_day * org.weight * week * rng.uniform(0.85, 1.15) for org in orgs]
-        stamp = clock.stamp
+        daily = [o.usage_per_day * org.weight * week * rng.uniform(0.85, 1.15)
+                 for org in self.world.orgs]
+        stamp, prefix = clock.stamp, clock.prefix
+        types, type_cum = _EVENT_TYPES, _EVENT_TYPE_CUM
+        endpoints, endpoint_cum = _API_ENDPOINTS, _API_ENDPOINT_CUM
+        statuses, n_statuses = _HTTP_STATUS, len(_HTTP_STATUS)
+        bisect_right = bisect.bisect
         for start, share, span in clock.hours():
             events: list[tuple[int, int]] = []
             for index, mean in enumerate(daily):
@@ -941,43 +957,50 @@ class _Usage(_Source):
                     events.append((start + int(rand() * span), index))
             events.sort()
             for t, index in events:
-                org = orgs[index]
-                et = _EVENT_TYPES[bisect.bisect(_EVENT_TYPE_CUM, rand())]
+                slug, users, n_users, projects, n_projects = orgs[index]
+                et = types[bisect_right(type_cum, rand())]
+                if rand() < _OFFSET_SHARE:
+                    occurred = stamp(t, rng, True)
+                else:
+                    s, ms = divmod(t, 1000)
+                    h, s = divmod(s, 3600)
+                    m, s = divmod(s, 60)
+                    occurred = f"{prefix}{h:02d}:{m:02d}:{s:02d}.{ms:03d}Z"
                 rec: dict[str, Any] = {
-                    "event_id": _uuid4(getrandbits), "org": org.slug, "event_type": et,
-                    "occurred_at": stamp(t, rng, True),
+                    "event_id": _uuid4(getrandbits), "org": slug, "event_type": et,
+                    "occurred_at": occurred,
                 }
                 r = rand()
                 if r < 0.8:
-                    rec["quantity"] = 1 if r < 0.74 or et == "api_call" else randrange(2, 11)
+                    rec["quantity"] = 1 if r < 0.74 or et == "api_call" else 2 + int(rand() * 9)
                 if rand() < 0.9:
-                    rec["user"] = org.users[randrange(len(org.users))]
+                    rec["user"] = users[int(rand() * n_users)]
                 if et == "api_call":
                     if rand() < 0.4:
-                        rec["project"] = org.projects[randrange(len(org.projects))]
-                    ep = _API_ENDPOINTS[bisect.bisect(_API_ENDPOINT_CUM, rand())]
-                    rec["endpoint"] = ep
+                        rec["project"] = projects[int(rand() * n_projects)]
+                    rec["endpoint"] = endpoints[bisect_right(endpoint_cum, rand())]
                     rec["request_id"] = "req_%024x" % getrandbits(96)
                     rec["duration_ms"] = 12 + int(rand() ** 3 * 2400)
-                    rec["status"] = _HTTP_STATUS[randrange(len(_HTTP_STATUS))]
+                    rec["status"] = statuses[int(rand() * n_statuses)]
                 else:
                     if rand() < 0.85:
-                        rec["project"] = org.projects[randrange(len(org.projects))]
+                        rec["project"] = projects[int(rand() * n_projects)]
                     if et == "insight_analysis":
                         files = 5 + int(rand() ** 2 * 1500)
                         rec["files_analyzed"] = files
-                        rec["lines_analyzed"] = files * randrange(40, 400)
-                        rec["duration_ms"] = 800 + files * randrange(15, 60)
+                        rec["lines_analyzed"] = files * (40 + int(rand() * 360))
+                        rec["duration_ms"] = 800 + files * (15 + int(rand() * 45))
                     elif et == "autopilot_job":
-                        rec["files_modified"] = randrange(0, 14)
-                        rec["duration_ms"] = randrange(4_000, 240_000)
+                        rec["files_modified"] = int(rand() * 14)
+                        rec["duration_ms"] = 4_000 + int(rand() * 236_000)
                         rec["status"] = 200 if rand() < 0.92 else 500
                     else:
-                        rec["tests_run"] = randrange(3, 180)
-                        rec["duration_ms"] = randrange(9_000, 420_000)
+                        rec["tests_run"] = 3 + int(rand() * 177)
+                        rec["duration_ms"] = 9_000 + int(rand() * 411_000)
                     if rand() < 0.5:
-                        rec["metadata"] = {"client": _CLIENTS[randrange(4)],
-                                           "client_version": f"2.{randrange(0, 9)}.{randrange(0, 20)}"}
+                        rec["metadata"] = {
+                            "client": _CLIENTS[int(rand() * 4)],
+                            "client_version": f"2.{int(rand() * 9)}.{int(rand() * 20)}"}
                 yield t, rec, None
 
 
@@ -1086,8 +1109,8 @@ class _Attestations(_Source):
                          ("unknown_org", 0.1), ("unknown_project", 0.1),
                          ("future_timestamp", 0.1), ("hash_mismatch", 0.15))
     _violations = (
-        ("request_id", _DELETE), ("project", _DELETE), ("status", _DELETE),
-        ("files_changed", _DELETE), ("risk_score", _DELETE), ("recipes", _DELETE),
+        ("request_id", _DELETE), ("project", _DELETE), ("files_changed", _DELETE),
+        ("risk_score", _DELETE), ("recipes", _DELETE),
         ("created_at", _DELETE), ("prev_hash", _DELETE), ("hash", _DELETE),
         ("status", "DONE"), ("risk_score", 101), ("risk_score", -1), ("files_changed", -2),
         ("lines_added", "12"), ("recipes", "fix-null-checks"), ("recipes", [1, 2]),
@@ -1097,7 +1120,9 @@ class _Attestations(_Source):
 
     def __init__(self, world: _World, options: GenerateOptions) -> None:
         super().__init__(world, options)
-        self.heads = {(p.org, p.slug): GENESIS_HASH for p in world.projects}
+        existing = {(org, project): head for org, project, head in options.chain_heads}
+        self.heads = {(p.org, p.slug): existing.get((p.org, p.slug), GENESIS_HASH)
+                      for p in world.projects}
 
     def finish(self, rec: dict[str, Any]) -> None:
         rec["hash"] = attestation_hash(rec)
@@ -1147,8 +1172,9 @@ class _Attestations(_Source):
             rec["error"] = _PARTIAL_ERRORS[randrange(len(_PARTIAL_ERRORS))]
         if status != "FAILED" and rand() < 0.9:
             s = t // 1000
-            rec["undo_snapshot"] = (f".odavl/undo/{clock.day:%Y%m%d}T{s // 3600:02d}{s // 60 % 60:02d}"
-                                    f"{s % 60:02d}Z-{rng.getrandbits(32):08x}.json")
+            rec["undo_snapshot"] = (f".odavl/undo/{clock.day:%Y%m%d}T{s // 3600:02d}"
+                                    f"{s // 60 % 60:02d}{s % 60:02d}Z-"
+                                    f"{rng.getrandbits(32):08x}.json")
         rec["created_at"] = clock.stamp(t, rng, False)
         return rec
 
@@ -1195,7 +1221,7 @@ class _Audits(_Source):
                          ("future_timestamp", 0.15))
     _violations = (
         ("request_id", _DELETE), ("project", _DELETE), ("url", _DELETE),
-        ("status", _DELETE), ("duration_ms", _DELETE), ("occurred_at", _DELETE),
+        ("duration_ms", _DELETE), ("occurred_at", _DELETE),
         ("url", "ftp://files.example.com/report"),
         ("url", lambda r: r["url"].split("://", 1)[1]), ("environment", "qa"),
         ("device", "smartwatch"), ("score_performance", 101), ("score_seo", -4),
@@ -1318,11 +1344,9 @@ class _Writer:
     def flush(self) -> None:
         if self.buf:
             self.stream.write(b"\n".join(self.buf) + b"\n")
-            for line in self.buf:
-                if line:
-                    self.lines += 1
-                else:
-                    self.blanks += 1
+            blanks = self.buf.count(b"")
+            self.blanks += blanks
+            self.lines += len(self.buf) - blanks
             self.buf.clear()
 
     def drain_until(self, t: int) -> None:
@@ -1434,7 +1458,8 @@ def _write_source(out: Path, source: _Source, options: GenerateOptions, days: li
                     slot = later_slot(*here) if rand() < 0.5 else None
                     if slot is None:  # in the same file, a little later
                         lo, hi = window(here[1])
-                        place(here[0], here[1], min(hi - 1, max(t, lo) + randrange(1, 900_000)), line)
+                        later = min(hi - 1, max(t, lo) + randrange(1, 900_000))
+                        place(here[0], here[1], later, line)
                     else:
                         place(slot[0], slot[1], slot[2], line)
                 elif extra < conf_p:

@@ -1,0 +1,129 @@
+"""Test fixtures: a real PostgreSQL (embedded, or ODAVL_DATABASE_URL's server) and real files.
+
+Each test gets its own database, cloned from a template migrated once per session.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, make_url
+
+from odavl_pipeline.db import migrate, seed
+from odavl_pipeline.db.server import ensure_embedded_server, libpq_url, stop_embedded_server
+from odavl_pipeline.settings import Settings
+
+TEMPLATE_DB = f"odavl_template_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[URL]:
+    """The server the tests use: ODAVL_DATABASE_URL's, else an embedded one for this session.
+
+    The embedded server lives outside pytest's temporary folders: pytest tightens and
+    rotates those, and the server runs as its own system user when tests run as root.
+    """
+    configured = os.environ.get("ODAVL_DATABASE_URL")
+    if configured:
+        yield make_url(configured)
+        return
+    home = Path(tempfile.mkdtemp(prefix="odavl-test-"))
+    home.chmod(0o755)
+    settings = Settings.from_env({"ODAVL_HOME": str(home)})
+    socket_dir = ensure_embedded_server(settings)
+    yield URL.create("postgresql+psycopg", username="postgres", database="postgres",
+                     query={"host": socket_dir})
+    stop_embedded_server(settings)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _admin(url: URL) -> psycopg.Connection:
+    return psycopg.connect(libpq_url(url.set(database="postgres")), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url) -> Iterator[URL]:
+    url = server_url.set(database=TEMPLATE_DB)
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        seed.load_reference(conn, seed.read_reference(seed.SEEDS_DIR / "reference.json"))
+    engine.dispose()
+    yield url
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(TEMPLATE_DB)))
+
+
+@pytest.fixture
+def database_url(server_url, template_url) -> Iterator[URL]:
+    """A fresh, migrated, seeded database for one test."""
+    name = f"odavl_test_{uuid.uuid4().hex[:12]}"
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+    yield server_url.set(database=name)
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, monkeypatch) -> Settings:
+    """Settings pointing at this test's database and landing zone, also in the environment."""
+    env = {
+        "ODAVL_HOME": str(tmp_path / "home"),
+        "ODAVL_DATABASE_URL": database_url.render_as_string(hide_password=False),
+        "ODAVL_LANDING_DIR": str(tmp_path / "landing"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def conn(settings) -> Iterator[psycopg.Connection]:
+    from odavl_pipeline.db.server import connect
+
+    with connect(settings) as connection:
+        yield connection
+
+
+class Landing:
+    """Writes landing files the way a producer does."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write(self, source: str, day: str, name: str, records: list, gz: bool = False) -> Path:
+        lines = [r if isinstance(r, (str, bytes)) else json.dumps(r, ensure_ascii=False)
+                 for r in records]
+        data = b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines)
+        return self.write_bytes(source, day, name, data, gz)
+
+    def write_bytes(self, source: str, day: str, name: str, data: bytes, gz: bool = False) -> Path:
+        import gzip
+
+        folder = self.root / source / day
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        temporary = folder / f".{name}.tmp"
+        temporary.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+        temporary.rename(path)
+        return path
+
+
+@pytest.fixture
+def landing(settings) -> Landing:
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    return Landing(settings.landing_dir)
