@@ -178,10 +178,9 @@ def cmd_rejects_retry(args, settings: Settings) -> None:
     _require_migrated(settings)
     with connect(settings) as conn:
         for source in SOURCES:
-            counts = retry_quarantine(conn, source)
-            print(f"{source}: retried {counts.lines:,}: {counts.accepted:,} accepted, "
-                  f"{counts.pending:,} pending, {counts.duplicate:,} duplicate, "
-                  f"{counts.rejected:,} still rejected")
+            outcome = retry_quarantine(conn, source)
+            print(f"{source}: retried {outcome.lines:,}: {outcome.landed:,} accepted, "
+                  f"{outcome.duplicate:,} duplicate, {outcome.rejected:,} still rejected")
 
 
 # --- ui and demo -------------------------------------------------------------

@@ -121,7 +121,9 @@ def test_unknown_org_records_are_accepted_once_the_org_exists(conn, settings, la
                  "VALUES ('NewCo', 'newco', 'FREE', 'ACTIVE')")
     conn.commit()
     report = ingest_days(conn, settings.landing_dir, "usage_events", [date(2026, 11, 3)])
-    assert (report.retried.lines, report.retried.accepted) == (2, 2)
+    assert (report.retried.lines, report.retried.landed) == (2, 2)
+    ledger = conn.execute("SELECT lines, accepted, rejected FROM ingested_files").fetchone()
+    assert ledger == (2, 2, 0)  # the file's ledger row follows its lines
     assert quarantine(conn) == []
     rows = conn.execute("SELECT event_id, line_no FROM usage_events ORDER BY 1").fetchall()
     assert rows == [("u1", 1), ("u2", 2)]  # provenance survives the retry
@@ -225,3 +227,14 @@ def test_unknown_fields_are_kept_in_the_payload(conn, settings, landing):
     ingest(conn, settings, "usage_events")
     payload = scalar(conn, "SELECT payload FROM usage_events")
     assert payload["metadata"] == {"plan": "beta"} and payload["extra"] == 1
+
+
+def test_the_first_line_of_a_key_wins_over_later_conflicting_lines(conn, settings, landing):
+    lines = []
+    for index in range(300):
+        lines += [usage(f"k{index}", quantity=1), usage(f"k{index}", quantity=2)]
+    landing.write("usage_events", DAY, "a.ndjson", lines)
+    counts = ingest(conn, settings, "usage_events")
+    assert (counts.accepted, counts.rejected) == (300, 300)
+    assert scalar(conn, "SELECT sum(quantity) FROM usage_events") == 300
+    assert scalar(conn, "SELECT count(*) FROM usage_events WHERE line_no %% 2 = 0") == 0

@@ -70,6 +70,7 @@ LINK_PENDING_ATTESTATIONS = f"""
     )
     UPDATE fix_attestations f SET chain_status = 'verified', verified_at = now()
     FROM linked WHERE f.id = linked.id
+    RETURNING f.file_id
 """
 
 # A pending attestation whose parent already has a verified child is a fork: it
@@ -99,9 +100,9 @@ def insert_audit_issues(cur: Cursor) -> None:
     cur.execute(INSERT_AUDIT_ISSUES)
 
 
-def settle_attestation_chains(cur: Cursor) -> list[int]:
-    """Link what can be linked, reject forks; return the file ids of the rejected forks."""
+def settle_attestation_chains(cur: Cursor) -> set[int]:
+    """Link what can be linked, reject forks; return the files whose lines changed outcome."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('odavl:attestation-chains'))")
-    cur.execute(LINK_PENDING_ATTESTATIONS)
-    cur.execute(REJECT_FORKS)
-    return [file_id for (file_id,) in cur.fetchall()]
+    touched = {file_id for (file_id,) in cur.execute(LINK_PENDING_ATTESTATIONS).fetchall()}
+    touched.update(file_id for (file_id,) in cur.execute(REJECT_FORKS).fetchall())
+    return touched

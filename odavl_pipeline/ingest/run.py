@@ -9,14 +9,14 @@ from pathlib import Path
 import psycopg
 
 from odavl_pipeline.ingest.landing import landed_files
-from odavl_pipeline.ingest.writer import Counts, ingest_file, retry_quarantine
+from odavl_pipeline.ingest.writer import Counts, RetryOutcome, ingest_file, retry_quarantine
 
 
 @dataclass
 class IngestReport:
     source: str
     counts: Counts = field(default_factory=Counts)
-    retried: Counts = field(default_factory=Counts)
+    retried: RetryOutcome = field(default_factory=RetryOutcome)
     skipped_files: int = 0
     seconds: float = 0.0
 

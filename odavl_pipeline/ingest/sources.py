@@ -59,7 +59,7 @@ USAGE = SourceSpec(
                                   project_id, user_email, payload, file_id, line_no)
         SELECT scope_id, key, event_type, occurred_at, quantity, project_id, user_email,
                payload, file_id, line_no
-        FROM stage ORDER BY scope_id, key
+        FROM stage ORDER BY scope_id, key, file_id, line_no
         ON CONFLICT DO NOTHING""",
 )
 
@@ -76,7 +76,7 @@ ERRORS = SourceSpec(
                                   file_id, line_no)
         SELECT scope_id, key, signature_hash, detector, severity, message, file, line, "column",
                occurred_at, payload, file_id, line_no
-        FROM stage ORDER BY scope_id, key
+        FROM stage ORDER BY scope_id, key, file_id, line_no
         ON CONFLICT DO NOTHING""",
 )
 
@@ -95,7 +95,7 @@ ATTESTATIONS = SourceSpec(
                                       file_id, line_no)
         SELECT scope_id, key, status, files_changed, lines_added, lines_removed, risk_score,
                recipes, created_at, prev_hash, hash, 'pending', payload, file_id, line_no
-        FROM stage ORDER BY scope_id, key
+        FROM stage ORDER BY scope_id, key, file_id, line_no
         ON CONFLICT DO NOTHING""",
 )
 
@@ -118,7 +118,7 @@ AUDITS = SourceSpec(
         SELECT scope_id, key, url, environment, device, status, {", ".join(r.AUDIT_SCORES)},
                duration_ms, occurred_at, total_issues, critical_issues, high_issues,
                medium_issues, low_issues, info_issues, payload, file_id, line_no
-        FROM stage ORDER BY scope_id, key
+        FROM stage ORDER BY scope_id, key, file_id, line_no
         ON CONFLICT DO NOTHING""",
 )
 

@@ -7,6 +7,7 @@ one set-based `INSERT … SELECT … ON CONFLICT DO NOTHING` per batch. A record
 key is already taken is then a duplicate (same JSON value) or a conflict.
 """
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,34 +92,41 @@ def ingest_file(conn: psycopg.Connection, landed: LandedFile, run_id: str | None
             (spec.name, landed.relative_path, landed.day, digest, size, run_id)).fetchone()[0]
         refs = References.load(cur)
         _create_stage(cur, spec)
-        counts = Counts(files=1)
+        lines, duplicates, touched = 0, Counter(), {file_id}
         try:
             with conn.transaction():  # a savepoint: an unreadable file leaves nothing behind
-                lines = (Line(file_id, no, raw, length) for no, raw, length in
-                         read_lines(handle, landed.path.name.endswith(".gz")))
-                for batch in _batches(lines):
-                    counts.add(_ingest_batch(cur, spec, refs, batch))
+                numbered = (Line(file_id, no, raw, length) for no, raw, length in
+                            read_lines(handle, landed.path.name.endswith(".gz")))
+                for batch in _batches(numbered):
+                    lines += len(batch)
+                    duplicates.update(_ingest_batch(cur, spec, refs, batch))
                     if progress:
-                        progress(f"{landed.relative_path}: {counts.lines:,} lines")
-                if spec is SPECS["fix_attestations"]:
-                    _settle_chains(cur, file_id, counts)
+                        progress(f"{landed.relative_path}: {lines:,} lines")
+                if spec.name == "fix_attestations":
+                    touched |= followups.settle_attestation_chains(cur)
         except UnreadableFile as error:
-            counts = Counts(files=1, lines=1, rejected=1)
+            lines, duplicates, touched = 1, Counter(), {file_id}
             _quarantine(cur, [(spec.name, file_id, None, Reason.UNREADABLE_FILE.value,
                                str(error), None, None, None)])
-        cur.execute(
-            "UPDATE ingested_files SET lines = %s, accepted = %s, duplicate = %s, pending = %s, "
-            "rejected = %s WHERE id = %s",
-            (counts.lines, counts.accepted, counts.duplicate, counts.pending, counts.rejected,
-             file_id))
-        return counts
+        _settle_ledger(cur, spec, duplicates, touched, lines={file_id: lines})
+        return Counts(1, *cur.execute(
+            "SELECT lines, accepted, duplicate, pending, rejected FROM ingested_files WHERE id = %s",
+            (file_id,)).fetchone())
 
 
-def retry_quarantine(conn: psycopg.Connection, source: str) -> Counts:
+@dataclass(frozen=True)
+class RetryOutcome:
+    lines: int = 0
+    landed: int = 0  # accepted, or pending for attestations
+    duplicate: int = 0
+    rejected: int = 0
+
+
+def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
     """Re-ingest quarantined `unknown_org`/`unknown_project` lines whose org or project now exists.
 
-    The retried lines leave the quarantine; those that still fail come back with
-    their new reason. The counts describe the retried lines.
+    The retried lines leave the quarantine (those that still fail come back with their
+    new reason) and their files' ledger rows follow.
     """
     spec = SPECS[source]
     with conn.transaction(), conn.cursor() as cur:
@@ -134,17 +142,50 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> Counts:
             (source, [reason.value for reason in RETRYABLE_REASONS]))
         retried = sorted(cur.fetchall())
         if not retried:
-            return Counts()
+            return RetryOutcome()
         refs = References.load(cur)
         _create_stage(cur, spec)
-        counts = Counts()
+        duplicates: Counter = Counter()
+        touched = {file_id for file_id, _, _ in retried}
         lines = (Line(file_id, line_no, raw.encode(), len(raw.encode()))
                  for file_id, line_no, raw in retried)
         for batch in _batches(lines):
-            counts.add(_ingest_batch(cur, spec, refs, batch))
-        if spec is SPECS["fix_attestations"]:
-            followups.settle_attestation_chains(cur)
-        return counts
+            duplicates.update(_ingest_batch(cur, spec, refs, batch))
+        if spec.name == "fix_attestations":
+            touched |= followups.settle_attestation_chains(cur)
+        _settle_ledger(cur, spec, duplicates, touched)
+        rejected = cur.execute(
+            "SELECT count(*) FROM quarantine WHERE (file_id, line_no) IN "
+            "(SELECT * FROM unnest(%s::bigint[], %s::integer[]))",
+            ([f for f, _, _ in retried], [n for _, n, _ in retried])).fetchone()[0]
+        duplicate = sum(duplicates.values())
+        return RetryOutcome(len(retried), len(retried) - duplicate - rejected, duplicate, rejected)
+
+
+def _settle_ledger(cur: Cursor, spec: SourceSpec, duplicates: Counter, touched: set[int],
+                   lines: dict[int, int] | None = None) -> None:
+    """Recount the touched files' outcomes from where their lines now are, in one statement.
+
+    Accepted and pending lines are rows of the table, rejected ones are quarantine
+    rows, duplicates are counted as they are found. The ledger's CHECK constraint
+    (lines = accepted + duplicate + pending + rejected) then proves no line was lost.
+    """
+    lines = lines or {}
+    ids = sorted(touched)
+    chained = spec.name == "fix_attestations"
+    verified = "AND t.chain_status = 'verified'" if chained else ""
+    pending = (f"(SELECT count(*) FROM {spec.table} t WHERE t.file_id = f.id "
+               f"AND t.chain_status = 'pending')") if chained else "0"
+    cur.execute(
+        f"""UPDATE ingested_files f SET
+                lines = COALESCE(v.lines, f.lines),
+                duplicate = f.duplicate + v.duplicates,
+                accepted = (SELECT count(*) FROM {spec.table} t WHERE t.file_id = f.id {verified}),
+                pending = {pending},
+                rejected = (SELECT count(*) FROM quarantine q WHERE q.file_id = f.id)
+            FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS v(id, lines, duplicates)
+            WHERE f.id = v.id""",
+        (ids, [lines.get(i) for i in ids], [duplicates.get(i, 0) for i in ids]))
 
 
 def _lock_source(cur: Cursor, spec: SourceSpec) -> None:
@@ -169,12 +210,13 @@ def _batches(lines: Iterable[Line]) -> Iterator[list[Line]]:
         yield batch
 
 
-def _ingest_batch(cur: Cursor, spec: SourceSpec, refs: References, lines: list[Line]) -> Counts:
+def _ingest_batch(cur: Cursor, spec: SourceSpec, refs: References, lines: list[Line]) -> Counter:
+    """Stage, insert and classify one batch; return the duplicates found, per file."""
     now = datetime.now(UTC)
     batch = _Batch()
     for line in lines:
         _stage_line(spec, refs, line, now, batch)
-    counts = Counts(lines=len(lines), rejected=len(batch.rejects))
+    duplicates: Counter = Counter()
     if batch.staged:
         cur.execute("TRUNCATE stage")
         names = ", ".join(f'"{name}"' for name, _ in COMMON_STAGE + spec.stage_columns)
@@ -186,9 +228,9 @@ def _ingest_batch(cur: Cursor, spec: SourceSpec, refs: References, lines: list[L
             followups.upsert_signatures(cur)
         elif spec.name == "audit_results":
             followups.insert_audit_issues(cur)
-        _classify(cur, spec, batch, counts)
+        _classify(cur, spec, batch, duplicates)
     _quarantine(cur, batch.rejects)
-    return counts
+    return duplicates
 
 
 def _stage_line(spec: SourceSpec, refs: References, line: Line, now: datetime,
@@ -248,7 +290,7 @@ def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | Non
     return (project_id if spec.needs_project else org_id), project_id
 
 
-def _classify(cur: Cursor, spec: SourceSpec, batch: _Batch, counts: Counts) -> None:
+def _classify(cur: Cursor, spec: SourceSpec, batch: _Batch, duplicates: Counter) -> None:
     """Each staged line was inserted now, repeats an accepted record, or conflicts with it."""
     cur.execute(
         f"""SELECT s.file_id, s.line_no,
@@ -260,27 +302,15 @@ def _classify(cur: Cursor, spec: SourceSpec, batch: _Batch, counts: Counts) -> N
             LEFT JOIN ingested_files f ON f.id = t.file_id""")
     for file_id, line_no, inserted, same, kept_path, kept_line in cur:
         if inserted:
-            counts.accepted += 1
-        elif same:
-            counts.duplicate += 1
+            continue
+        if same:
+            duplicates[file_id] += 1
         else:
-            counts.rejected += 1
             where = f"{kept_path}:{kept_line}" if kept_path else "an earlier record"
             batch.rejects.append((
                 spec.name, file_id, line_no, Reason.CONFLICTING_DUPLICATE.value,
                 f"{spec.key_column}: already accepted with different content from {where}",
                 batch.raw[(file_id, line_no)], None, None))
-
-
-def _settle_chains(cur: Cursor, file_id: int, counts: Counts) -> None:
-    """Split this file's new attestations into verified (accepted), pending and forks."""
-    forks = followups.settle_attestation_chains(cur).count(file_id)
-    pending = cur.execute(
-        "SELECT count(*) FROM fix_attestations WHERE file_id = %s AND chain_status = 'pending'",
-        (file_id,)).fetchone()[0]
-    counts.accepted -= pending + forks
-    counts.pending += pending
-    counts.rejected += forks
 
 
 def _quarantine(cur: Cursor, rows: list[tuple]) -> None:

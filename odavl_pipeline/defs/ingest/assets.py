@@ -51,12 +51,12 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                                  run_id=context.run_id, progress=context.log.info)
         context.log.info(f"{source}: {report.counts.as_dict()} in {report.seconds:.1f}s; "
                          f"{report.skipped_files} files already ingested; "
-                         f"retried from quarantine: {report.retried.as_dict()}")
+                         f"retried from quarantine: {report.retried}")
         return dg.MaterializeResult(metadata={
             **report.counts.as_dict(),
             "skipped_files": report.skipped_files,
-            "retried_accepted": report.retried.accepted + report.retried.pending,
-            "retried_still_rejected": report.retried.rejected,
+            "retried_lines": report.retried.lines,
+            "retried_landed": report.retried.landed,
             "rows_per_second": dg.FloatMetadataValue(round(report.lines_per_second, 1)),
             "days": f"{days[0]} .. {days[-1]}",
         })

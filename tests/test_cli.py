@@ -1,0 +1,122 @@
+"""The command line end to end: generate, seed, run through Dagster, rerun, rejects."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from odavl_pipeline.db.server import connect
+from odavl_pipeline.generate import GenerateOptions, generate_landing
+
+from .state import fingerprint
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", *args],
+                            capture_output=True, text=True, env=os.environ.copy())
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture
+def generated(settings):
+    from datetime import date
+
+    from odavl_pipeline.db.seed import seed_chain_heads
+
+    options = GenerateOptions(end_day=date(2026, 11, 20), days=6, organizations=3,
+                              usage_per_day=60, errors_per_day=8, attestations_per_day=4,
+                              audits_per_day=1, duplicate_share=0.05, conflict_share=0.02,
+                              malformed_share=0.03, late_share=0.1, chain_heads=seed_chain_heads())
+    summary = generate_landing(settings.landing_dir, options)
+    cli("seed", "--reference", str(settings.landing_dir / "reference.json"))
+    return summary
+
+
+def test_run_accounts_for_every_generated_line_and_a_rerun_changes_nothing(settings, generated):
+    first = json.loads(cli("run", "--json", "--log-level", "WARNING").stdout)
+    seeded = {"usage_events": 5, "error_events": 5, "fix_attestations": 3, "audit_results": 1}
+    for source, written in generated.sources.items():
+        counts = first[source]
+        assert counts["files"] == written.files + 1  # plus the demo seed file
+        assert counts["lines"] == written.lines + seeded[source]
+        assert counts["lines"] == (counts["accepted"] + counts["duplicate"] + counts["pending"]
+                                   + counts["rejected"])
+        assert counts["accepted"] + counts["pending"] == written.records + seeded[source]
+        assert counts["duplicate"] == written.duplicates
+        assert counts["rejected"] == written.expected_rejected
+    with connect(settings) as conn:
+        before = fingerprint(conn)
+        pending = conn.execute("SELECT count(*) FROM fix_attestations "
+                               "WHERE chain_status = 'pending'").fetchone()[0]
+    assert pending == 0  # every chain delivered out of order was linked by the end
+
+    second = json.loads(cli("run", "--json", "--log-level", "WARNING").stdout)
+    assert all(counts == {"files": 0, "lines": 0, "accepted": 0, "duplicate": 0, "pending": 0,
+                          "rejected": 0} for counts in second.values())
+    with connect(settings) as conn:
+        assert fingerprint(conn) == before
+
+
+def test_rejects_json_lists_the_quarantine_with_editor_line_numbers(settings, landing):
+    cli("seed")
+    landing.write("usage_events", "2026-11-03", "a.ndjson", ["", "{oops", '{"event_id": "x"}'])
+    cli("run", "--log-level", "WARNING")
+    rows = json.loads(cli("rejects", "--json").stdout)
+    assert rows == [
+        {"source": "usage_events", "file": "usage_events/2026-11-03/a.ndjson", "line": 2,
+         "reason": "invalid_json", "detail": rows[0]["detail"]},
+        {"source": "usage_events", "file": "usage_events/2026-11-03/a.ndjson", "line": 3,
+         "reason": "schema_violation", "detail": "org: required field is missing"},
+    ]
+    only = json.loads(cli("rejects", "--json", "--reason", "schema_violation").stdout)
+    assert [row["line"] for row in only] == [3]
+    assert "invalid_json" in cli("rejects").stdout
+
+
+def test_rejects_retry_accepts_records_once_their_org_exists(settings, landing):
+    cli("seed")
+    record = {"event_id": "n1", "org": "newco", "event_type": "api_call",
+              "occurred_at": "2026-11-03T10:00:00Z"}
+    landing.write("usage_events", "2026-11-03", "a.ndjson", [record])
+    cli("run", "--log-level", "WARNING")
+    assert "nothing" not in cli("rejects", "retry").stdout
+    with connect(settings) as conn:
+        conn.execute("INSERT INTO organizations (name, slug, tier, status) "
+                     "VALUES ('NewCo', 'newco', 'FREE', 'ACTIVE')")
+    out = cli("rejects", "retry").stdout
+    assert "usage_events: retried 1: 1 accepted" in out
+    assert json.loads(cli("rejects", "--json").stdout) == []
+
+
+def test_seed_twice_changes_nothing_and_stores_only_hashes(settings):
+    with connect(settings) as conn:  # the test template is seeded: start from no users
+        conn.execute("DELETE FROM api_keys")
+        conn.execute("DELETE FROM organization_members")
+        conn.execute("DELETE FROM users")
+    first = cli("seed").stdout
+    assert "API key 'Demo CLI key'" in first
+    key = first.split("alice@odavl.com: ")[-1].split()[0]
+    second = cli("seed").stdout
+    assert "reference.json: nothing new" in second and "API key" not in second
+    with connect(settings) as conn:
+        stored = conn.execute("SELECT key_hash, key_prefix FROM api_keys").fetchall()
+        passwords = [p for (p,) in conn.execute("SELECT hashed_password FROM users")]
+    import hashlib
+
+    assert stored == [(hashlib.sha256(key.encode()).hexdigest(), key[:8])]
+    assert all(p.startswith("pbkdf2_sha256$") for p in passwords)
+
+
+def test_run_refuses_an_unmigrated_database_with_a_clear_message(settings):
+    cli("db", "downgrade", "base")
+    result = cli("run", check=False)
+    assert result.returncode == 1
+    assert "run `odavl-pipeline db upgrade` first" in result.stderr
+
+
+def test_db_url_prints_the_configured_url(settings):
+    assert cli("db", "url").stdout.strip().startswith("postgresql+psycopg://")
