@@ -4,12 +4,11 @@ import dagster as dg
 
 from odavl_pipeline.defs.ingest.assets import ingest_assets, landing_specs
 from odavl_pipeline.defs.ingest.checks import ingest_checks
-from odavl_pipeline.defs.ingest.partitions import daily_partitions
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.resources import OdavlResource
 
 ingest_job = dg.define_asset_job(
-    "ingest", selection=dg.AssetSelection.groups("ingestion"), partitions_def=daily_partitions,
+    "ingest", selection=dg.AssetSelection.groups("ingestion"),
     description="Ingest the landing zone into PostgreSQL for a day or a range of days.")
 
 defs = dg.Definitions(

@@ -48,7 +48,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         days = partition_days(context)
         with odavl.connect() as conn:
             report = ingest_days(conn, odavl.settings().landing_dir, source, days,
-                                 run_id=context.run_id, progress=context.log.info)
+                                 run_id=context.run.run_id, progress=context.log.info)
         context.log.info(f"{source}: {report.counts.as_dict()} in {report.seconds:.1f}s; "
                          f"{report.skipped_files} files already ingested; "
                          f"retried from quarantine: {report.retried}")
