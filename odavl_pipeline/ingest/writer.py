@@ -9,7 +9,7 @@ key is already taken is then a duplicate (same JSON value) or a conflict.
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -34,12 +34,11 @@ class Counts:
     rejected: int = 0
 
     def add(self, other: "Counts") -> None:
-        for name in ("files", "lines", "accepted", "duplicate", "pending", "rejected"):
+        for name in self.as_dict():
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name)
-                for name in ("files", "lines", "accepted", "duplicate", "pending", "rejected")}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,7 @@ class References:
 
 @dataclass
 class _Batch:
-    staged: list[tuple] = field(default_factory=list)
-    raw: dict[tuple[int, int], str] = field(default_factory=dict)
+    staged: list[tuple] = field(default_factory=list)  # (file_id, line_no, scope, key, text, …)
     rejects: list[tuple] = field(default_factory=list)
 
 
@@ -260,7 +258,6 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, now: datetime,
     key = getattr(record, spec.key_column)
     batch.staged.append((line.file_id, line.line_no, scope_id, key, text,
                          *spec.row(record, project_id)))
-    batch.raw[(line.file_id, line.line_no)] = text
 
 
 def _parse(text: str) -> dict:
@@ -291,26 +288,26 @@ def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | Non
 
 
 def _classify(cur: Cursor, spec: SourceSpec, batch: _Batch, duplicates: Counter) -> None:
-    """Each staged line was inserted now, repeats an accepted record, or conflicts with it."""
+    """A staged line not inserted now repeats an accepted record or conflicts with it."""
     cur.execute(
-        f"""SELECT s.file_id, s.line_no,
-                   t.file_id = s.file_id AND t.line_no = s.line_no,
-                   t.payload = s.payload, f.path, t.line_no
+        f"""SELECT s.file_id, s.line_no, t.payload = s.payload, f.path, t.line_no
             FROM stage s
             LEFT JOIN {spec.table} t ON t.{spec.scope_column} = s.scope_id
                                     AND t.{spec.key_column} = s.key
-            LEFT JOIN ingested_files f ON f.id = t.file_id""")
-    for file_id, line_no, inserted, same, kept_path, kept_line in cur:
-        if inserted:
-            continue
+            LEFT JOIN ingested_files f ON f.id = t.file_id
+            WHERE t.file_id IS DISTINCT FROM s.file_id OR t.line_no IS DISTINCT FROM s.line_no""")
+    texts: dict[tuple[int, int], str] | None = None
+    for file_id, line_no, same, kept_path, kept_line in cur.fetchall():
         if same:
             duplicates[file_id] += 1
-        else:
-            where = f"{kept_path}:{kept_line}" if kept_path else "an earlier record"
-            batch.rejects.append((
-                spec.name, file_id, line_no, Reason.CONFLICTING_DUPLICATE.value,
-                f"{spec.key_column}: already accepted with different content from {where}",
-                batch.raw[(file_id, line_no)], None, None))
+            continue
+        if texts is None:
+            texts = {(row[0], row[1]): row[4] for row in batch.staged}
+        where = f"{kept_path}:{kept_line}" if kept_path else "an earlier record"
+        batch.rejects.append((
+            spec.name, file_id, line_no, Reason.CONFLICTING_DUPLICATE.value,
+            f"{spec.key_column}: already accepted with different content from {where}",
+            texts[(file_id, line_no)], None, None))
 
 
 def _quarantine(cur: Cursor, rows: list[tuple]) -> None:
