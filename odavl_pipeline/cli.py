@@ -112,34 +112,33 @@ def cmd_generate(args, settings: Settings) -> None:
 def cmd_run(args, settings: Settings) -> int:
     from odavl_pipeline import orchestration
     from odavl_pipeline.db.server import connect
-    from odavl_pipeline.ingest.landing import landed_days
+    from odavl_pipeline.ingest.landing import SOURCES, landed_days
     from odavl_pipeline.ingest.report import run_counts
+    from odavl_pipeline.ingest.writer import Counts
 
     _require_migrated(settings)
     days = [d for d in landed_days(settings.landing_dir)
             if (args.start is None or d >= args.start) and (args.end is None or d <= args.end)]
+    counts: dict[str, Counts] = {source: Counts() for source in SOURCES}
+    succeeded = True
     if not days:
-        counts = {}
         print(f"nothing has landed in {settings.landing_dir} for that range", file=sys.stderr)
-        run_ok = True
     else:
         print(f"ingesting {days[0]} .. {days[-1]} from {settings.landing_dir}", file=sys.stderr)
         result = orchestration.materialize_range(settings, days[0], days[-1], args.log_level)
-        run_ok = result.success
+        succeeded = result.success
         with connect(settings) as conn:
             counts = run_counts(conn, result.run_id)
-        print(f"dagster run {result.run_id}: {'success' if run_ok else 'FAILED'}", file=sys.stderr)
-    from odavl_pipeline.ingest.landing import SOURCES
-    from odavl_pipeline.ingest.writer import Counts
-
-    table = {source: counts.get(source, Counts()).as_dict() for source in SOURCES}
+        print(f"dagster run {result.run_id}: {'success' if succeeded else 'FAILED'}",
+              file=sys.stderr)
+    table = {source: source_counts.as_dict() for source, source_counts in counts.items()}
     if args.json:
         print(json.dumps(table))
     else:
         _print_counts(table)
-        print(f"\nnext: `odavl-pipeline rejects` lists the quarantine; `odavl-pipeline ui` "
-              f"shows the runs and the asset graph.")
-    return 0 if run_ok else 1
+        print("\nnext: `odavl-pipeline rejects` lists the quarantine; `odavl-pipeline ui` "
+              "shows the runs and the asset graph.")
+    return 0 if succeeded else 1
 
 
 def _print_counts(table: dict[str, dict[str, int]]) -> None:

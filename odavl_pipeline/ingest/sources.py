@@ -1,7 +1,10 @@
-"""How each landing source maps onto its table: staging columns, insert and follow-ups.
+"""How each landing source maps onto its table: staging columns and one insert statement.
 
 Every source stages the same leading columns (file_id, line_no, scope_id, key,
-payload) followed by its own; `INSERT_SQL` moves new keys into the target table.
+payload) followed by its own. Each `insert_sql` moves the staged rows whose key is
+new into the table, does the source's follow-up work in the same statement (error
+signatures, audit issues), and returns the (file_id, line_no) of the rows it inserted.
+The staged keys are distinct: the writer keeps the first line of a key per batch.
 """
 
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ class SourceSpec:
     validate: Callable[[dict, Any], Any]
     stage_columns: tuple[tuple[str, str], ...]
     row: Callable[[Any, int | None], tuple]   # (record, project_id) -> source columns
-    insert_sql: str
+    insert_sql: str       # returns (file_id, line_no) of the inserted rows
 
 
 def _usage_row(rec: r.UsageRecord, project_id: int | None) -> tuple:
@@ -59,8 +62,9 @@ USAGE = SourceSpec(
                                   project_id, user_email, payload, file_id, line_no)
         SELECT scope_id, key, event_type, occurred_at, quantity, project_id, user_email,
                payload, file_id, line_no
-        FROM stage ORDER BY scope_id, key, file_id, line_no
-        ON CONFLICT DO NOTHING""",
+        FROM stage
+        ON CONFLICT DO NOTHING
+        RETURNING file_id, line_no""",
 )
 
 ERRORS = SourceSpec(
@@ -71,13 +75,44 @@ ERRORS = SourceSpec(
                    ("column", "integer"), ("occurred_at", "timestamptz")),
     row=_error_row,
     insert_sql="""
-        INSERT INTO error_events (project_id, event_id, signature_hash, detector, severity,
-                                  message, file, line, "column", occurred_at, payload,
-                                  file_id, line_no)
-        SELECT scope_id, key, signature_hash, detector, severity, message, file, line, "column",
-               occurred_at, payload, file_id, line_no
-        FROM stage ORDER BY scope_id, key, file_id, line_no
-        ON CONFLICT DO NOTHING""",
+        WITH inserted AS (
+            INSERT INTO error_events (project_id, event_id, signature_hash, detector, severity,
+                                      message, file, line, "column", occurred_at, payload,
+                                      file_id, line_no)
+            SELECT scope_id, key, signature_hash, detector, severity, message, file, line,
+                   "column", occurred_at, payload, file_id, line_no
+            FROM stage
+            ON CONFLICT DO NOTHING
+            RETURNING project_id, event_id, signature_hash, detector, severity, message, file,
+                      line, "column", occurred_at, file_id, line_no
+        ), signatures AS (
+            INSERT INTO error_signatures AS sig (project_id, hash, detector, severity, message,
+                                                 file, line, "column", count, first_seen,
+                                                 last_seen, status)
+            SELECT project_id, signature_hash, min(detector), max(severity),
+                   (array_agg(message ORDER BY occurred_at DESC, event_id))[1], min(file),
+                   (array_agg(line ORDER BY occurred_at DESC, event_id))[1],
+                   (array_agg("column" ORDER BY occurred_at DESC, event_id))[1],
+                   count(*), min(occurred_at), max(occurred_at), 'open'
+            FROM inserted
+            GROUP BY project_id, signature_hash
+            ON CONFLICT (project_id, hash) DO UPDATE SET
+                count = sig.count + excluded.count,
+                severity = GREATEST(sig.severity, excluded.severity),
+                message = CASE WHEN excluded.last_seen >= sig.last_seen
+                               THEN excluded.message ELSE sig.message END,
+                line = CASE WHEN excluded.last_seen >= sig.last_seen
+                            THEN excluded.line ELSE sig.line END,
+                "column" = CASE WHEN excluded.last_seen >= sig.last_seen
+                                THEN excluded."column" ELSE sig."column" END,
+                first_seen = LEAST(sig.first_seen, excluded.first_seen),
+                last_seen = GREATEST(sig.last_seen, excluded.last_seen),
+                -- a resolved signature seen again after its resolution has regressed
+                status = CASE WHEN sig.status = 'resolved'
+                               AND excluded.last_seen > COALESCE(sig.resolved_at, '-infinity')
+                              THEN 'regressed'::signature_status ELSE sig.status END
+        )
+        SELECT file_id, line_no FROM inserted""",
 )
 
 ATTESTATIONS = SourceSpec(
@@ -95,8 +130,9 @@ ATTESTATIONS = SourceSpec(
                                       file_id, line_no)
         SELECT scope_id, key, status, files_changed, lines_added, lines_removed, risk_score,
                recipes, created_at, prev_hash, hash, 'pending', payload, file_id, line_no
-        FROM stage ORDER BY scope_id, key, file_id, line_no
-        ON CONFLICT DO NOTHING""",
+        FROM stage
+        ON CONFLICT DO NOTHING
+        RETURNING file_id, line_no""",
 )
 
 AUDITS = SourceSpec(
@@ -111,15 +147,30 @@ AUDITS = SourceSpec(
                    ("low_issues", "integer"), ("info_issues", "integer")),
     row=_audit_row,
     insert_sql=f"""
-        INSERT INTO audit_results (project_id, request_id, url, environment, device, status,
-                                   {", ".join(r.AUDIT_SCORES)}, duration_ms, occurred_at,
-                                   total_issues, critical_issues, high_issues, medium_issues,
-                                   low_issues, info_issues, payload, file_id, line_no)
-        SELECT scope_id, key, url, environment, device, status, {", ".join(r.AUDIT_SCORES)},
-               duration_ms, occurred_at, total_issues, critical_issues, high_issues,
-               medium_issues, low_issues, info_issues, payload, file_id, line_no
-        FROM stage ORDER BY scope_id, key, file_id, line_no
-        ON CONFLICT DO NOTHING""",
+        WITH inserted AS (
+            INSERT INTO audit_results (project_id, request_id, url, environment, device, status,
+                                       {", ".join(r.AUDIT_SCORES)}, duration_ms, occurred_at,
+                                       total_issues, critical_issues, high_issues, medium_issues,
+                                       low_issues, info_issues, payload, file_id, line_no)
+            SELECT scope_id, key, url, environment, device, status, {", ".join(r.AUDIT_SCORES)},
+                   duration_ms, occurred_at, total_issues, critical_issues, high_issues,
+                   medium_issues, low_issues, info_issues, payload, file_id, line_no
+            FROM stage
+            ON CONFLICT DO NOTHING
+            RETURNING id, file_id, line_no
+        ), issues AS (
+            INSERT INTO audit_issues (audit_id, position, suite, severity, message,
+                                      recommendation, element, documentation)
+            SELECT inserted.id, issue.ord - 1, (issue.value->>'suite')::audit_suite,
+                   upper(issue.value->>'severity')::severity, issue.value->>'message',
+                   issue.value->>'recommendation', issue.value->>'element',
+                   issue.value->>'documentation'
+            FROM inserted
+            JOIN stage s ON s.file_id = inserted.file_id AND s.line_no = inserted.line_no
+            CROSS JOIN LATERAL jsonb_array_elements(COALESCE(s.payload->'issues', '[]'))
+                 WITH ORDINALITY AS issue(value, ord)
+        )
+        SELECT file_id, line_no FROM inserted""",
 )
 
 SPECS = {spec.name: spec for spec in (USAGE, ERRORS, ATTESTATIONS, AUDITS)}

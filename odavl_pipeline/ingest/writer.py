@@ -2,13 +2,16 @@
 
 A file is one transaction: its records, its quarantine rows and its ledger row
 commit together, so a crash never leaves a file half-counted. Within it, lines
-move in batches: validated in Python, COPY'd into a temporary staging table, then
-one set-based `INSERT … SELECT … ON CONFLICT DO NOTHING` per batch. A record whose
-key is already taken is then a duplicate (same JSON value) or a conflict.
+move in batches: validated in Python (in a thread, while the server writes the
+previous batch), COPY'd into a temporary staging table, then one set-based
+`INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` per batch. The few lines it
+did not insert repeat an accepted record (a duplicate: the same JSON value) or
+conflict with it.
 """
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +20,7 @@ import psycopg
 from psycopg import Cursor
 
 from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason, Rejected
-from odavl_pipeline.ingest import followups
+from odavl_pipeline.ingest import chains
 from odavl_pipeline.ingest.landing import MAX_LINE_BYTES, LandedFile, UnreadableFile, read_lines, sha256_of
 from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec
 
@@ -68,8 +71,13 @@ class References:
 
 @dataclass
 class _Batch:
-    staged: list[tuple] = field(default_factory=list)  # (file_id, line_no, scope, key, text, …)
+    """One batch of lines, validated: what to stage, what repeats a key, what is rejected."""
+
+    lines: int = 0
+    staged: list[tuple] = field(default_factory=list)   # (file_id, line_no, scope, key, text, …)
+    repeats: list[tuple] = field(default_factory=list)  # later lines of a key staged above
     rejects: list[tuple] = field(default_factory=list)
+    keys: set[tuple[int, str]] = field(default_factory=set)
 
 
 def ingest_file(conn: psycopg.Connection, landed: LandedFile, run_id: str | None = None,
@@ -95,13 +103,13 @@ def ingest_file(conn: psycopg.Connection, landed: LandedFile, run_id: str | None
             with conn.transaction():  # a savepoint: an unreadable file leaves nothing behind
                 numbered = (Line(file_id, no, raw, length) for no, raw, length in
                             read_lines(handle, landed.path.name.endswith(".gz")))
-                for batch in _batches(numbered):
-                    lines += len(batch)
-                    duplicates.update(_ingest_batch(cur, spec, refs, batch))
+                for batch in _prefetched(_validated_batches(spec, refs, numbered)):
+                    lines += batch.lines
+                    duplicates.update(_write_batch(cur, spec, batch))
                     if progress:
                         progress(f"{landed.relative_path}: {lines:,} lines")
                 if spec.name == "fix_attestations":
-                    touched |= followups.settle_attestation_chains(cur)
+                    touched |= chains.settle_attestation_chains(cur)
         except UnreadableFile as error:
             lines, duplicates, touched = 1, Counter(), {file_id}
             _quarantine(cur, [(spec.name, file_id, None, Reason.UNREADABLE_FILE.value,
@@ -147,10 +155,10 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
         touched = {file_id for file_id, _, _ in retried}
         lines = (Line(file_id, line_no, raw.encode(), len(raw.encode()))
                  for file_id, line_no, raw in retried)
-        for batch in _batches(lines):
-            duplicates.update(_ingest_batch(cur, spec, refs, batch))
+        for batch in _validated_batches(spec, refs, lines):
+            duplicates.update(_write_batch(cur, spec, batch))
         if spec.name == "fix_attestations":
-            touched |= followups.settle_attestation_chains(cur)
+            touched |= chains.settle_attestation_chains(cur)
         _settle_ledger(cur, spec, duplicates, touched)
         rejected = cur.execute(
             "SELECT count(*) FROM quarantine WHERE (file_id, line_no) IN "
@@ -197,38 +205,62 @@ def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
     cur.execute(f"CREATE TEMPORARY TABLE stage ({columns}) ON COMMIT DROP")
 
 
-def _batches(lines: Iterable[Line]) -> Iterator[list[Line]]:
-    batch: list[Line] = []
+def _validated_batches(spec: SourceSpec, refs: References,
+                       lines: Iterable[Line]) -> Iterator[_Batch]:
+    batch = _Batch()
+    now = datetime.now(UTC)
     for line in lines:
-        batch.append(line)
-        if len(batch) >= BATCH_SIZE:
+        _stage_line(spec, refs, line, now, batch)
+        batch.lines += 1
+        if batch.lines >= BATCH_SIZE:
             yield batch
-            batch = []
-    if batch:
+            batch, now = _Batch(), datetime.now(UTC)
+    if batch.lines:
         yield batch
 
 
-def _ingest_batch(cur: Cursor, spec: SourceSpec, refs: References, lines: list[Line]) -> Counter:
-    """Stage, insert and classify one batch; return the duplicates found, per file."""
-    now = datetime.now(UTC)
-    batch = _Batch()
-    for line in lines:
-        _stage_line(spec, refs, line, now, batch)
+_END = object()
+
+
+def _prefetched(items: Iterator) -> Iterator:
+    """Yield from `items`, preparing the next item in a thread while the caller works.
+
+    The caller mostly waits on PostgreSQL (the GIL is released), so parsing and
+    validating the next batch overlaps with writing this one.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="odavl-parse") as pool:
+        upcoming = pool.submit(next, items, _END)
+        while (item := upcoming.result()) is not _END:
+            upcoming = pool.submit(next, items, _END)
+            yield item
+
+
+def _write_batch(cur: Cursor, spec: SourceSpec, batch: _Batch) -> Counter:
+    """Insert the staged lines, classify the others, quarantine the rejects.
+
+    Returns the duplicates found, per file.
+    """
     duplicates: Counter = Counter()
+    leftovers = batch.repeats
     if batch.staged:
-        cur.execute("TRUNCATE stage")
-        names = ", ".join(f'"{name}"' for name, _ in COMMON_STAGE + spec.stage_columns)
-        with cur.copy(f"COPY stage ({names}) FROM STDIN") as copy:
-            for row in batch.staged:
-                copy.write_row(row)
-        cur.execute(spec.insert_sql)
-        if spec.name == "error_events":
-            followups.upsert_signatures(cur)
-        elif spec.name == "audit_results":
-            followups.insert_audit_issues(cur)
-        _classify(cur, spec, batch, duplicates)
+        _stage(cur, spec, batch.staged)
+        inserted = set(cur.execute(spec.insert_sql).fetchall())
+        if len(inserted) < len(batch.staged):
+            leftovers = [row for row in batch.staged if (row[0], row[1]) not in inserted] + leftovers
+    if leftovers:
+        _stage(cur, spec, leftovers)
+        cur.execute("ANALYZE stage")  # a handful of rows: let the planner use the unique index
+        _classify(cur, spec, leftovers, batch.rejects, duplicates)
     _quarantine(cur, batch.rejects)
     return duplicates
+
+
+def _stage(cur: Cursor, spec: SourceSpec, rows: list[tuple]) -> None:
+    cur.execute("TRUNCATE stage")
+    names = ", ".join(f'"{name}"' for name, _ in COMMON_STAGE + spec.stage_columns)
+    with cur.copy(f"COPY stage ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _stage_line(spec: SourceSpec, refs: References, line: Line, now: datetime,
@@ -256,8 +288,12 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, now: datetime,
                               rejected.detail, raw, org, project))
         return
     key = getattr(record, spec.key_column)
-    batch.staged.append((line.file_id, line.line_no, scope_id, key, text,
-                         *spec.row(record, project_id)))
+    row = (line.file_id, line.line_no, scope_id, key, text, *spec.row(record, project_id))
+    if (scope_id, key) in batch.keys:
+        batch.repeats.append(row)
+    else:
+        batch.keys.add((scope_id, key))
+        batch.staged.append(row)
 
 
 def _parse(text: str) -> dict:
@@ -287,24 +323,22 @@ def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | Non
     return (project_id if spec.needs_project else org_id), project_id
 
 
-def _classify(cur: Cursor, spec: SourceSpec, batch: _Batch, duplicates: Counter) -> None:
-    """A staged line not inserted now repeats an accepted record or conflicts with it."""
+def _classify(cur: Cursor, spec: SourceSpec, staged: list[tuple], rejects: list[tuple],
+              duplicates: Counter) -> None:
+    """Each staged line repeats the accepted record of its key (a duplicate) or conflicts."""
     cur.execute(
         f"""SELECT s.file_id, s.line_no, t.payload = s.payload, f.path, t.line_no
             FROM stage s
             LEFT JOIN {spec.table} t ON t.{spec.scope_column} = s.scope_id
                                     AND t.{spec.key_column} = s.key
-            LEFT JOIN ingested_files f ON f.id = t.file_id
-            WHERE t.file_id IS DISTINCT FROM s.file_id OR t.line_no IS DISTINCT FROM s.line_no""")
-    texts: dict[tuple[int, int], str] | None = None
+            LEFT JOIN ingested_files f ON f.id = t.file_id""")
+    texts = {(row[0], row[1]): row[4] for row in staged}
     for file_id, line_no, same, kept_path, kept_line in cur.fetchall():
         if same:
             duplicates[file_id] += 1
             continue
-        if texts is None:
-            texts = {(row[0], row[1]): row[4] for row in batch.staged}
         where = f"{kept_path}:{kept_line}" if kept_path else "an earlier record"
-        batch.rejects.append((
+        rejects.append((
             spec.name, file_id, line_no, Reason.CONFLICTING_DUPLICATE.value,
             f"{spec.key_column}: already accepted with different content from {where}",
             texts[(file_id, line_no)], None, None))
