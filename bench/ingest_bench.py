@@ -340,11 +340,27 @@ def _copy_text(value: Any) -> str:
 # --- (a) raw COPY -----------------------------------------------------------------------
 
 
+def create_like_usage_events(env: Environment, table: str) -> None:
+    """A table identical to `usage_events`: columns, defaults, keys, indexes and foreign keys.
+
+    `LIKE … INCLUDING ALL` leaves foreign keys out; they are copied one by one so that
+    every baseline checks the same references the pipeline's table does.
+    """
+    with psycopg.connect(env.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE usage_events INCLUDING ALL)").format(
+            sql.Identifier(table)))
+        foreign_keys = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'usage_events'::regclass AND contype = 'f'").fetchall()
+        for (definition,) in foreign_keys:
+            conn.execute(sql.SQL("ALTER TABLE {} ADD ").format(sql.Identifier(table))
+                         + sql.SQL(definition))
+
+
 def run_copy(env: Environment, prepared: Prepared) -> Figure:
     """Stream the prepared bytes with one `COPY … FROM STDIN` into `bench_copy`; time it."""
-    with psycopg.connect(env.dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_copy")
-        conn.execute("CREATE TABLE bench_copy (LIKE usage_events INCLUDING ALL)")
+    create_like_usage_events(env, "bench_copy")
     checkpoint(env)
     size = sum(len(chunk) for chunk in prepared.chunks)
     log(f"(a) copy: {prepared.rows:,} rows, {size / 2**20:,.0f} MiB of COPY text")
@@ -386,9 +402,7 @@ class BenchOrmRow(_BenchBase):
 
 def run_orm(env: Environment, sample: list[dict[str, Any]]) -> Figure:
     """`session.add(row); session.flush()` per record, one commit at the end; time it."""
-    with psycopg.connect(env.dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_orm")
-        conn.execute("CREATE TABLE bench_orm (LIKE usage_events INCLUDING ALL)")
+    create_like_usage_events(env, "bench_orm")
     checkpoint(env)
     log(f"(c) orm: {len(sample):,} rows, one INSERT per row")
     engine = create_engine(env.url)

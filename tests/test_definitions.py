@@ -60,6 +60,22 @@ def test_a_check_fails_when_the_ledger_and_the_table_disagree(settings, landing,
     assert evaluation.metadata["violations"].value == 1
 
 
+def test_references_resolve_fails_for_a_row_whose_project_vanished(settings, landing, conn):
+    landing.write("error_events", DAY, "a.ndjson", [error("e1")])
+    instance = dg.DagsterInstance.ephemeral()
+    errors_asset = [a for a in ingest_assets if a.key == dg.AssetKey(["error_events"])]
+    check = [c for c in ingest_checks
+             if dg.AssetCheckKey(dg.AssetKey(["error_events"]), "references_resolve") in c.check_keys]
+    dg.materialize(errors_asset, partition_key=DAY, instance=instance,
+                   resources={"odavl": OdavlResource()})
+    conn.execute("UPDATE error_events SET project_id = -1")  # what a foreign key would refuse
+    conn.commit()
+    result = dg.materialize([*errors_asset, *check], partition_key=DAY, instance=instance,
+                            resources={"odavl": OdavlResource()})
+    [evaluation] = result.get_asset_check_evaluations()
+    assert (evaluation.passed, evaluation.metadata["violations"].value) == (False, 1)
+
+
 def test_the_sensor_requests_the_partitions_of_new_or_changed_files(settings, landing):
     path = landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     landing.write("error_events", "2026-11-04", "a.ndjson", [error("e1")])

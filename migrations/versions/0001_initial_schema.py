@@ -225,8 +225,6 @@ def upgrade() -> None:
     sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('file_id', sa.BigInteger(), nullable=False),
     sa.Column('line_no', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['file_id'], ['ingested_files.id'], name=op.f('fk_audit_results_file_id_ingested_files')),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_audit_results_project_id_projects')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_results')),
     sa.UniqueConstraint('project_id', 'request_id', name=op.f('uq_audit_results_project_id_request_id'))
     )
@@ -247,8 +245,6 @@ def upgrade() -> None:
     sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('file_id', sa.BigInteger(), nullable=False),
     sa.Column('line_no', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['file_id'], ['ingested_files.id'], name=op.f('fk_error_events_file_id_ingested_files')),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_error_events_project_id_projects')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_error_events')),
     sa.UniqueConstraint('project_id', 'event_id', name=op.f('uq_error_events_project_id_event_id'))
     )
@@ -293,8 +289,6 @@ def upgrade() -> None:
     sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('file_id', sa.BigInteger(), nullable=False),
     sa.Column('line_no', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['file_id'], ['ingested_files.id'], name=op.f('fk_fix_attestations_file_id_ingested_files')),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_fix_attestations_project_id_projects')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_fix_attestations')),
     sa.UniqueConstraint('project_id', 'hash', name=op.f('uq_fix_attestations_project_id_hash')),
     sa.UniqueConstraint('project_id', 'request_id', name=op.f('uq_fix_attestations_project_id_request_id'))
@@ -315,9 +309,6 @@ def upgrade() -> None:
     sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('file_id', sa.BigInteger(), nullable=False),
     sa.Column('line_no', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['file_id'], ['ingested_files.id'], name=op.f('fk_usage_events_file_id_ingested_files')),
-    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_usage_events_organization_id_organizations')),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_usage_events_project_id_projects')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_events')),
     sa.UniqueConstraint('organization_id', 'event_id', name=op.f('uq_usage_events_organization_id_event_id'))
     )

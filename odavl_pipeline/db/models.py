@@ -4,6 +4,12 @@ Reference data (users, organizations, projects, subscriptions, API keys) is the
 cloud console's; the landed facts (usage, errors, attestations, audits) and the
 pipeline's own bookkeeping (file ledger, quarantine) are written by ingestion.
 Every landed row keeps its provenance: the ledger row of its file and its line.
+
+The landed facts refer to organizations, projects and ledger rows by id without
+enforced foreign keys: PostgreSQL would check each key row by row, which measured
+at 44 % of the cost of an insert. The writer resolves every id in the transaction
+that inserts the row, reference rows are only ever soft-deleted (status), facts
+must outlive them, and the `references_resolve` asset check verifies each run.
 """
 
 import enum
@@ -339,7 +345,7 @@ class QuarantinedRecord(Base):
 class _Provenance:
     """The landing file (ledger row) and 1-based line each landed row came from."""
 
-    file_id: Mapped[int] = mapped_column(ForeignKey("ingested_files.id"))
+    file_id: Mapped[int] = mapped_column(BigInteger)
     line_no: Mapped[int]
 
 
@@ -353,12 +359,12 @@ class UsageEvent(_Provenance, Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    organization_id: Mapped[int]
     event_id: Mapped[str] = mapped_column(String(200))
     event_type: Mapped[UsageEventType] = mapped_column(pg_enum(UsageEventType, "usage_event_type"))
     occurred_at: Mapped[datetime]
     quantity: Mapped[int]
-    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    project_id: Mapped[int | None]
     user_email: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]]
 
@@ -401,7 +407,7 @@ class ErrorEvent(_Provenance, Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    project_id: Mapped[int]
     event_id: Mapped[str] = mapped_column(String(200))
     signature_hash: Mapped[str] = mapped_column(String(64))
     detector: Mapped[str] = mapped_column(String(64))
@@ -429,7 +435,7 @@ class FixAttestation(_Provenance, Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    project_id: Mapped[int]
     request_id: Mapped[str] = mapped_column(String(200))
     status: Mapped[RunStatus] = mapped_column(pg_enum(RunStatus, "run_status"))
     files_changed: Mapped[int]
@@ -456,7 +462,7 @@ class AuditResult(_Provenance, Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    project_id: Mapped[int]
     request_id: Mapped[str] = mapped_column(String(200))
     url: Mapped[str] = mapped_column(Text)
     environment: Mapped[Environment] = mapped_column(pg_enum(Environment, "audit_environment"))

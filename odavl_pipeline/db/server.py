@@ -100,7 +100,10 @@ def _is_root() -> bool:
 
 
 def connect(settings: Settings):
-    """A psycopg connection to the operational database (bulk paths use it directly)."""
+    """A psycopg connection to the operational database (bulk paths use it directly).
+
+    Its temporary buffers hold a whole staging batch, so staging never spills to disk.
+    """
     import psycopg
 
-    return psycopg.connect(libpq_url(server_url(settings)))
+    return psycopg.connect(libpq_url(server_url(settings)), options="-c temp_buffers=64MB")

@@ -229,8 +229,24 @@ class AuditRecord:
     issues: tuple[AuditIssueRecord, ...]
 
 
+def _usage_status(obj: dict, field: str) -> None:
+    """An HTTP status code or a word: both are seen."""
+    if type(obj[field]) is not int:
+        opt_str(obj, field)
+
+
+_USAGE_OPTIONAL_RULES: dict[str, Callable[[dict, str], Any]] = {
+    "endpoint": opt_str, "request_id": opt_str, "status": _usage_status,
+    "duration_ms": opt_int, "files_analyzed": opt_int, "lines_analyzed": opt_int,
+    "files_modified": opt_int, "tests_run": opt_int,
+    "metadata": lambda obj, field: _check_object(field, obj[field]),
+}
+
+
 def validate_usage(obj: dict, now: datetime) -> UsageRecord:
-    record = UsageRecord(
+    for field in obj.keys() & _USAGE_OPTIONAL_RULES.keys():  # only the fields present
+        _USAGE_OPTIONAL_RULES[field](obj, field)
+    return UsageRecord(
         event_id=req_str(obj, "event_id", 200),
         org=req_str(obj, "org"),
         event_type=req_choice(obj, "event_type", USAGE_EVENT_TYPES),
@@ -239,14 +255,6 @@ def validate_usage(obj: dict, now: datetime) -> UsageRecord:
         user=opt_str(obj, "user"),
         project=opt_str(obj, "project"),
     )
-    for field in ("endpoint", "request_id"):
-        opt_str(obj, field)
-    if type(obj.get("status")) is not int:  # an HTTP status code or a word: both are seen
-        opt_str(obj, "status")
-    for field in ("duration_ms", "files_analyzed", "lines_analyzed", "files_modified", "tests_run"):
-        opt_int(obj, field)
-    _check_object("metadata", obj.get("metadata"))
-    return record
 
 
 def validate_error(obj: dict, now: datetime) -> ErrorRecord:

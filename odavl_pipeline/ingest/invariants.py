@@ -40,6 +40,23 @@ def rows_match_ledger(conn: psycopg.Connection, source: str, run_id: str | None)
     return Finding(bad == 0, f"{bad} file(s) whose table rows differ from their accepted count", bad)
 
 
+def references_resolve(conn: psycopg.Connection, source: str, run_id: str | None) -> Finding:
+    """Every row of the run refers to an existing organization, and project of that organization."""
+    spec = SPECS[source]
+    if spec.scope_column == "organization_id":
+        orphan = """NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = t.organization_id)
+                    OR (t.project_id IS NOT NULL AND NOT EXISTS (
+                        SELECT 1 FROM projects p
+                        WHERE p.id = t.project_id AND p.organization_id = t.organization_id))"""
+    else:
+        orphan = "NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = t.project_id)"
+    bad = conn.execute(
+        f"""SELECT count(*) FROM {spec.table} t JOIN ingested_files f ON f.id = t.file_id
+            WHERE f.source = %s AND f.run_id IS NOT DISTINCT FROM %s AND ({orphan})""",
+        (source, run_id)).fetchone()[0]
+    return Finding(bad == 0, f"{bad} row(s) referring to a missing organization or project", bad)
+
+
 def signature_counts(conn: psycopg.Connection, run_id: str | None) -> Finding:
     """Each touched signature's count equals its distinct events: no occurrence counted twice."""
     bad = conn.execute(

@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 
 from odavl_pipeline.ingest.landing import landed_files
+from odavl_pipeline.ingest.parser import FileChanged, ParserProcess
 from odavl_pipeline.ingest.writer import Counts, RetryOutcome, ingest_file, retry_quarantine
 
 
@@ -31,13 +32,19 @@ def ingest_days(conn: psycopg.Connection, landing_root: Path, source: str, days:
     """Ingest every file landed for `source` on `days`, each file in its own transaction."""
     report = IngestReport(source)
     started = time.perf_counter()
-    for day in days:
-        for landed in landed_files(landing_root, source, day):
-            counts = ingest_file(conn, landed, run_id=run_id, progress=progress)
-            if counts is None:
-                report.skipped_files += 1
-            else:
-                report.counts.add(counts)
+    with ParserProcess() as parser:
+        for day in days:
+            for landed in landed_files(landing_root, source, day):
+                try:
+                    counts = ingest_file(conn, landed, parser, run_id=run_id, progress=progress)
+                except FileChanged as changed:
+                    counts = None
+                    if progress:
+                        progress(f"{changed}: it will be ingested by the next run")
+                if counts is None:
+                    report.skipped_files += 1
+                else:
+                    report.counts.add(counts)
     report.retried = retry_quarantine(conn, source)
     report.seconds = time.perf_counter() - started
     return report

@@ -1,7 +1,7 @@
 """How each landing source maps onto its table: staging columns and one insert statement.
 
-Every source stages the same leading columns (file_id, line_no, scope_id, key,
-payload) followed by its own. Each `insert_sql` moves the staged rows whose key is
+Every source stages the same leading columns (file_id, line_no, scope_id, key, and
+the raw line as payload) followed by its own. Each `insert_sql` moves the staged rows whose key is
 new into the table, does the source's follow-up work in the same statement (error
 signatures, audit issues), and returns the (file_id, line_no) of the rows it inserted.
 The staged keys are distinct: the writer keeps the first line of a key per batch.
@@ -13,7 +13,7 @@ from typing import Any, Callable
 from odavl_pipeline.domain import records as r
 
 COMMON_STAGE = (("file_id", "bigint"), ("line_no", "integer"), ("scope_id", "integer"),
-                ("key", "text"), ("payload", "jsonb"))
+                ("key", "text"), ("payload", "text"))
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ USAGE = SourceSpec(
         INSERT INTO usage_events (organization_id, event_id, event_type, occurred_at, quantity,
                                   project_id, user_email, payload, file_id, line_no)
         SELECT scope_id, key, event_type, occurred_at, quantity, project_id, user_email,
-               payload, file_id, line_no
+               payload::jsonb, file_id, line_no
         FROM stage
         ON CONFLICT DO NOTHING
         RETURNING file_id, line_no""",
@@ -80,7 +80,7 @@ ERRORS = SourceSpec(
                                       message, file, line, "column", occurred_at, payload,
                                       file_id, line_no)
             SELECT scope_id, key, signature_hash, detector, severity, message, file, line,
-                   "column", occurred_at, payload, file_id, line_no
+                   "column", occurred_at, payload::jsonb, file_id, line_no
             FROM stage
             ON CONFLICT DO NOTHING
             RETURNING project_id, event_id, signature_hash, detector, severity, message, file,
@@ -129,7 +129,7 @@ ATTESTATIONS = SourceSpec(
                                       created_at, prev_hash, hash, chain_status, payload,
                                       file_id, line_no)
         SELECT scope_id, key, status, files_changed, lines_added, lines_removed, risk_score,
-               recipes, created_at, prev_hash, hash, 'pending', payload, file_id, line_no
+               recipes, created_at, prev_hash, hash, 'pending', payload::jsonb, file_id, line_no
         FROM stage
         ON CONFLICT DO NOTHING
         RETURNING file_id, line_no""",
@@ -154,7 +154,7 @@ AUDITS = SourceSpec(
                                        low_issues, info_issues, payload, file_id, line_no)
             SELECT scope_id, key, url, environment, device, status, {", ".join(r.AUDIT_SCORES)},
                    duration_ms, occurred_at, total_issues, critical_issues, high_issues,
-                   medium_issues, low_issues, info_issues, payload, file_id, line_no
+                   medium_issues, low_issues, info_issues, payload::jsonb, file_id, line_no
             FROM stage
             ON CONFLICT DO NOTHING
             RETURNING id, file_id, line_no
@@ -167,7 +167,7 @@ AUDITS = SourceSpec(
                    issue.value->>'documentation'
             FROM inserted
             JOIN stage s ON s.file_id = inserted.file_id AND s.line_no = inserted.line_no
-            CROSS JOIN LATERAL jsonb_array_elements(COALESCE(s.payload->'issues', '[]'))
+            CROSS JOIN LATERAL jsonb_array_elements(COALESCE(s.payload::jsonb->'issues', '[]'))
                  WITH ORDINALITY AS issue(value, ord)
         )
         SELECT file_id, line_no FROM inserted""",

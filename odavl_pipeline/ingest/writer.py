@@ -2,8 +2,8 @@
 
 A file is one transaction: its records, its quarantine rows and its ledger row
 commit together, so a crash never leaves a file half-counted. Within it, lines
-move in batches: validated in Python (in a thread, while the server writes the
-previous batch), COPY'd into a temporary staging table, then one set-based
+move in batches: validated in Python (in a parser process, while this one writes
+the previous batch), COPY'd into a temporary staging table, then one set-based
 `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` per batch. The few lines it
 did not insert repeat an accepted record (a duplicate: the same JSON value) or
 conflict with it.
@@ -11,8 +11,8 @@ conflict with it.
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 from datetime import UTC, datetime
 
 import orjson
@@ -21,10 +21,14 @@ from psycopg import Cursor
 
 from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason, Rejected
 from odavl_pipeline.ingest import chains
-from odavl_pipeline.ingest.landing import MAX_LINE_BYTES, LandedFile, UnreadableFile, read_lines, sha256_of
+from odavl_pipeline.ingest.landing import MAX_LINE_BYTES, LandedFile, UnreadableFile, sha256_of
 from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec
 
-BATCH_SIZE = 20_000
+if TYPE_CHECKING:
+    from odavl_pipeline.ingest.parser import ParserProcess
+
+BATCH_SIZE = 5_000
+FIRST_BATCH_SIZE = 2_000  # small, so that writing starts while the next batch is parsed
 
 
 @dataclass
@@ -70,22 +74,29 @@ class References:
 
 
 @dataclass
-class _Batch:
-    """One batch of lines, validated: what to stage, what repeats a key, what is rejected."""
+class Batch:
+    """One batch of lines, validated, ready to send: COPY data for the staging table.
+
+    `staged` holds the first line of each key, `repeats` later lines of a key already
+    staged in this batch (each as COPY CSV, with their (file_id, line_no) in order).
+    """
 
     lines: int = 0
-    staged: list[tuple] = field(default_factory=list)   # (file_id, line_no, scope, key, text, …)
-    repeats: list[tuple] = field(default_factory=list)  # later lines of a key staged above
+    staged_lines: list[tuple[int, int]] = field(default_factory=list)
+    staged: bytes = b""
+    repeat_lines: list[tuple[int, int]] = field(default_factory=list)
+    repeats: bytes = b""
     rejects: list[tuple] = field(default_factory=list)
-    keys: set[tuple[int, str]] = field(default_factory=set)
 
 
-def ingest_file(conn: psycopg.Connection, landed: LandedFile, run_id: str | None = None,
+def ingest_file(conn: psycopg.Connection, landed: LandedFile, parser: "ParserProcess",
+                run_id: str | None = None,
                 progress: Callable[[str], None] | None = None) -> Counts | None:
     """Ingest one landed file in one transaction; None when this content was already ingested."""
     spec = SPECS[landed.source]
-    with open(landed.path, "rb") as handle, conn.transaction(), conn.cursor() as cur:
+    with open(landed.path, "rb") as handle:
         digest = sha256_of(handle)
+    with conn.transaction(), conn.cursor() as cur:
         _lock_source(cur, spec)
         if cur.execute("SELECT 1 FROM ingested_files WHERE source = %s AND path = %s AND sha256 = %s",
                        (spec.name, landed.relative_path, digest)).fetchone():
@@ -101,9 +112,7 @@ def ingest_file(conn: psycopg.Connection, landed: LandedFile, run_id: str | None
         lines, duplicates, touched = 0, Counter(), {file_id}
         try:
             with conn.transaction():  # a savepoint: an unreadable file leaves nothing behind
-                numbered = (Line(file_id, no, raw, length) for no, raw, length in
-                            read_lines(handle, landed.path.name.endswith(".gz")))
-                for batch in _prefetched(_validated_batches(spec, refs, numbered)):
+                for batch in parser.batches(landed, refs, file_id, digest):
                     lines += batch.lines
                     duplicates.update(_write_batch(cur, spec, batch))
                     if progress:
@@ -155,7 +164,7 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
         touched = {file_id for file_id, _, _ in retried}
         lines = (Line(file_id, line_no, raw.encode(), len(raw.encode()))
                  for file_id, line_no, raw in retried)
-        for batch in _validated_batches(spec, refs, lines):
+        for batch in validated_batches(spec, refs, lines):
             duplicates.update(_write_batch(cur, spec, batch))
         if spec.name == "fix_attestations":
             touched |= chains.settle_attestation_chains(cur)
@@ -205,67 +214,93 @@ def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
     cur.execute(f"CREATE TEMPORARY TABLE stage ({columns}) ON COMMIT DROP")
 
 
-def _validated_batches(spec: SourceSpec, refs: References,
-                       lines: Iterable[Line]) -> Iterator[_Batch]:
-    batch = _Batch()
-    now = datetime.now(UTC)
+def validated_batches(spec: SourceSpec, refs: References, lines: Iterable[Line]) -> Iterator[Batch]:
+    """Validate lines into batches, their COPY data formatted."""
+    size = FIRST_BATCH_SIZE
+    pending = _Pending()
     for line in lines:
-        _stage_line(spec, refs, line, now, batch)
-        batch.lines += 1
-        if batch.lines >= BATCH_SIZE:
-            yield batch
-            batch, now = _Batch(), datetime.now(UTC)
-    if batch.lines:
-        yield batch
+        _stage_line(spec, refs, line, pending)
+        if pending.batch.lines >= size:
+            yield pending.finish()
+            pending, size = _Pending(), BATCH_SIZE
+    if pending.batch.lines:
+        yield pending.finish()
 
 
-_END = object()
+class _Pending:
+    """A batch being filled: its rows, and the keys already staged in it."""
+
+    def __init__(self):
+        self.batch = Batch()
+        self.now = datetime.now(UTC)
+        self.staged: list[tuple] = []
+        self.repeats: list[tuple] = []
+        self.keys: set[tuple[int, str]] = set()
+
+    def finish(self) -> Batch:
+        batch = self.batch
+        batch.staged_lines = [(row[0], row[1]) for row in self.staged]
+        batch.staged = copy_csv(self.staged)
+        batch.repeat_lines = [(row[0], row[1]) for row in self.repeats]
+        batch.repeats = copy_csv(self.repeats)
+        return batch
 
 
-def _prefetched(items: Iterator) -> Iterator:
-    """Yield from `items`, preparing the next item in a thread while the caller works.
-
-    The caller mostly waits on PostgreSQL (the GIL is released), so parsing and
-    validating the next batch overlaps with writing this one.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="odavl-parse") as pool:
-        upcoming = pool.submit(next, items, _END)
-        while (item := upcoming.result()) is not _END:
-            upcoming = pool.submit(next, items, _END)
-            yield item
-
-
-def _write_batch(cur: Cursor, spec: SourceSpec, batch: _Batch) -> Counter:
+def _write_batch(cur: Cursor, spec: SourceSpec, batch: Batch) -> Counter:
     """Insert the staged lines, classify the others, quarantine the rejects.
 
     Returns the duplicates found, per file.
     """
     duplicates: Counter = Counter()
-    leftovers = batch.repeats
-    if batch.staged:
-        _stage(cur, spec, batch.staged)
+    cur.execute("TRUNCATE stage")
+    leftovers: list[tuple[int, int]] = []
+    if batch.staged_lines:
+        _copy_into_stage(cur, spec, batch.staged)
         inserted = set(cur.execute(spec.insert_sql).fetchall())
-        if len(inserted) < len(batch.staged):
-            leftovers = [row for row in batch.staged if (row[0], row[1]) not in inserted] + leftovers
+        if len(inserted) < len(batch.staged_lines):
+            leftovers = [line for line in batch.staged_lines if line not in inserted]
+    if batch.repeat_lines:
+        _copy_into_stage(cur, spec, batch.repeats)
+        leftovers += batch.repeat_lines
     if leftovers:
-        _stage(cur, spec, leftovers)
-        cur.execute("ANALYZE stage")  # a handful of rows: let the planner use the unique index
         _classify(cur, spec, leftovers, batch.rejects, duplicates)
     _quarantine(cur, batch.rejects)
     return duplicates
 
 
-def _stage(cur: Cursor, spec: SourceSpec, rows: list[tuple]) -> None:
-    cur.execute("TRUNCATE stage")
+def _copy_into_stage(cur: Cursor, spec: SourceSpec, copy_data: bytes) -> None:
     names = ", ".join(f'"{name}"' for name, _ in COMMON_STAGE + spec.stage_columns)
-    with cur.copy(f"COPY stage ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    with cur.copy(f"COPY stage ({names}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(copy_data)
 
 
-def _stage_line(spec: SourceSpec, refs: References, line: Line, now: datetime,
-                batch: _Batch) -> None:
+def copy_csv(rows: list[tuple]) -> bytes:
+    """Rows as COPY CSV: NULL unquoted and empty, every string quoted.
+
+    Formatted where the batch is parsed, so the writing process only sends bytes.
+    """
+    return "".join(",".join(map(_csv_field, row)) + "\n" for row in rows).encode()
+
+
+def _csv_field(value) -> str:
+    kind = type(value)
+    if value is None:
+        return ""
+    if kind is str:
+        return '"' + value.replace('"', '""') + '"'
+    if kind is int:
+        return str(value)
+    if kind is datetime:
+        return value.isoformat()
+    if kind is list:  # a text[] literal, itself quoted as one CSV field
+        items = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in value)
+        return _csv_field("{" + ",".join(items) + "}")
+    raise TypeError(f"no COPY format for {kind.__name__}")
+
+
+def _stage_line(spec: SourceSpec, refs: References, line: Line, pending: _Pending) -> None:
     """Validate one line: stage it for insertion or record why it is rejected."""
+    pending.batch.lines += 1
     obj: dict = {}
     text = ""
     try:
@@ -278,22 +313,22 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, now: datetime,
         except UnicodeDecodeError as error:
             raise UnreadableFile(f"not UTF-8 at line {line.line_no}, byte {error.start}") from None
         obj = _parse(text)
-        record = spec.validate(obj, now)
+        record = spec.validate(obj, pending.now)
         scope_id, project_id = _resolve(spec, refs, record)
     except Rejected as rejected:
         raw = (text or line.raw.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
         org = obj.get("org") if isinstance(obj.get("org"), str) else None
         project = obj.get("project") if isinstance(obj.get("project"), str) else None
-        batch.rejects.append((spec.name, line.file_id, line.line_no, rejected.reason.value,
-                              rejected.detail, raw, org, project))
+        pending.batch.rejects.append((spec.name, line.file_id, line.line_no,
+                                      rejected.reason.value, rejected.detail, raw, org, project))
         return
     key = getattr(record, spec.key_column)
     row = (line.file_id, line.line_no, scope_id, key, text, *spec.row(record, project_id))
-    if (scope_id, key) in batch.keys:
-        batch.repeats.append(row)
+    if (scope_id, key) in pending.keys:
+        pending.repeats.append(row)
     else:
-        batch.keys.add((scope_id, key))
-        batch.staged.append(row)
+        pending.keys.add((scope_id, key))
+        pending.staged.append(row)
 
 
 def _parse(text: str) -> dict:
@@ -323,17 +358,19 @@ def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | Non
     return (project_id if spec.needs_project else org_id), project_id
 
 
-def _classify(cur: Cursor, spec: SourceSpec, staged: list[tuple], rejects: list[tuple],
+def _classify(cur: Cursor, spec: SourceSpec, lines: list[tuple[int, int]], rejects: list[tuple],
               duplicates: Counter) -> None:
-    """Each staged line repeats the accepted record of its key (a duplicate) or conflicts."""
+    """Each of these staged lines repeats the accepted record of its key (a duplicate: the
+    same JSON value) or conflicts with it."""
     cur.execute(
-        f"""SELECT s.file_id, s.line_no, t.payload = s.payload, f.path, t.line_no
-            FROM stage s
+        f"""SELECT s.file_id, s.line_no, t.payload = s.payload::jsonb, s.payload, f.path, t.line_no
+            FROM unnest(%s::bigint[], %s::integer[]) AS l(file_id, line_no)
+            JOIN stage s ON s.file_id = l.file_id AND s.line_no = l.line_no
             LEFT JOIN {spec.table} t ON t.{spec.scope_column} = s.scope_id
                                     AND t.{spec.key_column} = s.key
-            LEFT JOIN ingested_files f ON f.id = t.file_id""")
-    texts = {(row[0], row[1]): row[4] for row in staged}
-    for file_id, line_no, same, kept_path, kept_line in cur.fetchall():
+            LEFT JOIN ingested_files f ON f.id = t.file_id""",
+        ([file_id for file_id, _ in lines], [line_no for _, line_no in lines]))
+    for file_id, line_no, same, raw, kept_path, kept_line in cur.fetchall():
         if same:
             duplicates[file_id] += 1
             continue
@@ -341,7 +378,7 @@ def _classify(cur: Cursor, spec: SourceSpec, staged: list[tuple], rejects: list[
         rejects.append((
             spec.name, file_id, line_no, Reason.CONFLICTING_DUPLICATE.value,
             f"{spec.key_column}: already accepted with different content from {where}",
-            texts[(file_id, line_no)], None, None))
+            raw, None, None))
 
 
 def _quarantine(cur: Cursor, rows: list[tuple]) -> None:

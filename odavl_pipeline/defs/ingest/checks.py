@@ -31,6 +31,10 @@ ingest_checks = [
     *(_check(source, "rows_match_ledger", "Each file's accepted lines are exactly its rows in "
              "the table: nothing lost, nothing counted twice.", invariants.rows_match_ledger, True)
       for source in SOURCES if source != "fix_attestations"),
+    *(_check(source, "references_resolve", "Every row of the latest ingestion refers to an "
+             "existing organization and project (the ids are not foreign keys, for speed).",
+             invariants.references_resolve, True)
+      for source in SOURCES),
     _check("error_events", "signature_counts", "Every touched signature counts each distinct "
            "event once.", invariants.signature_counts, False),
     _check("fix_attestations", "chains_intact", "No forks among verified attestations; every "

@@ -1,0 +1,134 @@
+"""Parsing and validating landing files in a separate process, batch by batch.
+
+The writer's process spends its time waiting on PostgreSQL; a parser process keeps
+the other core busy with JSON and validation, without contending for one GIL. It
+streams batches through a bounded queue (memory stays flat) and exits by itself
+if the process that started it dies.
+"""
+
+import hashlib
+import multiprocessing
+import os
+import queue
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from odavl_pipeline.ingest.landing import LandedFile, UnreadableFile, read_lines
+from odavl_pipeline.ingest.sources import SPECS
+from odavl_pipeline.ingest.writer import Batch, Line, References, validated_batches
+
+_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _FileDone:
+    sha256: str
+
+
+class FileChanged(Exception):
+    """The file's bytes changed while it was being ingested; it is not committed."""
+
+
+class ParserProcess:
+    """A child process that turns landed files into validated batches."""
+
+    def __enter__(self) -> "ParserProcess":
+        context = multiprocessing.get_context("spawn")
+        self._tasks = context.Queue()
+        self._results = context.Queue(maxsize=3)
+        self._process = context.Process(target=_serve, args=(self._tasks, self._results, os.getpid()),
+                                        name="odavl-parser", daemon=True)
+        self._process.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if exc_info[0] is None:
+            self._tasks.put(None)
+            self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+    def batches(self, landed: LandedFile, refs: References, file_id: int,
+                sha256: str) -> Iterator[Batch]:
+        """The file's validated batches; raises UnreadableFile, or FileChanged if the bytes
+        parsed are not those hashed."""
+        self._tasks.put((str(landed.path), landed.path.name.endswith(".gz"), landed.source,
+                         refs, file_id))
+        while True:
+            item = self._next_result()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, _FileDone):
+                if item.sha256 != sha256:
+                    raise FileChanged(f"{landed.relative_path} changed while it was ingested")
+                return
+            yield item
+
+    def _next_result(self):
+        while True:
+            try:
+                return self._results.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    raise RuntimeError(f"the parser process died (exit code "
+                                       f"{self._process.exitcode})") from None
+
+
+def _serve(tasks, results, parent_pid: int) -> None:
+    """The child: parse each file it is given until told to stop or orphaned."""
+    def put(item) -> None:
+        while True:
+            try:
+                results.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                if os.getppid() != parent_pid:
+                    raise SystemExit(1) from None
+
+    while True:
+        try:
+            task = tasks.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            if os.getppid() != parent_pid:
+                return
+            continue
+        if task is None:
+            return
+        path, gzipped, source, refs, file_id = task
+        try:
+            put(_FileDone(_parse(path, gzipped, source, refs, file_id, put)))
+        except UnreadableFile as error:
+            put(error)
+        except Exception as error:  # reported to the writer, which fails the run
+            put(RuntimeError(f"parsing {path} failed: {error!r}"))
+
+
+def _parse(path: str, gzipped: bool, source: str, refs: References, file_id: int, put) -> str:
+    """Send the file's batches; return the SHA-256 of the bytes that were read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as raw:
+        handle = _Hashing(raw, digest)
+        lines = (Line(file_id, no, text, length) for no, text, length in read_lines(handle, gzipped))
+        for batch in validated_batches(SPECS[source], refs, lines):
+            put(batch)
+        while handle.read(1 << 20):  # hash what a reader may have left unread
+            pass
+    return digest.hexdigest()
+
+
+class _Hashing:
+    """A read-only file wrapper that hashes every byte read through it."""
+
+    def __init__(self, raw, digest):
+        self._raw, self._digest = raw, digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._digest.update(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self._raw.readline(size)
+        self._digest.update(data)
+        return data
