@@ -12,8 +12,8 @@ conflict with it.
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 import psycopg
@@ -217,17 +217,17 @@ def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
 def validated_batches(spec: SourceSpec, refs: References, lines: Iterable[Line]) -> Iterator[Batch]:
     """Validate lines into batches, their COPY data formatted."""
     size = FIRST_BATCH_SIZE
-    pending = _Pending()
+    builder = _BatchBuilder()
     for line in lines:
-        _stage_line(spec, refs, line, pending)
-        if pending.batch.lines >= size:
-            yield pending.finish()
-            pending, size = _Pending(), BATCH_SIZE
-    if pending.batch.lines:
-        yield pending.finish()
+        _stage_line(spec, refs, line, builder)
+        if builder.batch.lines >= size:
+            yield builder.finish()
+            builder, size = _BatchBuilder(), BATCH_SIZE
+    if builder.batch.lines:
+        yield builder.finish()
 
 
-class _Pending:
+class _BatchBuilder:
     """A batch being filled: its rows, and the keys already staged in it."""
 
     def __init__(self):
@@ -240,9 +240,9 @@ class _Pending:
     def finish(self) -> Batch:
         batch = self.batch
         batch.staged_lines = [(row[0], row[1]) for row in self.staged]
-        batch.staged = copy_csv(self.staged)
+        batch.staged = _copy_csv(self.staged)
         batch.repeat_lines = [(row[0], row[1]) for row in self.repeats]
-        batch.repeats = copy_csv(self.repeats)
+        batch.repeats = _copy_csv(self.repeats)
         return batch
 
 
@@ -274,7 +274,7 @@ def _copy_into_stage(cur: Cursor, spec: SourceSpec, copy_data: bytes) -> None:
         copy.write(copy_data)
 
 
-def copy_csv(rows: list[tuple]) -> bytes:
+def _copy_csv(rows: list[tuple]) -> bytes:
     """Rows as COPY CSV: NULL unquoted and empty, every string quoted.
 
     Formatted where the batch is parsed, so the writing process only sends bytes.
@@ -298,9 +298,9 @@ def _csv_field(value) -> str:
     raise TypeError(f"no COPY format for {kind.__name__}")
 
 
-def _stage_line(spec: SourceSpec, refs: References, line: Line, pending: _Pending) -> None:
+def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchBuilder) -> None:
     """Validate one line: stage it for insertion or record why it is rejected."""
-    pending.batch.lines += 1
+    builder.batch.lines += 1
     obj: dict = {}
     text = ""
     try:
@@ -313,22 +313,22 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, pending: _Pendin
         except UnicodeDecodeError as error:
             raise UnreadableFile(f"not UTF-8 at line {line.line_no}, byte {error.start}") from None
         obj = _parse(text)
-        record = spec.validate(obj, pending.now)
+        record = spec.validate(obj, builder.now)
         scope_id, project_id = _resolve(spec, refs, record)
     except Rejected as rejected:
         raw = (text or line.raw.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
         org = obj.get("org") if isinstance(obj.get("org"), str) else None
         project = obj.get("project") if isinstance(obj.get("project"), str) else None
-        pending.batch.rejects.append((spec.name, line.file_id, line.line_no,
+        builder.batch.rejects.append((spec.name, line.file_id, line.line_no,
                                       rejected.reason.value, rejected.detail, raw, org, project))
         return
     key = getattr(record, spec.key_column)
     row = (line.file_id, line.line_no, scope_id, key, text, *spec.row(record, project_id))
-    if (scope_id, key) in pending.keys:
-        pending.repeats.append(row)
+    if (scope_id, key) in builder.keys:
+        builder.repeats.append(row)
     else:
-        pending.keys.add((scope_id, key))
-        pending.staged.append(row)
+        builder.keys.add((scope_id, key))
+        builder.staged.append(row)
 
 
 def _parse(text: str) -> dict:
