@@ -30,18 +30,16 @@ class FileChanged(Exception):
 
 
 class ParserProcess:
-    """A child process that turns landed files into validated batches."""
+    """A child process that turns landed files into validated batches, started on first use."""
+
+    _process = None
 
     def __enter__(self) -> "ParserProcess":
-        context = multiprocessing.get_context("spawn")
-        self._tasks = context.Queue()
-        self._results = context.Queue(maxsize=3)
-        self._process = context.Process(target=_serve, args=(self._tasks, self._results, os.getpid()),
-                                        name="odavl-parser", daemon=True)
-        self._process.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
+        if self._process is None:
+            return
         if exc_info[0] is None:
             self._tasks.put(None)
             self._process.join(timeout=10)
@@ -49,10 +47,20 @@ class ParserProcess:
             self._process.terminate()
             self._process.join()
 
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._tasks = context.Queue()
+        self._results = context.Queue(maxsize=3)
+        self._process = context.Process(target=_serve, args=(self._tasks, self._results, os.getpid()),
+                                        name="odavl-parser", daemon=True)
+        self._process.start()
+
     def batches(self, landed: LandedFile, refs: References, file_id: int,
                 sha256: str) -> Iterator[Batch]:
         """The file's validated batches; raises UnreadableFile, or FileChanged if the bytes
         parsed are not those hashed."""
+        if self._process is None:
+            self._start()
         self._tasks.put((str(landed.path), landed.path.name.endswith(".gz"), landed.source,
                          refs, file_id))
         while True:
