@@ -7,22 +7,23 @@ import pytest
 
 from odavl_pipeline.ingest.landing import LandedFile
 from odavl_pipeline.ingest.parser import FileChanged, ParserProcess
-from odavl_pipeline.ingest.writer import References
+from odavl_pipeline.ingest.writer import PreparedFile, References
 
 from .records import usage
 
 
-def _landed(landing, records) -> tuple[LandedFile, str]:
+def _prepared(landing, records, refs: References, sha256: str | None = None) -> PreparedFile:
     path = landing.write("usage_events", "2026-11-03", "a.ndjson", records)
     landed = LandedFile("usage_events", date(2026, 11, 3), path, "usage_events/2026-11-03/a.ndjson")
-    return landed, hashlib.sha256(path.read_bytes()).hexdigest()
+    return PreparedFile(landed, sha256 or hashlib.sha256(path.read_bytes()).hexdigest(), 9, refs)
 
 
 def test_batches_hold_staged_lines_repeats_and_rejects(landing):
-    landed, digest = _landed(landing, [usage("u1"), usage("u1"), usage("u2", org="nobody"), "{x"])
     refs = References(orgs={"odavl-test-org": 1}, projects={})
+    prepared = _prepared(landing, [usage("u1"), usage("u1"), usage("u2", org="nobody"), "{x"], refs)
     with ParserProcess() as parser:
-        [batch] = list(parser.batches(landed, refs, file_id=9, sha256=digest))
+        parser.submit(prepared)
+        [batch] = list(parser.batches(prepared))
     assert batch.lines == 4
     assert (batch.staged_lines, batch.repeat_lines) == ([(9, 1)], [(9, 2)])
     assert [(reject[2], reject[3]) for reject in batch.rejects] == [(3, "unknown_org"), (4, "invalid_json")]
@@ -30,6 +31,7 @@ def test_batches_hold_staged_lines_repeats_and_rejects(landing):
 
 
 def test_bytes_other_than_those_hashed_are_refused(landing):
-    landed, _ = _landed(landing, [usage("u1")])
+    prepared = _prepared(landing, [usage("u1")], References({}, {}), sha256="0" * 64)
     with ParserProcess() as parser, pytest.raises(FileChanged):
-        list(parser.batches(landed, References({}, {}), file_id=1, sha256="0" * 64))
+        parser.submit(prepared)
+        list(parser.batches(prepared))

@@ -1,9 +1,10 @@
 """Parsing and validating landing files in a separate process, batch by batch.
 
 The writer's process spends its time waiting on PostgreSQL; a parser process keeps
-the other core busy with JSON and validation, without contending for one GIL. It
-streams batches through a bounded queue (memory stays flat) and exits by itself
-if the process that started it dies.
+the other core busy with JSON and validation, without contending for one GIL. Files
+are submitted ahead (the next one is parsed while the current one is written); their
+batches stream back in order through a bounded queue, so memory stays flat. The
+parser exits by itself if the process that started it dies.
 """
 
 import hashlib
@@ -13,9 +14,9 @@ import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from odavl_pipeline.ingest.landing import LandedFile, UnreadableFile, read_lines
+from odavl_pipeline.ingest.landing import UnreadableFile, read_lines
 from odavl_pipeline.ingest.sources import SPECS
-from odavl_pipeline.ingest.writer import Batch, Line, References, validated_batches
+from odavl_pipeline.ingest.writer import Batch, Line, PreparedFile, References, validated_batches
 
 _POLL_SECONDS = 1.0
 
@@ -55,23 +56,36 @@ class ParserProcess:
                                         name="odavl-parser", daemon=True)
         self._process.start()
 
-    def batches(self, landed: LandedFile, refs: References, file_id: int,
-                sha256: str) -> Iterator[Batch]:
-        """The file's validated batches; raises UnreadableFile, or FileChanged if the bytes
-        parsed are not those hashed."""
+    def submit(self, prepared: PreparedFile) -> None:
+        """Queue a file for parsing; its batches come back, in order, from `batches`."""
         if self._process is None:
             self._start()
+        landed = prepared.landed
         self._tasks.put((str(landed.path), landed.path.name.endswith(".gz"), landed.source,
-                         refs, file_id))
+                         prepared.refs, prepared.file_id))
+
+    def batches(self, prepared: PreparedFile) -> Iterator[Batch]:
+        """The submitted file's validated batches; raises UnreadableFile, or FileChanged if
+        the bytes parsed are not those hashed. Consume it whole (or `discard` the rest)."""
         while True:
             item = self._next_result()
-            if isinstance(item, BaseException):
+            if isinstance(item, UnreadableFile):
                 raise item
+            if isinstance(item, BaseException):
+                raise RuntimeError(str(item)) from None
             if isinstance(item, _FileDone):
-                if item.sha256 != sha256:
-                    raise FileChanged(f"{landed.relative_path} changed while it was ingested")
+                if item.sha256 != prepared.sha256:
+                    raise FileChanged(f"{prepared.landed.relative_path} changed while it was ingested")
                 return
             yield item
+
+    def discard(self, prepared: PreparedFile) -> None:
+        """Skip what remains of a submitted file's batches."""
+        try:
+            for _ in self.batches(prepared):
+                pass
+        except (UnreadableFile, FileChanged):
+            pass
 
     def _next_result(self):
         while True:

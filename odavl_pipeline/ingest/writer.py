@@ -89,30 +89,51 @@ class Batch:
     rejects: list[tuple] = field(default_factory=list)
 
 
-def ingest_file(conn: psycopg.Connection, landed: LandedFile, parser: "ParserProcess",
-                run_id: str | None = None,
-                progress: Callable[[str], None] | None = None) -> Counts | None:
-    """Ingest one landed file in one transaction; None when this content was already ingested."""
-    spec = SPECS[landed.source]
+@dataclass(frozen=True)
+class PreparedFile:
+    """A landed file about to be ingested: hashed, given its ledger id, its references read."""
+
+    landed: LandedFile
+    sha256: str
+    file_id: int
+    refs: References
+
+
+def prepare_file(conn: psycopg.Connection, landed: LandedFile) -> PreparedFile | None:
+    """Hash a landed file, reserve its ledger id and read the references; None when this
+    content was already ingested."""
     with open(landed.path, "rb") as handle:
         digest = sha256_of(handle)
     with conn.transaction(), conn.cursor() as cur:
-        _lock_source(cur, spec)
-        if cur.execute("SELECT 1 FROM ingested_files WHERE source = %s AND path = %s AND sha256 = %s",
-                       (spec.name, landed.relative_path, digest)).fetchone():
+        if _already_ingested(cur, landed, digest):
             return None
-        size = landed.path.stat().st_size
-        file_id = cur.execute(
-            "INSERT INTO ingested_files (source, path, day, sha256, size_bytes, run_id, lines, "
+        file_id = cur.execute("SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
+                              ).fetchone()[0]
+        return PreparedFile(landed, digest, file_id, References.load(cur))
+
+
+def ingest_file(conn: psycopg.Connection, prepared: PreparedFile, parser: "ParserProcess",
+                run_id: str | None = None,
+                progress: Callable[[str], None] | None = None) -> Counts | None:
+    """Ingest one submitted file in one transaction; None when another run ingested it first."""
+    landed, file_id = prepared.landed, prepared.file_id
+    spec = SPECS[landed.source]
+    with conn.transaction(), conn.cursor() as cur:
+        _lock_source(cur, spec)
+        if _already_ingested(cur, landed, prepared.sha256):
+            parser.discard(prepared)
+            return None
+        cur.execute(
+            "INSERT INTO ingested_files (id, source, path, day, sha256, size_bytes, run_id, lines, "
             "accepted, duplicate, pending, rejected) "
-            "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0, 0) RETURNING id",
-            (spec.name, landed.relative_path, landed.day, digest, size, run_id)).fetchone()[0]
-        refs = References.load(cur)
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 0, 0)",
+            (file_id, spec.name, landed.relative_path, landed.day, prepared.sha256,
+             landed.path.stat().st_size, run_id))
         _create_stage(cur, spec)
         lines, duplicates, touched = 0, Counter(), {file_id}
         try:
             with conn.transaction():  # a savepoint: an unreadable file leaves nothing behind
-                for batch in parser.batches(landed, refs, file_id, digest):
+                for batch in parser.batches(prepared):
                     lines += batch.lines
                     duplicates.update(_write_batch(cur, spec, batch))
                     if progress:
@@ -127,6 +148,12 @@ def ingest_file(conn: psycopg.Connection, landed: LandedFile, parser: "ParserPro
         return Counts(1, *cur.execute(
             "SELECT lines, accepted, duplicate, pending, rejected FROM ingested_files WHERE id = %s",
             (file_id,)).fetchone())
+
+
+def _already_ingested(cur: Cursor, landed: LandedFile, digest: str) -> bool:
+    return cur.execute(
+        "SELECT 1 FROM ingested_files WHERE source = %s AND path = %s AND sha256 = %s",
+        (landed.source, landed.relative_path, digest)).fetchone() is not None
 
 
 @dataclass(frozen=True)
@@ -284,12 +311,12 @@ def _copy_csv(rows: list[tuple]) -> bytes:
 
 def _csv_field(value) -> str:
     kind = type(value)
-    if value is None:
-        return ""
     if kind is str:
         return '"' + value.replace('"', '""') + '"'
     if kind is int:
         return str(value)
+    if value is None:
+        return ""
     if kind is datetime:
         return value.isoformat()
     if kind is list:  # a text[] literal, itself quoted as one CSV field
