@@ -1,23 +1,7 @@
-"""Plan limits and monthly billing periods (CONTRACT.md section 5)."""
+"""Monthly billing periods, anchored on a subscription's period start."""
 
 from calendar import monthrange
-from dataclasses import dataclass
 from datetime import datetime
-
-
-@dataclass(frozen=True)
-class PlanLimits:
-    analyses: int
-    fixes: int
-    audits: int
-    projects: int
-
-
-PLAN_LIMITS = {
-    "FREE": PlanLimits(analyses=100, fixes=50, audits=20, projects=3),
-    "PRO": PlanLimits(analyses=500, fixes=200, audits=100, projects=10),
-    "ENTERPRISE": PlanLimits(analyses=5_000, fixes=2_000, audits=1_000, projects=50),
-}
 
 
 def add_months(anchor: datetime, months: int) -> datetime:
