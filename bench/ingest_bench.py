@@ -37,13 +37,12 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg import sql
-from sqlalchemy import BigInteger, DateTime, String, Text, create_engine
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from odavl_pipeline.db import migrate
-from odavl_pipeline.db.models import UsageEventType, pg_enum
+from odavl_pipeline.db.models import UsageEvent, UsageEventType
 from odavl_pipeline.db.seed import SEEDS_DIR, load_reference, read_reference
 from odavl_pipeline.db.server import libpq_url, server_url, stop_embedded_server
 from odavl_pipeline.domain.records import Rejected, validate_usage
@@ -378,31 +377,10 @@ def run_copy(env: Environment, prepared: Prepared) -> Figure:
 # --- (c) ORM, one row per statement -----------------------------------------------------
 
 
-class _BenchBase(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
-
-
-class BenchOrmRow(_BenchBase):
-    """`usage_events`' columns on the throwaway table `bench_orm`, for benchmark (c)."""
-
-    __tablename__ = "bench_orm"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    organization_id: Mapped[int]
-    event_id: Mapped[str] = mapped_column(String(200))
-    event_type: Mapped[UsageEventType] = mapped_column(pg_enum(UsageEventType, "usage_event_type"))
-    occurred_at: Mapped[datetime]
-    quantity: Mapped[int]
-    project_id: Mapped[int | None]
-    user_email: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]]
-    file_id: Mapped[int] = mapped_column(BigInteger)
-    line_no: Mapped[int]
-
-
 def run_orm(env: Environment, sample: list[dict[str, Any]]) -> Figure:
     """`session.add(row); session.flush()` per record, one commit at the end; time it."""
-    create_like_usage_events(env, "bench_orm")
+    with psycopg.connect(env.dsn, autocommit=True) as conn:  # (b) is done with the table
+        conn.execute("TRUNCATE usage_events")
     checkpoint(env)
     log(f"(c) orm: {len(sample):,} rows, one INSERT per row")
     engine = create_engine(env.url)
@@ -411,7 +389,7 @@ def run_orm(env: Environment, sample: list[dict[str, Any]]) -> Figure:
             session.connection()  # connect before the clock starts
             started = time.perf_counter()
             for values in sample:
-                session.add(BenchOrmRow(**{**values,
+                session.add(UsageEvent(**{**values,
                                            "event_type": UsageEventType(values["event_type"])}))
                 session.flush()
             session.commit()

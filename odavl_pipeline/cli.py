@@ -165,7 +165,7 @@ def cmd_rejects(args, settings: Settings) -> None:
     for row in rows:
         where = f"{row['file']}:{row['line']}" if row["line"] is not None else row["file"]
         print(f"{row['reason']:<22} {where}  {row['detail']}")
-    print(f"\nquarantine: " + (", ".join(f"{source}/{reason} {n:,}" for source, reason, n in totals)
+    print("\nquarantine: " + (", ".join(f"{source}/{reason} {n:,}" for source, reason, n in totals)
                              or "empty"))
 
 

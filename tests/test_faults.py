@@ -8,7 +8,6 @@ import sys
 from datetime import date
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.ingest.landing import SOURCES

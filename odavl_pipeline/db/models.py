@@ -23,7 +23,6 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
-    Integer,
     MetaData,
     String,
     Text,
