@@ -13,6 +13,7 @@ from typing import Any, Callable
 from odavl_pipeline.domain.attestations import attestation_hash
 from odavl_pipeline.domain.signatures import error_signature
 
+SOURCES = ("usage_events", "error_events", "fix_attestations", "audit_results")
 MAX_STRING = 10_000
 MAX_FUTURE = timedelta(minutes=5)
 

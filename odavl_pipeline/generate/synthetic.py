@@ -32,9 +32,9 @@ from typing import Any
 import orjson
 
 from odavl_pipeline.domain.attestations import GENESIS_HASH, attestation_hash
+from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.domain.signatures import error_signature
 
-SOURCES = ("usage_events", "error_events", "fix_attestations", "audit_results")
 PRODUCERS = {
     "usage_events": "billing",
     "error_events": "insight",

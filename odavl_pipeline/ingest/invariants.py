@@ -33,10 +33,10 @@ def rows_match_ledger(conn: psycopg.Connection, source: str, run_id: str | None)
     table = SPECS[source].table
     bad = conn.execute(
         f"""SELECT count(*) FROM ingested_files f
-            LEFT JOIN (SELECT file_id, count(*) AS n FROM {table} GROUP BY file_id) t
-                   ON t.file_id = f.id
             WHERE f.source = %s AND f.run_id IS NOT DISTINCT FROM %s
-              AND f.accepted + f.pending <> COALESCE(t.n, 0)""", (source, run_id)).fetchone()[0]
+              AND f.accepted + f.pending <> (SELECT count(*) FROM {table} t
+                                             WHERE t.file_id = f.id)""",
+        (source, run_id)).fetchone()[0]
     return Finding(bad == 0, f"{bad} file(s) whose table rows differ from their accepted count", bad)
 
 

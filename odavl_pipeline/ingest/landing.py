@@ -9,7 +9,8 @@ from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
-SOURCES = ("usage_events", "error_events", "fix_attestations", "audit_results")
+from odavl_pipeline.domain.records import SOURCES
+
 MAX_LINE_BYTES = 1024 * 1024
 _CHUNK = 1024 * 1024
 

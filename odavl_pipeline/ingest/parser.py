@@ -69,10 +69,8 @@ class ParserProcess:
         the bytes parsed are not those hashed. Consume it whole (or `discard` the rest)."""
         while True:
             item = self._next_result()
-            if isinstance(item, UnreadableFile):
+            if isinstance(item, BaseException):  # UnreadableFile, or a parsing failure
                 raise item
-            if isinstance(item, BaseException):
-                raise RuntimeError(str(item)) from None
             if isinstance(item, _FileDone):
                 if item.sha256 != prepared.sha256:
                     raise FileChanged(f"{prepared.landed.relative_path} changed while it was ingested")
