@@ -182,6 +182,69 @@ def cmd_rejects_retry(args, settings: Settings) -> None:
                   f"{outcome.duplicate:,} duplicate, {outcome.rejected:,} still rejected")
 
 
+# --- stripe ------------------------------------------------------------------
+
+
+def cmd_stripe_sync(args, settings: Settings) -> None:
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.stripe_billing.sync import initial_sync
+
+    client = _stripe_client(settings)
+    _require_migrated(settings)
+    with connect(settings) as conn:
+        report = initial_sync(conn, client)
+    print(f"customers: {report.customers:,} ({report.customers_linked:,} linked to an organization); "
+          f"subscriptions: {report.subscriptions:,} ({report.subscriptions_applied:,} applied)")
+    for note in report.notes:
+        print(f"  {note}")
+
+
+def cmd_stripe_listen(args, settings: Settings) -> None:
+    from odavl_pipeline.stripe_billing.webhooks import WebhookSecretMissing, serve
+
+    _stripe_client(settings)
+    _require_migrated(settings)
+    try:
+        serve(settings, args.host, args.port)
+    except WebhookSecretMissing as error:
+        raise PipelineError(str(error)) from None
+
+
+def cmd_stripe_report(args, settings: Settings) -> int:
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.stripe_billing.usage_reports import (
+        MartsNotBuilt,
+        read_closed_periods,
+        report_usage,
+    )
+
+    client = _stripe_client(settings)
+    _require_migrated(settings)
+    try:
+        periods = read_closed_periods(settings.marts_path)
+    except MartsNotBuilt as error:
+        raise PipelineError(str(error)) from None
+    with connect(settings) as conn:
+        summary = report_usage(conn, client, periods)
+    print(", ".join(f"{name.replace('_', ' ')} {count:,}" for name, count in summary.as_dict().items()))
+    for identifier, reason in summary.failed:
+        print(f"  failed {identifier}: {reason}")
+    for discrepancy in summary.discrepancies:
+        print(f"  discrepancy, not billed again: {discrepancy}")
+    if summary.not_attempted:
+        print(f"  Stripe was unreachable: {summary.not_attempted:,} left for the next report")
+    return 0 if summary.ok else 1
+
+
+def _stripe_client(settings: Settings):
+    from odavl_pipeline.stripe_billing.client import StripeNotConfigured, stripe_client
+
+    try:
+        return stripe_client(settings)
+    except StripeNotConfigured as error:
+        raise PipelineError(str(error)) from None
+
+
 # --- ui and demo -------------------------------------------------------------
 
 
@@ -292,6 +355,19 @@ def _parser() -> argparse.ArgumentParser:
     rejects_actions = rejects.add_subparsers(metavar="action")
     rejects_actions.add_parser("retry", help="retry what can now be accepted").set_defaults(
         handler=cmd_rejects_retry)
+
+    stripe_actions = commands.add_parser(
+        "stripe", help="Stripe: subscriptions in, metered usage out").add_subparsers(
+        required=True, metavar="action")
+    stripe_actions.add_parser("sync", help="link customers and synchronize every subscription"
+                              ).set_defaults(handler=cmd_stripe_sync)
+    listen = stripe_actions.add_parser("listen", help="serve the webhook endpoint "
+                                       "(POST /stripe/webhook, GET /healthz)")
+    listen.add_argument("--host", default="127.0.0.1")
+    listen.add_argument("--port", type=int, default=8421)
+    listen.set_defaults(handler=cmd_stripe_listen)
+    stripe_actions.add_parser("report", help="report closed periods' usage to Stripe meter events"
+                              ).set_defaults(handler=cmd_stripe_report)
 
     ui = commands.add_parser("ui", help="the Dagster UI on the same instance")
     ui.add_argument("--host", default="127.0.0.1")

@@ -5,16 +5,23 @@ import dagster as dg
 from odavl_pipeline.defs.ingest.assets import ingest_assets, landing_specs
 from odavl_pipeline.defs.ingest.checks import ingest_checks
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
+from odavl_pipeline.defs.marts.assets import marts
+from odavl_pipeline.defs.marts.checks import mart_checks
+from odavl_pipeline.defs.marts.schedules import daily_billing
 from odavl_pipeline.defs.resources import OdavlResource
 
+pipeline_job = dg.define_asset_job(
+    "pipeline", selection=dg.AssetSelection.groups("ingestion", "marts"),
+    description="Ingest the landing zone for a day or a range of days, then rebuild the marts.")
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.groups("ingestion"),
     description="Ingest the landing zone into PostgreSQL for a day or a range of days.")
 
 defs = dg.Definitions(
-    assets=[*landing_specs, *ingest_assets],
-    asset_checks=ingest_checks,
-    jobs=[ingest_job],
+    assets=[*landing_specs, *ingest_assets, marts],
+    asset_checks=[*ingest_checks, *mart_checks],
+    jobs=[pipeline_job, ingest_job],
+    schedules=[daily_billing],
     sensors=[landing_zone_sensor],
     resources={"odavl": OdavlResource()},
 )

@@ -46,10 +46,11 @@ def instance(settings: Settings) -> dg.DagsterInstance:
 
 def materialize_range(settings: Settings, first: date, last: date,
                       log_level: str = "INFO") -> dg.ExecuteInProcessResult:
-    """One run of the ingest job over [first, last], recorded in the instance like any other."""
+    """One run of the pipeline job (ingestion, then the marts) over [first, last], recorded in
+    the instance like any other."""
     from odavl_pipeline.definitions import defs
 
-    job = defs.resolve_job_def("ingest")
+    job = defs.resolve_job_def("pipeline")
     tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
             ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}

@@ -127,3 +127,38 @@ class Landing:
 def landing(settings) -> Landing:
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     return Landing(settings.landing_dir)
+
+
+# --- Stripe: localstripe on loopback (tests/stripe_emulator.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator_server():
+    from .stripe_emulator import StripeEmulator
+
+    emulator = StripeEmulator()
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture
+def stripe_emulator(stripe_emulator_server):
+    """The Stripe emulator, emptied for this test."""
+    stripe_emulator_server.reset()
+    return stripe_emulator_server
+
+
+@pytest.fixture
+def stripe_settings(settings, stripe_emulator, monkeypatch) -> Settings:
+    """`settings` with Stripe pointed at the emulator, also in the environment."""
+    import dataclasses
+
+    from .stripe_emulator import TEST_API_KEY, TEST_WEBHOOK_SECRET
+
+    env = {"STRIPE_API_KEY": TEST_API_KEY, "STRIPE_API_BASE": stripe_emulator.url,
+           "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return dataclasses.replace(settings, stripe_api_key=TEST_API_KEY,
+                               stripe_api_base=stripe_emulator.url,
+                               stripe_webhook_secret=TEST_WEBHOOK_SECRET)

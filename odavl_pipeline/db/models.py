@@ -366,6 +366,8 @@ class UsageEvent(_Provenance, Base):
     project_id: Mapped[int | None]
     user_email: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]]
+    # when the row was written (after the source lock): decides late usage of closed periods
+    ingested_at: Mapped[datetime] = mapped_column(server_default=func.statement_timestamp())
 
 
 class ErrorSignature(Base):
@@ -503,3 +505,70 @@ class AuditIssue(Base):
     documentation: Mapped[str | None] = mapped_column(Text)
 
     audit: Mapped[AuditResult] = relationship(back_populates="issues")
+
+
+# --- marts and Stripe bookkeeping ----------------------------------------------
+
+
+class MartChange(Base):
+    """A (source, UTC day) whose landed facts changed since the marts last read it.
+
+    Written by triggers on the fact tables (migration 0002), so no write escapes the marts;
+    the mart builder deletes a row only if its version is still the one it read.
+    """
+
+    __tablename__ = "mart_changes"
+
+    source: Mapped[Source] = mapped_column(pg_enum(Source, "landing_source"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingClose(Base):
+    """A billing period closed by the marts: its usage is what had arrived by `closed_at`.
+
+    Usage for it that arrives later is carried into the period open at its arrival.
+    """
+
+    __tablename__ = "billing_closes"
+
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    period_end: Mapped[datetime]
+    closed_at: Mapped[datetime]
+
+
+class StripeEvent(Base):
+    """A Stripe webhook event applied once: its id is inserted in the transaction of its effect."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    created: Mapped[datetime]
+    applied_at: Mapped[datetime] = _created()
+
+
+class StripeUsageReport(Base):
+    """Our ledger of metered usage sent to Stripe: one row per organization, metric and closed period."""
+
+    __tablename__ = "stripe_usage_reports"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "metric", "period_start"),
+        CheckConstraint("status IN ('pending', 'sent')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    metric: Mapped[str] = mapped_column(String(20))
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    stripe_customer_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    sent_at: Mapped[datetime | None]

@@ -230,9 +230,14 @@ def _settle_ledger(cur: Cursor, spec: SourceSpec, duplicates: Counter, touched: 
         (ids, [lines.get(i) for i in ids], [duplicates.get(i, 0) for i in ids]))
 
 
+def source_lock(source: str) -> str:
+    """The advisory lock key that serializes the writes of one source."""
+    return f"odavl:ingest:{source}"
+
+
 def _lock_source(cur: Cursor, spec: SourceSpec) -> None:
     """Ingestion of one source is serialized: concurrent runs cannot interleave or deadlock."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"odavl:ingest:{spec.name}",))
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock(spec.name),))
 
 
 def _create_stage(cur: Cursor, spec: SourceSpec) -> None:

@@ -1,0 +1,67 @@
+"""The DuckDB marts, built together and published at once, downstream of the ingest assets."""
+
+import dagster as dg
+
+from odavl_pipeline.defs.ingest.partitions import daily_partitions
+from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.domain.records import SOURCES
+from odavl_pipeline.marts.build import refresh_marts
+
+USAGE, ERRORS, FIXES, AUDITS = (dg.AssetKey([source]) for source in SOURCES)
+
+MARTS = {
+    "usage_daily": ([USAGE], "Usage per organization, UTC day and metric (quantity and events)."),
+    "quota_status": ([USAGE], "Each subscribed organization's usage against its quota in the "
+                              "current billing period, with the forecast to the period's end."),
+    "billing_periods": ([USAGE], "Every monthly billing period: used, quota, overage, closed."),
+    "billing_adjustments": ([USAGE], "Usage that arrived after its period closed, carried into "
+                                     "the period open at its arrival."),
+    "organizations": ([], "Organizations with their tier and status (from the console's data)."),
+    "projects": ([], "Projects of each organization (from the console's data)."),
+    "error_trends": ([ERRORS], "Error events per project, UTC day, detector and severity."),
+    "error_signatures": ([ERRORS], "Error signatures with count, first and last seen, status."),
+    "fix_outcomes": ([FIXES], "Autopilot fixes per project, day and outcome, with size and risk."),
+    "attestation_chains": ([FIXES], "Each project's attestation chain: verified length, head, "
+                                    "pending and rejected links."),
+    "audit_scores": ([AUDITS], "Guardian scores per project, day, URL and device."),
+    "audit_issues": ([AUDITS], "Guardian issues per project, day, suite and severity."),
+    "latest_audit_issues": ([AUDITS], "The issues of each project's latest audit, with "
+                                      "recommendations."),
+    "quarantine_summary": ([USAGE, ERRORS, FIXES, AUDITS], "Rejected records by source, reason "
+                                                           "and organization."),
+    "landing_files": ([USAGE, ERRORS, FIXES, AUDITS], "Every landing file ingested: the "
+                                                      "provenance of each usage fact."),
+}
+
+mart_specs = [
+    dg.AssetSpec(name, deps=deps, description=description, group_name="marts",
+                 kinds={"duckdb"}, partitions_def=daily_partitions)
+    for name, (deps, description) in MARTS.items()
+]
+
+
+@dg.multi_asset(
+    name="marts", specs=mart_specs, partitions_def=daily_partitions, can_subset=False,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def marts(context: dg.AssetExecutionContext, odavl: OdavlResource):
+    """Brings every mart up to date with Postgres: the changed days, their billing periods, quota.
+
+    Any partition (or range) rebuilds whatever changed since the last build, all at once.
+    """
+    settings = odavl.settings()
+    report = refresh_marts(settings, grace=settings.billing_grace, progress=context.log.info)
+    shared = {
+        "build_id": report.build_id,
+        "full_build": report.full,
+        "as_of": report.as_of.isoformat(),
+        "usage_events_read": report.usage_events_read,
+        "billing_periods_recomputed": report.periods_recomputed,
+        "days_recomputed": dg.JsonMetadataValue(report.days),
+        "seconds": dg.FloatMetadataValue(round(report.seconds, 2)),
+        "path": dg.MetadataValue.path(str(settings.marts_path)),
+    }
+    for spec in mart_specs:
+        name = spec.key.path[-1]
+        yield dg.MaterializeResult(asset_key=spec.key,
+                                   metadata={**shared, "dagster/row_count": report.rows[name]})

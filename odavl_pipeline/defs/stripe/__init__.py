@@ -1,0 +1,1 @@
+"""Stripe assets: subscriptions in, metered usage out, and their reconciliation."""

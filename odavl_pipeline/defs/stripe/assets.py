@@ -1,0 +1,62 @@
+"""Stripe assets; without STRIPE_API_KEY each logs why and materializes nothing."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.stripe_billing.client import StripeNotConfigured, stripe_client
+from odavl_pipeline.stripe_billing.sync import initial_sync
+from odavl_pipeline.stripe_billing.usage_reports import read_closed_periods, report_usage
+
+
+@dg.asset(group_name="stripe", kinds={"stripe", "postgres"}, output_required=False)
+def stripe_subscriptions(context: dg.AssetExecutionContext,
+                         odavl: OdavlResource) -> Iterator[dg.MaterializeResult]:
+    """Stripe customers and subscriptions (status, plan tier, current period) synchronized into Postgres."""
+    settings = odavl.settings()
+    try:
+        client = stripe_client(settings)
+    except StripeNotConfigured as error:
+        context.log.warning(f"skipped: {error}")
+        return
+    with odavl.connect() as conn:
+        report = initial_sync(conn, client)
+    for note in report.notes:
+        context.log.info(note)
+    yield dg.MaterializeResult(metadata={
+        "customers": report.customers, "customers_linked": report.customers_linked,
+        "subscriptions": report.subscriptions,
+        "subscriptions_applied": report.subscriptions_applied,
+    })
+
+
+@dg.asset(deps=[dg.AssetKey("billing_periods"), stripe_subscriptions], group_name="stripe",
+          kinds={"stripe", "postgres"}, output_required=False)
+def stripe_usage_reports(context: dg.AssetExecutionContext,
+                         odavl: OdavlResource) -> Iterator[dg.MaterializeResult]:
+    """Each closed billing period's usage sent once to Stripe meter events, with our ledger of it."""
+    settings = odavl.settings()
+    try:
+        client = stripe_client(settings)
+    except StripeNotConfigured as error:
+        context.log.warning(f"skipped: {error}")
+        return
+    periods = read_closed_periods(settings.marts_path)
+    with odavl.connect() as conn:
+        summary = report_usage(conn, client, periods)
+    for discrepancy in summary.discrepancies:
+        context.log.warning(f"discrepancy, not billed again: {discrepancy}")
+    if summary.failed or summary.not_attempted:
+        raise dg.Failure(
+            description="; ".join(f"{identifier}: {reason}" for identifier, reason in summary.failed)
+            + f" ({summary.not_attempted} left for the next report)",
+            metadata=summary.as_dict())
+    yield dg.MaterializeResult(metadata=summary.as_dict())
+
+
+stripe_assets = [stripe_subscriptions, stripe_usage_reports]
+
+stripe_job = dg.define_asset_job(
+    "stripe", selection=dg.AssetSelection.groups("stripe"),
+    description="Synchronize Stripe subscriptions, then report closed periods' usage to Stripe.")

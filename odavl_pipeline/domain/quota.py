@@ -1,0 +1,48 @@
+"""Quota status and its linear forecast to the end of the billing period."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+WARNING_PCT = 80
+NO_TIME = timedelta(0)
+
+
+@dataclass(frozen=True)
+class QuotaForecast:
+    pct_used: float | None  # percent of the quota; None when the quota is 0
+    status: str  # ok below 80 %, warning from 80 %, exceeded from 100 %
+    projected: int  # used at the end of the period at the rate so far
+    projected_exhaustion: date | None  # UTC day the quota is (or would be) reached
+
+
+def quota_status(used: int, quota: int) -> str:
+    """`ok`, `warning` or `exceeded`, compared in integers so 80 % and 100 % are exact."""
+    if used >= quota:
+        return "exceeded" if used > 0 or quota > 0 else "ok"
+    return "warning" if used * 100 >= WARNING_PCT * quota else "ok"
+
+
+def forecast(used: int, quota: int, period_start: datetime, period_end: datetime,
+             as_of: datetime, reached_at: datetime | None = None) -> QuotaForecast:
+    """The quota status at `as_of`; `reached_at` is when the usage reached the quota, if it did.
+
+    The projection is linear in elapsed time: used × period length / elapsed.
+    """
+    length = period_end - period_start
+    elapsed = min(max(as_of - period_start, NO_TIME), length)
+    if elapsed <= NO_TIME:
+        projected = used
+    else:
+        projected = (used * length + elapsed / 2) // elapsed
+    if quota > 0 and used >= quota and reached_at is not None:
+        exhaustion = reached_at.astimezone(UTC).date()
+    elif quota > 0 and 0 < used < quota and elapsed > NO_TIME:
+        moment = period_start + elapsed * (quota / used)
+        exhaustion = moment.astimezone(UTC).date() if moment < period_end else None
+    else:
+        exhaustion = None
+    return QuotaForecast(
+        pct_used=100.0 * used / quota if quota > 0 else None,
+        status=quota_status(used, quota),
+        projected=int(projected),
+        projected_exhaustion=exhaustion)

@@ -1,0 +1,1 @@
+"""DuckDB marts built from the operational database (CONTRACT.md section 6)."""

@@ -1,0 +1,435 @@
+"""Building the marts: the days that changed since the last build, or all of history.
+
+Postgres rows travel as Arrow into DuckDB and are aggregated there. Each source's changed UTC
+days (marked by triggers in `mart_changes`) are read again whole and their rows in the day-keyed
+marts replaced; billing periods containing those days are recomputed from the Parquet usage facts;
+quota status is recomputed for the current periods. A full build reads everything.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import psycopg
+import pyarrow as pa
+
+from odavl_pipeline.db.server import connect, libpq_url, server_url
+from odavl_pipeline.domain.plans import add_months, period_index, periods_covering, quotas
+from odavl_pipeline.domain.quota import forecast
+from odavl_pipeline.domain.records import SOURCES, USAGE_METRICS
+from odavl_pipeline.marts.extract import (
+    CLOSES_QUERY, DIMENSION_QUERIES, Changes, Extractor, forget_changes, read_changes, record_closes,
+    usage_cut)
+from odavl_pipeline.marts.schema import MARTS
+from odavl_pipeline.marts.store import MartsBuild, building
+from odavl_pipeline.settings import Settings
+
+DEFAULT_GRACE = timedelta(hours=1)
+REJECTED_LINKS = ("hash_mismatch", "chain_fork")
+
+
+@dataclass
+class MartsReport:
+    full: bool
+    build_id: str
+    as_of: datetime
+    days: dict[str, int] = field(default_factory=dict)  # UTC days recomputed per source
+    usage_events_read: int = 0
+    periods_recomputed: int = 0
+    rows: dict[str, int] = field(default_factory=dict)  # rows per mart after the build
+    seconds: float = 0.0
+
+
+def refresh_marts(settings: Settings, *, full: bool = False, as_of: datetime | None = None,
+                  grace: timedelta = DEFAULT_GRACE,
+                  progress: Callable[[str], None] = lambda message: None) -> MartsReport:
+    """Bring the marts up to date with Postgres and publish them at once; see the module doc."""
+    started = time.perf_counter()
+    extractor = Extractor(libpq_url(server_url(settings)))
+    try:
+        with connect(settings) as conn, building(settings.marts_path, full) as build:
+            changes = read_changes(conn)  # before any row is read: a later change keeps its mark
+            report = MartsReport(full=build.fresh, build_id=build.build_id,
+                                 as_of=as_of or usage_cut(conn))
+            _build(build, conn, extractor, changes, report, grace, progress)
+    finally:
+        extractor.close()
+    with connect(settings) as conn:
+        forget_changes(conn, changes)
+    report.seconds = time.perf_counter() - started
+    progress(f"marts published in {report.seconds:.1f}s: {report.rows}")
+    return report
+
+
+def _build(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor, changes: Changes,
+           report: MartsReport, grace: timedelta, progress: Callable[[str], None]) -> None:
+    con = build.con
+    for name, query in DIMENSION_QUERIES.items():
+        _load(con, name, extractor.read(query))
+    _publish_dimensions(con)
+
+    def days(source: str) -> list[date] | None:
+        return None if build.fresh else changes.days(source)
+
+    for source in SOURCES:
+        wanted = days(source)
+        report.days[source] = len(wanted) if wanted is not None else -1
+    progress(f"{'full build' if build.fresh else 'incremental build'}: "
+             + ", ".join(f"{s} {'all' if n < 0 else n} days" for s, n in report.days.items()))
+
+    report.usage_events_read = _usage(build, extractor, days("usage_events"), progress)
+    report.days["usage_events"] = _scalar(con, "SELECT count(*) FROM touched_days")
+    report.periods_recomputed = _billing(build, conn, extractor, report.as_of, grace)
+    _quota_status(build, report.as_of)
+    progress(f"usage: {report.usage_events_read:,} events read, "
+             f"{report.periods_recomputed:,} billing periods recomputed")
+    _errors(con, extractor, days("error_events"))
+    _fixes(con, extractor, days("fix_attestations"))
+    _audits(con, extractor, days("audit_results"))
+    report.rows = {name: _scalar(con, f"SELECT count(*) FROM {name}") for name in MARTS}
+
+
+def _load(con: duckdb.DuckDBPyConnection, name: str, data) -> None:
+    """A temporary table from Arrow data (a reader is consumed once)."""
+    con.register("arrow_input", data)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS FROM arrow_input")
+    con.unregister("arrow_input")
+
+
+def _replace_days(con: duckdb.DuckDBPyConnection, mart: str, query: str) -> None:
+    """Replace the rows of the touched days of a day-keyed mart by `query`'s."""
+    con.execute(f"DELETE FROM {mart} WHERE day IN (SELECT day FROM touched_days)")
+    con.execute(f"INSERT INTO {mart} {query}")
+
+
+def _touched(con: duckdb.DuckDBPyConnection, days: list[date] | None, facts: str, column: str) -> None:
+    """touched_days: the days asked for, or (full build) the days the facts fall on."""
+    if days is None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE touched_days AS "
+                    f"SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::DATE AS day FROM {facts}")
+    else:
+        _load(con, "touched_days", pa.table({"day": pa.array(days, pa.date32())}))
+
+
+def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DELETE FROM organizations")
+    con.execute("INSERT INTO organizations SELECT o.org, o.name, o.tier, o.status, "
+                "s.org_id IS NOT NULL FROM org_dim AS o LEFT JOIN subscription_dim AS s USING (org_id)")
+    con.execute("DELETE FROM projects")
+    con.execute("INSERT INTO projects SELECT org, project, name, status FROM project_dim")
+    con.execute("DELETE FROM landing_files")
+    con.execute("INSERT INTO landing_files SELECT file_id, source, path, ingested_at FROM file_rows")
+    con.execute("DELETE FROM quarantine_summary")
+    con.execute("INSERT INTO quarantine_summary SELECT source, reason, org, sum(records) "
+                "FROM quarantine_rows GROUP BY ALL")
+
+
+# --- usage and billing -----------------------------------------------------------
+
+
+def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None,
+           progress: Callable[[str], None]) -> int:
+    """Read the touched days' usage, write their Parquet facts, replace their usage_daily rows."""
+    con = build.con
+    _load(con, "metric_map", pa.table({"event_type": list(USAGE_METRICS),
+                                       "metric": list(USAGE_METRICS.values())}))
+    con.register("arrow_input", extractor.facts("usage_events", days))
+    con.execute("CREATE OR REPLACE TEMP TABLE pulled AS SELECT u.org_id, m.metric, u.event_id, "
+                "u.occurred_at, u.ingested_at, u.quantity, u.project_id, u.file_id, u.line_no, "
+                "(u.occurred_at AT TIME ZONE 'UTC')::DATE AS day "
+                "FROM arrow_input AS u JOIN metric_map AS m USING (event_type)")
+    con.unregister("arrow_input")
+    read = _scalar(con, "SELECT count(*) FROM pulled")
+    progress(f"usage: {read:,} events read from Postgres")
+    _touched(con, days, "pulled", "occurred_at")
+
+    folder = build.fact_folder("usage")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY pulled TO {_quote(str(folder))} "
+                f"(FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd, OVERWRITE_OR_IGNORE)")
+    prefix = f"{build.build_id}/usage/day="
+    con.execute("DELETE FROM _fact_files WHERE day IN (SELECT day FROM touched_days)")
+    con.execute("INSERT INTO _fact_files SELECT DISTINCT day, ? || strftime(day, '%Y-%m-%d') "
+                "|| '/*.parquet' FROM pulled", [prefix])
+    _replace_days(con, "usage_daily",
+                  "SELECT o.org, p.day, p.metric, sum(p.quantity), count(*) FROM pulled AS p "
+                  "JOIN org_dim AS o USING (org_id) GROUP BY ALL")
+    return read
+
+
+def _facts_view(build: MartsBuild, name: str, days_query: str) -> None:
+    """A view over the Parquet usage facts of the days `days_query` selects."""
+    con = build.con
+    paths = [str(build.facts_root / path) for (path,) in con.execute(
+        f"SELECT path FROM _fact_files WHERE day IN ({days_query}) ORDER BY day").fetchall()]
+    if paths:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet("
+                    f"[{', '.join(_quote(p) for p in paths)}], hive_partitioning = false)")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM pulled LIMIT 0")
+
+
+def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
+             as_of: datetime, grace: timedelta) -> int:
+    """Close the periods due, recompute the billing periods the touched days reach; returns how
+    many. A closed period counts the usage that had arrived when it closed; usage arriving later
+    is carried into the period that contains its arrival (`billing_adjustments`)."""
+    con = build.con
+    latest = max(as_of, _scalar(con, "SELECT max(ingested_at) FROM pulled") or as_of)
+    anchors, reset = _anchors(con, build.fresh)
+    _load(con, "reset_orgs", pa.table({"org_id": pa.array(sorted(reset), pa.int32())}))
+
+    # The usage whose late share is recomputed: the touched days, and every day of a reset org.
+    columns = "org_id, day, metric, quantity, occurred_at, ingested_at"
+    if reset:
+        _facts_view(build, "reset_facts",
+                    "SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE late_candidates AS SELECT {columns} FROM pulled "
+                    f"UNION ALL SELECT {columns}, FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
+                    f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE late_candidates AS SELECT {columns} FROM pulled")
+    _periods(con, anchors, reset, latest)
+    _close_due_periods(con, conn, extractor, as_of, grace)
+
+    con.execute("CREATE OR REPLACE TEMP TABLE old_targets AS SELECT DISTINCT org_id, period_start "
+                "FROM _late_usage WHERE day IN (SELECT day FROM touched_days)")
+    con.execute("DELETE FROM _late_usage WHERE day IN (SELECT day FROM touched_days) "
+                "OR org_id IN (SELECT org_id FROM reset_orgs) "
+                "OR org_id NOT IN (SELECT org_id FROM periods)")
+    con.execute(
+        "INSERT INTO _late_usage SELECT c.org_id, c.day, c.metric, occ.period_start, "
+        "arr.period_start, sum(c.quantity), count(*) FROM late_candidates AS c "
+        "JOIN periods AS occ ON occ.org_id = c.org_id AND c.occurred_at >= occ.period_start "
+        "AND c.occurred_at < occ.period_end "
+        "JOIN closes AS closed ON closed.org_id = occ.org_id "
+        "AND closed.period_start = occ.period_start AND c.ingested_at >= closed.closed_at "
+        "JOIN periods AS arr ON arr.org_id = c.org_id AND c.ingested_at >= arr.period_start "
+        "AND c.ingested_at < arr.period_end "
+        "WHERE c.metric IN (SELECT metric FROM quota_now) GROUP BY ALL")
+
+    # The periods to recompute, and the facts of the days they span.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE affected AS "
+        "SELECT p.org_id, p.period_start, p.period_end FROM periods AS p "
+        "WHERE p.org_id IN (SELECT org_id FROM reset_orgs) "
+        "OR EXISTS (SELECT 1 FROM touched_days AS t WHERE p.period_start < (t.day + 1)::TIMESTAMPTZ "
+        "  AND p.period_end > t.day::TIMESTAMPTZ) "
+        "OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM old_targets) "
+        "OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM _late_usage "
+        "  WHERE day IN (SELECT day FROM touched_days) OR org_id IN (SELECT org_id FROM reset_orgs)) "
+        "OR NOT EXISTS (SELECT 1 FROM billing_periods AS b JOIN org_dim AS o ON o.org = b.org "
+        "  WHERE o.org_id = p.org_id AND b.period_start = p.period_start "
+        "  AND b.closed = EXISTS (SELECT 1 FROM closes AS c WHERE c.org_id = p.org_id "
+        "    AND c.period_start = p.period_start))")
+    _facts_view(build, "period_facts", _days_of("affected"))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE recomputed AS "
+        "WITH regular AS (SELECT a.org_id, a.period_start, f.metric, sum(f.quantity) AS used "
+        "  FROM period_facts AS f JOIN affected AS a ON a.org_id = f.org_id "
+        "  AND f.occurred_at >= a.period_start AND f.occurred_at < a.period_end "
+        "  LEFT JOIN closes AS c ON c.org_id = a.org_id AND c.period_start = a.period_start "
+        "  WHERE c.closed_at IS NULL OR f.ingested_at < c.closed_at GROUP BY ALL), "
+        "late AS (SELECT org_id, period_start, metric, sum(quantity) AS used FROM _late_usage "
+        "  GROUP BY ALL) "
+        "SELECT o.org, a.period_start, a.period_end, q.metric, "
+        "  coalesce(r.used, 0) + coalesce(l.used, 0) AS used, "
+        "  coalesce(kept.quota, q.quota) AS quota "
+        "FROM affected AS a JOIN org_dim AS o USING (org_id) "
+        "JOIN quota_now AS q ON q.org_id = a.org_id "
+        "LEFT JOIN regular AS r ON r.org_id = a.org_id AND r.period_start = a.period_start "
+        "  AND r.metric = q.metric "
+        "LEFT JOIN late AS l ON l.org_id = a.org_id AND l.period_start = a.period_start "
+        "  AND l.metric = q.metric "
+        "LEFT JOIN billing_periods AS kept ON kept.org = o.org AND kept.closed "
+        "  AND kept.period_start = a.period_start AND kept.metric = q.metric")
+    con.execute("DELETE FROM billing_periods AS b WHERE (b.org, b.period_start) IN "
+                "(SELECT org, period_start FROM recomputed) OR NOT EXISTS (SELECT 1 FROM periods "
+                "AS p JOIN org_dim AS o USING (org_id) WHERE o.org = b.org "
+                "AND p.period_start = b.period_start)")
+    con.execute("INSERT INTO billing_periods SELECT org, period_start, period_end, metric, used, "
+                "quota, greatest(used - quota, 0), false FROM recomputed")
+    con.execute("UPDATE billing_periods AS b SET closed = EXISTS (SELECT 1 FROM closes AS c "
+                "JOIN org_dim AS o USING (org_id) WHERE o.org = b.org "
+                "AND c.period_start = b.period_start)")
+    con.execute("DELETE FROM billing_adjustments")
+    con.execute("INSERT INTO billing_adjustments SELECT o.org, l.period_start, l.metric, "
+                "l.occurred_period_start, sum(l.quantity), sum(l.events) FROM _late_usage AS l "
+                "JOIN org_dim AS o USING (org_id) GROUP BY ALL")
+    return _scalar(con, "SELECT count(*) FROM affected")
+
+
+def _close_due_periods(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection,
+                       extractor: Extractor, as_of: datetime, grace: timedelta) -> None:
+    """Record in Postgres the periods whose grace has passed; temp table `closes` holds them all."""
+    _load(con, "closes", extractor.read(CLOSES_QUERY))
+    due = con.execute(
+        "SELECT p.org_id, p.period_start, p.period_end FROM periods AS p "
+        "WHERE p.period_end + to_microseconds(?) <= ? AND NOT EXISTS (SELECT 1 FROM closes AS c "
+        "WHERE c.org_id = p.org_id AND c.period_start = p.period_start)",
+        [grace // timedelta(microseconds=1), as_of]).fetchall()
+    if due:
+        record_closes(conn, due, as_of)
+        _load(con, "closes", extractor.read(CLOSES_QUERY))
+
+
+def _days_of(periods: str) -> str:
+    """A query of the fact days that the periods of table `periods` span."""
+    return (f"SELECT f.day FROM _fact_files AS f JOIN {periods} AS a ON "
+            f"f.day >= (a.period_start AT TIME ZONE 'UTC')::DATE "
+            f"AND f.day <= ((a.period_end - INTERVAL 1 MICROSECOND) AT TIME ZONE 'UTC')::DATE")
+
+
+def _anchors(con: duckdb.DuckDBPyConnection, fresh: bool) -> tuple[dict[int, datetime], set[int]]:
+    """Each subscribed organization's billing anchor, and those whose periods all change.
+
+    An organization keeps the anchor it was first built with while its subscription's current
+    period start stays on that anchor's monthly series (Stripe moves it every month); a start
+    off the series, or a new subscription, re-anchors it and all its periods are recomputed.
+    """
+    known = dict(con.execute("SELECT org_id, anchor FROM _billing_anchors").fetchall())
+    anchors, reset = {}, set()
+    for org_id, anchor in con.execute("SELECT org_id, anchor FROM subscription_dim").fetchall():
+        anchor, old = anchor.astimezone(UTC), known.get(org_id)
+        if old is not None and _on_series(old.astimezone(UTC), anchor):
+            anchor = old.astimezone(UTC)
+        elif not fresh:
+            reset.add(org_id)
+        anchors[org_id] = anchor
+    return anchors, reset
+
+
+def _periods(con: duckdb.DuckDBPyConnection, anchors: dict[int, datetime], reset: set[int],
+             latest: datetime) -> None:
+    """Temp tables `periods` (every period of every subscribed organization, from its first
+    usage to `latest`) and `quota_now` (its quota per metric); records anchors and first usage."""
+    known_first = {org_id: first for org_id, first in con.execute(
+        "SELECT org_id, first_at FROM _billing_anchors").fetchall() if org_id not in reset}
+    new_first = dict(con.execute(
+        "SELECT org_id, min(occurred_at) FROM late_candidates GROUP BY org_id").fetchall())
+    plans = {org_id: (tier, {"analyses": analyses, "fixes": fixes, "audits": audits})
+             for org_id, tier, analyses, fixes, audits in con.execute(
+                 "SELECT s.org_id, o.tier, s.analyses_limit, s.fixes_limit, s.audits_limit "
+                 "FROM subscription_dim AS s JOIN org_dim AS o USING (org_id)").fetchall()}
+    periods, quota_now, recorded = [], [], []
+    for org_id, anchor in anchors.items():
+        firsts = [moment for moment in (known_first.get(org_id), new_first.get(org_id)) if moment]
+        first = min(firsts) if firsts else None
+        recorded.append((org_id, anchor, first))
+        periods.extend((org_id, start, end)
+                       for start, end in periods_covering(anchor, min(first or latest, latest), latest))
+        tier, overrides = plans[org_id]
+        quota_now.extend((org_id, metric, limit) for metric, limit in quotas(tier, overrides).items())
+    con.execute("DELETE FROM _billing_anchors")
+    if recorded:
+        con.executemany("INSERT INTO _billing_anchors VALUES (?, ?, ?)", recorded)
+    _load(con, "periods", pa.table({
+        "org_id": pa.array([row[0] for row in periods], pa.int32()),
+        "period_start": pa.array([row[1] for row in periods], pa.timestamp("us", "UTC")),
+        "period_end": pa.array([row[2] for row in periods], pa.timestamp("us", "UTC"))}))
+    _load(con, "quota_now", pa.table({
+        "org_id": pa.array([row[0] for row in quota_now], pa.int32()),
+        "metric": pa.array([row[1] for row in quota_now], pa.string()),
+        "quota": pa.array([row[2] for row in quota_now], pa.int64())}))
+
+
+def _on_series(anchor: datetime, moment: datetime) -> bool:
+    return add_months(anchor, period_index(anchor, moment)) == moment
+
+
+def _quota_status(build: MartsBuild, as_of: datetime) -> None:
+    """quota_status for each subscribed organization's current period, by occurred_at."""
+    con = build.con
+    con.execute("CREATE OR REPLACE TEMP TABLE current_periods AS SELECT org_id, period_start, "
+                "period_end FROM periods WHERE period_start <= ? AND ? < period_end", [as_of, as_of])
+    _facts_view(build, "current_facts", _days_of("current_periods"))
+    rows = con.execute(
+        "WITH events AS (SELECT c.org_id, f.metric, f.occurred_at, f.quantity FROM current_facts AS f "
+        "  JOIN current_periods AS c ON c.org_id = f.org_id AND f.occurred_at >= c.period_start "
+        "  AND f.occurred_at < c.period_end), "
+        "running AS (SELECT org_id, metric, occurred_at, sum(quantity) OVER (PARTITION BY org_id, "
+        "  metric ORDER BY occurred_at RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total "
+        "  FROM events), "
+        "used AS (SELECT org_id, metric, sum(quantity) AS used FROM events GROUP BY ALL), "
+        "reached AS (SELECT r.org_id, r.metric, min(r.occurred_at) AS reached_at FROM running AS r "
+        "  JOIN quota_now AS q USING (org_id, metric) WHERE r.total >= q.quota GROUP BY ALL) "
+        "SELECT o.org, o.tier, c.period_start, c.period_end, q.metric, coalesce(u.used, 0), "
+        "  q.quota, r.reached_at FROM current_periods AS c JOIN org_dim AS o USING (org_id) "
+        "JOIN quota_now AS q USING (org_id) LEFT JOIN used AS u USING (org_id, metric) "
+        "LEFT JOIN reached AS r USING (org_id, metric) ORDER BY o.org, q.metric").fetchall()
+    con.execute("DELETE FROM quota_status")
+    for org, tier, start, end, metric, used, quota, reached_at in rows:
+        status = forecast(used, quota, start, end, as_of, reached_at)
+        con.execute("INSERT INTO quota_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [org, tier, start, end, metric, used, quota, status.pct_used, status.status,
+                     status.projected, status.projected_exhaustion, as_of])
+
+
+# --- the dashboards' marts -----------------------------------------------------------
+
+
+def _errors(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
+    _load(con, "error_rows", extractor.facts("error_events", days))
+    _touched(con, days, "error_rows", "occurred_at")
+    _replace_days(con, "error_trends",
+                  "SELECT p.org, p.project, (e.occurred_at AT TIME ZONE 'UTC')::DATE AS day, "
+                  "e.detector, e.severity, count(*), count(DISTINCT e.signature_hash) "
+                  "FROM error_rows AS e JOIN project_dim AS p USING (project_id) GROUP BY ALL")
+    con.execute("DELETE FROM error_signatures")
+    con.execute("INSERT INTO error_signatures SELECT p.org, p.project, s.hash, s.detector, "
+                "s.severity, s.message, s.file, s.line, s.count, s.first_seen, s.last_seen, "
+                "s.status, s.resolved_at FROM signature_rows AS s JOIN project_dim AS p USING (project_id)")
+
+
+def _fixes(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
+    _load(con, "fix_rows", extractor.facts("fix_attestations", days))
+    _touched(con, days, "fix_rows", "created_at")
+    _replace_days(con, "fix_outcomes",
+                  "SELECT p.org, p.project, (a.created_at AT TIME ZONE 'UTC')::DATE AS day, a.status, "
+                  "count(*), sum(a.files_changed), sum(a.lines_added), sum(a.lines_removed), "
+                  "avg(a.risk_score), max(a.risk_score), count(*) FILTER (a.chain_status = 'verified'), "
+                  "count(*) FILTER (a.chain_status = 'pending') "
+                  "FROM fix_rows AS a JOIN project_dim AS p USING (project_id) GROUP BY ALL")
+    con.execute("DELETE FROM attestation_chains")
+    con.execute(
+        "INSERT INTO attestation_chains SELECT p.org, p.project, coalesce(c.verified, 0), "
+        "coalesce(c.pending, 0), coalesce(q.rejected, 0), c.head_hash, c.head_created_at "
+        "FROM project_dim AS p LEFT JOIN chain_rows AS c USING (project_id) "
+        "LEFT JOIN (SELECT org, project, sum(records) AS rejected FROM quarantine_rows "
+        "  WHERE source = 'fix_attestations' AND reason IN (SELECT unnest(?)) GROUP BY ALL) AS q "
+        "  ON q.org = p.org AND q.project = p.project "
+        "WHERE c.project_id IS NOT NULL OR q.rejected IS NOT NULL", [list(REJECTED_LINKS)])
+
+
+def _audits(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
+    _load(con, "audit_rows", extractor.facts("audit_results", days))
+    _touched(con, days, "audit_rows", "occurred_at")
+    scores = ", ".join(f"avg(r.{column})" for column in (
+        "score_accessibility", "score_performance", "score_security", "score_seo",
+        "lighthouse_performance", "lighthouse_accessibility", "lighthouse_best_practices",
+        "lighthouse_seo"))
+    _replace_days(con, "audit_scores",
+                  f"SELECT p.org, p.project, (r.occurred_at AT TIME ZONE 'UTC')::DATE AS day, r.url, "
+                  f"r.device, r.environment, count(*), {scores}, sum(r.total_issues) "
+                  f"FROM audit_rows AS r JOIN project_dim AS p USING (project_id) GROUP BY ALL")
+    _load(con, "audit_issue_rows", extractor.facts("audit_issues", days))
+    _replace_days(con, "audit_issues",
+                  "SELECT p.org, p.project, (i.occurred_at AT TIME ZONE 'UTC')::DATE AS day, i.suite, "
+                  "i.severity, count(*) FROM audit_issue_rows AS i JOIN project_dim AS p "
+                  "USING (project_id) GROUP BY ALL")
+    con.execute("DELETE FROM latest_audit_issues")
+    con.execute("INSERT INTO latest_audit_issues SELECT p.org, p.project, l.url, l.device, "
+                "l.occurred_at, l.suite, l.severity, l.message, l.recommendation, l.element, "
+                "l.documentation FROM latest_audit_issue_rows AS l JOIN project_dim AS p USING (project_id)")
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, query: str):
+    """The one value a query returns (its result fully read, as DuckDB wants before a register)."""
+    return con.execute(query).fetchall()[0][0]
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal (for the file paths DuckDB's COPY and read_parquet take)."""
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,191 @@
+"""Reading the operational database for the marts: what changed, and the rows, as Arrow."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+import adbc_driver_postgresql.dbapi as adbc
+import psycopg
+import pyarrow as pa
+
+from odavl_pipeline.ingest.writer import source_lock
+
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The (source, day) pairs marked changed, with the version each had when read."""
+
+    versions: dict[tuple[str, date], int] = field(default_factory=dict)
+
+    def days(self, source: str) -> list[date]:
+        return sorted(day for (changed, day) in self.versions if changed == source)
+
+    def __len__(self) -> int:
+        return len(self.versions)
+
+
+def read_changes(conn: psycopg.Connection) -> Changes:
+    rows = conn.execute("SELECT source::text, day, version FROM mart_changes").fetchall()
+    conn.commit()
+    return Changes({(source, day): version for source, day, version in rows})
+
+
+def forget_changes(conn: psycopg.Connection, changes: Changes) -> int:
+    """Delete the marks the marts now reflect; a mark re-set since then (new version) stays."""
+    if not changes:
+        return 0
+    keys = list(changes.versions.items())
+    cursor = conn.execute(
+        "DELETE FROM mart_changes AS m USING unnest(%s::text[], %s::date[], %s::bigint[]) "
+        "AS seen(source, day, version) WHERE m.source::text = seen.source AND m.day = seen.day "
+        "AND m.version = seen.version",
+        ([source for (source, _), _ in keys], [day for (_, day), _ in keys],
+         [version for _, version in keys]))
+    conn.commit()
+    return cursor.rowcount
+
+
+def usage_cut(conn: psycopg.Connection) -> datetime:
+    """A moment before which every usage row is committed: read while no usage write is open.
+
+    Writers take the source lock before they insert, and stamp rows with their statement's
+    time, so rows stamped before this moment are all visible to reads that start after it.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock("usage_events"),))
+    moment = conn.execute("SELECT statement_timestamp()").fetchone()[0]
+    conn.commit()
+    return moment
+
+
+def record_closes(conn: psycopg.Connection, periods: list[tuple[int, datetime, datetime]],
+                  closed_at: datetime) -> int:
+    """Close the given (organization, start, end) periods not closed yet; returns how many."""
+    if not periods:
+        return 0
+    cursor = conn.execute(
+        "INSERT INTO billing_closes (organization_id, period_start, period_end, closed_at) "
+        "SELECT org_id, period_start, period_end, %s FROM unnest(%s::int[], %s::timestamptz[], "
+        "%s::timestamptz[]) AS p(org_id, period_start, period_end) ON CONFLICT DO NOTHING",
+        (closed_at, [p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods]))
+    conn.commit()
+    return cursor.rowcount
+
+
+CLOSES_QUERY = ("SELECT organization_id AS org_id, period_start, closed_at FROM billing_closes")
+
+
+def day_ranges(days: Iterable[date]) -> list[tuple[datetime, datetime]]:
+    """Consecutive UTC days merged into [start, end) ranges of timestamps."""
+    ranges: list[list[date]] = []
+    for day in sorted(set(days)):
+        if ranges and ranges[-1][1] + timedelta(days=1) == day:
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [(_midnight(first), _midnight(last + timedelta(days=1))) for first, last in ranges]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+# Rows for the marts with the timestamp that puts them on a UTC day, read by day.
+FACT_QUERIES = {
+    "usage_events": (
+        "SELECT u.organization_id AS org_id, u.event_id, u.event_type::text AS event_type, "
+        "u.occurred_at, u.ingested_at, u.quantity::bigint AS quantity, u.project_id, "
+        "u.file_id, u.line_no FROM usage_events AS u", "u.occurred_at"),
+    "error_events": (
+        "SELECT e.project_id, e.occurred_at, e.detector, e.severity::text AS severity, "
+        "e.signature_hash FROM error_events AS e", "e.occurred_at"),
+    "fix_attestations": (
+        "SELECT a.project_id, a.created_at, a.status::text AS status, a.files_changed, "
+        "a.lines_added, a.lines_removed, a.risk_score, a.chain_status::text AS chain_status "
+        "FROM fix_attestations AS a", "a.created_at"),
+    "audit_results": (
+        "SELECT r.id AS audit_id, r.project_id, r.occurred_at, r.url, r.device::text AS device, "
+        "r.environment::text AS environment, r.score_accessibility, r.score_performance, "
+        "r.score_security, r.score_seo, r.lighthouse_performance, r.lighthouse_accessibility, "
+        "r.lighthouse_best_practices, r.lighthouse_seo, r.total_issues "
+        "FROM audit_results AS r", "r.occurred_at"),
+    "audit_issues": (
+        "SELECT r.project_id, r.occurred_at, i.suite::text AS suite, i.severity::text AS severity "
+        "FROM audit_issues AS i JOIN audit_results AS r ON r.id = i.audit_id", "r.occurred_at"),
+}
+
+DIMENSION_QUERIES = {
+    "org_dim": (
+        "SELECT o.id AS org_id, o.slug AS org, o.name, o.tier::text AS tier, "
+        "o.status::text AS status FROM organizations AS o"),
+    "project_dim": (
+        "SELECT p.id AS project_id, o.slug AS org, p.slug AS project, p.name, "
+        "p.status::text AS status FROM projects AS p JOIN organizations AS o "
+        "ON o.id = p.organization_id"),
+    "subscription_dim": (
+        "SELECT s.organization_id AS org_id, s.current_period_start AS anchor, "
+        "s.status::text AS status, s.analyses_limit, s.fixes_limit, s.audits_limit "
+        "FROM subscriptions AS s"),
+    "signature_rows": (
+        "SELECT s.project_id, s.hash, s.detector, s.severity::text AS severity, s.message, "
+        "s.file, s.line, s.count, s.first_seen, s.last_seen, s.status::text AS status, "
+        "s.resolved_at FROM error_signatures AS s"),
+    "chain_rows": (
+        "SELECT a.project_id, count(*) FILTER (WHERE a.chain_status = 'verified') AS verified, "
+        "count(*) FILTER (WHERE a.chain_status = 'pending') AS pending, "
+        "(array_agg(a.hash ORDER BY a.created_at DESC) FILTER (WHERE a.chain_status = 'verified' "
+        "AND NOT EXISTS (SELECT 1 FROM fix_attestations AS c WHERE c.project_id = a.project_id "
+        "AND c.prev_hash = a.hash AND c.chain_status = 'verified')))[1] AS head_hash, "
+        "max(a.created_at) FILTER (WHERE a.chain_status = 'verified' AND NOT EXISTS ("
+        "SELECT 1 FROM fix_attestations AS c WHERE c.project_id = a.project_id "
+        "AND c.prev_hash = a.hash AND c.chain_status = 'verified')) AS head_created_at "
+        "FROM fix_attestations AS a GROUP BY a.project_id"),
+    "quarantine_rows": (
+        "SELECT q.source::text AS source, q.reason, q.org_slug AS org, q.project_slug AS project, "
+        "count(*) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"),
+    "file_rows": (
+        "SELECT f.id AS file_id, f.source::text AS source, f.path, f.ingested_at "
+        "FROM ingested_files AS f"),
+    "latest_audit_issue_rows": (
+        "SELECT latest.project_id, latest.url, latest.device, latest.occurred_at, "
+        "i.suite::text AS suite, i.severity::text AS severity, i.message, i.recommendation, "
+        "i.element, i.documentation FROM (SELECT DISTINCT ON (r.project_id) r.id, r.project_id, "
+        "r.url, r.device::text AS device, r.occurred_at FROM audit_results AS r "
+        "ORDER BY r.project_id, r.occurred_at DESC, r.id DESC) AS latest "
+        "JOIN audit_issues AS i ON i.audit_id = latest.id"),
+}
+
+
+class Extractor:
+    """Arrow reads over one ADBC connection (libpq's binary COPY underneath)."""
+
+    def __init__(self, libpq_url: str):
+        self.connection = adbc.connect(libpq_url)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def read(self, query: str, parameters: tuple = ()) -> pa.RecordBatchReader:
+        cursor = self.connection.cursor()
+        cursor.execute(query, parameters=parameters or None)
+        reader = cursor.fetch_record_batch()
+
+        def batches():  # the cursor lives as long as its stream
+            try:
+                yield from reader
+            finally:
+                cursor.close()
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def facts(self, name: str, days: list[date] | None) -> pa.RecordBatchReader:
+        """FACT_QUERIES[name]'s rows on the given UTC days (every row when days is None)."""
+        query, timestamp = FACT_QUERIES[name]
+        if days is None:
+            return self.read(query)
+        ranges = day_ranges(days)
+        return self.read(
+            f"{query} JOIN unnest($1::text[]::timestamptz[], $2::text[]::timestamptz[]) "
+            f"AS wanted(lo, hi) ON {timestamp} >= wanted.lo AND {timestamp} < wanted.hi",
+            ([lo.isoformat() for lo, _ in ranges], [hi.isoformat() for _, hi in ranges]))
+

@@ -1,0 +1,95 @@
+"""Reconciliation: the marts' numbers recomputed independently in Postgres, and compared.
+
+The marts aggregate Parquet facts in DuckDB; these queries aggregate usage_events in SQL from
+the same rules (CONTRACT.md section 6 and the closing rule in build.py), so a bug in one path
+shows up as a difference.
+"""
+
+from dataclasses import dataclass, field
+
+import duckdb
+import psycopg
+
+from odavl_pipeline.domain.records import USAGE_METRICS
+
+METRIC_SQL = "CASE u.event_type::text " + " ".join(
+    f"WHEN '{event_type}' THEN '{metric}'" for event_type, metric in USAGE_METRICS.items()) + " END"
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    compared: int
+    differences: list[dict] = field(default_factory=list)  # the first few, for the check's detail
+    difference_count: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.difference_count == 0
+
+
+def _compare(mart: dict[tuple, int], postgres: dict[tuple, int], names: tuple[str, ...]) -> Reconciliation:
+    keys = sorted(set(mart) | set(postgres), key=str)
+    differing = [key for key in keys if mart.get(key, 0) != postgres.get(key, 0)]
+    return Reconciliation(
+        compared=len(keys), difference_count=len(differing),
+        differences=[{**dict(zip(names, map(str, key))), "marts": mart.get(key, 0),
+                      "postgres": postgres.get(key, 0)} for key in differing[:10]])
+
+
+def usage_daily_totals(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection) -> Reconciliation:
+    """usage_daily per organization and metric against every accepted usage event."""
+    mart = {(org, metric): quantity for org, metric, quantity in marts.execute(
+        "SELECT org, metric, sum(quantity) FROM usage_daily GROUP BY ALL").fetchall()}
+    postgres = {(org, metric): quantity for org, metric, quantity in conn.execute(
+        f"SELECT o.slug, {METRIC_SQL}, sum(u.quantity) FROM usage_events AS u "
+        f"JOIN organizations AS o ON o.id = u.organization_id GROUP BY 1, 2").fetchall()}
+    return _compare(mart, postgres, ("org", "metric"))
+
+
+BILLED_SQL = f"""
+WITH periods AS (
+    SELECT o.id AS org_id, p.period_start, p.period_end
+    FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS p(org, period_start, period_end)
+    JOIN organizations AS o ON o.slug = p.org),
+occurred AS (
+    SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.quantity, u.ingested_at,
+           p.period_start, c.closed_at
+    FROM usage_events AS u
+    JOIN periods AS p ON p.org_id = u.organization_id
+     AND u.occurred_at >= p.period_start AND u.occurred_at < p.period_end
+    LEFT JOIN billing_closes AS c ON c.organization_id = p.org_id AND c.period_start = p.period_start
+    WHERE u.event_type <> 'api_call')
+SELECT o.slug, CASE WHEN e.closed_at IS NULL OR e.ingested_at < e.closed_at
+                    THEN e.period_start ELSE arrival.period_start END, e.metric, sum(e.quantity)
+FROM occurred AS e
+JOIN organizations AS o ON o.id = e.org_id
+LEFT JOIN periods AS arrival ON arrival.org_id = e.org_id
+ AND e.ingested_at >= arrival.period_start AND e.ingested_at < arrival.period_end
+GROUP BY 1, 2, 3
+"""
+
+
+def billing_periods_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection) -> Reconciliation:
+    """Each billing period's `used` against accepted usage in Postgres, under the closing rule:
+    usage that arrived after its period closed counts in the period open at its arrival."""
+    rows = marts.execute("SELECT org, period_start, period_end, metric, used FROM billing_periods").fetchall()
+    periods = sorted({(org, start, end) for org, start, end, _, _ in rows})
+    mart = {(org, start, metric): used for org, start, _, metric, used in rows}
+    postgres = {(org, start, metric): used for org, start, metric, used in conn.execute(
+        BILLED_SQL, ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods]))}
+    return _compare(mart, postgres, ("org", "period_start", "metric"))
+
+
+def quota_status_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection) -> Reconciliation:
+    """quota_status.used against the usage that occurred in each current period."""
+    rows = marts.execute("SELECT org, period_start, period_end, metric, used FROM quota_status").fetchall()
+    mart = {(org, metric): used for org, _, _, metric, used in rows}
+    periods = sorted({(org, start, end) for org, start, end, _, _ in rows})
+    postgres = {(org, metric): used for org, metric, used in conn.execute(
+        f"SELECT p.org, {METRIC_SQL}, sum(u.quantity) FROM unnest(%s::text[], %s::timestamptz[], "
+        f"%s::timestamptz[]) AS p(org, period_start, period_end) "
+        f"JOIN organizations AS o ON o.slug = p.org JOIN usage_events AS u "
+        f"ON u.organization_id = o.id AND u.occurred_at >= p.period_start "
+        f"AND u.occurred_at < p.period_end WHERE u.event_type <> 'api_call' GROUP BY 1, 2",
+        ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods])).fetchall()}
+    return _compare(mart, postgres, ("org", "metric"))

@@ -1,0 +1,240 @@
+"""localstripe on loopback in a thread of the test process, extended with Stripe's billing meter
+event route it lacks; and our webhook endpoint served by uvicorn on loopback.
+
+localstripe signs and delivers its own webhooks (`/_config/webhooks/<id>`); the emulator can
+hold them back and deliver them later in a chosen order, or deliver one again (a replay).
+"""
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+import uvicorn
+from aiohttp import web
+from localstripe import resources as localstripe_resources
+from localstripe import server as localstripe_server
+from localstripe import webhooks as localstripe_webhooks
+
+STRIPE_BACKDATE_LIMIT = 35 * 24 * 3600
+STRIPE_FUTURE_LIMIT = 300
+WAIT_SECONDS = 15
+
+
+@dataclass
+class MeterEventFault:
+    status: int
+    after_storing: bool  # the event is kept, but the answer is lost
+
+
+@dataclass
+class MeterEvents:
+    """Stripe's `POST /v1/billing/meter_events`: validated, deduplicated by identifier, stored."""
+
+    stored: dict[str, dict] = field(default_factory=dict)  # identifier -> event
+    accepted: list[str] = field(default_factory=list)  # identifiers, each time one was stored
+    requests: int = 0
+    faults: list[MeterEventFault] = field(default_factory=list)
+
+    def fail_next(self, status: int, after_storing: bool = False) -> None:
+        """Make the next request fail with `status` (Stripe-Should-Retry: false)."""
+        self.faults.append(MeterEventFault(status, after_storing))
+
+    async def create(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        data = await localstripe_server.get_post_data(request) or {}
+        fault = self.faults.pop(0) if self.faults else None
+        if fault and not fault.after_storing:
+            return _error(fault.status, "api_error", "An unexpected error occurred.")
+        error = self._invalid(data)
+        if error:
+            return _error(400, "invalid_request_error", error)
+        identifier = data.get("identifier") or f"emulated-{uuid.uuid4().hex}"
+        if identifier in self.stored:
+            return _error(400, "invalid_request_error",
+                          f"An event already exists with identifier {identifier}.")
+        event = {"object": "billing.meter_event", "created": int(time.time()),
+                 "event_name": data["event_name"], "identifier": identifier, "livemode": False,
+                 "payload": data["payload"], "timestamp": int(data.get("timestamp") or time.time())}
+        self.stored[identifier] = event
+        self.accepted.append(identifier)
+        if fault:
+            return _error(fault.status, "api_error", "An unexpected error occurred.")
+        return web.json_response(event)
+
+    @staticmethod
+    def _invalid(data: dict) -> str | None:
+        unknown = set(data) - {"event_name", "payload", "identifier", "timestamp"}
+        if unknown:
+            return f"Received unknown parameter: {sorted(unknown)[0]}"
+        name, payload = data.get("event_name"), data.get("payload")
+        if not isinstance(name, str) or not 0 < len(name) <= 100:
+            return "Missing required param: event_name."
+        if not isinstance(payload, dict) or not isinstance(payload.get("stripe_customer_id"), str):
+            return "Missing required param: payload[stripe_customer_id]."
+        if not str(payload.get("value", "")).lstrip("-").isdigit():
+            return "payload[value] must be an integer."
+        identifier = data.get("identifier")
+        if identifier is not None and not 0 < len(str(identifier)) <= 100:
+            return "identifier must be 1 to 100 characters."
+        if "timestamp" in data:
+            timestamp = str(data["timestamp"])
+            if not timestamp.isdigit():
+                return "Invalid integer: timestamp."
+            age = time.time() - int(timestamp)
+            if age > STRIPE_BACKDATE_LIMIT or age < -STRIPE_FUTURE_LIMIT:
+                return "Timestamp must be within the past 35 calendar days or up to 5 minutes in the future."
+        return None
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"error": {"type": kind, "message": message}}, status=status,
+                             headers={"Stripe-Should-Retry": "false"})
+
+
+METER_EVENTS = MeterEvents()
+localstripe_server.app.router.add_post("/v1/billing/meter_events", METER_EVENTS.create)
+localstripe_resources.store.dump_to_disk = lambda: None  # keep the store in memory only
+
+
+class _Deliveries:
+    """localstripe's webhook scheduling (one task per event, sent after a second), with a switch
+    to hold events back, and the tasks kept so that a reset cancels what is still to be sent."""
+
+    def __init__(self):
+        self.holding = False
+        self.held: list = []
+        self.pending: set[asyncio.Task] = set()
+
+    def __call__(self, event) -> None:
+        if self.holding:
+            self.held.append(event)
+            return
+        task = asyncio.ensure_future(localstripe_webhooks._send_webhook(event))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def cancel_pending(self) -> None:
+        for task in list(self.pending):
+            task.cancel()
+
+
+DELIVERIES = _Deliveries()
+localstripe_resources.schedule_webhook = DELIVERIES
+
+
+class StripeEmulator:
+    """localstripe served on 127.0.0.1 from its own event loop thread."""
+
+    def __init__(self):
+        self.meter_events = METER_EVENTS
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.runner = web.AppRunner(localstripe_server.app)
+        self._call(self._start(sock))
+
+    async def _start(self, sock: socket.socket) -> None:
+        await self.runner.setup()
+        await web.SockSite(self.runner, sock).start()
+
+    def _call(self, coroutine, timeout: float = WAIT_SECONDS):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def reset(self) -> None:
+        """Forget every object, webhook, held event and meter event."""
+        localstripe_webhooks._webhooks.clear()
+        self._call(DELIVERIES.cancel_pending())
+        requests.delete(f"{self.url}/_config/data", timeout=5).raise_for_status()
+        DELIVERIES.holding, DELIVERIES.held = False, []
+        METER_EVENTS.stored.clear()
+        METER_EVENTS.accepted.clear()
+        METER_EVENTS.faults.clear()
+        METER_EVENTS.requests = 0
+
+    def register_webhook(self, url: str, secret: str, name: str = "odavl") -> None:
+        """Point localstripe's signed webhook deliveries at `url` (its `_config` route)."""
+        requests.post(f"{self.url}/_config/webhooks/{name}", data={"url": url, "secret": secret},
+                      timeout=5).raise_for_status()
+
+    def hold_webhooks(self) -> None:
+        DELIVERIES.holding = True
+
+    def held(self, event_type: str) -> list:
+        return [event for event in DELIVERIES.held if event.type == event_type]
+
+    def deliver(self, *events) -> None:
+        """Sign and deliver these events now, one after the other (localstripe's own sender)."""
+        for event in events:
+            self._call(localstripe_webhooks._send_webhook(event))
+
+    def event(self, event_id: str):
+        return localstripe_resources.store[f"event:{event_id}"]
+
+    def events(self, event_type: str) -> list:
+        return [value for key, value in list(localstripe_resources.store.items())
+                if key.startswith("event:") and value.type == event_type]
+
+    def close(self) -> None:
+        self._call(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(WAIT_SECONDS)
+
+
+class WebhookServer:
+    """An ASGI app served by uvicorn on 127.0.0.1 from a thread."""
+
+    def __init__(self, app):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.url = f"{self.base}/stripe/webhook"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.server.started, "the webhook server to start")
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(WAIT_SECONDS)
+
+
+def wait_until(condition: Callable[[], object], what: str, seconds: float = WAIT_SECONDS):
+    """Poll `condition` until it is true (returned), for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.05)
+
+
+TEST_API_KEY = "sk_test_odavl"
+TEST_WEBHOOK_SECRET = "whsec_odavl_test"
+
+
+@dataclass(frozen=True)
+class Plans:
+    pro: str
+    enterprise: str
+
+
+def create_plans(client) -> Plans:
+    """Two monthly plans: PRO names its tier on the product, ENTERPRISE on the price itself."""
+    pro_product = client.v1.products.create({"name": "ODAVL Pro", "metadata": {"tier": "PRO"}})
+    pro = client.v1.plans.create({"amount": 0, "currency": "eur", "interval": "month",
+                                  "product": pro_product.id})
+    enterprise_product = client.v1.products.create({"name": "ODAVL Enterprise"})
+    enterprise = client.v1.plans.create({
+        "amount": 0, "currency": "eur", "interval": "month", "product": enterprise_product.id,
+        "metadata": {"tier": "enterprise", "analyses_limit": "9000"}})
+    return Plans(pro=pro.id, enterprise=enterprise.id)
