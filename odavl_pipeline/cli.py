@@ -125,12 +125,16 @@ def cmd_run(args, settings: Settings) -> int:
         print(f"nothing has landed in {settings.landing_dir} for that range", file=sys.stderr)
     else:
         print(f"ingesting {days[0]} .. {days[-1]} from {settings.landing_dir}", file=sys.stderr)
-        result = orchestration.materialize_range(settings, days[0], days[-1], args.log_level)
+        result = orchestration.materialize_range(settings, days[0], days[-1], args.log_level,
+                                                 full_marts=args.full_marts)
         succeeded = result.success
         with connect(settings) as conn:
             counts = run_counts(conn, result.run_id)
         print(f"dagster run {result.run_id}: {'success' if succeeded else 'FAILED'}",
               file=sys.stderr)
+        if settings.marts_path.exists():
+            print(f"marts: {settings.marts_path} (`odavl-pipeline quota` shows quota status)",
+                  file=sys.stderr)
     table = {source: source_counts.as_dict() for source, source_counts in counts.items()}
     if args.json:
         print(json.dumps(table))
@@ -146,6 +150,40 @@ def _print_counts(table: dict[str, dict[str, int]]) -> None:
     print(f"{'source':<18}" + "".join(f"{c:>11}" for c in columns))
     for source, counts in table.items():
         print(f"{source:<18}" + "".join(f"{counts[c]:>11,}" for c in columns))
+
+
+# --- quota -------------------------------------------------------------------
+
+
+def cmd_quota(args, settings: Settings) -> None:
+    from odavl_pipeline.marts.store import open_marts
+
+    try:
+        marts = open_marts(settings.marts_path)
+    except FileNotFoundError as error:
+        raise PipelineError(str(error)) from None
+    with marts:
+        cursor = marts.execute(
+            "SELECT org, tier, period_start, period_end, metric, used, quota, pct_used, status, "
+            "projected, projected_exhaustion, as_of FROM quota_status "
+            "WHERE ? IS NULL OR org = ? ORDER BY org, metric", [args.org, args.org])
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    if args.org and not rows:
+        raise PipelineError(f"no quota status for {args.org!r}: unknown organization, or it has "
+                            f"no subscription")
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return
+    print(f"{'organization':<24}{'tier':<11}{'metric':<10}{'used':>9}{'quota':>9}{'%':>8}  "
+          f"{'status':<9}{'projected':>10}  exhausted on")
+    for row in rows:
+        pct = "-" if row["pct_used"] is None else f"{row['pct_used']:.1f}"
+        print(f"{row['org']:<24}{row['tier']:<11}{row['metric']:<10}{row['used']:>9,}"
+              f"{row['quota']:>9,}{pct:>8}  {row['status']:<9}{row['projected']:>10,}  "
+              f"{row['projected_exhaustion'] or '-'}")
+    if rows:
+        print(f"\ncurrent periods as of {rows[0]['as_of']:%Y-%m-%d %H:%M} UTC")
 
 
 # --- rejects -----------------------------------------------------------------
@@ -200,10 +238,14 @@ def cmd_stripe_sync(args, settings: Settings) -> None:
 
 
 def cmd_stripe_listen(args, settings: Settings) -> None:
+    import logging
+
     from odavl_pipeline.stripe_billing.webhooks import WebhookSecretMissing, serve
 
     _stripe_client(settings)
     _require_migrated(settings)
+    logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("odavl_pipeline").setLevel(logging.INFO)  # each event's outcome
     try:
         serve(settings, args.host, args.port)
     except WebhookSecretMissing as error:
@@ -267,7 +309,8 @@ def cmd_demo(args, settings: Settings) -> int:
                                       "days": args.days})
     cmd_generate(generated, settings)
     cmd_seed(argparse.Namespace(reference=[str(settings.landing_dir / "reference.json")]), settings)
-    return cmd_run(argparse.Namespace(start=None, end=None, json=False, log_level="INFO"), settings)
+    return cmd_run(argparse.Namespace(start=None, end=None, json=False, log_level="INFO",
+                                      full_marts=False), settings)
 
 
 def _require_migrated(settings: Settings) -> None:
@@ -345,7 +388,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="Dagster's run log on standard error (default INFO)")
+    run.add_argument("--full-marts", action="store_true",
+                     help="rebuild the marts from all of history, not only the changed days")
     run.set_defaults(handler=cmd_run)
+
+    quota = commands.add_parser("quota", help="each organization's usage against its quota")
+    quota.add_argument("--org", help="only this organization (slug)")
+    quota.add_argument("--json", action="store_true", help="print one JSON array")
+    quota.set_defaults(handler=cmd_quota)
 
     rejects = commands.add_parser("rejects", help="list the quarantine")
     rejects.add_argument("--reason", help="only this reason (e.g. unknown_org)")

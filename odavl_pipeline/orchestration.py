@@ -44,8 +44,8 @@ def instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def materialize_range(settings: Settings, first: date, last: date,
-                      log_level: str = "INFO") -> dg.ExecuteInProcessResult:
+def materialize_range(settings: Settings, first: date, last: date, log_level: str = "INFO",
+                      full_marts: bool = False) -> dg.ExecuteInProcessResult:
     """One run of the pipeline job (ingestion, then the marts) over [first, last], recorded in
     the instance like any other."""
     from odavl_pipeline.definitions import defs
@@ -53,6 +53,7 @@ def materialize_range(settings: Settings, first: date, last: date,
     job = defs.resolve_job_def("pipeline")
     tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
             ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}},
+                  "ops": {"marts": {"config": {"full_rebuild": full_marts}}}}
     return job.execute_in_process(run_config=run_config, instance=instance(settings), tags=tags,
                                   raise_on_error=False)

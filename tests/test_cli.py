@@ -9,6 +9,8 @@ import pytest
 
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.generate import GenerateOptions, generate_landing
+from odavl_pipeline.marts import reconcile
+from odavl_pipeline.marts.store import open_marts
 
 from .state import fingerprint
 
@@ -53,6 +55,15 @@ def test_run_accounts_for_every_generated_line_and_a_rerun_changes_nothing(setti
         pending = conn.execute("SELECT count(*) FROM fix_attestations "
                                "WHERE chain_status = 'pending'").fetchone()[0]
     assert pending == 0  # every chain delivered out of order was linked by the end
+
+    quota = json.loads(cli("quota", "--json").stdout)  # the marts were built by the same run
+    with connect(settings) as conn:
+        subscribed = conn.execute("SELECT slug FROM organizations JOIN subscriptions "
+                                  "ON organization_id = organizations.id").fetchall()
+        with open_marts(settings.marts_path) as marts:
+            assert reconcile.billing_periods_usage(marts, conn).passed
+    assert sorted((row["org"], row["metric"]) for row in quota) == sorted(
+        (slug, metric) for (slug,) in subscribed for metric in ("analyses", "audits", "fixes"))
 
     second = json.loads(cli("run", "--json", "--log-level", "WARNING").stdout)
     assert all(counts == {"files": 0, "lines": 0, "accepted": 0, "duplicate": 0, "pending": 0,
@@ -120,3 +131,9 @@ def test_run_refuses_an_unmigrated_database_with_a_clear_message(settings):
 
 def test_db_url_prints_the_configured_url(settings):
     assert cli("db", "url").stdout.strip().startswith("postgresql+psycopg://")
+
+
+def test_quota_explains_what_to_do_before_the_first_run(settings):
+    result = cli("quota", check=False)
+    assert result.returncode == 1
+    assert "run `odavl-pipeline run` first" in result.stderr

@@ -2,12 +2,13 @@
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from odavl_pipeline.domain.attestations import attestation_hash
-from odavl_pipeline.domain.plans import add_months, period_containing
+from odavl_pipeline.domain.plans import add_months, period_containing, periods_covering, quotas
+from odavl_pipeline.domain.quota import forecast, quota_status
 from odavl_pipeline.domain.records import (
     Reason,
     Rejected,
@@ -166,3 +167,42 @@ def test_monthly_periods_clamp_to_the_end_of_short_months():
     assert period_containing(anchor, datetime(2026, 3, 5, tzinfo=UTC)) == (
         datetime(2026, 2, 28, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC))
     assert period_containing(anchor, datetime(2026, 1, 31, tzinfo=UTC))[0] == anchor
+
+
+def test_periods_covering_run_from_first_to_last_without_gaps():
+    anchor = datetime(2026, 1, 31, 12, tzinfo=UTC)
+    periods = periods_covering(anchor, datetime(2025, 12, 31, 12, tzinfo=UTC),
+                               datetime(2026, 3, 31, 11, 59, tzinfo=UTC))
+    assert [start.date().isoformat() for start, _ in periods] == [
+        "2025-12-31", "2026-01-31", "2026-02-28"]
+    assert all(end == following for (_, end), (following, _) in zip(periods, periods[1:]))
+
+
+def test_quotas_take_the_override_else_the_tier_limit():
+    assert quotas("FREE", {}) == {"analyses": 100, "fixes": 50, "audits": 20}
+    assert quotas("ENTERPRISE", {"fixes": 7, "audits": None}) == {
+        "analyses": 5000, "fixes": 7, "audits": 1000}
+
+
+@pytest.mark.parametrize("used, quota, status", [
+    (79, 100, "ok"), (80, 100, "warning"), (99, 100, "warning"), (100, 100, "exceeded"),
+    (101, 100, "exceeded"), (0, 0, "ok"), (1, 0, "exceeded"), (3999, 5000, "ok"),
+    (4000, 5000, "warning"),
+])
+def test_status_thresholds_are_exact(used, quota, status):
+    assert quota_status(used, quota) == status
+
+
+def test_forecast_projects_linearly_to_the_end_of_the_period():
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    tenth = start + (end - start) / 10
+    halfway = forecast(100, 500, start, end, tenth)
+    assert (halfway.projected, halfway.status, halfway.pct_used) == (1000, "ok", 20.0)
+    assert halfway.projected_exhaustion == date(2026, 11, 16)  # at half the period
+    unreachable = forecast(10, 500, start, end, tenth)
+    assert (unreachable.projected, unreachable.projected_exhaustion) == (100, None)
+    reached = forecast(600, 500, start, end, tenth, reached_at=datetime(2026, 11, 2, 23, tzinfo=UTC))
+    assert (reached.status, reached.projected_exhaustion) == ("exceeded", date(2026, 11, 2))
+    assert forecast(5, 500, start, end, start).projected == 5  # no time elapsed yet
+    assert forecast(5, 500, start, end, end + timedelta(days=3)).projected == 5  # period over
+    assert forecast(3, 0, start, end, tenth).pct_used is None

@@ -153,6 +153,10 @@ def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None,
     con.execute("DELETE FROM _fact_files WHERE day IN (SELECT day FROM touched_days)")
     con.execute("INSERT INTO _fact_files SELECT DISTINCT day, ? || strftime(day, '%Y-%m-%d') "
                 "|| '/*.parquet' FROM pulled", [prefix])
+    con.execute("CREATE OR REPLACE TEMP TABLE touched_org_days AS "
+                "SELECT o.org_id, u.day FROM usage_daily AS u JOIN org_dim AS o USING (org) "
+                "WHERE u.day IN (SELECT day FROM touched_days) "
+                "UNION SELECT org_id, day FROM pulled")
     _replace_days(con, "usage_daily",
                   "SELECT o.org, p.day, p.metric, sum(p.quantity), count(*) FROM pulled AS p "
                   "JOIN org_dim AS o USING (org_id) GROUP BY ALL")
@@ -215,8 +219,8 @@ def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
         "CREATE OR REPLACE TEMP TABLE affected AS "
         "SELECT p.org_id, p.period_start, p.period_end FROM periods AS p "
         "WHERE p.org_id IN (SELECT org_id FROM reset_orgs) "
-        "OR EXISTS (SELECT 1 FROM touched_days AS t WHERE p.period_start < (t.day + 1)::TIMESTAMPTZ "
-        "  AND p.period_end > t.day::TIMESTAMPTZ) "
+        "OR EXISTS (SELECT 1 FROM touched_org_days AS t WHERE t.org_id = p.org_id "
+        "  AND p.period_start < (t.day + 1)::TIMESTAMPTZ AND p.period_end > t.day::TIMESTAMPTZ) "
         "OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM old_targets) "
         "OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM _late_usage "
         "  WHERE day IN (SELECT day FROM touched_days) OR org_id IN (SELECT org_id FROM reset_orgs)) "

@@ -1,6 +1,7 @@
 """The DuckDB marts, built together and published at once, downstream of the ingest assets."""
 
 import dagster as dg
+from pydantic import Field
 
 from odavl_pipeline.defs.ingest.partitions import daily_partitions
 from odavl_pipeline.defs.resources import OdavlResource
@@ -40,17 +41,24 @@ mart_specs = [
 ]
 
 
+class MartsConfig(dg.Config):
+    full_rebuild: bool = Field(
+        default=False, description="Rebuild every mart from all of history instead of the days "
+        "that changed since the last build.")
+
+
 @dg.multi_asset(
     name="marts", specs=mart_specs, partitions_def=daily_partitions, can_subset=False,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def marts(context: dg.AssetExecutionContext, odavl: OdavlResource):
+def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlResource):
     """Brings every mart up to date with Postgres: the changed days, their billing periods, quota.
 
     Any partition (or range) rebuilds whatever changed since the last build, all at once.
     """
     settings = odavl.settings()
-    report = refresh_marts(settings, grace=settings.billing_grace, progress=context.log.info)
+    report = refresh_marts(settings, full=config.full_rebuild, grace=settings.billing_grace,
+                           progress=context.log.info)
     shared = {
         "build_id": report.build_id,
         "full_build": report.full,

@@ -1,0 +1,229 @@
+"""The marts against a real Postgres and a real DuckDB file: the boundaries that cost money,
+late usage, incremental builds equal to full rebuilds, and readers during a build."""
+
+import threading
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from odavl_pipeline.marts import reconcile
+from odavl_pipeline.marts.build import refresh_marts
+from odavl_pipeline.marts.store import open_marts
+
+from .marts_helpers import add_many, add_usage, anchor_subscription, at, elsewhere, every_mart, rows
+from .records import ORG, OTHER_ORG
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def october(conn):
+    """odavl-test-org (PRO: 500 analyses, 200 fixes, 100 audits) billed from October 1st."""
+    anchor_subscription(conn, ORG, "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
+
+
+def quota(settings, org=ORG):
+    return {metric: (used, quota, pct, status, projected, exhaustion)
+            for metric, used, quota, pct, status, projected, exhaustion in rows(
+                settings, "SELECT metric, used, quota, pct_used, status, projected, "
+                "projected_exhaustion FROM quota_status WHERE org = ?", [org])}
+
+
+def billed(settings, org=ORG):
+    return {(start.date().isoformat(), metric): (used, quota, overage, closed)
+            for start, metric, used, quota, overage, closed in rows(
+                settings, "SELECT period_start, metric, used, quota, overage, closed "
+                "FROM billing_periods WHERE org = ?", [org])}
+
+
+def test_usage_at_one_under_and_one_over_the_quota(settings, conn, october):
+    add_many(conn, ORG, "a", 499, "2026-10-05T10:00:00Z", "2026-10-05T10:01:00Z")  # one under
+    add_many(conn, ORG, "f", 200, "2026-10-05T10:00:00Z", "2026-10-05T10:01:00Z", "autopilot_job")
+    add_many(conn, ORG, "g", 101, "2026-10-05T10:00:00Z", "2026-10-05T10:01:00Z", "guardian_test_run")
+    refresh_marts(settings, as_of=at("2026-10-16T12:00:00Z"))  # half of October gone
+    status = quota(settings)
+    assert status["analyses"][:4] == (499, 500, 99.8, "warning")
+    assert status["fixes"][:4] == (200, 200, 100.0, "exceeded")  # exactly at the quota
+    assert status["audits"][:4] == (101, 100, 101.0, "exceeded")
+    assert status["analyses"][4] == 998  # 499 over 15.5 of 31 days, projected to the end
+    assert status["fixes"][5].isoformat() == "2026-10-05"  # the day it was reached
+    assert status["analyses"][5].isoformat() == "2026-10-16"  # would be reached at this rate
+    assert billed(settings)[("2026-10-01", "audits")] == (101, 100, 1, False)
+    assert billed(settings)[("2026-10-01", "analyses")] == (499, 500, 0, False)
+
+
+def test_warning_starts_at_exactly_80_percent(settings, conn):
+    anchor_subscription(conn, OTHER_ORG, "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
+    add_many(conn, OTHER_ORG, "g", 799, "2026-10-02T00:00:00Z", "2026-10-02T00:00:00Z",
+             "guardian_test_run")  # ENTERPRISE: 1,000 audits
+    add_many(conn, OTHER_ORG, "f", 1600, "2026-10-02T00:00:00Z", "2026-10-02T00:00:00Z",
+             "autopilot_job")  # 2,000 fixes
+    refresh_marts(settings, as_of=at("2026-10-31T00:00:00Z"))
+    status = quota(settings, OTHER_ORG)
+    assert status["audits"][3] == "ok" and status["fixes"][3] == "warning"
+    assert status["analyses"][:4] == (0, 5000, 0.0, "ok")
+
+
+def test_subscription_overrides_replace_the_tier_limits(settings, conn):
+    anchor_subscription(conn, ORG, "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z",
+                        analyses_limit=10, fixes_limit=None)
+    add_many(conn, ORG, "a", 10, "2026-10-02T00:00:00Z", "2026-10-02T00:00:00Z")
+    refresh_marts(settings, as_of=at("2026-10-03T00:00:00Z"))
+    status = quota(settings)
+    assert status["analyses"][1:4] == (10, 100.0, "exceeded")
+    assert status["fixes"][1] == 200  # no override: the PRO limit
+
+
+def test_utc_days_at_midnight_and_with_offsets(settings, conn, october):
+    add_usage(conn, ORG, "late-evening", "2026-10-05T23:59:59Z", "2026-10-06T00:00:10Z")
+    add_usage(conn, ORG, "midnight", "2026-10-06T00:00:00Z", "2026-10-06T00:00:10Z")
+    add_usage(conn, ORG, "paris", "2026-10-06T01:30:00+02:00", "2026-10-06T00:00:10Z")  # 23:30Z
+    add_usage(conn, ORG, "new-york", "2026-10-05T21:00:00-05:00", "2026-10-06T02:10:00Z")  # 02:00Z
+    refresh_marts(settings, as_of=at("2026-10-07T00:00:00Z"))
+    days = dict(rows(settings, "SELECT day::VARCHAR, quantity FROM usage_daily WHERE org = ?", [ORG]))
+    assert days == {"2026-10-05": 2, "2026-10-06": 2}
+
+
+def test_period_boundary_with_an_anchor_at_noon(settings, conn):
+    anchor_subscription(conn, ORG, "2026-09-15T12:00:00Z", "2026-10-15T12:00:00Z")
+    add_usage(conn, ORG, "before", "2026-10-15T11:59:59.999999Z", "2026-10-15T12:00:00Z")
+    add_usage(conn, ORG, "at", "2026-10-15T12:00:00Z", "2026-10-15T12:00:00Z", quantity=5)
+    refresh_marts(settings, as_of=at("2026-10-20T00:00:00Z"))
+    periods = billed(settings)
+    assert periods[("2026-09-15", "analyses")] == (1, 500, 0, True)  # closed one hour after
+    assert periods[("2026-10-15", "analyses")] == (5, 500, 0, False)
+    assert len(periods) == 6  # two periods, three metrics each
+    assert quota(settings)["analyses"][0] == 5
+
+
+def test_late_usage_for_a_closed_period_is_carried_into_the_open_one(settings, conn, october):
+    add_many(conn, ORG, "a", 40, "2026-10-20T00:00:00Z", "2026-10-20T00:01:00Z")
+    refresh_marts(settings, as_of=at("2026-11-01T00:30:00Z"))  # October ended, grace still running
+    assert billed(settings)[("2026-10-01", "analyses")] == (40, 500, 0, False)
+    add_usage(conn, ORG, "in-grace", "2026-10-31T23:00:00Z", "2026-11-01T00:40:00Z")
+    refresh_marts(settings, as_of=at("2026-11-01T01:05:00Z"))  # closes October with 41
+    october_bill = billed(settings)[("2026-10-01", "analyses")]
+    assert october_bill == (41, 500, 0, True)
+
+    add_usage(conn, ORG, "late", "2026-10-31T22:00:00Z", "2026-11-03T08:00:00Z", quantity=7)
+    report = refresh_marts(settings, as_of=at("2026-11-03T09:00:00Z"))
+    assert billed(settings)[("2026-10-01", "analyses")] == october_bill  # the invoice never changes
+    assert billed(settings)[("2026-11-01", "analyses")] == (7, 500, 0, False)
+    assert rows(settings, "SELECT period_start::DATE::VARCHAR, metric, occurred_period_start::DATE::VARCHAR, "
+                "quantity, events FROM billing_adjustments WHERE org = ?", [ORG]) == [
+        ("2026-11-01", "analyses", "2026-10-01", 7, 1)]
+    assert report.days["usage_events"] == 1
+    # usage_daily and quota_status go by occurrence; the late event is on October 31st
+    assert rows(settings, "SELECT quantity FROM usage_daily WHERE org = ? AND day = '2026-10-31'",
+                [ORG]) == [(8,)]
+    assert quota(settings)["analyses"][0] == 0
+    with open_marts(settings.marts_path) as marts:
+        assert reconcile.billing_periods_usage(marts, conn).passed
+
+
+def test_a_backfill_of_old_months_is_billed_in_those_months(settings, conn, october):
+    """Usage loaded for periods the marts never closed is not late: nothing was invoiced yet."""
+    add_many(conn, ORG, "old", 30, "2026-10-10T00:00:00Z", "2026-11-20T00:00:00Z")
+    refresh_marts(settings, as_of=at("2026-11-20T01:00:00Z"))
+    assert billed(settings)[("2026-10-01", "analyses")] == (30, 500, 0, True)
+    assert rows(settings, "SELECT count(*) FROM billing_adjustments") == [(0,)]
+
+
+def test_incremental_builds_equal_a_full_rebuild(settings, conn, october):
+    as_of = at("2026-11-03T09:00:00Z")
+    add_many(conn, ORG, "a", 30, "2026-10-10T00:00:00Z", "2026-10-10T00:01:00Z")
+    add_many(conn, OTHER_ORG, "b", 12, "2026-10-11T00:00:00Z", "2026-10-11T00:01:00Z", "api_call")
+    refresh_marts(settings, as_of=at("2026-10-12T00:00:00Z"))
+    add_many(conn, ORG, "c", 5, "2026-10-12T05:00:00Z", "2026-10-12T06:00:00Z", "autopilot_job")
+    refresh_marts(settings, as_of=at("2026-10-13T00:00:00Z"))
+    add_usage(conn, ORG, "old-day", "2026-10-10T03:00:00Z", "2026-10-13T00:00:00Z", quantity=4)
+    refresh_marts(settings, as_of=at("2026-11-01T02:00:00Z"))
+    add_usage(conn, ORG, "late", "2026-10-30T03:00:00Z", "2026-11-02T00:00:00Z", quantity=9)
+    add_many(conn, ORG, "d", 3, "2026-11-02T00:00:00Z", "2026-11-02T00:01:00Z")
+    incremental = refresh_marts(settings, as_of=as_of)
+    assert not incremental.full and incremental.days["usage_events"] == 2
+
+    rebuilt = elsewhere(settings, "rebuilt.duckdb")
+    full = refresh_marts(rebuilt, as_of=as_of)
+    assert full.full
+    assert every_mart(settings.marts_path) == every_mart(rebuilt.marts_path)
+    assert billed(settings)[("2026-11-01", "analyses")][0] == 12  # 9 late + 3
+    with open_marts(settings.marts_path) as marts:
+        for compare in (reconcile.usage_daily_totals, reconcile.billing_periods_usage,
+                        reconcile.quota_status_usage):
+            assert compare(marts, conn).passed, compare.__name__
+
+
+def test_a_build_reads_only_the_changed_days(settings, conn, october):
+    for day in range(1, 21):
+        add_many(conn, ORG, f"d{day}-", 10, f"2026-10-{day:02d}T12:00:00Z", f"2026-10-{day:02d}T12:00:00Z")
+    first = refresh_marts(settings, as_of=at("2026-10-21T00:00:00Z"))
+    assert (first.full, first.usage_events_read) == (True, 200)
+    add_many(conn, ORG, "new", 3, "2026-10-21T12:00:00Z", "2026-10-21T12:00:00Z")
+    second = refresh_marts(settings, as_of=at("2026-10-22T00:00:00Z"))
+    assert (second.full, second.usage_events_read, second.days["usage_events"]) == (False, 3, 1)
+    assert second.periods_recomputed == 1
+    third = refresh_marts(settings, as_of=at("2026-10-22T00:00:00Z"))
+    assert third.usage_events_read == 0
+    assert quota(settings)["analyses"][0] == 203
+
+
+def test_readers_keep_answering_while_a_build_runs_and_see_it_whole(settings, conn, october):
+    add_many(conn, ORG, "a", 10, "2026-10-05T00:00:00Z", "2026-10-05T00:00:00Z")
+    refresh_marts(settings, as_of=at("2026-10-06T00:00:00Z"))
+    add_many(conn, ORG, "b", 5, "2026-10-06T00:00:00Z", "2026-10-06T00:00:00Z")
+    seen_during_build = []
+
+    def read_while_building(message: str) -> None:
+        with duckdb.connect(str(settings.marts_path), read_only=True) as reader:
+            seen_during_build.append(reader.execute("SELECT sum(quantity) FROM usage_daily").fetchall()[0][0])
+
+    refresh_marts(settings, as_of=at("2026-10-07T00:00:00Z"), progress=read_while_building)
+    assert seen_during_build and set(seen_during_build[:-1]) == {10}  # the old marts, whole
+    assert rows(settings, "SELECT sum(quantity) FROM usage_daily") == [(15,)]
+
+
+def test_a_build_that_fails_midway_publishes_nothing_and_loses_no_change(settings, conn, october):
+    add_many(conn, ORG, "a", 10, "2026-10-05T00:00:00Z", "2026-10-05T00:00:00Z")
+    refresh_marts(settings, as_of=at("2026-10-06T00:00:00Z"))
+    before = every_mart(settings.marts_path)
+    add_many(conn, ORG, "b", 5, "2026-10-06T00:00:00Z", "2026-10-06T00:00:00Z")
+
+    def crash(message: str) -> None:
+        if "billing periods" in message:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        refresh_marts(settings, as_of=at("2026-10-07T00:00:00Z"), progress=crash)
+    assert every_mart(settings.marts_path) == before
+    assert conn.execute("SELECT count(*) FROM mart_changes").fetchone()[0] == 1
+    after = refresh_marts(settings, as_of=at("2026-10-07T00:00:00Z"))
+    assert after.usage_events_read == 5
+    rebuilt = elsewhere(settings, "rebuilt.duckdb")
+    refresh_marts(rebuilt, as_of=at("2026-10-07T00:00:00Z"))
+    assert every_mart(settings.marts_path) == every_mart(rebuilt.marts_path)
+
+
+def test_concurrent_builds_end_as_one(settings, conn, october):
+    add_many(conn, ORG, "a", 10, "2026-10-05T00:00:00Z", "2026-10-05T00:00:00Z")
+    refresh_marts(settings, as_of=at("2026-10-06T00:00:00Z"))
+    add_many(conn, ORG, "b", 5, "2026-10-06T00:00:00Z", "2026-10-06T00:00:00Z")
+    errors = []
+
+    def build() -> None:
+        try:
+            refresh_marts(settings, as_of=at("2026-10-07T00:00:00Z"))
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    rebuilt = elsewhere(settings, "rebuilt.duckdb")
+    refresh_marts(rebuilt, as_of=at("2026-10-07T00:00:00Z"))
+    assert every_mart(settings.marts_path) == every_mart(rebuilt.marts_path)
+    assert conn.execute("SELECT count(*) FROM mart_changes").fetchone()[0] == 0
