@@ -35,7 +35,7 @@ class MartsReport:
     full: bool
     build_id: str
     as_of: datetime
-    days: dict[str, int] = field(default_factory=dict)  # UTC days recomputed per source
+    days: dict[str, int] = field(default_factory=dict)  # UTC days recomputed, per source
     usage_events_read: int = 0
     periods_recomputed: int = 0
     rows: dict[str, int] = field(default_factory=dict)  # rows per mart after the build
@@ -54,10 +54,9 @@ def refresh_marts(settings: Settings, *, full: bool = False, as_of: datetime | N
             report = MartsReport(full=build.fresh, build_id=build.build_id,
                                  as_of=as_of or usage_cut(conn))
             _build(build, conn, extractor, changes, report, grace, progress)
+            build.after_publish(lambda: forget_changes(conn, changes))
     finally:
         extractor.close()
-    with connect(settings) as conn:
-        forget_changes(conn, changes)
     report.seconds = time.perf_counter() - started
     progress(f"marts published in {report.seconds:.1f}s: {report.rows}")
     return report
@@ -73,21 +72,24 @@ def _build(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor, ch
     def days(source: str) -> list[date] | None:
         return None if build.fresh else changes.days(source)
 
-    for source in SOURCES:
-        wanted = days(source)
-        report.days[source] = len(wanted) if wanted is not None else -1
-    progress(f"{'full build' if build.fresh else 'incremental build'}: "
-             + ", ".join(f"{s} {'all' if n < 0 else n} days" for s, n in report.days.items()))
-
-    report.usage_events_read = _usage(build, extractor, days("usage_events"), progress)
+    progress(("full build from all of history" if build.fresh else
+              f"incremental build of {len(changes)} changed (source, day) pairs")
+             + f", as of {report.as_of:%Y-%m-%d %H:%M:%S} UTC")
+    # Each step below sets `touched_days` to its source's days, in turn.
+    report.usage_events_read = _usage(build, extractor, days("usage_events"))
     report.days["usage_events"] = _scalar(con, "SELECT count(*) FROM touched_days")
+    progress(f"usage: {report.usage_events_read:,} events of {report.days['usage_events']} "
+             f"days read; usage_daily and Parquet facts written")
     report.periods_recomputed = _billing(build, conn, extractor, report.as_of, grace)
     _quota_status(build, report.as_of)
-    progress(f"usage: {report.usage_events_read:,} events read, "
-             f"{report.periods_recomputed:,} billing periods recomputed")
-    _errors(con, extractor, days("error_events"))
-    _fixes(con, extractor, days("fix_attestations"))
-    _audits(con, extractor, days("audit_results"))
+    progress(f"billing: {report.periods_recomputed:,} billing periods recomputed, quota status "
+             f"updated")
+    for source, step in (("error_events", _errors), ("fix_attestations", _fixes),
+                         ("audit_results", _audits)):
+        step(con, extractor, days(source))
+        report.days[source] = _scalar(con, "SELECT count(*) FROM touched_days")
+    progress("dashboards: " + ", ".join(f"{source} {report.days[source]} days"
+                                        for source in SOURCES[1:]))
     report.rows = {name: _scalar(con, f"SELECT count(*) FROM {name}") for name in MARTS}
 
 
@@ -105,7 +107,7 @@ def _replace_days(con: duckdb.DuckDBPyConnection, mart: str, query: str) -> None
 
 
 def _touched(con: duckdb.DuckDBPyConnection, days: list[date] | None, facts: str, column: str) -> None:
-    """touched_days: the days asked for, or (full build) the days the facts fall on."""
+    """Temp table touched_days: the days asked for, or (full build) the days of the facts."""
     if days is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE touched_days AS "
                     f"SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::DATE AS day FROM {facts}")
@@ -129,8 +131,7 @@ def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
 # --- usage and billing -----------------------------------------------------------
 
 
-def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None,
-           progress: Callable[[str], None]) -> int:
+def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> int:
     """Read the touched days' usage, write their Parquet facts, replace their usage_daily rows."""
     con = build.con
     _load(con, "metric_map", pa.table({"event_type": list(USAGE_METRICS),
@@ -142,7 +143,6 @@ def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None,
                 "FROM arrow_input AS u JOIN metric_map AS m USING (event_type)")
     con.unregister("arrow_input")
     read = _scalar(con, "SELECT count(*) FROM pulled")
-    progress(f"usage: {read:,} events read from Postgres")
     _touched(con, days, "pulled", "occurred_at")
 
     folder = build.fact_folder("usage")

@@ -11,7 +11,7 @@ import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,11 @@ class MartsBuild:
         self.con = con
         self.fresh = fresh
         self.build_id = build_id
+        self.published_callbacks: list[Callable[[], object]] = []
+
+    def after_publish(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the new file is in place, still under the builders' lock."""
+        self.published_callbacks.append(callback)
 
     @property
     def facts_root(self) -> Path:
@@ -81,7 +86,8 @@ def building(marts_path: Path, full: bool = False) -> Iterator[MartsBuild]:
             con.execute("SET TimeZone = 'UTC'")
             if fresh:
                 create_all(con)
-            yield MartsBuild(marts_path, con, fresh, build_id)
+            build = MartsBuild(marts_path, con, fresh, build_id)
+            yield build
             con.execute("DELETE FROM _meta")
             con.execute("INSERT INTO _meta VALUES (?, now(), ?)", [SCHEMA_VERSION, build_id])
             con.execute("CHECKPOINT")
@@ -93,6 +99,8 @@ def building(marts_path: Path, full: bool = False) -> Iterator[MartsBuild]:
             con.close()
             _remove(staging)
             raise
+        for callback in build.published_callbacks:
+            callback()
         _collect_garbage(facts_dir(marts_path), keep=kept_builds | _builds_in(marts_path))
 
 
