@@ -121,6 +121,8 @@ def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
                 "s.org_id IS NOT NULL FROM org_dim AS o LEFT JOIN subscription_dim AS s USING (org_id)")
     con.execute("DELETE FROM projects")
     con.execute("INSERT INTO projects SELECT org, project, name, status FROM project_dim")
+    con.execute("DELETE FROM memberships")
+    con.execute("INSERT INTO memberships SELECT org, email, name, role FROM membership_rows")
     con.execute("DELETE FROM landing_files")
     con.execute("INSERT INTO landing_files SELECT file_id, source, path, ingested_at FROM file_rows")
     con.execute("DELETE FROM quarantine_summary")

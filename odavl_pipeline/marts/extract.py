@@ -122,6 +122,10 @@ DIMENSION_QUERIES = {
         "SELECT p.id AS project_id, o.slug AS org, p.slug AS project, p.name, "
         "p.status::text AS status FROM projects AS p JOIN organizations AS o "
         "ON o.id = p.organization_id"),
+    "membership_rows": (
+        "SELECT o.slug AS org, u.email, u.name, m.role::text AS role "
+        "FROM organization_members AS m JOIN organizations AS o ON o.id = m.organization_id "
+        "JOIN users AS u ON u.id = m.user_id"),
     "subscription_dim": (
         "SELECT s.organization_id AS org_id, s.current_period_start AS anchor, "
         "s.status::text AS status, s.analyses_limit, s.fixes_limit, s.audits_limit "

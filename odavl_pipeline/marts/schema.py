@@ -29,6 +29,8 @@ MARTS = {
         has_subscription BOOLEAN NOT NULL)""",
     "projects": """(org VARCHAR NOT NULL, project VARCHAR NOT NULL, name VARCHAR NOT NULL,
         status VARCHAR NOT NULL)""",
+    "memberships": """(org VARCHAR NOT NULL, email VARCHAR NOT NULL, name VARCHAR,
+        role VARCHAR NOT NULL)""",
     "error_trends": """(
         org VARCHAR NOT NULL, project VARCHAR NOT NULL, day DATE NOT NULL, detector VARCHAR NOT NULL,
         severity VARCHAR NOT NULL, events BIGINT NOT NULL, signatures BIGINT NOT NULL)""",

@@ -19,6 +19,7 @@ MARTS = {
                                      "the period open at its arrival."),
     "organizations": ([], "Organizations with their tier and status (from the console's data)."),
     "projects": ([], "Projects of each organization (from the console's data)."),
+    "memberships": ([], "Who is a member of which organization, with their role."),
     "error_trends": ([ERRORS], "Error events per project, UTC day, detector and severity."),
     "error_signatures": ([ERRORS], "Error signatures with count, first and last seen, status."),
     "fix_outcomes": ([FIXES], "Autopilot fixes per project, day and outcome, with size and risk."),
