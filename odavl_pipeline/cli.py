@@ -254,11 +254,8 @@ def cmd_stripe_listen(args, settings: Settings) -> None:
 
 def cmd_stripe_report(args, settings: Settings) -> int:
     from odavl_pipeline.db.server import connect
-    from odavl_pipeline.stripe_billing.usage_reports import (
-        MartsNotBuilt,
-        read_closed_periods,
-        report_usage,
-    )
+    from odavl_pipeline.marts.store import MartsNotBuilt
+    from odavl_pipeline.stripe_billing.usage_reports import read_closed_periods, report_usage
 
     client = _stripe_client(settings)
     _require_migrated(settings)

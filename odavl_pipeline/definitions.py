@@ -9,6 +9,9 @@ from odavl_pipeline.defs.marts.assets import marts
 from odavl_pipeline.defs.marts.checks import mart_checks
 from odavl_pipeline.defs.marts.schedules import daily_billing
 from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.stripe.assets import stripe_assets, stripe_job
+from odavl_pipeline.defs.stripe.checks import stripe_checks
+from odavl_pipeline.defs.stripe.schedules import hourly_stripe
 
 pipeline_job = dg.define_asset_job(
     "pipeline", selection=dg.AssetSelection.groups("ingestion", "marts"),
@@ -18,10 +21,10 @@ ingest_job = dg.define_asset_job(
     description="Ingest the landing zone into PostgreSQL for a day or a range of days.")
 
 defs = dg.Definitions(
-    assets=[*landing_specs, *ingest_assets, marts],
-    asset_checks=[*ingest_checks, *mart_checks],
-    jobs=[pipeline_job, ingest_job],
-    schedules=[daily_billing],
+    assets=[*landing_specs, *ingest_assets, marts, *stripe_assets],
+    asset_checks=[*ingest_checks, *mart_checks, *stripe_checks],
+    jobs=[pipeline_job, ingest_job, stripe_job],
+    schedules=[daily_billing, hourly_stripe],
     sensors=[landing_zone_sensor],
     resources={"odavl": OdavlResource()},
 )

@@ -3,22 +3,31 @@ event route it lacks; and our webhook endpoint served by uvicorn on loopback.
 
 localstripe signs and delivers its own webhooks (`/_config/webhooks/<id>`); the emulator can
 hold them back and deliver them later in a chosen order, or deliver one again (a replay).
+Also the test data: two plans, and a marts file of billing periods for the usage report.
 """
 
 import asyncio
+import json
 import socket
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 
+import duckdb
 import requests
 import uvicorn
 from aiohttp import web
-from localstripe import resources as localstripe_resources
-from localstripe import server as localstripe_server
-from localstripe import webhooks as localstripe_webhooks
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # localstripe's sync handlers, for aiohttp
+    from localstripe import resources as localstripe_resources
+    from localstripe import server as localstripe_server
+    from localstripe import webhooks as localstripe_webhooks
 
 STRIPE_BACKDATE_LIMIT = 35 * 24 * 3600
 STRIPE_FUTURE_LIMIT = 300
@@ -38,16 +47,16 @@ class MeterEvents:
     stored: dict[str, dict] = field(default_factory=dict)  # identifier -> event
     accepted: list[str] = field(default_factory=list)  # identifiers, each time one was stored
     requests: int = 0
-    faults: list[MeterEventFault] = field(default_factory=list)
+    faults: dict[int, MeterEventFault] = field(default_factory=dict)  # by request number
 
-    def fail_next(self, status: int, after_storing: bool = False) -> None:
-        """Make the next request fail with `status` (Stripe-Should-Retry: false)."""
-        self.faults.append(MeterEventFault(status, after_storing))
+    def fail_request(self, number: int, status: int, after_storing: bool = False) -> None:
+        """Make the `number`-th request from now fail with `status` (Stripe-Should-Retry: false)."""
+        self.faults[self.requests + number] = MeterEventFault(status, after_storing)
 
     async def create(self, request: web.Request) -> web.Response:
         self.requests += 1
         data = await localstripe_server.get_post_data(request) or {}
-        fault = self.faults.pop(0) if self.faults else None
+        fault = self.faults.pop(self.requests, None)
         if fault and not fault.after_storing:
             return _error(fault.status, "api_error", "An unexpected error occurred.")
         error = self._invalid(data)
@@ -87,7 +96,8 @@ class MeterEvents:
                 return "Invalid integer: timestamp."
             age = time.time() - int(timestamp)
             if age > STRIPE_BACKDATE_LIMIT or age < -STRIPE_FUTURE_LIMIT:
-                return "Timestamp must be within the past 35 calendar days or up to 5 minutes in the future."
+                return ("Timestamp must be within the past 35 calendar days or up to 5 minutes "
+                        "in the future.")
         return None
 
 
@@ -175,31 +185,48 @@ class StripeEmulator:
         for event in events:
             self._call(localstripe_webhooks._send_webhook(event))
 
-    def event(self, event_id: str):
-        return localstripe_resources.store[f"event:{event_id}"]
-
-    def events(self, event_type: str) -> list:
+    def events(self, event_type: str | None = None) -> list:
+        """The events localstripe created, of one type or all."""
         return [value for key, value in list(localstripe_resources.store.items())
-                if key.startswith("event:") and value.type == event_type]
+                if key.startswith("event:") and event_type in (None, value.type)]
 
     def close(self) -> None:
         self._call(self.runner.cleanup())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(WAIT_SECONDS)
+        self.loop.close()
 
 
 class WebhookServer:
-    """An ASGI app served by uvicorn on 127.0.0.1 from a thread."""
+    """An ASGI app served by uvicorn on 127.0.0.1 from a thread; keeps each (status, JSON body)
+    it answered, so a test sees what a delivery by the emulator got."""
 
     def __init__(self, app):
+        self.app = app
+        self.responses: list[tuple[int, dict]] = []
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.url = f"{self.base}/stripe/webhook"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(uvicorn.Config(self._recording, interface="asgi3",
+                                                    log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         wait_until(lambda: self.server.started, "the webhook server to start")
+
+    async def _recording(self, scope, receive, send) -> None:
+        status, body = [], []
+
+        async def record(message) -> None:  # kept before it is sent: no race with the reader
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            elif message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    self.responses.append((status[0], json.loads(b"".join(body))))
+            await send(message)
+
+        await self.app(scope, receive, record)
 
     def close(self) -> None:
         self.server.should_exit = True
@@ -238,3 +265,42 @@ def create_plans(client) -> Plans:
         "amount": 0, "currency": "eur", "interval": "month", "product": enterprise_product.id,
         "metadata": {"tier": "enterprise", "analyses_limit": "9000"}})
     return Plans(pro=pro.id, enterprise=enterprise.id)
+
+
+# --- the report's input: a marts file with `billing_periods` (CONTRACT.md section 6) -------
+
+BILLED = 5  # closed periods of SAMPLE that a report sends
+
+
+def sample_billing_periods(now: datetime) -> list[tuple]:
+    """(org, period_start, period_end, metric, used, quota, overage, closed) rows: five to bill
+    (a recent closed period of each demo organization), and what must not be billed."""
+    def day(days_ago: int) -> datetime:
+        return (now - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    recent, old, current = (day(40), day(10)), (day(100), day(70)), (day(10), day(-20))
+    return [
+        ("enterprise-corp", *recent, "analyses", 4000, 5000, 0, True),
+        ("enterprise-corp", *recent, "audits", 3, 1000, 0, True),
+        ("enterprise-corp", *recent, "fixes", 15, 2000, 0, True),
+        ("odavl-test-org", *recent, "analyses", 620, 500, 120, True),
+        ("odavl-test-org", *recent, "audits", 0, 100, 0, True),  # nothing to bill
+        ("odavl-test-org", *recent, "fixes", 7, 200, 0, True),
+        ("odavl-test-org", *recent, "api_calls", 999, 0, 0, True),  # not a billed metric
+        ("odavl-test-org", *old, "analyses", 50, 500, 0, True),  # older than Stripe accepts
+        ("odavl-test-org", *current, "analyses", 10, 500, 0, False),  # still open
+        ("no-such-org", *recent, "analyses", 5, 100, 0, True),  # no Stripe customer
+    ]
+
+
+def write_billing_periods(path: Path, rows: list[tuple]) -> None:
+    """Publish a marts file holding `billing_periods` only, replacing any previous one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = path.with_name(f".{path.name}.building")
+    building.unlink(missing_ok=True)
+    with duckdb.connect(str(building)) as con:
+        con.execute("CREATE TABLE billing_periods (org VARCHAR, period_start TIMESTAMPTZ, "
+                    "period_end TIMESTAMPTZ, metric VARCHAR, used BIGINT, quota BIGINT, "
+                    "overage BIGINT, closed BOOLEAN)")
+        con.executemany("INSERT INTO billing_periods VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    building.rename(path)

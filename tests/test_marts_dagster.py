@@ -37,6 +37,7 @@ def test_the_daily_schedule_asks_for_yesterday():
     request = daily_billing(context)
     assert (request.partition_key, request.run_key) == ("2026-11-03", "2026-11-03")
     assert defs.resolve_schedule_def("daily_billing").job_name == "pipeline"
+    assert defs.resolve_schedule_def("hourly_stripe").job_name == "stripe"
 
 
 def _materialize(instance, partition_key=DAY, **kwargs):

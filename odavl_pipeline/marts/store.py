@@ -25,10 +25,14 @@ def facts_dir(marts_path: Path) -> Path:
     return marts_path.with_name(f"{marts_path.stem}.facts")
 
 
+class MartsNotBuilt(FileNotFoundError):
+    """The marts file does not exist yet."""
+
+
 def open_marts(marts_path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published marts, in UTC."""
     if not marts_path.exists():
-        raise FileNotFoundError(f"no marts at {marts_path}: run `odavl-pipeline run` first")
+        raise MartsNotBuilt(f"no marts at {marts_path}: run `odavl-pipeline run` first")
     con = duckdb.connect(str(marts_path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     return con

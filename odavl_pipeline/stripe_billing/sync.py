@@ -1,6 +1,6 @@
 """Stripe customers and subscriptions into Postgres: the initial sync and one event at a time.
 
-Rules (README, "Stripe"):
+Rules:
 - An organization is linked by `organizations.stripe_customer_id`. A customer whose metadata
   `org_slug` names an organization that has no customer id yet links it; an organization
   already linked to another customer is never relinked.
@@ -257,7 +257,8 @@ def _product_metadata_from(client: stripe.StripeClient) -> ProductMetadata:
 
     def lookup(product_id: str) -> dict[str, str]:
         if product_id not in cache:
-            cache[product_id] = dict(client.v1.products.retrieve(product_id).to_dict().get("metadata") or {})
+            product = client.v1.products.retrieve(product_id).to_dict()
+            cache[product_id] = dict(product.get("metadata") or {})
         return cache[product_id]
 
     return lookup

@@ -23,16 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import psycopg
 import stripe
 
+from odavl_pipeline.marts.store import open_marts
+
 EVENT_NAMES = {"analyses": "odavl_analyses", "fixes": "odavl_fixes", "audits": "odavl_audits"}
 REPORT_WINDOW = timedelta(days=34)  # Stripe accepts meter events up to 35 days old
-
-
-class MartsNotBuilt(FileNotFoundError):
-    """The marts file does not exist yet."""
 
 
 @dataclass(frozen=True)
@@ -102,10 +99,7 @@ def event_timestamp(period_end: datetime) -> int:
 
 def read_closed_periods(marts_path: Path) -> list[ClosedPeriod]:
     """The closed periods of the `billing_periods` mart (CONTRACT.md section 6)."""
-    if not marts_path.exists():
-        raise MartsNotBuilt(f"no marts at {marts_path}: run `odavl-pipeline run` first")
-    with duckdb.connect(str(marts_path), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with open_marts(marts_path) as con:
         rows = con.execute("SELECT org, period_start, period_end, metric, used FROM billing_periods "
                            "WHERE closed ORDER BY org, metric, period_start").fetchall()
     return [ClosedPeriod(*row) for row in rows]
@@ -124,6 +118,8 @@ def report_usage(conn: psycopg.Connection, client: stripe.StripeClient,
     with _report_lock(conn):
         with conn.transaction():
             customers = _customers(conn)
+            rows = [LedgerRow(*row) for row in conn.execute(_SELECT_LEDGER)]
+        ledger = {(row.organization_id, row.metric, row.period_start): row for row in rows}
         unreachable = False
         for period in sorted(periods, key=lambda p: (p.org, p.metric, p.period_start)):
             if period.metric not in EVENT_NAMES:
@@ -132,7 +128,7 @@ def report_usage(conn: psycopg.Connection, client: stripe.StripeClient,
             if organization_id is None or customer_id is None:
                 summary.without_customer += 1
                 continue
-            row = _ledger_row(conn, organization_id, period.metric, period.period_start)
+            row = ledger.get((organization_id, period.metric, period.period_start))
             if row is None:
                 if period.used == 0:
                     summary.nothing_to_bill += 1
@@ -178,7 +174,7 @@ def reconcile(conn: psycopg.Connection, periods: Iterable[ClosedPeriod],
         if key not in billed:
             violations.append(f"{where}: reported, but no such closed period in the marts")
         elif row.status != "sent":
-            violations.append(f"{where}: still pending at Stripe")
+            violations.append(f"{where}: pending, Stripe's receipt not confirmed yet")
         elif row.quantity != billed[key].used:
             violations.append(f"{where}: reported {row.quantity}, the marts say {billed[key].used}")
     oldest = (now - REPORT_WINDOW).timestamp()
@@ -193,8 +189,9 @@ def reconcile(conn: psycopg.Connection, periods: Iterable[ClosedPeriod],
 
 # --- the ledger --------------------------------------------------------------------------
 
-_SELECT_LEDGER = ("SELECT id, organization_id, metric, period_start, period_end, quantity, "
-                  "identifier, stripe_customer_id, status FROM stripe_usage_reports")
+_LEDGER_COLUMNS = ("id, organization_id, metric, period_start, period_end, quantity, identifier, "
+                   "stripe_customer_id, status")
+_SELECT_LEDGER = "SELECT " + _LEDGER_COLUMNS + " FROM stripe_usage_reports"
 
 
 def _customers(conn: psycopg.Connection) -> dict[str, tuple[int, str | None]]:
@@ -202,28 +199,18 @@ def _customers(conn: psycopg.Connection) -> dict[str, tuple[int, str | None]]:
             conn.execute("SELECT id, slug, stripe_customer_id FROM organizations")}
 
 
-def _ledger_row(conn: psycopg.Connection, organization_id: int, metric: str,
-                period_start: datetime) -> LedgerRow | None:
-    with conn.transaction():
-        row = conn.execute(_SELECT_LEDGER + " WHERE organization_id = %s AND metric = %s "
-                           "AND period_start = %s",
-                           (organization_id, metric, period_start)).fetchone()
-    return LedgerRow(*row) if row else None
-
-
 def _reserve(conn: psycopg.Connection, organization_id: int, customer_id: str,
              period: ClosedPeriod) -> LedgerRow:
-    """Commit the `pending` row before anything is sent."""
+    """Commit the `pending` row before anything is sent (reports are serialized by a lock)."""
     with conn.transaction():
-        conn.execute(
+        row = conn.execute(
             "INSERT INTO stripe_usage_reports (organization_id, metric, period_start, period_end, "
             "quantity, identifier, stripe_customer_id, status, attempts) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', 0) "
-            "ON CONFLICT (organization_id, metric, period_start) DO NOTHING",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', 0) RETURNING " + _LEDGER_COLUMNS,
             (organization_id, period.metric, period.period_start, period.period_end, period.used,
              meter_event_identifier(organization_id, period.metric, period.period_start),
-             customer_id))
-    return _ledger_row(conn, organization_id, period.metric, period.period_start)
+             customer_id)).fetchone()
+    return LedgerRow(*row)
 
 
 def _send(conn: psycopg.Connection, client: stripe.StripeClient, row: LedgerRow,
@@ -265,7 +252,8 @@ def _is_duplicate(error: stripe.StripeError, identifier: str) -> bool:
 def _is_unreachable(error: stripe.StripeError) -> bool:
     """Connection failures, rate limits and server errors: stop, and leave the rest for later."""
     status = error.http_status
-    return isinstance(error, stripe.APIConnectionError) or status is None or status == 429 or status >= 500
+    return (isinstance(error, stripe.APIConnectionError) or status is None or status == 429
+            or status >= 500)
 
 
 def _reason(error: stripe.StripeError) -> str:

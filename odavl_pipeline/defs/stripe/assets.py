@@ -13,7 +13,7 @@ from odavl_pipeline.stripe_billing.usage_reports import read_closed_periods, rep
 @dg.asset(group_name="stripe", kinds={"stripe", "postgres"}, output_required=False)
 def stripe_subscriptions(context: dg.AssetExecutionContext,
                          odavl: OdavlResource) -> Iterator[dg.MaterializeResult]:
-    """Stripe customers and subscriptions (status, plan tier, current period) synchronized into Postgres."""
+    """Stripe customers and subscriptions (status, tier, current period) synchronized into Postgres."""
     settings = odavl.settings()
     try:
         client = stripe_client(settings)
@@ -48,9 +48,10 @@ def stripe_usage_reports(context: dg.AssetExecutionContext,
     for discrepancy in summary.discrepancies:
         context.log.warning(f"discrepancy, not billed again: {discrepancy}")
     if summary.failed or summary.not_attempted:
+        failures = "; ".join(f"{identifier}: {reason}" for identifier, reason in summary.failed)
         raise dg.Failure(
-            description="; ".join(f"{identifier}: {reason}" for identifier, reason in summary.failed)
-            + f" ({summary.not_attempted} left for the next report)",
+            description=f"{len(summary.failed)} meter events failed ({failures}); "
+                        f"{summary.not_attempted} left for the next run, which sends them",
             metadata=summary.as_dict())
     yield dg.MaterializeResult(metadata=summary.as_dict())
 

@@ -4,11 +4,8 @@ import dagster as dg
 
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.defs.stripe.assets import stripe_usage_reports
-from odavl_pipeline.stripe_billing.usage_reports import (
-    MartsNotBuilt,
-    read_closed_periods,
-    reconcile,
-)
+from odavl_pipeline.marts.store import MartsNotBuilt
+from odavl_pipeline.stripe_billing.usage_reports import read_closed_periods, reconcile
 
 SHOWN_VIOLATIONS = 20
 
