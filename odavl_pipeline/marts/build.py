@@ -118,7 +118,8 @@ def _touched(con: duckdb.DuckDBPyConnection, days: list[date] | None, facts: str
 def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM organizations")
     con.execute("INSERT INTO organizations SELECT o.org, o.name, o.tier, o.status, "
-                "s.org_id IS NOT NULL FROM org_dim AS o LEFT JOIN subscription_dim AS s USING (org_id)")
+                "s.org_id IS NOT NULL, o.org_id FROM org_dim AS o "
+                "LEFT JOIN subscription_dim AS s USING (org_id)")
     con.execute("DELETE FROM projects")
     con.execute("INSERT INTO projects SELECT org, project, name, status FROM project_dim")
     con.execute("DELETE FROM memberships")

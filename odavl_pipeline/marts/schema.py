@@ -26,7 +26,7 @@ MARTS = {
     # the dashboards' marts (README, "Marts")
     "organizations": """(
         org VARCHAR NOT NULL, name VARCHAR NOT NULL, tier VARCHAR NOT NULL, status VARCHAR NOT NULL,
-        has_subscription BOOLEAN NOT NULL)""",
+        has_subscription BOOLEAN NOT NULL, org_id INTEGER NOT NULL)""",  # id in the usage facts
     "projects": """(org VARCHAR NOT NULL, project VARCHAR NOT NULL, name VARCHAR NOT NULL,
         status VARCHAR NOT NULL)""",
     "memberships": """(org VARCHAR NOT NULL, email VARCHAR NOT NULL, name VARCHAR,
