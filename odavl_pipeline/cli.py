@@ -13,7 +13,13 @@ from odavl_pipeline.settings import Settings
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:  # a malformed variable: `doctor` reports it with the rest
+        if args.handler is not cmd_doctor:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        settings = None
     try:
         return args.handler(args, settings) or 0
     except PipelineError as error:
@@ -284,6 +290,25 @@ def _stripe_client(settings: Settings):
         raise PipelineError(str(error)) from None
 
 
+# --- doctor ------------------------------------------------------------------
+
+
+def cmd_doctor(args, settings: Settings) -> int:
+    """Each check's finding and, for a problem, what to do; exit code 1 when one found a problem."""
+    from odavl_pipeline.doctor import PROBLEM, WARNING, has_problem, run_checks
+
+    findings = run_checks()
+    if args.json:
+        print(json.dumps([finding.as_dict() for finding in findings]))
+    else:
+        for finding in findings:
+            label = {PROBLEM: "PROBLEM", WARNING: "warning"}.get(finding.status, finding.status)
+            print(f"{label:<9}{finding.check:<15}{finding.summary}")
+            if finding.fix and finding.status in (PROBLEM, WARNING):
+                print(f"{'':<24}-> {finding.fix}")
+    return 1 if has_problem(findings) else 0
+
+
 # --- ui and demo -------------------------------------------------------------
 
 
@@ -293,7 +318,24 @@ def cmd_ui(args, settings: Settings) -> int:
     env = {**os.environ, **prepare_instance_environment(settings)}
     command = [sys.executable, "-m", "dagster", "dev", "-m", "odavl_pipeline.definitions",
                "--host", args.host, "--port", str(args.port)]
-    print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home})",
+    print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home}); "
+          f"`dagster dev` runs the webserver and the daemon (schedules, sensors, run queue)",
+          file=sys.stderr, flush=True)
+    os.execve(sys.executable, command, env)  # signals (Ctrl-C, SIGTERM) reach `dagster dev` itself
+
+
+def cmd_dashboard(args, settings: Settings) -> int:
+    """The Streamlit dashboards (`dashboards/app.py` of the clone) on these settings' marts."""
+    app = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
+    if not app.exists():
+        raise PipelineError(f"no dashboards at {app}: they run from a clone of the repository "
+                            f"installed with `pip install -e .`")
+    env = {**os.environ, "ODAVL_HOME": str(settings.home),
+           "ODAVL_MARTS_PATH": str(settings.marts_path)}
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
+               "--server.port", str(args.port), "--server.headless", "true",
+               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
+    print(f"dashboards on http://{args.host}:{args.port} (marts {settings.marts_path})",
           file=sys.stderr)
     return subprocess.call(command, env=env)
 
@@ -306,8 +348,11 @@ def cmd_demo(args, settings: Settings) -> int:
                                       "days": args.days})
     cmd_generate(generated, settings)
     cmd_seed(argparse.Namespace(reference=[str(settings.landing_dir / "reference.json")]), settings)
-    return cmd_run(argparse.Namespace(start=None, end=None, json=False, log_level="INFO",
-                                      full_marts=False), settings)
+    status = cmd_run(argparse.Namespace(start=None, end=None, json=False, log_level="INFO",
+                                        full_marts=False), settings)
+    print("\nto see the materialized asset graph and this run in the Dagster UI: "
+          "`.venv/bin/odavl-pipeline ui`, then open http://127.0.0.1:3000")
+    return status
 
 
 def _require_migrated(settings: Settings) -> None:
@@ -416,10 +461,20 @@ def _parser() -> argparse.ArgumentParser:
     stripe_actions.add_parser("report", help="report closed periods' usage to Stripe meter events"
                               ).set_defaults(handler=cmd_stripe_report)
 
+    doctor = commands.add_parser("doctor", help="check configuration, database, migrations, "
+                                 "landing zone, marts and Stripe; say what to do about each problem")
+    doctor.add_argument("--json", action="store_true", help="print one JSON array of findings")
+    doctor.set_defaults(handler=cmd_doctor)
+
     ui = commands.add_parser("ui", help="the Dagster UI on the same instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=cmd_ui)
+
+    dashboard = commands.add_parser("dashboard", help="the Streamlit dashboards on the marts")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8501)
+    dashboard.set_defaults(handler=cmd_dashboard)
 
     demo = commands.add_parser("demo", help="migrate, seed, generate a month of data and run it")
     demo.add_argument("--organizations", type=int, default=5)

@@ -19,11 +19,32 @@ storage:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
-  config:
+concurrency:
+  runs:
     max_concurrent_runs: 4
+    tag_concurrency_limits:
+      # the pipeline and ingest jobs: one ingesting run at a time (ranges included)
+      - key: odavl/ingest
+        limit: 1
+      # any run of one partition, also one started from the asset graph
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+retention:
+  schedule:
+    purge_after_days: 90
+  sensor:
+    purge_after_days:
+      skipped: 7
+      failure: 30
+      success: -1
+freshness:
+  enabled: true
 telemetry:
   enabled: false
 """
+INSTANCE_YAML_HEADER = INSTANCE_YAML.splitlines()[0]
 
 
 def prepare_instance_environment(settings: Settings) -> dict[str, str]:
@@ -31,8 +52,12 @@ def prepare_instance_environment(settings: Settings) -> dict[str, str]:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(INSTANCE_YAML)
+    # ours is kept up to date; one written by an operator (other first line) is left alone
+    current = config.read_text() if config.exists() else None
+    if current is None or (current.startswith(INSTANCE_YAML_HEADER) and current != INSTANCE_YAML):
+        staged = home / f".dagster.yaml.{os.getpid()}"
+        staged.write_text(INSTANCE_YAML)
+        os.replace(staged, config)  # another process reading it sees the old file or the new one
     # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 would default to psycopg 3.
     url = dagster_url(settings).set(drivername="postgresql+psycopg2")
     return {"DAGSTER_HOME": str(home),

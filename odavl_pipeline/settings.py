@@ -17,6 +17,7 @@ class Settings:
     stripe_api_key: str | None
     stripe_api_base: str | None
     stripe_webhook_secret: str | None
+    alert_webhook_url: str | None = None  # run failures are posted there (ODAVL_ALERT_WEBHOOK_URL)
 
     @property
     def embedded_pgdata(self) -> Path:
@@ -37,6 +38,7 @@ class Settings:
             stripe_api_key=env.get("STRIPE_API_KEY") or None,
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            alert_webhook_url=env.get("ODAVL_ALERT_WEBHOOK_URL") or None,
         )
 
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from odavl_pipeline.db.server import connect, libpq_url, server_url
 from odavl_pipeline.domain.plans import add_months, period_index, periods_covering, quotas
 from odavl_pipeline.domain.quota import forecast
-from odavl_pipeline.domain.records import SOURCES, USAGE_METRICS
+from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.marts.extract import (
     CLOSES_QUERY, DIMENSION_QUERIES, Changes, Extractor, forget_changes, read_changes, record_closes,
     usage_cut)
@@ -27,6 +27,13 @@ from odavl_pipeline.marts.store import MartsBuild, building
 from odavl_pipeline.settings import Settings
 
 DEFAULT_GRACE = timedelta(hours=1)
+TIMESTAMP = pa.timestamp("us", "UTC")
+USAGE_FACT_COLUMNS = (
+    "(org_id INTEGER, metric VARCHAR, event_id VARCHAR, occurred_at TIMESTAMPTZ, "
+    "ingested_at TIMESTAMPTZ, quantity BIGINT, project_id INTEGER, file_id BIGINT, "
+    "line_no INTEGER, day DATE)")
+QUOTA_STATUS_TYPES = (pa.string(), pa.string(), TIMESTAMP, TIMESTAMP, pa.string(), pa.int64(),
+                      pa.int64(), pa.float64(), pa.string(), pa.int64(), pa.date32(), TIMESTAMP)
 REJECTED_LINKS = ("hash_mismatch", "chain_fork")
 
 
@@ -93,6 +100,14 @@ def _build(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor, ch
     report.rows = {name: _scalar(con, f"SELECT count(*) FROM {name}") for name in MARTS}
 
 
+def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple], types: tuple) -> None:
+    """Insert Python rows in one statement, through Arrow (DuckDB is slow row by row)."""
+    columns = list(zip(*rows)) if rows else [[] for _ in types]
+    _load(con, "appended", pa.table({f"c{index}": pa.array(values, kind) for index, (values, kind)
+                                     in enumerate(zip(columns, types))}))
+    con.execute(f"INSERT INTO {table} SELECT * FROM appended")
+
+
 def _load(con: duckdb.DuckDBPyConnection, name: str, data) -> None:
     """A temporary table from Arrow data (a reader is consumed once)."""
     con.register("arrow_input", data)
@@ -135,35 +150,34 @@ def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> int:
-    """Read the touched days' usage, write their Parquet facts, replace their usage_daily rows."""
+    """Stream the touched days' usage from Postgres into this build's Parquet facts (temp view
+    `pulled` over them), list them in `_fact_files`, replace their usage_daily rows."""
     con = build.con
-    _load(con, "metric_map", pa.table({"event_type": list(USAGE_METRICS),
-                                       "metric": list(USAGE_METRICS.values())}))
-    con.register("arrow_input", extractor.facts("usage_events", days))
-    con.execute("CREATE OR REPLACE TEMP TABLE pulled AS SELECT u.org_id, m.metric, u.event_id, "
-                "u.occurred_at, u.ingested_at, u.quantity, u.project_id, u.file_id, u.line_no, "
-                "(u.occurred_at AT TIME ZONE 'UTC')::DATE AS day "
-                "FROM arrow_input AS u JOIN metric_map AS m USING (event_type)")
-    con.unregister("arrow_input")
-    read = _scalar(con, "SELECT count(*) FROM pulled")
-    _touched(con, days, "pulled", "occurred_at")
-
     folder = build.fact_folder("usage")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY pulled TO {_quote(str(folder))} "
-                f"(FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd, OVERWRITE_OR_IGNORE)")
-    prefix = f"{build.build_id}/usage/day="
+    con.register("arrow_input", extractor.facts("usage_events", days))
+    con.execute(f"COPY (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day FROM arrow_input) "
+                f"TO {_quote(str(folder))} (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd)")
+    con.unregister("arrow_input")
+    written = sorted(child.name.removeprefix("day=") for child in folder.glob("day=*"))
+    if written:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW pulled AS SELECT * FROM read_parquet("
+                    f"{_quote(str(folder / '*' / '*.parquet'))}, hive_partitioning = true, "
+                    f"hive_types = {{'day': DATE}})")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE pulled {USAGE_FACT_COLUMNS}")
+    _touched(con, days, "pulled", "occurred_at")
     con.execute("DELETE FROM _fact_files WHERE day IN (SELECT day FROM touched_days)")
-    con.execute("INSERT INTO _fact_files SELECT DISTINCT day, ? || strftime(day, '%Y-%m-%d') "
-                "|| '/*.parquet' FROM pulled", [prefix])
+    _append(con, "_fact_files", [(date.fromisoformat(day), f"{build.build_id}/usage/day={day}/*.parquet")
+                                 for day in written], (pa.date32(), pa.string()))
     con.execute("CREATE OR REPLACE TEMP TABLE touched_org_days AS "
                 "SELECT o.org_id, u.day FROM usage_daily AS u JOIN org_dim AS o USING (org) "
                 "WHERE u.day IN (SELECT day FROM touched_days) "
-                "UNION SELECT org_id, day FROM pulled")
+                "UNION SELECT DISTINCT org_id, day FROM pulled")
     _replace_days(con, "usage_daily",
                   "SELECT o.org, p.day, p.metric, sum(p.quantity), count(*) FROM pulled AS p "
                   "JOIN org_dim AS o USING (org_id) GROUP BY ALL")
-    return read
+    return _scalar(con, "SELECT count(*) FROM pulled")
 
 
 def _facts_view(build: MartsBuild, name: str, days_query: str) -> None:
@@ -175,7 +189,7 @@ def _facts_view(build: MartsBuild, name: str, days_query: str) -> None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet("
                     f"[{', '.join(_quote(p) for p in paths)}], hive_partitioning = false)")
     else:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM pulled LIMIT 0")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (day) FROM pulled LIMIT 0")
 
 
 def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
@@ -193,11 +207,11 @@ def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
     if reset:
         _facts_view(build, "reset_facts",
                     "SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE late_candidates AS SELECT {columns} FROM pulled "
+        con.execute(f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled "
                     f"UNION ALL SELECT {columns}, FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
                     f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))")
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE late_candidates AS SELECT {columns} FROM pulled")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled")
     _periods(con, anchors, reset, latest)
     _close_due_periods(con, conn, extractor, as_of, grace)
 
@@ -330,12 +344,11 @@ def _periods(con: duckdb.DuckDBPyConnection, anchors: dict[int, datetime], reset
         tier, overrides = plans[org_id]
         quota_now.extend((org_id, metric, limit) for metric, limit in quotas(tier, overrides).items())
     con.execute("DELETE FROM _billing_anchors")
-    if recorded:
-        con.executemany("INSERT INTO _billing_anchors VALUES (?, ?, ?)", recorded)
+    _append(con, "_billing_anchors", recorded, (pa.int32(), TIMESTAMP, TIMESTAMP))
     _load(con, "periods", pa.table({
         "org_id": pa.array([row[0] for row in periods], pa.int32()),
-        "period_start": pa.array([row[1] for row in periods], pa.timestamp("us", "UTC")),
-        "period_end": pa.array([row[2] for row in periods], pa.timestamp("us", "UTC"))}))
+        "period_start": pa.array([row[1] for row in periods], TIMESTAMP),
+        "period_end": pa.array([row[2] for row in periods], TIMESTAMP)}))
     _load(con, "quota_now", pa.table({
         "org_id": pa.array([row[0] for row in quota_now], pa.int32()),
         "metric": pa.array([row[1] for row in quota_now], pa.string()),
@@ -366,12 +379,13 @@ def _quota_status(build: MartsBuild, as_of: datetime) -> None:
         "  q.quota, r.reached_at FROM current_periods AS c JOIN org_dim AS o USING (org_id) "
         "JOIN quota_now AS q USING (org_id) LEFT JOIN used AS u USING (org_id, metric) "
         "LEFT JOIN reached AS r USING (org_id, metric) ORDER BY o.org, q.metric").fetchall()
-    con.execute("DELETE FROM quota_status")
+    statuses = []
     for org, tier, start, end, metric, used, quota, reached_at in rows:
         status = forecast(used, quota, start, end, as_of, reached_at)
-        con.execute("INSERT INTO quota_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [org, tier, start, end, metric, used, quota, status.pct_used, status.status,
-                     status.projected, status.projected_exhaustion, as_of])
+        statuses.append((org, tier, start, end, metric, used, quota, status.pct_used,
+                         status.status, status.projected, status.projected_exhaustion, as_of))
+    con.execute("DELETE FROM quota_status")
+    _append(con, "quota_status", statuses, QUOTA_STATUS_TYPES)
 
 
 # --- the dashboards' marts -----------------------------------------------------------

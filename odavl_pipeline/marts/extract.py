@@ -8,6 +8,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 
+from odavl_pipeline.domain.records import USAGE_METRICS
 from odavl_pipeline.ingest.writer import source_lock
 
 
@@ -90,12 +91,16 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+# The contract's metric of a usage event (`u` in the query), as SQL.
+METRIC_SQL = "CASE u.event_type::text " + " ".join(
+    f"WHEN '{event_type}' THEN '{metric}'" for event_type, metric in USAGE_METRICS.items()) + " END"
+
 # Rows for the marts with the timestamp that puts them on a UTC day, read by day.
 FACT_QUERIES = {
     "usage_events": (
-        "SELECT u.organization_id AS org_id, u.event_id, u.event_type::text AS event_type, "
-        "u.occurred_at, u.ingested_at, u.quantity::bigint AS quantity, u.project_id, "
-        "u.file_id, u.line_no FROM usage_events AS u", "u.occurred_at"),
+        f"SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.event_id, u.occurred_at, "
+        f"u.ingested_at, u.quantity::bigint AS quantity, u.project_id, u.file_id, u.line_no "
+        f"FROM usage_events AS u", "u.occurred_at"),
     "error_events": (
         "SELECT e.project_id, e.occurred_at, e.detector, e.severity::text AS severity, "
         "e.signature_hash FROM error_events AS e", "e.occurred_at"),

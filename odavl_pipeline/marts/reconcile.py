@@ -10,10 +10,7 @@ from dataclasses import dataclass, field
 import duckdb
 import psycopg
 
-from odavl_pipeline.domain.records import USAGE_METRICS
-
-METRIC_SQL = "CASE u.event_type::text " + " ".join(
-    f"WHEN '{event_type}' THEN '{metric}'" for event_type, metric in USAGE_METRICS.items()) + " END"
+from odavl_pipeline.marts.extract import METRIC_SQL
 
 
 @dataclass(frozen=True)

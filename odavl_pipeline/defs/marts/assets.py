@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from odavl_pipeline.defs.ingest.partitions import daily_partitions
+from odavl_pipeline.defs.monitoring.freshness import freshness_policy
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.marts.build import refresh_marts
@@ -37,7 +38,8 @@ MARTS = {
 
 mart_specs = [
     dg.AssetSpec(name, deps=deps, description=description, group_name="marts",
-                 kinds={"duckdb"}, partitions_def=daily_partitions)
+                 kinds={"duckdb"}, partitions_def=daily_partitions,
+                 freshness_policy=freshness_policy(name))
     for name, (deps, description) in MARTS.items()
 ]
 

@@ -1,0 +1,1 @@
+"""Monitoring: run-failure alerts and the billing marts' freshness expectations."""

@@ -1,0 +1,324 @@
+"""`odavl-pipeline doctor`: each check says what it found and what to do about a problem.
+
+Plain functions over the settings; the CLI prints them and exits 1 when one found a problem.
+Secrets are never printed: URLs with their password hidden, Stripe keys not at all.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+
+from odavl_pipeline.settings import Settings
+
+OK, WARNING, PROBLEM, SKIPPED = "ok", "warning", "problem", "skipped"
+CONNECT_TIMEOUT_SECONDS = 5
+DAEMON_HEARTBEAT_TOLERANCE = timedelta(minutes=5)
+# The billing marts' freshness policy (defs/monitoring/freshness.py): rebuilt in the 24 hours
+# before the latest 02:00 UTC.
+FRESHNESS_DEADLINE_HOUR_UTC = 2
+FRESHNESS_WINDOW = timedelta(hours=24)
+CONTRACT_MARTS = ("usage_daily", "quota_status", "billing_periods")
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str  # ok, warning, problem, skipped
+    summary: str
+    fix: str = ""  # what to do, for a warning or a problem
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def run_checks(environ: Mapping[str, str] | None = None, now: datetime | None = None) -> list[Finding]:
+    """Every check, in order; the ones that need the database are skipped when it is unreachable."""
+    env = os.environ if environ is None else environ
+    now = now or datetime.now(UTC)
+    config = check_configuration(env)
+    if config.status == PROBLEM:
+        return [config, *(Finding(name, SKIPPED, "needs a valid configuration")
+                          for name in ("database", "migrations", "dagster", "landing", "marts",
+                                       "stripe"))]
+    settings = Settings.from_env(env)
+    findings = [config, database := check_database(settings)]
+    if database.status == OK:
+        findings += [check_migrations(settings), check_dagster(settings, now)]
+    else:
+        findings += [Finding(name, SKIPPED, "needs the database") for name in ("migrations", "dagster")]
+    findings += [check_landing(settings), check_marts(settings, now), check_stripe(settings)]
+    return findings
+
+
+def has_problem(findings: list[Finding]) -> bool:
+    return any(finding.status == PROBLEM for finding in findings)
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def check_configuration(env: Mapping[str, str]) -> Finding:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        settings = Settings.from_env(env)
+    except ValueError as error:
+        return Finding("configuration", PROBLEM, str(error), "correct the variable, or unset it "
+                       "for its default")
+    where = "the embedded server under " + str(settings.embedded_pgdata)
+    if settings.database_url:
+        try:
+            url = make_url(settings.database_url)
+        except ArgumentError:
+            return Finding("configuration", PROBLEM, "ODAVL_DATABASE_URL is not a URL",
+                           "set it to a SQLAlchemy URL: postgresql+psycopg://USER:PASSWORD@HOST:5432/odavl")
+        if url.get_backend_name() != "postgresql":
+            return Finding("configuration", PROBLEM,
+                           f"ODAVL_DATABASE_URL is a {url.get_backend_name()} URL, not PostgreSQL",
+                           "set it to postgresql+psycopg://USER:PASSWORD@HOST:5432/odavl")
+        where = url.render_as_string(hide_password=True)
+    webhook = settings.alert_webhook_url
+    if webhook and not webhook.startswith(("http://", "https://")):
+        return Finding("configuration", PROBLEM, "ODAVL_ALERT_WEBHOOK_URL is not an http(s) URL",
+                       "set it to the webhook's https:// address, or unset it")
+    alerts = "run failures go to the log and the alert webhook" if webhook else \
+        "run failures go to the log only (ODAVL_ALERT_WEBHOOK_URL unset)"
+    return Finding("configuration", OK,
+                   f"database: {where}; landing: {settings.landing_dir}; marts: {settings.marts_path}; "
+                   f"DAGSTER_HOME: {settings.dagster_home}; {alerts}")
+
+
+# --- the database --------------------------------------------------------------------------
+
+
+def check_database(settings: Settings) -> Finding:
+    import psycopg
+
+    from odavl_pipeline.db.server import libpq_url, server_url
+
+    shown = (settings.database_url and _hidden(settings.database_url)) or "the embedded server"
+    try:
+        url = server_url(settings)  # starts the embedded server when no URL is set
+        with psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception as error:  # noqa: BLE001 - any failure to connect is the finding
+        fix = ("check that the server is running and reachable, and that ODAVL_DATABASE_URL "
+               "names the right host, port, database, user and password"
+               if settings.database_url else
+               f"see the server's log under {settings.embedded_pgdata}; `odavl-pipeline db stop` "
+               f"then any command restarts it")
+        return Finding("database", PROBLEM, f"cannot connect to {shown}: {_first_line(error)}", fix)
+    return Finding("database", OK, f"PostgreSQL {version} at {shown}, database {url.database}")
+
+
+def check_migrations(settings: Settings) -> Finding:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+
+    from odavl_pipeline.db.migrate import alembic_config
+    from odavl_pipeline.db.server import server_url
+
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    engine = create_engine(server_url(settings))
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    if current == head:
+        return Finding("migrations", OK, f"at the newest revision ({head})")
+    if current is None:
+        return Finding("migrations", PROBLEM, "the database is not migrated (no revision)",
+                       "run `odavl-pipeline db upgrade`")
+    known = {revision.revision for revision in script.walk_revisions()}
+    if current not in known:
+        return Finding("migrations", PROBLEM,
+                       f"the database is at revision {current}, which this code does not know",
+                       "run the release that migrated it, or restore the database")
+    return Finding("migrations", PROBLEM, f"the database is at revision {current}, not {head}",
+                   "run `odavl-pipeline db upgrade`")
+
+
+def check_dagster(settings: Settings, now: datetime) -> Finding:
+    """The instance the CLI, the UI and the daemon share: Postgres storage, daemon heartbeats."""
+    import yaml
+
+    from odavl_pipeline import orchestration
+
+    config = settings.dagster_home / "dagster.yaml"
+    if config.exists():
+        loaded = yaml.safe_load(config.read_text()) or {}
+        if "postgres" not in (loaded.get("storage") or {}):
+            return Finding("dagster", PROBLEM, f"{config} does not keep the instance in PostgreSQL: "
+                           "runs from the CLI, the schedule and the UI would not share one history",
+                           "remove it (odavl-pipeline writes its own on first use), or give it "
+                           "`storage: postgres:` as deploy/docker/dagster.yaml does")
+    try:
+        instance = orchestration.instance(settings)
+        runs = instance.get_runs_count()
+        heartbeats = instance.get_daemon_heartbeats()
+    except Exception as error:  # noqa: BLE001
+        return Finding("dagster", PROBLEM, f"the Dagster instance does not load: {_first_line(error)}",
+                       f"check {config} and that the `dagster` database exists on the server")
+    latest = max((beat.timestamp for beat in heartbeats.values()), default=None)
+    summary = f"instance {settings.dagster_home}, {runs:,} runs recorded"
+    if latest is None or now - datetime.fromtimestamp(latest, UTC) > DAEMON_HEARTBEAT_TOLERANCE:
+        return Finding("dagster", WARNING, f"{summary}; no dagster-daemon heartbeat in the last "
+                       f"{DAEMON_HEARTBEAT_TOLERANCE.seconds // 60} minutes: the schedules "
+                       "(daily_billing), sensors and queued runs are not running",
+                       "start `odavl-pipeline ui` (webserver and daemon), or the daemon service")
+    return Finding("dagster", OK, f"{summary}; daemon alive")
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def check_landing(settings: Settings) -> Finding:
+    from odavl_pipeline.domain.records import SOURCES
+    from odavl_pipeline.ingest.landing import is_landing_file, parse_day
+
+    root = settings.landing_dir
+    fix_missing = (f"create it (`mkdir -p {root}`) or set ODAVL_LANDING_DIR to where the products "
+                   f"write <source>/<YYYY-MM-DD>/<name>.ndjson")
+    if not root.exists():
+        return Finding("landing", PROBLEM, f"the landing zone {root} does not exist", fix_missing)
+    if not root.is_dir():
+        return Finding("landing", PROBLEM, f"the landing zone {root} is not a folder", fix_missing)
+    if not os.access(root, os.R_OK | os.X_OK):
+        return Finding("landing", PROBLEM, f"the landing zone {root} is not readable by this user",
+                       "give this user read access to it")
+    files, days = 0, set()
+    for source in SOURCES:
+        base = root / source
+        for folder in (base.iterdir() if base.is_dir() else ()):
+            day = parse_day(folder.name)
+            if day and folder.is_dir():
+                landed = sum(1 for path in folder.iterdir() if is_landing_file(path.name))
+                files += landed
+                if landed:
+                    days.add(day)
+    strays = sorted(path.name for path in root.iterdir()
+                    if path.is_dir() and path.name not in SOURCES and not path.name.startswith("."))
+    summary = (f"{files:,} files over {len(days)} days ({min(days)} .. {max(days)})" if days
+               else "nothing has landed yet")
+    if strays:
+        return Finding("landing", WARNING, f"{root}: {summary}; folders the pipeline ignores: "
+                       f"{', '.join(strays)}", f"the sources are {', '.join(SOURCES)}: rename or "
+                       "move these folders")
+    return Finding("landing", OK, f"{root}: {summary}")
+
+
+def check_marts(settings: Settings, now: datetime) -> Finding:
+    import duckdb
+
+    from odavl_pipeline.marts.schema import SCHEMA_VERSION
+    from odavl_pipeline.marts.store import open_marts
+
+    path = settings.marts_path
+    rebuild = "run `odavl-pipeline run` to build them now"
+    if not path.exists():
+        return Finding("marts", PROBLEM, f"no marts at {path}", rebuild)
+    try:
+        with open_marts(path) as marts:
+            tables = {name for (name,) in marts.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+            meta = (marts.execute("SELECT schema_version, built_at FROM _meta").fetchone()
+                    if "_meta" in tables else None)
+    except duckdb.Error as error:
+        return Finding("marts", PROBLEM, f"{path} cannot be read: {_first_line(error)}",
+                       "move it aside and run `odavl-pipeline run --full-marts` to rebuild it")
+    missing = [name for name in CONTRACT_MARTS if name not in tables]
+    if meta is None or missing:
+        return Finding("marts", PROBLEM, f"{path} is not a marts file of this pipeline"
+                       + (f" (missing {', '.join(missing)})" if missing else ""),
+                       "move it aside and run `odavl-pipeline run --full-marts`")
+    version, built_at = meta
+    built_at = built_at.astimezone(UTC)
+    age = now - built_at
+    summary = f"{path}, built {built_at:%Y-%m-%d %H:%M} UTC ({_hours(age)} ago)"
+    if is_stale(built_at, now):
+        return Finding("marts", PROBLEM, f"stale: {summary}, not since the daily build was due",
+                       "the schedule daily_billing (00:15 UTC) has not rebuilt them: check that the "
+                       "daemon runs and look for failed runs in the UI; " + rebuild)
+    if version != SCHEMA_VERSION:
+        return Finding("marts", WARNING, f"{summary}, schema version {version} (this code: "
+                       f"{SCHEMA_VERSION})", "the next build rebuilds them in full")
+    return Finding("marts", OK, summary)
+
+
+def is_stale(built_at: datetime, now: datetime) -> bool:
+    """The freshness rule of the billing marts: rebuilt in the 24 hours before the latest 02:00 UTC."""
+    deadline = now.astimezone(UTC).replace(hour=FRESHNESS_DEADLINE_HOUR_UTC, minute=0, second=0,
+                                           microsecond=0)
+    if deadline > now:
+        deadline -= timedelta(days=1)
+    return built_at < deadline - FRESHNESS_WINDOW
+
+
+# --- Stripe --------------------------------------------------------------------------------
+
+
+def check_stripe(settings: Settings) -> Finding:
+    key, base, secret = settings.stripe_api_key, settings.stripe_api_base, settings.stripe_webhook_secret
+    if not (key or base or secret):
+        return Finding("stripe", OK, "not configured: the Stripe steps are skipped")
+    if not key:
+        given = " and ".join(name for name, value in (("STRIPE_API_BASE", base),
+                                                      ("STRIPE_WEBHOOK_SECRET", secret)) if value)
+        return Finding("stripe", PROBLEM, f"half configured: {given} set, STRIPE_API_KEY not",
+                       "set STRIPE_API_KEY (a secret key, sk_… or rk_…), or unset " + given)
+    if not key.startswith(("sk_", "rk_")):
+        return Finding("stripe", PROBLEM, "STRIPE_API_KEY is not a secret or restricted key",
+                       "use a key from the Stripe dashboard that begins with sk_ or rk_ "
+                       "(a publishable key, pk_, cannot read subscriptions)")
+    if not secret:
+        return Finding("stripe", PROBLEM, "half configured: STRIPE_API_KEY set, "
+                       "STRIPE_WEBHOOK_SECRET not, so webhooks cannot be verified",
+                       "set STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_…)")
+    if not all(part.strip().startswith("whsec_") for part in secret.split(",")):
+        return Finding("stripe", PROBLEM, "STRIPE_WEBHOOK_SECRET is not a list of signing secrets",
+                       "set it to the endpoint's signing secret(s), whsec_…, comma-separated")
+    return _stripe_reachable(settings)
+
+
+def _stripe_reachable(settings: Settings) -> Finding:
+    import stripe
+
+    from odavl_pipeline.stripe_billing.client import stripe_client
+
+    where = settings.stripe_api_base or "Stripe's API"
+    try:
+        stripe_client(settings).v1.customers.list({"limit": 1})
+    except stripe.AuthenticationError:
+        return Finding("stripe", PROBLEM, f"{where} refused STRIPE_API_KEY",
+                       "use a live or test secret key from the Stripe dashboard")
+    except stripe.PermissionError:
+        return Finding("stripe", PROBLEM, "STRIPE_API_KEY may not list customers",
+                       "give the restricted key read access to customers and subscriptions")
+    except stripe.StripeError as error:
+        return Finding("stripe", PROBLEM, f"{where} cannot be reached: {type(error).__name__}",
+                       "check the network, and STRIPE_API_BASE if it is set")
+    return Finding("stripe", OK, f"key accepted by {where}; webhook secret set")
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _hidden(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _hours(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 1 else f"{age.total_seconds() / 60:.0f} min"

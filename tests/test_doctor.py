@@ -1,0 +1,170 @@
+"""`odavl-pipeline doctor` on a healthy setup, and on each problem it claims to detect."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+
+from odavl_pipeline import doctor
+from odavl_pipeline.db import migrate
+from odavl_pipeline.marts.build import refresh_marts
+
+from .records import usage
+
+DAY = "2026-11-03"
+
+
+@pytest.fixture
+def healthy(settings, landing, monkeypatch):
+    """A migrated, seeded database, landed files and freshly built marts; the environment as the
+    command line sees it (the Dagster variables are restored after the test)."""
+    landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
+    refresh_marts(settings)
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
+    monkeypatch.setenv("ODAVL_DAGSTER_URL", "set by odavl-pipeline")
+    monkeypatch.delenv("ODAVL_ALERT_WEBHOOK_URL", raising=False)
+    for name in ("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    return settings
+
+
+def findings(**changes: str | None) -> dict[str, doctor.Finding]:
+    env = {**os.environ, **{k: v for k, v in changes.items() if v is not None}}
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+    return {finding.check: finding for finding in doctor.run_checks(env)}
+
+
+def statuses(found: dict[str, doctor.Finding]) -> dict[str, str]:
+    return {check: finding.status for check, finding in found.items()}
+
+
+def doctor_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", "doctor", *args],
+                          capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+
+
+def test_a_healthy_setup_with_stripe_passes_every_check(healthy, stripe_settings):
+    result = doctor_cli("--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = {f["check"]: f for f in json.loads(result.stdout)}
+    assert {check: f["status"] for check, f in found.items()} == {
+        "configuration": "ok", "database": "ok", "migrations": "ok",
+        "dagster": "warning",  # no daemon runs in this test: said, but not a problem
+        "landing": "ok", "marts": "ok", "stripe": "ok"}
+    assert "no dagster-daemon heartbeat" in found["dagster"]["summary"]
+    assert "1 files over 1 days (2026-11-03 .. 2026-11-03)" in found["landing"]["summary"]
+    assert found["stripe"]["summary"] == f"key accepted by {stripe_settings.stripe_api_base}; webhook secret set"
+    text = doctor_cli().stdout
+    assert "PROBLEM" not in text and "-> start `odavl-pipeline ui`" in text
+    secrets = (stripe_settings.stripe_api_key, stripe_settings.stripe_webhook_secret)
+    assert not any(secret in result.stdout + text for secret in secrets)
+
+
+def test_an_unreachable_database_is_a_problem_and_skips_what_needs_it(healthy):
+    url = "postgresql+psycopg://odavl:hunter2@127.0.0.1:1/odavl"
+    result = doctor_cli(ODAVL_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "PROBLEM  database       cannot connect to postgresql+psycopg://odavl:***@127.0.0.1:1/odavl" \
+        in result.stdout
+    assert "-> check that the server is running and reachable" in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr
+    found = findings(ODAVL_DATABASE_URL=url)
+    assert (found["migrations"].status, found["dagster"].status) == ("skipped", "skipped")
+    assert found["marts"].status == "ok"  # the files are still checked
+
+
+def test_a_database_not_migrated_or_behind(healthy):
+    url = healthy.database_url
+    migrate.downgrade(url, "base")
+    found = findings()["migrations"]
+    assert (found.status, found.summary, found.fix) == (
+        "problem", "the database is not migrated (no revision)", "run `odavl-pipeline db upgrade`")
+    migrate.upgrade(url, "0001")
+    found = findings()["migrations"]
+    assert found.status == "problem" and found.summary.startswith("the database is at revision 0001")
+    migrate.upgrade(url)
+    assert findings()["migrations"].status == "ok"
+
+
+def test_landing_zone_missing_not_a_folder_or_with_stray_folders(healthy, tmp_path):
+    missing = findings(ODAVL_LANDING_DIR=str(tmp_path / "nowhere"))["landing"]
+    assert missing.status == "problem" and "does not exist" in missing.summary
+    assert missing.fix.startswith(f"create it (`mkdir -p {tmp_path / 'nowhere'}`)")
+    (tmp_path / "a-file").write_text("")
+    assert findings(ODAVL_LANDING_DIR=str(tmp_path / "a-file"))["landing"].status == "problem"
+    (healthy.landing_dir / "usage-events").mkdir()  # a producer's typo
+    stray = findings()["landing"]
+    assert stray.status == "warning" and "folders the pipeline ignores: usage-events" in stray.summary
+
+
+def test_marts_missing_stale_or_unreadable(healthy, tmp_path):
+    absent = findings(ODAVL_MARTS_PATH=str(tmp_path / "none.duckdb"))["marts"]
+    assert (absent.status, absent.fix) == ("problem", "run `odavl-pipeline run` to build them now")
+
+    with duckdb.connect(str(healthy.marts_path)) as marts:  # as if the last build were 3 days old
+        marts.execute("UPDATE _meta SET built_at = ?", [datetime.now(UTC) - timedelta(days=3)])
+    stale = findings()["marts"]
+    assert stale.status == "problem" and stale.summary.startswith("stale: ")
+    assert "daily_billing (00:15 UTC) has not rebuilt them" in stale.fix
+    refresh_marts(healthy)
+    assert findings()["marts"].status == "ok"
+
+    garbage = tmp_path / "garbage.duckdb"
+    garbage.write_bytes(b"not a database" * 1000)
+    unreadable = findings(ODAVL_MARTS_PATH=str(garbage))["marts"]
+    assert unreadable.status == "problem" and "cannot be read" in unreadable.summary
+
+
+def test_the_staleness_rule_is_the_freshness_policy():
+    now = datetime(2026, 11, 5, 3, 0, tzinfo=UTC)  # the latest deadline: 2026-11-05 02:00
+    assert not doctor.is_stale(datetime(2026, 11, 4, 2, 0, tzinfo=UTC), now)
+    assert doctor.is_stale(datetime(2026, 11, 4, 1, 59, tzinfo=UTC), now)
+    early = datetime(2026, 11, 5, 1, 0, tzinfo=UTC)  # before today's deadline: yesterday's counts
+    assert not doctor.is_stale(datetime(2026, 11, 3, 2, 0, tzinfo=UTC), early)
+
+
+def test_stripe_half_configured_or_unreachable(healthy, stripe_settings):
+    key, secret, base = (stripe_settings.stripe_api_key, stripe_settings.stripe_webhook_secret,
+                         stripe_settings.stripe_api_base)
+    cases = {
+        "STRIPE_API_KEY set, STRIPE_WEBHOOK_SECRET not": dict(STRIPE_WEBHOOK_SECRET=None),
+        "STRIPE_WEBHOOK_SECRET set, STRIPE_API_KEY not": dict(STRIPE_API_KEY=None, STRIPE_API_BASE=None),
+        "STRIPE_API_BASE set, STRIPE_API_KEY not": dict(STRIPE_API_KEY=None, STRIPE_WEBHOOK_SECRET=None),
+        "not a secret or restricted key": dict(STRIPE_API_KEY="pk_test_123"),
+        "not a list of signing secrets": dict(STRIPE_WEBHOOK_SECRET="secret"),
+        "http://127.0.0.1:1 cannot be reached": dict(STRIPE_API_BASE="http://127.0.0.1:1"),
+    }
+    for expected, changes in cases.items():
+        found = findings(**changes)["stripe"]
+        assert found.status == "problem" and expected in found.summary, (expected, found)
+        assert found.fix
+        assert key not in found.summary + found.fix and secret not in found.summary + found.fix
+    assert findings()["stripe"].summary == f"key accepted by {base}; webhook secret set"
+    assert findings(STRIPE_API_KEY=None, STRIPE_API_BASE=None, STRIPE_WEBHOOK_SECRET=None)[
+        "stripe"].status == "ok"
+
+
+def test_configuration_problems_stop_the_other_checks(healthy):
+    result = doctor_cli(ODAVL_BILLING_GRACE_MINUTES="soon")
+    assert result.returncode == 1
+    assert "PROBLEM  configuration  ODAVL_BILLING_GRACE_MINUTES must be a number of minutes" in result.stdout
+    found = findings(ODAVL_BILLING_GRACE_MINUTES="soon")
+    assert set(statuses(found).values()) == {"problem", "skipped"}
+    assert findings(ODAVL_DATABASE_URL="sqlite:///x.db")["configuration"].summary == \
+        "ODAVL_DATABASE_URL is a sqlite URL, not PostgreSQL"
+    assert findings(ODAVL_ALERT_WEBHOOK_URL="hooks.example/x")["configuration"].status == "problem"
+    ok = findings(ODAVL_ALERT_WEBHOOK_URL="https://hooks.example/T0KEN")["configuration"]
+    assert ok.status == "ok" and "T0KEN" not in ok.summary
+
+
+def test_a_dagster_instance_outside_postgres_is_a_problem(healthy):
+    healthy.dagster_home.mkdir(parents=True, exist_ok=True)
+    (healthy.dagster_home / "dagster.yaml").write_text("storage:\n  sqlite:\n    base_dir: /tmp/x\n")
+    found = findings()["dagster"]
+    assert found.status == "problem" and "would not share one history" in found.summary

@@ -1,0 +1,172 @@
+"""`odavl-pipeline ui` for real: the Dagster webserver and daemon on loopback, on the instance the
+command line uses. Its GraphQL API shows the asset graph from the landing sources through Postgres to
+every mart, the checks and freshness policies, and a run started from the command line."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from odavl_pipeline.defs.marts.assets import MARTS
+from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
+from odavl_pipeline.domain.records import SOURCES
+
+from .records import error, usage
+
+DAY = "2026-11-03"
+START_SECONDS = 90  # measured about 10 s
+POLL_SECONDS = 45
+
+ASSET_GRAPH = """{
+  assetNodes {
+    assetKey { path }
+    groupName
+    dependencyKeys { path }
+    assetChecksOrError { ... on AssetChecks { checks { name } } }
+    internalFreshnessPolicy { __typename ... on CronFreshnessPolicy { deadlineCron timezone } }
+  }
+}"""
+
+RUN = """query ($ids: [String!]) {
+  runsOrError(filter: {runIds: $ids}) {
+    ... on Runs { results { runId jobName status tags { key value } } }
+  }
+}"""
+
+LATEST = """query ($keys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $keys) {
+    assetKey { path }
+    assetMaterializations(limit: 1) { runId }
+    freshnessStatusInfo { freshnessStatus }
+  }
+}"""
+
+DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Ui:
+    def __init__(self, port: int, log: Path):
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+
+    def wait_until_up(self, process: subprocess.Popen) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            assert process.poll() is None, self.log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{self.base}/server_info", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError(f"the UI did not answer in {START_SECONDS} s:\n"
+                             + self.log.read_text()[-3000:])
+
+    def query(self, text: str, **variables) -> dict:
+        request = urllib.request.Request(
+            f"{self.base}/graphql", data=json.dumps({"query": text, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        assert "errors" not in answer, answer["errors"]
+        return answer["data"]
+
+    def poll(self, text: str, until, **variables) -> dict:
+        deadline = time.monotonic() + POLL_SECONDS
+        while True:
+            data = self.query(text, **variables)
+            if until(data) or time.monotonic() > deadline:
+                return data
+            time.sleep(1)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Ctrl-C for `dagster dev` and its children, then SIGKILL if they linger."""
+    for sig, grace in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(grace)
+            time.sleep(0.5)  # the group's other members
+        except subprocess.TimeoutExpired:
+            continue
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+
+
+def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings, landing, tmp_path):
+    landing.write("usage_events", DAY, "a.ndjson", [usage("u1", quantity=2)])
+    landing.write("error_events", DAY, "a.ndjson", [error("e1")])
+    env = {**os.environ, "FRESHNESS_DAEMON_INTERVAL_SECONDS": "2"}  # Dagster's knob; 30 s otherwise
+    port = _free_port()
+    log = tmp_path / "ui.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "odavl_pipeline.cli", "ui", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    ui = Ui(port, log)
+    try:
+        ui.wait_until_up(process)
+
+        nodes = {"/".join(n["assetKey"]["path"]): n for n in ui.query(ASSET_GRAPH)["assetNodes"]}
+        deps = {key: {"/".join(d["path"]) for d in node["dependencyKeys"]} for key, node in nodes.items()}
+        for source in SOURCES:  # landing file -> Postgres table
+            assert nodes[f"landing/{source}"]["groupName"] == "landing"
+            assert nodes[source]["groupName"] == "ingestion"
+            assert deps[source] == {f"landing/{source}"}
+            assert {c["name"] for c in nodes[source]["assetChecksOrError"]["checks"]} >= {
+                "lines_balance", "references_resolve"}
+        for mart, (upstream, _) in MARTS.items():  # Postgres table -> mart
+            assert nodes[mart]["groupName"] == "marts"
+            assert deps[mart] == {key.path[-1] for key in upstream}
+        for mart in BILLING_MARTS:
+            assert {c["name"] for c in nodes[mart]["assetChecksOrError"]["checks"]} == {"matches_postgres"}
+            assert nodes[mart]["internalFreshnessPolicy"] == {
+                "__typename": "CronFreshnessPolicy", "deadlineCron": "0 2 * * *", "timezone": "UTC"}
+        assert nodes["error_trends"]["internalFreshnessPolicy"] is None
+        every_mart_reached = {mart for mart in MARTS if deps[mart] & set(SOURCES)}
+        assert every_mart_reached == set(MARTS) - {"organizations", "projects", "memberships"}
+
+        # the daemon of `ui` heartbeats into the same instance
+        daemons = ui.poll(DAEMONS, lambda d: all(
+            s["healthy"] for s in d["instance"]["daemonHealth"]["allDaemonStatuses"] if s["required"]))
+        statuses = daemons["instance"]["daemonHealth"]["allDaemonStatuses"]
+        assert {s["daemonType"] for s in statuses} >= {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR",
+                                                       "BACKFILL", "FRESHNESS_DAEMON"}
+        assert all(s["healthy"] for s in statuses if s["required"]), statuses
+
+        # a run from the command line, on the same instance, shows in the UI's run history
+        run = subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", "run", "--log-level", "WARNING"],
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        run_id = re.search(r"dagster run ([0-9a-f-]{36}): success", run.stderr).group(1)
+        [shown] = ui.query(RUN, ids=[run_id])["runsOrError"]["results"]
+        assert (shown["jobName"], shown["status"]) == ("pipeline", "SUCCESS")
+        assert {"key": "odavl/ingest", "value": "true"} in shown["tags"]
+
+        keys = [{"path": ["usage_events"]}, *({"path": [mart]} for mart in BILLING_MARTS)]
+        latest = ui.poll(LATEST, lambda d: all(
+            (n["freshnessStatusInfo"] or {}).get("freshnessStatus") == "HEALTHY"
+            for n in d["assetNodes"] if n["assetKey"]["path"][0] in BILLING_MARTS), keys=keys)
+        for node in latest["assetNodes"]:
+            assert node["assetMaterializations"] == [{"runId": run_id}]
+            if node["assetKey"]["path"][0] in BILLING_MARTS:  # fresh, by the freshness daemon
+                assert node["freshnessStatusInfo"] == {"freshnessStatus": "HEALTHY"}
+    finally:
+        _stop(process)
