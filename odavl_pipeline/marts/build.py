@@ -8,6 +8,7 @@ quota status is recomputed for the current periods. A full build reads everythin
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -28,6 +29,8 @@ from odavl_pipeline.settings import Settings
 
 DEFAULT_GRACE = timedelta(hours=1)
 TIMESTAMP = pa.timestamp("us", "UTC")
+CHUNK_DAYS = 31  # usage is copied a month at a time: memory stays flat as history grows
+FACT_COMPRESSION = "zstd"
 USAGE_FACT_COLUMNS = (
     "(org_id INTEGER, metric VARCHAR, event_id VARCHAR, occurred_at TIMESTAMPTZ, "
     "ingested_at TIMESTAMPTZ, quantity BIGINT, project_id INTEGER, file_id BIGINT, "
@@ -150,15 +153,28 @@ def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> int:
-    """Stream the touched days' usage from Postgres into this build's Parquet facts (temp view
-    `pulled` over them), list them in `_fact_files`, replace their usage_daily rows."""
+    """Copy the touched days' usage (all days in a full build) from Postgres into this build's
+    Parquet facts (temp view `pulled` over them), list them in `_fact_files`, replace their
+    usage_daily rows. A month at a time, the next month read while this one is written."""
     con = build.con
     folder = build.fact_folder("usage")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    con.register("arrow_input", extractor.facts("usage_events", days))
-    con.execute(f"COPY (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day FROM arrow_input) "
-                f"TO {_quote(str(folder))} (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd)")
-    con.unregister("arrow_input")
+    wanted = extractor.usage_days() if days is None else days
+    chunks = [wanted[start:start + CHUNK_DAYS] for start in range(0, len(wanted), CHUNK_DAYS)]
+
+    def read(chunk: list[date]) -> pa.Table:
+        return extractor.facts("usage_events", chunk).read_all()
+
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = reader.submit(read, chunks[0]) if chunks else None
+        for index in range(len(chunks)):
+            rows = upcoming.result()
+            upcoming = reader.submit(read, chunks[index + 1]) if index + 1 < len(chunks) else None
+            con.register("arrow_input", rows)
+            con.execute(f"COPY (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day "
+                        f"FROM arrow_input) TO {_quote(str(folder))} (FORMAT parquet, "
+                        f"PARTITION_BY (day), COMPRESSION {FACT_COMPRESSION}, APPEND)")
+            con.unregister("arrow_input")
     written = sorted(child.name.removeprefix("day=") for child in folder.glob("day=*"))
     if written:
         con.execute(f"CREATE OR REPLACE TEMP VIEW pulled AS SELECT * FROM read_parquet("
