@@ -7,7 +7,7 @@ quota status is recomputed for the current periods. A full build reads everythin
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -29,8 +29,7 @@ from odavl_pipeline.settings import Settings
 
 DEFAULT_GRACE = timedelta(hours=1)
 TIMESTAMP = pa.timestamp("us", "UTC")
-CHUNK_DAYS = 31  # usage is copied a month at a time: memory stays flat as history grows
-FACT_COMPRESSION = "zstd"
+CHUNK_ROWS = 1_000_000  # usage is copied in chunks: memory stays flat as history grows
 USAGE_FACT_COLUMNS = (
     "(org_id INTEGER, metric VARCHAR, event_id VARCHAR, occurred_at TIMESTAMPTZ, "
     "ingested_at TIMESTAMPTZ, quantity BIGINT, project_id INTEGER, file_id BIGINT, "
@@ -153,28 +152,18 @@ def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> int:
-    """Copy the touched days' usage (all days in a full build) from Postgres into this build's
+    """Copy the touched days' usage (all of it in a full build) from Postgres into this build's
     Parquet facts (temp view `pulled` over them), list them in `_fact_files`, replace their
-    usage_daily rows. A month at a time, the next month read while this one is written."""
+    usage_daily rows. One read, written in chunks while the next chunk is read."""
     con = build.con
     folder = build.fact_folder("usage")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    wanted = extractor.usage_days() if days is None else days
-    chunks = [wanted[start:start + CHUNK_DAYS] for start in range(0, len(wanted), CHUNK_DAYS)]
-
-    def read(chunk: list[date]) -> pa.Table:
-        return extractor.facts("usage_events", chunk).read_all()
-
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        upcoming = reader.submit(read, chunks[0]) if chunks else None
-        for index in range(len(chunks)):
-            rows = upcoming.result()
-            upcoming = reader.submit(read, chunks[index + 1]) if index + 1 < len(chunks) else None
-            con.register("arrow_input", rows)
-            con.execute(f"COPY (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day "
-                        f"FROM arrow_input) TO {_quote(str(folder))} (FORMAT parquet, "
-                        f"PARTITION_BY (day), COMPRESSION {FACT_COMPRESSION}, APPEND)")
-            con.unregister("arrow_input")
+    for rows in _chunks(extractor.facts("usage_events", days), CHUNK_ROWS):
+        con.register("arrow_input", rows)
+        con.execute(f"COPY (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day "
+                    f"FROM arrow_input) TO {_quote(str(folder))} (FORMAT parquet, "
+                    f"PARTITION_BY (day), COMPRESSION zstd, APPEND)")
+        con.unregister("arrow_input")
     written = sorted(child.name.removeprefix("day=") for child in folder.glob("day=*"))
     if written:
         con.execute(f"CREATE OR REPLACE TEMP VIEW pulled AS SELECT * FROM read_parquet("
@@ -194,6 +183,28 @@ def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> 
                   "SELECT o.org, p.day, p.metric, sum(p.quantity), count(*) FROM pulled AS p "
                   "JOIN org_dim AS o USING (org_id) GROUP BY ALL")
     return _scalar(con, "SELECT count(*) FROM pulled")
+
+
+def _chunks(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
+    """The reader's batches as tables of about `rows` rows, the next one read in a thread
+    while the caller writes this one (Postgres and DuckDB then work at the same time)."""
+
+    def gather() -> pa.Table | None:
+        batches, count = [], 0
+        while count < rows:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            batches.append(batch)
+            count += batch.num_rows
+        return pa.Table.from_batches(batches, schema=reader.schema) if batches else None
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        upcoming = thread.submit(gather)
+        while (table := upcoming.result()) is not None:
+            upcoming = thread.submit(gather)
+            yield table
 
 
 def _facts_view(build: MartsBuild, name: str, days_query: str) -> None:

@@ -187,19 +187,6 @@ class Extractor:
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
-    def usage_days(self) -> list[date]:
-        """Every UTC day from the first usage event's to the last's (both ends from the index)."""
-        cursor = self.connection.cursor()
-        try:
-            cursor.execute("SELECT (min(occurred_at) AT TIME ZONE 'UTC')::date, "
-                           "(max(occurred_at) AT TIME ZONE 'UTC')::date FROM usage_events")
-            first, last = cursor.fetchone()
-        finally:
-            cursor.close()
-        if first is None:
-            return []
-        return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
-
     def facts(self, name: str, days: list[date] | None) -> pa.RecordBatchReader:
         """FACT_QUERIES[name]'s rows on the given UTC days (every row when days is None)."""
         query, timestamp = FACT_QUERIES[name]
