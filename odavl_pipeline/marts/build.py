@@ -138,7 +138,7 @@ def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
                 "s.org_id IS NOT NULL, o.org_id FROM org_dim AS o "
                 "LEFT JOIN subscription_dim AS s USING (org_id)")
     con.execute("DELETE FROM projects")
-    con.execute("INSERT INTO projects SELECT org, project, name, status FROM project_dim")
+    con.execute("INSERT INTO projects SELECT org, project, name, status, project_id FROM project_dim")
     con.execute("DELETE FROM memberships")
     con.execute("INSERT INTO memberships SELECT org, email, name, role FROM membership_rows")
     con.execute("DELETE FROM landing_files")

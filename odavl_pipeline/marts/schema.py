@@ -28,7 +28,7 @@ MARTS = {
         org VARCHAR NOT NULL, name VARCHAR NOT NULL, tier VARCHAR NOT NULL, status VARCHAR NOT NULL,
         has_subscription BOOLEAN NOT NULL, org_id INTEGER NOT NULL)""",  # id in the usage facts
     "projects": """(org VARCHAR NOT NULL, project VARCHAR NOT NULL, name VARCHAR NOT NULL,
-        status VARCHAR NOT NULL)""",
+        status VARCHAR NOT NULL, project_id INTEGER NOT NULL)""",  # id in the usage facts
     "memberships": """(org VARCHAR NOT NULL, email VARCHAR NOT NULL, name VARCHAR,
         role VARCHAR NOT NULL)""",
     "error_trends": """(

@@ -30,10 +30,16 @@ class MartsNotBuilt(FileNotFoundError):
 
 
 def open_marts(marts_path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the published marts, in UTC."""
+    """A read-only connection to the published marts as they are now, in UTC.
+
+    The file is attached to a private in-memory database: `duckdb.connect(path)` would hand
+    back the instance of a file since replaced while any connection to that path is open.
+    """
     if not marts_path.exists():
         raise MartsNotBuilt(f"no marts at {marts_path}: run `odavl-pipeline run` first")
-    con = duckdb.connect(str(marts_path), read_only=True)
+    con = duckdb.connect(":memory:")
+    con.execute("ATTACH ? AS marts (READ_ONLY)", [str(marts_path)])
+    con.execute("USE marts")
     con.execute("SET TimeZone = 'UTC'")
     return con
 

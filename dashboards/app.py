@@ -1,0 +1,49 @@
+"""ODAVL dashboards: sign-in, the shared filters, and the pages this viewer may open.
+
+Run with `odavl-pipeline dashboard` (or `streamlit run dashboards/app.py` from the clone).
+"""
+
+import streamlit as st
+
+from dashlib import auth, data, filters
+from odavl_pipeline.marts.store import MartsNotBuilt
+
+st.set_page_config(page_title="ODAVL dashboards", page_icon=":material/monitoring:", layout="wide")
+
+PAGES = {
+    "overview": st.Page("views/overview.py", title="Overview", icon=":material/speed:", default=True),
+    "billing": st.Page("views/billing.py", title="Billing", icon=":material/receipt_long:"),
+    "insight": st.Page("views/insight.py", title="Insight", icon=":material/bug_report:"),
+    "autopilot": st.Page("views/autopilot.py", title="Autopilot", icon=":material/auto_fix_high:"),
+    "guardian": st.Page("views/guardian.py", title="Guardian", icon=":material/shield:"),
+    "staff": st.Page("views/staff.py", title="Staff", icon=":material/groups:"),
+}
+
+viewer = auth.signed_in_viewer()
+if viewer is None:
+    st.navigation(list(PAGES.values()), position="hidden")  # keeps a shared link's page
+    auth.sign_in_screen()
+    st.stop()
+st.sidebar.caption(f"Signed in as **{viewer.email}**" + (" · ODAVL staff" if viewer.staff else ""))
+st.sidebar.button("Sign out", on_click=auth.sign_out)
+
+try:
+    chosen = filters.sidebar_filters(viewer)
+except MartsNotBuilt as missing:
+    st.title("ODAVL dashboards")
+    st.info(f"No marts yet: {missing}.")
+    st.stop()
+st.session_state["viewer"], st.session_state["filters"] = viewer, chosen
+
+visible = ["overview", "insight", "autopilot", "guardian"]
+if chosen.org and data.may_see_billing(viewer, chosen.org):
+    visible.insert(1, "billing")
+if viewer.staff:
+    visible.append("staff")
+
+try:
+    st.navigation([PAGES[name] for name in visible]).run()
+except data.AccessDenied:
+    st.error("You do not have access to this view of this organization.")
+except MartsNotBuilt as missing:
+    st.info(f"No marts yet: {missing}.")

@@ -1,0 +1,403 @@
+"""Every query of the dashboards, against the DuckDB marts opened read-only.
+
+Each function takes the signed-in `Viewer` and checks, on the same connection and snapshot as
+the query, that the viewer may see what is asked: a member of the organization (OWNER or ADMIN
+for billing), or staff for the staff view. A refused request raises `AccessDenied` and returns
+nothing, whatever the URL or the widgets said. SQL is parameterized; results are cached per
+viewer, query, parameters and version of the marts file, so a rebuild is seen at once and one
+person's cache never serves another.
+"""
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from odavl_pipeline.marts.store import MartsNotBuilt, facts_dir
+from odavl_pipeline.settings import Settings
+
+QUOTA_METRICS = ("analyses", "fixes", "audits")
+BILLING_ROLES = ("OWNER", "ADMIN")
+EVERY_ROLE = ("OWNER", "ADMIN", "DEVELOPER", "VIEWER")
+CACHE_SECONDS = 300
+EVENTS_SHOWN = 5_000  # rows of one day's usage events sent to the browser at most
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in person, by the email their sign-in proved."""
+
+    email: str
+
+    @property
+    def staff(self) -> bool:
+        return is_staff(self.email)
+
+
+class AccessDenied(Exception):
+    """The viewer may not see this organization or this view."""
+
+
+def is_staff(email: str) -> bool:
+    """ODAVL's own analysts: the emails listed in ODAVL_STAFF_EMAILS (comma-separated)."""
+    listed = {e.strip().lower() for e in os.environ.get("ODAVL_STAFF_EMAILS", "").split(",")}
+    return email.strip().lower() in listed - {""}
+
+
+def marts_path() -> Path:
+    return Settings.from_env().marts_path
+
+
+def marts_version(path: Path) -> tuple[int, int, int]:
+    """Identity of the published file: the builder replaces it by rename, so a new build has a
+    new inode (and mtime)."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise MartsNotBuilt(f"no marts at {path}: run `odavl-pipeline run` (or "
+                            f"`odavl-pipeline demo`) first") from None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _database(path: str, version: tuple[int, int, int]) -> duckdb.DuckDBPyConnection:
+    """One read-only connection per version of the marts file, shared by every session.
+
+    The file is attached to a private in-memory database rather than opened with
+    `duckdb.connect(path)`: DuckDB keeps one instance per path while a connection to it is
+    open, so connecting again would return the replaced file's old contents.
+    """
+    con = duckdb.connect(":memory:")
+    con.execute("ATTACH ? AS marts (READ_ONLY)", [path])
+    return con
+
+
+def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
+    con = _database(str(path), marts_version(path)).cursor()  # one per query: thread-safe
+    con.execute("USE marts")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _allowed(con: duckdb.DuckDBPyConnection, email: str, org: str | None,
+             roles: tuple[str, ...]) -> bool:
+    if org is None:  # the staff view
+        return is_staff(email)
+    return bool(con.execute(
+        "SELECT count(*) FROM memberships WHERE org = ? AND lower(email) = lower(?) "
+        "AND list_contains(?, role)", [org, email, list(roles)]).fetchone()[0])
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=2_000)
+def _cached(email: str, org: str | None, roles: tuple[str, ...], sql: str, parameters: tuple,
+            path: str, version: tuple[int, int, int]) -> pd.DataFrame:
+    """Check access, then run the query, both on one connection to one version of the file.
+    Refusals raise and so are never cached."""
+    con = _cursor(Path(path))
+    try:
+        if not _allowed(con, email, org, roles):
+            raise AccessDenied(f"{email} may not see {org or 'the staff view'}")
+        return con.execute(sql, list(parameters)).df()
+    finally:
+        con.close()
+
+
+def _query(viewer: Viewer, org: str | None, sql: str, *parameters,
+           roles: tuple[str, ...] = EVERY_ROLE) -> pd.DataFrame:
+    """Rows of `sql` for `viewer`: `org` is the organization they must belong to with one of
+    `roles`, or None for a staff-only query."""
+    path = marts_path()
+    return _cached(viewer.email.lower(), org, roles, sql, parameters, str(path),
+                   marts_version(path))
+
+
+def _staff_query(viewer: Viewer, sql: str, *parameters) -> pd.DataFrame:
+    return _query(viewer, None, sql, *parameters)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def _own_organizations(email: str, path: str, version: tuple[int, int, int]) -> pd.DataFrame:
+    con = _cursor(Path(path))
+    try:
+        return con.execute(
+            "SELECT m.org, coalesce(o.name, m.org) AS name, o.tier, m.role FROM memberships AS m "
+            "LEFT JOIN organizations AS o USING (org) WHERE lower(m.email) = lower(?) "
+            "ORDER BY name, m.org", [email]).df()
+    finally:
+        con.close()
+
+
+# --- who may see what ---------------------------------------------------------------
+
+
+def organizations_of(viewer: Viewer) -> pd.DataFrame:
+    """The organizations the viewer is a member of: org, name, tier, role."""
+    path = marts_path()
+    return _own_organizations(viewer.email.lower(), str(path), marts_version(path))
+
+
+def role_in(viewer: Viewer, org: str) -> str | None:
+    rows = organizations_of(viewer)
+    match = rows.loc[rows["org"] == org, "role"]
+    return None if match.empty else str(match.iloc[0])
+
+
+def may_see_billing(viewer: Viewer, org: str) -> bool:
+    return role_in(viewer, org) in BILLING_ROLES
+
+
+def projects(viewer: Viewer, org: str) -> pd.DataFrame:
+    return _query(viewer, org, "SELECT project, name, status FROM projects WHERE org = ? "
+                  "ORDER BY name", org)
+
+
+def data_days(viewer: Viewer, org: str) -> tuple[date | None, date | None]:
+    """First and last UTC day with any data of the organization."""
+    rows = _query(viewer, org,
+                  "SELECT min(day) AS first, max(day) AS last FROM (SELECT day FROM usage_daily "
+                  "WHERE org = ? UNION ALL SELECT day FROM error_trends WHERE org = ? "
+                  "UNION ALL SELECT day FROM fix_outcomes WHERE org = ? "
+                  "UNION ALL SELECT day FROM audit_scores WHERE org = ?)", org, org, org, org)
+    first, last = rows.iloc[0]["first"], rows.iloc[0]["last"]
+    return (None, None) if pd.isna(last) else (_day(first), _day(last))
+
+
+def _day(value) -> date:
+    return value.date() if isinstance(value, (datetime, pd.Timestamp)) else value
+
+
+# --- overview -----------------------------------------------------------------------
+
+
+def organization(viewer: Viewer, org: str) -> pd.DataFrame:
+    return _query(viewer, org, "SELECT org, name, tier, status, has_subscription "
+                  "FROM organizations WHERE org = ?", org)
+
+
+def quota_status(viewer: Viewer, org: str) -> pd.DataFrame:
+    """The current billing period, one row per quota metric."""
+    return _query(viewer, org,
+                  "SELECT metric, tier, period_start, period_end, used, quota, pct_used, status, "
+                  "projected, projected_exhaustion, as_of FROM quota_status WHERE org = ? "
+                  "ORDER BY list_position(?, metric)", org, list(QUOTA_METRICS))
+
+
+def usage_trend(viewer: Viewer, org: str, start: date, end: date) -> pd.DataFrame:
+    """Usage per UTC day and metric (api_calls included) in [start, end]."""
+    return _query(viewer, org, "SELECT day, metric, quantity, events FROM usage_daily "
+                  "WHERE org = ? AND day BETWEEN ? AND ? ORDER BY day, metric", org, start, end)
+
+
+# --- billing ------------------------------------------------------------------------
+
+
+def billing_periods(viewer: Viewer, org: str) -> pd.DataFrame:
+    """Every billing period and quota metric, with the late usage carried into it."""
+    return _query(viewer, org,
+                  "SELECT b.period_start, b.period_end, b.metric, b.used, b.quota, b.overage, "
+                  "b.closed, coalesce(a.quantity, 0) AS late_quantity, "
+                  "coalesce(a.events, 0) AS late_events FROM billing_periods AS b "
+                  "LEFT JOIN (SELECT period_start, metric, sum(quantity) AS quantity, "
+                  "sum(events) AS events FROM billing_adjustments WHERE org = ? GROUP BY ALL) "
+                  "AS a USING (period_start, metric) WHERE b.org = ? "
+                  "ORDER BY b.period_start DESC, list_position(?, b.metric)",
+                  org, org, list(QUOTA_METRICS), roles=BILLING_ROLES)
+
+
+def billing_adjustments(viewer: Viewer, org: str) -> pd.DataFrame:
+    return _query(viewer, org,
+                  "SELECT period_start, metric, occurred_period_start, quantity, events "
+                  "FROM billing_adjustments WHERE org = ? ORDER BY period_start DESC, metric",
+                  org, roles=BILLING_ROLES)
+
+
+def _fact_globs(viewer: Viewer, org: str, first: date, last: date) -> list[str]:
+    """Absolute globs of the usage fact files of the UTC days first..last."""
+    rows = _query(viewer, org, "SELECT path FROM _fact_files WHERE day BETWEEN ? AND ? "
+                  "ORDER BY day", first, last, roles=BILLING_ROLES)
+    root = facts_dir(marts_path())
+    return [str(root / path) for path in rows["path"]]
+
+
+def billed_days(viewer: Viewer, org: str, period_start: datetime, period_end: datetime,
+                metric: str) -> pd.DataFrame:
+    """The days behind one billed number: per UTC day of occurrence, the usage that occurred
+    in the period, the part of it that arrived after the period closed (billed later, in
+    another period), the late usage of earlier periods carried into this one, and what is
+    billed here. The `billed` column sums to `billing_periods.used`."""
+    last_day = (pd.Timestamp(period_end) - pd.Timedelta(microseconds=1)).date()
+    globs = _fact_globs(viewer, org, pd.Timestamp(period_start).date(), last_day)
+    if globs:
+        occurred = ("SELECT (occurred_at AT TIME ZONE 'UTC')::DATE AS day, sum(quantity) AS q, "
+                    "count(*) AS e FROM read_parquet(?) WHERE org_id = (SELECT org_id "
+                    "FROM organizations WHERE org = ?) AND metric = ? AND occurred_at >= ? "
+                    "AND occurred_at < ? GROUP BY ALL")
+        parameters = [globs, org, metric, period_start, period_end]
+    else:
+        occurred = "SELECT NULL::DATE AS day, 0::BIGINT AS q, 0::BIGINT AS e WHERE false"
+        parameters = []
+    late = ("SELECT day, sum(quantity) AS q, sum(events) AS e FROM _late_usage WHERE org_id = "
+            "(SELECT org_id FROM organizations WHERE org = ?) AND metric = ? AND {} = ? GROUP BY ALL")
+    sql = (f"WITH occurred AS ({occurred}), "
+           f"late_out AS ({late.format('occurred_period_start')}), "
+           f"late_in AS ({late.format('period_start')}) "
+           "SELECT day, coalesce(o.q, 0) AS occurred, coalesce(o.e, 0) AS events, "
+           "coalesce(lo.q, 0) AS billed_later, coalesce(li.q, 0) AS carried_in, "
+           "coalesce(o.q, 0) - coalesce(lo.q, 0) + coalesce(li.q, 0) AS billed "
+           "FROM occurred AS o FULL JOIN late_out AS lo USING (day) FULL JOIN late_in AS li "
+           "USING (day) ORDER BY day")
+    return _query(viewer, org, sql, *parameters, org, metric, period_start, org, metric,
+                  period_start, roles=BILLING_ROLES)
+
+
+def usage_events(viewer: Viewer, org: str, day: date, metric: str) -> pd.DataFrame:
+    """The individual usage events of one UTC day and metric, each with the landing file and
+    the 1-based line it came from (at most EVENTS_SHOWN rows, the earliest first)."""
+    globs = _fact_globs(viewer, org, day, day)
+    if not globs:
+        return pd.DataFrame(columns=["event_id", "occurred_at", "ingested_at", "quantity",
+                                     "project", "landing_file", "line"])
+    return _query(viewer, org,
+                  "SELECT f.event_id, f.occurred_at, f.ingested_at, f.quantity, p.project, "
+                  "l.path AS landing_file, f.line_no AS line FROM read_parquet(?) AS f "
+                  "LEFT JOIN landing_files AS l USING (file_id) "
+                  "LEFT JOIN projects AS p ON p.project_id = f.project_id WHERE f.org_id = (SELECT org_id "
+                  "FROM organizations WHERE org = ?) AND f.metric = ? "
+                  "ORDER BY f.occurred_at, f.event_id LIMIT ?",
+                  globs, org, metric, EVENTS_SHOWN, roles=BILLING_ROLES)
+
+
+# --- Insight ------------------------------------------------------------------------
+
+
+PROJECT_FILTER = "AND (?::VARCHAR IS NULL OR project = ?)"  # parameters: project, project
+
+
+def error_trends(viewer: Viewer, org: str, project: str | None, start: date, end: date) -> pd.DataFrame:
+    return _query(viewer, org,
+                  "SELECT day, detector, severity, sum(events) AS events, "
+                  "sum(signatures) AS signatures FROM error_trends WHERE org = ? "
+                  f"{PROJECT_FILTER} AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day",
+                  org, project, project, start, end)
+
+
+def signature_changes(viewer: Viewer, org: str, project: str | None, start: date,
+                      end: date) -> pd.DataFrame:
+    """Signatures first seen in the range (new) and those regressed, most recent first."""
+    return _query(viewer, org,
+                  "SELECT CASE WHEN status = 'regressed' THEN 'regressed' ELSE 'new' END AS change, "
+                  "project, detector, severity, message, file, line, count, first_seen, last_seen "
+                  f"FROM error_signatures WHERE org = ? {PROJECT_FILTER} "
+                  "AND (status = 'regressed' OR (first_seen AT TIME ZONE 'UTC')::DATE BETWEEN ? AND ?) "
+                  "ORDER BY change DESC, first_seen DESC LIMIT 200",
+                  org, project, project, start, end)
+
+
+def top_signatures(viewer: Viewer, org: str, project: str | None, limit: int = 20) -> pd.DataFrame:
+    return _query(viewer, org,
+                  "SELECT project, detector, severity, message, file, line, count, first_seen, "
+                  f"last_seen, status FROM error_signatures WHERE org = ? {PROJECT_FILTER} "
+                  "ORDER BY count DESC, last_seen DESC, hash LIMIT ?", org, project, project, limit)
+
+
+# --- Autopilot ----------------------------------------------------------------------
+
+
+def fix_outcomes(viewer: Viewer, org: str, project: str | None, start: date, end: date) -> pd.DataFrame:
+    return _query(viewer, org,
+                  "SELECT day, status, sum(fixes) AS fixes, sum(files_changed) AS files_changed, "
+                  "sum(lines_added) AS lines_added, sum(lines_removed) AS lines_removed, "
+                  "sum(avg_risk * fixes) / sum(fixes) AS avg_risk, max(max_risk) AS max_risk "
+                  f"FROM fix_outcomes WHERE org = ? {PROJECT_FILTER} "
+                  "AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day, status",
+                  org, project, project, start, end)
+
+
+def attestation_chains(viewer: Viewer, org: str, project: str | None) -> pd.DataFrame:
+    return _query(viewer, org,
+                  "SELECT project, verified, pending, rejected, head_hash, head_created_at "
+                  f"FROM attestation_chains WHERE org = ? {PROJECT_FILTER} ORDER BY project",
+                  org, project, project)
+
+
+# --- Guardian -----------------------------------------------------------------------
+
+
+SCORES = ("score_accessibility", "score_performance", "score_security", "score_seo",
+          "lighthouse_performance", "lighthouse_accessibility", "lighthouse_best_practices",
+          "lighthouse_seo")
+
+
+def audit_scores(viewer: Viewer, org: str, project: str | None, start: date, end: date) -> pd.DataFrame:
+    """Average scores per day, URL and device (environments weighted by their audits)."""
+    averages = ", ".join(f"sum({s} * audits) / sum(CASE WHEN {s} IS NOT NULL THEN audits END) AS {s}"
+                         for s in SCORES)
+    return _query(viewer, org,
+                  f"SELECT day, url, device, sum(audits) AS audits, {averages}, sum(issues) AS issues "
+                  f"FROM audit_scores WHERE org = ? {PROJECT_FILTER} "
+                  "AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day, url, device",
+                  org, project, project, start, end)
+
+
+def audit_issues(viewer: Viewer, org: str, project: str | None, start: date, end: date) -> pd.DataFrame:
+    return _query(viewer, org,
+                  "SELECT suite, severity, sum(issues) AS issues FROM audit_issues WHERE org = ? "
+                  f"{PROJECT_FILTER} AND day BETWEEN ? AND ? GROUP BY ALL "
+                  "ORDER BY suite, severity", org, project, project, start, end)
+
+
+def latest_audit_issues(viewer: Viewer, org: str, project: str | None) -> pd.DataFrame:
+    return _query(viewer, org,
+                  "SELECT project, url, device, occurred_at, suite, severity, message, "
+                  "recommendation, element, documentation FROM latest_audit_issues WHERE org = ? "
+                  f"{PROJECT_FILTER} ORDER BY project, "
+                  "list_position(['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFO'], severity), suite",
+                  org, project, project)
+
+
+# --- staff --------------------------------------------------------------------------
+
+
+def all_organizations(viewer: Viewer) -> pd.DataFrame:
+    """Every organization side by side, each quota metric's used, quota and % as columns."""
+    pivots = ", ".join(
+        f"max(q.used) FILTER (WHERE q.metric = '{m}') AS {m}_used, "
+        f"max(q.quota) FILTER (WHERE q.metric = '{m}') AS {m}_quota, "
+        f"max(q.pct_used) FILTER (WHERE q.metric = '{m}') AS {m}_pct" for m in QUOTA_METRICS)
+    return _staff_query(viewer,
+                        "SELECT o.org, o.name, o.tier, o.status, o.has_subscription, "
+                        f"(SELECT count(*) FROM memberships AS m WHERE m.org = o.org) AS members, {pivots}, "
+                        "max(list_position(['ok', 'warning', 'exceeded'], q.status)) AS severity "
+                        "FROM organizations AS o LEFT JOIN quota_status AS q USING (org) "
+                        "GROUP BY ALL ORDER BY o.name")
+
+
+def near_quota(viewer: Viewer) -> pd.DataFrame:
+    """Current periods at 80 % of a quota or more."""
+    return _staff_query(viewer,
+                        "SELECT org, tier, metric, used, quota, pct_used, status, projected, "
+                        "projected_exhaustion FROM quota_status WHERE status IN ('warning', 'exceeded') "
+                        "ORDER BY pct_used DESC NULLS LAST, org, metric")
+
+
+def usage_by_tier(viewer: Viewer, start: date, end: date) -> pd.DataFrame:
+    return _staff_query(viewer,
+                        "SELECT u.day, o.tier, u.metric, sum(u.quantity) AS quantity FROM usage_daily AS u "
+                        "JOIN organizations AS o USING (org) WHERE u.day BETWEEN ? AND ? "
+                        "GROUP BY ALL ORDER BY u.day, o.tier, u.metric", start, end)
+
+
+def quarantine(viewer: Viewer) -> pd.DataFrame:
+    return _staff_query(viewer,
+                        "SELECT source, reason, sum(records) AS records, count(DISTINCT org) AS organizations "
+                        "FROM quarantine_summary GROUP BY ALL ORDER BY records DESC, source, reason")
+
+
+def staff_days(viewer: Viewer) -> tuple[date | None, date | None]:
+    rows = _staff_query(viewer, "SELECT min(day) AS first, max(day) AS last FROM usage_daily")
+    first, last = rows.iloc[0]["first"], rows.iloc[0]["last"]
+    return (None, None) if pd.isna(last) else (_day(first), _day(last))

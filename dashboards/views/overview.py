@@ -1,0 +1,48 @@
+"""Overview: the organization's plan and current billing period, each quota's use with its
+forecast, and usage per day."""
+
+import pandas as pd
+import streamlit as st
+
+from dashlib import data, ui
+
+viewer, filters = ui.current()
+org = ui.require_organization(filters)
+about = data.organization(viewer, org).iloc[0]
+quota = data.quota_status(viewer, org)
+
+st.title(about["name"])
+plan, period, role = st.columns(3)
+plan.metric("Plan", about["tier"].title())
+role.metric("Your role", (data.role_in(viewer, org) or "").title())
+if quota.empty:
+    period.metric("Billing period", "–")
+    ui.empty("billing period", "this organization has no subscription; quotas apply from its "
+             "first subscription (`odavl-pipeline stripe sync`, or `odavl-pipeline seed`).")
+else:
+    first = quota.iloc[0]
+    period.metric("Billing period", f"{first['period_start']:%b %d} – {first['period_end']:%b %d}")
+    st.caption(f"Current period {ui.period_label(first['period_start'], first['period_end'])}; "
+               f"figures as of {first['as_of']:%Y-%m-%d %H:%M} UTC.")
+    st.subheader("Quotas this period")
+    for column, row in zip(st.columns(len(quota)), quota.itertuples()):
+        with column, st.container(border=True):
+            st.markdown(f"**{row.metric.title()}** · {row.status}")
+            pct = 0.0 if pd.isna(row.pct_used) else row.pct_used
+            st.progress(min(pct, 100.0) / 100,
+                        text=f"{row.used:,} of {row.quota:,} used ({pct:.1f} %)")
+            st.metric(f"{row.metric.title()} projected at period end", f"{row.projected:,}",
+                      help="Linear forecast of the use at the end of the period.")
+            exhaustion = row.projected_exhaustion
+            st.metric(f"{row.metric.title()} quota exhausted on",
+                      "not at this rate" if pd.isna(exhaustion) else f"{pd.Timestamp(exhaustion):%Y-%m-%d}")
+
+st.subheader("Usage per day")
+trend = data.usage_trend(viewer, org, filters.start, filters.end)
+if trend.empty:
+    ui.empty(f"usage between {filters.start} and {filters.end}",
+             "usage events arrive from the products (`odavl-pipeline generate` writes a demo "
+             "set), then `odavl-pipeline run` builds the marts.")
+else:
+    ui.time_chart(trend, "quantity", "metric", "Usage per UTC day, by metric", "Units used",
+                  mark="bar", series_title="Metric")

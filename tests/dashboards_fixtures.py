@@ -1,0 +1,127 @@
+"""Helpers for the dashboards' tests: real marts built from generated demo data, people with
+known passwords and roles, and the dashboards' own modules importable."""
+
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, make_url
+
+from odavl_pipeline.db import seed
+from odavl_pipeline.db.server import libpq_url
+from odavl_pipeline.generate import GenerateOptions, generate_landing
+from odavl_pipeline.ingest.landing import SOURCES, landed_days
+from odavl_pipeline.ingest.run import ingest_days
+from odavl_pipeline.marts.build import refresh_marts
+from odavl_pipeline.settings import Settings
+
+from .marts_helpers import add_usage, anchor_subscription, at
+from .records import ORG, OTHER_ORG
+
+DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
+APP = DASHBOARDS / "app.py"
+if str(DASHBOARDS) not in sys.path:
+    sys.path.insert(0, str(DASHBOARDS))  # `dashlib`, as `streamlit run` makes it importable
+
+EMPTY_ORG = "empty-org"  # a member organization with no data at all
+PASSWORD = "correct horse battery staple"  # every test person's password
+BUILT_AT = at("2026-11-06T02:00:00Z")
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    org: str | None
+    role: str | None
+
+
+ALICE = Person("alice@odavl.com", ORG, "OWNER")  # from the demo seeds
+BOB = Person("bob@odavl.com", OTHER_ORG, "ADMIN")  # from the demo seeds
+VERA = Person("vera@odavl.com", ORG, "VIEWER")
+DEV = Person("dev@odavl.com", ORG, "DEVELOPER")
+ERIN = Person("erin@odavl.com", EMPTY_ORG, "OWNER")
+MAYA = Person("maya@odavl.com", ORG, "OWNER")  # also a VIEWER of OTHER_ORG
+STAFF = Person("sam@odavl.com", None, None)  # listed in ODAVL_STAFF_EMAILS, member of nothing
+
+
+@contextmanager
+def main_module_kept() -> Iterator[None]:
+    """AppTest runs the app as `__main__` and leaves it there, and multiprocessing's spawn (the
+    ingest parser process) would then run the app in every child: put the real one back."""
+    main = sys.modules["__main__"]
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+@contextmanager
+def scratch_database(server_url: URL, template: str) -> Iterator[URL]:
+    """A database of its own, cloned from the migrated and seeded test template."""
+    name = f"odavl_dash_{uuid.uuid4().hex[:12]}"
+    admin = libpq_url(server_url.set(database="postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)))
+    try:
+        yield server_url.set(database=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """What the dashboards read from the environment for these settings."""
+    return {"ODAVL_HOME": str(settings.home), "ODAVL_MARTS_PATH": str(settings.marts_path),
+            "ODAVL_DATABASE_URL": settings.database_url, "ODAVL_STAFF_EMAILS": STAFF.email}
+
+
+def add_people(conn: psycopg.Connection) -> None:
+    """The test people with PASSWORD (the demo users' passwords replaced), their roles, and an
+    organization without data."""
+    hashed = seed.hash_password(PASSWORD)
+    conn.execute("INSERT INTO organizations (name, slug, tier, status) "
+                 "VALUES ('Empty Org', %s, 'FREE', 'ACTIVE')", (EMPTY_ORG,))
+    for person in (ALICE, BOB, VERA, DEV, ERIN, MAYA, STAFF):
+        conn.execute("INSERT INTO users (email, name, hashed_password) VALUES (%s, %s, %s) "
+                     "ON CONFLICT (email) DO UPDATE SET hashed_password = excluded.hashed_password",
+                     (person.email, person.email.split("@")[0].title(), hashed))
+        if person.org and person not in (ALICE, BOB):
+            conn.execute("INSERT INTO organization_members (organization_id, user_id, role) "
+                         "SELECT o.id, u.id, %s FROM organizations AS o, users AS u "
+                         "WHERE o.slug = %s AND u.email = %s", (person.role, person.org, person.email))
+    conn.execute("INSERT INTO organization_members (organization_id, user_id, role) "
+                 "SELECT o.id, u.id, 'VIEWER' FROM organizations AS o, users AS u "
+                 "WHERE o.slug = %s AND u.email = %s", (OTHER_ORG, MAYA.email))
+    conn.commit()
+
+
+def build_demo_marts(settings: Settings) -> None:
+    """Ten days of generated data of every source around a period boundary, ingested and
+    built; then one late October event, so November carries a late adjustment."""
+    options = GenerateOptions(end_day=date(2026, 11, 5), days=10, organizations=1,
+                              usage_per_day=30, errors_per_day=6, attestations_per_day=3,
+                              audits_per_day=1, late_share=0.05, files_per_day=1,
+                              chain_heads=seed.seed_chain_heads())
+    generate_landing(settings.landing_dir, options)
+    engine = create_engine(settings.database_url)
+    with engine.begin() as connection:
+        seed.load_reference(connection, seed.read_reference(settings.landing_dir / "reference.json"))
+    engine.dispose()
+    with psycopg.connect(libpq_url(make_url(settings.database_url))) as conn:
+        add_people(conn)
+        anchor_subscription(conn, ORG, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+        anchor_subscription(conn, OTHER_ORG, "2026-10-15T00:00:00Z", "2026-11-15T00:00:00Z")
+        for source in SOURCES:
+            ingest_days(conn, settings.landing_dir, source, landed_days(settings.landing_dir))
+        refresh_marts(settings, as_of=at("2026-11-06T00:30:00Z"))  # closes October
+        add_usage(conn, ORG, "late-october", "2026-10-30T12:00:00Z", "2026-11-06T01:00:00Z",
+                  quantity=3)
+    refresh_marts(settings, as_of=BUILT_AT)
