@@ -109,7 +109,7 @@ def test_sign_in_switch_page_and_organization_in_chromium(server):
             page.get_by_role("button", name="Sign in").click()
             # the shared link's page and filters, after signing in
             expect(page.get_by_role("heading", name="Insight")).to_be_visible()
-            expect(page.get_by_text("Error events")).to_be_visible()
+            expect(page.get_by_text("Error events per UTC day, by severity")).to_be_visible()
             assert "org=odavl-test-org" in page.url and "from=2026-10-27" in page.url
             shot(page, "1-insight-shared-link")
 
