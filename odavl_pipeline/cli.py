@@ -146,8 +146,9 @@ def cmd_run(args, settings: Settings) -> int:
         print(json.dumps(table))
     else:
         _print_counts(table)
-        print("\nnext: `odavl-pipeline rejects` lists the quarantine; `odavl-pipeline ui` "
-              "shows the runs and the asset graph.")
+        print("\nnext: `odavl-pipeline quota` shows usage against quotas, `odavl-pipeline rejects` "
+              "the quarantine, `odavl-pipeline dashboard` the dashboards and `odavl-pipeline ui` "
+              "the runs and the asset graph.")
     return 0 if succeeded else 1
 
 
