@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -38,20 +36,20 @@ import orjson
 import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
-from odavl_pipeline.db import migrate
+import common
+from common import T0_VARIABLE, Environment, Throttled, log, server_facts, set_up, tear_down
 from odavl_pipeline.db.models import UsageEvent, UsageEventType
 from odavl_pipeline.db.seed import SEEDS_DIR, load_reference, read_reference
-from odavl_pipeline.db.server import libpq_url, server_url, stop_embedded_server
 from odavl_pipeline.domain.records import Rejected, validate_usage
 from odavl_pipeline.generate.synthetic import GenerateOptions, generate_landing, synthetic_reference
 from odavl_pipeline.ingest.landing import landed_days, landed_files, read_lines
-from odavl_pipeline.settings import Settings
 
 SOURCE = "usage_events"
 BENCH_DB = "odavl_bench"
+SERVER_SETTINGS = ("server_version", "shared_buffers", "fsync", "synchronous_commit", "wal_level",
+                   "max_wal_size")  # what matters most for write throughput
 COLUMNS = ("organization_id", "event_id", "event_type", "occurred_at", "quantity",
            "project_id", "user_email", "payload", "file_id", "line_no")
 COPY_CHUNK_BYTES = 4 * 1024 * 1024
@@ -59,29 +57,6 @@ COPY_CHUNK_BYTES = 4 * 1024 * 1024
 TARGET_VS_COPY = 0.5     # (b)/(a) rows/s, at least
 TARGET_VS_ORM = 20.0     # (b)/(c) rows/s, at least
 TARGET_RSS_MIB = 1024.0  # ingest peak RSS, below
-
-_T0_VARIABLE = "ODAVL_BENCH_T0"  # the parent's start, so the child's lines share its clock
-_STARTED = float(os.environ.get(_T0_VARIABLE) or time.time())
-
-
-def log(message: str) -> None:
-    """A progress line on stderr, stamped with the seconds since the start."""
-    print(f"[bench {time.time() - _STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-class Throttled:
-    """A progress callback that logs at most once every `interval` seconds."""
-
-    def __init__(self, interval: float = 5.0):
-        self.interval = interval
-        self.last = 0.0
-
-    def __call__(self, message: str) -> None:
-        now = time.perf_counter()
-        if now - self.last >= self.interval:
-            self.last = now
-            log(message)
-
 
 @dataclass
 class Figure:
@@ -103,47 +78,6 @@ class Figure:
 # --- setup ----------------------------------------------------------------------------
 
 
-@dataclass
-class Environment:
-    """Where the benchmark runs: its state folder, database and what to clean up."""
-
-    home: Path
-    url: URL
-    settings: Settings | None  # set when this run started the embedded server
-    remove_home: bool
-
-    @property
-    def dsn(self) -> str:
-        return libpq_url(self.url)
-
-
-def set_up(home_arg: str | None) -> Environment:
-    """State folder, server (embedded unless ODAVL_DATABASE_URL) and a fresh database."""
-    remove_home = home_arg is None
-    home = Path(home_arg).resolve() if home_arg else Path(tempfile.mkdtemp(prefix="odavl-bench-"))
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)  # as root, the embedded server runs as its own user
-    configured = os.environ.get("ODAVL_DATABASE_URL")
-    started = None
-    if configured:
-        base = make_url(configured)
-        log(f"using the server of ODAVL_DATABASE_URL, database {BENCH_DB}")
-    else:
-        settings = Settings.from_env({"ODAVL_HOME": str(home)})
-        already_running = (settings.embedded_pgdata / "postmaster.pid").exists()
-        log(f"starting the embedded PostgreSQL in {settings.embedded_pgdata}")
-        base = server_url(settings)
-        started = None if already_running else settings
-    url = base.set(database=BENCH_DB)
-    with psycopg.connect(libpq_url(url.set(database="postgres")), autocommit=True) as admin:
-        name = sql.Identifier(BENCH_DB)
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    log("migrating")
-    migrate.upgrade(url)
-    return Environment(home, url, started, remove_home)
-
-
 def load_seeds(env: Environment, generated_reference: Path) -> None:
     """The demo reference data and the generator's organizations and projects."""
     engine = create_engine(env.url)
@@ -153,30 +87,6 @@ def load_seeds(env: Environment, generated_reference: Path) -> None:
             load_reference(conn, read_reference(generated_reference))
     finally:
         engine.dispose()
-
-
-def tear_down(env: Environment, keep: bool) -> None:
-    """Stop the embedded server this run started and remove its temporary folder."""
-    if keep:
-        log(f"kept: {env.home} (database {BENCH_DB} at {env.url.render_as_string()})")
-        return
-    if env.settings is not None:
-        stop_embedded_server(env.settings)
-    elif os.environ.get("ODAVL_DATABASE_URL"):
-        with psycopg.connect(libpq_url(env.url.set(database="postgres")), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(BENCH_DB)))
-    if env.remove_home:
-        shutil.rmtree(env.home, ignore_errors=True)
-
-
-def server_facts(env: Environment) -> dict[str, str]:
-    """The server settings that matter most for write throughput."""
-    names = ("server_version", "shared_buffers", "fsync", "synchronous_commit", "wal_level",
-             "max_wal_size")
-    with psycopg.connect(env.dsn) as conn:
-        return {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
-                for name in names}
 
 
 def checkpoint(env: Environment) -> None:
@@ -220,7 +130,7 @@ def run_pipeline(env: Environment, landing: Path) -> Figure:
                            "days": [d.isoformat() for d in days], "result": str(result_path)})]
     log(f"(b) pipeline: ingest_days over {len(days)} days in a child process")
     started = time.perf_counter()
-    child = subprocess.Popen(command, env={**os.environ, _T0_VARIABLE: repr(_STARTED)})
+    child = subprocess.Popen(command, env={**os.environ, T0_VARIABLE: repr(common.STARTED)})
     _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
     process_seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -476,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_ingest:
         child_ingest(args.child_ingest)
         return 0
-    env = set_up(args.home)
+    env = set_up(args.home, BENCH_DB)
     try:
         landing = env.home / "landing"
         generated, generate_seconds = generate(landing, args.events, args.organizations,
@@ -495,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"(c) done: {orm.rows:,} rows in {orm.seconds:.1f} s")
         result = {
             "events": args.events, "generate": generated,
-            "generate_seconds": round(generate_seconds, 3), "server": server_facts(env),
+            "generate_seconds": round(generate_seconds, 3), "server": server_facts(env, SERVER_SETTINGS),
             "copy": copy.as_dict(), "pipeline": pipeline.as_dict(), "orm": orm.as_dict(),
         }
         result["checks"] = summarize(copy, pipeline, orm)

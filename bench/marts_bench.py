@@ -35,7 +35,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,15 +44,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from sqlalchemy.engine import URL, make_url
 
-from odavl_pipeline.db import migrate
-from odavl_pipeline.db.server import libpq_url, server_url, stop_embedded_server
+import common
+from common import T0_VARIABLE, Environment, Throttled, log, server_facts, tear_down
 from odavl_pipeline.domain.plans import period_containing, periods_covering
 from odavl_pipeline.settings import Settings
 
 BENCH_DB = "odavl_marts_bench"
+SERVER_SETTINGS = ("server_version", "shared_buffers", "work_mem", "fsync", "synchronous_commit",
+                   "max_wal_size")  # what matters most for reads and writes
 END_DAY = date(2025, 12, 31)  # the last day of history; the new days follow it
 AS_OF_AFTER_MIDNIGHT = timedelta(minutes=15)  # each build runs just after its last day
 SLOTS = 10_000  # organizations are drawn from this many slots, in proportion to their weight
@@ -68,29 +67,6 @@ TARGET_FULL_RATE = 500_000  # full rebuild, usage events per second end to end, 
 TARGET_INCREMENTAL = 0.1    # incremental / full rebuild seconds (365 days), below
 TARGET_GROWTH = 1.5         # incremental at 365 days / at 30 days, at most
 
-_T0_VARIABLE = "ODAVL_BENCH_T0"  # the parent's start, so the child's lines share its clock
-_STARTED = float(os.environ.get(_T0_VARIABLE) or time.time())
-
-
-def log(message: str) -> None:
-    """A progress line on stderr, stamped with the seconds since the start."""
-    print(f"[bench {time.time() - _STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-class Throttled:
-    """A progress callback that logs at most once every `interval` seconds."""
-
-    def __init__(self, interval: float = 5.0):
-        self.interval = interval
-        self.last = 0.0
-
-    def __call__(self, message: str) -> None:
-        now = time.perf_counter()
-        if now - self.last >= self.interval:
-            self.last = now
-            log(message)
-
-
 def midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
@@ -103,75 +79,16 @@ def as_of_after(day: date) -> datetime:
 # --- setup ----------------------------------------------------------------------------
 
 
-@dataclass
-class Environment:
-    """Where the benchmark runs: its state folder, database and what to clean up."""
-
-    home: Path
-    url: URL
-    settings: Settings | None  # set when this run started the embedded server
-    remove_home: bool
-
-    @property
-    def dsn(self) -> str:
-        return libpq_url(self.url)
-
-    @property
-    def marts_path(self) -> Path:
-        return self.home / "marts.duckdb"
-
-
 def set_up(home_arg: str | None) -> Environment:
-    """State folder, server (embedded unless ODAVL_DATABASE_URL) and a fresh database."""
-    remove_home = home_arg is None
-    home = Path(home_arg).resolve() if home_arg else Path(tempfile.mkdtemp(prefix="odavl-bench-"))
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)  # as root, the embedded server runs as its own user
-    configured = os.environ.get("ODAVL_DATABASE_URL")
-    started = None
-    if configured:
-        base = make_url(configured)
-        log(f"using the server of ODAVL_DATABASE_URL, database {BENCH_DB}")
-    else:
-        settings = Settings.from_env({"ODAVL_HOME": str(home)})
-        already_running = (settings.embedded_pgdata / "postmaster.pid").exists()
-        log(f"starting the embedded PostgreSQL in {settings.embedded_pgdata}")
-        base = server_url(settings)
-        started = None if already_running else settings
-    url = base.set(database=BENCH_DB)
-    with psycopg.connect(libpq_url(url.set(database="postgres")), autocommit=True) as admin:
-        name = sql.Identifier(BENCH_DB)
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    log("migrating")
-    migrate.upgrade(url)
-    for stale in (home / "marts.duckdb", home / "marts.facts"):  # a reused --home
+    """The benchmark's server, database and state folder, without a reused folder's marts."""
+    env = common.set_up(home_arg, BENCH_DB)
+    for stale in (marts_path(env), marts_path(env).with_name("marts.facts")):
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-    return Environment(home, url, started, remove_home)
+    return env
 
 
-def tear_down(env: Environment, keep: bool) -> None:
-    """Stop the embedded server this run started and remove its temporary folder."""
-    if keep:
-        log(f"kept: {env.home} (database {BENCH_DB} at {env.url.render_as_string()})")
-        return
-    if env.settings is not None:
-        stop_embedded_server(env.settings)
-    elif os.environ.get("ODAVL_DATABASE_URL"):
-        with psycopg.connect(libpq_url(env.url.set(database="postgres")), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(BENCH_DB)))
-    if env.remove_home:
-        shutil.rmtree(env.home, ignore_errors=True)
-
-
-def server_facts(env: Environment) -> dict[str, str]:
-    """The server settings that matter most for reads and writes."""
-    names = ("server_version", "shared_buffers", "work_mem", "fsync", "synchronous_commit",
-             "max_wal_size")
-    with psycopg.connect(env.dsn) as conn:
-        return {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
-                for name in names}
+def marts_path(env: Environment) -> Path:
+    return env.home / "marts.duckdb"
 
 
 def settle(env: Environment, vacuum: bool) -> None:
@@ -367,13 +284,13 @@ def run_build(env: Environment, label: str, full: bool, as_of: datetime, steps: 
     """`refresh_marts` in a child process; its report, wall clock, steps and peak RSS."""
     result_path = env.home / "build-result.json"
     result_path.unlink(missing_ok=True)
-    spec = {"dsn": env.dsn, "home": str(env.home), "marts": str(env.marts_path),
+    spec = {"dsn": env.dsn, "home": str(env.home), "marts": str(marts_path(env)),
             "full": full, "as_of": as_of.isoformat(), "result": str(result_path), "steps": steps}
     command = [sys.executable, str(Path(__file__).resolve()), "--child-build", json.dumps(spec)]
     log(f"{label}: {'full rebuild' if full else 'incremental run'} as of {as_of:%Y-%m-%d %H:%M}Z "
         f"in a child process")
     started = time.perf_counter()
-    child = subprocess.Popen(command, env={**os.environ, _T0_VARIABLE: repr(_STARTED)})
+    child = subprocess.Popen(command, env={**os.environ, T0_VARIABLE: repr(common.STARTED)})
     _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
     process_seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -744,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
                          "new_day_events": per_day[new_days[0]], "organizations": len(fleet.orgs),
                          "tiers": fleet.tiers, "seconds": round(generate_seconds, 1),
                          "table_mib": table["mib"]},
-            "server": server_facts(env), "duckdb": duckdb.__version__,
+            "server": server_facts(env, SERVER_SETTINGS), "duckdb": duckdb.__version__,
             "builds": builds, "floor": floor_result,
         }
         result["checks"] = summarize(builds, floor_result)

@@ -1,0 +1,106 @@
+"""What the benchmarks share: progress lines, and their own server, database and state folder."""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import URL, make_url
+
+from odavl_pipeline.db import migrate
+from odavl_pipeline.db.server import libpq_url, server_url, stop_embedded_server
+from odavl_pipeline.settings import Settings
+
+T0_VARIABLE = "ODAVL_BENCH_T0"  # the parent's start, so a child's lines share its clock
+STARTED = float(os.environ.get(T0_VARIABLE) or time.time())
+
+
+def log(message: str) -> None:
+    """A progress line on stderr, stamped with the seconds since the start."""
+    print(f"[bench {time.time() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class Throttled:
+    """A progress callback that logs at most once every `interval` seconds."""
+
+    def __init__(self, interval: float = 5.0):
+        self.interval = interval
+        self.last = 0.0
+
+    def __call__(self, message: str) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.interval:
+            self.last = now
+            log(message)
+
+
+@dataclass
+class Environment:
+    """Where a benchmark runs: its state folder, database and what to clean up."""
+
+    home: Path
+    url: URL
+    settings: Settings | None  # set when this run started the embedded server
+    remove_home: bool
+
+    @property
+    def dsn(self) -> str:
+        return libpq_url(self.url)
+
+    @property
+    def database(self) -> str:
+        return self.url.database
+
+
+def set_up(home_arg: str | None, database: str) -> Environment:
+    """State folder, server (embedded unless ODAVL_DATABASE_URL) and a fresh, migrated database."""
+    remove_home = home_arg is None
+    home = Path(home_arg).resolve() if home_arg else Path(tempfile.mkdtemp(prefix="odavl-bench-"))
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o755)  # as root, the embedded server runs as its own user
+    configured = os.environ.get("ODAVL_DATABASE_URL")
+    started = None
+    if configured:
+        base = make_url(configured)
+        log(f"using the server of ODAVL_DATABASE_URL, database {database}")
+    else:
+        settings = Settings.from_env({"ODAVL_HOME": str(home)})
+        already_running = (settings.embedded_pgdata / "postmaster.pid").exists()
+        log(f"starting the embedded PostgreSQL in {settings.embedded_pgdata}")
+        base = server_url(settings)
+        started = None if already_running else settings
+    url = base.set(database=database)
+    with psycopg.connect(libpq_url(url.set(database="postgres")), autocommit=True) as admin:
+        name = sql.Identifier(database)
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    log("migrating")
+    migrate.upgrade(url)
+    return Environment(home, url, started, remove_home)
+
+
+def tear_down(env: Environment, keep: bool) -> None:
+    """Stop the embedded server this run started and remove its temporary folder."""
+    if keep:
+        log(f"kept: {env.home} (database {env.database} at {env.url.render_as_string()})")
+        return
+    if env.settings is not None:
+        stop_embedded_server(env.settings)
+    elif os.environ.get("ODAVL_DATABASE_URL"):
+        with psycopg.connect(libpq_url(env.url.set(database="postgres")), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(env.database)))
+    if env.remove_home:
+        shutil.rmtree(env.home, ignore_errors=True)
+
+
+def server_facts(env: Environment, names: tuple[str, ...]) -> dict[str, str]:
+    """The values of the given server settings."""
+    with psycopg.connect(env.dsn) as conn:
+        return {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
+                for name in names}
