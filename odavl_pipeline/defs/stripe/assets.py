@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import dagster as dg
+import stripe
 
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.stripe_billing.client import StripeNotConfigured, stripe_client
@@ -10,15 +11,21 @@ from odavl_pipeline.stripe_billing.sync import initial_sync
 from odavl_pipeline.stripe_billing.usage_reports import read_closed_periods, report_usage
 
 
+def _client_or_skip(context: dg.AssetExecutionContext, odavl: OdavlResource) -> stripe.StripeClient | None:
+    """The Stripe client, or None after saying why the asset skips (no STRIPE_API_KEY)."""
+    try:
+        return stripe_client(odavl.settings())
+    except StripeNotConfigured as error:
+        context.log.warning(f"skipped: {error}")
+        return None
+
+
 @dg.asset(group_name="stripe", kinds={"stripe", "postgres"}, output_required=False)
 def stripe_subscriptions(context: dg.AssetExecutionContext,
                          odavl: OdavlResource) -> Iterator[dg.MaterializeResult]:
     """Stripe customers and subscriptions (status, tier, current period) synchronized into Postgres."""
-    settings = odavl.settings()
-    try:
-        client = stripe_client(settings)
-    except StripeNotConfigured as error:
-        context.log.warning(f"skipped: {error}")
+    client = _client_or_skip(context, odavl)
+    if client is None:
         return
     with odavl.connect() as conn:
         report = initial_sync(conn, client)
@@ -36,13 +43,10 @@ def stripe_subscriptions(context: dg.AssetExecutionContext,
 def stripe_usage_reports(context: dg.AssetExecutionContext,
                          odavl: OdavlResource) -> Iterator[dg.MaterializeResult]:
     """Each closed billing period's usage sent once to Stripe meter events, with our ledger of it."""
-    settings = odavl.settings()
-    try:
-        client = stripe_client(settings)
-    except StripeNotConfigured as error:
-        context.log.warning(f"skipped: {error}")
+    client = _client_or_skip(context, odavl)
+    if client is None:
         return
-    periods = read_closed_periods(settings.marts_path)
+    periods = read_closed_periods(odavl.settings().marts_path)
     with odavl.connect() as conn:
         summary = report_usage(conn, client, periods)
     for discrepancy in summary.discrepancies:
