@@ -257,3 +257,28 @@ def test_every_mart_built_day_by_day_equals_a_rebuild_from_scratch(settings, con
     assert all(incremental[name] for name in ("usage_daily", "error_trends", "fix_outcomes",
                                               "audit_scores", "audit_issues", "billing_periods"))
     assert incremental == full
+
+
+def test_a_re_anchored_subscription_recomputes_its_periods_as_a_rebuild_would(settings, conn, october):
+    add_many(conn, ORG, "a", 10, "2026-10-05T00:00:00Z", "2026-10-05T00:01:00Z")
+    add_many(conn, ORG, "b", 20, "2026-10-20T00:00:00Z", "2026-10-20T00:01:00Z")
+    add_many(conn, OTHER_ORG, "c", 5, "2026-10-06T00:00:00Z", "2026-10-06T00:01:00Z")
+    conn.execute("DELETE FROM subscriptions WHERE organization_id = "
+                 "(SELECT id FROM organizations WHERE slug = %s)", (OTHER_ORG,))
+    conn.commit()
+    refresh_marts(settings, as_of=at("2026-10-25T00:00:00Z"))
+    assert rows(settings, "SELECT count(*) FROM billing_periods WHERE org = ?", [OTHER_ORG]) == [(0,)]
+
+    anchor_subscription(conn, ORG, "2026-10-15T00:00:00Z", "2026-11-15T00:00:00Z")  # off the series
+    conn.execute("INSERT INTO subscriptions (organization_id, status, current_period_start, "
+                 "current_period_end) SELECT id, 'ACTIVE', '2026-10-01', '2026-11-01' "
+                 "FROM organizations WHERE slug = %s", (OTHER_ORG,))  # a new subscription
+    conn.commit()
+    incremental = refresh_marts(settings, as_of=at("2026-10-26T00:00:00Z"))
+    assert incremental.days["usage_events"] == 0
+    assert billed(settings)[("2026-09-15", "analyses")][0] == 10
+    assert billed(settings)[("2026-10-15", "analyses")][0] == 20
+    assert billed(settings, OTHER_ORG)[("2026-10-01", "analyses")][0] == 5
+    rebuilt = elsewhere(settings, "rebuilt.duckdb")
+    refresh_marts(rebuilt, as_of=at("2026-10-26T00:00:00Z"))
+    assert every_mart(settings.marts_path) == every_mart(rebuilt.marts_path)

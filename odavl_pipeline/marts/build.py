@@ -235,7 +235,7 @@ def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
         _facts_view(build, "reset_facts",
                     "SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days")
         con.execute(f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled "
-                    f"UNION ALL SELECT {columns}, FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
+                    f"UNION ALL SELECT {columns} FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
                     f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))")
     else:
         con.execute(f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled")
