@@ -1,7 +1,9 @@
 """What the benchmarks share: progress lines, and their own server, database and state folder."""
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -104,3 +106,28 @@ def server_facts(env: Environment, names: tuple[str, ...]) -> dict[str, str]:
     with psycopg.connect(env.dsn) as conn:
         return {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
                 for name in names}
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """What a measurement run in a child process wrote, and what it cost."""
+
+    result: dict
+    process_seconds: float
+    peak_rss_mib: float
+
+
+def run_child(script: str, flag: str, spec: dict, result_path: Path) -> ChildRun:
+    """Run `script flag <spec as JSON>` in a child process; it writes its result to
+    `result_path`. Returns that result, the wall clock and the child's own peak RSS."""
+    result_path.unlink(missing_ok=True)
+    command = [sys.executable, str(Path(script).resolve()), flag, json.dumps(spec)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env={**os.environ, T0_VARIABLE: repr(STARTED)})
+    _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
+    process_seconds = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"the child process ({flag}) failed with exit code {code}")
+    return ChildRun(json.loads(result_path.read_text()), process_seconds,
+                    round(usage.ru_maxrss / 1024, 1))  # Linux: KiB

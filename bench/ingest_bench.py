@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,8 +36,7 @@ from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-import common
-from common import T0_VARIABLE, Environment, Throttled, log, server_facts, set_up, tear_down
+from common import Environment, Throttled, log, run_child, server_facts, set_up, tear_down
 from odavl_pipeline.db.models import UsageEvent, UsageEventType
 from odavl_pipeline.db.seed import SEEDS_DIR, load_reference, read_reference
 from odavl_pipeline.domain.records import Rejected, validate_usage
@@ -124,26 +121,17 @@ def generate(landing: Path, events: int, organizations: int, days: int,
 def run_pipeline(env: Environment, landing: Path) -> Figure:
     """`ingest_days` over every landed day in a child process; its wall clock and peak RSS."""
     days = landed_days(landing, (SOURCE,))
-    result_path = env.home / "pipeline-result.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "--child-ingest",
-               json.dumps({"dsn": env.dsn, "landing": str(landing),
-                           "days": [d.isoformat() for d in days], "result": str(result_path)})]
     log(f"(b) pipeline: ingest_days over {len(days)} days in a child process")
-    started = time.perf_counter()
-    child = subprocess.Popen(command, env={**os.environ, T0_VARIABLE: repr(common.STARTED)})
-    _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
-    process_seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"the pipeline child failed with exit code {child.returncode}")
-    report = json.loads(result_path.read_text())
+    run = run_child(__file__, "--child-ingest", {
+        "dsn": env.dsn, "landing": str(landing), "days": [d.isoformat() for d in days],
+        "result": str(env.home / "pipeline-result.json")}, env.home / "pipeline-result.json")
+    report = run.result
     counts = report["counts"]
     return Figure(counts["accepted"], report["seconds"], {
         "lines": counts["lines"], "lines_per_s": round(counts["lines"] / report["seconds"], 1),
         "files": counts["files"], "duplicate": counts["duplicate"],
         "rejected": counts["rejected"], "retried": report["retried"],
-        "process_seconds": round(process_seconds, 3),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+        "process_seconds": round(run.process_seconds, 3), "peak_rss_mib": run.peak_rss_mib,
     })
 
 

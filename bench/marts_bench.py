@@ -33,7 +33,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +45,7 @@ from typing import Any
 import psycopg
 
 import common
-from common import T0_VARIABLE, Environment, Throttled, log, server_facts, tear_down
+from common import Environment, Throttled, log, run_child, server_facts, tear_down
 from odavl_pipeline.domain.plans import period_containing, periods_covering
 from odavl_pipeline.settings import Settings
 
@@ -283,21 +282,14 @@ def table_facts(env: Environment) -> dict[str, Any]:
 def run_build(env: Environment, label: str, full: bool, as_of: datetime, steps: bool) -> dict:
     """`refresh_marts` in a child process; its report, wall clock, steps and peak RSS."""
     result_path = env.home / "build-result.json"
-    result_path.unlink(missing_ok=True)
     spec = {"dsn": env.dsn, "home": str(env.home), "marts": str(marts_path(env)),
             "full": full, "as_of": as_of.isoformat(), "result": str(result_path), "steps": steps}
-    command = [sys.executable, str(Path(__file__).resolve()), "--child-build", json.dumps(spec)]
     log(f"{label}: {'full rebuild' if full else 'incremental run'} as of {as_of:%Y-%m-%d %H:%M}Z "
         f"in a child process")
-    started = time.perf_counter()
-    child = subprocess.Popen(command, env={**os.environ, T0_VARIABLE: repr(common.STARTED)})
-    _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
-    process_seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the build child failed with exit code {os.waitstatus_to_exitcode(status)}")
-    result = json.loads(result_path.read_text())
-    result.update(label=label, process_seconds=round(process_seconds, 3),
-                  peak_rss_mib=round(usage.ru_maxrss / 1024, 1))  # Linux: KiB
+    run = run_child(__file__, "--child-build", spec, result_path)
+    result = run.result
+    result.update(label=label, process_seconds=round(run.process_seconds, 3),
+                  peak_rss_mib=run.peak_rss_mib)
     result["events_per_s"] = round(result["usage_events_read"] / result["seconds"], 1)
     log(f"{label}: {result['usage_events_read']:,} events read, "
         f"{result['periods_recomputed']:,} periods recomputed in {result['seconds']:.2f} s "
