@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from odavl_pipeline.marts.store import MartsNotBuilt, facts_dir
+from odavl_pipeline.marts.store import MartsNotBuilt, facts_dir, open_marts
 from odavl_pipeline.settings import Settings
 
 QUOTA_METRICS = ("analyses", "fixes", "audits")
@@ -65,15 +65,9 @@ def marts_version(path: Path) -> tuple[int, int, int]:
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _database(path: str, version: tuple[int, int, int]) -> duckdb.DuckDBPyConnection:
-    """One read-only connection per version of the marts file, shared by every session.
-
-    The file is attached to a private in-memory database rather than opened with
-    `duckdb.connect(path)`: DuckDB keeps one instance per path while a connection to it is
-    open, so connecting again would return the replaced file's old contents.
-    """
-    con = duckdb.connect(":memory:")
-    con.execute("ATTACH ? AS marts (READ_ONLY)", [path])
-    return con
+    """One read-only connection per version of the marts file, shared by every session
+    (`open_marts` attaches the file as it is now, never a replaced one)."""
+    return open_marts(Path(path))
 
 
 def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
