@@ -292,23 +292,50 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class SignInThrottle(Base):
+    """Failed password sign-ins to the dashboards, per email and per client, shared by every
+    dashboard process: after a few failures each next attempt must wait longer."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 hex of kind:value
+    kind: Mapped[str] = mapped_column(String(10))  # "email" or "client"
+    failures: Mapped[int]
+    last_failure_at: Mapped[datetime]
+    blocked_until: Mapped[datetime | None]
+
+
 # --- the pipeline's bookkeeping ---------------------------------------------
 
 
+class FileStatus(enum.Enum):
+    """What became of a file of the landing zone."""
+
+    INGESTED = "ingested"    # its lines are accounted for; this content is never read again
+    FAILED = "failed"        # ingesting it raised an error (kept in `error`); the next run retries
+    MISPLACED = "misplaced"  # outside <source>/<YYYY-MM-DD>/<name>.ndjson[.gz]: reported, not read
+
+
 class IngestedFile(Base):
-    """The file ledger: one row per (path, content) ingested, with its line outcomes."""
+    """The file ledger: one row per (path, content) seen in the landing zone, with its line outcomes.
+
+    `source` is NULL, and `day` too, for a misplaced file outside every source's folder.
+    """
 
     __tablename__ = "ingested_files"
     __table_args__ = (
-        UniqueConstraint("source", "path", "sha256"),
+        UniqueConstraint("source", "path", "sha256", postgresql_nulls_not_distinct=True),
         CheckConstraint("lines = accepted + duplicate + pending + rejected", name="lines_balance"),
         Index(None, "source", "day"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    source: Mapped[Source] = mapped_column(pg_enum(Source, "landing_source"))
+    source: Mapped[Source | None] = mapped_column(pg_enum(Source, "landing_source"))
     path: Mapped[str] = mapped_column(Text)
-    day: Mapped[date]
+    day: Mapped[date | None]
+    status: Mapped[FileStatus] = mapped_column(pg_enum(FileStatus, "file_status"),
+                                               server_default=FileStatus.INGESTED.value)
+    error: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     lines: Mapped[int]
@@ -321,13 +348,14 @@ class IngestedFile(Base):
 
 
 class QuarantinedRecord(Base):
-    """A rejected line (or a whole unreadable file, line NULL), kept with its reason."""
+    """A rejected line (or a whole file, line NULL), kept with its reason; source NULL for a
+    misplaced file outside every source's folder."""
 
     __tablename__ = "quarantine"
     __table_args__ = (Index(None, "source", "reason"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    source: Mapped[Source] = mapped_column(pg_enum(Source, "landing_source"))
+    source: Mapped[Source | None] = mapped_column(pg_enum(Source, "landing_source"))
     file_id: Mapped[int] = mapped_column(ForeignKey("ingested_files.id"), index=True)
     line_no: Mapped[int | None]
     reason: Mapped[str] = mapped_column(String(40))
