@@ -1,18 +1,22 @@
 """Who is signed in: OpenID Connect through `st.login` when `[auth]` is in Streamlit's secrets,
 otherwise the console's own users, checked against their password hashes.
 
-The password hashes are read from the console's PostgreSQL, in a read-only transaction, and
-nowhere else: a copy in the marts would spread them to every reader of the analytics file, and
-a changed password or a removed user must count at once, not after the next build. What a
-person may see is decided by the data module from the `memberships` mart.
+The rules live in `odavl_pipeline.db.sign_in`; this module only shows them. An identity
+provider's email counts only when its `email_verified` claim says true. Password sign-ins are
+throttled per email and per client (`st.context.ip_address`; no forwarded header is read here):
+that throttle is the one write the dashboards make to PostgreSQL. The password hashes are read
+there, in a read-only transaction, and nowhere else: a copy in the marts would spread them to
+every reader of the analytics file, and a changed password or a removed user must count at
+once, not after the next build. What a person may see is decided by the data module from the
+`memberships` mart.
 """
 
 import psycopg
 import streamlit as st
 
 from dashlib.data import Viewer
-from odavl_pipeline.db.seed import verify_password
 from odavl_pipeline.db.server import libpq_url, server_url
+from odavl_pipeline.db.sign_in import sign_in, verified_email, wait_message
 from odavl_pipeline.settings import Settings
 
 SESSION_KEY = "signed_in_email"
@@ -23,23 +27,11 @@ def oidc_configured() -> bool:
     return st.secrets.load_if_toml_exists() and "auth" in st.secrets
 
 
-def check_password(email: str, password: str) -> str | None:
-    """The user's email as stored when `password` is theirs, else None. An unknown email costs
-    the same hash as a known one."""
-    with psycopg.connect(libpq_url(server_url(Settings.from_env()))) as conn:
-        conn.read_only = True
-        row = conn.execute("SELECT email, hashed_password FROM users WHERE lower(email) = lower(%s)",
-                           (email.strip(),)).fetchone()
-    stored_email, hashed = row if row else (None, None)
-    return stored_email if verify_password(password, hashed) and stored_email else None
-
-
 def signed_in_viewer() -> Viewer | None:
     """The signed-in viewer, or None."""
     if oidc_configured():
-        if st.user.is_logged_in and st.user.get("email") and st.user.get("email_verified", True):
-            return Viewer(str(st.user.email))
-        return None
+        email = verified_email(st.user) if st.user.is_logged_in else None
+        return Viewer(email) if email else None
     email = st.session_state.get(SESSION_KEY)
     return Viewer(email) if email else None
 
@@ -62,12 +54,20 @@ def _password_form() -> None:
         email = st.text_input("Email", key="sign_in_email")
         password = st.text_input("Password", type="password", key="sign_in_password")
         submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        signed_in = check_password(email, password) if email and password else None
-        if signed_in:
-            st.session_state[SESSION_KEY] = signed_in
-            st.rerun()
+    if not submitted:
+        return
+    if not (email and password):
         st.error("Wrong email or password.")
+        return
+    with psycopg.connect(libpq_url(server_url(Settings.from_env())), autocommit=True) as conn:
+        attempt = sign_in(conn, email, password, st.context.ip_address)
+    if attempt.email:
+        st.session_state[SESSION_KEY] = attempt.email
+        st.rerun()
+    if not attempt.refused:
+        st.error("Wrong email or password.")
+    if attempt.wait:
+        st.error(wait_message(attempt.wait))
 
 
 def sign_out() -> None:
