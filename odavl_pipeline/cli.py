@@ -101,15 +101,17 @@ def cmd_generate(args, settings: Settings) -> None:
         conflict_share=args.conflict_share, malformed_share=args.malformed_share,
         late_share=args.late_share, gzip_share=args.gzip_share, files_per_day=args.files_per_day,
         chain_heads=seed_chain_heads())
-    summary = generate_landing(out, options, progress=lambda message: print(message, file=sys.stderr))
+    reference = Path(args.reference_out) if args.reference_out else settings.home / "reference.json"
+    summary = generate_landing(out, options, progress=lambda message: print(message, file=sys.stderr),
+                               reference_path=reference)
     print(f"wrote {summary.files:,} files, {summary.lines:,} lines for {summary.organizations} "
           f"organizations and {summary.projects} projects, {summary.first_day} .. {summary.end_day}")
     for source, written in summary.sources.items():
         print(f"  {source:<18}{written.files:>6,} files{written.lines:>11,} lines  "
               f"({written.duplicates:,} duplicates, {written.conflicts:,} conflicts, "
               f"{written.malformed:,} malformed, {written.late:,} late)")
-    print(f"reference data for these organizations: {out / 'reference.json'} "
-          f"(load it with `odavl-pipeline seed --reference {out / 'reference.json'}`)")
+    print(f"reference data for these organizations: {reference} "
+          f"(load it with `odavl-pipeline seed --reference {reference}`)")
 
 
 # --- run ---------------------------------------------------------------------
@@ -119,13 +121,14 @@ def cmd_run(args, settings: Settings) -> int:
     from odavl_pipeline import orchestration
     from odavl_pipeline.db.server import connect
     from odavl_pipeline.ingest.landing import SOURCES, landed_days
-    from odavl_pipeline.ingest.report import run_counts
+    from odavl_pipeline.ingest.report import run_counts, unread_files
     from odavl_pipeline.ingest.writer import Counts
 
     _require_migrated(settings)
     days = [d for d in landed_days(settings.landing_dir)
             if (args.start is None or d >= args.start) and (args.end is None or d <= args.end)]
     counts: dict[str, Counts] = {source: Counts() for source in SOURCES}
+    unread: list[dict] = []
     succeeded = True
     if not days:
         print(f"nothing has landed in {settings.landing_dir} for that range", file=sys.stderr)
@@ -136,6 +139,7 @@ def cmd_run(args, settings: Settings) -> int:
         succeeded = result.success
         with connect(settings) as conn:
             counts = run_counts(conn, result.run_id)
+            unread = unread_files(conn, result.run_id)
         print(f"dagster run {result.run_id}: {'success' if succeeded else 'FAILED'}",
               file=sys.stderr)
         if settings.marts_path.exists():
@@ -146,10 +150,29 @@ def cmd_run(args, settings: Settings) -> int:
         print(json.dumps(table))
     else:
         _print_counts(table)
+        _print_unread(unread)
         print("\nnext: `odavl-pipeline quota` shows usage against quotas, `odavl-pipeline rejects` "
               "the quarantine, `odavl-pipeline dashboard` the dashboards and `odavl-pipeline ui` "
               "the runs and the asset graph.")
     return 0 if succeeded else 1
+
+
+def _print_unread(unread: list[dict]) -> None:
+    """The files this run could not read, so that nobody has to look for them."""
+    failed = [row for row in unread if row["status"] == "failed"]
+    misplaced = [row for row in unread if row["status"] == "misplaced"]
+    if failed:
+        print(f"\n{len(failed):,} file(s) failed and will be tried again by the next run "
+              f"(`odavl-pipeline rejects --reason ingest_error`):")
+        for row in failed[:20]:
+            print(f"  {row['file']}: {row['detail']}")
+    if misplaced:
+        print(f"\n{len(misplaced):,} misplaced file(s) not read (`odavl-pipeline rejects --reason "
+              f"misplaced_file`): they belong in <source>/<YYYY-MM-DD>/<name>.ndjson[.gz]")
+        for row in misplaced[:20]:
+            print(f"  {row['detail']}")
+    if len(failed) > 20 or len(misplaced) > 20:
+        print("  …")
 
 
 def _print_counts(table: dict[str, dict[str, int]]) -> None:
@@ -348,7 +371,7 @@ def cmd_demo(args, settings: Settings) -> int:
                                       "out": None, "organizations": args.organizations,
                                       "days": args.days})
     cmd_generate(generated, settings)
-    cmd_seed(argparse.Namespace(reference=[str(settings.landing_dir / "reference.json")]), settings)
+    cmd_seed(argparse.Namespace(reference=[str(settings.home / "reference.json")]), settings)
     status = cmd_run(argparse.Namespace(start=None, end=None, json=False, log_level="INFO",
                                         full_marts=False), settings)
     print("\nto see the materialized asset graph and this run in the Dagster UI: "
@@ -408,6 +431,8 @@ def _parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="write synthetic landing files")
     gen.add_argument("--out", help="landing root to write (default: ODAVL_LANDING_DIR)")
+    gen.add_argument("--reference-out", metavar="FILE", help="where to write the organizations and "
+                     "projects the files use (default: reference.json in ODAVL_HOME)")
     gen.add_argument("--seed", type=int, default=7, help="same seed, same bytes (default 7)")
     gen.add_argument("--days", type=int, default=30, help="days of history (default 30)")
     gen.add_argument("--end", type=_day, help="last day (default: yesterday, UTC)")

@@ -178,8 +178,7 @@ def check_dagster(settings: Settings, now: datetime) -> Finding:
 
 
 def check_landing(settings: Settings) -> Finding:
-    from odavl_pipeline.domain.records import SOURCES
-    from odavl_pipeline.ingest.landing import is_landing_file, parse_day
+    from odavl_pipeline.ingest.landing import scan_landing
 
     root = settings.landing_dir
     fix_missing = (f"create it (`mkdir -p {root}`) or set ODAVL_LANDING_DIR to where the products "
@@ -191,24 +190,19 @@ def check_landing(settings: Settings) -> Finding:
     if not os.access(root, os.R_OK | os.X_OK):
         return Finding("landing", PROBLEM, f"the landing zone {root} is not readable by this user",
                        "give this user read access to it")
-    files, days = 0, set()
-    for source in SOURCES:
-        base = root / source
-        for folder in (base.iterdir() if base.is_dir() else ()):
-            day = parse_day(folder.name)
-            if day and folder.is_dir():
-                landed = sum(1 for path in folder.iterdir() if is_landing_file(path.name))
-                files += landed
-                if landed:
-                    days.add(day)
-    strays = sorted(path.name for path in root.iterdir()
-                    if path.is_dir() and path.name not in SOURCES and not path.name.startswith("."))
-    summary = (f"{files:,} files over {len(days)} days ({min(days)} .. {max(days)})" if days
+    scan = scan_landing(root)
+    days = scan.days()
+    summary = (f"{len(scan.files):,} files over {len(days)} days ({days[0]} .. {days[-1]})" if days
                else "nothing has landed yet")
-    if strays:
-        return Finding("landing", WARNING, f"{root}: {summary}; folders the pipeline ignores: "
-                       f"{', '.join(strays)}", f"the sources are {', '.join(SOURCES)}: rename or "
-                       "move these folders")
+    if scan.misplaced:
+        shown = "; ".join(f"{stray.relative_path} ({stray.problem})" for stray in scan.misplaced[:5])
+        more = f" and {len(scan.misplaced) - 5:,} more" if len(scan.misplaced) > 5 else ""
+        return Finding("landing", WARNING, f"{root}: {summary}; {len(scan.misplaced):,} misplaced "
+                       f"file(s) the pipeline does not read: {shown}{more}",
+                       "move each to <source>/<YYYY-MM-DD>/<name>.ndjson[.gz] (a real day from "
+                       "1970-01-01 to tomorrow, no links leading out of the landing zone), or "
+                       "remove it; `odavl-pipeline rejects --reason misplaced_file` lists those "
+                       "already reported")
     return Finding("landing", OK, f"{root}: {summary}")
 
 

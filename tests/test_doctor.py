@@ -92,15 +92,22 @@ def test_a_database_not_migrated_or_behind(healthy):
     assert findings()["migrations"].status == "ok"
 
 
-def test_landing_zone_missing_not_a_folder_or_with_stray_folders(healthy, tmp_path):
+def test_landing_zone_missing_not_a_folder_or_with_misplaced_files(healthy, tmp_path):
     missing = findings(ODAVL_LANDING_DIR=str(tmp_path / "nowhere"))["landing"]
     assert missing.status == "problem" and "does not exist" in missing.summary
     assert missing.fix.startswith(f"create it (`mkdir -p {tmp_path / 'nowhere'}`)")
     (tmp_path / "a-file").write_text("")
     assert findings(ODAVL_LANDING_DIR=str(tmp_path / "a-file"))["landing"].status == "problem"
-    (healthy.landing_dir / "usage-events").mkdir()  # a producer's typo
+    typo = healthy.landing_dir / "usage-events" / "2026-11-03"  # a producer's typo
+    typo.mkdir(parents=True)
+    (typo / "a.ndjson").write_text("{}\n")
+    (healthy.landing_dir / "usage_events" / "2026-13-45").mkdir(parents=True)
+    (healthy.landing_dir / "usage_events" / "2026-13-45" / "b.ndjson").write_text("{}\n")
+    (healthy.landing_dir / "usage_events" / ".c.ndjson.tmp").write_text("")  # in progress: waits
     stray = findings()["landing"]
-    assert stray.status == "warning" and "folders the pipeline ignores: usage-events" in stray.summary
+    assert stray.status == "warning" and "2 misplaced file(s)" in stray.summary
+    assert "usage-events/2026-11-03/a.ndjson (not in a source folder" in stray.summary
+    assert "usage_events/2026-13-45/b.ndjson (not in a day folder" in stray.summary
 
 
 def test_marts_missing_stale_or_unreadable(healthy, tmp_path):

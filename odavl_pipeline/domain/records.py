@@ -30,6 +30,8 @@ class Reason(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     RECORD_TOO_LARGE = "record_too_large"
     UNREADABLE_FILE = "unreadable_file"
+    MISPLACED_FILE = "misplaced_file"
+    INGEST_ERROR = "ingest_error"
 
 
 RETRYABLE_REASONS = (Reason.UNKNOWN_ORG, Reason.UNKNOWN_PROJECT)

@@ -1506,17 +1506,22 @@ def _write_source(out: Path, source: _Source, options: GenerateOptions, days: li
 
 
 def generate_landing(out: Path, options: GenerateOptions,
-                     progress: Callable[[str], None] | None = None) -> GenerateSummary:
-    """Write `out/<source>/<YYYY-MM-DD>/*.ndjson[.gz]` and `out/reference.json`.
+                     progress: Callable[[str], None] | None = None,
+                     reference_path: Path | None = None) -> GenerateSummary:
+    """Write `out/<source>/<YYYY-MM-DD>/*.ndjson[.gz]`, and the organizations and projects they
+    use to `reference_path` (default `out/reference.json`; a landing zone's root would report it
+    as a misplaced file, so the CLI writes it beside the landing zone).
 
     Existing files with the same names are replaced; other files are left alone.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    reference_path = Path(reference_path or out / "reference.json")
+    reference_path.parent.mkdir(parents=True, exist_ok=True)
     reference = synthetic_reference(options)
-    tmp = out / "reference.json.tmp"
+    tmp = reference_path.with_name(f".{reference_path.name}.tmp")
     tmp.write_bytes(orjson.dumps(reference, option=orjson.OPT_INDENT_2) + b"\n")
-    os.replace(tmp, out / "reference.json")
+    os.replace(tmp, reference_path)
     world = _World(options, reference)
     if progress:
         progress(f"reference.json: {len(world.orgs)} organizations, "

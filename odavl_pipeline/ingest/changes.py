@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from odavl_pipeline.ingest.landing import SOURCES, is_landing_file, parse_day
+from odavl_pipeline.ingest.landing import scan_landing
 
 
 @dataclass(frozen=True)
@@ -16,18 +16,12 @@ def changes_since(root: Path, mtime_ns: int) -> LandingChanges:
     """Files whose modification time is after `mtime_ns` (a rename into place counts)."""
     partitions: dict[str, set[str]] = {}
     newest = mtime_ns
-    for source in SOURCES:
-        base = root / source
-        if not base.is_dir():
+    for landed in scan_landing(root).files:
+        try:
+            stamp = landed.path.stat().st_mtime_ns
+        except OSError:  # gone since the scan
             continue
-        for folder in base.iterdir():
-            if not folder.is_dir() or parse_day(folder.name) is None:
-                continue
-            for path in folder.iterdir():
-                if not is_landing_file(path.name):
-                    continue
-                stamp = path.stat().st_mtime_ns
-                if stamp > mtime_ns:
-                    partitions.setdefault(source, set()).add(folder.name)
-                    newest = max(newest, stamp)
+        if stamp > mtime_ns:
+            partitions.setdefault(landed.source, set()).add(landed.day.isoformat())
+            newest = max(newest, stamp)
     return LandingChanges(partitions, newest)

@@ -88,3 +88,14 @@ def chains_intact(conn: psycopg.Connection, run_id: str | None) -> Finding:
                                         AND p.chain_status = 'verified')))""",
         (run_id,)).fetchone()[0]
     return Finding(bad == 0, f"{bad} verified attestation(s) forked or without a verified parent", bad)
+
+
+def no_failed_files(conn: psycopg.Connection, source: str, run_id: str | None) -> Finding:
+    """No file of the source is waiting as failed (whichever run failed it): each is retried
+    by the next run, and an error that stays needs a person."""
+    rows = conn.execute(
+        "SELECT path, error FROM ingested_files WHERE source = %s AND status = 'failed' "
+        "ORDER BY path", (source,)).fetchall()
+    shown = "; ".join(f"{path}: {error}" for path, error in rows[:3])
+    return Finding(not rows, f"{len(rows)} file(s) failed and wait for the next run"
+                   + (f" ({shown})" if rows else ""), len(rows))

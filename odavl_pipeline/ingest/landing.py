@@ -1,18 +1,33 @@
-"""The landing zone: which files have landed, and their lines, streamed."""
+"""The landing zone: which files have landed, which do not belong there, and their lines, streamed.
+
+The layout is `<root>/<source>/<YYYY-MM-DD>/<name>.ndjson[.gz]` (CONTRACT.md section 2), the day
+from 1970-01-01 to tomorrow (UTC). Names that begin with `.` or end with `.tmp` are a producer's
+work in progress and wait. Anything else is a misplaced file: reported, never read. A link to a
+regular file inside the root is read as that file; a link that leads outside the root, to
+nothing or to a folder is not followed, and is misplaced. File names that are not UTF-8 are
+shown with their odd bytes escaped (`\\xff`), so that every name can be stored and printed.
+"""
 
 import gzip
 import hashlib
+import os
+import re
+import stat
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from odavl_pipeline.domain.records import SOURCES
 
 MAX_LINE_BYTES = 1024 * 1024
+FIRST_DAY = date(1970, 1, 1)
+# The ledger's paths are in a unique index, whose entries PostgreSQL limits to about 2.7 kB.
+MAX_PATH_BYTES = 2000
 _CHUNK = 1024 * 1024
+_DAY_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class UnreadableFile(Exception):
@@ -23,43 +38,168 @@ class UnreadableFile(Exception):
 class LandedFile:
     source: str
     day: date
+    path: Path  # where to read it: a link inside the root is resolved to its target
+    relative_path: str  # where it landed, relative to the landing root, with forward slashes
+
+
+@dataclass(frozen=True)
+class MisplacedFile:
+    """A file outside the layout, or a link that is not followed."""
+
+    source: str | None  # the source folder it is under; None outside every source's folder
     path: Path
-    relative_path: str  # relative to the landing root, with forward slashes
+    relative_path: str
+    problem: str  # why it is not read, for the quarantine
+
+
+@dataclass
+class LandingScan:
+    files: list[LandedFile] = field(default_factory=list)
+    misplaced: list[MisplacedFile] = field(default_factory=list)
+
+    def days(self) -> list[date]:
+        return sorted({landed.day for landed in self.files})
+
+
+def is_in_progress(name: str) -> bool:
+    """Producers write under a temporary name: names starting with `.` or ending `.tmp` wait."""
+    return name.startswith(".") or name.endswith(".tmp")
 
 
 def is_landing_file(name: str) -> bool:
-    """Producers write under a temporary name: names starting with `.` or ending `.tmp` wait."""
-    return (not name.startswith(".") and not name.endswith(".tmp")
-            and name.endswith((".ndjson", ".ndjson.gz")))
+    return not is_in_progress(name) and name.endswith((".ndjson", ".ndjson.gz"))
+
+
+def last_landing_day(today: date | None = None) -> date:
+    """The latest day folder that can be taken: tomorrow, UTC (a producer ahead of midnight)."""
+    return (today or datetime.now(UTC).date()) + timedelta(days=1)
+
+
+def parse_day(text: str, today: date | None = None) -> date | None:
+    """The day a folder name stands for, if it is a real YYYY-MM-DD day that can be landed."""
+    try:
+        day = date.fromisoformat(text) if _DAY_NAME.fullmatch(text) else None
+    except ValueError:
+        return None
+    return day if day and FIRST_DAY <= day <= last_landing_day(today) else None
+
+
+def scan_landing(root: Path, sources: tuple[str, ...] = SOURCES,
+                 today: date | None = None) -> LandingScan:
+    """Every landing file of `sources`, and the misplaced files under them or outside every
+    source's folder, in name order."""
+    scan = LandingScan()
+    root = root.resolve()
+    if not root.is_dir():
+        return scan
+    for entry in _entries(root):
+        if entry.name in SOURCES and _is_folder(entry):
+            if entry.name in sources:
+                _scan_source(root, entry, scan, today)
+        elif not is_in_progress(entry.name):
+            _misplace(root, entry, None, f"not in a source folder ({', '.join(SOURCES)})", scan)
+    return scan
 
 
 def landed_files(root: Path, source: str, day: date) -> list[LandedFile]:
+    """The landing files of one source and day, in name order."""
+    root = root.resolve()
     folder = root / source / day.isoformat()
-    if not folder.is_dir():
+    if not folder.is_dir() or folder.is_symlink():
         return []
-    return [LandedFile(source, day, path, path.relative_to(root).as_posix())
-            for path in sorted(folder.iterdir()) if path.is_file() and is_landing_file(path.name)]
+    scan = LandingScan()
+    _scan_day(root, source, day, folder, scan)
+    return scan.files
 
 
 def landed_days(root: Path, sources: tuple[str, ...] = SOURCES) -> list[date]:
-    """Every day folder that holds at least one landing file, across `sources`."""
-    days = set()
-    for source in sources:
-        base = root / source
-        if not base.is_dir():
+    """Every day that holds at least one landing file, across `sources`."""
+    return scan_landing(root, sources).days()
+
+
+def _scan_source(root: Path, folder: os.DirEntry, scan: LandingScan, today: date | None) -> None:
+    source = folder.name
+    for entry in _entries(folder.path):
+        day = parse_day(entry.name, today)
+        if day and _is_folder(entry):
+            _scan_day(root, source, day, Path(entry.path), scan)
+        elif not is_in_progress(entry.name):
+            _misplace(root, entry, source, f"not in a day folder {source}/YYYY-MM-DD/ (a real day "
+                      f"from {FIRST_DAY} to tomorrow)", scan)
+
+
+def _scan_day(root: Path, source: str, day: date, folder: Path, scan: LandingScan) -> None:
+    for entry in _entries(folder):
+        if is_in_progress(entry.name):
             continue
-        for folder in base.iterdir():
-            day = parse_day(folder.name)
-            if day and folder.is_dir() and any(is_landing_file(p.name) for p in folder.iterdir()):
-                days.add(day)
-    return sorted(days)
+        if _is_folder(entry):
+            _misplace(root, entry, source, "in a folder inside a day folder: files go directly "
+                      f"in {source}/{day}/", scan)
+            continue
+        path = Path(entry.path)
+        problem = _not_readable_here(root, path)
+        if problem is None and not entry.name.endswith((".ndjson", ".ndjson.gz")):
+            problem = "not a .ndjson or .ndjson.gz file"
+        if problem:
+            scan.misplaced.append(MisplacedFile(source, path, relative_name(root, path), problem))
+        else:
+            scan.files.append(LandedFile(source, day, path.resolve(), relative_name(root, path)))
 
 
-def parse_day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text) if len(text) == 10 else None
-    except ValueError:
+def _misplace(root: Path, entry: os.DirEntry, source: str | None, problem: str,
+              scan: LandingScan) -> None:
+    """Report a stray file; a stray folder (not a link) for each file in it."""
+    if _is_folder(entry):
+        for inner in _entries(entry.path):
+            if not is_in_progress(inner.name):
+                _misplace(root, inner, source, problem, scan)
+        return
+    path = Path(entry.path)
+    problem = _not_readable_here(root, path) or problem
+    scan.misplaced.append(MisplacedFile(source, path, relative_name(root, path), problem))
+
+
+def _not_readable_here(root: Path, path: Path) -> str | None:
+    """Why the file at `path` is not read, whatever its name: a link not followed, not a file."""
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(root):
+            return "a link that leads outside the landing root: not followed"
+        if not target.exists():
+            return "a link to nothing"
+        if not target.is_file():
+            return "a link to something that is not a regular file: not followed"
         return None
+    return None if path.is_file() else "not a regular file"
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    return entry.is_dir(follow_symlinks=False)
+
+
+def _entries(folder) -> list[os.DirEntry]:
+    with os.scandir(folder) as entries:
+        return sorted(entries, key=lambda entry: os.fsencode(entry.name))
+
+
+def relative_name(root: Path, path: Path) -> str:
+    """`path` relative to the root, with forward slashes, printable and storable: bytes that are
+    not UTF-8 escaped as `\\xNN`; a path past MAX_PATH_BYTES shortened, ending in its hash."""
+    raw = os.fsencode(path.relative_to(root).as_posix())
+    text = raw.decode("utf-8", errors="backslashreplace")
+    if len(text.encode()) <= MAX_PATH_BYTES:
+        return text
+    kept = raw[:MAX_PATH_BYTES - 100].decode("utf-8", errors="ignore")
+    return f"{kept}…(shortened, sha256 of the path {hashlib.sha256(raw).hexdigest()})"
+
+
+def open_landed(path: Path) -> BinaryIO:
+    """Open a landed file to read: never through a link swapped in since the scan, nor a pipe."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(f"{path.name} is no longer a regular file")
+    return os.fdopen(descriptor, "rb")
 
 
 def sha256_of(handle: BinaryIO) -> str:

@@ -14,7 +14,7 @@ import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from odavl_pipeline.ingest.landing import UnreadableFile, read_lines
+from odavl_pipeline.ingest.landing import UnreadableFile, open_landed, read_lines
 from odavl_pipeline.ingest.sources import SPECS
 from odavl_pipeline.ingest.writer import Batch, Line, PreparedFile, References, validated_batches
 
@@ -30,10 +30,21 @@ class FileChanged(Exception):
     """The file's bytes changed while it was being ingested; it is not committed."""
 
 
+class ParsingFailed(Exception):
+    """Reading or validating one file raised an unforeseen error: that file fails, not the run."""
+
+
+class ParserDied(RuntimeError):
+    """The parser process is gone: the run cannot go on."""
+
+
 class ParserProcess:
     """A child process that turns landed files into validated batches, started on first use."""
 
     _process = None
+
+    def __init__(self):
+        self._finished: set[int] = set()  # files whose batches have all been received
 
     def __enter__(self) -> "ParserProcess":
         return self
@@ -61,7 +72,7 @@ class ParserProcess:
         if self._process is None:
             self._start()
         landed = prepared.landed
-        self._tasks.put((str(landed.path), landed.path.name.endswith(".gz"), landed.source,
+        self._tasks.put((str(landed.path), landed.relative_path.endswith(".gz"), landed.source,
                          prepared.refs, prepared.file_id))
 
     def batches(self, prepared: PreparedFile) -> Iterator[Batch]:
@@ -69,7 +80,9 @@ class ParserProcess:
         the bytes parsed are not those hashed. Consume it whole (or `discard` the rest)."""
         while True:
             item = self._next_result()
-            if isinstance(item, BaseException):  # UnreadableFile, or a parsing failure
+            if isinstance(item, (BaseException, _FileDone)):
+                self._finished.add(prepared.file_id)
+            if isinstance(item, BaseException):  # UnreadableFile, or ParsingFailed
                 raise item
             if isinstance(item, _FileDone):
                 if item.sha256 != prepared.sha256:
@@ -78,11 +91,13 @@ class ParserProcess:
             yield item
 
     def discard(self, prepared: PreparedFile) -> None:
-        """Skip what remains of a submitted file's batches."""
+        """Skip what remains of a submitted file's batches, if any."""
+        if prepared.file_id in self._finished:
+            return
         try:
             for _ in self.batches(prepared):
                 pass
-        except (UnreadableFile, FileChanged):
+        except (UnreadableFile, FileChanged, ParsingFailed):
             pass
 
     def _next_result(self):
@@ -91,8 +106,8 @@ class ParserProcess:
                 return self._results.get(timeout=_POLL_SECONDS)
             except queue.Empty:
                 if not self._process.is_alive():
-                    raise RuntimeError(f"the parser process died (exit code "
-                                       f"{self._process.exitcode})") from None
+                    raise ParserDied(f"the parser process died (exit code "
+                                     f"{self._process.exitcode})") from None
 
 
 def _serve(tasks, results, parent_pid: int) -> None:
@@ -120,14 +135,14 @@ def _serve(tasks, results, parent_pid: int) -> None:
             put(_FileDone(_parse(path, gzipped, source, refs, file_id, put)))
         except UnreadableFile as error:
             put(error)
-        except Exception as error:  # reported to the writer, which fails the run
-            put(RuntimeError(f"parsing {path} failed: {error!r}"))
+        except Exception as error:  # the writer records this file as failed and goes on
+            put(ParsingFailed(f"{type(error).__name__}: {error}"))
 
 
 def _parse(path: str, gzipped: bool, source: str, refs: References, file_id: int, put) -> str:
     """Send the file's batches; return the SHA-256 of the bytes that were read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as raw:
+    with open_landed(path) as raw:
         handle = _Hashing(raw, digest)
         lines = (Line(file_id, no, text, length) for no, text, length in read_lines(handle, gzipped))
         for batch in validated_batches(SPECS[source], refs, lines):

@@ -14,8 +14,20 @@ def run_counts(conn: psycopg.Connection, run_id: str) -> dict[str, Counts]:
                   sum(rejected)
            FROM ingested_files WHERE run_id = %s GROUP BY source""", (run_id,)).fetchall()
     for source, *numbers in rows:
-        counts[source] = Counts(*(int(n) for n in numbers))
+        if source is not None:  # misplaced files outside every source: `unread_files` lists them
+            counts[source] = Counts(*(int(n) for n in numbers))
     return counts
+
+
+def unread_files(conn: psycopg.Connection, run_id: str) -> list[dict]:
+    """The files one run could not read: failed (tried again next run) and misplaced."""
+    rows = conn.execute(
+        """SELECT f.source::text, f.path, f.status::text, q.detail
+           FROM ingested_files f JOIN quarantine q ON q.file_id = f.id AND q.line_no IS NULL
+           WHERE f.run_id = %s AND f.status <> 'ingested'
+           ORDER BY f.status, f.path""", (run_id,)).fetchall()
+    return [{"source": source, "file": path, "status": status, "detail": detail}
+            for source, path, status, detail in rows]
 
 
 def list_rejects(conn: psycopg.Connection, reason: str | None = None,

@@ -1,4 +1,10 @@
-"""Ingest the landed files of a source over a range of days, then retry the quarantine."""
+"""Ingest the landed files of a source over a range of days, then retry the quarantine.
+
+One file can never stop a run: a file whose ingestion raises anything but a failure of the
+infrastructure is rolled back, recorded as failed (`ingest_error`) and tried again by the next
+run, while the run goes on with the other files. Misplaced files of the source, and those outside
+every source's folder, are reported on the way.
+"""
 
 import time
 from collections.abc import Callable, Iterator
@@ -8,7 +14,14 @@ from pathlib import Path
 
 import psycopg
 
-from odavl_pipeline.ingest.landing import LandedFile, landed_files
+from odavl_pipeline.ingest.file_rejects import (
+    UNKNOWN_SHA256,
+    describe,
+    is_infrastructure_failure,
+    record_failed_file,
+    record_misplaced,
+)
+from odavl_pipeline.ingest.landing import LandedFile, scan_landing
 from odavl_pipeline.ingest.parser import FileChanged, ParserProcess
 from odavl_pipeline.ingest.writer import (
     Counts,
@@ -26,6 +39,9 @@ class IngestReport:
     counts: Counts = field(default_factory=Counts)
     retried: RetryOutcome = field(default_factory=RetryOutcome)
     skipped_files: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, error) of failed files
+    misplaced: dict[str | None, Counts] = field(default_factory=dict)  # newly reported, by source
+    retry_error: str | None = None  # the quarantine retry raised: it is tried again next run
     seconds: float = 0.0
 
     @property
@@ -39,35 +55,76 @@ def ingest_days(conn: psycopg.Connection, landing_root: Path, source: str, days:
     """Ingest every file landed for `source` on `days`, each file in its own transaction."""
     report = IngestReport(source)
     started = time.perf_counter()
-    files = (landed for day in days for landed in landed_files(landing_root, source, day))
+    scan = scan_landing(landing_root, (source,))
+    wanted = set(days)
+    files = (landed for landed in scan.files if landed.day in wanted)
     with ParserProcess() as parser:
-        upcoming = _submit_next(conn, parser, files, report)
+        upcoming = _submit_next(conn, parser, files, report, run_id)
         while upcoming is not None:
             prepared = upcoming
-            upcoming = _submit_next(conn, parser, files, report)  # parsed while this one is written
+            upcoming = _submit_next(conn, parser, files, report, run_id)  # parsed meanwhile
             try:
                 counts = ingest_file(conn, prepared, parser, run_id=run_id, progress=progress)
             except FileChanged as changed:
                 counts = None
                 if progress:
                     progress(f"{changed}: it will be ingested by the next run")
-            if counts is None:
-                report.skipped_files += 1
-            else:
-                report.counts.add(counts)
-    report.retried = retry_quarantine(conn, source)
+            except Exception as error:
+                if is_infrastructure_failure(error, conn):
+                    raise
+                parser.discard(prepared)
+                counts = _failed(conn, prepared.landed, prepared.sha256, error, report, run_id,
+                                 progress)
+            _count(report, counts)
+    report.misplaced = record_misplaced(conn, scan.misplaced, run_id)
+    if source in report.misplaced:
+        report.counts.add(report.misplaced[source])
+    report.retried, report.retry_error = _retry(conn, source)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _submit_next(conn: psycopg.Connection, parser: ParserProcess, files: Iterator[LandedFile],
-                 report: IngestReport) -> PreparedFile | None:
+                 report: IngestReport, run_id: str | None) -> PreparedFile | None:
     """Prepare the next file not yet ingested and submit it to the parser."""
     for landed in files:
-        prepared = prepare_file(conn, landed)
+        try:
+            prepared = prepare_file(conn, landed)
+        except Exception as error:
+            if is_infrastructure_failure(error, conn):
+                raise
+            _count(report, _failed(conn, landed, UNKNOWN_SHA256, error, report, run_id, None))
+            continue
         if prepared is None:
             report.skipped_files += 1
             continue
         parser.submit(prepared)
         return prepared
     return None
+
+
+def _failed(conn: psycopg.Connection, landed: LandedFile, sha256: str, error: Exception,
+            report: IngestReport, run_id: str | None,
+            progress: Callable[[str], None] | None) -> Counts | None:
+    report.failed.append((landed.relative_path, describe(error)))
+    if progress:
+        progress(f"{landed.relative_path} failed and will be tried again by the next run: "
+                 f"{describe(error)}")
+    return record_failed_file(conn, landed, sha256, error, run_id)
+
+
+def _count(report: IngestReport, counts: Counts | None) -> None:
+    if counts is None:
+        report.skipped_files += 1
+    else:
+        report.counts.add(counts)
+
+
+def _retry(conn: psycopg.Connection, source: str) -> tuple[RetryOutcome, str | None]:
+    """Retry the quarantine; an error there is reported, and the next run retries again."""
+    try:
+        return retry_quarantine(conn, source), None
+    except Exception as error:
+        if is_infrastructure_failure(error, conn):
+            raise
+        return RetryOutcome(), describe(error)

@@ -21,7 +21,13 @@ from psycopg import Cursor
 
 from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason, Rejected
 from odavl_pipeline.ingest import chains
-from odavl_pipeline.ingest.landing import MAX_LINE_BYTES, LandedFile, UnreadableFile, sha256_of
+from odavl_pipeline.ingest.landing import (
+    MAX_LINE_BYTES,
+    LandedFile,
+    UnreadableFile,
+    open_landed,
+    sha256_of,
+)
 from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec
 
 if TYPE_CHECKING:
@@ -102,7 +108,7 @@ class PreparedFile:
 def prepare_file(conn: psycopg.Connection, landed: LandedFile) -> PreparedFile | None:
     """Hash a landed file, reserve its ledger id and read the references; None when this
     content was already ingested."""
-    with open(landed.path, "rb") as handle:
+    with open_landed(landed.path) as handle:
         digest = sha256_of(handle)
     with conn.transaction(), conn.cursor() as cur:
         if _already_ingested(cur, landed, digest):
@@ -119,10 +125,11 @@ def ingest_file(conn: psycopg.Connection, prepared: PreparedFile, parser: "Parse
     landed, file_id = prepared.landed, prepared.file_id
     spec = SPECS[landed.source]
     with conn.transaction(), conn.cursor() as cur:
-        _lock_source(cur, spec)
+        lock_source(cur, spec.name)
         if _already_ingested(cur, landed, prepared.sha256):
             parser.discard(prepared)
             return None
+        forget_unread(cur, spec.name, landed.relative_path)
         cur.execute(
             "INSERT INTO ingested_files (id, source, path, day, sha256, size_bytes, run_id, lines, "
             "accepted, duplicate, pending, rejected) "
@@ -152,7 +159,8 @@ def ingest_file(conn: psycopg.Connection, prepared: PreparedFile, parser: "Parse
 
 def _already_ingested(cur: Cursor, landed: LandedFile, digest: str) -> bool:
     return cur.execute(
-        "SELECT 1 FROM ingested_files WHERE source = %s AND path = %s AND sha256 = %s",
+        "SELECT 1 FROM ingested_files WHERE source = %s AND path = %s AND sha256 = %s "
+        "AND status = 'ingested'",
         (landed.source, landed.relative_path, digest)).fetchone() is not None
 
 
@@ -172,7 +180,7 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
     """
     spec = SPECS[source]
     with conn.transaction(), conn.cursor() as cur:
-        _lock_source(cur, spec)
+        lock_source(cur, spec.name)
         cur.execute(
             """DELETE FROM quarantine q
                WHERE q.source = %s AND q.reason = ANY(%s)
@@ -235,9 +243,18 @@ def source_lock(source: str) -> str:
     return f"odavl:ingest:{source}"
 
 
-def _lock_source(cur: Cursor, spec: SourceSpec) -> None:
+def lock_source(cur: Cursor, source: str) -> None:
     """Ingestion of one source is serialized: concurrent runs cannot interleave or deadlock."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock(spec.name),))
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock(source),))
+
+
+def forget_unread(cur: Cursor, source: str | None, path: str) -> None:
+    """Drop the failed or misplaced rows of a path (with their quarantine rows)."""
+    unread = ("SELECT id FROM ingested_files WHERE source IS NOT DISTINCT FROM %(source)s "
+              "AND path = %(path)s AND status <> 'ingested'")
+    params = {"source": source, "path": path}
+    cur.execute(f"DELETE FROM quarantine WHERE file_id IN ({unread})", params)
+    cur.execute(f"DELETE FROM ingested_files WHERE id IN ({unread})", params)
 
 
 def _create_stage(cur: Cursor, spec: SourceSpec) -> None:

@@ -150,11 +150,11 @@ DIMENSION_QUERIES = {
         "AND c.prev_hash = a.hash AND c.chain_status = 'verified')) AS head_created_at "
         "FROM fix_attestations AS a GROUP BY a.project_id"),
     "quarantine_rows": (
-        "SELECT q.source::text AS source, q.reason, q.org_slug AS org, q.project_slug AS project, "
+        "SELECT COALESCE(q.source::text, '(no source)') AS source, q.reason, q.org_slug AS org, q.project_slug AS project, "
         "count(*) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"),
     "file_rows": (
         "SELECT f.id AS file_id, f.source::text AS source, f.path, f.ingested_at "
-        "FROM ingested_files AS f"),
+        "FROM ingested_files AS f WHERE f.status = 'ingested'"),
     "latest_audit_issue_rows": (
         "SELECT latest.project_id, latest.url, latest.device, latest.occurred_at, "
         "i.suite::text AS suite, i.severity::text AS severity, i.message, i.recommendation, "

@@ -52,8 +52,19 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         context.log.info(f"{source}: {report.counts.as_dict()} in {report.seconds:.1f}s; "
                          f"{report.skipped_files} files already ingested; "
                          f"retried from quarantine: {report.retried}")
+        for path, error in report.failed:
+            context.log.error(f"{path} failed; the next run tries it again: {error}")
+        misplaced = sum(counts.files for counts in report.misplaced.values())
+        if misplaced:
+            context.log.warning(f"{misplaced} misplaced file(s) reported: `odavl-pipeline rejects "
+                                f"--reason misplaced_file` lists them")
+        if report.retry_error:
+            context.log.error(f"retrying the quarantine failed; the next run tries again: "
+                              f"{report.retry_error}")
         return dg.MaterializeResult(metadata={
             **report.counts.as_dict(),
+            "failed_files": len(report.failed),
+            "misplaced_files": misplaced,
             "skipped_files": report.skipped_files,
             "retried_lines": report.retried.lines,
             "retried_landed": report.retried.landed,

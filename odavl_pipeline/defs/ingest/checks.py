@@ -35,6 +35,9 @@ ingest_checks = [
              "existing organization and project (the ids are not foreign keys, for speed).",
              invariants.references_resolve, True)
       for source in SOURCES),
+    *(_check(source, "no_failed_files", "No file failed to ingest (`ingest_error`): a failed "
+             "file is retried by every run until it goes through.", invariants.no_failed_files, True)
+      for source in SOURCES),
     _check("error_events", "signature_counts", "Every touched signature counts each distinct "
            "event once.", invariants.signature_counts, False),
     _check("fix_attestations", "chains_intact", "No forks among verified attestations; every "

@@ -1,0 +1,128 @@
+"""Files rejected whole: those whose ingestion raised an error, and misplaced ones.
+
+Each is one ledger row (status `failed` or `misplaced`, one line, rejected) with one quarantine
+row (line NULL): `ingest_error` with the error, or `misplaced_file` with what is wrong. A failed
+file is tried again by every later run; a misplaced file is reported once per path and size.
+Either row makes way when the same path is ingested (a day folder that was still in the future,
+a file that failed). Only the infrastructure failing stops a run: `is_infrastructure_failure`.
+"""
+
+import errno
+import hashlib
+import os
+import stat
+
+import psycopg
+from psycopg import Cursor
+
+from odavl_pipeline.domain.records import Reason
+from odavl_pipeline.ingest.landing import LandedFile, MisplacedFile, open_landed, sha256_of
+from odavl_pipeline.ingest.parser import ParserDied
+from odavl_pipeline.ingest.writer import Counts, forget_unread, lock_source
+
+# SQLSTATE classes of a server that cannot go on: connection, transaction rollback (deadlock,
+# serialization), insufficient resources (disk full, out of memory), object not in prerequisite
+# state (lock not available), operator intervention (shutdown, cancel), system and config errors.
+INFRASTRUCTURE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "F0", "XX"})
+INFRASTRUCTURE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM,
+                                   errno.EROFS})
+MAX_ERROR_CHARS = 4000
+UNKNOWN_SHA256 = ""  # a file that could not be read to the end has no content hash
+
+
+def is_infrastructure_failure(error: BaseException, conn: psycopg.Connection) -> bool:
+    """True when the run must stop: the database, the disk or the machine failed, not the file."""
+    if conn.broken or conn.closed or isinstance(error, (MemoryError, ParserDied)):
+        return True
+    if isinstance(error, psycopg.Error):
+        if error.sqlstate is None:  # raised by the client: the connection, or a value it refused
+            return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+        return error.sqlstate[:2] in INFRASTRUCTURE_SQLSTATE_CLASSES
+    return isinstance(error, OSError) and error.errno in INFRASTRUCTURE_ERRNOS
+
+
+def describe(error: BaseException) -> str:
+    """The error as the quarantine keeps it: its type and message, storable and bounded."""
+    text = f"{type(error).__name__}: {error}".encode("utf-8", "backslashreplace").decode()
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + "…"
+
+
+def record_failed_file(conn: psycopg.Connection, landed: LandedFile, sha256: str, error: BaseException,
+                       run_id: str | None) -> Counts | None:
+    """Record a file whose ingestion raised, so that it shows and is retried; None when another
+    run ingested this content meanwhile."""
+    try:
+        size = landed.path.stat().st_size
+    except OSError:
+        size = 0
+    with conn.transaction(), conn.cursor() as cur:
+        lock_source(cur, landed.source)
+        forget_unread(cur, landed.source, landed.relative_path)
+        file_id = _insert_file(cur, landed.source, landed.relative_path, landed.day, sha256, size,
+                               run_id, "failed", describe(error))
+        if file_id is None:
+            return None
+        _quarantine_file(cur, landed.source, file_id, Reason.INGEST_ERROR, describe(error))
+    return Counts(files=1, lines=1, rejected=1)
+
+
+def record_misplaced(conn: psycopg.Connection, misplaced: list[MisplacedFile],
+                     run_id: str | None) -> dict[str | None, Counts]:
+    """Report each misplaced file not reported yet at its path and size; counts per source."""
+    counts: dict[str | None, Counts] = {}
+    for stray in misplaced:
+        try:
+            info = stray.path.lstat()
+        except OSError:  # gone since the scan
+            continue
+        size = info.st_size if stat.S_ISREG(info.st_mode) else 0
+        with conn.transaction(), conn.cursor() as cur:
+            if _reported(cur, stray, size):
+                continue
+            file_id = _insert_file(cur, stray.source, stray.relative_path, None,
+                                   _fingerprint(stray, info.st_mode), size, run_id, "misplaced",
+                                   None)
+            if file_id is None:
+                continue
+            _quarantine_file(cur, stray.source, file_id, Reason.MISPLACED_FILE,
+                             f"{stray.relative_path}: {stray.problem}")
+        counts.setdefault(stray.source, Counts()).add(Counts(files=1, lines=1, rejected=1))
+    return counts
+
+
+def _reported(cur: Cursor, stray: MisplacedFile, size: int) -> bool:
+    return cur.execute(
+        "SELECT 1 FROM ingested_files WHERE source IS NOT DISTINCT FROM %s AND path = %s "
+        "AND size_bytes = %s AND status = 'misplaced'",
+        (stray.source, stray.relative_path, size)).fetchone() is not None
+
+
+def _fingerprint(stray: MisplacedFile, mode: int) -> str:
+    """SHA-256 of a regular file's bytes, of a link's target; of nothing for anything else.
+    A link is never followed, a pipe never opened."""
+    if stat.S_ISLNK(mode):
+        return hashlib.sha256(os.fsencode(os.readlink(stray.path))).hexdigest()
+    if stat.S_ISREG(mode):
+        try:
+            with open_landed(stray.path) as handle:
+                return sha256_of(handle)
+        except OSError:
+            return UNKNOWN_SHA256
+    return hashlib.sha256(b"").hexdigest()
+
+
+def _insert_file(cur: Cursor, source: str | None, path: str, day, sha256: str, size: int,
+                 run_id: str | None, status: str, error: str | None) -> int | None:
+    row = cur.execute(
+        "INSERT INTO ingested_files (source, path, day, sha256, size_bytes, run_id, status, error, "
+        "lines, accepted, duplicate, pending, rejected) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, 0, 0, 0, 1) ON CONFLICT DO NOTHING RETURNING id",
+        (source, path, day, sha256, size, run_id, status, error)).fetchone()
+    return row[0] if row else None
+
+
+def _quarantine_file(cur: Cursor, source: str | None, file_id: int, reason: Reason,
+                     detail: str) -> None:
+    cur.execute("INSERT INTO quarantine (source, file_id, line_no, reason, detail) "
+                "VALUES (%s, %s, NULL, %s, %s)", (source, file_id, reason.value, detail))
