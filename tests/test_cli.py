@@ -33,8 +33,9 @@ def generated(settings):
                               usage_per_day=60, errors_per_day=8, attestations_per_day=4,
                               audits_per_day=1, duplicate_share=0.05, conflict_share=0.02,
                               malformed_share=0.03, late_share=0.1, chain_heads=seed_chain_heads())
-    summary = generate_landing(settings.landing_dir, options)
-    cli("seed", "--reference", str(settings.landing_dir / "reference.json"))
+    reference = settings.home / "reference.json"  # beside the landing zone, as the CLI writes it
+    summary = generate_landing(settings.landing_dir, options, reference_path=reference)
+    cli("seed", "--reference", str(reference))
     return summary
 
 
