@@ -71,19 +71,20 @@ def record_misplaced(conn: psycopg.Connection, misplaced: list[MisplacedFile],
                      run_id: str | None) -> dict[str | None, Counts]:
     """Report each misplaced file not reported yet at its path and size; counts per source."""
     counts: dict[str | None, Counts] = {}
+    reported = _reported(conn, {stray.source for stray in misplaced})
     for stray in misplaced:
         try:
             info = stray.path.lstat()
         except OSError:  # gone since the scan
             continue
         size = info.st_size if stat.S_ISREG(info.st_mode) else 0
+        if (stray.source, stray.relative_path, size) in reported:
+            continue
         with conn.transaction(), conn.cursor() as cur:
-            if _reported(cur, stray, size):
-                continue
             file_id = _insert_file(cur, stray.source, stray.relative_path, None,
                                    _fingerprint(stray, info.st_mode), size, run_id, "misplaced",
                                    None)
-            if file_id is None:
+            if file_id is None:  # another run reported it meanwhile
                 continue
             _quarantine_file(cur, stray.source, file_id, Reason.MISPLACED_FILE,
                              f"{stray.relative_path}: {stray.problem}")
@@ -91,11 +92,16 @@ def record_misplaced(conn: psycopg.Connection, misplaced: list[MisplacedFile],
     return counts
 
 
-def _reported(cur: Cursor, stray: MisplacedFile, size: int) -> bool:
-    return cur.execute(
-        "SELECT 1 FROM ingested_files WHERE source IS NOT DISTINCT FROM %s AND path = %s "
-        "AND size_bytes = %s AND status = 'misplaced'",
-        (stray.source, stray.relative_path, size)).fetchone() is not None
+def _reported(conn: psycopg.Connection, sources: set[str | None]) -> set[tuple]:
+    """(source, path, size) of the misplaced files already reported, in one query."""
+    if not sources:
+        return set()
+    rows = conn.execute(
+        "SELECT source::text, path, size_bytes FROM ingested_files WHERE status = 'misplaced' "
+        "AND (source::text = ANY(%s) OR (source IS NULL AND %s))",
+        ([source for source in sources if source], None in sources)).fetchall()
+    conn.commit()
+    return set(rows)
 
 
 def _fingerprint(stray: MisplacedFile, mode: int) -> str:

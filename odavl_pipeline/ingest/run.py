@@ -90,6 +90,9 @@ def _submit_next(conn: psycopg.Connection, parser: ParserProcess, files: Iterato
     for landed in files:
         try:
             prepared = prepare_file(conn, landed)
+        except FileNotFoundError:  # gone since the scan: renamed or withdrawn by its producer
+            report.skipped_files += 1
+            continue
         except Exception as error:
             if is_infrastructure_failure(error, conn):
                 raise
