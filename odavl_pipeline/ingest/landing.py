@@ -136,14 +136,14 @@ def _scan_day(root: Path, source: str, day: date, folder: Path, scan: LandingSca
             _misplace(root, entry, source, "in a folder inside a day folder: files go directly "
                       f"in {source}/{day}/", scan)
             continue
-        path = Path(entry.path)
-        problem = _not_readable_here(root, path)
+        problem, path = _readable(root, entry)
         if problem is None and not entry.name.endswith((".ndjson", ".ndjson.gz")):
             problem = "not a .ndjson or .ndjson.gz file"
+        relative = relative_name(root, entry.path)
         if problem:
-            scan.misplaced.append(MisplacedFile(source, path, relative_name(root, path), problem))
+            scan.misplaced.append(MisplacedFile(source, Path(entry.path), relative, problem))
         else:
-            scan.files.append(LandedFile(source, day, path.resolve(), relative_name(root, path)))
+            scan.files.append(LandedFile(source, day, path, relative))
 
 
 def _misplace(root: Path, entry: os.DirEntry, source: str | None, problem: str,
@@ -154,23 +154,26 @@ def _misplace(root: Path, entry: os.DirEntry, source: str | None, problem: str,
             if not is_in_progress(inner.name):
                 _misplace(root, inner, source, problem, scan)
         return
-    path = Path(entry.path)
-    problem = _not_readable_here(root, path) or problem
-    scan.misplaced.append(MisplacedFile(source, path, relative_name(root, path), problem))
+    problem = _readable(root, entry)[0] or problem
+    scan.misplaced.append(MisplacedFile(source, Path(entry.path), relative_name(root, entry.path),
+                                        problem))
 
 
-def _not_readable_here(root: Path, path: Path) -> str | None:
-    """Why the file at `path` is not read, whatever its name: a link not followed, not a file."""
-    if path.is_symlink():
-        target = Path(os.path.realpath(path))
+def _readable(root: Path, entry: os.DirEntry) -> tuple[str | None, Path]:
+    """Why the entry is not read, whatever its name (a link not followed, not a file), or None
+    and the path to read it at."""
+    if entry.is_symlink():
+        target = Path(os.path.realpath(entry.path))
         if not target.is_relative_to(root):
-            return "a link that leads outside the landing root: not followed"
+            return "a link that leads outside the landing root: not followed", target
         if not target.exists():
-            return "a link to nothing"
+            return "a link to nothing", target
         if not target.is_file():
-            return "a link to something that is not a regular file: not followed"
-        return None
-    return None if path.is_file() else "not a regular file"
+            return "a link to something that is not a regular file: not followed", target
+        return None, target
+    if not entry.is_file(follow_symlinks=False):
+        return "not a regular file", Path(entry.path)
+    return None, Path(entry.path)
 
 
 def _is_folder(entry: os.DirEntry) -> bool:
@@ -182,10 +185,10 @@ def _entries(folder) -> list[os.DirEntry]:
         return sorted(entries, key=lambda entry: os.fsencode(entry.name))
 
 
-def relative_name(root: Path, path: Path) -> str:
-    """`path` relative to the root, with forward slashes, printable and storable: bytes that are
-    not UTF-8 escaped as `\\xNN`; a path past MAX_PATH_BYTES shortened, ending in its hash."""
-    raw = os.fsencode(path.relative_to(root).as_posix())
+def relative_name(root: Path, path: str) -> str:
+    """`path` (found under the root) relative to it, printable and storable: bytes that are not
+    UTF-8 escaped as `\\xNN`; a path past MAX_PATH_BYTES shortened, ending in its hash."""
+    raw = os.fsencode(path[len(os.fspath(root)) + 1:])  # found by scandir under the root
     text = raw.decode("utf-8", errors="backslashreplace")
     if len(text.encode()) <= MAX_PATH_BYTES:
         return text
