@@ -22,6 +22,8 @@ from typing import Any
 import psycopg
 import stripe
 
+from odavl_pipeline.db.models import StripeEvent
+
 TIERS = ("FREE", "PRO", "ENTERPRISE")
 LIMIT_KEYS = ("analyses_limit", "fixes_limit", "audits_limit", "projects_limit")
 
@@ -36,6 +38,11 @@ STATUSES = {
     "canceled": "CANCELED",
     "incomplete_expired": "CANCELED",
 }
+
+# What `stripe_events` can hold: Stripe's ids are at most 255 characters, as its id column.
+EVENT_ID_MAX_LENGTH = StripeEvent.__table__.c.id.type.length
+EVENT_TYPE_MAX_LENGTH = StripeEvent.__table__.c.type.type.length
+CREATED_MAX = int(datetime.max.replace(microsecond=0, tzinfo=UTC).timestamp())  # 9999-12-31T23:59:59Z
 
 CUSTOMER_EVENTS = ("customer.created", "customer.updated")
 SUBSCRIPTION_EVENT_PREFIX = "customer.subscription."
@@ -90,17 +97,44 @@ class SyncReport:
 
 
 def parse_event(event: Any) -> dict[str, Any]:
-    """The event as a dict, checked for the fields we rely on; `MalformedEvent` otherwise."""
+    """The event as a dict, checked for the fields we rely on; `MalformedEvent` otherwise.
+
+    Every field that reaches the database or the Stripe API is bounded here, so that an
+    event we cannot store is refused as malformed rather than failing on the way in.
+    """
     if not isinstance(event, dict):
         raise MalformedEvent("an event is a JSON object")
-    if not isinstance(event.get("id"), str) or not event["id"]:
-        raise MalformedEvent("the event has no id")
-    if not isinstance(event.get("type"), str) or not isinstance(event.get("created"), int):
-        raise MalformedEvent("the event has no type or no integer created")
+    _check_text(event.get("id"), "id", EVENT_ID_MAX_LENGTH)
+    _check_text(event.get("type"), "type", EVENT_TYPE_MAX_LENGTH)
+    created = event.get("created")
+    if type(created) is not int or not 0 <= created <= CREATED_MAX:
+        raise MalformedEvent(f"created: an integer of Unix seconds, 0 to {CREATED_MAX}")
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
-        raise MalformedEvent("the event has no data.object")
+        raise MalformedEvent("data.object: an object")
+    if "id" in data["object"]:
+        object_id = data["object"]["id"]
+        _check_text(object_id, "data.object.id", EVENT_ID_MAX_LENGTH)
+        if object_id in (".", ".."):  # a path segment that would fetch another resource
+            raise MalformedEvent("data.object.id: not an id (a dot path segment)")
     return event
+
+
+def _check_text(value: Any, field: str, max_length: int) -> None:
+    """A string Postgres and the Stripe API can take: 1 to `max_length` characters, UTF-8
+    (no lone surrogate), no NUL."""
+    if not isinstance(value, str) or not 0 < len(value) <= max_length:
+        raise MalformedEvent(f"{field}: a string of 1 to {max_length} characters")
+    if "\x00" in value or not _encodes(value):
+        raise MalformedEvent(f"{field}: not storable text (NUL or a lone surrogate)")
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def apply_event(conn: psycopg.Connection, client: stripe.StripeClient,
