@@ -39,9 +39,10 @@ from sqlalchemy.orm import Session
 from common import Environment, Throttled, log, run_child, server_facts, set_up, tear_down
 from odavl_pipeline.db.models import UsageEvent, UsageEventType
 from odavl_pipeline.db.seed import SEEDS_DIR, load_reference, read_reference
-from odavl_pipeline.domain.records import Rejected, validate_usage
+from odavl_pipeline.domain.records import Rejected
 from odavl_pipeline.generate.synthetic import GenerateOptions, generate_landing, synthetic_reference
-from odavl_pipeline.ingest.landing import landed_days, landed_files, read_lines
+from odavl_pipeline.ingest.landing import landed_days, read_lines, scan_landing
+from odavl_pipeline.ingest.sources import SPECS
 
 SOURCE = "usage_events"
 BENCH_DB = "odavl_bench"
@@ -185,37 +186,37 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
     buffer: list[str] = []
     size = rows = 0
     sample: list[dict[str, Any]] = []
-    for day in landed_days(landing, (SOURCE,)):
-        for landed in landed_files(landing, SOURCE, day):
-            with open(landed.path, "rb") as handle:
-                for line_no, raw, _ in read_lines(handle, landed.path.name.endswith(".gz")):
-                    try:
-                        obj = orjson.loads(raw)
-                        record = validate_usage(obj, now) if type(obj) is dict else None
-                    except (orjson.JSONDecodeError, Rejected):
+    validate_usage = SPECS[SOURCE].validate
+    for landed in scan_landing(landing, (SOURCE,)).files:
+        with open(landed.path, "rb") as handle:
+            for line_no, raw, _ in read_lines(handle, landed.relative_path.endswith(".gz")):
+                try:
+                    obj = orjson.loads(raw)
+                    record = validate_usage(obj, now) if type(obj) is dict else None
+                except (orjson.JSONDecodeError, Rejected):
+                    continue
+                org_id = orgs.get(record.org) if record else None
+                if org_id is None or (org_id, record.event_id) in seen:
+                    continue
+                project_id = None
+                if record.project is not None:
+                    project_id = projects.get((org_id, record.project))
+                    if project_id is None:
                         continue
-                    org_id = orgs.get(record.org) if record else None
-                    if org_id is None or (org_id, record.event_id) in seen:
-                        continue
-                    project_id = None
-                    if record.project is not None:
-                        project_id = projects.get((org_id, record.project))
-                        if project_id is None:
-                            continue
-                    seen.add((org_id, record.event_id))
-                    text = raw.decode("utf-8")
-                    row = (org_id, record.event_id, record.event_type, record.occurred_at,
-                           record.quantity, project_id, record.user, text, file_id, line_no)
-                    line = "\t".join(_copy_text(value) for value in row) + "\n"
-                    buffer.append(line)
-                    size += len(line)
-                    rows += 1
-                    if size >= COPY_CHUNK_BYTES:
-                        chunks.append("".join(buffer).encode())
-                        buffer, size = [], 0
-                    if len(sample) < sample_size:
-                        sample.append(dict(zip(COLUMNS, row[:7]), payload=obj,
-                                           file_id=file_id, line_no=line_no))
+                seen.add((org_id, record.event_id))
+                text = raw.decode("utf-8")
+                row = (org_id, record.event_id, record.event_type, record.occurred_at,
+                       record.quantity, project_id, record.user, text, file_id, line_no)
+                line = "\t".join(_copy_text(value) for value in row) + "\n"
+                buffer.append(line)
+                size += len(line)
+                rows += 1
+                if size >= COPY_CHUNK_BYTES:
+                    chunks.append("".join(buffer).encode())
+                    buffer, size = [], 0
+                if len(sample) < sample_size:
+                    sample.append(dict(zip(COLUMNS, row[:7]), payload=obj,
+                                       file_id=file_id, line_no=line_no))
     if buffer:
         chunks.append("".join(buffer).encode())
     return Prepared(chunks, rows, sample)

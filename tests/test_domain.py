@@ -10,6 +10,7 @@ from odavl_pipeline.domain.attestations import attestation_hash
 from odavl_pipeline.domain.plans import add_months, period_containing, periods_covering, quotas
 from odavl_pipeline.domain.quota import forecast, quota_status
 from odavl_pipeline.domain.records import (
+    RULES,
     Reason,
     Rejected,
     validate_attestation,
@@ -22,6 +23,9 @@ from odavl_pipeline.domain.signatures import error_signature, normalize_message
 from .records import attestation, audit, error, usage
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# the contract's own limits: the domain is tested without the storage that narrows them
+USAGE, ERRORS, ATTESTATIONS, AUDITS = (RULES[source] for source in (
+    "usage_events", "error_events", "fix_attestations", "audit_results"))
 
 
 @pytest.mark.parametrize("message, normalized", [
@@ -47,32 +51,32 @@ def test_attestation_hash_is_over_canonical_json_without_the_hash_field():
 
 
 def test_valid_records_of_every_source_pass():
-    assert validate_usage(usage("u1"), NOW).quantity == 1
-    assert validate_error(error("e1"), NOW).line == 42
-    assert validate_attestation(attestation("a1"), NOW).risk_score == 20
-    issues = validate_audit(audit("r1"), NOW).issues
+    assert validate_usage(usage("u1"), NOW, USAGE).quantity == 1
+    assert validate_error(error("e1"), NOW, ERRORS).line == 42
+    assert validate_attestation(attestation("a1"), NOW, ATTESTATIONS).risk_score == 20
+    issues = validate_audit(audit("r1"), NOW, AUDITS).issues
     assert [issue.severity for issue in issues] == ["HIGH", "LOW"]
 
 
 def test_timestamps_keep_their_instant_whatever_the_offset():
-    utc = validate_usage(usage("u1", occurred_at="2026-11-03T14:05:00Z"), NOW).occurred_at
-    paris = validate_usage(usage("u1", occurred_at="2026-11-03T16:05:00+02:00"), NOW).occurred_at
-    assert utc == paris
+    utc = validate_usage(usage("u1", occurred_at="2026-11-03T14:05:00Z"), NOW, USAGE)
+    paris = validate_usage(usage("u1", occurred_at="2026-11-03T16:05:00+02:00"), NOW, USAGE)
+    assert utc.occurred_at == paris.occurred_at
 
 
 @pytest.mark.parametrize("stamp", ["2026-11-03T14:05:00", "2026-11-03", "03/11/2026 14:05Z",
                                    "2026-13-03T14:05:00Z", 1700000000])
 def test_timestamps_without_offset_or_malformed_are_schema_violations(stamp):
     with pytest.raises(Rejected) as caught:
-        validate_usage(usage("u1", occurred_at=stamp), NOW)
+        validate_usage(usage("u1", occurred_at=stamp), NOW, USAGE)
     assert caught.value.reason == Reason.SCHEMA_VIOLATION
     assert caught.value.detail.startswith("occurred_at:")
 
 
 def test_a_timestamp_more_than_five_minutes_ahead_is_future():
-    validate_usage(usage("u1", occurred_at="2026-11-26T12:04:59Z"), NOW)
+    validate_usage(usage("u1", occurred_at="2026-11-26T12:04:59Z"), NOW, USAGE)
     with pytest.raises(Rejected) as caught:
-        validate_usage(usage("u1", occurred_at="2026-11-26T12:05:01Z"), NOW)
+        validate_usage(usage("u1", occurred_at="2026-11-26T12:05:01Z"), NOW, USAGE)
     assert caught.value.reason == Reason.FUTURE_TIMESTAMP
 
 
@@ -94,7 +98,7 @@ def test_usage_schema_violations_name_the_field(field, value, detail):
     else:
         record[field] = value
     with pytest.raises(Rejected) as caught:
-        validate_usage(record, NOW)
+        validate_usage(record, NOW, USAGE)
     assert caught.value.reason == Reason.SCHEMA_VIOLATION
     assert caught.value.detail.startswith(detail)
 
@@ -102,15 +106,15 @@ def test_usage_schema_violations_name_the_field(field, value, detail):
 def test_quantity_defaults_to_one_and_extra_fields_are_no_error():
     record = usage("u1", surprise={"kept": True})
     del record["quantity"]
-    assert validate_usage(record, NOW).quantity == 1
+    assert validate_usage(record, NOW, USAGE).quantity == 1
 
 
 def test_error_signature_field_must_match_the_computed_one():
     good = error("e1")
     good["signature"] = error_signature(good["detector"], good["file"], good["message"])
-    assert validate_error(good, NOW).signature == good["signature"]
+    assert validate_error(good, NOW, ERRORS).signature == good["signature"]
     with pytest.raises(Rejected) as caught:
-        validate_error({**good, "signature": "0" * 64}, NOW)
+        validate_error({**good, "signature": "0" * 64}, NOW, ERRORS)
     assert caught.value.reason == Reason.SIGNATURE_MISMATCH
 
 
@@ -118,7 +122,7 @@ def test_error_signature_field_must_match_the_computed_one():
                                           ("message", ""), ("column", "7")])
 def test_error_schema_violations(field, value):
     with pytest.raises(Rejected) as caught:
-        validate_error(error("e1", **{field: value}), NOW)
+        validate_error(error("e1", **{field: value}), NOW, ERRORS)
     assert caught.value.reason == Reason.SCHEMA_VIOLATION
     assert caught.value.detail.startswith(f"{field}:")
 
@@ -126,7 +130,7 @@ def test_error_schema_violations(field, value):
 def test_attestation_with_a_wrong_hash_is_a_hash_mismatch():
     record = attestation("a1")
     with pytest.raises(Rejected) as caught:
-        validate_attestation({**record, "risk_score": 21}, NOW)
+        validate_attestation({**record, "risk_score": 21}, NOW, ATTESTATIONS)
     assert caught.value.reason == Reason.HASH_MISMATCH
 
 
@@ -136,14 +140,14 @@ def test_attestation_schema_violations(field, value):
     record = attestation("a1")
     record[field] = value
     with pytest.raises(Rejected) as caught:
-        validate_attestation(record, NOW)
+        validate_attestation(record, NOW, ATTESTATIONS)
     assert caught.value.reason == Reason.SCHEMA_VIOLATION
 
 
 def test_attestation_floats_are_refused_by_name():
     record = attestation("a1", metadata={"ratio": 0.5})
     with pytest.raises(Rejected) as caught:
-        validate_attestation(record, NOW)
+        validate_attestation(record, NOW, ATTESTATIONS)
     assert caught.value.detail.startswith("metadata.ratio:")
 
 
@@ -156,7 +160,7 @@ def test_attestation_floats_are_refused_by_name():
 ])
 def test_audit_schema_violations_name_the_field(field, value, detail):
     with pytest.raises(Rejected) as caught:
-        validate_audit(audit("r1", **{field: value}), NOW)
+        validate_audit(audit("r1", **{field: value}), NOW, AUDITS)
     assert caught.value.reason == Reason.SCHEMA_VIOLATION
     assert caught.value.detail.startswith(detail)
 

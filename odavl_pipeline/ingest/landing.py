@@ -101,17 +101,6 @@ def scan_landing(root: Path, sources: tuple[str, ...] = SOURCES,
     return scan
 
 
-def landed_files(root: Path, source: str, day: date) -> list[LandedFile]:
-    """The landing files of one source and day, in name order."""
-    root = root.resolve()
-    folder = root / source / day.isoformat()
-    if not folder.is_dir() or folder.is_symlink():
-        return []
-    scan = LandingScan()
-    _scan_day(root, source, day, folder, scan)
-    return scan.files
-
-
 def landed_days(root: Path, sources: tuple[str, ...] = SOURCES) -> list[date]:
     """Every day that holds at least one landing file, across `sources`."""
     return scan_landing(root, sources).days()

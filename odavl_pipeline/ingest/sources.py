@@ -5,11 +5,17 @@ the raw line as payload) followed by its own. Each `insert_sql` moves the staged
 new into the table, does the source's follow-up work in the same statement (error
 signatures, audit issues), and returns the (file_id, line_no) of the rows it inserted.
 The staged keys are distinct: the writer keeps the first line of a key per batch.
+
+Each source validates with its `LIMITS`: the contract's rules narrowed, once at import,
+to the columns of the models that store its fields.
 """
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
+from odavl_pipeline.db import models as m
+from odavl_pipeline.db.limits import column_limits
 from odavl_pipeline.domain import records as r
 
 COMMON_STAGE = (("file_id", "bigint"), ("line_no", "integer"), ("scope_id", "integer"),
@@ -23,10 +29,41 @@ class SourceSpec:
     key_column: str       # event_id or request_id
     scope_column: str     # organization_id or project_id: the dedup scope
     needs_project: bool   # is `project` a required slug of the org
-    validate: Callable[[dict, Any], Any]
+    validate: Callable[[dict, Any], Any]   # (parsed line, now) -> record, its limits bound
     stage_columns: tuple[tuple[str, str], ...]
     row: Callable[[Any, int | None], tuple]   # (record, project_id) -> source columns
     insert_sql: str       # returns (file_id, line_no) of the inserted rows
+
+
+def _limits(source: str, *stored: tuple[type, dict[str, str]]) -> r.Limits:
+    """The contract's limits of a source narrowed to each (model, {field: column}) storing it."""
+    limits = r.RULES[source]
+    for model, columns in stored:
+        limits = limits.within(*column_limits(model, columns))
+    return limits
+
+
+def _same(*names: str) -> dict[str, str]:
+    """Fields stored in columns of the same name."""
+    return {name: name for name in names}
+
+
+LIMITS = {
+    "usage_events": _limits(
+        "usage_events", (m.UsageEvent, {**_same("event_id", "quantity"), "user": "user_email"})),
+    "error_events": _limits(
+        "error_events",
+        (m.ErrorEvent, _same("event_id", "detector", "message", "file", "line", "column")),
+        (m.ErrorSignature, _same("detector", "message", "file", "line", "column"))),
+    "fix_attestations": _limits(
+        "fix_attestations",
+        (m.FixAttestation, _same("request_id", "files_changed", "lines_added", "lines_removed",
+                                 "risk_score", "recipes"))),
+    "audit_results": _limits(
+        "audit_results",
+        (m.AuditResult, _same("request_id", "url", *r.AUDIT_SCORES, "duration_ms")),
+        (m.AuditIssue, {f"issues.{name}": name for name in r.ISSUE_TEXTS})),
+}
 
 
 def _usage_row(rec: r.UsageRecord, project_id: int | None) -> tuple:
@@ -53,7 +90,8 @@ def _audit_row(rec: r.AuditRecord, project_id: int | None) -> tuple:
 
 USAGE = SourceSpec(
     name="usage_events", table="usage_events", key_column="event_id",
-    scope_column="organization_id", needs_project=False, validate=r.validate_usage,
+    scope_column="organization_id", needs_project=False,
+    validate=partial(r.validate_usage, limits=LIMITS["usage_events"]),
     stage_columns=(("event_type", "usage_event_type"), ("occurred_at", "timestamptz"),
                    ("quantity", "integer"), ("project_id", "integer"), ("user_email", "text")),
     row=_usage_row,
@@ -69,7 +107,8 @@ USAGE = SourceSpec(
 
 ERRORS = SourceSpec(
     name="error_events", table="error_events", key_column="event_id",
-    scope_column="project_id", needs_project=True, validate=r.validate_error,
+    scope_column="project_id", needs_project=True,
+    validate=partial(r.validate_error, limits=LIMITS["error_events"]),
     stage_columns=(("signature_hash", "text"), ("detector", "text"), ("severity", "severity"),
                    ("message", "text"), ("file", "text"), ("line", "integer"),
                    ("column", "integer"), ("occurred_at", "timestamptz")),
@@ -117,7 +156,8 @@ ERRORS = SourceSpec(
 
 ATTESTATIONS = SourceSpec(
     name="fix_attestations", table="fix_attestations", key_column="request_id",
-    scope_column="project_id", needs_project=True, validate=r.validate_attestation,
+    scope_column="project_id", needs_project=True,
+    validate=partial(r.validate_attestation, limits=LIMITS["fix_attestations"]),
     stage_columns=(("status", "run_status"), ("files_changed", "integer"),
                    ("lines_added", "integer"), ("lines_removed", "integer"),
                    ("risk_score", "integer"), ("recipes", "text[]"),
@@ -137,7 +177,8 @@ ATTESTATIONS = SourceSpec(
 
 AUDITS = SourceSpec(
     name="audit_results", table="audit_results", key_column="request_id",
-    scope_column="project_id", needs_project=True, validate=r.validate_audit,
+    scope_column="project_id", needs_project=True,
+    validate=partial(r.validate_audit, limits=LIMITS["audit_results"]),
     stage_columns=(("url", "text"), ("environment", "audit_environment"),
                    ("device", "audit_device"), ("status", "run_status"),
                    *((score, "integer") for score in r.AUDIT_SCORES),
@@ -167,7 +208,8 @@ AUDITS = SourceSpec(
                    issue.value->>'documentation'
             FROM inserted
             JOIN stage s ON s.file_id = inserted.file_id AND s.line_no = inserted.line_no
-            CROSS JOIN LATERAL jsonb_array_elements(COALESCE(s.payload::jsonb->'issues', '[]'))
+            CROSS JOIN LATERAL jsonb_array_elements(
+                 COALESCE(NULLIF(s.payload::jsonb->'issues', 'null'), '[]'))  -- null: no issue
                  WITH ORDINALITY AS issue(value, ord)
         )
         SELECT file_id, line_no FROM inserted""",

@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import orjson
 import psycopg
 from psycopg import Cursor
 
-from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason, Rejected
+from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason, Rejected, parse_record
 from odavl_pipeline.ingest import chains
 from odavl_pipeline.ingest.landing import (
     MAX_LINE_BYTES,
@@ -361,7 +360,7 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchB
             text = line.raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise UnreadableFile(f"not UTF-8 at line {line.line_no}, byte {error.start}") from None
-        obj = _parse(text)
+        obj = parse_record(text)
         record = spec.validate(obj, builder.now)
         scope_id, project_id = _resolve(spec, refs, record)
     except Rejected as rejected:
@@ -378,19 +377,6 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchB
     else:
         builder.keys.add((scope_id, key))
         builder.staged.append(row)
-
-
-def _parse(text: str) -> dict:
-    if "\\u0000" in text:
-        raise Rejected(Reason.SCHEMA_VIOLATION,
-                       "record: contains the NUL escape \\u0000, which PostgreSQL cannot store")
-    try:
-        obj = orjson.loads(text)
-    except orjson.JSONDecodeError as error:
-        raise Rejected(Reason.INVALID_JSON, str(error)) from None
-    if type(obj) is not dict:
-        raise Rejected(Reason.SCHEMA_VIOLATION, "record: must be a JSON object")
-    return obj
 
 
 def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | None]:
