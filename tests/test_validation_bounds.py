@@ -35,7 +35,7 @@ from odavl_pipeline.domain.records import (
     parse_record,
 )
 from odavl_pipeline.ingest.run import ingest_days
-from odavl_pipeline.ingest.sources import LIMITS, SPECS
+from odavl_pipeline.ingest.sources import SPECS, source_limits
 from odavl_pipeline.marts.build import refresh_marts
 from odavl_pipeline.marts.store import open_marts
 
@@ -77,21 +77,21 @@ def nested(depth: int) -> str:
 def test_integer_bounds_are_the_columns_ranges_within_the_contracts_rules():
     assert integer_range(m.ErrorEvent.__table__.c.line) == INT4  # Integer: int4
     assert integer_range(m.AuditResult.__table__.c.duration_ms) == INT8  # BigInteger: int8
-    assert LIMITS["error_events"].ints["line"] == (0, 2**31 - 1)
-    assert LIMITS["error_events"].ints["column"] == (0, 2**31 - 1)
-    assert LIMITS["fix_attestations"].ints["files_changed"] == (0, 2**31 - 1)
-    assert LIMITS["fix_attestations"].ints["risk_score"] == (0, 100)
-    assert LIMITS["audit_results"].ints["duration_ms"] == (0, 2**63 - 1)
-    assert LIMITS["usage_events"].ints["quantity"] == (1, 1_000_000)
-    assert LIMITS["usage_events"].ints["duration_ms"] == (0, 2**63 - 1)  # only in the payload
+    assert source_limits("error_events").ints["line"] == (0, 2**31 - 1)
+    assert source_limits("error_events").ints["column"] == (0, 2**31 - 1)
+    assert source_limits("fix_attestations").ints["files_changed"] == (0, 2**31 - 1)
+    assert source_limits("fix_attestations").ints["risk_score"] == (0, 100)
+    assert source_limits("audit_results").ints["duration_ms"] == (0, 2**63 - 1)
+    assert source_limits("usage_events").ints["quantity"] == (1, 1_000_000)
+    assert source_limits("usage_events").ints["duration_ms"] == (0, 2**63 - 1)  # only in the payload
 
 
 def test_string_bounds_are_the_columns_lengths_within_the_contracts_rules():
     assert text_length(m.ErrorEvent.__table__.c.event_id) == 200
     assert text_length(m.ErrorEvent.__table__.c.message) is None  # Text
-    assert LIMITS["error_events"].lengths == {"event_id": 200, "detector": 64, "message": 10_000,
+    assert source_limits("error_events").lengths == {"event_id": 200, "detector": 64, "message": 10_000,
                                               "file": 10_000}
-    assert LIMITS["fix_attestations"].lengths["recipes"] == 10_000  # each item of a text[]
+    assert source_limits("fix_attestations").lengths["recipes"] == 10_000  # each item of a text[]
 
 
 def test_a_change_of_a_model_moves_the_bound_with_it():

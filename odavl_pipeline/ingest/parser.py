@@ -14,8 +14,9 @@ import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from odavl_pipeline.domain.records import Limits
 from odavl_pipeline.ingest.landing import UnreadableFile, open_landed, read_lines
-from odavl_pipeline.ingest.sources import SPECS
+from odavl_pipeline.ingest.sources import SPECS, source_limits
 from odavl_pipeline.ingest.writer import Batch, Line, PreparedFile, References, validated_batches
 
 _POLL_SECONDS = 1.0
@@ -73,7 +74,7 @@ class ParserProcess:
             self._start()
         landed = prepared.landed
         self._tasks.put((str(landed.path), landed.relative_path.endswith(".gz"), landed.source,
-                         prepared.refs, prepared.file_id))
+                         prepared.refs, source_limits(landed.source), prepared.file_id))
 
     def batches(self, prepared: PreparedFile) -> Iterator[Batch]:
         """The submitted file's validated batches; raises UnreadableFile, or FileChanged if
@@ -130,22 +131,23 @@ def _serve(tasks, results, parent_pid: int) -> None:
             continue
         if task is None:
             return
-        path, gzipped, source, refs, file_id = task
+        path, gzipped, source, refs, limits, file_id = task
         try:
-            put(_FileDone(_parse(path, gzipped, source, refs, file_id, put)))
+            put(_FileDone(_parse(path, gzipped, source, refs, limits, file_id, put)))
         except UnreadableFile as error:
             put(error)
         except Exception as error:  # the writer records this file as failed and goes on
             put(ParsingFailed(f"{type(error).__name__}: {error}"))
 
 
-def _parse(path: str, gzipped: bool, source: str, refs: References, file_id: int, put) -> str:
+def _parse(path: str, gzipped: bool, source: str, refs: References, limits: Limits, file_id: int,
+           put) -> str:
     """Send the file's batches; return the SHA-256 of the bytes that were read."""
     digest = hashlib.sha256()
     with open_landed(path) as raw:
         handle = _Hashing(raw, digest)
         lines = (Line(file_id, no, text, length) for no, text, length in read_lines(handle, gzipped))
-        for batch in validated_batches(SPECS[source], refs, lines):
+        for batch in validated_batches(SPECS[source], refs, lines, limits):
             put(batch)
         while handle.read(1 << 20):  # hash what a reader may have left unread
             pass

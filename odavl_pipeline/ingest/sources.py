@@ -6,16 +6,17 @@ new into the table, does the source's follow-up work in the same statement (erro
 signatures, audit issues), and returns the (file_id, line_no) of the rows it inserted.
 The staged keys are distinct: the writer keeps the first line of a key per batch.
 
-Each source validates with its `LIMITS`: the contract's rules narrowed, once at import,
-to the columns of the models that store its fields.
+Each source validates with its limits (`source_limits`): the contract's rules narrowed to the
+columns of the models that store its fields. They are derived in the writer's process and sent
+to the parser process with each file, so that the parser never loads SQLAlchemy and the models
+(a third of a second at every start).
 """
 
 from dataclasses import dataclass
-from functools import partial
+from datetime import datetime
+from functools import cache
 from typing import Any, Callable
 
-from odavl_pipeline.db import models as m
-from odavl_pipeline.db.limits import column_limits
 from odavl_pipeline.domain import records as r
 
 COMMON_STAGE = (("file_id", "bigint"), ("line_no", "integer"), ("scope_id", "integer"),
@@ -29,41 +30,42 @@ class SourceSpec:
     key_column: str       # event_id or request_id
     scope_column: str     # organization_id or project_id: the dedup scope
     needs_project: bool   # is `project` a required slug of the org
-    validate: Callable[[dict, Any], Any]   # (parsed line, now) -> record, its limits bound
+    validator: Callable[[dict, datetime, r.Limits], Any]  # (parsed line, now, limits) -> record
     stage_columns: tuple[tuple[str, str], ...]
     row: Callable[[Any, int | None], tuple]   # (record, project_id) -> source columns
     insert_sql: str       # returns (file_id, line_no) of the inserted rows
 
+    def validate(self, obj: dict, now: datetime, limits: r.Limits | None = None):
+        """The record of a parsed line, or `Rejected`; limits default to the source's own."""
+        return self.validator(obj, now, limits or source_limits(self.name))
 
-def _limits(source: str, *stored: tuple[type, dict[str, str]]) -> r.Limits:
-    """The contract's limits of a source narrowed to each (model, {field: column}) storing it."""
+
+@cache
+def source_limits(source: str) -> r.Limits:
+    """The contract's limits of a source narrowed to the columns of the models storing it."""
+    from odavl_pipeline.db import models as m  # here, not at import: see the module's docstring
+    from odavl_pipeline.db.limits import column_limits
+
+    def same(*names: str) -> dict[str, str]:  # fields stored in columns of the same name
+        return {name: name for name in names}
+
+    stored = {
+        "usage_events": [
+            (m.UsageEvent, {**same("event_id", "quantity"), "user": "user_email"})],
+        "error_events": [
+            (m.ErrorEvent, same("event_id", "detector", "message", "file", "line", "column")),
+            (m.ErrorSignature, same("detector", "message", "file", "line", "column"))],
+        "fix_attestations": [
+            (m.FixAttestation, same("request_id", "files_changed", "lines_added",
+                                    "lines_removed", "risk_score", "recipes"))],
+        "audit_results": [
+            (m.AuditResult, same("request_id", "url", *r.AUDIT_SCORES, "duration_ms")),
+            (m.AuditIssue, {f"issues.{name}": name for name in r.ISSUE_TEXTS})],
+    }
     limits = r.RULES[source]
-    for model, columns in stored:
+    for model, columns in stored[source]:
         limits = limits.within(*column_limits(model, columns))
     return limits
-
-
-def _same(*names: str) -> dict[str, str]:
-    """Fields stored in columns of the same name."""
-    return {name: name for name in names}
-
-
-LIMITS = {
-    "usage_events": _limits(
-        "usage_events", (m.UsageEvent, {**_same("event_id", "quantity"), "user": "user_email"})),
-    "error_events": _limits(
-        "error_events",
-        (m.ErrorEvent, _same("event_id", "detector", "message", "file", "line", "column")),
-        (m.ErrorSignature, _same("detector", "message", "file", "line", "column"))),
-    "fix_attestations": _limits(
-        "fix_attestations",
-        (m.FixAttestation, _same("request_id", "files_changed", "lines_added", "lines_removed",
-                                 "risk_score", "recipes"))),
-    "audit_results": _limits(
-        "audit_results",
-        (m.AuditResult, _same("request_id", "url", *r.AUDIT_SCORES, "duration_ms")),
-        (m.AuditIssue, {f"issues.{name}": name for name in r.ISSUE_TEXTS})),
-}
 
 
 def _usage_row(rec: r.UsageRecord, project_id: int | None) -> tuple:
@@ -91,7 +93,7 @@ def _audit_row(rec: r.AuditRecord, project_id: int | None) -> tuple:
 USAGE = SourceSpec(
     name="usage_events", table="usage_events", key_column="event_id",
     scope_column="organization_id", needs_project=False,
-    validate=partial(r.validate_usage, limits=LIMITS["usage_events"]),
+    validator=r.validate_usage,
     stage_columns=(("event_type", "usage_event_type"), ("occurred_at", "timestamptz"),
                    ("quantity", "integer"), ("project_id", "integer"), ("user_email", "text")),
     row=_usage_row,
@@ -108,7 +110,7 @@ USAGE = SourceSpec(
 ERRORS = SourceSpec(
     name="error_events", table="error_events", key_column="event_id",
     scope_column="project_id", needs_project=True,
-    validate=partial(r.validate_error, limits=LIMITS["error_events"]),
+    validator=r.validate_error,
     stage_columns=(("signature_hash", "text"), ("detector", "text"), ("severity", "severity"),
                    ("message", "text"), ("file", "text"), ("line", "integer"),
                    ("column", "integer"), ("occurred_at", "timestamptz")),
@@ -157,7 +159,7 @@ ERRORS = SourceSpec(
 ATTESTATIONS = SourceSpec(
     name="fix_attestations", table="fix_attestations", key_column="request_id",
     scope_column="project_id", needs_project=True,
-    validate=partial(r.validate_attestation, limits=LIMITS["fix_attestations"]),
+    validator=r.validate_attestation,
     stage_columns=(("status", "run_status"), ("files_changed", "integer"),
                    ("lines_added", "integer"), ("lines_removed", "integer"),
                    ("risk_score", "integer"), ("recipes", "text[]"),
@@ -178,7 +180,7 @@ ATTESTATIONS = SourceSpec(
 AUDITS = SourceSpec(
     name="audit_results", table="audit_results", key_column="request_id",
     scope_column="project_id", needs_project=True,
-    validate=partial(r.validate_audit, limits=LIMITS["audit_results"]),
+    validator=r.validate_audit,
     stage_columns=(("url", "text"), ("environment", "audit_environment"),
                    ("device", "audit_device"), ("status", "run_status"),
                    *((score, "integer") for score in r.AUDIT_SCORES),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import Cursor
 
-from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason, Rejected, parse_record
+from odavl_pipeline.domain.records import RETRYABLE_REASONS, Limits, Reason, Rejected, parse_record
 from odavl_pipeline.ingest import chains
 from odavl_pipeline.ingest.landing import (
     MAX_LINE_BYTES,
@@ -27,7 +27,7 @@ from odavl_pipeline.ingest.landing import (
     open_landed,
     sha256_of,
 )
-from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec
+from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec, source_limits
 
 if TYPE_CHECKING:
     from odavl_pipeline.ingest.parser import ParserProcess
@@ -198,7 +198,7 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
         touched = {file_id for file_id, _, _ in retried}
         lines = (Line(file_id, line_no, raw.encode(), len(raw.encode()))
                  for file_id, line_no, raw in retried)
-        for batch in validated_batches(spec, refs, lines):
+        for batch in validated_batches(spec, refs, lines, source_limits(spec.name)):
             duplicates.update(_write_batch(cur, spec, batch))
         if spec.name == "fix_attestations":
             touched |= chains.settle_attestation_chains(cur)
@@ -262,15 +262,16 @@ def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
     cur.execute(f"CREATE TEMPORARY TABLE stage ({columns}) ON COMMIT DROP")
 
 
-def validated_batches(spec: SourceSpec, refs: References, lines: Iterable[Line]) -> Iterator[Batch]:
+def validated_batches(spec: SourceSpec, refs: References, lines: Iterable[Line],
+                      limits: Limits) -> Iterator[Batch]:
     """Validate lines into batches, their COPY data formatted."""
     size = FIRST_BATCH_SIZE
-    builder = _BatchBuilder()
+    builder = _BatchBuilder(limits)
     for line in lines:
         _stage_line(spec, refs, line, builder)
         if builder.batch.lines >= size:
             yield builder.finish()
-            builder, size = _BatchBuilder(), BATCH_SIZE
+            builder, size = _BatchBuilder(limits), BATCH_SIZE
     if builder.batch.lines:
         yield builder.finish()
 
@@ -278,8 +279,9 @@ def validated_batches(spec: SourceSpec, refs: References, lines: Iterable[Line])
 class _BatchBuilder:
     """A batch being filled: its rows, and the keys already staged in it."""
 
-    def __init__(self):
+    def __init__(self, limits: Limits):
         self.batch = Batch()
+        self.limits = limits
         self.now = datetime.now(UTC)
         self.staged: list[tuple] = []
         self.repeats: list[tuple] = []
@@ -361,7 +363,7 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchB
         except UnicodeDecodeError as error:
             raise UnreadableFile(f"not UTF-8 at line {line.line_no}, byte {error.start}") from None
         obj = parse_record(text)
-        record = spec.validate(obj, builder.now)
+        record = spec.validate(obj, builder.now, builder.limits)
         scope_id, project_id = _resolve(spec, refs, record)
     except Rejected as rejected:
         raw = (text or line.raw.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
