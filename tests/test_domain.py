@@ -5,6 +5,8 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from odavl_pipeline.domain.attestations import attestation_hash
 from odavl_pipeline.domain.plans import add_months, period_containing, periods_covering, quotas
@@ -210,3 +212,20 @@ def test_forecast_projects_linearly_to_the_end_of_the_period():
     assert forecast(5, 500, start, end, start).projected == 5  # no time elapsed yet
     assert forecast(5, 500, start, end, end + timedelta(days=3)).projected == 5  # period over
     assert forecast(3, 0, start, end, tenth).pct_used is None
+
+
+def test_forecast_of_usage_past_what_timedelta_arithmetic_holds():
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    tenth = start + (end - start) / 10
+    # 40 events of the contract's largest quantity: once an OverflowError that stopped every build
+    assert forecast(40_000_000, 500, start, end, tenth).projected == 400_000_000
+    assert forecast(2**62, 500, start, end, start + timedelta(microseconds=1)).projected == 2**63 - 1
+
+
+@given(used=st.integers(0, 2**63 - 1), quota=st.integers(0, 2**63 - 1),
+       elapsed=st.timedeltas(min_value=timedelta(days=-40), max_value=timedelta(days=40)))
+def test_forecast_holds_any_usage_a_bigint_holds(used, quota, elapsed):
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    result = forecast(used, quota, start, end, start + elapsed)
+    assert 0 <= result.projected <= 2**63 - 1
+    assert result.projected >= used or result.projected == 2**63 - 1

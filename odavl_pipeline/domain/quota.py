@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 WARNING_PCT = 80
-NO_TIME = timedelta(0)
+_MICROSECOND = timedelta(microseconds=1)
+# What the mart's BIGINT holds: a forecast made in a period's first microseconds is clamped there.
+MAX_PROJECTED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -26,23 +28,22 @@ def forecast(used: int, quota: int, period_start: datetime, period_end: datetime
              as_of: datetime, reached_at: datetime | None = None) -> QuotaForecast:
     """The quota status at `as_of`; `reached_at` is when the usage reached the quota, if it did.
 
-    The projection is linear in elapsed time: used × period length / elapsed.
+    The projection is linear in elapsed time: used × period length / elapsed, rounded half up,
+    in whole microseconds, so that any usage and quota a BIGINT holds can be projected.
     """
-    length = period_end - period_start
-    elapsed = min(max(as_of - period_start, NO_TIME), length)
-    if elapsed <= NO_TIME:
-        projected = used
-    else:
-        projected = (used * length + elapsed / 2) // elapsed
+    length_us = (period_end - period_start) // _MICROSECOND
+    elapsed_us = min(max((as_of - period_start) // _MICROSECOND, 0), length_us)
+    projected = used if elapsed_us == 0 else (2 * used * length_us + elapsed_us) // (2 * elapsed_us)
     if quota > 0 and used >= quota and reached_at is not None:
         exhaustion = reached_at.astimezone(UTC).date()
-    elif quota > 0 and 0 < used < quota and elapsed > NO_TIME:
-        moment = period_start + elapsed * (quota / used)
-        exhaustion = moment.astimezone(UTC).date() if moment < period_end else None
+    elif quota > 0 and 0 < used < quota and elapsed_us > 0 and quota * elapsed_us < used * length_us:
+        # reached at elapsed × quota / used, which is before the period's end
+        moment = period_start + timedelta(microseconds=elapsed_us * quota // used)
+        exhaustion = moment.astimezone(UTC).date()
     else:
         exhaustion = None
     return QuotaForecast(
         pct_used=100.0 * used / quota if quota > 0 else None,
         status=quota_status(used, quota),
-        projected=int(projected),
+        projected=min(projected, MAX_PROJECTED),
         projected_exhaustion=exhaustion)
