@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from odavl_pipeline.domain.records import USAGE_METRICS
 from odavl_pipeline.ingest.writer import source_lock
-
+from odavl_pipeline.marts.bounds import EARLIEST_DAY_SQL, LATEST_DAY_SQL, held
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,10 @@ class Changes:
 
 
 def read_changes(conn: psycopg.Connection) -> Changes:
-    rows = conn.execute("SELECT source::text, day, version FROM mart_changes").fetchall()
+    """The marks of the days the marts can hold; a day outside (its rows are left out) keeps its
+    mark unread."""
+    rows = conn.execute(f"SELECT source::text, day, version FROM mart_changes "
+                        f"WHERE day >= {EARLIEST_DAY_SQL} AND day < {LATEST_DAY_SQL}").fetchall()
     conn.commit()
     return Changes({(source, day): version for source, day, version in rows})
 
@@ -95,28 +98,30 @@ def _midnight(day: date) -> datetime:
 METRIC_SQL = "CASE u.event_type::text " + " ".join(
     f"WHEN '{event_type}' THEN '{metric}'" for event_type, metric in USAGE_METRICS.items()) + " END"
 
-# Rows for the marts with the timestamp that puts them on a UTC day, read by day.
+# Rows for the marts with the timestamp that puts them on a UTC day, read by day, and the
+# condition they are read under: the rows the marts cannot hold are left out (bounds.py).
 FACT_QUERIES = {
     "usage_events": (
         f"SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.event_id, u.occurred_at, "
         f"u.ingested_at, u.quantity::bigint AS quantity, u.project_id, u.file_id, u.line_no "
-        f"FROM usage_events AS u", "u.occurred_at"),
+        f"FROM usage_events AS u", "u.occurred_at", held("usage_events", "u")),
     "error_events": (
         "SELECT e.project_id, e.occurred_at, e.detector, e.severity::text AS severity, "
-        "e.signature_hash FROM error_events AS e", "e.occurred_at"),
+        "e.signature_hash FROM error_events AS e", "e.occurred_at", held("error_events", "e")),
     "fix_attestations": (
         "SELECT a.project_id, a.created_at, a.status::text AS status, a.files_changed, "
         "a.lines_added, a.lines_removed, a.risk_score, a.chain_status::text AS chain_status "
-        "FROM fix_attestations AS a", "a.created_at"),
+        "FROM fix_attestations AS a", "a.created_at", held("fix_attestations", "a")),
     "audit_results": (
         "SELECT r.id AS audit_id, r.project_id, r.occurred_at, r.url, r.device::text AS device, "
         "r.environment::text AS environment, r.score_accessibility, r.score_performance, "
         "r.score_security, r.score_seo, r.lighthouse_performance, r.lighthouse_accessibility, "
         "r.lighthouse_best_practices, r.lighthouse_seo, r.total_issues "
-        "FROM audit_results AS r", "r.occurred_at"),
+        "FROM audit_results AS r", "r.occurred_at", held("audit_results", "r")),
     "audit_issues": (
         "SELECT r.project_id, r.occurred_at, i.suite::text AS suite, i.severity::text AS severity "
-        "FROM audit_issues AS i JOIN audit_results AS r ON r.id = i.audit_id", "r.occurred_at"),
+        "FROM audit_issues AS i JOIN audit_results AS r ON r.id = i.audit_id", "r.occurred_at",
+        held("audit_results", "r")),
 }
 
 DIMENSION_QUERIES = {
@@ -134,11 +139,11 @@ DIMENSION_QUERIES = {
     "subscription_dim": (
         "SELECT s.organization_id AS org_id, s.current_period_start AS anchor, "
         "s.status::text AS status, s.analyses_limit, s.fixes_limit, s.audits_limit "
-        "FROM subscriptions AS s"),
+        f"FROM subscriptions AS s WHERE {held('subscriptions', 's')}"),
     "signature_rows": (
         "SELECT s.project_id, s.hash, s.detector, s.severity::text AS severity, s.message, "
         "s.file, s.line, s.count, s.first_seen, s.last_seen, s.status::text AS status, "
-        "s.resolved_at FROM error_signatures AS s"),
+        f"s.resolved_at FROM error_signatures AS s WHERE {held('error_signatures', 's')}"),
     "chain_rows": (
         "SELECT a.project_id, count(*) FILTER (WHERE a.chain_status = 'verified') AS verified, "
         "count(*) FILTER (WHERE a.chain_status = 'pending') AS pending, "
@@ -148,7 +153,7 @@ DIMENSION_QUERIES = {
         "max(a.created_at) FILTER (WHERE a.chain_status = 'verified' AND NOT EXISTS ("
         "SELECT 1 FROM fix_attestations AS c WHERE c.project_id = a.project_id "
         "AND c.prev_hash = a.hash AND c.chain_status = 'verified')) AS head_created_at "
-        "FROM fix_attestations AS a GROUP BY a.project_id"),
+        f"FROM fix_attestations AS a WHERE {held('fix_attestations', 'a')} GROUP BY a.project_id"),
     "quarantine_rows": (
         "SELECT COALESCE(q.source::text, '(no source)') AS source, q.reason, q.org_slug AS org, q.project_slug AS project, "
         "count(*) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"),
@@ -160,7 +165,8 @@ DIMENSION_QUERIES = {
         "i.suite::text AS suite, i.severity::text AS severity, i.message, i.recommendation, "
         "i.element, i.documentation FROM (SELECT DISTINCT ON (r.project_id) r.id, r.project_id, "
         "r.url, r.device::text AS device, r.occurred_at FROM audit_results AS r "
-        "ORDER BY r.project_id, r.occurred_at DESC, r.id DESC) AS latest "
+        f"WHERE {held('audit_results', 'r')} ORDER BY r.project_id, r.occurred_at DESC, r.id DESC) "
+        "AS latest "
         "JOIN audit_issues AS i ON i.audit_id = latest.id"),
 }
 
@@ -189,12 +195,13 @@ class Extractor:
 
     def facts(self, name: str, days: list[date] | None) -> pa.RecordBatchReader:
         """FACT_QUERIES[name]'s rows on the given UTC days (every row when days is None)."""
-        query, timestamp = FACT_QUERIES[name]
+        query, timestamp, condition = FACT_QUERIES[name]
         if days is None:
-            return self.read(query)
+            return self.read(f"{query} WHERE {condition}")
         ranges = day_ranges(days)
         return self.read(
             f"{query} JOIN unnest($1::text[]::timestamptz[], $2::text[]::timestamptz[]) "
-            f"AS wanted(lo, hi) ON {timestamp} >= wanted.lo AND {timestamp} < wanted.hi",
+            f"AS wanted(lo, hi) ON {timestamp} >= wanted.lo AND {timestamp} < wanted.hi "
+            f"WHERE {condition}",
             ([lo.isoformat() for lo, _ in ranges], [hi.isoformat() for _, hi in ranges]))
 

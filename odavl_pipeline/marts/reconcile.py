@@ -2,7 +2,8 @@
 
 The marts aggregate Parquet facts in DuckDB; these queries aggregate usage_events in SQL from
 the same rules (CONTRACT.md section 6 and the closing rule in build.py), so a bug in one path
-shows up as a difference.
+shows up as a difference. Both leave out the rows the marts cannot hold (bounds.py), which
+`rows_left_out` lists.
 """
 
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import duckdb
 import psycopg
 
+from odavl_pipeline.marts.bounds import BOUNDED_COLUMNS, held, outside
 from odavl_pipeline.marts.extract import METRIC_SQL
 
 
@@ -39,7 +41,8 @@ def usage_daily_totals(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connectio
         "SELECT org, metric, sum(quantity) FROM usage_daily GROUP BY ALL").fetchall()}
     postgres = {(org, metric): quantity for org, metric, quantity in conn.execute(
         f"SELECT o.slug, {METRIC_SQL}, sum(u.quantity) FROM usage_events AS u "
-        f"JOIN organizations AS o ON o.id = u.organization_id GROUP BY 1, 2").fetchall()}
+        f"JOIN organizations AS o ON o.id = u.organization_id WHERE {held('usage_events', 'u')} "
+        f"GROUP BY 1, 2").fetchall()}
     return _compare(mart, postgres, ("org", "metric"))
 
 
@@ -55,7 +58,7 @@ occurred AS (
     JOIN periods AS p ON p.org_id = u.organization_id
      AND u.occurred_at >= p.period_start AND u.occurred_at < p.period_end
     LEFT JOIN billing_closes AS c ON c.organization_id = p.org_id AND c.period_start = p.period_start
-    WHERE u.event_type <> 'api_call')
+    WHERE u.event_type <> 'api_call' AND {held('usage_events', 'u')})
 SELECT o.slug, CASE WHEN e.closed_at IS NULL OR e.ingested_at < e.closed_at
                     THEN e.period_start ELSE arrival.period_start END, e.metric, sum(e.quantity)
 FROM occurred AS e
@@ -87,6 +90,30 @@ def quota_status_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connectio
         f"%s::timestamptz[]) AS p(org, period_start, period_end) "
         f"JOIN organizations AS o ON o.slug = p.org JOIN usage_events AS u "
         f"ON u.organization_id = o.id AND u.occurred_at >= p.period_start "
-        f"AND u.occurred_at < p.period_end WHERE u.event_type <> 'api_call' GROUP BY 1, 2",
+        f"AND u.occurred_at < p.period_end WHERE u.event_type <> 'api_call' "
+        f"AND {held('usage_events', 'u')} GROUP BY 1, 2",
         ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods])).fetchall()}
     return _compare(mart, postgres, ("org", "metric"))
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """Rows the marts leave out: how many, and the first few (source, id, column, value in UTC)."""
+
+    count: int
+    first: list[dict] = field(default_factory=list)
+
+
+def rows_left_out(conn: psycopg.Connection, table: str, limit: int = 10) -> LeftOut:
+    """The rows of `table` with a timestamp outside what the marts can hold (bounds.py)."""
+    columns = BOUNDED_COLUMNS[table]
+    count = conn.execute(
+        f"SELECT count(*) FROM {table} AS t WHERE "
+        + " OR ".join(outside(f"t.{column}") for column in columns)).fetchone()[0]
+    values = ", ".join(f"('{column}', t.{column})" for column in columns)
+    first = conn.execute(
+        f"SELECT t.id, c.name, (c.value AT TIME ZONE 'UTC')::text FROM {table} AS t "
+        f"CROSS JOIN LATERAL (VALUES {values}) AS c(name, value) "
+        f"WHERE {outside('c.value')} ORDER BY t.id, c.name LIMIT %s", (limit,)).fetchall()
+    return LeftOut(count, [{"source": table, "id": row_id, "column": column, "value": value}
+                           for row_id, column, value in first])

@@ -1,4 +1,5 @@
-"""Reconciliation checks: the billing marts recomputed in Postgres must agree to the unit."""
+"""Reconciliation checks: the billing marts recomputed in Postgres must agree to the unit, and
+every row the marts leave out is reported."""
 
 from collections.abc import Callable
 
@@ -6,6 +7,7 @@ import dagster as dg
 
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.marts import reconcile
+from odavl_pipeline.marts.bounds import EARLIEST, LATEST
 from odavl_pipeline.marts.store import open_marts
 
 
@@ -25,6 +27,33 @@ def _check(mart: str, name: str, description: str,
     return check
 
 
+def _left_out_check(mart: str, table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=dg.AssetKey(mart), name="rows_left_out", blocking=False,
+                    description=f"No row of {table} is left out of the marts for a timestamp "
+                                f"they cannot hold: outside [{EARLIEST:%Y-%m-%d}, "
+                                f"{LATEST:%Y-%m-%d}) UTC, or infinite.")
+    def check(odavl: OdavlResource) -> dg.AssetCheckResult:
+        with odavl.connect() as conn:
+            left_out = reconcile.rows_left_out(conn, table)
+        return dg.AssetCheckResult(
+            passed=left_out.count == 0,
+            description=f"{left_out.count} rows of {table} left out",
+            metadata={"left_out": left_out.count,
+                      "first_left_out": dg.JsonMetadataValue(left_out.first)})
+
+    return check
+
+
+# The mart that shows each table's rows, where the rows left out of it are reported.
+LEFT_OUT_REPORTED_ON = {
+    "usage_events": "usage_daily",
+    "subscriptions": "billing_periods",
+    "error_events": "error_trends",
+    "error_signatures": "error_signatures",
+    "fix_attestations": "fix_outcomes",
+    "audit_results": "audit_scores",
+}
+
 mart_checks = [
     _check("usage_daily", "matches_postgres", "Usage per organization and metric equals the "
            "accepted usage events in Postgres.", reconcile.usage_daily_totals),
@@ -33,4 +62,5 @@ mart_checks = [
            reconcile.billing_periods_usage),
     _check("quota_status", "matches_postgres", "Used in each current period equals the usage "
            "that occurred in it, in Postgres.", reconcile.quota_status_usage),
+    *(_left_out_check(mart, table) for table, mart in LEFT_OUT_REPORTED_ON.items()),
 ]
