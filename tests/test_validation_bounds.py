@@ -241,6 +241,29 @@ def test_duplicate_keys_keep_the_last_value_as_jsonb_does(conn, settings, landin
     assert [reason for _, reason, _ in outcomes(conn, "usage_events")] == ["conflicting_duplicate"]
 
 
+def test_a_repeated_key_cannot_hide_a_value_postgresql_refuses(conn, settings, landing):
+    # found by tests/test_fuzz_ingest.py: each once failed its whole file in the jsonb cast
+    hidden = ['"\\u0000"', '"\\udfff"', "1e1000000", "1e-16384", "0." + "0" * 16_384 + "1"]
+    lines = [json.dumps(usage(f"h{index}"))[:-1].replace("{", '{"quantity": ' + value + ", ", 1)
+             + "}" for index, value in enumerate(hidden)]
+    landing.write("usage_events", DAY, "a.ndjson", [*lines, usage("ok")])
+    counts = ingest(conn, settings, "usage_events")  # asserts that the file did not fail
+    assert (counts.accepted, counts.rejected) == (1, len(hidden))
+    reasons = [reason for _, reason, _ in outcomes(conn, "usage_events")]
+    assert reasons == ["schema_violation", "invalid_json", "schema_violation", "schema_violation",
+                       "schema_violation"]
+
+
+def test_a_repeated_key_that_is_not_unicode_is_named_storably(conn, settings, landing):
+    # found by tests/test_fuzz_ingest.py: the key went into the detail, which failed the COPY
+    line = json.dumps(usage("k1"))[:-1] + ', "\\ud800": 1, "\\ud800": 2}'
+    landing.write("usage_events", DAY, "a.ndjson", [line, usage("ok")])
+    counts = ingest(conn, settings, "usage_events")  # asserts that the file did not fail
+    assert (counts.accepted, counts.rejected) == (1, 1)
+    [(_, reason, detail)] = outcomes(conn, "usage_events")
+    assert reason == "invalid_json" and "lone surrogate \\ud800" in detail
+
+
 def test_hostile_values_of_every_source_end_as_reasons(conn, settings, landing):
     too_long = "r" * 10_001
     landing.write("fix_attestations", DAY, "a.ndjson", [

@@ -134,6 +134,8 @@ NUMERIC_DIGITS_AFTER = 16_383
 NUMERIC_MAX_EXPONENT = 1_073_741_823
 # Longer lines can spell out a number PostgreSQL refuses that orjson reads as a non-zero float.
 _LONG_LINE = 16_000
+# An exponent of five digits or more, which PostgreSQL may refuse where orjson reads a float.
+_LONG_EXPONENT = re.compile(r"[0-9][eE][-+]?[0-9]{5,}")
 
 
 def parse_record(text: str) -> dict:
@@ -142,8 +144,9 @@ def parse_record(text: str) -> dict:
 
     orjson reads it. The exact reading takes over for what orjson refuses although it is
     JSON (a number beyond a double, nesting beyond 1,024 levels, a lone surrogate), and
-    for what orjson may have read too kindly: a NUL escape, a float zero (what orjson
-    makes of an exponent PostgreSQL refuses) and long lines.
+    for what orjson may have read too kindly: a NUL escape, a float zero or a long exponent
+    (what orjson makes of an exponent PostgreSQL refuses) and long lines. It checks the
+    values of repeated keys too: the dict keeps the last, but PostgreSQL parses them all.
     """
     try:
         obj = orjson.loads(text)
@@ -151,6 +154,7 @@ def parse_record(text: str) -> dict:
         obj = _parse_exactly(text, str(error))
     else:
         if type(obj) is dict and (len(text) > _LONG_LINE or "\\u0000" in text
+                                  or _LONG_EXPONENT.search(text)
                                   or _holds_float_zero(obj.values(), 2)):
             obj = _parse_exactly(text, None)
     if type(obj) is not dict:
@@ -186,12 +190,23 @@ def _parse_exactly(text: str, orjson_error: str | None) -> Any:
     types them), then every key and value checked."""
     try:
         obj = json.loads(text, parse_int=_read_int, parse_float=_read_number,
-                         parse_constant=_not_json)
+                         parse_constant=_not_json, object_pairs_hook=_object)
     except RecursionError:
         raise _too_deep() from None
     except ValueError as error:
         raise Rejected(Reason.INVALID_JSON, orjson_error or str(error)) from None
     _check_stored(obj, "", 1)
+    return obj
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object as jsonb keeps it (the last value of a repeated key); the values it drops
+    are checked here, as PostgreSQL still parses them."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        for key, value in pairs:
+            _check_text("record", key, "a key ")  # before the key names anything in a detail
+            _check_stored(value, key, 1)
     return obj
 
 

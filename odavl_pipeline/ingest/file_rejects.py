@@ -18,7 +18,7 @@ from psycopg import Cursor
 from odavl_pipeline.domain.records import Reason
 from odavl_pipeline.ingest.landing import LandedFile, MisplacedFile, open_landed, sha256_of
 from odavl_pipeline.ingest.parser import ParserDied
-from odavl_pipeline.ingest.writer import Counts, forget_unread, lock_source
+from odavl_pipeline.ingest.writer import Counts, forget_unread, lock_source, storable
 
 # SQLSTATE classes of a server that cannot go on: connection, transaction rollback (deadlock,
 # serialization), insufficient resources (disk full, out of memory), object not in prerequisite
@@ -43,8 +43,7 @@ def is_infrastructure_failure(error: BaseException, conn: psycopg.Connection) ->
 
 def describe(error: BaseException) -> str:
     """The error as the quarantine keeps it: its type and message, storable and bounded."""
-    text = f"{type(error).__name__}: {error}".encode("utf-8", "backslashreplace").decode()
-    text = text.replace("\x00", "\\x00")
+    text = storable(f"{type(error).__name__}: {error}")
     return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + "…"
 
 

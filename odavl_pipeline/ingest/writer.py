@@ -424,4 +424,12 @@ def _quarantine(cur: Cursor, rows: list[tuple]) -> None:
     with cur.copy("COPY quarantine (source, file_id, line_no, reason, detail, raw, org_slug, "
                   "project_slug) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row(row)
+            copy.write_row([storable(value) if type(value) is str else value for value in row])
+
+
+def storable(text: str) -> str:
+    """Text PostgreSQL takes, whatever a rejected line or an error held: NUL and lone surrogates
+    escaped."""
+    if text.isascii():
+        return text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
