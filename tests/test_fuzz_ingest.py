@@ -17,25 +17,22 @@ outcome was reached).
 
 import os
 import tempfile
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 from hypothesis import HealthCheck, event, given, settings
 from psycopg import sql
-from sqlalchemy.engine import URL
 
-from odavl_pipeline.db.server import connect, libpq_url
+from odavl_pipeline.db.server import connect
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.ingest.landing import landed_days
 from odavl_pipeline.ingest.run import IngestReport, ingest_days
 from odavl_pipeline.marts.build import refresh_marts
 from odavl_pipeline.settings import Settings
 
+from .dashboards_fixtures import scratch_database
 from .hostile import PRISTINE, UNREAD, HostileLanding, Planted, hostile_landings
 from .marts_helpers import rows
 
@@ -48,21 +45,6 @@ FILE_REASONS = {"unreadable_file", "misplaced_file", "ingest_error"}
 TIMESTAMP_COLUMNS = {"usage_events": "occurred_at", "error_events": "occurred_at",
                      "fix_attestations": "created_at", "audit_results": "occurred_at"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@contextmanager
-def fresh_database(server_url: URL, template_url: URL) -> Iterator[URL]:
-    """A database cloned from the migrated, seeded template, dropped afterwards."""
-    name = f"odavl_fuzz_{uuid.uuid4().hex[:12]}"
-    admin = libpq_url(server_url.set(database="postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template_url.database)))
-    try:
-        yield server_url.set(database=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def plant(root: Path, outside: Path, landing: HostileLanding) -> None:
@@ -198,7 +180,7 @@ def check_accepted(conn: psycopg.Connection, settings: Settings, landing: Hostil
                                  HealthCheck.large_base_example])
 @given(landing=hostile_landings())
 def test_every_hostile_line_and_file_is_accounted_for(server_url, template_url, landing):
-    with fresh_database(server_url, template_url) as url, tempfile.TemporaryDirectory() as folder:
+    with scratch_database(server_url, template_url.database) as url, tempfile.TemporaryDirectory() as folder:
         settings = Settings.from_env({
             "ODAVL_HOME": os.path.join(folder, "home"),
             "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
