@@ -3,7 +3,6 @@
 import argparse
 import json
 import os
-import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -360,8 +359,8 @@ def cmd_dashboard(args, settings: Settings) -> int:
                "--server.port", str(args.port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
     print(f"dashboards on http://{args.host}:{args.port} (marts {settings.marts_path})",
-          file=sys.stderr)
-    return subprocess.call(command, env=env)
+          file=sys.stderr, flush=True)
+    os.execve(sys.executable, command, env)  # signals (Ctrl-C, SIGTERM) reach Streamlit itself
 
 
 def cmd_demo(args, settings: Settings) -> int:
