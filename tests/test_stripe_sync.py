@@ -126,3 +126,17 @@ def test_a_subscription_without_tier_metadata_leaves_the_tier_alone():
     subscription = {**NEWER_API_SUBSCRIPTION, "items": {"data": metered_only}}
     state = subscription_state(subscription, PRODUCTS.__getitem__)
     assert (state.tier, state.price_id) == (None, "price_analyses")
+
+
+def test_stripe_ids_are_kept_whole_up_to_the_255_characters_stripe_allows(conn):
+    customer, subscription, price = ("cus_" + "c" * 251, "sub_" + "s" * 251, "price_" + "p" * 249)
+    conn.execute("UPDATE organizations SET stripe_customer_id = %s, stripe_subscription_id = %s "
+                 "WHERE slug = 'odavl-test-org'", (customer, subscription))
+    conn.execute("UPDATE subscriptions AS s SET stripe_subscription_id = %s, stripe_price_id = %s "
+                 "FROM organizations AS o WHERE o.id = s.organization_id "
+                 "AND o.slug = 'odavl-test-org'", (subscription, price))
+    conn.commit()  # a 100-character column once refused such an id, so every delivery failed
+    assert conn.execute(
+        "SELECT o.stripe_customer_id, s.stripe_subscription_id, s.stripe_price_id "
+        "FROM organizations AS o JOIN subscriptions AS s ON s.organization_id = o.id "
+        "WHERE o.slug = 'odavl-test-org'").fetchone() == (customer, subscription, price)

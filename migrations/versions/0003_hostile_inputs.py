@@ -1,4 +1,4 @@
-"""Hostile inputs: failed and misplaced files in the ledger, sign-in throttle.
+"""Hostile inputs: failed and misplaced files in the ledger, sign-in throttle, Stripe ids whole.
 
 Revision ID: 0003
 Revises: 0002
@@ -16,6 +16,12 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 FILE_STATUS = postgresql.ENUM('ingested', 'failed', 'misplaced', name='file_status')
+# Stripe's ids may reach 255 characters: a longer one than the column failed every delivery.
+STRIPE_ID_COLUMNS = (('organizations', 'stripe_customer_id'),
+                     ('organizations', 'stripe_subscription_id'),
+                     ('subscriptions', 'stripe_subscription_id'),
+                     ('subscriptions', 'stripe_price_id'),
+                     ('stripe_usage_reports', 'stripe_customer_id'))
 
 
 def upgrade() -> None:
@@ -32,6 +38,10 @@ def upgrade() -> None:
     op.create_unique_constraint('uq_ingested_files_source_path_sha256', 'ingested_files',
                                 ['source', 'path', 'sha256'], postgresql_nulls_not_distinct=True)
 
+    for table, column in STRIPE_ID_COLUMNS:
+        op.alter_column(table, column, type_=sa.String(length=255),
+                        existing_type=sa.String(length=100))
+
     op.create_table('sign_in_throttle',
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
@@ -44,6 +54,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('sign_in_throttle')
+    for table, column in STRIPE_ID_COLUMNS:  # fails, rather than cut, if a longer id is stored
+        op.alter_column(table, column, type_=sa.String(length=100),
+                        existing_type=sa.String(length=255))
     # rows that only this revision can hold go first: failed and misplaced files
     op.execute("DELETE FROM quarantine WHERE file_id IN "
                "(SELECT id FROM ingested_files WHERE status <> 'ingested')")

@@ -46,6 +46,10 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSONB}
 
 
+# Stripe's object ids are at most 255 characters (its API reference); ours keep them whole.
+STRIPE_ID_LENGTH = 255
+
+
 def pg_enum(enum_class: type[enum.Enum], name: str) -> Enum:
     """A PostgreSQL enum stored by value, declared in the order of the Python enum."""
     return Enum(enum_class, name=name, values_callable=lambda e: [m.value for m in e],
@@ -214,8 +218,10 @@ class Organization(Base):
     tier: Mapped[Tier] = mapped_column(pg_enum(Tier, "tier"), default=Tier.FREE)
     status: Mapped[OrgStatus] = mapped_column(pg_enum(OrgStatus, "org_status"),
                                               default=OrgStatus.ACTIVE)
-    stripe_customer_id: Mapped[str | None] = mapped_column(String(100), unique=True)
-    stripe_subscription_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH),
+                                                            unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH),
+                                                                unique=True)
     created_at: Mapped[datetime] = _created()
 
     projects: Mapped[list["Project"]] = relationship(back_populates="organization")
@@ -260,8 +266,9 @@ class Subscription(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), unique=True)
-    stripe_subscription_id: Mapped[str | None] = mapped_column(String(100), unique=True)
-    stripe_price_id: Mapped[str | None] = mapped_column(String(100))
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH),
+                                                                unique=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH))
     status: Mapped[SubscriptionStatus] = mapped_column(
         pg_enum(SubscriptionStatus, "subscription_status"), default=SubscriptionStatus.ACTIVE)
     analyses_limit: Mapped[int | None]
@@ -594,7 +601,7 @@ class StripeUsageReport(Base):
     period_end: Mapped[datetime]
     quantity: Mapped[int] = mapped_column(BigInteger)
     identifier: Mapped[str] = mapped_column(String(100), unique=True)
-    stripe_customer_id: Mapped[str] = mapped_column(String(100))
+    stripe_customer_id: Mapped[str] = mapped_column(String(STRIPE_ID_LENGTH))
     status: Mapped[str] = mapped_column(String(10))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
