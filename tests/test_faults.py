@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import date
 
 import pytest
@@ -50,6 +51,28 @@ def _clean_run_state(settings, database_url, server_url) -> dict:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            found.append(int(entry))
+    return found
+
+
+def _wait_until_gone(pids: list[int], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while alive := [pid for pid in pids if os.path.exists(f"/proc/{pid}")
+                    and "zombie" not in open(f"/proc/{pid}/status").read()]:
+        assert time.monotonic() < deadline, f"still running after {seconds} s: {alive}"
+        time.sleep(0.2)
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "odavl_pipeline.cli", *args]
 
@@ -64,8 +87,11 @@ def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(settings, landing
             break
     else:
         pytest.fail(f"the run ended before the large file was in progress: rc={process.wait()}")
+    children = _children(process.pid)  # the parser process, and multiprocessing's tracker
+    assert children, "the run has no parser process to orphan"
     process.send_signal(signal.SIGKILL)
     process.wait()
+    _wait_until_gone(children)  # an orphaned parser exits by itself
     with connect(settings) as conn:
         assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM ingested_files WHERE path LIKE '%large%'"

@@ -120,6 +120,7 @@ def _serve(tasks, results, parent_pid: int) -> None:
                 return
             except queue.Full:
                 if os.getppid() != parent_pid:
+                    _orphaned(results)
                     raise SystemExit(1) from None
 
     while True:
@@ -127,6 +128,7 @@ def _serve(tasks, results, parent_pid: int) -> None:
             task = tasks.get(timeout=_POLL_SECONDS)
         except queue.Empty:
             if os.getppid() != parent_pid:
+                _orphaned(results)
                 return
             continue
         if task is None:
@@ -138,6 +140,12 @@ def _serve(tasks, results, parent_pid: int) -> None:
             put(error)
         except Exception as error:  # the writer records this file as failed and goes on
             put(ParsingFailed(f"{type(error).__name__}: {error}"))
+
+
+def _orphaned(results) -> None:
+    """Exit without flushing batches nobody will read: the child holds the pipe's other end
+    too, so waiting for the flush would keep it alive for ever."""
+    results.cancel_join_thread()
 
 
 def _parse(path: str, gzipped: bool, source: str, refs: References, limits: Limits, file_id: int,
