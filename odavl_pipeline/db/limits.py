@@ -1,4 +1,4 @@
-"""What the columns of the models can hold: integer ranges and text lengths.
+"""What the columns of the models can hold: integer ranges, text lengths, storable text.
 
 Read from the SQLAlchemy column types once, when a source's validation limits are
 built (ingest/sources.py): a change of a model moves the bound with it.
@@ -33,6 +33,20 @@ def text_length(column: Column) -> int | None:
     if _indexed(column):
         return min(kind.length or INDEXED_TEXT_CHARS, INDEXED_TEXT_CHARS)
     return kind.length
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` encodes as UTF-8: a lone surrogate does not."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_storable_text(text: str) -> bool:
+    """Whether PostgreSQL's text holds `text`: UTF-8, without NUL."""
+    return "\x00" not in text and is_utf8(text)
 
 
 def column_limits(model: type, columns: Mapping[str, str]

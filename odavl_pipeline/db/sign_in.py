@@ -26,6 +26,7 @@ from datetime import timedelta
 
 import psycopg
 
+from odavl_pipeline.db.limits import is_storable_text, is_utf8
 from odavl_pipeline.db.seed import verify_password
 
 FREE_FAILURES = 3
@@ -74,13 +75,13 @@ def check_password(conn: psycopg.Connection, email: str, password: str,
     read-only transaction; an unknown email, or text no user can have (a NUL, a lone
     surrogate), costs the same hash as a known one."""
     row = None
-    if _is_postgres_text(email):
+    if is_storable_text(email):
         with conn.transaction():
             conn.execute("SET TRANSACTION READ ONLY")
             row = conn.execute("SELECT email, hashed_password FROM users "
                                "WHERE lower(email) = lower(%s)", (email.strip(),)).fetchone()
     stored_email, hashed = row or (None, None)
-    encodable = _is_utf8(password)
+    encodable = is_utf8(password)
     matches = verify(password if encodable else "", hashed) and encodable
     return stored_email if matches and stored_email else None
 
@@ -129,18 +130,6 @@ def _client_key(client: str | None) -> str:
 
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _is_postgres_text(text: str) -> bool:
-    return _is_utf8(text) and "\0" not in text
 
 
 def _blocked_until(failures: str) -> str:

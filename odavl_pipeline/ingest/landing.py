@@ -20,10 +20,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from odavl_pipeline.domain.records import SOURCES
+from odavl_pipeline.domain.records import EARLIEST, SOURCES
 
 MAX_LINE_BYTES = 1024 * 1024
-FIRST_DAY = date(1970, 1, 1)
+FIRST_DAY = EARLIEST.date()  # no record is older (CONTRACT.md section 3)
 # The ledger's paths are in a unique index, whose entries PostgreSQL limits to about 2.7 kB.
 MAX_PATH_BYTES = 2000
 _CHUNK = 1024 * 1024

@@ -13,7 +13,8 @@ A row with any bounded timestamp outside is left out of every mart, and reported
 
 from datetime import UTC, datetime
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+from odavl_pipeline.domain.records import EARLIEST
+
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)  # excluded
 
 # Every timestamp column the marts are built from, per table.

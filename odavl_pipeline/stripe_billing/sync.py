@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import stripe
 
+from odavl_pipeline.db.limits import is_storable_text
 from odavl_pipeline.db.models import StripeEvent
 
 TIERS = ("FREE", "PRO", "ENTERPRISE")
@@ -125,16 +126,8 @@ def _check_text(value: Any, field: str, max_length: int) -> None:
     (no lone surrogate), no NUL."""
     if not isinstance(value, str) or not 0 < len(value) <= max_length:
         raise MalformedEvent(f"{field}: a string of 1 to {max_length} characters")
-    if "\x00" in value or not _encodes(value):
+    if not is_storable_text(value):
         raise MalformedEvent(f"{field}: not storable text (NUL or a lone surrogate)")
-
-
-def _encodes(value: str) -> bool:
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def apply_event(conn: psycopg.Connection, client: stripe.StripeClient,
