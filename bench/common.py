@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 
 from odavl_pipeline.db import migrate
 from odavl_pipeline.db.server import libpq_url, server_url, stop_embedded_server
+from odavl_pipeline.ingest.progress import Throttled
 from odavl_pipeline.settings import Settings
 
 T0_VARIABLE = "ODAVL_BENCH_T0"  # the parent's start, so a child's lines share its clock
@@ -27,18 +28,9 @@ def log(message: str) -> None:
     print(f"[bench {time.time() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-class Throttled:
+def throttled(interval: float = 5.0) -> Throttled:
     """A progress callback that logs at most once every `interval` seconds."""
-
-    def __init__(self, interval: float = 5.0):
-        self.interval = interval
-        self.last = 0.0
-
-    def __call__(self, message: str) -> None:
-        now = time.perf_counter()
-        if now - self.last >= self.interval:
-            self.last = now
-            log(message)
+    return Throttled(log, interval)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from common import Environment, Throttled, log, run_child, server_facts, set_up, tear_down
+from common import Environment, log, run_child, server_facts, set_up, tear_down, throttled
 from odavl_pipeline.db.models import UsageEvent, UsageEventType
 from odavl_pipeline.db.seed import SEEDS_DIR, load_reference, read_reference
 from odavl_pipeline.domain.records import Rejected
@@ -109,7 +109,7 @@ def generate(landing: Path, events: int, organizations: int, days: int,
     log(f"generating ~{events:,} usage events: {total_orgs} organizations x {days} days, "
         f"{options.usage_per_day:,} events per organization per day")
     started = time.perf_counter()
-    summary = generate_landing(landing, options, progress=Throttled())
+    summary = generate_landing(landing, options, progress=throttled())
     seconds = time.perf_counter() - started
     usage = summary.sources[SOURCE].to_dict()
     log(f"generated {usage['lines']:,} lines in {usage['files']} files in {seconds:.1f} s")
@@ -144,7 +144,7 @@ def child_ingest(spec_json: str) -> None:
     days = [date.fromisoformat(d) for d in spec["days"]]
     with psycopg.connect(spec["dsn"]) as conn:
         report = ingest_days(conn, Path(spec["landing"]), SOURCE, days, run_id="bench",
-                             progress=Throttled())
+                             progress=throttled())
     Path(spec["result"]).write_text(json.dumps({
         "seconds": report.seconds, "counts": report.counts.as_dict(),
         "retried": report.retried.lines}))

@@ -45,7 +45,7 @@ from typing import Any
 import psycopg
 
 import common
-from common import Environment, Throttled, log, run_child, server_facts, tear_down
+from common import Environment, log, run_child, server_facts, tear_down, throttled
 from odavl_pipeline.domain.plans import period_containing, periods_covering
 from odavl_pipeline.settings import Settings
 
@@ -235,7 +235,7 @@ def day_number(day: date) -> int:
 
 def load_days(env: Environment, days: list[date], per_day: dict[date, int], label: str) -> float:
     """Insert each day's events in its own transaction, with a ledger row as its file; seconds."""
-    progress = Throttled()
+    progress = throttled()
     started = time.perf_counter()
     total = 0
     with psycopg.connect(env.dsn) as conn:

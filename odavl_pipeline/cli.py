@@ -119,28 +119,33 @@ def cmd_generate(args, settings: Settings) -> None:
 def cmd_run(args, settings: Settings) -> int:
     from odavl_pipeline import orchestration
     from odavl_pipeline.db.server import connect
-    from odavl_pipeline.ingest.landing import SOURCES, landed_days
+    from odavl_pipeline.ingest.landing import SOURCES
+    from odavl_pipeline.ingest.pending import days_to_run
     from odavl_pipeline.ingest.report import run_counts, unread_files
     from odavl_pipeline.ingest.writer import Counts
 
+    orchestration.start_step_server(settings)  # it loads the code while this process looks for work
     _require_migrated(settings)
-    days = [d for d in landed_days(settings.landing_dir)
-            if (args.start is None or d >= args.start) and (args.end is None or d <= args.end)]
+    with connect(settings) as conn:
+        days = days_to_run(conn, settings.landing_dir, args.start, args.end)
     counts: dict[str, Counts] = {source: Counts() for source in SOURCES}
     unread: list[dict] = []
     succeeded = True
     if not days:
         print(f"nothing has landed in {settings.landing_dir} for that range", file=sys.stderr)
     else:
-        print(f"ingesting {days[0]} .. {days[-1]} from {settings.landing_dir}", file=sys.stderr)
-        result = orchestration.materialize_range(settings, days[0], days[-1], args.log_level,
-                                                 full_marts=args.full_marts)
-        succeeded = result.success
+        print(f"ingesting {_days_text(days)} from {settings.landing_dir}", file=sys.stderr)
+        results = orchestration.run_pipeline(settings, days, args.log_level,
+                                             full_marts=args.full_marts)
         with connect(settings) as conn:
-            counts = run_counts(conn, result.run_id)
-            unread = unread_files(conn, result.run_id)
-        print(f"dagster run {result.run_id}: {'success' if succeeded else 'FAILED'}",
-              file=sys.stderr)
+            for result in results:
+                for source, run_source_counts in run_counts(conn, result.run_id).items():
+                    counts[source].add(run_source_counts)
+                unread += unread_files(conn, result.run_id)
+        for result in results:
+            print(f"dagster run {result.run_id}: {'success' if result.success else 'FAILED'}",
+                  file=sys.stderr)
+        succeeded = all(result.success for result in results)
         if settings.marts_path.exists():
             print(f"marts: {settings.marts_path} (`odavl-pipeline quota` shows quota status)",
                   file=sys.stderr)
@@ -154,6 +159,13 @@ def cmd_run(args, settings: Settings) -> int:
               "the quarantine, `odavl-pipeline dashboard` the dashboards and `odavl-pipeline ui` "
               "the runs and the asset graph.")
     return 0 if succeeded else 1
+
+
+def _days_text(days: list) -> str:
+    """`2026-11-03`, or `12 landed days, 2026-10-01 .. 2026-11-03`."""
+    if len(days) == 1:
+        return str(days[0])
+    return f"{len(days):,} landed days, {days[0]} .. {days[-1]}"
 
 
 def _print_unread(unread: list[dict]) -> None:
@@ -449,7 +461,12 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--files-per-day", type=int, default=2)
     gen.set_defaults(handler=cmd_generate)
 
-    run = commands.add_parser("run", help="materialize the asset graph for what has landed")
+    run = commands.add_parser(
+        "run", help="materialize the asset graph for what has landed",
+        description="Ingests the landed days that hold new, changed or failed files (or, when none "
+                    "does, the latest landed day: the quarantine is retried and the marts rebuilt "
+                    "all the same), then rebuilds the marts: one Dagster run, the four sources at "
+                    "once.")
     run.add_argument("--start", type=_day, help="first day (default: the earliest landed)")
     run.add_argument("--end", type=_day, help="last day (default: the latest landed)")
     run.add_argument("--json", action="store_true", help="print the counts as one JSON object")

@@ -3,30 +3,31 @@
 import dagster as dg
 
 from odavl_pipeline.defs.ingest.assets import ingest_assets, landing_specs
-from odavl_pipeline.defs.ingest.checks import ingest_checks
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.marts.assets import marts
-from odavl_pipeline.defs.marts.checks import mart_checks
 from odavl_pipeline.defs.marts.schedules import daily_billing
 from odavl_pipeline.defs.monitoring.sensors import run_failure_alert
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.defs.stripe.assets import stripe_assets, stripe_job
 from odavl_pipeline.defs.stripe.checks import stripe_checks
 from odavl_pipeline.defs.stripe.schedules import hourly_stripe
+from odavl_pipeline.orchestration import STEP_PROCESSES
 
 # Runs that ingest carry this tag; the run queue lets one of them run at a time (dagster.yaml).
 INGEST_TAGS = {"odavl/ingest": "true"}
 
 pipeline_job = dg.define_asset_job(
     "pipeline", selection=dg.AssetSelection.groups("ingestion", "marts"), tags=INGEST_TAGS,
-    description="Ingest the landing zone for a day or a range of days, then rebuild the marts.")
+    executor_def=dg.multiprocess_executor, config=STEP_PROCESSES,
+    description="Ingest the landing zone for a range of landed days, then rebuild the marts.")
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.groups("ingestion"), tags=INGEST_TAGS,
-    description="Ingest the landing zone into PostgreSQL for a day or a range of days.")
+    executor_def=dg.multiprocess_executor, config=STEP_PROCESSES,
+    description="Ingest the landing zone into PostgreSQL for a range of landed days.")
 
 defs = dg.Definitions(
     assets=[*landing_specs, *ingest_assets, marts, *stripe_assets],
-    asset_checks=[*ingest_checks, *mart_checks, *stripe_checks],
+    asset_checks=stripe_checks,
     jobs=[pipeline_job, ingest_job, stripe_job],
     schedules=[daily_billing, hourly_stripe],
     sensors=[landing_zone_sensor, run_failure_alert],

@@ -1,10 +1,11 @@
 """Runs through the Dagster instance (Postgres storage), as the CLI and the UI share it."""
 
+import multiprocessing
+import multiprocessing.forkserver
 import os
 from datetime import date
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from odavl_pipeline.db.server import dagster_url
 from odavl_pipeline.settings import Settings
@@ -48,6 +49,13 @@ INSTANCE_YAML_HEADER = INSTANCE_YAML.splitlines()[0]
 # A range run records one materialization per asset and day of its range, each a write of its
 # own unless batched: batched, a range of a hundred days runs in half the time.
 EVENT_BATCH_SIZE = "1000"
+# And one "materialization planned" event per asset and day before it starts, unless it plans the
+# range at once. (Then a failed run does not mark its partitions failed: the run shows it.)
+PLANNED_EVENTS_AS_RANGES = "true"
+# Each step of a run in a process of its own, forked from one that has the code loaded: the four
+# sources ingest at once, the marts after them.
+FORKSERVER = {"forkserver": {"preload_modules": ["odavl_pipeline.definitions"]}}
+STEP_PROCESSES = {"execution": {"config": {"max_concurrent": 4, "start_method": FORKSERVER}}}
 
 
 def prepare_instance_environment(settings: Settings) -> dict[str, str]:
@@ -63,10 +71,11 @@ def prepare_instance_environment(settings: Settings) -> dict[str, str]:
         os.replace(staged, config)  # another process reading it sees the old file or the new one
     # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 would default to psycopg 3.
     url = dagster_url(settings).set(drivername="postgresql+psycopg2")
-    batch_size = os.environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     return {"DAGSTER_HOME": str(home),
             "ODAVL_DAGSTER_URL": url.render_as_string(hide_password=False),
-            "DAGSTER_EVENT_BATCH_SIZE": batch_size}
+            "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE),
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": os.environ.get(
+                "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES)}
 
 
 def instance(settings: Settings) -> dg.DagsterInstance:
@@ -74,16 +83,57 @@ def instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def materialize_range(settings: Settings, first: date, last: date, log_level: str = "INFO",
-                      full_marts: bool = False) -> dg.ExecuteInProcessResult:
-    """One run of the pipeline job (ingestion, then the marts) over [first, last], recorded in
-    the instance like any other."""
+def pipeline_job() -> dg.JobDefinition:
+    """The pipeline job, as each step's process rebuilds it (`dg.reconstructable` wants a function
+    of a module)."""
     from odavl_pipeline.definitions import defs
 
-    job = defs.resolve_job_def("pipeline")
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    return defs.resolve_job_def("pipeline")
+
+
+def run_pipeline(settings: Settings, days: list[date], log_level: str = "INFO",
+                 full_marts: bool = False) -> list[dg.JobExecutionResult]:
+    """Register `days` as partitions and run the pipeline job (the sources at once, then the marts)
+    over them, recorded in the instance like any other run: one run per range of partitions, so
+    one unless older days were registered after newer ones."""
+    from odavl_pipeline.defs.ingest.partitions import day_ranges, range_tags
+
+    dagster = instance(settings)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}},
-                  "ops": {"marts": {"config": {"full_rebuild": full_marts}}}}
-    return job.execute_in_process(run_config=run_config, instance=instance(settings), tags=tags,
-                                  raise_on_error=False)
+                  "ops": {"marts": {"config": {"full_rebuild": full_marts}}},
+                  "execution": _execution()}
+    results = []
+    for key_range in day_ranges(dagster, days):
+        result = dg.execute_job(dg.reconstructable(pipeline_job), instance=dagster,
+                                run_config=run_config, tags=range_tags(key_range))
+        results.append(result)
+        if not result.success:
+            break
+    return results
+
+
+_forkserver_environment: dict[str, str] | None = None
+
+
+def start_step_server(settings: Settings) -> None:
+    """Start the server the step processes fork from now, in the instance's environment, so that
+    it loads the code while this process does the same (instead of after it)."""
+    os.environ.update(prepare_instance_environment(settings))
+    if _execution()["config"]["start_method"] == FORKSERVER:
+        multiprocessing.set_forkserver_preload(FORKSERVER["forkserver"]["preload_modules"])
+        multiprocessing.forkserver.ensure_running()
+
+
+def _execution() -> dict:
+    """The job's step processes: forked from a server with the code loaded, unless this process
+    started that server in another environment (the steps would inherit it: tests run many);
+    then spawned."""
+    global _forkserver_environment
+    environment = {name: value for name, value in os.environ.items()
+                   if name.startswith(("ODAVL_", "DAGSTER_", "STRIPE_"))}
+    if _forkserver_environment is None:
+        _forkserver_environment = environment
+    config = STEP_PROCESSES["execution"]["config"]
+    if environment != _forkserver_environment:
+        config = {**config, "start_method": {"spawn": {}}}
+    return {"config": config}

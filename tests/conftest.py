@@ -99,6 +99,19 @@ def conn(settings) -> Iterator[psycopg.Connection]:
         yield connection
 
 
+@pytest.fixture
+def dagster_instance(settings):
+    """The Dagster instance the command line uses, with no day landed (registered) yet: its
+    storage, the server's `dagster` database, is shared by the session's tests."""
+    from odavl_pipeline import orchestration
+    from odavl_pipeline.defs.ingest.partitions import landed_days
+
+    instance = orchestration.instance(settings)
+    for key in instance.get_dynamic_partitions(landed_days.name):
+        instance.delete_dynamic_partition(landed_days.name, key)
+    return instance
+
+
 class Landing:
     """Writes landing files the way a producer does."""
 

@@ -1,9 +1,6 @@
 """The command line end to end: generate, seed, run through Dagster, rerun, rejects."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -12,15 +9,8 @@ from odavl_pipeline.generate import GenerateOptions, generate_landing
 from odavl_pipeline.marts import reconcile
 from odavl_pipeline.marts.store import open_marts
 
+from .commands import cli
 from .state import fingerprint
-
-
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", *args],
-                            capture_output=True, text=True, env=os.environ.copy())
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture

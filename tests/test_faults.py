@@ -51,17 +51,22 @@ def _clean_run_state(settings, database_url, server_url) -> dict:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`, read from /proc."""
-    found = []
+def _descendants(pid: int) -> dict[int, int]:
+    """Every process below `pid`, with its parent, read from /proc."""
+    parents = {}
     for entry in os.listdir("/proc"):
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if parent == pid:
-            found.append(int(entry))
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in found:
+                found[child] = parent
+                frontier.append(child)
     return found
 
 
@@ -87,11 +92,17 @@ def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(settings, landing
             break
     else:
         pytest.fail(f"the run ended before the large file was in progress: rc={process.wait()}")
-    children = _children(process.pid)  # the parser process, and multiprocessing's tracker
-    assert children, "the run has no parser process to orphan"
-    process.send_signal(signal.SIGKILL)
+    # a crash of the command and of its run's processes (the step processes, and the server they
+    # fork from), leaving the leaves: the parser processes and multiprocessing's trackers
+    tree = _descendants(process.pid)
+    writers = {process.pid, *tree.values()} - {process.pid}
+    leaves = [pid for pid in tree if pid not in writers]
+    assert writers and leaves, f"the run has no step process with a parser to orphan: {tree}"
+    for pid in writers:
+        os.kill(pid, signal.SIGKILL)
+    process.kill()
     process.wait()
-    _wait_until_gone(children)  # an orphaned parser exits by itself
+    _wait_until_gone([*writers, *leaves])  # an orphaned parser exits by itself
     with connect(settings) as conn:
         assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM ingested_files WHERE path LIKE '%large%'"

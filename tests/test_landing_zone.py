@@ -14,13 +14,14 @@ import pytest
 
 from odavl_pipeline.cli import main
 from odavl_pipeline.defs.ingest.assets import ingest_assets
-from odavl_pipeline.defs.ingest.checks import ingest_checks
+from odavl_pipeline.defs.ingest.partitions import landed_days
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.db.server import libpq_url
 from odavl_pipeline.ingest.file_rejects import is_infrastructure_failure
 from odavl_pipeline.ingest.landing import parse_day, scan_landing
 from odavl_pipeline.ingest.run import ingest_days
 
+from .commands import cli
 from .records import usage
 
 DAY = "2026-11-03"
@@ -85,9 +86,8 @@ def test_the_run_succeeds_shows_the_failed_file_and_its_check_is_red(settings, l
     landing.write("usage_events", DAY, "b.ndjson", [usage("u1")])
     poison_usage(conn)
 
-    assert main(["run", "--log-level", "ERROR"]) == 0
+    printed = cli("run", "--log-level", "ERROR").stdout
 
-    printed = capsys.readouterr().out
     assert "1 file(s) failed and will be tried again by the next run" in printed
     assert f"usage_events/{DAY}/a.ndjson: CheckViolation" in printed
     assert main(["rejects", "--reason", "ingest_error", "--json"]) == 0
@@ -96,13 +96,13 @@ def test_the_run_succeeds_shows_the_failed_file_and_its_check_is_red(settings, l
         f"usage_events/{DAY}/a.ndjson", None, "ingest_error")
 
     usage_asset = [a for a in ingest_assets if a.key == dg.AssetKey(["usage_events"])]
-    check = [c for c in ingest_checks
-             if dg.AssetCheckKey(dg.AssetKey(["usage_events"]), "no_failed_files") in c.check_keys]
-    result = dg.materialize([*usage_asset, *check], partition_key=DAY,
-                            instance=dg.DagsterInstance.ephemeral(),
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(landed_days.name, [DAY])
+    result = dg.materialize(usage_asset, partition_key=DAY, instance=instance,
                             resources={"odavl": OdavlResource()})
     assert result.success  # the run goes on; the check says what is wrong
-    [evaluation] = result.get_asset_check_evaluations()
+    [evaluation] = [e for e in result.get_asset_check_evaluations()
+                    if e.check_name == "no_failed_files"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert f"usage_events/{DAY}/a.ndjson" in evaluation.description
 

@@ -1,4 +1,5 @@
-"""The marts in Dagster: lineage, the single-run backfill, the schedule, the reconciliation checks."""
+"""The marts in Dagster: lineage, the single-run backfill, the schedule, the reconciliation checks
+(in the marts' own step)."""
 
 from datetime import UTC, datetime
 
@@ -7,7 +8,8 @@ import dagster as dg
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.assets import ingest_assets
 from odavl_pipeline.defs.marts.assets import MARTS, marts
-from odavl_pipeline.defs.marts.checks import mart_checks
+from odavl_pipeline.defs.ingest.partitions import landed_days
+from odavl_pipeline.defs.marts.checks import mart_check_specs
 from odavl_pipeline.defs.marts.schedules import daily_billing
 from odavl_pipeline.defs.resources import OdavlResource
 
@@ -22,7 +24,7 @@ def test_lineage_runs_from_the_landing_sources_through_postgres_to_every_mart():
     for name in MARTS:
         node = graph.get(dg.AssetKey(name))
         assert node.group_name == "marts" and node.description
-        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+        assert node.partitions_def is None  # the change marks in Postgres say what to rebuild
     assert graph.get(dg.AssetKey("billing_periods")).parent_keys == {dg.AssetKey("usage_events")}
     assert graph.get(dg.AssetKey("error_trends")).parent_keys == {dg.AssetKey("error_events")}
     assert dg.AssetKey(["landing", "usage_events"]) in graph.get(dg.AssetKey("usage_events")).parent_keys
@@ -31,29 +33,47 @@ def test_lineage_runs_from_the_landing_sources_through_postgres_to_every_mart():
         "usage_events", "error_events", "fix_attestations", "audit_results"}
 
 
-def test_the_daily_schedule_asks_for_yesterday():
-    context = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 11, 4, 0, 15, tzinfo=UTC))
-    request = daily_billing(context)
-    assert (request.partition_key, request.run_key) == ("2026-11-03", "2026-11-03")
+def _schedule_tick(instance):
+    with dg.build_schedule_context(instance=instance, resources={"odavl": OdavlResource()},
+                                   scheduled_execution_time=datetime(2026, 11, 4, 0, 15, tzinfo=UTC)
+                                   ) as context:
+        return daily_billing(context)
+
+
+def test_the_daily_schedule_asks_for_the_days_with_new_files(settings, landing, dagster_instance):
+    assert isinstance(_schedule_tick(dagster_instance), dg.SkipReason)  # nothing has landed
+    landing.write("usage_events", "2026-11-02", "a.ndjson", [usage("u0")])
+    landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
+    [request] = _schedule_tick(dagster_instance)
+    assert request.run_key == "2026-11-04:2026-11-02..2026-11-03"
+    assert (request.tags["dagster/asset_partition_range_start"],
+            request.tags["dagster/asset_partition_range_end"]) == ("2026-11-02", DAY)
+    assert dagster_instance.get_dynamic_partitions(landed_days.name) == ["2026-11-02", DAY]
     assert defs.resolve_schedule_def("daily_billing").job_name == "pipeline"
     assert defs.resolve_schedule_def("hourly_stripe").job_name == "stripe"
 
 
+def _instance() -> dg.DagsterInstance:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(landed_days.name, ["2026-11-01", "2026-11-02", DAY])
+    return instance
+
+
 def _materialize(instance, partition_key=DAY, **kwargs):
-    return dg.materialize([*ingest_assets, marts, *mart_checks], partition_key=partition_key,
+    return dg.materialize([*ingest_assets, marts], partition_key=partition_key,
                           instance=instance, resources={"odavl": OdavlResource()}, **kwargs)
 
 
 def test_a_partition_materializes_the_marts_and_the_reconciliation_passes(settings, landing):
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1", quantity=3), usage("u2")])
     landing.write("error_events", DAY, "a.ndjson", [error("e1"), error("e2")])
-    result = _materialize(dg.DagsterInstance.ephemeral())
+    result = _materialize(_instance())
     assert result.success
     usage_daily = result.asset_materializations_for_node("marts")
     assert len(usage_daily) == len(MARTS)
-    evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == len(mart_checks) and all(e.passed for e in evaluations)
+    evaluations = [e for e in result.get_asset_check_evaluations()
+                   if e.asset_key.path[-1] in MARTS]
+    assert len(evaluations) == len(mart_check_specs) and all(e.passed for e in evaluations)
     assert rows(settings, "SELECT org, day::VARCHAR, metric, quantity, events FROM usage_daily") == [
         (ORG, DAY, "analyses", 4, 2)]
     assert rows(settings, "SELECT sum(events) FROM error_trends") == [(2,)]
@@ -62,7 +82,7 @@ def test_a_partition_materializes_the_marts_and_the_reconciliation_passes(settin
 def test_a_range_backfill_is_one_run(settings, landing):
     for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
         landing.write("usage_events", day, "a.ndjson", [usage(f"u-{day}", occurred_at=f"{day}T10:00:00Z")])
-    instance = dg.DagsterInstance.ephemeral()
+    instance = _instance()
     result = _materialize(instance, partition_key=None, tags={
         "dagster/asset_partition_range_start": "2026-11-01",
         "dagster/asset_partition_range_end": "2026-11-03"})
@@ -73,14 +93,15 @@ def test_a_range_backfill_is_one_run(settings, landing):
 
 def test_the_check_fails_when_a_write_escaped_the_marts(settings, landing, conn):
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1"), usage("u2")])
-    instance = dg.DagsterInstance.ephemeral()
+    instance = _instance()
     assert _materialize(instance).success
     conn.execute("ALTER TABLE usage_events DISABLE TRIGGER mark_mart_changes_delete")
     conn.execute("DELETE FROM usage_events WHERE event_id = 'u2'")  # unseen by the marts
     conn.execute("ALTER TABLE usage_events ENABLE TRIGGER mark_mart_changes_delete")
     conn.commit()
     result = _materialize(instance)
-    failed = {e.asset_key.path[-1] for e in result.get_asset_check_evaluations() if not e.passed}
+    failed = {e.asset_key.path[-1] for e in result.get_asset_check_evaluations()
+              if not e.passed and e.asset_key.path[-1] in MARTS}
     assert failed == {"usage_daily", "billing_periods", "quota_status"}
     usage_check = [e for e in result.get_asset_check_evaluations()
                    if e.asset_key == dg.AssetKey("usage_daily")][0]

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from odavl_pipeline.definitions import defs
+from odavl_pipeline.defs.ingest.partitions import landed_days
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.marts.assets import MARTS, marts
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
@@ -21,6 +22,7 @@ from odavl_pipeline.defs.stripe.schedules import hourly_stripe
 from .records import usage
 
 DAY = "2026-11-03"
+RANGE_START = "dagster/asset_partition_range_start"
 
 
 class Webhook:
@@ -56,24 +58,25 @@ def webhook():
     hook.close()
 
 
-def test_the_schedules_and_sensors_load_and_evaluate(settings, landing):
+def test_the_schedules_and_sensors_load_and_evaluate(settings, landing, dagster_instance):
     assert {s.name for s in defs.schedules} == {"daily_billing", "hourly_stripe"}
     assert {s.name for s in defs.sensors} == {"landing_zone_sensor", "run_failure_alert"}
     assert defs.resolve_sensor_def("run_failure_alert").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("daily_billing").default_status == dg.DefaultScheduleStatus.RUNNING
 
+    landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     tick = datetime(2026, 11, 4, 0, 15, tzinfo=UTC)
-    with dg.build_schedule_context(scheduled_execution_time=tick,
-                                   repository_def=defs.get_repository_def()) as context:
+    with dg.build_schedule_context(scheduled_execution_time=tick, instance=dagster_instance,
+                                   resources={"odavl": OdavlResource()}) as context:
         daily = defs.resolve_schedule_def("daily_billing").evaluate_tick(context)
-    assert [(r.partition_key, r.run_key) for r in daily.run_requests] == [(DAY, DAY)]
+    assert [r.tags[RANGE_START] for r in daily.run_requests] == [DAY]
     with dg.build_schedule_context(scheduled_execution_time=tick.replace(minute=20)) as context:
         assert hourly_stripe(context).run_key == "2026-11-04T00:20:00+00:00"
 
-    landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
-    with dg.build_sensor_context(resources={"odavl": OdavlResource()}) as context:
+    with dg.build_sensor_context(resources={"odavl": OdavlResource()},
+                                 instance=dagster_instance) as context:
         evaluation = landing_zone_sensor(context)
-    assert [r.partition_key for r in evaluation.run_requests] == [DAY]
+    assert [r.tags[RANGE_START] for r in evaluation.run_requests] == [DAY]
 
     # their runs carry the jobs' tag, which the run queue limits (dagster.yaml)
     for job in ("pipeline", "ingest"):
@@ -85,6 +88,7 @@ def _failed_run(settings, landing, monkeypatch):
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     monkeypatch.setenv("ODAVL_DATABASE_URL", "postgresql+psycopg://odavl@127.0.0.1:1/odavl")
     instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(landed_days.name, [DAY])
     result = defs.resolve_job_def("pipeline").execute_in_process(
         partition_key=DAY, instance=instance, raise_on_error=False)
     assert not result.success
@@ -161,7 +165,7 @@ def test_the_billing_marts_turn_stale_when_the_daily_build_is_missed(settings):
     target = InProcessWorkspaceLoadTarget(InProcessCodeLocationOrigin(
         LoadableTargetOrigin(module_name="odavl_pipeline.definitions"), location_name="odavl"))
     with dg.instance_for_test() as instance:
-        assert dg.materialize([marts], partition_key=DAY, instance=instance,
+        assert dg.materialize([marts], instance=instance,
                               resources={"odavl": OdavlResource()}).success
         built = datetime.now(UTC)
 

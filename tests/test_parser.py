@@ -15,7 +15,9 @@ from .records import usage
 def _prepared(landing, records, refs: References, sha256: str | None = None) -> PreparedFile:
     path = landing.write("usage_events", "2026-11-03", "a.ndjson", records)
     landed = LandedFile("usage_events", date(2026, 11, 3), path, "usage_events/2026-11-03/a.ndjson")
-    return PreparedFile(landed, sha256 or hashlib.sha256(path.read_bytes()).hexdigest(), 9, refs)
+    status = path.stat()
+    return PreparedFile(landed, sha256 or hashlib.sha256(path.read_bytes()).hexdigest(), 9, refs,
+                        status.st_size, status.st_mtime_ns)
 
 
 def test_batches_hold_staged_lines_repeats_and_rejects(landing):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 from odavl_pipeline.defs.marts.assets import MARTS
@@ -20,6 +21,7 @@ from odavl_pipeline.domain.records import SOURCES
 from .records import error, usage
 
 DAY = "2026-11-03"
+HISTORY = ("2019-03-01", "2019-03-02", "2019-11-30")
 START_SECONDS = 90  # measured about 10 s
 POLL_SECONDS = 45
 
@@ -44,6 +46,15 @@ LATEST = """query ($keys: [AssetKeyInput!]) {
     assetKey { path }
     assetMaterializations(limit: 1) { runId }
     freshnessStatusInfo { freshnessStatus }
+  }
+}"""
+
+PARTITIONS = """query ($keys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $keys) {
+    assetKey { path }
+    partitionKeys
+    partitionStats { numPartitions numMaterialized numFailed }
+    assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions } }
   }
 }"""
 
@@ -110,8 +121,14 @@ def _stop(process: subprocess.Popen) -> None:
             return
 
 
-def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings, landing, tmp_path):
-    landing.write("usage_events", DAY, "a.ndjson", [usage("u1", quantity=2)])
+def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings, landing, tmp_path,
+                                                                     dagster_instance):
+    """A backfill from 2019 to today, one run; the UI's partitions are exactly the landed days."""
+    today = datetime.now(UTC).date().isoformat()
+    landed = [*HISTORY, DAY, today]
+    for day in landed:
+        landing.write("usage_events", day, "a.ndjson",
+                      [usage(f"u-{day}", quantity=2, occurred_at=f"{day}T00:00:00Z")])
     landing.write("error_events", DAY, "a.ndjson", [error("e1")])
     env = {**os.environ, "FRESHNESS_DAEMON_INTERVAL_SECONDS": "2"}  # Dagster's knob; 30 s otherwise
     port = _free_port()
@@ -155,10 +172,22 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings,
         run = subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", "run", "--log-level", "WARNING"],
                              capture_output=True, text=True, env=env, timeout=300)
         assert run.returncode == 0, run.stderr[-3000:]
-        run_id = re.search(r"dagster run ([0-9a-f-]{36}): success", run.stderr).group(1)
+        [run_id] = re.findall(r"dagster run ([0-9a-f-]{36}): success", run.stderr)  # one run
         [shown] = ui.query(RUN, ids=[run_id])["runsOrError"]["results"]
         assert (shown["jobName"], shown["status"]) == ("pipeline", "SUCCESS")
         assert {"key": "odavl/ingest", "value": "true"} in shown["tags"]
+        assert {"key": "dagster/asset_partition_range_start", "value": HISTORY[0]} in shown["tags"]
+        assert {"key": "dagster/asset_partition_range_end", "value": today} in shown["tags"]
+
+        sources = [{"path": [source]} for source in SOURCES]
+        for node in ui.query(PARTITIONS, keys=[*sources, {"path": ["landing", "usage_events"]}]
+                             )["assetNodes"]:
+            assert node["partitionKeys"] == landed, node["assetKey"]  # no empty calendar
+            if node["assetKey"]["path"][0] in SOURCES:
+                assert node["partitionStats"] == {"numPartitions": len(landed),
+                                                  "numMaterialized": len(landed), "numFailed": 0}
+                statuses = node["assetPartitionStatuses"]["materializedPartitions"]
+                assert sorted(statuses) == landed
 
         keys = [{"path": ["usage_events"]}, *({"path": [mart]} for mart in BILLING_MARTS)]
         latest = ui.poll(LATEST, lambda d: all(

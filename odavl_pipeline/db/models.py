@@ -345,6 +345,8 @@ class IngestedFile(Base):
     error: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # when the bytes hashed were last modified (ns since the epoch), NULL if not yet known
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     lines: Mapped[int]
     accepted: Mapped[int]
     duplicate: Mapped[int]

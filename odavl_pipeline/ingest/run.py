@@ -40,6 +40,7 @@ class IngestReport:
     retried: RetryOutcome = field(default_factory=RetryOutcome)
     skipped_files: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, error) of failed files
+    changed: list[str] = field(default_factory=list)  # changed while read: the next run takes them
     misplaced: dict[str | None, Counts] = field(default_factory=dict)  # newly reported, by source
     retry_error: str | None = None  # the quarantine retry raised: it is tried again next run
     seconds: float = 0.0
@@ -65,16 +66,14 @@ def ingest_days(conn: psycopg.Connection, landing_root: Path, source: str, days:
             upcoming = _submit_next(conn, parser, files, report, run_id)  # parsed meanwhile
             try:
                 counts = ingest_file(conn, prepared, parser, run_id=run_id, progress=progress)
-            except FileChanged as changed:
+            except FileChanged:
                 counts = None
-                if progress:
-                    progress(f"{changed}: it will be ingested by the next run")
+                report.changed.append(prepared.landed.relative_path)
             except Exception as error:
                 if is_infrastructure_failure(error, conn):
                     raise
                 parser.discard(prepared)
-                counts = _failed(conn, prepared.landed, prepared.sha256, error, report, run_id,
-                                 progress)
+                counts = _failed(conn, prepared.landed, prepared.sha256, error, report, run_id)
             _count(report, counts)
     report.misplaced = record_misplaced(conn, scan.misplaced, run_id)
     if source in report.misplaced:
@@ -96,7 +95,7 @@ def _submit_next(conn: psycopg.Connection, parser: ParserProcess, files: Iterato
         except Exception as error:
             if is_infrastructure_failure(error, conn):
                 raise
-            _count(report, _failed(conn, landed, UNKNOWN_SHA256, error, report, run_id, None))
+            _count(report, _failed(conn, landed, UNKNOWN_SHA256, error, report, run_id))
             continue
         if prepared is None:
             report.skipped_files += 1
@@ -107,12 +106,8 @@ def _submit_next(conn: psycopg.Connection, parser: ParserProcess, files: Iterato
 
 
 def _failed(conn: psycopg.Connection, landed: LandedFile, sha256: str, error: Exception,
-            report: IngestReport, run_id: str | None,
-            progress: Callable[[str], None] | None) -> Counts | None:
+            report: IngestReport, run_id: str | None) -> Counts | None:
     report.failed.append((landed.relative_path, describe(error)))
-    if progress:
-        progress(f"{landed.relative_path} failed and will be tried again by the next run: "
-                 f"{describe(error)}")
     return record_failed_file(conn, landed, sha256, error, run_id)
 
 

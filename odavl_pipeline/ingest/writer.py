@@ -9,6 +9,7 @@ did not insert repeat an accepted record (a duplicate: the same JSON value) or
 conflict with it.
 """
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -102,19 +103,28 @@ class PreparedFile:
     sha256: str
     file_id: int
     refs: References
+    size_bytes: int
+    mtime_ns: int  # taken before the bytes were read: a later change shows as another time
 
 
 def prepare_file(conn: psycopg.Connection, landed: LandedFile) -> PreparedFile | None:
     """Hash a landed file, reserve its ledger id and read the references; None when this
     content was already ingested."""
     with open_landed(landed.path) as handle:
+        status = os.fstat(handle.fileno())
         digest = sha256_of(handle)
     with conn.transaction(), conn.cursor() as cur:
         if _already_ingested(cur, landed, digest):
+            # the ledger learns the file's time, so that `pending_days` need not read it again
+            cur.execute("UPDATE ingested_files SET mtime_ns = %s WHERE source = %s AND path = %s "
+                        "AND sha256 = %s AND mtime_ns IS DISTINCT FROM %s",
+                        (status.st_mtime_ns, landed.source, landed.relative_path, digest,
+                         status.st_mtime_ns))
             return None
         file_id = cur.execute("SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
                               ).fetchone()[0]
-        return PreparedFile(landed, digest, file_id, References.load(cur))
+        return PreparedFile(landed, digest, file_id, References.load(cur), status.st_size,
+                            status.st_mtime_ns)
 
 
 def ingest_file(conn: psycopg.Connection, prepared: PreparedFile, parser: "ParserProcess",
@@ -130,11 +140,11 @@ def ingest_file(conn: psycopg.Connection, prepared: PreparedFile, parser: "Parse
             return None
         forget_unread(cur, spec.name, landed.relative_path)
         cur.execute(
-            "INSERT INTO ingested_files (id, source, path, day, sha256, size_bytes, run_id, lines, "
-            "accepted, duplicate, pending, rejected) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 0, 0)",
+            "INSERT INTO ingested_files (id, source, path, day, sha256, size_bytes, mtime_ns, "
+            "run_id, lines, accepted, duplicate, pending, rejected) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 0, 0)",
             (file_id, spec.name, landed.relative_path, landed.day, prepared.sha256,
-             landed.path.stat().st_size, run_id))
+             prepared.size_bytes, prepared.mtime_ns, run_id))
         _create_stage(cur, spec)
         lines, duplicates, touched = 0, Counter(), {file_id}
         try:

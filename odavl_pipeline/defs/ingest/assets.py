@@ -1,16 +1,20 @@
-"""One daily-partitioned asset per landing source: its PostgreSQL table."""
+"""One asset per landing source, partitioned by landed day: its PostgreSQL table."""
 
 import warnings
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
-from odavl_pipeline.defs.ingest.partitions import daily_partitions
+from odavl_pipeline.defs.ingest.checks import check_specs, evaluate_checks
+from odavl_pipeline.defs.ingest.partitions import landed_days
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.ingest.landing import SOURCES
-from odavl_pipeline.ingest.run import ingest_days
+from odavl_pipeline.ingest.progress import Throttled
+from odavl_pipeline.ingest.run import IngestReport, ingest_days
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy is beta in 1.13
+
+PROGRESS_SECONDS = 2.0  # a log line per file would be an event per file: thousands in a backfill
 
 DESCRIPTIONS = {
     "usage_events": "Billing usage events, deduplicated by organization and event id.",
@@ -22,16 +26,9 @@ DESCRIPTIONS = {
 landing_specs = [
     dg.AssetSpec(["landing", source], group_name="landing", kinds={"file"},
                  description=f"NDJSON files landed under {source}/<day>/ by the ODAVL products.",
-                 partitions_def=daily_partitions)
+                 partitions_def=landed_days)
     for source in SOURCES
 ]
-
-
-def partition_days(context: dg.AssetExecutionContext) -> list[date]:
-    """The days of the run's partition range (one, or many in a single-run backfill)."""
-    window = context.partition_time_window
-    first = window.start.date()
-    return [first + timedelta(days=offset) for offset in range((window.end - window.start).days)]
 
 
 def build_ingest_asset(source: str) -> dg.AssetsDefinition:
@@ -39,28 +36,20 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         name=source,
         description=DESCRIPTIONS[source],
         deps=[dg.AssetKey(["landing", source])],
-        partitions_def=daily_partitions,
+        partitions_def=landed_days,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=check_specs(source),
         group_name="ingestion",
         kinds={"postgres", "python"},
     )
     def ingest(context: dg.AssetExecutionContext, odavl: OdavlResource) -> dg.MaterializeResult:
-        days = partition_days(context)
+        days = [date.fromisoformat(key) for key in context.partition_keys]
         with odavl.connect() as conn:
             report = ingest_days(conn, odavl.settings().landing_dir, source, days,
-                                 run_id=context.run.run_id, progress=context.log.info)
-        context.log.info(f"{source}: {report.counts.as_dict()} in {report.seconds:.1f}s; "
-                         f"{report.skipped_files} files already ingested; "
-                         f"retried from quarantine: {report.retried}")
-        for path, error in report.failed:
-            context.log.error(f"{path} failed; the next run tries it again: {error}")
-        misplaced = sum(counts.files for counts in report.misplaced.values())
-        if misplaced:
-            context.log.warning(f"{misplaced} misplaced file(s) reported: `odavl-pipeline rejects "
-                                f"--reason misplaced_file` lists them")
-        if report.retry_error:
-            context.log.error(f"retrying the quarantine failed; the next run tries again: "
-                              f"{report.retry_error}")
+                                 run_id=context.run.run_id,
+                                 progress=Throttled(context.log.info, PROGRESS_SECONDS))
+            checks = evaluate_checks(conn, source)
+        misplaced = _log_report(context, report)
         return dg.MaterializeResult(metadata={
             **report.counts.as_dict(),
             "failed_files": len(report.failed),
@@ -69,10 +58,29 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
             "retried_lines": report.retried.lines,
             "retried_landed": report.retried.landed,
             "rows_per_second": dg.FloatMetadataValue(round(report.lines_per_second, 1)),
-            "days": f"{days[0]} .. {days[-1]}",
-        })
+            "days": f"{days[0]} .. {days[-1]} ({len(days)} landed)",
+        }, check_results=checks)
 
     return ingest
+
+
+def _log_report(context: dg.AssetExecutionContext, report: IngestReport) -> int:
+    """Log what the ingestion did and what went wrong; return the misplaced files reported."""
+    context.log.info(f"{report.source}: {report.counts.as_dict()} in {report.seconds:.1f}s; "
+                     f"{report.skipped_files} files already ingested; "
+                     f"retried from quarantine: {report.retried}")
+    for path, error in report.failed:
+        context.log.error(f"{path} failed; the next run tries it again: {error}")
+    for path in report.changed:
+        context.log.warning(f"{path} changed while it was read; the next run ingests it")
+    misplaced = sum(counts.files for counts in report.misplaced.values())
+    if misplaced:
+        context.log.warning(f"{misplaced} misplaced file(s) reported: `odavl-pipeline rejects "
+                            f"--reason misplaced_file` lists them")
+    if report.retry_error:
+        context.log.error(f"retrying the quarantine failed; the next run tries again: "
+                          f"{report.retry_error}")
+    return misplaced
 
 
 ingest_assets = [build_ingest_asset(source) for source in SOURCES]

@@ -1,22 +1,28 @@
-"""A sensor that requests the partitions of new or changed landing files."""
+"""A sensor that registers the days of new or changed landing files and requests their ingestion."""
 
 import dagster as dg
 
-from odavl_pipeline.defs.marts.assets import mart_specs
+from odavl_pipeline.defs.ingest.partitions import contiguous_ranges, landed_days, range_tags
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.ingest.changes import changes_since
 
 
 @dg.sensor(job_name="pipeline", minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Watches the landing zone; requests each day and source with new files, "
-                       "and the marts after them.")
+           description="Watches the landing zone; registers each day with new files as a partition "
+                       "and requests one run of the pipeline per range of such days.")
 def landing_zone_sensor(context: dg.SensorEvaluationContext, odavl: OdavlResource) -> dg.SensorResult:
     since = int(context.cursor or 0)
     changes = changes_since(odavl.settings().landing_dir, since)
+    days = set().union(*changes.partitions.values())
+    registered = context.instance.get_dynamic_partitions(landed_days.name)
+    new_days = sorted(days - set(registered))
     requests = [
-        dg.RunRequest(run_key=f"{source}:{day}:{changes.newest_mtime_ns}", partition_key=day,
-                      asset_selection=[dg.AssetKey([source]), *(spec.key for spec in mart_specs)])
-        for source, days in sorted(changes.partitions.items()) for day in sorted(days)
+        dg.RunRequest(run_key=f"{key_range.start}..{key_range.end}:{changes.newest_mtime_ns}",
+                      tags=range_tags(key_range))
+        # the new days are added in this order, after the ones registered already
+        for key_range in contiguous_ranges([*registered, *new_days], days)
     ]
-    return dg.SensorResult(run_requests=requests, cursor=str(changes.newest_mtime_ns))
+    return dg.SensorResult(
+        run_requests=requests, cursor=str(changes.newest_mtime_ns),
+        dynamic_partitions_requests=[landed_days.build_add_request(new_days)] if new_days else [])

@@ -1,13 +1,18 @@
-"""The DuckDB marts, built together and published at once, downstream of the ingest assets."""
+"""The DuckDB marts, built together and published at once, downstream of the ingest assets.
+
+They have no partitions of their own: each build reads the change marks the ingestion left in
+Postgres (`mart_changes`) and rebuilds what they name, whichever days a run ingested.
+"""
 
 import dagster as dg
 from pydantic import Field
 
-from odavl_pipeline.defs.ingest.partitions import daily_partitions
+from odavl_pipeline.defs.marts.checks import evaluate_mart_checks, mart_check_specs
 from odavl_pipeline.defs.monitoring.freshness import freshness_policy
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.marts.build import refresh_marts
+from odavl_pipeline.marts.store import open_marts
 
 USAGE, ERRORS, FIXES, AUDITS = (dg.AssetKey([source]) for source in SOURCES)
 
@@ -38,8 +43,7 @@ MARTS = {
 
 mart_specs = [
     dg.AssetSpec(name, deps=deps, description=description, group_name="marts",
-                 kinds={"duckdb"}, partitions_def=daily_partitions,
-                 freshness_policy=freshness_policy(name))
+                 kinds={"duckdb"}, freshness_policy=freshness_policy(name))
     for name, (deps, description) in MARTS.items()
 ]
 
@@ -50,15 +54,10 @@ class MartsConfig(dg.Config):
         "that changed since the last build.")
 
 
-@dg.multi_asset(
-    name="marts", specs=mart_specs, partitions_def=daily_partitions, can_subset=False,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-)
+@dg.multi_asset(name="marts", specs=mart_specs, check_specs=mart_check_specs, can_subset=False)
 def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlResource):
-    """Brings every mart up to date with Postgres: the changed days, their billing periods, quota.
-
-    Any partition (or range) rebuilds whatever changed since the last build, all at once.
-    """
+    """Brings every mart up to date with Postgres: the changed days, their billing periods, quota;
+    then reconciles them with Postgres."""
     settings = odavl.settings()
     report = refresh_marts(settings, full=config.full_rebuild, grace=settings.billing_grace,
                            progress=context.log.info)
@@ -76,3 +75,5 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
         name = spec.key.path[-1]
         yield dg.MaterializeResult(asset_key=spec.key,
                                    metadata={**shared, "dagster/row_count": report.rows[name]})
+    with odavl.connect() as conn, open_marts(settings.marts_path) as published:
+        yield from evaluate_mart_checks(published, conn)
