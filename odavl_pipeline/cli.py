@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import logging
 import os
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def console() -> None:
+    """The `odavl-pipeline` command: `main`, then out without tearing the interpreter down, which
+    for Dagster's object graph takes more than a second once the work is done and recorded."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class PipelineError(Exception):
@@ -526,4 +537,4 @@ def _parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

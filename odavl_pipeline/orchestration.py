@@ -52,9 +52,11 @@ EVENT_BATCH_SIZE = "1000"
 # And one "materialization planned" event per asset and day before it starts, unless it plans the
 # range at once. (Then a failed run does not mark its partitions failed: the run shows it.)
 PLANNED_EVENTS_AS_RANGES = "true"
-# Each step of a run in a process of its own, forked from one that has the code loaded: the four
-# sources ingest at once, the marts after them.
-FORKSERVER = {"forkserver": {"preload_modules": ["odavl_pipeline.definitions"]}}
+# Each step of a run in a process of its own, forked from one that has the code loaded (the marts'
+# builder too, which the code location itself imports only when it builds): the four sources
+# ingest at once, the marts after them.
+FORKSERVER = {"forkserver": {"preload_modules": ["odavl_pipeline.definitions",
+                                                 "odavl_pipeline.marts.build"]}}
 STEP_PROCESSES = {"execution": {"config": {"max_concurrent": 4, "start_method": FORKSERVER}}}
 
 

@@ -538,3 +538,12 @@ def test_output_does_not_depend_on_string_hashing(tmp_path):
                        cwd=Path(__file__).resolve().parents[1])
         digests.add(tree_digest(out))
     assert len(digests) == 1
+
+
+def test_a_thousand_organizations_have_distinct_names_and_slugs():
+    reference = synthetic_reference(replace(OPTIONS, organizations=1000))
+    organizations = reference["organizations"]
+    assert len(organizations) == 1002  # besides the two demo ones
+    assert len({org["slug"] for org in organizations}) == 1002
+    assert len({org["name"] for org in organizations}) == 1002
+    assert synthetic_reference(replace(OPTIONS, organizations=1000)) == reference  # same seed

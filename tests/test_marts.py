@@ -14,7 +14,7 @@ from odavl_pipeline.ingest.landing import SOURCES, landed_days
 from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.marts import reconcile
 from odavl_pipeline.marts.build import refresh_marts
-from odavl_pipeline.marts.store import open_marts
+from odavl_pipeline.marts.store import building, open_marts
 
 from .marts_helpers import add_many, add_usage, anchor_subscription, at, elsewhere, every_mart, rows
 from .records import ORG, OTHER_ORG
@@ -282,3 +282,14 @@ def test_a_re_anchored_subscription_recomputes_its_periods_as_a_rebuild_would(se
     rebuilt = elsewhere(settings, "rebuilt.duckdb")
     refresh_marts(rebuilt, as_of=at("2026-10-26T00:00:00Z"))
     assert every_mart(settings.marts_path) == every_mart(rebuilt.marts_path)
+
+
+def test_duckdb_draws_no_progress_bar_into_the_commands_output(settings, conn, october):
+    """DuckDB prints a progress bar on standard output for any query over 2 s, terminal or not:
+    in a step process, that output is `run --json`'s."""
+    refresh_marts(settings, as_of=at("2026-10-16T12:00:00Z"))
+    setting = "SELECT current_setting('enable_progress_bar')"
+    with open_marts(settings.marts_path) as marts:
+        assert marts.execute(setting).fetchone() == (False,)
+    with building(settings.marts_path) as build:
+        assert build.con.execute(setting).fetchone() == (False,)

@@ -542,11 +542,14 @@ def synthetic_reference(options: GenerateOptions) -> dict[str, Any]:
     count = options.organizations
     names = rng.sample(_COMPANY_NAMES, min(count, len(_COMPANY_NAMES)))
     taken = set(names)
-    while len(names) < count:
+    pairs = {f"{prefix} {suffix}" for prefix in _NAME_PREFIXES for suffix in _NAME_SUFFIXES}
+    while len(names) < count and not pairs <= taken:
         name = f"{rng.choice(_NAME_PREFIXES)} {rng.choice(_NAME_SUFFIXES)}"
         if name not in taken:
             taken.add(name)
             names.append(name)
+    names += [f"{names[i % len(names)]} {2 + i // len(names)}"  # more than there are names
+              for i in range(count - len(names))]
     tiers = ["FREE", "PRO", "ENTERPRISE"][:count]
     tiers += rng.choices(("FREE", "PRO", "ENTERPRISE"), weights=(4, 4, 2), k=count - len(tiers))
     rng.shuffle(tiers)

@@ -8,9 +8,9 @@ import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 
-from odavl_pipeline.domain.records import USAGE_METRICS
 from odavl_pipeline.ingest.writer import source_lock
 from odavl_pipeline.marts.bounds import EARLIEST_DAY_SQL, LATEST_DAY_SQL, held
+from odavl_pipeline.marts.metrics import METRIC_SQL
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,6 @@ def _midnight(day: date) -> datetime:
 
 
 # The contract's metric of a usage event (`u` in the query), as SQL.
-METRIC_SQL = "CASE u.event_type::text " + " ".join(
-    f"WHEN '{event_type}' THEN '{metric}'" for event_type, metric in USAGE_METRICS.items()) + " END"
-
 # Rows for the marts with the timestamp that puts them on a UTC day, read by day, and the
 # condition they are read under: the rows the marts cannot hold are left out (bounds.py).
 FACT_QUERIES = {

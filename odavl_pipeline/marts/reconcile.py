@@ -12,7 +12,7 @@ import duckdb
 import psycopg
 
 from odavl_pipeline.marts.bounds import BOUNDED_COLUMNS, held, outside
-from odavl_pipeline.marts.extract import METRIC_SQL
+from odavl_pipeline.marts.metrics import METRIC_SQL
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,16 @@ def billing_periods_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connec
     rows = marts.execute("SELECT org, period_start, period_end, metric, used FROM billing_periods").fetchall()
     periods = sorted({(org, start, end) for org, start, end, _, _ in rows})
     mart = {(org, start, metric): used for org, start, _, metric, used in rows}
-    postgres = {(org, start, metric): used for org, start, metric, used in conn.execute(
-        BILLED_SQL, ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods]))}
+    # Every usage event is read once: one scan joined by organization. An index scan per
+    # period, which the planner picks, reads the heap in random order: 3.5 s instead of 1.0 s
+    # for a year of a thousand organizations.
+    conn.execute("SET enable_nestloop = off")
+    try:
+        postgres = {(org, start, metric): used for org, start, metric, used in conn.execute(
+            BILLED_SQL, ([p[0] for p in periods], [p[1] for p in periods],
+                         [p[2] for p in periods]))}
+    finally:
+        conn.execute("RESET enable_nestloop")
     return _compare(mart, postgres, ("org", "period_start", "metric"))
 
 

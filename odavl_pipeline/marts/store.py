@@ -40,8 +40,15 @@ def open_marts(marts_path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("ATTACH ? AS marts (READ_ONLY)", [str(marts_path)])
     con.execute("USE marts")
-    con.execute("SET TimeZone = 'UTC'")
+    _configure(con)
     return con
+
+
+def _configure(con: duckdb.DuckDBPyConnection) -> None:
+    """UTC, and no progress bar: DuckDB draws one on standard output for any query over 2 s,
+    terminal or not, into the output of `run --json`."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
 
 
 def published_version(marts_path: Path) -> int | None:
@@ -93,7 +100,7 @@ def building(marts_path: Path, full: bool = False) -> Iterator[MartsBuild]:
         build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         con = duckdb.connect(str(staging))
         try:
-            con.execute("SET TimeZone = 'UTC'")
+            _configure(con)
             if fresh:
                 create_all(con)
             build = MartsBuild(marts_path, con, fresh, build_id)

@@ -11,8 +11,6 @@ from odavl_pipeline.defs.marts.checks import evaluate_mart_checks, mart_check_sp
 from odavl_pipeline.defs.monitoring.freshness import freshness_policy
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.domain.records import SOURCES
-from odavl_pipeline.marts.build import refresh_marts
-from odavl_pipeline.marts.store import open_marts
 
 USAGE, ERRORS, FIXES, AUDITS = (dg.AssetKey([source]) for source in SOURCES)
 
@@ -58,6 +56,9 @@ class MartsConfig(dg.Config):
 def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlResource):
     """Brings every mart up to date with Postgres: the changed days, their billing periods, quota;
     then reconciles them with Postgres."""
+    # imported here: pandas, Arrow and ADBC weigh half a second on every load of the code
+    from odavl_pipeline.marts.build import refresh_marts
+
     settings = odavl.settings()
     report = refresh_marts(settings, full=config.full_rebuild, grace=settings.billing_grace,
                            progress=context.log.info)
@@ -75,5 +76,4 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
         name = spec.key.path[-1]
         yield dg.MaterializeResult(asset_key=spec.key,
                                    metadata={**shared, "dagster/row_count": report.rows[name]})
-    with odavl.connect() as conn, open_marts(settings.marts_path) as published:
-        yield from evaluate_mart_checks(published, conn)
+    yield from evaluate_mart_checks(settings)

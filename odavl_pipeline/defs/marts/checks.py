@@ -2,13 +2,18 @@
 recomputed in Postgres must agree to the unit, and every row the marts leave out is reported."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import dagster as dg
-import duckdb
-import psycopg
 
+from odavl_pipeline.db.server import connect
 from odavl_pipeline.marts import reconcile
 from odavl_pipeline.marts.bounds import EARLIEST, LATEST
+from odavl_pipeline.marts.store import open_marts
+from odavl_pipeline.settings import Settings
+
+CHECKS_AT_ONCE = 4  # PostgreSQL and DuckDB run them side by side; Python mostly waits
 
 # mart -> (description, comparison of the mart with Postgres)
 RECONCILED: dict[str, tuple[str, Callable[..., reconcile.Reconciliation]]] = {
@@ -42,22 +47,33 @@ mart_check_specs = [
 ]
 
 
-def evaluate_mart_checks(marts: duckdb.DuckDBPyConnection,
-                         conn: psycopg.Connection) -> list[dg.AssetCheckResult]:
-    """Every reconciliation and left-out check, on the marts just published."""
-    results = []
-    for mart, (_, compare) in RECONCILED.items():
+def evaluate_mart_checks(settings: Settings) -> list[dg.AssetCheckResult]:
+    """Every reconciliation and left-out check, on the marts just published. Each reads a table
+    whole, so they run at once, each on connections of its own."""
+    checks = [*(partial(_matches_postgres, settings, mart, compare)
+                for mart, (_, compare) in RECONCILED.items()),
+              *(partial(_rows_left_out, settings, table, mart)
+                for table, mart in LEFT_OUT_REPORTED_ON.items())]
+    with ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE) as pool:
+        return list(pool.map(lambda check: check(), checks))
+
+
+def _matches_postgres(settings: Settings, mart: str,
+                      compare: Callable[..., reconcile.Reconciliation]) -> dg.AssetCheckResult:
+    with connect(settings) as conn, open_marts(settings.marts_path) as marts:
         result = compare(marts, conn)
-        results.append(dg.AssetCheckResult(
-            asset_key=dg.AssetKey(mart), check_name="matches_postgres", passed=result.passed,
-            description=f"{result.difference_count} of {result.compared} figures differ",
-            metadata={"compared": result.compared, "differences": result.difference_count,
-                      "first_differences": dg.JsonMetadataValue(result.differences)}))
-    for table, mart in LEFT_OUT_REPORTED_ON.items():
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(mart), check_name="matches_postgres", passed=result.passed,
+        description=f"{result.difference_count} of {result.compared} figures differ",
+        metadata={"compared": result.compared, "differences": result.difference_count,
+                  "first_differences": dg.JsonMetadataValue(result.differences)})
+
+
+def _rows_left_out(settings: Settings, table: str, mart: str) -> dg.AssetCheckResult:
+    with connect(settings) as conn:
         left_out = reconcile.rows_left_out(conn, table)
-        results.append(dg.AssetCheckResult(
-            asset_key=dg.AssetKey(mart), check_name="rows_left_out", passed=left_out.count == 0,
-            description=f"{left_out.count} rows of {table} left out",
-            metadata={"left_out": left_out.count,
-                      "first_left_out": dg.JsonMetadataValue(left_out.first)}))
-    return results
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(mart), check_name="rows_left_out", passed=left_out.count == 0,
+        description=f"{left_out.count} rows of {table} left out",
+        metadata={"left_out": left_out.count,
+                  "first_left_out": dg.JsonMetadataValue(left_out.first)})
