@@ -129,13 +129,15 @@ def cmd_generate(args, settings: Settings) -> None:
 
 def cmd_run(args, settings: Settings) -> int:
     from odavl_pipeline import orchestration
+
+    orchestration.start_step_server(settings)  # it loads the code while this process looks for work
+
     from odavl_pipeline.db.server import connect
     from odavl_pipeline.ingest.landing import SOURCES
     from odavl_pipeline.ingest.pending import days_to_run
     from odavl_pipeline.ingest.report import run_counts, unread_files
     from odavl_pipeline.ingest.writer import Counts
 
-    orchestration.start_step_server(settings)  # it loads the code while this process looks for work
     _require_migrated(settings)
     with connect(settings) as conn:
         days = days_to_run(conn, settings.landing_dir, args.start, args.end)

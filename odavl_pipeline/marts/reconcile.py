@@ -118,6 +118,8 @@ def rows_left_out(conn: psycopg.Connection, table: str, limit: int = 10) -> Left
     count = conn.execute(
         f"SELECT count(*) FROM {table} AS t WHERE "
         + " OR ".join(outside(f"t.{column}") for column in columns)).fetchone()[0]
+    if not count:
+        return LeftOut(0)
     values = ", ".join(f"('{column}', t.{column})" for column in columns)
     first = conn.execute(
         f"SELECT t.id, c.name, (c.value AT TIME ZONE 'UTC')::text FROM {table} AS t "
