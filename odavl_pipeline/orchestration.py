@@ -112,13 +112,13 @@ def run_pipeline(settings: Settings, days: list[date], log_level: str = "INFO",
 
     from odavl_pipeline.defs.ingest.partitions import day_ranges, range_tags
 
-    dagster = instance(settings)
+    dagster_instance = instance(settings)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}},
                   "ops": {"marts": {"config": {"full_rebuild": full_marts}}},
                   "execution": _execution()}
     results = []
-    for key_range in day_ranges(dagster, days):
-        result = dg.execute_job(dg.reconstructable(pipeline_job), instance=dagster,
+    for key_range in day_ranges(dagster_instance, days):
+        result = dg.execute_job(dg.reconstructable(pipeline_job), instance=dagster_instance,
                                 run_config=run_config, tags=range_tags(key_range))
         results.append(result)
         if not result.success:
