@@ -245,20 +245,58 @@ def cmd_quota(args, settings: Settings) -> None:
 
 def cmd_rejects(args, settings: Settings) -> None:
     from odavl_pipeline.db.server import connect
-    from odavl_pipeline.ingest.report import list_rejects, reject_totals
+    from odavl_pipeline.ingest.report import RejectFilter, list_rejects, reject_totals
 
     _require_migrated(settings)
+    filters = RejectFilter(args.source, args.reason, args.file, args.day)
     with connect(settings) as conn:
         if args.json:
-            print(json.dumps(list_rejects(conn, args.reason)))
+            print(json.dumps(list_rejects(conn, filters)))
             return
-        rows = list_rejects(conn, args.reason, limit=args.limit)
-        totals = reject_totals(conn)
+        rows = list_rejects(conn, filters, limit=args.limit)
+        totals = reject_totals(conn, filters)
+    total = sum(records for _, _, records in totals)
+    if not total:
+        print("no quarantined record" + (" matches these filters" if filters != RejectFilter()
+                                         else ": the quarantine is empty"))
+        return
+    more = " (--limit N shows more, --json all of them)" if len(rows) < total else ""
+    print(f"{len(rows):,} of {total:,} quarantined records, newest day first{more}\n")
+    _print_table(["source", "reason", "file:line", "detail"],
+                 [[row["source"] or NO_SOURCE, row["reason"],
+                   row["file"] if row["line"] is None else f"{row['file']}:{row['line']}",
+                   _shorten(row["detail"], DETAIL_WIDTH)] for row in rows])
+    print("\nby source and reason:")
+    _print_table(["source", "reason", "records"],
+                 [*([source or NO_SOURCE, reason, f"{records:,}"] for source, reason, records in totals),
+                  ["total", "", f"{total:,}"]], right_aligned={"records"}, indent="  ")
+
+
+NO_SOURCE = "(no source)"  # a misplaced file outside every source's folder
+# CONTRACT.md section 2 (domain/records.py SOURCES, which the command line does not load to start)
+LANDING_SOURCES = ("usage_events", "error_events", "fix_attestations", "audit_results")
+DETAIL_WIDTH = 90
+
+
+def _shorten(text: str, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
+def _print_table(headers: list[str], rows: list[list[str]], right_aligned: set[str] = frozenset(),
+                 indent: str = "") -> None:
+    """Columns as wide as their widest cell, headers in capitals; the last one not padded."""
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        padded = [cell.rjust(width) if header in right_aligned else cell.ljust(width)
+                  for header, cell, width in zip(headers, cells, widths)]
+        return (indent + "  ".join(padded)).rstrip()
+
+    print(line([header.upper() for header in headers]))
     for row in rows:
-        where = f"{row['file']}:{row['line']}" if row["line"] is not None else row["file"]
-        print(f"{row['reason']:<22} {where}  {row['detail']}")
-    print("\nquarantine: " + (", ".join(f"{source}/{reason} {n:,}" for source, reason, n in totals)
-                             or "empty"))
+        print(line(row))
 
 
 def cmd_rejects_retry(args, settings: Settings) -> None:
@@ -494,8 +532,16 @@ def _parser() -> argparse.ArgumentParser:
     quota.add_argument("--json", action="store_true", help="print one JSON array")
     quota.set_defaults(handler=cmd_quota)
 
-    rejects = commands.add_parser("rejects", help="list the quarantine")
+    rejects = commands.add_parser(
+        "rejects", help="list the quarantine",
+        description="The quarantined records, newest landing day first: a table of the first ones and "
+                    "the totals by source and reason, or with --json every record that passes "
+                    "the filters.")
+    rejects.add_argument("--source", choices=LANDING_SOURCES, help="only this source")
     rejects.add_argument("--reason", help="only this reason (e.g. unknown_org)")
+    rejects.add_argument("--file", help="only files whose path (relative to the landing root) "
+                                        "contains this")
+    rejects.add_argument("--day", type=_day, help="only files landed in this day's folder")
     rejects.add_argument("--json", action="store_true", help="print one JSON array, all rows")
     rejects.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
     rejects.set_defaults(handler=cmd_rejects)

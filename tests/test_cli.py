@@ -128,3 +128,33 @@ def test_quota_explains_what_to_do_before_the_first_run(settings):
     result = cli("quota", check=False)
     assert result.returncode == 1
     assert "run `odavl-pipeline run` first" in result.stderr
+
+
+def test_rejects_lists_the_newest_first_with_headers_a_total_and_filters(settings, landing):
+    cli("seed")
+    landing.write("usage_events", "2026-11-02", "old.ndjson", ["{oops"] * 3)
+    landing.write("error_events", "2026-11-03", "new.ndjson", ['{"event_id": "e"}', "[1]"])
+    cli("run", "--log-level", "WARNING")
+
+    lines = cli("rejects", "--limit", "2").stdout.splitlines()
+    assert lines[0] == "2 of 5 quarantined records, newest day first (--limit N shows more, " \
+                       "--json all of them)"
+    assert lines[2].split() == ["SOURCE", "REASON", "FILE:LINE", "DETAIL"]
+    assert [line.split()[:3] for line in lines[3:5]] == [
+        ["error_events", "schema_violation", "error_events/2026-11-03/new.ndjson:1"],
+        ["error_events", "schema_violation", "error_events/2026-11-03/new.ndjson:2"]]
+    totals = lines[lines.index("by source and reason:") + 1:]
+    assert [line.split() for line in totals] == [
+        ["SOURCE", "REASON", "RECORDS"], ["error_events", "schema_violation", "2"],
+        ["usage_events", "invalid_json", "3"], ["total", "5"]]
+
+    for filters, expected in ((["--source", "usage_events"], 3), (["--day", "2026-11-03"], 2),
+                              (["--file", "old.nd"], 3), (["--reason", "invalid_json"], 3),
+                              (["--source", "usage_events", "--day", "2026-11-03"], 0)):
+        rows = json.loads(cli("rejects", "--json", *filters).stdout)
+        assert len(rows) == expected, filters
+        assert set(rows[0]) == {"source", "file", "line", "reason", "detail"} if rows else True
+    assert cli("rejects", "--day", "2026-11-01").stdout.strip() == \
+        "no quarantined record matches these filters"
+    refused = cli("rejects", "--source", "nope", check=False)
+    assert refused.returncode == 2 and "invalid choice" in refused.stderr

@@ -1,5 +1,8 @@
 """What a run did, and what the quarantine holds, read back from the ledger."""
 
+from dataclasses import asdict, dataclass
+from datetime import date
+
 import psycopg
 
 from odavl_pipeline.ingest.landing import SOURCES
@@ -30,19 +33,45 @@ def unread_files(conn: psycopg.Connection, run_id: str) -> list[dict]:
             for source, path, status, detail in rows]
 
 
-def list_rejects(conn: psycopg.Connection, reason: str | None = None,
+@dataclass(frozen=True)
+class RejectFilter:
+    """Which quarantined records to show: any combination, None meaning any."""
+
+    source: str | None = None
+    reason: str | None = None
+    file: str | None = None  # part of the path relative to the landing root
+    day: date | None = None  # the landing day folder
+
+    def where(self) -> tuple[str, dict]:
+        """The SQL condition on `q` (quarantine) and `f` (its file), and its parameters."""
+        conditions = {"source": "q.source::text = %(source)s", "reason": "q.reason = %(reason)s",
+                      "file": "strpos(f.path, %(file)s) > 0", "day": "f.day = %(day)s"}
+        chosen = [condition for name, condition in conditions.items()
+                  if getattr(self, name) is not None]
+        return " AND ".join(chosen) or "TRUE", asdict(self)
+
+
+def list_rejects(conn: psycopg.Connection, filters: RejectFilter = RejectFilter(),
                  limit: int | None = None) -> list[dict]:
-    """Quarantined records, oldest first: file relative to the landing root, 1-based line."""
+    """Quarantined records, the newest landing day first (misplaced files, which have none,
+    last), then by file and line: file relative to the landing root, 1-based line (None for a
+    whole file)."""
+    where, parameters = filters.where()
     rows = conn.execute(
-        """SELECT q.source::text, f.path, q.line_no, q.reason, q.detail
-           FROM quarantine q JOIN ingested_files f ON f.id = q.file_id
-           WHERE %(reason)s::text IS NULL OR q.reason = %(reason)s
-           ORDER BY q.file_id, q.line_no NULLS FIRST
-           LIMIT %(limit)s""", {"reason": reason, "limit": limit}).fetchall()
+        f"""SELECT q.source::text, f.path, q.line_no, q.reason, q.detail
+            FROM quarantine q JOIN ingested_files f ON f.id = q.file_id
+            WHERE {where}
+            ORDER BY f.day DESC NULLS LAST, f.path, f.id, q.line_no NULLS FIRST, q.id
+            LIMIT %(limit)s""", {**parameters, "limit": limit}).fetchall()
     return [{"source": source, "file": path, "line": line, "reason": why, "detail": detail}
             for source, path, line, why, detail in rows]
 
 
-def reject_totals(conn: psycopg.Connection) -> list[tuple[str, str, int]]:
+def reject_totals(conn: psycopg.Connection,
+                  filters: RejectFilter = RejectFilter()) -> list[tuple[str | None, str, int]]:
+    """(source, reason, records) of the quarantined records that pass `filters`."""
+    where, parameters = filters.where()
     return conn.execute(
-        "SELECT source::text, reason, count(*) FROM quarantine GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+        f"""SELECT q.source::text, q.reason, count(*)
+            FROM quarantine q JOIN ingested_files f ON f.id = q.file_id
+            WHERE {where} GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2""", parameters).fetchall()
