@@ -4,6 +4,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -407,7 +408,7 @@ def cmd_ui(args, settings: Settings) -> int:
     print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home}); "
           f"`dagster dev` runs the webserver and the daemon (schedules, sensors, run queue)",
           file=sys.stderr, flush=True)
-    os.execve(sys.executable, command, env)  # signals (Ctrl-C, SIGTERM) reach `dagster dev` itself
+    _exec(command, env)
 
 
 def cmd_dashboard(args, settings: Settings) -> int:
@@ -423,7 +424,15 @@ def cmd_dashboard(args, settings: Settings) -> int:
                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
     print(f"dashboards on http://{args.host}:{args.port} (marts {settings.marts_path})",
           file=sys.stderr, flush=True)
-    os.execve(sys.executable, command, env)  # signals (Ctrl-C, SIGTERM) reach Streamlit itself
+    _exec(command, env)
+
+
+def _exec(command: list[str], env: dict[str, str]) -> None:
+    """Become the server, so that signals (Ctrl-C, SIGTERM) reach it and it stops what it
+    started. Ctrl-C stops it even when started by a shell that ignores it for background jobs
+    (an ignored SIGINT stays ignored across exec, and Python then never sees it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execve(sys.executable, command, env)
 
 
 def cmd_demo(args, settings: Settings) -> int:

@@ -175,3 +175,24 @@ def stripe_settings(settings, stripe_emulator, monkeypatch) -> Settings:
     return dataclasses.replace(settings, stripe_api_key=TEST_API_KEY,
                                stripe_api_base=stripe_emulator.url,
                                stripe_webhook_secret=TEST_WEBHOOK_SECRET)
+
+
+# --- no process left behind ---------------------------------------------------------------
+
+# multiprocessing's own helpers, which end with this process
+_PROCESS_HELPERS = ("from multiprocessing.forkserver import main",
+                    "from multiprocessing.resource_tracker import main")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The run fails if a test left a process of its own running (a server, a worker)."""
+    from .processes import command_line, descendants, wait_until_gone
+
+    started = [pid for pid in descendants(os.getpid())
+               if not any(helper in command_line(pid) for helper in _PROCESS_HELPERS)]
+    left = wait_until_gone(started, seconds=10)
+    if left:
+        lines = "\n".join(f"  {pid}: {command_line(pid)[:200]}" for pid in left)
+        session.config.get_terminal_writer().line(
+            f"\nthe tests left {len(left)} process(es) running:\n{lines}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

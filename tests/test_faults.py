@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import date
 
 import pytest
@@ -14,6 +13,7 @@ from odavl_pipeline.db.server import connect
 from odavl_pipeline.ingest.landing import SOURCES
 from odavl_pipeline.ingest.run import ingest_days
 
+from .processes import descendants, wait_until_gone
 from .records import chain, error, usage
 from .state import fingerprint
 
@@ -51,33 +51,6 @@ def _clean_run_state(settings, database_url, server_url) -> dict:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def _descendants(pid: int) -> dict[int, int]:
-    """Every process below `pid`, with its parent, read from /proc."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    found, frontier = {}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, its_parent in parents.items():
-            if its_parent == parent and child not in found:
-                found[child] = parent
-                frontier.append(child)
-    return found
-
-
-def _wait_until_gone(pids: list[int], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while alive := [pid for pid in pids if os.path.exists(f"/proc/{pid}")
-                    and "zombie" not in open(f"/proc/{pid}/status").read()]:
-        assert time.monotonic() < deadline, f"still running after {seconds} s: {alive}"
-        time.sleep(0.2)
-
-
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "odavl_pipeline.cli", *args]
 
@@ -94,7 +67,7 @@ def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(settings, landing
         pytest.fail(f"the run ended before the large file was in progress: rc={process.wait()}")
     # a crash of the command and of its run's processes (the step processes, and the server they
     # fork from), leaving the leaves: the parser processes and multiprocessing's trackers
-    tree = _descendants(process.pid)
+    tree = descendants(process.pid)
     writers = {process.pid, *tree.values()} - {process.pid}
     leaves = [pid for pid in tree if pid not in writers]
     assert writers and leaves, f"the run has no step process with a parser to orphan: {tree}"
@@ -102,7 +75,7 @@ def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(settings, landing
         os.kill(pid, signal.SIGKILL)
     process.kill()
     process.wait()
-    _wait_until_gone([*writers, *leaves])  # an orphaned parser exits by itself
+    assert wait_until_gone([*writers, *leaves]) == []  # an orphaned parser exits by itself
     with connect(settings) as conn:
         assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM ingested_files WHERE path LIKE '%large%'"

@@ -18,11 +18,13 @@ from odavl_pipeline.defs.marts.assets import MARTS
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
 from odavl_pipeline.domain.records import SOURCES
 
+from .processes import command_line, running, wait_until_gone
 from .records import error, usage
 
 DAY = "2026-11-03"
 HISTORY = ("2019-03-01", "2019-03-02", "2019-11-30")
 START_SECONDS = 90  # measured about 10 s
+STOP_SECONDS = 15  # measured about 3 s
 POLL_SECONDS = 45
 
 ASSET_GRAPH = """{
@@ -103,22 +105,37 @@ class Ui:
             time.sleep(1)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """Ctrl-C for `dagster dev` and its children, then SIGKILL if they linger."""
-    for sig, grace in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
+def _group(process: subprocess.Popen) -> list[int]:
+    """The processes of `process`'s group (it leads a session of its own) that still run, its
+    children included once they outlive it."""
+    members = []
+    for entry in os.listdir("/proc"):
         try:
-            os.killpg(process.pid, sig)
+            if entry.isdigit() and os.getpgid(int(entry)) == process.pid:
+                members.append(int(entry))
         except ProcessLookupError:
-            return
-        try:
-            process.wait(grace)
-            time.sleep(0.5)  # the group's other members
-        except subprocess.TimeoutExpired:
             continue
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
+    return running(members)
+
+
+def _ctrl_c(process: subprocess.Popen) -> list[str]:
+    """Ctrl-C to the UI's process group; the command lines of what still runs after it."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    left = wait_until_gone(_group(process), seconds=STOP_SECONDS)
+    return [command_line(pid) for pid in left]
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Whatever of the UI's group still runs, at once."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    process.wait()
 
 
 def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings, landing, tmp_path,
@@ -134,9 +151,11 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings,
     port = _free_port()
     log = tmp_path / "ui.log"
     with open(log, "w") as out:
+        # started as a shell starts a background job, Ctrl-C ignored: `ui` must still stop on it
         process = subprocess.Popen(
             [sys.executable, "-m", "odavl_pipeline.cli", "ui", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     ui = Ui(port, log)
     try:
         ui.wait_until_up(process)
@@ -197,5 +216,7 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings,
             assert node["assetMaterializations"] == [{"runId": run_id}]
             if node["assetKey"]["path"][0] in BILLING_MARTS:  # fresh, by the freshness daemon
                 assert node["freshnessStatusInfo"] == {"freshnessStatus": "HEALTHY"}
+        # Ctrl-C stops the webserver, the daemon and the code servers, within seconds
+        assert _ctrl_c(process) == []
     finally:
-        _stop(process)
+        _kill(process)
