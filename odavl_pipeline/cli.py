@@ -313,6 +313,34 @@ def cmd_rejects_retry(args, settings: Settings) -> None:
                   f"{outcome.duplicate:,} duplicate, {outcome.rejected:,} still rejected")
 
 
+def cmd_users_set_password(args, settings: Settings) -> None:
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.db.sign_in import password_problem, set_password
+
+    _require_migrated(settings)
+    password = _read_password()
+    if problem := password_problem(password):
+        raise PipelineError(problem)
+    with connect(settings) as conn:
+        email = set_password(conn, args.email, password)
+    if email is None:
+        raise PipelineError(f"no user has the email {args.email!r} (`seed` loads the users of "
+                            f"a reference.json)")
+    print(f"password set for {email}; only its hash is stored")
+
+
+def _read_password() -> str:
+    """Prompted twice on a terminal, without echo; else the first line of standard input."""
+    import getpass
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("new password: ")
+        if getpass.getpass("the same again: ") != password:
+            raise PipelineError("the two passwords differ; nothing was changed")
+        return password
+    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
 # --- stripe ------------------------------------------------------------------
 
 
@@ -445,8 +473,12 @@ def cmd_demo(args, settings: Settings) -> int:
     cmd_seed(argparse.Namespace(reference=[str(settings.home / "reference.json")]), settings)
     status = cmd_run(argparse.Namespace(start=None, end=None, json=False, log_level="INFO",
                                         full_marts=False), settings)
-    print("\nto see the materialized asset graph and this run in the Dagster UI: "
-          "`.venv/bin/odavl-pipeline ui`, then open http://127.0.0.1:3000")
+    print("\nthe dashboards: `.venv/bin/odavl-pipeline dashboard`, then open "
+          "http://127.0.0.1:8501 and sign in as alice@odavl.com (owner of the demo organization "
+          "odavl-test-org) with the password `seed` printed above; to set one: "
+          "`.venv/bin/odavl-pipeline users set-password alice@odavl.com`")
+    print("the asset graph and this run in the Dagster UI: `.venv/bin/odavl-pipeline ui`, then "
+          "open http://127.0.0.1:3000")
     return status
 
 
@@ -557,6 +589,14 @@ def _parser() -> argparse.ArgumentParser:
     rejects_actions = rejects.add_subparsers(metavar="action")
     rejects_actions.add_parser("retry", help="retry what can now be accepted").set_defaults(
         handler=cmd_rejects_retry)
+
+    users = commands.add_parser("users", help="the dashboards' users").add_subparsers(
+        required=True, metavar="action")
+    set_password = users.add_parser(
+        "set-password", help="set a user's password (prompted, or the first line of standard "
+                             "input)")
+    set_password.add_argument("email")
+    set_password.set_defaults(handler=cmd_users_set_password)
 
     stripe_actions = commands.add_parser(
         "stripe", help="Stripe: subscriptions in, metered usage out").add_subparsers(

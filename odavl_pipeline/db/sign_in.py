@@ -27,7 +27,7 @@ from datetime import timedelta
 import psycopg
 
 from odavl_pipeline.db.limits import is_storable_text, is_utf8
-from odavl_pipeline.db.seed import verify_password
+from odavl_pipeline.db.seed import hash_password, verify_password
 
 FREE_FAILURES = 3
 FIRST_WAIT = timedelta(seconds=1)
@@ -36,6 +36,8 @@ FORGET_AFTER = timedelta(hours=24)
 UNKNOWN_CLIENT = "unknown"  # the client's key when its address is not known
 
 Verify = Callable[[str, str | None], bool]  # (password, stored hash) -> matches
+SHORTEST_PASSWORD = 12
+LONGEST_PASSWORD = 1024
 
 
 @dataclass(frozen=True)
@@ -157,3 +159,30 @@ _FORGET_OLD_FAILURES = """
         SELECT key FROM sign_in_throttle WHERE last_failure_at <= now() - %(forget_after)s
         FOR UPDATE SKIP LOCKED)
 """
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` cannot be set, or None when it can."""
+    if not is_utf8(password):
+        return "the password is not valid text"
+    if len(password) < SHORTEST_PASSWORD:
+        return f"a password has at least {SHORTEST_PASSWORD} characters"
+    if len(password) > LONGEST_PASSWORD:
+        return f"a password has at most {LONGEST_PASSWORD} characters"
+    return None
+
+
+def set_password(conn: psycopg.Connection, email: str, password: str) -> str | None:
+    """Store the hash of `password` for the user with this email (any case) and clear the
+    email's throttle; return the email as stored, or None when there is no such user."""
+    if problem := password_problem(password):
+        raise ValueError(problem)
+    if not is_storable_text(email):
+        return None
+    with conn.transaction():
+        row = conn.execute("UPDATE users SET hashed_password = %s WHERE lower(email) = lower(%s) "
+                           "RETURNING email", (hash_password(password), email.strip())).fetchone()
+        if row:
+            conn.execute("DELETE FROM sign_in_throttle WHERE key = %s",
+                         (_email_key(row[0]),))
+    return row[0] if row else None
