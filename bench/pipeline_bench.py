@@ -44,7 +44,7 @@ from typing import Any
 import psycopg
 
 from common import STARTED, Environment, log, server_facts, tear_down
-from ingest_bench import COLUMNS, COPY_CHUNK_BYTES, Prepared, checkpoint, run_copy
+from ingest_bench import COLUMNS, COPY_CHUNK_BYTES, Prepared, checkpoint, run_copy, verdict
 from odavl_pipeline.db.server import DAGSTER_DB, libpq_url, server_url, stop_embedded_server
 from odavl_pipeline.generate import GenerateOptions, synthetic_reference
 from odavl_pipeline.settings import Settings
@@ -314,10 +314,6 @@ def first_file(env: Environment, years: int, end_day: date) -> dict[str, Any]:
 
 
 # --- report -----------------------------------------------------------------------------
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,18 @@ def descendants(pid: int) -> dict[int, int]:
     return found
 
 
+def group_members(pgid: int) -> list[int]:
+    """Every process of the process group `pgid`, those whose leader has ended included."""
+    members = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.getpgid(int(entry)) == pgid:
+                members.append(int(entry))
+        except ProcessLookupError:
+            continue
+    return members
+
+
 def running(pids) -> list[int]:
     """Those of `pids` that still run (a zombie has ended: its parent has yet to reap it)."""
     alive = []

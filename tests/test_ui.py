@@ -18,7 +18,7 @@ from odavl_pipeline.defs.marts.assets import MARTS
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
 from odavl_pipeline.domain.records import SOURCES
 
-from .processes import command_line, running, wait_until_gone
+from .processes import command_line, group_members, wait_until_gone
 from .records import error, usage
 
 DAY = "2026-11-03"
@@ -105,19 +105,6 @@ class Ui:
             time.sleep(1)
 
 
-def _group(process: subprocess.Popen) -> list[int]:
-    """The processes of `process`'s group (it leads a session of its own) that still run, its
-    children included once they outlive it."""
-    members = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and os.getpgid(int(entry)) == process.pid:
-                members.append(int(entry))
-        except ProcessLookupError:
-            continue
-    return running(members)
-
-
 def _ctrl_c(process: subprocess.Popen) -> list[str]:
     """Ctrl-C to the UI's process group; the command lines of what still runs after it."""
     os.killpg(process.pid, signal.SIGINT)
@@ -125,7 +112,7 @@ def _ctrl_c(process: subprocess.Popen) -> list[str]:
         process.wait(STOP_SECONDS)
     except subprocess.TimeoutExpired:
         pass
-    left = wait_until_gone(_group(process), seconds=STOP_SECONDS)
+    left = wait_until_gone(group_members(process.pid), seconds=STOP_SECONDS)
     return [command_line(pid) for pid in left]
 
 

@@ -183,6 +183,5 @@ def set_password(conn: psycopg.Connection, email: str, password: str) -> str | N
         row = conn.execute("UPDATE users SET hashed_password = %s WHERE lower(email) = lower(%s) "
                            "RETURNING email", (hash_password(password), email.strip())).fetchone()
         if row:
-            conn.execute("DELETE FROM sign_in_throttle WHERE key = %s",
-                         (_email_key(row[0]),))
+            record_success(conn, row[0])  # the throttle lets the user in at once
     return row[0] if row else None
