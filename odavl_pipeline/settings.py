@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+LONGEST_SESSION_HOURS = 24 * 30  # a month; longer sign-ins outlive people's access reviews
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -18,6 +20,7 @@ class Settings:
     stripe_api_base: str | None
     stripe_webhook_secret: str | None
     alert_webhook_url: str | None = None  # run failures are posted there (ODAVL_ALERT_WEBHOOK_URL)
+    session_lifetime: timedelta = timedelta(hours=12)  # a dashboard sign-in (ODAVL_SESSION_HOURS)
 
     @property
     def embedded_pgdata(self) -> Path:
@@ -34,11 +37,13 @@ class Settings:
             landing_dir=_path(env.get("ODAVL_LANDING_DIR"), home / "landing"),
             marts_path=_path(env.get("ODAVL_MARTS_PATH"), home / "marts.duckdb"),
             dagster_home=_path(env.get("DAGSTER_HOME"), home / "dagster"),
-            billing_grace=_minutes(env.get("ODAVL_BILLING_GRACE_MINUTES"), default=60),
+            billing_grace=_duration(env, "ODAVL_BILLING_GRACE_MINUTES", "minutes", default=60),
             stripe_api_key=env.get("STRIPE_API_KEY") or None,
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             alert_webhook_url=env.get("ODAVL_ALERT_WEBHOOK_URL") or None,
+            session_lifetime=_duration(env, "ODAVL_SESSION_HOURS", "hours", default=12,
+                                       longest=LONGEST_SESSION_HOURS, zero_allowed=False),
         )
 
 
@@ -46,11 +51,15 @@ def _path(value: str | None, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
-def _minutes(value: str | None, default: int) -> timedelta:
+def _duration(env, name: str, unit: str, default: float, longest: float = 10**6,
+              zero_allowed: bool = True) -> timedelta:
+    """A number of `unit` (minutes, hours) from `name`, between 0 and `longest`."""
+    value = env.get(name)
     try:
-        minutes = float(value) if value else default
+        amount = float(value) if value else default
     except ValueError:
-        raise ValueError(f"ODAVL_BILLING_GRACE_MINUTES must be a number of minutes, not {value!r}") from None
-    if minutes < 0:
-        raise ValueError(f"ODAVL_BILLING_GRACE_MINUTES must not be negative: {value}")
-    return timedelta(minutes=minutes)
+        raise ValueError(f"{name} must be a number of {unit}, not {value!r}") from None
+    if not (0 <= amount <= longest) or (amount == 0 and not zero_allowed):
+        lowest = "0" if zero_allowed else "more than 0"
+        raise ValueError(f"{name} must be from {lowest} to {longest:g} {unit}: {value}")
+    return timedelta(**{unit: amount})

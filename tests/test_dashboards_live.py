@@ -1,16 +1,17 @@
-"""Signing in with the console's passwords, and dashboards that keep answering (and follow)
-while the pipeline rebuilds the marts."""
+"""The console's password hashes, and dashboards that keep answering (and follow) while the
+pipeline rebuilds the marts. Signing in with a password is tests/test_dashboard_sessions.py's
+(over HTTP) and tests/test_dashboards_browser.py's (in Chromium)."""
 
 import threading
 
 import pytest
 
-from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db.seed import hash_password, verify_password
 from odavl_pipeline.marts.build import refresh_marts
 
-from .dashboards_fixtures import ALICE, APP, PASSWORD, add_people, environment, main_module_kept
+from .dashboards_fixtures import (ALICE, add_people, environment, main_module_kept,
+                                  signed_in_app)
 from .marts_helpers import add_many, anchor_subscription, at
 from .records import ORG
 
@@ -29,42 +30,15 @@ def test_verify_password_accepts_only_the_password_it_was_made_from():
         assert not verify_password("s3cret", broken)
 
 
-def signed_out_app(settings, monkeypatch) -> AppTest:
-    for key, value in environment(settings).items():
-        monkeypatch.setenv(key, value)
-    return AppTest.from_file(str(APP), default_timeout=30).run()
-
-
-def sign_in(app: AppTest, email: str, password: str) -> AppTest:
-    app.text_input(key="sign_in_email").input(email)
-    app.text_input(key="sign_in_password").input(password)
-    return app.button[0].click().run()
-
-
-def test_sign_in_with_the_console_password_and_sign_out(settings, conn, monkeypatch):
-    add_people(conn)
-    anchor_subscription(conn, ORG, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
-    add_many(conn, ORG, "a", 12, "2026-11-03T10:00:00Z", "2026-11-03T10:01:00Z")
-    refresh_marts(settings, as_of=at("2026-11-04T00:00:00Z"))
-    app = signed_out_app(settings, monkeypatch)
-    assert app.title[0].value == "ODAVL dashboards" and not app.metric
-    assert [e.value for e in sign_in(app, ALICE.email, "wrong").error] == ["Wrong email or password."]
-    assert [e.value for e in sign_in(app, "nobody@odavl.com", PASSWORD).error] == [
-        "Wrong email or password."]
-    sign_in(app, "Alice@ODAVL.com", PASSWORD)
-    assert not app.exception and app.title[0].value == "ODAVL Test Org"
-    assert "12 of 500 used (2.4 %)" in [p.proto.text for p in app.get("progress")]
-    app.sidebar.button[0].click().run()  # Sign out
-    assert app.title[0].value == "ODAVL dashboards" and not app.metric
-
-
 def test_the_dashboards_keep_answering_while_the_marts_are_rebuilt(settings, conn, monkeypatch):
     add_people(conn)
     anchor_subscription(conn, ORG, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
     add_many(conn, ORG, "first", 10, "2026-11-03T10:00:00Z", "2026-11-03T10:01:00Z")
     refresh_marts(settings, as_of=at("2026-11-04T00:00:00Z"))
-    app = sign_in(signed_out_app(settings, monkeypatch), ALICE.email, PASSWORD)
-    assert "10 of 500 used (2.0 %)" in [p.proto.text for p in app.get("progress")]
+    for key, value in environment(settings).items():
+        monkeypatch.setenv(key, value)
+    app = signed_in_app(ALICE)
+    assert "10 of 500 used (2.0 %)" in [m.value for m in app.markdown]
 
     builds, failures = 4, []
 
@@ -87,5 +61,5 @@ def test_the_dashboards_keep_answering_while_the_marts_are_rebuilt(settings, con
     builder.join(timeout=120)
     assert not failures and not builder.is_alive()
     app.run()
-    assert "30 of 500 used (6.0 %)" in [p.proto.text for p in app.get("progress")]
+    assert "30 of 500 used (6.0 %)" in [m.value for m in app.markdown]
     assert renders >= 2

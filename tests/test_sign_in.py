@@ -13,7 +13,7 @@ from odavl_pipeline.db.server import connect
 from odavl_pipeline.db.sign_in import (Attempt, record_failure, sign_in, throttle_wait,
                                        verified_email, wait_message)
 
-from .dashboards_fixtures import ALICE, APP, PASSWORD, add_people, environment, main_module_kept
+from .dashboards_fixtures import ALICE, APP, main_module_kept
 
 EMAIL = "alice@odavl.com"  # a demo user
 RIGHT = "the right password"
@@ -196,25 +196,3 @@ def test_any_text_is_counted_never_stored_and_never_raises(conn, email, password
     assert attempt.email is None and not attempt.refused and verify.calls == 1
     assert failures(conn, "email") == failures(conn, "client") == [1]
     assert_only_hex_keys(conn)
-
-
-def test_the_form_shows_the_wait_after_the_free_failures(settings, conn, monkeypatch,
-                                                         app_test_leaves_main_alone):
-    add_people(conn)
-    for key, value in environment(settings).items():
-        monkeypatch.setenv(key, value)
-    app = AppTest.from_file(str(APP), default_timeout=30).run()
-
-    def attempt(password: str) -> list[str]:
-        app.text_input(key="sign_in_email").input(ALICE.email)
-        app.text_input(key="sign_in_password").input(password)
-        return [e.value for e in app.button[0].click().run().error]
-
-    assert [attempt("wrong") for _ in range(3)] == [["Wrong email or password."]] * 3
-    assert attempt("wrong") == ["Wrong email or password.", wait_message(1)]
-    for _ in range(6):  # a block that outlasts a slow test machine: 64 s
-        record_failure(conn, ALICE.email, None)
-    [refused] = attempt(PASSWORD)
-    assert re.fullmatch(r"Too many failed sign-ins for this account or this connection: "
-                        r"try again in \d+ s\.", refused)
-    assert not app.exception and app.title[0].value == "ODAVL dashboards"

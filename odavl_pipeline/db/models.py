@@ -312,6 +312,19 @@ class SignInThrottle(Base):
     blocked_until: Mapped[datetime | None]
 
 
+class DashboardSession(Base):
+    """A password sign-in to the dashboards: the browser holds the token in an HTTP-only
+    cookie, the database only its SHA-256. Signing out or a new password ends it."""
+
+    __tablename__ = "dashboard_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+
+
 # --- the pipeline's bookkeeping ---------------------------------------------
 
 

@@ -26,6 +26,7 @@ from datetime import timedelta
 
 import psycopg
 
+from odavl_pipeline.db.dashboard_sessions import end_sessions_of
 from odavl_pipeline.db.limits import is_storable_text, is_utf8
 from odavl_pipeline.db.seed import hash_password, verify_password
 
@@ -173,8 +174,9 @@ def password_problem(password: str) -> str | None:
 
 
 def set_password(conn: psycopg.Connection, email: str, password: str) -> str | None:
-    """Store the hash of `password` for the user with this email (any case) and clear the
-    email's throttle; return the email as stored, or None when there is no such user."""
+    """Store the hash of `password` for the user with this email (any case), end the user's
+    dashboard sessions and clear the email's throttle; return the email as stored, or None when
+    there is no such user."""
     if problem := password_problem(password):
         raise ValueError(problem)
     if not is_storable_text(email):
@@ -183,5 +185,6 @@ def set_password(conn: psycopg.Connection, email: str, password: str) -> str | N
         row = conn.execute("UPDATE users SET hashed_password = %s WHERE lower(email) = lower(%s) "
                            "RETURNING email", (hash_password(password), email.strip())).fetchone()
         if row:
+            end_sessions_of(conn, row[0])  # whoever knew the old password is signed out
             record_success(conn, row[0])  # the throttle lets the user in at once
     return row[0] if row else None

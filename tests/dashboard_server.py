@@ -1,0 +1,101 @@
+"""The dashboards as users meet them: `odavl-pipeline dashboard` started as a server on a
+loopback port, with a plain HTTP client for its sign-in routes."""
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from odavl_pipeline.settings import Settings
+
+from .dashboards_fixtures import environment
+
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_dashboards(settings: Settings, log_path: Path,
+                       extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """The dashboards on these settings, serving on a free loopback port; its base URL. The
+    server is stopped (SIGTERM, then SIGKILL) when the block ends."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "odavl_pipeline.cli", "dashboard", "--host", "127.0.0.1",
+             "--port", str(port)], cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **environment(settings), **(extra_env or {})})
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_healthy(base, process, log_path)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"the dashboards did not start in {STARTUP_SECONDS} s"
+        time.sleep(0.3)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: str
+
+    @property
+    def location(self) -> str | None:
+        return self.headers.get("location")
+
+    def cookie(self, name: str):
+        """The Set-Cookie of `name` (a Morsel), or None."""
+        jar = SimpleCookie()
+        for header in self.headers.get_all("set-cookie") or []:
+            jar.load(header)
+        return jar.get(name)
+
+
+def call(base: str, method: str, path: str, form: dict[str, str] | bytes | None = None,
+         cookie: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+    """One request, redirects not followed (they are what is tested)."""
+    address = urlsplit(base)
+    body = form if isinstance(form, bytes) or form is None else urlencode(form).encode()
+    sent = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else {}
+    if cookie:
+        sent["Cookie"] = cookie
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers={**sent, **(headers or {})})
+        reply = connection.getresponse()
+        return Reply(reply.status, reply.headers, reply.read().decode("utf-8", "replace"))
+    finally:
+        connection.close()
