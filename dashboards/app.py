@@ -1,6 +1,6 @@
 """ODAVL dashboards: sign-in, the shared filters, and the pages this viewer may open.
 
-Run with `odavl-pipeline dashboard` (or `streamlit run dashboards/app.py` from the clone).
+Served by `server.py`, with the password sign-in beside it: `odavl-pipeline dashboard`.
 """
 
 import streamlit as st
@@ -25,10 +25,10 @@ if viewer is None:
     auth.sign_in_screen()
     st.stop()
 st.sidebar.caption(f"Signed in as **{viewer.email}**" + (" · ODAVL staff" if viewer.staff else ""))
-st.sidebar.button("Sign out", on_click=auth.sign_out)
+auth.sign_out_control()
 
 try:
-    chosen = filters.sidebar_filters(viewer)
+    chosen = filters.settle(viewer)
 except MartsNotBuilt as missing:
     st.title("ODAVL dashboards")
     st.info(f"No marts yet: {missing}.")

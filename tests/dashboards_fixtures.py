@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
+from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db import seed
 from odavl_pipeline.db.server import libpq_url
@@ -31,6 +32,8 @@ if str(DASHBOARDS) not in sys.path:
     sys.path.insert(0, str(DASHBOARDS))  # `dashlib`, as `streamlit run` makes it importable
 
 EMPTY_ORG = "empty-org"  # a member organization with no data at all
+OIDC_SECRETS = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+                         "cookie_secret": "a-test-cookie-secret-of-some-length"}}
 PASSWORD = "correct horse battery staple"  # every test person's password
 BUILT_AT = at("2026-11-06T02:00:00Z")
 
@@ -49,6 +52,15 @@ DEV = Person("dev@odavl.com", ORG, "DEVELOPER")
 ERIN = Person("erin@odavl.com", EMPTY_ORG, "OWNER")
 MAYA = Person("maya@odavl.com", ORG, "OWNER")  # also a VIEWER of OTHER_ORG
 STAFF = Person("sam@odavl.com", None, None)  # listed in ODAVL_STAFF_EMAILS, member of nothing
+
+
+def signed_in_app(person: Person, query: dict | None = None) -> AppTest:
+    """The app as `person`, signed in through OpenID Connect (`[auth]` configured)."""
+    app = AppTest.from_file(str(APP), default_timeout=30)
+    app.secrets = OIDC_SECRETS
+    app.user = {"is_logged_in": True, "email": person.email, "email_verified": True}
+    app.query_params = dict(query or {})
+    return app.run()
 
 
 @contextmanager
@@ -105,7 +117,9 @@ def add_people(conn: psycopg.Connection) -> None:
 
 def build_demo_marts(settings: Settings) -> None:
     """Ten days of generated data of every source around a period boundary, ingested and
-    built; then one late October event, so November carries a late adjustment."""
+    built; then one late October event, so November carries a late adjustment, and a burst of
+    audits on November 5, so ORG's audits quota is ok but at risk (forecast to run out on
+    November 18, before its period ends)."""
     options = GenerateOptions(end_day=date(2026, 11, 5), days=10, organizations=1,
                               usage_per_day=30, errors_per_day=6, attestations_per_day=3,
                               audits_per_day=1, late_share=0.05, files_per_day=1,
@@ -124,4 +138,6 @@ def build_demo_marts(settings: Settings) -> None:
         refresh_marts(settings, as_of=at("2026-11-06T00:30:00Z"))  # closes October
         add_usage(conn, ORG, "late-october", "2026-10-30T12:00:00Z", "2026-11-06T01:00:00Z",
                   quantity=3)
+        add_usage(conn, ORG, "audit-burst", "2026-11-05T12:00:00Z", "2026-11-05T12:01:00Z",
+                  event_type="guardian_test_run", quantity=20)
     refresh_marts(settings, as_of=BUILT_AT)

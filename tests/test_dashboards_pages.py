@@ -2,21 +2,31 @@
 data: the numbers shown are the marts' numbers, empty states say what to do, and nobody sees
 what their role or memberships do not allow."""
 
+import csv
+import io
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from odavl_pipeline.domain.quota import forecast
 from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.settings import Settings
 
-from .dashboards_fixtures import (ALICE, APP, BOB, DEV, EMPTY_ORG, ERIN, MAYA, STAFF, VERA,
+from .dashboards_fixtures import (ALICE, BOB, DEV, EMPTY_ORG, ERIN, MAYA, STAFF, VERA,
                                   build_demo_marts, environment, main_module_kept,
-                                  scratch_database)
+                                  scratch_database, signed_in_app)
 from .records import ORG, OTHER_ORG
 
-from dashlib import data  # noqa: E402  (made importable by dashboards_fixtures)
+from dashlib import data, ui  # noqa: E402  (made importable by dashboards_fixtures)
 
-OIDC_SECRETS = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-                         "cookie_secret": "a-test-cookie-secret-of-some-length"}}
 
 
 
@@ -47,15 +57,6 @@ def marts_rows(settings: Settings, query: str, *parameters) -> list[tuple]:
         return con.execute(query, list(parameters)).fetchall()
 
 
-def app_for(person, query: dict | None = None) -> AppTest:
-    """The app as `person`, signed in through OpenID Connect (`[auth]` configured)."""
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    at.secrets = OIDC_SECRETS
-    at.user = {"is_logged_in": True, "email": person.email, "email_verified": True}
-    at.query_params = dict(query or {})
-    return at.run()
-
-
 def no_exceptions(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -74,41 +75,158 @@ def metrics(at: AppTest) -> dict[str, str]:
 def texts(at: AppTest) -> str:
     parts = [e.value for kind in ("title", "markdown", "caption", "info", "error", "success")
              for e in getattr(at, kind)]
-    parts += [str(m.value) for m in at.metric] + [p.proto.text for p in at.get("progress")]
+    parts += [str(m.value) for m in at.metric]
     parts += [df.value.to_csv() for df in at.dataframe]
     return "\n".join(parts)
 
 
-def test_overview_shows_the_quota_status_and_usage_of_the_marts(marts):
-    at = no_exceptions(app_for(ALICE))
+def markdown(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def charts(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
+    """Each chart's Vega-Lite spec and the rows it draws."""
+    return [(json.loads(chart.proto.spec),
+             convert_arrow_bytes_to_pandas_df(chart.proto.datasets[0].data.data))
+            for chart in at.get("vega_lite_chart")]
+
+
+def chart_titled(at: AppTest, words: str) -> tuple[dict, pd.DataFrame]:
+    return next((spec, rows) for spec, rows in charts(at) if words in spec.get("title", ""))
+
+
+def headers(table) -> list[str]:
+    """The headers a table shows: each column's configured label, else its name."""
+    config = json.loads(table.proto.columns or "{}")
+    return [config.get(name, {}).get("label") or name for name in table.value.columns]
+
+
+def luminance(hex_colour: str) -> float:
+    """WCAG relative luminance: the lower, the stronger the colour on a white page."""
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> dict[str, bytes]:
+    """The bytes behind each download button's URL, as Streamlit's media storage got them."""
+    stored = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        stored[self.get_url(file_id)] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return stored
+
+
+def downloaded(at: AppTest, stored: dict[str, bytes]) -> list[list[dict]]:
+    """The CSV rows of each download button of the page, in order."""
+    return [list(csv.DictReader(io.StringIO(stored[button.proto.url].decode())))
+            for button in at.get("download_button")]
+
+
+def test_overview_shows_the_quota_state_and_usage_of_the_marts(marts):
+    at = no_exceptions(signed_in_app(ALICE))
     shown = metrics(at)
     assert at.title[0].value == "ODAVL Test Org"
     assert shown["Plan"] == "Pro" and shown["Your role"] == "Owner"
     assert shown["Billing period"] == "Nov 01 – Dec 01"
     quota = marts_rows(marts, "SELECT metric, used, quota, pct_used, status, projected, "
-                       "projected_exhaustion FROM quota_status WHERE org = ?", ORG)
+                       "projected_exhaustion, period_end FROM quota_status WHERE org = ? "
+                       "ORDER BY list_position(['analyses', 'fixes', 'audits'], metric)", ORG)
     assert len(quota) == 3
-    progress = [p.proto.text for p in at.get("progress")]
-    for metric, used, limit, pct, status, projected, exhaustion in quota:
-        assert f"{used:,} of {limit:,} used ({pct:.1f} %)" in progress
+    bars = charts(at)[:3]  # one per card, in the cards' order
+    for (metric, used, limit, pct, status, projected, exhaustion, end), (spec, _) in zip(quota, bars):
+        state = ui.quota_state(status, exhaustion, end)
+        assert f"**{metric.title()}** · {ui.STATE_SYMBOLS[state]} {state}" in markdown(at)
+        assert f"{used:,} of {limit:,} used ({pct:.1f} %)" in markdown(at)
+        assert ui.STATE_COLOURS[state] in json.dumps(spec)
         assert shown[f"{metric.title()} projected at period end"] == f"{projected:,}"
         assert shown[f"{metric.title()} quota exhausted on"] == (
             f"{exhaustion:%Y-%m-%d}" if exhaustion else "not at this rate")
-        assert f"**{metric.title()}** · {status}" in [m.value for m in at.markdown]
     assert at.query_params["org"] == ORG
     assert at.query_params["to"] == "2026-11-05"  # the latest day with data
-    charts = at.get("vega_lite_chart")
-    assert len(charts) == 1 and "Usage per UTC day" in charts[0].proto.spec
+    usage, rows = chart_titled(at, "Usage per UTC day")
+    assert len(charts(at)) == 4 and rows["quantity"].sum() > 0
+    assert usage["encoding"]["y"]["axis"] == {"format": ",d", "tickMinStep": 1}
+
+
+def test_a_quota_forecast_to_run_out_before_the_period_ends_is_shown_at_risk(marts):
+    (status, pct, exhaustion, end), = marts_rows(
+        marts, "SELECT status, pct_used, projected_exhaustion, period_end FROM quota_status "
+        "WHERE org = ? AND metric = 'audits'", ORG)
+    assert status == "ok" and pct < 80 and exhaustion < end.date()  # the demo's audit burst
+    at = no_exceptions(signed_in_app(ALICE))
+    assert "**Audits** · ◔ at risk" in markdown(at)
+    assert f"{exhaustion:%Y-%m-%d}" == metrics(at)["Audits quota exhausted on"]
+    audits_bar, _ = charts(at)[2]
+    assert ui.STATE_COLOURS[ui.AT_RISK] == "#DDAA33" and "#DDAA33" in json.dumps(audits_bar)
+    assert "◔ at risk: below 80 %, but used up before the period ends" in texts(at)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # the pages' fixtures
+@given(used=st.integers(0, 10**12), quota=st.integers(1, 10**12),
+       elapsed=st.integers(0, 30 * 24 * 3600 * 10**6), anchor=st.datetimes(
+           min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
+def test_the_quota_state_is_one_of_four_by_the_contracts_thresholds_and_the_forecast(
+        used, quota, elapsed, anchor):
+    end = anchor + timedelta(days=30)
+    result = forecast(used, quota, anchor, end, anchor + timedelta(microseconds=elapsed))
+    state = ui.quota_state(result.status, result.projected_exhaustion, end)
+    assert state in ui.STATES
+    assert (state == ui.EXCEEDED) == (used >= quota)
+    assert (state == ui.WARNING) == (quota * 80 <= used * 100 < quota * 100)
+    length = 30 * 24 * 3600 * 10**6
+    assert (state == ui.AT_RISK) == (used * 100 < quota * 80 and elapsed > 0
+                                     and used * length > quota * elapsed)
+    assert ui.quota_state(result.status, None, end) == result.status  # no forecast, no risk
+
+
+def test_quota_states_take_precedence_exceeded_warning_at_risk_ok():
+    end = datetime(2026, 12, 1, tzinfo=UTC)
+    assert [ui.quota_state(status, date(2026, 11, 20), end)
+            for status in ("exceeded", "warning", "ok")] == ["exceeded", "warning", "at risk"]
+    assert ui.quota_state("ok", date(2026, 12, 1), end) == "ok"  # runs out once it has ended
+    assert ui.worst_state(pd.Series(["ok", "at risk", "ok"])) == "at risk"
+    assert ui.worst_state(pd.Series(["warning", "exceeded", "at risk"])) == "exceeded"
+
+
+def test_one_palette_for_severities_and_states_with_critical_the_strongest(marts):
+    assert ui.SEVERITY_COLOURS == {"CRITICAL": "#990000", "HIGH": "#CC3311", "MEDIUM": "#EE7733",
+                                   "LOW": "#DDAA33", "INFO": "#BBBBBB"}
+    assert ui.STATE_COLOURS == {"ok": "#0077BB", "at risk": "#DDAA33", "warning": "#EE7733",
+                                "exceeded": "#CC3311"}
+    strengths = [luminance(c) for c in ui.SEVERITY_COLOURS.values()]
+    assert strengths == sorted(strengths) and len(set(strengths)) == 5  # CRITICAL darkest
+    severity_scale = {"domain": list(ui.SEVERITY_COLOURS),
+                      "range": list(ui.SEVERITY_COLOURS.values())}
+    at = no_exceptions(signed_in_app(ALICE, {"from": "2026-10-27", "to": "2026-11-05"}))
+    at.switch_page("views/insight.py").run()
+    by_severity, _ = chart_titled(no_exceptions(at), "by severity")
+    assert by_severity["encoding"]["color"]["scale"] == severity_scale
+    assert by_severity["encoding"]["color"]["sort"] == list(ui.SEVERITY_COLOURS)
+    top = at.dataframe[-1]
+    for severity in set(top.value["severity"]):
+        colour = ui.SEVERITY_COLOURS[severity]
+        assert f"background-color: {colour}" in top.proto.arrow_data.styler.styles
+    at.switch_page("views/guardian.py").run()
+    by_suite, _ = chart_titled(no_exceptions(at), "Issues by suite and severity")
+    assert by_suite["encoding"]["color"]["scale"] == severity_scale
+    assert by_suite["encoding"]["x"]["axis"] == {"format": ",d", "tickMinStep": 1}
 
 
 def test_billing_shows_every_period_and_each_billed_number_drills_down_to_landing_lines(marts):
-    at = no_exceptions(app_for(ALICE).switch_page("views/billing.py").run())
+    at = no_exceptions(signed_in_app(ALICE).switch_page("views/billing.py").run())
     periods = at.dataframe[0].value
     expected = marts_rows(marts, "SELECT period_start, metric, used, quota, overage, closed "
                           "FROM billing_periods WHERE org = ? ORDER BY period_start DESC", ORG)
     assert sorted(zip(periods["period_start"], periods["metric"], periods["used"], periods["quota"],
-                      periods["overage"], periods["state"] == "closed")) == sorted(expected)
-    assert {"closed", "open"} <= set(periods["state"])
+                      periods["overage"], periods["state"] == "closed, billed")) == sorted(expected)
+    assert {"closed, billed", "open, so far"} == set(periods["state"])
     late = marts_rows(marts, "SELECT period_start, metric, sum(quantity) FROM billing_adjustments "
                       "WHERE org = ? GROUP BY ALL", ORG)
     assert sorted(zip(periods.loc[periods["late_quantity"] > 0, "period_start"],
@@ -148,8 +266,32 @@ def test_billing_shows_every_period_and_each_billed_number_drills_down_to_landin
     assert sorted(zip(events["event_id"], events["landing_file"], events["line"])) == sorted(truth)
 
 
+def test_billing_shows_no_none_and_calls_only_closed_periods_billed(marts):
+    at = no_exceptions(signed_in_app(ALICE).switch_page("views/billing.py").run())
+    open_start, closed_start = sorted({s for (s,) in marts_rows(
+        marts, "SELECT period_start FROM billing_periods WHERE org = ?", ORG)}, reverse=True)
+    at.selectbox(key="drill_metric").set_value("audits").run()  # with the burst's events, no file
+    for start, words, billed in (
+            (open_start, "used so far in the open period", "Counted here so far"),
+            (closed_start, "billed for", "Billed here")):
+        at.selectbox(key="drill_period").set_value(start).run()
+        days = no_exceptions(at).dataframe[2]
+        assert any(words in text for text in markdown(at)) and billed in headers(days)
+        if start == open_start:
+            assert not any("billed" in text.lower() for text in markdown(at))
+            assert "(open)" in at.selectbox(key="drill_period").format_func(start)
+            at.selectbox(key="drill_day").set_value(days.value["day"].iloc[-1]).run()
+            events = no_exceptions(at).dataframe[3].value
+            assert events["landing_file"].isna().any()  # shown as the placeholder, never "None"
+        options = [o for key in ("drill_period", "drill_metric", "drill_day")
+                   for o in at.selectbox(key=key).options]
+        assert "None" not in texts(at) and "None" not in " ".join(options)
+        assert all(table.proto.placeholder == ui.MISSING for table in at.dataframe)
+        assert all("None" not in text for table in at.dataframe for text in headers(table))
+
+
 def test_insight_autopilot_and_guardian_show_the_marts_numbers(marts):
-    at = no_exceptions(app_for(ALICE, {"from": "2026-10-27", "to": "2026-11-05"}))
+    at = no_exceptions(signed_in_app(ALICE, {"from": "2026-10-27", "to": "2026-11-05"}))
     window = (ORG, "2026-10-27", "2026-11-05")
     at.switch_page("views/insight.py").run()
     (events,), = marts_rows(marts, "SELECT sum(events) FROM error_trends WHERE org = ? "
@@ -185,29 +327,87 @@ def test_insight_autopilot_and_guardian_show_the_marts_numbers(marts):
 
 
 def test_staff_view_shows_every_organization_and_the_quarantine(marts):
-    at = no_exceptions(app_for(STAFF))
+    at = no_exceptions(signed_in_app(STAFF))
     assert "You are not a member of any organization yet" in texts(at)
     at.switch_page("views/staff.py").run()
     tables = [df.value for df in no_exceptions(at).dataframe]
     organizations, quarantine = tables[0], tables[-1]
     assert sorted(organizations["org"]) == sorted(o for (o,) in marts_rows(
         marts, "SELECT org FROM organizations"))
-    near = marts_rows(marts, "SELECT org, metric, used FROM quota_status WHERE status <> 'ok'")
-    if near:
-        assert sorted(records(tables[1], "org", "metric", "used")) == sorted(near)
-    else:
-        assert len(tables) == 2 and "Every organization is below 80 %" in texts(at)
+    states = {(org, metric): ui.quota_state(status, exhaustion, end) for org, metric, status,
+              exhaustion, end in marts_rows(marts, "SELECT org, metric, status, "
+                                            "projected_exhaustion, period_end FROM quota_status")}
+    attention = sorted((org, metric, state) for (org, metric), state in states.items()
+                       if state != "ok")
+    assert attention == [(ORG, "audits", "at risk")]  # the demo's audit burst
+    assert sorted(records(tables[1], "org", "metric", "state")) == attention
+    assert organizations.set_index("org").loc[ORG, "quota_state"] == "at risk"
     assert dict(zip(zip(quarantine["source"], quarantine["reason"]), quarantine["records"])) == dict(
         ((s, r), n) for s, r, n in marts_rows(
             marts, "SELECT source, reason, sum(records) FROM quarantine_summary GROUP BY ALL"))
     with pytest.raises(ValueError):  # nobody else has the page
-        app_for(ALICE).switch_page("views/staff.py")
+        signed_in_app(ALICE).switch_page("views/staff.py")
     with pytest.raises(data.AccessDenied):
         data.all_organizations(data.Viewer(ALICE.email))
+    with pytest.raises(data.AccessDenied):
+        data.all_quotas(data.Viewer(ALICE.email))
+
+
+def test_staff_tables_have_human_headers_separators_and_the_state_colours(marts):
+    at = no_exceptions(signed_in_app(STAFF).switch_page("views/staff.py").run())
+    assert len(at.dataframe) == 3
+    for table in at.dataframe:
+        shown = dict(zip(table.value.columns, headers(table)))
+        assert not [h for name, h in shown.items() if "_" in h or h == name], shown
+        config = json.loads(table.proto.columns)
+        for name, column in table.value.items():
+            if pd.api.types.is_integer_dtype(column):
+                assert config[name]["type_config"]["format"] == "localized", name
+    organizations, attention = at.dataframe[0], at.dataframe[1]
+    assert "Members" in headers(organizations) and "Analyses % used" in headers(organizations)
+    for table in (organizations, attention):
+        styles = table.proto.arrow_data.styler.styles
+        assert f"background-color: {ui.STATE_COLOURS[ui.AT_RISK]}; color: #000000" in styles
+    ok = f"background-color: {ui.STATE_COLOURS[ui.OK]}; color: #FFFFFF"
+    assert ok in organizations.proto.arrow_data.styler.styles
+    assert "◔ at risk" in convert_arrow_bytes_to_pandas_df(
+        attention.proto.arrow_data.styler.display_values).to_csv()
+    assert "progress" not in organizations.proto.columns  # no bars in one colour for all
+    tier, _ = chart_titled(at, "by plan tier")
+    assert tier["encoding"]["y"]["axis"]["tickMinStep"] == 1
+
+
+def test_the_guardian_chart_draws_the_top_urls_and_one_other_per_device(marts):
+    at = no_exceptions(signed_in_app(ALICE, {"from": "2026-10-27", "to": "2026-11-05"}))
+    at.switch_page("views/guardian.py").run()
+    (urls,), = marts_rows(marts, "SELECT count(DISTINCT url) FROM audit_scores WHERE org = ?", ORG)
+    assert urls > ui.TOP_SERIES + 1  # many URLs, times three devices
+    spec, rows = chart_titled(no_exceptions(at), "per UTC day, by URL (all devices)")
+    assert rows["url"].nunique() == ui.TOP_SERIES + 1 and ui.OTHER in set(rows["url"])
+    assert spec["encoding"]["color"]["scale"]["range"][-1] == ui.OTHER_COLOUR
+    assert f"The {ui.TOP_SERIES} most audited URLs" in texts(at)
+    for device in ("desktop", "mobile", "tablet"):
+        at.selectbox(key="guardian_device").set_value(device).run()
+        spec, rows = chart_titled(no_exceptions(at), f"by URL ({device})")
+        assert rows["url"].nunique() <= ui.TOP_SERIES + 1
+        assert rows["score_accessibility"].between(0, 100).all()
+
+
+def test_day_axes_label_each_day_once_and_count_axes_are_whole_numbers(marts):
+    at = no_exceptions(signed_in_app(ALICE, {"from": "2026-11-03", "to": "2026-11-04"}))
+    at.switch_page("views/insight.py").run()
+    for spec, rows in charts(no_exceptions(at)):
+        x, y = spec["encoding"]["x"], spec["encoding"]["y"]
+        assert (x["timeUnit"], x["type"]) == ("yearmonthdate", "ordinal")  # one band per day
+        assert x["scale"]["domain"] == [{"year": 2026, "month": 11, "date": d} for d in (3, 4)]
+        assert y["axis"] == {"format": ",d", "tickMinStep": 1}
+    days = pd.Series(pd.to_datetime(["2026-02-27", "2026-03-02"]))  # a gap, across a month
+    assert [(d["month"], d["date"]) for d in ui.day_axis(days).to_dict()["scale"]["domain"]] == [
+        (2, 27), (2, 28), (3, 1), (3, 2)]
 
 
 def test_an_organization_without_data_says_what_is_missing_and_how_to_get_it(marts):
-    at = no_exceptions(app_for(ERIN))
+    at = no_exceptions(signed_in_app(ERIN))
     assert "No billing period yet" in texts(at) and "No usage between" in texts(at)
     for page, expected in (("views/insight.py", "No errors between"),
                            ("views/autopilot.py", "No attestation chains yet"),
@@ -219,13 +419,13 @@ def test_an_organization_without_data_says_what_is_missing_and_how_to_get_it(mar
 
 def test_before_the_first_build_the_app_says_how_to_build_the_marts(marts, monkeypatch, tmp_path):
     monkeypatch.setenv("ODAVL_MARTS_PATH", str(tmp_path / "none.duckdb"))
-    at = no_exceptions(app_for(ALICE))
+    at = no_exceptions(signed_in_app(ALICE))
     assert "No marts yet" in texts(at) and "odavl-pipeline run" in texts(at)
 
 
 @pytest.mark.parametrize("person", [VERA, DEV], ids=["viewer", "developer"])
 def test_viewers_and_developers_cannot_open_billing(marts, person):
-    at = no_exceptions(app_for(person))
+    at = no_exceptions(signed_in_app(person))
     assert at.title[0].value == "ODAVL Test Org"
     with pytest.raises(ValueError, match="not a registered page|Could not find"):
         at.switch_page("views/billing.py")
@@ -241,7 +441,7 @@ def test_a_member_of_one_organization_sees_nothing_of_another_by_any_parameter(m
     alice_org_name = "ODAVL Test Org"
     for query in ({"org": ORG}, {"org": ORG, "project": "web-app"},
                   {"org": "x' OR 1=1 --"}, {"org": EMPTY_ORG}):
-        at = no_exceptions(app_for(BOB, query))
+        at = no_exceptions(signed_in_app(BOB, query))
         shown = texts(at)
         assert "You are not a member of the organization" in shown
         assert at.title[0].value == "Enterprise Corp" and alice_org_name not in shown
@@ -270,18 +470,18 @@ def test_a_member_of_one_organization_sees_nothing_of_another_by_any_parameter(m
 
 def test_filters_live_in_the_url_and_survive_a_change_of_page_and_organization(marts):
     query = {"org": ORG, "project": "api-backend", "from": "2026-11-01", "to": "2026-11-03"}
-    at = no_exceptions(app_for(MAYA, query))
-    assert at.selectbox(key="filter_project").value == "api-backend"
+    at = no_exceptions(signed_in_app(MAYA, query))
     assert at.query_params == query
     at.switch_page("views/insight.py").run()
     assert at.query_params == query and at.title[0].value == "Insight"
+    assert at.selectbox(key="filter_project").value == "api-backend"
     (events,), = marts_rows(marts, "SELECT sum(events) FROM error_trends WHERE org = ? AND "
                             "project = 'api-backend' AND day BETWEEN '2026-11-01' AND '2026-11-03'", ORG)
     assert metrics(no_exceptions(at))["Error events"] == f"{events:,}"
     at.selectbox(key="filter_project").set_value("").run()
     assert "project" not in no_exceptions(at).query_params
 
-    at = no_exceptions(app_for(MAYA, query))
+    at = no_exceptions(signed_in_app(MAYA, query))
     at.selectbox(key="filter_org").set_value(OTHER_ORG).run()
     assert no_exceptions(at).query_params == {"org": OTHER_ORG, "from": "2026-11-01",
                                               "to": "2026-11-03"}  # its projects differ
@@ -290,3 +490,59 @@ def test_filters_live_in_the_url_and_survive_a_change_of_page_and_organization(m
     assert no_exceptions(at).query_params["org"] == OTHER_ORG
     with pytest.raises(ValueError):  # MAYA is only a VIEWER there: no billing page
         at.switch_page("views/billing.py")
+
+
+def sidebar_filters(at: AppTest) -> set[str]:
+    return {w.key for kind in ("selectbox", "date_input") for w in getattr(at.sidebar, kind)}
+
+
+def test_each_page_shows_the_filters_it_applies_and_keeps_the_others(marts):
+    query = {"org": ORG, "project": "api-backend", "from": "2026-11-01", "to": "2026-11-03"}
+    at = no_exceptions(signed_in_app(ALICE, query))
+    every = {"filter_org", "filter_project", "filter_dates"}
+    for page, shown in (("views/overview.py", every - {"filter_project"}),
+                        ("views/billing.py", {"filter_org"}),
+                        ("views/insight.py", every), ("views/autopilot.py", every),
+                        ("views/guardian.py", every)):
+        no_exceptions(at.switch_page(page).run())
+        assert sidebar_filters(at) == shown, page
+        assert at.query_params == query, page  # kept while a page does not show it
+    assert at.selectbox(key="filter_project").value == "api-backend"
+    assert at.date_input(key="filter_dates").value == (date(2026, 11, 1), date(2026, 11, 3))
+    assert "Quotas count the whole organization" in texts(at.switch_page("views/overview.py").run())
+    assert "Billing counts the whole organization" in texts(at.switch_page("views/billing.py").run())
+    at = no_exceptions(signed_in_app(STAFF).switch_page("views/staff.py").run())
+    assert sidebar_filters(at) == {"filter_dates"}  # every organization, whatever is chosen
+
+
+@pytest.mark.parametrize("person, pages", [
+    (ALICE, ("views/billing.py", "views/insight.py", "views/autopilot.py", "views/guardian.py")),
+    (BOB, ("views/billing.py", "views/insight.py", "views/autopilot.py", "views/guardian.py")),
+    (STAFF, ("views/staff.py",))], ids=["owner", "other-organization", "staff"])
+def test_every_table_has_human_headers_and_a_csv_download_of_exactly_its_rows(
+        marts, downloads, person, pages):
+    at = no_exceptions(signed_in_app(person, {"from": "2026-10-27", "to": "2026-11-05"}))
+    for page in pages:
+        no_exceptions(at.switch_page(page).run())
+        files = downloaded(at, downloads)
+        if page == "views/billing.py":
+            (periods,), = marts_rows(marts, "SELECT count(*) FROM billing_periods WHERE org = ?",
+                                     person.org)
+            assert len(files[0]) == periods  # the viewer's organization, all of it, only it
+        assert len(files) == len(at.dataframe) > 0, page
+        for table, rows in zip(at.dataframe, files):
+            assert not [h for h in headers(table) if "_" in h], page
+            assert table.proto.placeholder == ui.MISSING, page
+            assert list(rows[0]) == headers(table), page  # the headers the table shows
+            assert len(rows) == len(table.value), page
+            for (name, column), header in zip(table.value.items(), headers(table)):
+                if pd.api.types.is_integer_dtype(column) or pd.api.types.is_object_dtype(column):
+                    assert [row[header] for row in rows] == [
+                        "" if pd.isna(v) else str(v) for v in column], (page, name)
+    if person.org:
+        other_projects = {p for (p,) in marts_rows(
+            marts, "SELECT project FROM projects WHERE org <> ?", person.org)}
+        mine = {p for (p,) in marts_rows(marts, "SELECT project FROM projects WHERE org = ?",
+                                         person.org)}
+        shown = "\n".join(b.decode() for b in downloads.values())
+        assert not {p for p in other_projects - mine if re.search(rf"\b{re.escape(p)}\b", shown)}

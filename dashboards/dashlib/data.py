@@ -193,8 +193,8 @@ def billing_periods(viewer: Viewer, org: str) -> pd.DataFrame:
     """Every billing period and quota metric, with the late usage carried into it."""
     return _query(viewer, org,
                   "SELECT b.period_start, b.period_end, b.metric, b.used, b.quota, b.overage, "
-                  "b.closed, coalesce(a.quantity, 0) AS late_quantity, "
-                  "coalesce(a.events, 0) AS late_events FROM billing_periods AS b "
+                  "b.closed, coalesce(a.quantity, 0)::BIGINT AS late_quantity, "
+                  "coalesce(a.events, 0)::BIGINT AS late_events FROM billing_periods AS b "
                   "LEFT JOIN (SELECT period_start, metric, sum(quantity) AS quantity, "
                   "sum(events) AS events FROM billing_adjustments WHERE org = ? GROUP BY ALL) "
                   "AS a USING (period_start, metric) WHERE b.org = ? "
@@ -239,9 +239,9 @@ def billed_days(viewer: Viewer, org: str, period_start: datetime, period_end: da
     sql = (f"WITH occurred AS ({occurred}), "
            f"late_out AS ({late.format('occurred_period_start')}), "
            f"late_in AS ({late.format('period_start')}) "
-           "SELECT day, coalesce(o.q, 0) AS occurred, coalesce(o.e, 0) AS events, "
-           "coalesce(lo.q, 0) AS billed_later, coalesce(li.q, 0) AS carried_in, "
-           "coalesce(o.q, 0) - coalesce(lo.q, 0) + coalesce(li.q, 0) AS billed "
+           "SELECT day, coalesce(o.q, 0)::BIGINT AS occurred, coalesce(o.e, 0)::BIGINT AS events, "
+           "coalesce(lo.q, 0)::BIGINT AS billed_later, coalesce(li.q, 0)::BIGINT AS carried_in, "
+           "(coalesce(o.q, 0) - coalesce(lo.q, 0) + coalesce(li.q, 0))::BIGINT AS billed "
            "FROM occurred AS o FULL JOIN late_out AS lo USING (day) FULL JOIN late_in AS li "
            "USING (day) ORDER BY day")
     return _query(viewer, org, sql, *parameters, org, metric, period_start, org, metric,
@@ -364,17 +364,16 @@ def all_organizations(viewer: Viewer) -> pd.DataFrame:
         f"max(q.pct_used) FILTER (WHERE q.metric = '{m}') AS {m}_pct" for m in QUOTA_METRICS)
     return _staff_query(viewer,
                         "SELECT o.org, o.name, o.tier, o.status, o.has_subscription, "
-                        f"(SELECT count(*) FROM memberships AS m WHERE m.org = o.org) AS members, {pivots}, "
-                        "max(list_position(['ok', 'warning', 'exceeded'], q.status)) AS severity "
+                        f"(SELECT count(*) FROM memberships AS m WHERE m.org = o.org) AS members, {pivots} "
                         "FROM organizations AS o LEFT JOIN quota_status AS q USING (org) "
                         "GROUP BY ALL ORDER BY o.name")
 
 
-def near_quota(viewer: Viewer) -> pd.DataFrame:
-    """Current periods at 80 % of a quota or more."""
+def all_quotas(viewer: Viewer) -> pd.DataFrame:
+    """Every organization's quota status of its current period, the fullest first."""
     return _staff_query(viewer,
                         "SELECT org, tier, metric, used, quota, pct_used, status, projected, "
-                        "projected_exhaustion FROM quota_status WHERE status IN ('warning', 'exceeded') "
+                        "projected_exhaustion, period_end FROM quota_status "
                         "ORDER BY pct_used DESC NULLS LAST, org, metric")
 
 
@@ -387,7 +386,8 @@ def usage_by_tier(viewer: Viewer, start: date, end: date) -> pd.DataFrame:
 
 def quarantine(viewer: Viewer) -> pd.DataFrame:
     return _staff_query(viewer,
-                        "SELECT source, reason, sum(records) AS records, count(DISTINCT org) AS organizations "
+                        "SELECT source, reason, sum(records)::BIGINT AS records, "
+                        "count(DISTINCT org) AS organizations "
                         "FROM quarantine_summary GROUP BY ALL ORDER BY records DESC, source, reason")
 
 

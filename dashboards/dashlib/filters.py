@@ -1,7 +1,9 @@
-"""The filters every page shares: organization, project and date range, in the sidebar.
+"""The filters the pages share: organization, project and date range.
 
-They live in the session (so they survive a change of page) and in the URL as
-`?org=…&project=…&from=YYYY-MM-DD&to=YYYY-MM-DD` (so a view can be shared). A URL naming an
+They live in the session (so they survive a change of page, even through a page that does not
+use them) and in the URL as `?org=…&project=…&from=YYYY-MM-DD&to=YYYY-MM-DD` (so a view can be
+shared). app.py settles them before the page is known (`settle`); each page then
+draws in the sidebar only the filters that change what it shows (`show`). A URL naming an
 organization the viewer does not belong to is refused here, and again by the data module.
 """
 
@@ -48,36 +50,62 @@ def _from_url_once(orgs: list[str]) -> None:
         st.session_state["filter_dates"] = (start, end)
 
 
-def sidebar_filters(viewer: data.Viewer) -> Filters:
-    """Draw the filters in the sidebar and return them; the URL follows them."""
+def settle(viewer: data.Viewer) -> Filters:
+    """Settle the filters of this run from the session, the URL and the viewer's memberships;
+    the URL follows them. Nothing is drawn here but a refusal: the pages draw the filters."""
     own = data.organizations_of(viewer)
-    names = dict(zip(own["org"], own["name"]))
-    _from_url_once(list(names))
+    names = list(own["org"])
+    _from_url_once(names)
     if st.session_state.get("refused_org"):
         st.error(f"You are not a member of the organization {st.session_state['refused_org']!r}: "
                  f"nothing of it is shown.")
-    if not names:
-        end = date.today()
-        return _publish(Filters(None, None, end - timedelta(days=DEFAULT_DAYS - 1), end))
-    if st.session_state.get("filter_org") not in names:
-        st.session_state["filter_org"] = next(iter(names))
-    org = st.sidebar.selectbox("Organization", list(names), format_func=lambda o: names[o],
-                               key="filter_org")
-    projects = data.projects(viewer, org)
-    project_names = {ALL_PROJECTS: "All projects", **dict(zip(projects["project"], projects["name"]))}
-    if "requested_project" in st.session_state:
-        st.session_state["filter_project"] = st.session_state.pop("requested_project")
-    if st.session_state.get("filter_project") not in project_names:
-        st.session_state["filter_project"] = ALL_PROJECTS
-    project = st.sidebar.selectbox("Project", list(project_names),
-                                   format_func=lambda p: project_names[p], key="filter_project")
-    if "filter_dates" not in st.session_state:
-        last = data.data_days(viewer, org)[1] or date.today()
-        st.session_state["filter_dates"] = (last - timedelta(days=DEFAULT_DAYS - 1), last)
-    chosen = st.sidebar.date_input("Dates (UTC)", key="filter_dates")
-    days = list(chosen) if isinstance(chosen, (tuple, list)) else [chosen]
-    start, end = (days[0], days[-1]) if days else st.session_state["filter_dates"]
-    return _publish(Filters(org, project or None, start, end))
+    org = project = None
+    if names:
+        org = st.session_state.get("filter_org")
+        if org not in names:
+            org = names[0]
+        project = st.session_state.pop("requested_project", st.session_state.get("filter_project"))
+        if project not in _projects(viewer, org):
+            project = ALL_PROJECTS
+        _keep("filter_org", org)
+        _keep("filter_project", project)
+    chosen = st.session_state.get("filter_dates") or _default_dates(viewer, org)
+    _keep("filter_dates", chosen)
+    days = list(chosen) if isinstance(chosen, (tuple, list)) else [chosen]  # one while picking
+    return _publish(Filters(org, project or None, days[0], days[-1]))
+
+
+def _keep(key: str, value) -> None:
+    """Set a filter's value, which also keeps it through a page that does not draw its widget
+    (Streamlit forgets the value of a widget left out of a run)."""
+    st.session_state[key] = value
+
+
+def _default_dates(viewer: data.Viewer, org: str | None) -> tuple[date, date]:
+    """The DEFAULT_DAYS up to the organization's latest day with data (else today)."""
+    last = (data.data_days(viewer, org)[1] if org else None) or date.today()
+    return last - timedelta(days=DEFAULT_DAYS - 1), last
+
+
+def _projects(viewer: data.Viewer, org: str) -> dict[str, str]:
+    """The organization's projects, slug to name, after the choice of every project."""
+    rows = data.projects(viewer, org)
+    return {ALL_PROJECTS: "All projects", **dict(zip(rows["project"], rows["name"]))}
+
+
+def show(viewer: data.Viewer, filters: Filters, *, organization: bool, dates: bool,
+         project: bool) -> None:
+    """Draw in the sidebar the filters a page applies, and only those."""
+    if organization and filters.org:
+        own = data.organizations_of(viewer)
+        names = dict(zip(own["org"], own["name"]))
+        st.sidebar.selectbox("Organization", list(names), format_func=names.get, key="filter_org")
+    if project and filters.org:
+        projects = _projects(viewer, filters.org)
+        st.sidebar.selectbox("Project", list(projects), format_func=projects.get,
+                             key="filter_project")
+    if dates:
+        st.sidebar.date_input("Dates (UTC)", key="filter_dates")
 
 
 def _publish(filters: Filters) -> Filters:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashlib import data, ui
 
-viewer, filters = ui.current()
+viewer, filters = ui.current(dates=True, project=True)
 org = ui.require_organization(filters)
 st.title("Autopilot")
 
@@ -26,7 +26,7 @@ else:
     changed[1].metric("Lines added", f"{int(outcomes['lines_added'].sum()):,}")
     changed[2].metric("Lines removed", f"{int(outcomes['lines_removed'].sum()):,}")
     ui.time_chart(outcomes, "fixes", "status", "Fixes per UTC day, by outcome", "Fixes",
-                  mark="bar", series_title="Outcome", series_sort=["SUCCESS", "PARTIAL", "FAILED"])
+                  mark="bar", series_title="Outcome", colours=ui.OUTCOME_COLOURS)
 
 st.subheader("Attestation chains")
 chains = data.attestation_chains(viewer, org, filters.project)
@@ -34,9 +34,9 @@ if chains.empty:
     ui.empty("attestation chains", "every Autopilot fix is signed into its project's chain; "
              "run Autopilot, or `odavl-pipeline generate`, then `odavl-pipeline run`.")
 else:
-    st.dataframe(chains, hide_index=True, column_config={
-        "project": "Project", "verified": st.column_config.NumberColumn("Verified length"),
-        "pending": st.column_config.NumberColumn("Pending links", help="Waiting for their parent."),
-        "rejected": st.column_config.NumberColumn("Rejected links", help="Wrong hash or a fork."),
-        "head_hash": "Head hash",
-        "head_created_at": st.column_config.DatetimeColumn("Head created (UTC)", format="YYYY-MM-DD HH:mm")})
+    ui.table(chains, {
+        "project": "Project", "verified": ui.count_column("Verified length"),
+        "pending": ui.count_column("Pending links", help="Waiting for their parent."),
+        "rejected": ui.count_column("Rejected links", help="Wrong hash or a fork."),
+        "head_hash": "Head hash", "head_created_at": ui.time_column("Head created (UTC)")},
+        "attestation chains")

@@ -1,6 +1,6 @@
-"""Billing: every period with used, quota and overage per metric, closed or open, with late
-adjustments; and a drill-down from a billed number to its days, one day's events, and the
-landing file and line of each."""
+"""Billing: every period with used, quota and overage per metric, closed (billed) or open (so
+far), with late adjustments; and a drill-down from each number to its days, one day's events, and
+the landing file and line of each."""
 
 import pandas as pd
 import streamlit as st
@@ -18,57 +18,52 @@ if periods.empty:
              "a demo set).")
     st.stop()
 
-table = periods.assign(state=periods["closed"].map({True: "closed", False: "open"}))
-st.dataframe(
-    table[["period_start", "period_end", "metric", "used", "quota", "overage", "state",
-           "late_quantity", "late_events"]],
-    hide_index=True,
-    column_config={
-        "period_start": st.column_config.DatetimeColumn("Period start (UTC)", format="YYYY-MM-DD HH:mm"),
-        "period_end": st.column_config.DatetimeColumn("Period end (UTC)", format="YYYY-MM-DD HH:mm"),
-        "metric": "Metric", "used": st.column_config.NumberColumn("Used", format="localized"),
-        "quota": st.column_config.NumberColumn("Quota", format="localized"),
-        "overage": st.column_config.NumberColumn("Overage", format="localized"),
-        "state": "Closed or open",
-        "late_quantity": st.column_config.NumberColumn(
-            "Late usage billed here", help="Usage that arrived after its own period closed, "
-            "carried into this one.", format="localized"),
-        "late_events": st.column_config.NumberColumn("Late events", format="localized"),
-    })
+st.caption("Closed periods are billed and never change. The open period shows the use so far: "
+           "it is billed when it closes. Billing counts the whole organization, every project.")
+state = periods["closed"].map({True: "closed, billed", False: "open, so far"})
+ui.table(periods.assign(state=state), {
+    "period_start": ui.time_column("Period start (UTC)"),
+    "period_end": ui.time_column("Period end (UTC)"), "metric": "Metric",
+    "used": ui.count_column("Used"), "quota": ui.count_column("Quota"),
+    "overage": ui.count_column("Overage"), "state": "State",
+    "late_quantity": ui.count_column("Late usage counted here", help="Usage that arrived after "
+                                     "its own period closed, carried into this one."),
+    "late_events": ui.count_column("Late events")}, "billing periods")
 
 adjustments = data.billing_adjustments(viewer, org)
 if not adjustments.empty:
     st.subheader("Late adjustments")
-    st.dataframe(adjustments, hide_index=True, column_config={
-        "period_start": st.column_config.DatetimeColumn("Billed in period starting", format="YYYY-MM-DD HH:mm"),
-        "occurred_period_start": st.column_config.DatetimeColumn("Occurred in period starting",
-                                                                 format="YYYY-MM-DD HH:mm"),
-        "metric": "Metric", "quantity": "Quantity", "events": "Events"})
+    ui.table(adjustments, {
+        "period_start": ui.time_column("Counted in period starting (UTC)"), "metric": "Metric",
+        "occurred_period_start": ui.time_column("Occurred in period starting (UTC)"),
+        "quantity": ui.count_column("Quantity"), "events": ui.count_column("Events")},
+        "late adjustments")
 
-st.subheader("Where a billed number comes from")
+st.subheader("Where each number comes from")
 starts = list(dict.fromkeys(periods["period_start"]))
 ends = dict(zip(periods["period_start"], periods["period_end"]))
+closed = dict(zip(periods["period_start"], periods["closed"]))
 left, right = st.columns(2)
-start = left.selectbox("Billing period", starts, key="drill_period",
-                       format_func=lambda s: ui.period_label(s, ends[s]))
+start = left.selectbox("Billing period", starts, key="drill_period", format_func=lambda s: (
+    f"{ui.period_label(s, ends[s])} ({'closed' if closed[s] else 'open'})"))
 metric = right.selectbox("Metric", list(data.QUOTA_METRICS), key="drill_metric")
-billed = periods[(periods["period_start"] == start) & (periods["metric"] == metric)].iloc[0]
+used = periods[(periods["period_start"] == start) & (periods["metric"] == metric)].iloc[0]["used"]
 days = data.billed_days(viewer, org, pd.Timestamp(start).to_pydatetime(),
                         pd.Timestamp(ends[start]).to_pydatetime(), metric)
-st.markdown(f"**{billed['used']:,} {metric}** billed for {ui.period_label(start, ends[start])}, "
+counted = "billed for" if closed[start] else "used so far in the open period"
+st.markdown(f"**{used:,} {metric}** {counted} {ui.period_label(start, ends[start])}, "
             f"from {len(days):,} days of usage:")
 if days.empty:
-    ui.empty(f"{metric} in this period", "nothing was used, so nothing is billed.")
+    ui.empty(f"{metric} in this period", "nothing was used, so nothing is counted.")
     st.stop()
-st.dataframe(days, hide_index=True, column_config={
-    "day": st.column_config.DateColumn("Day of occurrence (UTC)"),
-    "occurred": st.column_config.NumberColumn("Occurred in this period", format="localized"),
-    "events": st.column_config.NumberColumn("Events", format="localized"),
-    "billed_later": st.column_config.NumberColumn(
-        "Arrived after closing", help="Billed in a later period as a late adjustment.", format="localized"),
-    "carried_in": st.column_config.NumberColumn(
-        "Late, from an earlier period", format="localized"),
-    "billed": st.column_config.NumberColumn("Billed here", format="localized")})
+ui.table(days, {
+    "day": ui.date_column("Day of occurrence (UTC)"),
+    "occurred": ui.count_column("Occurred in this period"), "events": ui.count_column("Events"),
+    "billed_later": ui.count_column("Arrived after closing",
+                                    help="Billed in a later period as a late adjustment."),
+    "carried_in": ui.count_column("Late, from an earlier period"),
+    "billed": ui.count_column("Billed here" if closed[start] else "Counted here so far")},
+    f"{metric} per day")
 
 day = st.selectbox("Usage events of one day", list(days["day"]), key="drill_day",
                    format_func=lambda d: f"{pd.Timestamp(d):%Y-%m-%d}")
@@ -79,9 +74,9 @@ if events.empty:
 else:
     if len(events) == data.EVENTS_SHOWN:
         st.caption(f"The first {data.EVENTS_SHOWN:,} events of the day.")
-    st.dataframe(events, hide_index=True, column_config={
-        "event_id": "Event id",
-        "occurred_at": st.column_config.DatetimeColumn("Occurred (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-        "ingested_at": st.column_config.DatetimeColumn("Ingested (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-        "quantity": "Quantity", "project": "Project",
-        "landing_file": "Landing file", "line": st.column_config.NumberColumn("Line", format="%d")})
+    ui.table(events, {
+        "event_id": "Event id", "occurred_at": ui.time_column("Occurred (UTC)", seconds=True),
+        "ingested_at": ui.time_column("Ingested (UTC)", seconds=True),
+        "quantity": ui.count_column("Quantity"), "project": "Project",
+        "landing_file": "Landing file",
+        "line": st.column_config.NumberColumn("Line", format="%d")}, f"{metric} events")

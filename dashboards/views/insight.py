@@ -5,9 +5,15 @@ import streamlit as st
 
 from dashlib import data, ui
 
-viewer, filters = ui.current()
+viewer, filters = ui.current(dates=True, project=True)
 org = ui.require_organization(filters)
 st.title("Insight")
+
+SIGNATURE_COLUMNS = {
+    "project": "Project", "detector": "Detector", "severity": "Severity", "message": "Message",
+    "file": "File", "line": st.column_config.NumberColumn("Line", format="%d"),
+    "count": ui.count_column("Occurrences"), "first_seen": ui.time_column("First seen (UTC)"),
+    "last_seen": ui.time_column("Last seen (UTC)")}
 
 trends = data.error_trends(viewer, org, filters.project, filters.start, filters.end)
 if trends.empty:
@@ -21,9 +27,10 @@ else:
     with by_severity:
         ui.time_chart(trends.groupby(["day", "severity"], as_index=False)["events"].sum(),
                       "events", "severity", "Error events per UTC day, by severity", "Error events",
-                      mark="bar", series_sort=ui.SEVERITY_ORDER)
+                      mark="bar", colours=ui.SEVERITY_COLOURS)
     with by_detector:
-        ui.time_chart(trends.groupby(["day", "detector"], as_index=False)["events"].sum(),
+        detectors = trends.assign(detector=ui.top_series(trends["detector"], trends["events"]))
+        ui.time_chart(detectors.groupby(["day", "detector"], as_index=False)["events"].sum(),
                       "events", "detector", "Error events per UTC day, by detector", "Error events")
 
 st.subheader("New and regressed signatures")
@@ -32,10 +39,8 @@ if changes.empty:
     ui.empty("new or regressed signatures in this range", "signatures first seen in the date "
              "range, or resolved and seen again, appear here.")
 else:
-    st.dataframe(changes, hide_index=True, column_config={
-        "first_seen": st.column_config.DatetimeColumn("First seen (UTC)", format="YYYY-MM-DD HH:mm"),
-        "last_seen": st.column_config.DatetimeColumn("Last seen (UTC)", format="YYYY-MM-DD HH:mm"),
-        "count": st.column_config.NumberColumn("Count", format="localized")})
+    ui.table(changes, {"change": "Change", **SIGNATURE_COLUMNS}, "new and regressed signatures",
+             coloured=("severity",))
 
 st.subheader("Top signatures")
 top = data.top_signatures(viewer, org, filters.project)
@@ -43,7 +48,5 @@ if top.empty:
     ui.empty("error signatures", "run Insight on a project, or `odavl-pipeline generate`, then "
              "`odavl-pipeline run`.")
 else:
-    st.dataframe(top, hide_index=True, column_config={
-        "count": st.column_config.NumberColumn("Count", format="localized"),
-        "first_seen": st.column_config.DatetimeColumn("First seen (UTC)", format="YYYY-MM-DD HH:mm"),
-        "last_seen": st.column_config.DatetimeColumn("Last seen (UTC)", format="YYYY-MM-DD HH:mm")})
+    ui.table(top, {**SIGNATURE_COLUMNS, "status": "Status"}, "top signatures",
+             coloured=("severity",))

@@ -1,15 +1,15 @@
 """Overview: the organization's plan and current billing period, each quota's use with its
-forecast, and usage per day."""
+state and forecast, and usage per day."""
 
 import pandas as pd
 import streamlit as st
 
 from dashlib import data, ui
 
-viewer, filters = ui.current()
+viewer, filters = ui.current(dates=True)
 org = ui.require_organization(filters)
 about = data.organization(viewer, org).iloc[0]
-quota = data.quota_status(viewer, org)
+quota = ui.with_states(data.quota_status(viewer, org))
 
 st.title(about["name"])
 plan, period, role = st.columns(3)
@@ -23,19 +23,21 @@ else:
     first = quota.iloc[0]
     period.metric("Billing period", f"{first['period_start']:%b %d} – {first['period_end']:%b %d}")
     st.caption(f"Current period {ui.period_label(first['period_start'], first['period_end'])}; "
-               f"figures as of {first['as_of']:%Y-%m-%d %H:%M} UTC.")
+               f"figures as of {first['as_of']:%Y-%m-%d %H:%M} UTC. Quotas count the whole "
+               f"organization, every project and every day of the period.")
     st.subheader("Quotas this period")
     for column, row in zip(st.columns(len(quota)), quota.itertuples()):
         with column, st.container(border=True):
-            st.markdown(f"**{row.metric.title()}** · {row.status}")
-            pct = 0.0 if pd.isna(row.pct_used) else row.pct_used
-            st.progress(min(pct, 100.0) / 100,
-                        text=f"{row.used:,} of {row.quota:,} used ({pct:.1f} %)")
+            st.markdown(f"**{row.metric.title()}** · {ui.state_label(row.state)}")
+            ui.quota_bar(row.used, row.quota, row.state)
+            pct = "–" if pd.isna(row.pct_used) else f"{row.pct_used:.1f} %"
+            st.markdown(f"{row.used:,} of {row.quota:,} used ({pct})")
             st.metric(f"{row.metric.title()} projected at period end", f"{row.projected:,}",
                       help="Linear forecast of the use at the end of the period.")
             exhaustion = row.projected_exhaustion
             st.metric(f"{row.metric.title()} quota exhausted on",
                       "not at this rate" if pd.isna(exhaustion) else f"{pd.Timestamp(exhaustion):%Y-%m-%d}")
+    ui.state_legend()
 
 st.subheader("Usage per day")
 trend = data.usage_trend(viewer, org, filters.start, filters.end)

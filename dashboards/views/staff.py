@@ -1,30 +1,43 @@
-"""Staff view for ODAVL's analysts: every organization side by side, those near or over their
-quota, usage by tier, and the quarantine by reason."""
+"""Staff view for ODAVL's analysts: every organization side by side, the quotas exceeded, near
+or at risk, usage by tier, and the quarantine by reason."""
 
 import streamlit as st
 
 from dashlib import data, ui
 
-viewer, filters = ui.current()
-st.title("All organizations")
+viewer, filters = ui.current(organization=False, dates=True)
+st.title("Staff: all organizations")
 
 organizations = data.all_organizations(viewer)
 if organizations.empty:
     ui.empty("organizations", "load them with `odavl-pipeline seed` (and `odavl-pipeline run`).")
     st.stop()
-percent = {f"{m}_pct": st.column_config.ProgressColumn(f"{m.title()} %", format="%.1f %%",
-                                                       min_value=0, max_value=100)
-           for m in data.QUOTA_METRICS}
-st.dataframe(organizations.drop(columns=["severity"]), hide_index=True, column_config=percent)
+quotas = ui.with_states(data.all_quotas(viewer))
+worst = quotas.groupby("org")["state"].agg(ui.worst_state)
+per_metric = {}
+for quota_metric in data.QUOTA_METRICS:
+    name = quota_metric.title()
+    per_metric |= {f"{quota_metric}_used": ui.count_column(f"{name} used"),
+                   f"{quota_metric}_quota": ui.count_column(f"{name} quota"),
+                   f"{quota_metric}_pct": ui.percent_column(f"{name} % used")}
+ui.table(organizations.assign(quota_state=organizations["org"].map(worst)), {
+    "name": "Organization", "org": "Slug", "tier": "Plan", "status": "Status",
+    "has_subscription": st.column_config.CheckboxColumn("Subscribed"),
+    "members": ui.count_column("Members"), "quota_state": "Quota state", **per_metric},
+    "organizations", coloured=("quota_state",))
+ui.state_legend()
 
-st.subheader("Near or over quota")
-near = data.near_quota(viewer)
-if near.empty:
-    st.success("Every organization is below 80 % of each quota.")
+st.subheader("Quotas exceeded, near or at risk")
+attention = quotas[quotas["state"] != ui.OK]
+if attention.empty:
+    st.success("Every quota is ok: below 80 % and not used up before its period ends at this rate.")
 else:
-    st.dataframe(near, hide_index=True, column_config={
-        "pct_used": st.column_config.NumberColumn("% used", format="%.1f"),
-        "projected_exhaustion": st.column_config.DateColumn("Exhausted on")})
+    ui.table(attention, {
+        "org": "Organization", "tier": "Plan", "metric": "Metric", "used": ui.count_column("Used"),
+        "quota": ui.count_column("Quota"), "pct_used": ui.percent_column("% used"),
+        "state": "State", "projected": ui.count_column("Projected at period end"),
+        "projected_exhaustion": ui.date_column("Exhausted on")},
+        "quotas needing attention", coloured=("state",))
 
 st.subheader("Usage by tier")
 by_tier = data.usage_by_tier(viewer, filters.start, filters.end)
@@ -35,7 +48,7 @@ else:
     metric = st.selectbox("Metric", sorted(by_tier["metric"].unique()), key="staff_metric")
     ui.time_chart(by_tier[by_tier["metric"] == metric], "quantity", "tier",
                   f"{metric.title()} per UTC day, by plan tier", "Units used", mark="bar",
-                  series_title="Tier", series_sort=["FREE", "PRO", "ENTERPRISE"])
+                  series_title="Tier", colours=ui.series_colours(["FREE", "PRO", "ENTERPRISE"]))
 
 st.subheader("Quarantine by reason")
 quarantined = data.quarantine(viewer)
@@ -44,4 +57,6 @@ if quarantined.empty:
 else:
     ui.bar_chart(quarantined, "reason", "records", "source", "Quarantined records by reason",
                  "Records")
-    st.dataframe(quarantined, hide_index=True)
+    ui.table(quarantined, {"source": "Source", "reason": "Reason",
+                           "records": ui.count_column("Records"),
+                           "organizations": ui.count_column("Organizations")}, "quarantine")
