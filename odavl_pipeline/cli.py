@@ -4,12 +4,17 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 from odavl_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from odavl_pipeline.orchestration import RunStatus, StepReport
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 def console() -> None:
     """The `odavl-pipeline` command: `main`, then out without tearing the interpreter down, which
     for Dagster's object graph takes more than a second once the work is done and recorded."""
+    sys.stdout.reconfigure(line_buffering=True)  # in order with standard error, also in one file
     code = main()
     logging.shutdown()
     sys.stdout.flush()
@@ -113,8 +119,8 @@ def cmd_generate(args, settings: Settings) -> None:
         late_share=args.late_share, gzip_share=args.gzip_share, files_per_day=args.files_per_day,
         chain_heads=seed_chain_heads())
     reference = Path(args.reference_out) if args.reference_out else settings.home / "reference.json"
-    summary = generate_landing(out, options, progress=lambda message: print(message, file=sys.stderr),
-                               reference_path=reference)
+    progress = None if args.quiet else lambda message: print(message, file=sys.stderr)
+    summary = generate_landing(out, options, progress=progress, reference_path=reference)
     print(f"wrote {summary.files:,} files, {summary.lines:,} lines for {summary.organizations} "
           f"organizations and {summary.projects} projects, {summary.first_day} .. {summary.end_day}")
     for source, written in summary.sources.items():
@@ -149,8 +155,9 @@ def cmd_run(args, settings: Settings) -> int:
         print(f"nothing has landed in {settings.landing_dir} for that range", file=sys.stderr)
     else:
         print(f"ingesting {_days_text(days)} from {settings.landing_dir}", file=sys.stderr)
-        results = orchestration.run_pipeline(settings, days, args.log_level,
-                                             full_marts=args.full_marts)
+        with StageLines(settings) as stages:
+            results = orchestration.run_pipeline(settings, days, args.log_level,
+                                                 full_marts=args.full_marts, listener=stages)
         with connect(settings) as conn:
             for result in results:
                 for source, run_source_counts in run_counts(conn, result.run_id).items():
@@ -173,6 +180,65 @@ def cmd_run(args, settings: Settings) -> int:
               "the quarantine, `odavl-pipeline dashboard` the dashboards and `odavl-pipeline ui` "
               "the runs and the asset graph.")
     return 0 if succeeded else 1
+
+
+class StageLines:
+    """What `run` shows of its Dagster run, on standard error: a line per step as it ends and, on
+    a terminal, a status line rewritten in place meanwhile (erased on exit)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.live = sys.stderr.isatty()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.erase_status()
+
+    def step_ended(self, step: "StepReport") -> None:
+        self.erase_status()
+        print(self.line(step), file=sys.stderr, flush=True)
+
+    def status(self, status: "RunStatus") -> None:
+        """The cursor stays at the start of the line: what a step process prints covers it."""
+        if not self.live:
+            return
+        parts = [f"{status.seconds:.0f} s"]
+        if status.running:
+            parts.append("running " + ", ".join(status.running))
+        if status.latest:
+            parts.append(status.latest)
+        width = shutil.get_terminal_size().columns - 1
+        sys.stderr.write(f"\033[K{_shorten(' | '.join(parts), width)}\r")
+        sys.stderr.flush()
+
+    def erase_status(self) -> None:
+        if self.live:
+            sys.stderr.write("\033[K")
+
+    def line(self, step: "StepReport") -> str:
+        """`usage_events   61 files   41,765 rows accepted   293 rejected   4.2 s`"""
+        if not step.succeeded:
+            return f"{step.step:<18}FAILED after {step.seconds:.1f} s: {_shorten(step.error, 80)}"
+        checks = (f"{len(step.failed_checks)} check(s) failed: {', '.join(step.failed_checks)}"
+                  if step.failed_checks else "checks passed")
+        if step.step in LANDING_SOURCES:  # its checks only when one failed: the line stays short
+            done = self.ingested(step) + (f", {checks}" if step.failed_checks else "")
+        else:
+            done = f"built {len(step.assets)} tables, {checks}"
+        return f"{step.step:<18}{done}  {step.seconds:.1f} s"
+
+    def ingested(self, step: "StepReport") -> str:
+        """What the step's ingestion run accepted and rejected, as its ledger says."""
+        from odavl_pipeline.db.server import connect
+        from odavl_pipeline.ingest.report import run_counts
+
+        with connect(self.settings) as conn:
+            counts = run_counts(conn, step.run_id)[step.step]
+        pending = f"{counts.pending:>8,} pending" if counts.pending else ""
+        return (f"{counts.files:>5,} files{counts.accepted:>11,} rows accepted"
+                f"{counts.rejected:>7,} rejected{pending}")
 
 
 def _days_text(days: list) -> str:
@@ -440,14 +506,15 @@ def cmd_ui(args, settings: Settings) -> int:
 
 
 def cmd_dashboard(args, settings: Settings) -> int:
-    """The Streamlit dashboards (`dashboards/app.py` of the clone) on these settings' marts."""
-    app = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
-    if not app.exists():
-        raise PipelineError(f"no dashboards at {app}: they run from a clone of the repository "
+    """The Streamlit dashboards (`dashboards/server.py` of the clone) on these settings' marts."""
+    server = Path(__file__).resolve().parents[1] / "dashboards" / "server.py"
+    if not server.exists():
+        raise PipelineError(f"no dashboards at {server}: they run from a clone of the repository "
                             f"installed with `pip install -e .`")
+    _require_migrated(settings)  # the sign-in keeps its sessions in the database
     env = {**os.environ, "ODAVL_HOME": str(settings.home),
            "ODAVL_MARTS_PATH": str(settings.marts_path)}
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
+    command = [sys.executable, "-m", "streamlit", "run", str(server), "--server.address", args.host,
                "--server.port", str(args.port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
     print(f"dashboards on http://{args.host}:{args.port} (marts {settings.marts_path})",
@@ -463,22 +530,25 @@ def _exec(command: list[str], env: dict[str, str]) -> None:
     os.execve(sys.executable, command, env)
 
 
+DEMO_ENDING = """
+Dashboards   .venv/bin/odavl-pipeline dashboard, then open http://127.0.0.1:8501
+             sign in as alice@odavl.com (owner of the demo organization odavl-test-org)
+             with the password printed above for it (shown once, when the user is created);
+             set a new one with: .venv/bin/odavl-pipeline users set-password alice@odavl.com
+Dagster UI   .venv/bin/odavl-pipeline ui, then open http://127.0.0.1:3000 (this run, the assets)"""
+
+
 def cmd_demo(args, settings: Settings) -> int:
     """Migrate, seed, generate a month for a handful of organizations, run: end to end."""
     cmd_db_upgrade(args, settings)
     generated = argparse.Namespace(**{**vars(_parser().parse_args(["generate"])),
                                       "out": None, "organizations": args.organizations,
-                                      "days": args.days})
+                                      "days": args.days, "quiet": args.log_level not in VERBOSE})
     cmd_generate(generated, settings)
     cmd_seed(argparse.Namespace(reference=[str(settings.home / "reference.json")]), settings)
-    status = cmd_run(argparse.Namespace(start=None, end=None, json=False, log_level="INFO",
-                                        full_marts=False), settings)
-    print("\nthe dashboards: `.venv/bin/odavl-pipeline dashboard`, then open "
-          "http://127.0.0.1:8501 and sign in as alice@odavl.com (owner of the demo organization "
-          "odavl-test-org) with the password `seed` printed above; to set one: "
-          "`.venv/bin/odavl-pipeline users set-password alice@odavl.com`")
-    print("the asset graph and this run in the Dagster UI: `.venv/bin/odavl-pipeline ui`, then "
-          "open http://127.0.0.1:3000")
+    status = cmd_run(argparse.Namespace(start=None, end=None, json=False,
+                                        log_level=args.log_level, full_marts=False), settings)
+    print(DEMO_ENDING)
     return status
 
 
@@ -512,6 +582,16 @@ def _share(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
     return value
+
+
+VERBOSE = ("DEBUG", "INFO")  # log levels that show each step's progress
+
+
+def _add_log_level(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster's run log on standard error (default WARNING: a line per step as it ends, "
+             "warnings and errors; INFO: every step's progress too). The Dagster UI shows it all.")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -551,6 +631,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--late-share", type=_share, default=0.02)
     gen.add_argument("--gzip-share", type=_share, default=0.2)
     gen.add_argument("--files-per-day", type=int, default=2)
+    gen.add_argument("--quiet", action="store_true",
+                     help="only the summary, no line per source and day")
     gen.set_defaults(handler=cmd_generate)
 
     run = commands.add_parser(
@@ -562,8 +644,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--start", type=_day, help="first day (default: the earliest landed)")
     run.add_argument("--end", type=_day, help="last day (default: the latest landed)")
     run.add_argument("--json", action="store_true", help="print the counts as one JSON object")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                     help="Dagster's run log on standard error (default INFO)")
+    _add_log_level(run)
     run.add_argument("--full-marts", action="store_true",
                      help="rebuild the marts from all of history, not only the changed days")
     run.set_defaults(handler=cmd_run)
@@ -629,6 +710,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="migrate, seed, generate a month of data and run it")
     demo.add_argument("--organizations", type=int, default=5)
     demo.add_argument("--days", type=int, default=30)
+    _add_log_level(demo)
     demo.set_defaults(handler=cmd_demo)
     return parser
 

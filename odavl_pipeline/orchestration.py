@@ -8,8 +8,13 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import threading
+import time
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, Self
 
 from odavl_pipeline.db.server import dagster_url
 from odavl_pipeline.settings import Settings
@@ -51,6 +56,11 @@ freshness:
   enabled: true
 telemetry:
   enabled: false
+python_logs:
+  # Each step process logs its start at DEBUG to a console logger of its own, which the run's
+  # console level does not reach: INFO keeps it off the terminal (the event is still recorded).
+  # It is also the level of context.log: its DEBUG messages are dropped.
+  python_log_level: INFO
 """
 INSTANCE_YAML_HEADER = INSTANCE_YAML.splitlines()[0]
 # A range run records one materialization per asset and day of its range, each a write of its
@@ -66,6 +76,10 @@ PLANNED_EVENTS_AS_RANGES = "true"
 FORKSERVER = {"forkserver": {"preload_modules": ["dagster_postgres", "odavl_pipeline.definitions",
                                                  "odavl_pipeline.marts.build"]}}
 STEP_PROCESSES = {"execution": {"config": {"max_concurrent": 4, "start_method": FORKSERVER}}}
+# A run started here has a tag of its own, a token: `execute_job` tells the run's id only once it
+# has run, and meanwhile the watcher finds the run by this tag.
+CLI_RUN_TAG = "odavl/cli_run"
+WATCH_SECONDS = 0.5  # how often the watcher reads the run's new events
 
 
 def prepare_instance_environment(settings: Settings) -> dict[str, str]:
@@ -103,11 +117,44 @@ def pipeline_job() -> dg.JobDefinition:
     return defs.resolve_job_def("pipeline")
 
 
+@dataclass
+class StepReport:
+    """A step of a run as its events tell: what it materialized and checked, how it ended."""
+
+    run_id: str
+    step: str
+    started: float  # Unix time
+    seconds: float = 0.0
+    succeeded: bool = False
+    assets: set[str] = field(default_factory=set)
+    failed_checks: list[str] = field(default_factory=list)  # "<asset> <check>"
+    error: str = ""
+
+
+@dataclass
+class RunStatus:
+    """A run under way: for how long, its steps running, the latest message of their log."""
+
+    seconds: float
+    running: list[str]
+    latest: str
+
+
+class RunListener(Protocol):
+    """Hears of a run's steps as they end, and of its status every WATCH_SECONDS."""
+
+    def step_ended(self, step: StepReport) -> None: ...
+
+    def status(self, status: RunStatus) -> None: ...
+
+
 def run_pipeline(settings: Settings, days: list[date], log_level: str = "INFO",
-                 full_marts: bool = False) -> list[dg.JobExecutionResult]:
+                 full_marts: bool = False,
+                 listener: RunListener | None = None) -> list[dg.JobExecutionResult]:
     """Register `days` as partitions and run the pipeline job (the sources at once, then the marts)
     over them, recorded in the instance like any other run: one run per range of partitions, so
-    one unless older days were registered after newer ones."""
+    one unless older days were registered after newer ones. `listener` hears of each step as it
+    ends, and of the run's status meanwhile."""
     import dagster as dg
 
     from odavl_pipeline.defs.ingest.partitions import day_ranges, range_tags
@@ -118,12 +165,98 @@ def run_pipeline(settings: Settings, days: list[date], log_level: str = "INFO",
                   "execution": _execution()}
     results = []
     for key_range in day_ranges(dagster_instance, days):
-        result = dg.execute_job(dg.reconstructable(pipeline_job), instance=dagster_instance,
-                                run_config=run_config, tags=range_tags(key_range))
+        token = uuid.uuid4().hex
+        with RunWatcher(dagster_instance, token, listener) if listener else nullcontext():
+            result = dg.execute_job(dg.reconstructable(pipeline_job), instance=dagster_instance,
+                                    run_config=run_config,
+                                    tags={**range_tags(key_range), CLI_RUN_TAG: token})
         results.append(result)
         if not result.success:
             break
     return results
+
+
+class RunWatcher(threading.Thread):
+    """Reads the events of the run tagged with `token` while it runs, every WATCH_SECONDS, and
+    tells `listener` of each step as it ends and of the run's status. A context manager: its exit
+    reads the last events."""
+
+    def __init__(self, dagster_instance: dg.DagsterInstance, token: str, listener: RunListener):
+        super().__init__(name="run-watcher", daemon=True)
+        self.instance = dagster_instance
+        self.token = token
+        self.listener = listener
+        self.started = time.monotonic()
+        self.stopping = threading.Event()
+        self.run_id: str | None = None
+        self.cursor: str | None = None
+        self.running: dict[str, StepReport] = {}
+        self.latest = ""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self.stopping.wait(WATCH_SECONDS):
+            self.read_events()
+            self.listener.status(RunStatus(time.monotonic() - self.started, list(self.running),
+                                           self.latest))
+        self.read_events()
+
+    def read_events(self) -> None:
+        import dagster as dg
+
+        if self.run_id is None:
+            runs = self.instance.get_runs(dg.RunsFilter(tags={CLI_RUN_TAG: self.token}), limit=1)
+            if not runs:
+                return
+            self.run_id = runs[0].run_id
+        connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
+        self.cursor = connection.cursor
+        for record in connection.records:
+            self.read(record.event_log_entry)
+
+    def read(self, entry: dg.EventLogEntry) -> None:
+        """Follow the steps through one entry of the run's log."""
+        event = entry.dagster_event
+        if event is None:
+            self.latest = entry.user_message
+        elif event.is_step_start:
+            self.running[event.step_key] = StepReport(self.run_id, event.step_key,
+                                                      entry.timestamp)
+        elif event.step_key in self.running:
+            self.read_step_event(self.running[event.step_key], event, entry.timestamp)
+
+    def read_step_event(self, step: StepReport, event: dg.DagsterEvent, timestamp: float) -> None:
+        import dagster as dg
+
+        if event.is_step_materialization:
+            step.assets.add(event.asset_key.to_user_string())
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.asset_check_evaluation_data
+            if not evaluation.passed:
+                step.failed_checks.append(f"{evaluation.asset_key.to_user_string()} "
+                                          f"{evaluation.check_name}")
+        elif event.is_step_success or event.is_step_failure:
+            del self.running[step.step]
+            step.seconds = timestamp - step.started
+            step.succeeded = event.is_step_success
+            if event.is_step_failure and event.step_failure_data.error:
+                step.error = _first_cause(event.step_failure_data.error).message.strip()
+            self.listener.step_ended(step)
+
+
+def _first_cause(error):
+    """The error that caused it (a step failure's error info: Dagster wraps the error an op
+    raised in its own)."""
+    while error.cause:
+        error = error.cause
+    return error
 
 
 _forkserver_environment: dict[str, str] | None = None

@@ -1,15 +1,24 @@
 """The command line end to end: generate, seed, run through Dagster, rerun, rejects."""
 
+import io
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 
+from odavl_pipeline.cli import DEMO_ENDING
 from odavl_pipeline.db.server import connect
+from odavl_pipeline.defs.marts.assets import MARTS
 from odavl_pipeline.generate import GenerateOptions, generate_landing
+from odavl_pipeline.ingest.landing import SOURCES
 from odavl_pipeline.marts import reconcile
 from odavl_pipeline.marts.store import open_marts
 
 from .commands import cli
+from .records import usage
 from .state import fingerprint
 
 
@@ -158,3 +167,91 @@ def test_rejects_lists_the_newest_first_with_headers_a_total_and_filters(setting
         "no quarantined record matches these filters"
     refused = cli("rejects", "--source", "nope", check=False)
     assert refused.returncode == 2 and "invalid choice" in refused.stderr
+
+
+STAGE = r"\s+\d+\.\d s"  # a stage line ends with its step's seconds
+
+
+def test_run_prints_a_line_per_stage_then_the_counts_and_json_keeps_its_shape(
+        settings, dagster_instance, generated):
+    result = cli("run")
+    stderr, stdout = result.stderr.splitlines(), result.stdout.splitlines()
+    assert len(stderr) + len(stdout) <= 15, result.stderr + result.stdout
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr  # no animation in a pipe
+    assert "STEP_WORKER_STARTED" not in result.stderr and " - DEBUG - " not in result.stderr
+    assert stderr[0].startswith("ingesting 6 landed days, 2026-11-15 .. 2026-11-20 from ")
+    stages = stderr[1:6]
+    for row in stdout[1:5]:  # each source's stage line says what its row of the table says
+        source, files, _, accepted, _, _, rejected = row.replace(",", "").split()
+        [line] = [line for line in stages if line.startswith(f"{source} ")]
+        assert re.fullmatch(rf"{source}\s+{int(files):,} files\s+{int(accepted):,} rows accepted"
+                            rf"\s+{int(rejected):,} rejected{STAGE}", line)
+    assert re.fullmatch(rf"marts\s+built {len(MARTS)} tables, checks passed{STAGE}", stages[4])
+    assert re.fullmatch(r"dagster run [0-9a-f-]{36}: success", stderr[6])
+    assert stdout[0].split() == ["source", "files", "lines", "accepted", "duplicate", "pending",
+                                 "rejected"]
+    assert stdout[-1].startswith("next: `odavl-pipeline quota`")
+
+    rerun = cli("run", "--json")
+    counts = json.loads(rerun.stdout)
+    assert list(counts) == list(SOURCES)
+    assert all(list(source) == ["files", "lines", "accepted", "duplicate", "pending", "rejected"]
+               for source in counts.values())
+    assert re.search(rf"^marts\s+built {len(MARTS)} tables", rerun.stderr, re.MULTILINE)
+
+
+def test_run_with_log_level_info_prints_dagster_s_full_log(settings, landing):
+    landing.write("usage_events", "2026-11-03", "a.ndjson", [usage("u1"), usage("u2")])
+    stderr = cli("run", "--log-level", "INFO").stderr
+    assert "usage_events/2026-11-03/a.ndjson: 2 lines" in stderr  # each file's progress
+    assert re.search(r" - dagster - INFO - pipeline - .* - marts - marts published in", stderr)
+    assert re.search(rf"^usage_events\s+1 files\s+2 rows accepted\s+0 rejected{STAGE}$", stderr,
+                     re.MULTILINE)
+    assert "STEP_WORKER_STARTED" not in stderr
+
+
+def test_run_shows_a_failed_step_with_its_error_and_dagster_s_log_of_it(settings, landing,
+                                                                        monkeypatch):
+    landing.write("usage_events", "2026-11-03", "a.ndjson", [usage("u1")])
+    monkeypatch.setenv("ODAVL_MARTS_PATH", "/proc/no-such-folder/marts.duckdb")
+    result = cli("run", check=False)
+    assert result.returncode == 1
+    assert re.search(r"^marts\s+FAILED after \d+\.\d s: FileNotFoundError: .*no-such-folder",
+                     result.stderr, re.MULTILINE)
+    assert " - dagster - ERROR - pipeline - " in result.stderr and "STEP_FAILURE" in result.stderr
+    assert re.search(r"^dagster run [0-9a-f-]{36}: FAILED$", result.stderr, re.MULTILINE)
+
+
+def test_demo_ends_with_how_to_open_the_dashboards_and_stays_short(settings, dagster_instance):
+    demo = subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", "demo", "--days", "2",
+                           "--organizations", "1"], check=False, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    assert demo.returncode == 0, demo.stdout[-3000:]
+    lines = demo.stdout.splitlines()
+    assert len(lines) <= 35, demo.stdout
+    assert " - dagster - " not in demo.stdout  # no Dagster log line, no progress line
+    assert not [line for line in lines if re.match(r"\w+ \d{4}-\d\d-\d\d: .* lines in", line)]
+    stages = [line.split()[0] for line in lines if re.search(STAGE + "$", line)]
+    assert sorted(stages[:4]) == sorted(SOURCES) and stages[4:] == ["marts"], demo.stdout
+    assert demo.stdout.rstrip().endswith(DEMO_ENDING.strip())  # how to open them, as whom
+    assert "users set-password alice@odavl.com" in lines[-2]
+
+
+def test_stage_lines_animate_a_status_line_only_on_a_terminal(settings, monkeypatch):
+    from odavl_pipeline.cli import StageLines
+    from odavl_pipeline.orchestration import RunStatus, StepReport
+
+    marts = StepReport("run", "marts", started=0.0, seconds=1.94, succeeded=True,
+                       assets={"usage_daily", "quota_status"})
+    for terminal in (True, False):
+        stream = io.StringIO()
+        stream.isatty = lambda terminal=terminal: terminal
+        monkeypatch.setattr(sys, "stderr", stream)
+        with StageLines(settings) as stages:
+            stages.status(RunStatus(3.2, ["marts"], "usage: 41,765 events read"))
+            stages.step_ended(marts)
+        shown = stream.getvalue()
+        assert shown.endswith("marts             built 2 tables, checks passed  1.9 s\n" +
+                              ("\x1b[K" if terminal else ""))
+        assert ("3 s | running marts | usage: 41,765 events read\r" in shown) == terminal
+        assert ("\r" in shown) == terminal

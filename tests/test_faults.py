@@ -58,7 +58,7 @@ def _cli(*args: str) -> list[str]:
 def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(settings, landing, database_url,
                                                               server_url):
     _write_large_landing(landing)
-    process = subprocess.Popen(_cli("run"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(_cli("run", "--log-level", "INFO"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                text=True, env=os.environ.copy())
     for line in process.stderr:  # wait until the large file is being written in batches
         if "large.ndjson: " in line and " lines" in line:

@@ -5,6 +5,8 @@ from datetime import date
 
 from odavl_pipeline import orchestration
 from odavl_pipeline.db.server import connect
+from odavl_pipeline.defs.marts.assets import MARTS
+from odavl_pipeline.ingest.landing import SOURCES
 
 from .conftest import TEMPLATE_DB, _admin
 from .records import usage
@@ -37,3 +39,33 @@ def test_two_runs_in_one_process_each_write_where_their_environment_says(
             admin.execute(f'DROP DATABASE "{other_name}" WITH (FORCE)')
     with connect(settings) as conn:
         assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == 1
+
+
+class Heard:
+    """A run listener that keeps what it hears."""
+
+    def __init__(self):
+        self.steps, self.statuses = [], []
+
+    def step_ended(self, step):
+        self.steps.append(step)
+
+    def status(self, status):
+        self.statuses.append(status)
+
+
+def test_the_listener_hears_each_step_end_with_what_it_materialized(settings, landing,
+                                                                    dagster_instance):
+    landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
+    heard = Heard()
+    [result] = orchestration.run_pipeline(settings, [date.fromisoformat(DAY)], "WARNING",
+                                          listener=heard)
+    assert result.success
+    assert [step.step for step in heard.steps][-1] == "marts"
+    assert sorted(step.step for step in heard.steps[:-1]) == sorted(SOURCES)
+    for step in heard.steps:
+        assert (step.run_id, step.succeeded, step.failed_checks) == (result.run_id, True, [])
+        assert 0 < step.seconds < 120
+    assert heard.steps[-1].assets == set(MARTS)
+    assert heard.steps[0].assets == {heard.steps[0].step}
+    assert heard.statuses and heard.statuses[-1].seconds > heard.statuses[0].seconds
