@@ -18,10 +18,9 @@ reruns (the pages' queries cached). A page other than the overview comes after t
 first run, as when a person moves to it. The billing drill-down reads the usage facts of one billing period.
 
     python bench/dashboards_bench.py [--events N] [--organizations N] [--home DIR] [--keep]
-                                     [--json] [--screenshots DIR]
+                                     [--json]
 
-`--screenshots DIR` also serves the demo marts with `odavl-pipeline dashboard` and saves a
-screenshot of each page from Debian's chromium (Playwright, never a downloaded browser).
+The screenshots of docs/dashboards/ are the browser test's (tests/test_dashboards_browser.py).
 """
 
 from __future__ import annotations
@@ -30,11 +29,8 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -168,55 +164,6 @@ def render_times(settings: Settings, label: str) -> dict[str, dict[str, float]]:
     return times
 
 
-def screenshots(settings: Settings, owner: str, folder: Path) -> None:
-    """Serve the demo marts and save a screenshot of each page from chromium."""
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        raise SystemExit("chromium is missing: apt-get install -y chromium")
-    folder.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "ODAVL_HOME": str(settings.home), "ODAVL_MARTS_PATH": str(settings.marts_path),
-           "ODAVL_DATABASE_URL": settings.database_url, "ODAVL_STAFF_EMAILS": OWNER}
-    server = subprocess.Popen([sys.executable, "-m", "odavl_pipeline.cli", "dashboard", "--port",
-                               str(port)], cwd=settings.home, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the dashboard server did not start in 60 s") from None
-                time.sleep(0.3)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.goto(f"{base}/?org={owner}")
-            page.get_by_label("Email", exact=True).fill(OWNER)
-            page.get_by_label("Password", exact=True).fill("bench")
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_text("Usage per day").wait_for()
-            for name in PAGES:
-                title = name.title()
-                page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-                page.wait_for_load_state("networkidle")
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-                log(f"screenshot {folder / f'{name}.png'}")
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -224,11 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", help="state folder (default: a fresh temporary folder)")
     parser.add_argument("--keep", action="store_true", help="leave the server and files in place")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--screenshots", help="also save a screenshot of each page (demo data) here")
     args = parser.parse_args(argv)
     env = mb.set_up(args.home)
     try:
-        demo, demo_owner = demo_marts(env)
+        demo, _ = demo_marts(env)
         large, large_owner, facts = large_marts(env, args.events, args.organizations)
         result: dict[str, Any] = {"large": facts, "pages": {}}
         demo_times = render_times(demo, "demo")
@@ -236,8 +182,6 @@ def main(argv: list[str] | None = None) -> int:
         for page in PAGES:
             result["pages"][page] = {"demo": demo_times[page], "large": large_times[page]}
         result["target_met"] = all(t["large"]["cold"] < TARGET_SECONDS for t in result["pages"].values())
-        if args.screenshots:
-            screenshots(demo, demo_owner, Path(args.screenshots).resolve())
     finally:
         mb.tear_down(env, args.keep)
     if args.json:
