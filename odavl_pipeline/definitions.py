@@ -6,6 +6,7 @@ from odavl_pipeline.defs.ingest.assets import ingest_assets, landing_specs
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.marts.assets import marts
 from odavl_pipeline.defs.marts.schedules import daily_billing
+from odavl_pipeline.defs.monitoring.quota_alerts import quota_alert_delivery
 from odavl_pipeline.defs.monitoring.sensors import run_failure_alert
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.defs.stripe.assets import stripe_assets, stripe_job
@@ -30,6 +31,6 @@ defs = dg.Definitions(
     asset_checks=stripe_checks,
     jobs=[pipeline_job, ingest_job, stripe_job],
     schedules=[daily_billing, hourly_stripe],
-    sensors=[landing_zone_sensor, run_failure_alert],
+    sensors=[landing_zone_sensor, run_failure_alert, quota_alert_delivery],
     resources={"odavl": OdavlResource()},
 )

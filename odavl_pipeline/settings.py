@@ -20,6 +20,8 @@ class Settings:
     stripe_api_base: str | None
     stripe_webhook_secret: str | None
     alert_webhook_url: str | None = None  # run failures are posted there (ODAVL_ALERT_WEBHOOK_URL)
+    # signs quota alerts (ODAVL_ALERT_WEBHOOK_SECRET); without it they are recorded, not sent
+    alert_webhook_secret: str | None = None
     session_lifetime: timedelta = timedelta(hours=12)  # a dashboard sign-in (ODAVL_SESSION_HOURS)
 
     @property
@@ -42,6 +44,7 @@ class Settings:
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             alert_webhook_url=env.get("ODAVL_ALERT_WEBHOOK_URL") or None,
+            alert_webhook_secret=env.get("ODAVL_ALERT_WEBHOOK_SECRET") or None,
             session_lifetime=_duration(env, "ODAVL_SESSION_HOURS", "hours", default=12,
                                        longest=LONGEST_SESSION_HOURS, zero_allowed=False),
         )

@@ -60,7 +60,8 @@ def webhook():
 
 def test_the_schedules_and_sensors_load_and_evaluate(settings, landing, dagster_instance):
     assert {s.name for s in defs.schedules} == {"daily_billing", "hourly_stripe"}
-    assert {s.name for s in defs.sensors} == {"landing_zone_sensor", "run_failure_alert"}
+    assert {s.name for s in defs.sensors} == {"landing_zone_sensor", "run_failure_alert",
+                                              "quota_alert_delivery"}
     assert defs.resolve_sensor_def("run_failure_alert").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("daily_billing").default_status == dg.DefaultScheduleStatus.RUNNING
 

@@ -1,0 +1,87 @@
+"""Which quota thresholds are crossed, and recording each alert once, ever.
+
+The rule is the dashboards' (dashboards/dashlib/ui.py `quota_state`): `warning` from 80 %,
+`exceeded` from 100 %, and "at risk" when the status is `ok` but the forecast reaches the quota
+(`projected_exhaustion`, a UTC day) before the period ends. So:
+
+- `80` when the status is `warning` or `exceeded` (a quota that jumps past 100 % gets both);
+- `100` when the status is `exceeded`;
+- `forecast` when the quota is at risk (ok, and exhausted before the period's end).
+"""
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import psycopg
+
+THRESHOLDS = ("80", "100", "forecast")
+_UID_NAMESPACE = uuid.UUID("6f1c2a4e-9d0b-4e57-8a43-0d5f8e6b7c21")
+QUOTA_COLUMNS = ("org", "period_start", "period_end", "metric", "used", "quota", "status",
+                 "projected", "projected_exhaustion", "as_of")
+
+
+def thresholds_crossed(status: str, projected_exhaustion: date | None,
+                       period_end: datetime) -> tuple[str, ...]:
+    """The thresholds a quota_status row has crossed, in THRESHOLDS order."""
+    if status == "exceeded":
+        return ("80", "100")
+    if status == "warning":
+        return ("80",)
+    if status == "ok" and projected_exhaustion is not None and (
+            datetime.combine(projected_exhaustion, time(), UTC) < period_end):
+        return ("forecast",)
+    return ()
+
+
+def alert_uid(org: str, period_start: datetime, metric: str, threshold: str) -> str:
+    """The alert's stable id, the same whenever and however often it is detected."""
+    key = f"{org}|{period_start.astimezone(UTC).isoformat()}|{metric}|{threshold}"
+    return f"qa_{uuid.uuid5(_UID_NAMESPACE, key).hex}"
+
+
+def record_alerts(conn: psycopg.Connection, rows: Iterable[Mapping]) -> list[str]:
+    """Records the alerts of quota_status `rows` (mappings with QUOTA_COLUMNS) and commits;
+    returns the uids of those new. An alert already recorded, by this process or a concurrent
+    one, is left as it is: the unique (organization, period_start, metric, threshold) decides."""
+    new = []
+    try:
+        for row in rows:
+            for threshold in thresholds_crossed(row["status"], row["projected_exhaustion"],
+                                                row["period_end"]):
+                uid = alert_uid(row["org"], row["period_start"], row["metric"], threshold)
+                inserted = conn.execute(
+                    "INSERT INTO quota_alerts (uid, organization_id, period_start, period_end, "
+                    "metric, threshold, used, quota, status, projected, projected_exhaustion, "
+                    "as_of) SELECT %s, id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
+                    "FROM organizations WHERE slug = %s ON CONFLICT DO NOTHING RETURNING uid",
+                    (uid, row["period_start"], row["period_end"], row["metric"], threshold,
+                     row["used"], row["quota"], row["status"], row["projected"],
+                     row["projected_exhaustion"], row["as_of"], row["org"])).fetchone()
+                if inserted:
+                    new.append(inserted[0])
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return new
+
+
+def quota_rows(marts_path: Path) -> list[dict]:
+    """The published quota_status rows (read-only, whole: the file is replaced by rename)."""
+    from odavl_pipeline.marts.store import open_marts
+
+    with open_marts(marts_path) as marts:
+        cursor = marts.execute(f"SELECT {', '.join(QUOTA_COLUMNS)} FROM quota_status "
+                               "ORDER BY org, metric")
+        return [dict(zip(QUOTA_COLUMNS, row)) for row in cursor.fetchall()]
+
+
+def record_from_marts(settings) -> list[str]:
+    """Detects and records the alerts of the published quota_status; the new alerts' uids."""
+    from odavl_pipeline.db.server import connect
+
+    rows = quota_rows(settings.marts_path)
+    with connect(settings) as conn:
+        return record_alerts(conn, rows)

@@ -1,0 +1,30 @@
+"""Quota alerts: the sensor that delivers the alerts the marts build recorded."""
+
+import dagster as dg
+
+from odavl_pipeline.defs.resources import OdavlResource
+
+NOT_SENT = "quota alerts are recorded (and listed on the dashboards' overview) but not sent"
+
+
+@dg.sensor(
+    name="quota_alert_delivery", minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Delivers recorded quota alerts (80 %, 100 %, forecast) as signed JSON to "
+                "ODAVL_ALERT_WEBHOOK_URL and the organizations' own endpoints, retrying with "
+                "backoff; every attempt is a row of quota_alert_attempts.")
+def quota_alert_delivery(context: dg.SensorEvaluationContext, odavl: OdavlResource):
+    from odavl_pipeline.alerts import deliver_due, enqueue
+
+    settings = odavl.settings()
+    if not settings.alert_webhook_secret:
+        return dg.SkipReason(f"ODAVL_ALERT_WEBHOOK_SECRET is not set: {NOT_SENT}")
+    with odavl.connect() as conn:
+        enqueue(conn, default_url=bool(settings.alert_webhook_url))
+        report = deliver_due(conn, settings.alert_webhook_url, settings.alert_webhook_secret)
+    for error in report.errors:
+        context.log.warning(f"quota alert not delivered: {error}")
+    if not settings.alert_webhook_url:
+        return dg.SkipReason(f"{report.summary()}; ODAVL_ALERT_WEBHOOK_URL is not set: {NOT_SENT} "
+                             f"(except to organizations' own endpoints)")
+    return dg.SkipReason(report.summary())
