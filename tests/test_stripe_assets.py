@@ -13,6 +13,7 @@ from odavl_pipeline.stripe_billing.client import stripe_client
 from .stripe_emulator import BILLED, create_plans, sample_billing_periods, write_billing_periods
 
 USAGE_REPORTS = dg.AssetKey("stripe_usage_reports")
+OPEN = 1  # the sample's open period with usage: reported as an increment
 
 
 def materialize(instance: dg.DagsterInstance, selection=None) -> dg.ExecuteInProcessResult:
@@ -66,10 +67,10 @@ def test_the_assets_sync_report_and_reconcile_against_the_emulator(stripe_settin
     synced = result.asset_materializations_for_node("stripe_subscriptions")[0].metadata
     assert (synced["customers_linked"].value, synced["subscriptions_applied"].value) == (2, 2)
     reported = result.asset_materializations_for_node("stripe_usage_reports")[0].metadata
-    assert reported["sent"].value == BILLED
+    assert (reported["sent"].value, reported["settled"].value) == (BILLED + OPEN, BILLED)
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed
-    assert len(stripe_emulator.meter_events.stored) == BILLED
+    assert len(stripe_emulator.meter_events.stored) == BILLED + OPEN
 
     rows[0] = (*rows[0][:4], rows[0][4] + 1, *rows[0][5:])  # usage of a reported period changed
     write_billing_periods(stripe_settings.marts_path, rows)
@@ -78,7 +79,7 @@ def test_the_assets_sync_report_and_reconcile_against_the_emulator(stripe_settin
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert evaluation.metadata["violations"].value == 1
-    assert len(stripe_emulator.meter_events.stored) == BILLED
+    assert len(stripe_emulator.meter_events.stored) == BILLED + OPEN
 
 
 def test_the_stripe_commands_say_what_is_missing(settings, monkeypatch, capsys):
@@ -104,4 +105,4 @@ def test_the_stripe_commands_sync_and_report(stripe_settings, stripe_emulator, c
         capsys.readouterr().out
     write_billing_periods(stripe_settings.marts_path, sample_billing_periods(datetime.now(UTC)))
     assert main(["stripe", "report"]) == 0
-    assert capsys.readouterr().out.startswith("sent 3, already reported 0, without customer 5,")
+    assert capsys.readouterr().out.startswith("sent 3, already reported 0, without customer 6,")

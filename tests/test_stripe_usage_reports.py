@@ -1,18 +1,27 @@
-"""Metered usage out to the emulator's billing meter events: once per period, whatever fails."""
+"""Metered usage out to the emulator's billing meter events: increments as the period runs, a
+true-up at its close, and a period's events add up to its closed usage, whatever fails."""
 
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from odavl_pipeline.db import migrate
 from odavl_pipeline.db.server import connect
-from odavl_pipeline.stripe_billing.client import stripe_client
 from odavl_pipeline.marts.store import MartsNotBuilt
-from odavl_pipeline.stripe_billing.usage_reports import read_closed_periods, reconcile, report_usage
+from odavl_pipeline.stripe_billing.client import stripe_client
+from odavl_pipeline.stripe_billing.usage_reports import (
+    read_billing_periods,
+    read_closed_periods,
+    reconcile,
+    report_usage,
+)
 
 from .stripe_emulator import BILLED, sample_billing_periods, write_billing_periods
 
 NOW = datetime.now(UTC)
+OPEN = 1  # open periods of the sample with usage of a linked organization: sent as increments
 
 
 @pytest.fixture
@@ -29,23 +38,23 @@ def billing(stripe_settings, stripe_emulator):
     return customers
 
 
-def report(settings):
-    periods = read_closed_periods(settings.marts_path)
+def report(settings, now: datetime | None = None):
+    periods = read_billing_periods(settings.marts_path)
     with connect(settings) as conn:
-        return report_usage(conn, stripe_client(settings), periods)
+        return report_usage(conn, stripe_client(settings), periods, now=now)
 
 
-def reconciliation(settings):
+def reconciliation(settings, now: datetime | None = None):
     with connect(settings) as conn:
-        return reconcile(conn, read_closed_periods(settings.marts_path))
+        return reconcile(conn, read_billing_periods(settings.marts_path), now=now)
 
 
 def ledger(settings) -> list[dict]:
     with connect(settings) as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT o.slug, r.metric, r.quantity, r.identifier, r.status, r.attempts, "
-                           "r.sent_at, r.last_error FROM stripe_usage_reports r "
-                           "JOIN organizations o ON o.id = r.organization_id ORDER BY r.identifier"
-                           ).fetchall()
+        return cur.execute("SELECT o.slug, r.metric, r.quantity, r.cumulative, r.final, "
+                           "r.identifier, r.status, r.attempts, r.sent_at, r.last_error "
+                           "FROM stripe_usage_reports r JOIN organizations o "
+                           "ON o.id = r.organization_id ORDER BY r.identifier").fetchall()
 
 
 def organization_ids(settings) -> dict[str, int]:
@@ -53,38 +62,45 @@ def organization_ids(settings) -> dict[str, int]:
         return dict(conn.execute("SELECT slug, id FROM organizations").fetchall())
 
 
-def test_each_closed_period_is_sent_once_and_a_second_report_sends_nothing(
+def test_each_period_is_sent_once_and_a_second_report_sends_nothing(
         stripe_settings, stripe_emulator, billing):
     summary = report(stripe_settings)
 
-    assert summary.as_dict() == {"sent": BILLED, "already_reported": 0, "without_customer": 1,
-                                 "nothing_to_bill": 1, "outside_window": 1, "failed": 0,
-                                 "discrepancies": 0, "not_attempted": 0}
+    assert summary.as_dict() == {"sent": BILLED + OPEN, "already_reported": 0,
+                                 "without_customer": 1, "nothing_to_bill": 1, "outside_window": 1,
+                                 "failed": 0, "discrepancies": 0, "not_attempted": 0,
+                                 "settled": BILLED}
     ids = organization_ids(stripe_settings)
-    recent = sample_billing_periods(NOW)[0]
-    start = f"{recent[1]:%Y%m%dT%H%M%SZ}"
+    recent, current = sample_billing_periods(NOW)[0], sample_billing_periods(NOW)[8]
+    start, current_start = f"{recent[1]:%Y%m%dT%H%M%SZ}", f"{current[1]:%Y%m%dT%H%M%SZ}"
     enterprise, test_org = ids["enterprise-corp"], ids["odavl-test-org"]
     expected = {
-        f"odavl:{enterprise}:analyses:{start}": ("odavl_analyses", "enterprise-corp", "4000"),
-        f"odavl:{enterprise}:audits:{start}": ("odavl_audits", "enterprise-corp", "3"),
-        f"odavl:{enterprise}:fixes:{start}": ("odavl_fixes", "enterprise-corp", "15"),
-        f"odavl:{test_org}:analyses:{start}": ("odavl_analyses", "odavl-test-org", "620"),
-        f"odavl:{test_org}:fixes:{start}": ("odavl_fixes", "odavl-test-org", "7"),
+        f"odavl:{enterprise}:analyses:{start}:4000": ("odavl_analyses", "enterprise-corp", "4000"),
+        f"odavl:{enterprise}:audits:{start}:3": ("odavl_audits", "enterprise-corp", "3"),
+        f"odavl:{enterprise}:fixes:{start}:15": ("odavl_fixes", "enterprise-corp", "15"),
+        f"odavl:{test_org}:analyses:{start}:620": ("odavl_analyses", "odavl-test-org", "620"),
+        f"odavl:{test_org}:fixes:{start}:7": ("odavl_fixes", "odavl-test-org", "7"),
+        f"odavl:{test_org}:analyses:{current_start}:10": ("odavl_analyses", "odavl-test-org", "10"),
     }
     stored = stripe_emulator.meter_events.stored
     assert {identifier: (event["event_name"], event["payload"]["stripe_customer_id"],
                          event["payload"]["value"]) for identifier, event in stored.items()} == {
         identifier: (name, billing[slug], value) for identifier, (name, slug, value) in expected.items()}
-    assert {event["timestamp"] for event in stored.values()} == {int(recent[2].timestamp()) - 1}
+    open_identifier = f"odavl:{test_org}:analyses:{current_start}:10"
+    assert {event["timestamp"] for identifier, event in stored.items()
+            if identifier != open_identifier} == {int(recent[2].timestamp()) - 1}
+    assert current[1].timestamp() <= stored[open_identifier]["timestamp"] <= datetime.now(
+        UTC).timestamp()  # the open period's increment: now, inside its period
     rows = ledger(stripe_settings)
     assert [(row["identifier"], row["status"], row["attempts"]) for row in rows] == [
         (identifier, "sent", 1) for identifier in sorted(expected)]
-    assert all(row["sent_at"] is not None for row in rows)
+    assert [row["final"] for row in rows] == [row["identifier"] != open_identifier for row in rows]
+    assert all(row["sent_at"] is not None and row["quantity"] == row["cumulative"] for row in rows)
     assert reconciliation(stripe_settings).passed
 
     requests_so_far = stripe_emulator.meter_events.requests
     again = report(stripe_settings)
-    assert (len(again.sent), again.already_reported) == (0, BILLED)
+    assert (len(again.sent), again.already_reported, again.settled) == (0, BILLED + OPEN, 0)
     assert stripe_emulator.meter_events.requests == requests_so_far
 
 
@@ -94,32 +110,32 @@ def test_a_report_that_fails_in_the_middle_then_is_retried_bills_every_period_ex
     meter_events.fail_request(3, 500, after_storing=True)  # Stripe kept it; the answer was lost
     first = report(stripe_settings)
 
-    assert (len(first.sent), len(first.failed), first.not_attempted, first.ok) == (2, 1, 2, False)
+    assert (len(first.sent), len(first.failed), first.not_attempted, first.ok) == (2, 1, 3, False)
     assert "500" in first.failed[0][1]
     assert len(meter_events.accepted) == 3
     assert [row["status"] for row in ledger(stripe_settings)].count("pending") == 1
     unreconciled = reconciliation(stripe_settings)
-    assert len(unreconciled.violations) == 3  # one pending, two never sent
+    assert len(unreconciled.violations) == 3  # one pending, two closed periods never sent
 
     meter_events.fail_request(1, 503)  # the retry fails too, before Stripe keeps anything
     second = report(stripe_settings)
-    assert (len(second.sent), len(second.failed), second.not_attempted) == (0, 1, 2)
+    assert (len(second.sent), len(second.failed), second.not_attempted) == (0, 1, 3)
 
     third = report(stripe_settings)  # the pending one again: Stripe refuses it as a duplicate
-    assert (len(third.sent), third.already_reported, third.ok) == (3, 2, True)
+    assert (len(third.sent), third.already_reported, third.ok) == (4, 2, True)
 
     assert sorted(meter_events.accepted) == sorted(set(meter_events.accepted))
-    assert len(meter_events.accepted) == BILLED
+    assert len(meter_events.accepted) == BILLED + OPEN
     rows = ledger(stripe_settings)
-    assert [row["status"] for row in rows] == ["sent"] * BILLED
+    assert [row["status"] for row in rows] == ["sent"] * (BILLED + OPEN)
     assert {row["identifier"] for row in rows} == set(meter_events.accepted)
-    assert sorted(row["attempts"] for row in rows) == [1, 1, 1, 1, 3]
+    assert sorted(row["attempts"] for row in rows) == [1, 1, 1, 1, 1, 3]
     assert all(row["last_error"] is None for row in rows)
     assert reconciliation(stripe_settings).passed
     assert len(report(stripe_settings).sent) == 0
 
 
-def test_changed_usage_of_a_reported_period_is_a_discrepancy_never_billed_again(
+def test_changed_usage_of_a_settled_period_is_a_discrepancy_never_billed_again(
         stripe_settings, stripe_emulator, billing):
     report(stripe_settings)
     rows = sample_billing_periods(NOW)
@@ -130,11 +146,181 @@ def test_changed_usage_of_a_reported_period_is_a_discrepancy_never_billed_again(
     summary = report(stripe_settings)
 
     assert summary.discrepancies == [
-        f"odavl-test-org analyses {rows[3][1]:%Y-%m-%d}: sent with 620, the marts now say 625"]
+        f"odavl-test-org analyses {rows[3][1]:%Y-%m-%d}: settled with 620, the marts now say 625"]
     assert (len(summary.sent), summary.ok) == (0, False)
     assert stripe_emulator.meter_events.requests == requests_so_far
     assert reconciliation(stripe_settings).violations == [
         f"odavl-test-org analyses {rows[3][1]:%Y-%m-%d}: reported 620, the marts say 625"]
+
+
+# --- increments as the period runs, and the true-up at its close ---------------------------
+
+START = (NOW - timedelta(days=20)).replace(microsecond=0)  # a period that ended two hours ago
+END = (NOW - timedelta(hours=2)).replace(microsecond=0)
+NEXT_END = END + timedelta(days=30)
+
+
+def period_rows(used: int, closed: bool, next_used: int | None = None) -> list[tuple]:
+    """enterprise-corp's analyses in the period [START, END), and in the next one if given."""
+    rows = [("enterprise-corp", START, END, "analyses", used, 5000, 0, closed)]
+    if next_used is not None:
+        rows.append(("enterprise-corp", END, NEXT_END, "analyses", next_used, 5000, 0, False))
+    return rows
+
+
+def reported_to_stripe(emulator, customer: str, start: datetime, end: datetime) -> int:
+    """What Stripe would bill: the `value`s of the distinct analyses events timestamped in the period."""
+    return sum(int(event["payload"]["value"]) for event in emulator.meter_events.stored.values()
+               if event["event_name"] == "odavl_analyses"
+               and event["payload"]["stripe_customer_id"] == customer
+               and start.timestamp() <= event["timestamp"] < end.timestamp())
+
+
+def at(settings, used: int, closed: bool, now: datetime, next_used: int | None = None):
+    """The marts as a build at `now` would publish them, then a report at `now`."""
+    write_billing_periods(settings.marts_path, period_rows(used, closed, next_used))
+    return report(settings, now=now)
+
+
+def test_increments_during_the_period_and_the_true_up_add_up_to_the_closed_usage(
+        stripe_settings, stripe_emulator, billing):
+    customer, meter_events = billing["enterprise-corp"], stripe_emulator.meter_events
+    org = organization_ids(stripe_settings)["enterprise-corp"]
+    prefix = f"odavl:{org}:analyses:{START:%Y%m%dT%H%M%SZ}"
+    day5, day10 = START + timedelta(days=5), START + timedelta(days=10)
+
+    first = at(stripe_settings, 100, False, day5)
+    assert (first.sent, first.settled) == ([f"{prefix}:100"], 0)
+    assert meter_events.stored[f"{prefix}:100"]["timestamp"] == int(day5.timestamp())
+    assert at(stripe_settings, 100, False, day5 + timedelta(hours=1)).as_dict()[
+        "already_reported"] == 1  # nothing new: nothing sent
+    assert meter_events.requests == 1
+    assert at(stripe_settings, 250, False, day10).sent == [f"{prefix}:250"]
+    assert meter_events.stored[f"{prefix}:250"]["payload"]["value"] == "150"
+    assert reconciliation(stripe_settings, now=day10).passed  # open: below the usage is fine
+
+    # ended, not closed yet (inside the marts' grace): the increment is dated the last second
+    ended = at(stripe_settings, 300, False, END + timedelta(minutes=20), next_used=0)
+    assert ended.sent == [f"{prefix}:300"]
+    assert meter_events.stored[f"{prefix}:300"]["timestamp"] == int(END.timestamp()) - 1
+
+    closing = at(stripe_settings, 320, True, END + timedelta(minutes=70), next_used=0)
+    assert (closing.sent, closing.settled, closing.ok) == ([f"{prefix}:320"], 1, True)
+    assert meter_events.stored[f"{prefix}:320"]["payload"]["value"] == "20"
+    assert reported_to_stripe(stripe_emulator, customer, START, END) == 320
+    rows = ledger(stripe_settings)
+    assert [(r["quantity"], r["cumulative"], r["final"]) for r in sorted(
+        rows, key=lambda r: r["cumulative"])] == [
+        (100, 100, False), (150, 250, False), (50, 300, False), (20, 320, True)]
+
+    # a rerun sends nothing; late usage arrives after the close: the marts carry it into the
+    # open period, which it is reported in; the closed period is never sent anything again
+    requests_so_far = meter_events.requests
+    rerun = at(stripe_settings, 320, True, END + timedelta(minutes=80), next_used=0)
+    assert (rerun.sent, rerun.already_reported, meter_events.requests) == ([], 1, requests_so_far)
+    late = at(stripe_settings, 320, True, END + timedelta(minutes=90), next_used=7)
+    assert late.sent == [f"odavl:{org}:analyses:{END:%Y%m%dT%H%M%SZ}:7"]
+    assert reported_to_stripe(stripe_emulator, customer, START, END) == 320
+    assert reported_to_stripe(stripe_emulator, customer, END, NEXT_END) == 7
+    assert sorted(meter_events.accepted) == sorted(set(meter_events.accepted))
+    assert reconciliation(stripe_settings, now=END + timedelta(minutes=90)).passed
+
+
+def test_a_period_fully_reported_by_its_increments_is_settled_without_a_send(
+        stripe_settings, stripe_emulator, billing):
+    at(stripe_settings, 40, False, START + timedelta(days=1))
+    requests_so_far = stripe_emulator.meter_events.requests
+
+    closing = at(stripe_settings, 40, True, END + timedelta(minutes=70))
+
+    assert (closing.sent, closing.settled, stripe_emulator.meter_events.requests) == (
+        [], 1, requests_so_far)
+    assert [row["final"] for row in ledger(stripe_settings)] == [True]
+    changed = at(stripe_settings, 41, True, END + timedelta(minutes=80))  # never happens: a bug
+    assert (changed.sent, len(changed.discrepancies)) == ([], 1)
+
+
+CRASH = """
+CREATE FUNCTION crash_before_sent() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the report died between the send and its record'; END $$;
+CREATE TRIGGER crash_before_sent BEFORE UPDATE OF status ON stripe_usage_reports
+FOR EACH ROW WHEN (NEW.status = 'sent') EXECUTE FUNCTION crash_before_sent();
+"""
+
+
+def crash_after_sending(settings, crashing: bool) -> None:
+    """From now on, the report dies right after Stripe answered, before recording `sent`."""
+    with connect(settings) as conn:
+        conn.execute(CRASH if crashing else "DROP TRIGGER crash_before_sent ON stripe_usage_reports; "
+                                           "DROP FUNCTION crash_before_sent()")
+
+
+def test_a_crash_between_sending_and_recording_never_counts_twice(
+        stripe_settings, stripe_emulator, billing):
+    customer, meter_events = billing["enterprise-corp"], stripe_emulator.meter_events
+    day3 = START + timedelta(days=3)
+    crash_after_sending(stripe_settings, True)
+    with pytest.raises(psycopg.errors.RaiseException, match="between the send and its record"):
+        at(stripe_settings, 100, False, day3)  # an increment while the period runs
+    assert [(r["status"], r["cumulative"]) for r in ledger(stripe_settings)] == [("pending", 100)]
+    assert len(meter_events.accepted) == 1  # Stripe has it, our ledger does not know
+    crash_after_sending(stripe_settings, False)
+
+    # more usage by the rerun: the pending increment is resent first, with its identifier
+    # (Stripe refuses the duplicate), then the new increment alone
+    rerun = at(stripe_settings, 130, False, day3 + timedelta(hours=1))
+    assert (len(rerun.sent), rerun.ok) == (2, True)
+    assert reported_to_stripe(stripe_emulator, customer, START, END) == 130
+
+    crash_after_sending(stripe_settings, True)  # now during the true-up
+    with pytest.raises(psycopg.errors.RaiseException):
+        at(stripe_settings, 180, True, END + timedelta(minutes=70))
+    crash_after_sending(stripe_settings, False)
+    after_crash = at(stripe_settings, 180, True, END + timedelta(minutes=75))
+    assert (len(after_crash.sent), after_crash.settled, after_crash.ok) == (1, 1, True)
+    assert at(stripe_settings, 180, True, END + timedelta(minutes=80)).sent == []
+
+    assert reported_to_stripe(stripe_emulator, customer, START, END) == 180
+    assert sorted(meter_events.accepted) == sorted(set(meter_events.accepted))
+    assert len(meter_events.accepted) == 3  # 100, 30 and the true-up's 50, each once
+    rows = ledger(stripe_settings)
+    assert sorted((r["quantity"], r["cumulative"], r["status"], r["attempts"]) for r in rows) == [
+        (30, 130, "sent", 1), (50, 180, "sent", 1), (100, 100, "sent", 1)]
+    assert reconciliation(stripe_settings, now=END + timedelta(minutes=80)).passed
+
+
+def test_less_usage_than_reported_is_a_discrepancy_never_sent(
+        stripe_settings, stripe_emulator, billing):
+    at(stripe_settings, 100, False, START + timedelta(days=2))
+    requests_so_far = stripe_emulator.meter_events.requests
+
+    lower = at(stripe_settings, 90, False, START + timedelta(days=3))  # usage deleted
+    closed = at(stripe_settings, 90, True, END + timedelta(minutes=70))
+
+    where = f"enterprise-corp analyses {START:%Y-%m-%d}"
+    assert lower.discrepancies == [f"{where}: reported 100, the marts now say 90"]
+    assert closed.discrepancies == [f"{where}: reported 100, the marts now say 90"]
+    assert stripe_emulator.meter_events.requests == requests_so_far
+    assert reconciliation(stripe_settings, now=END + timedelta(minutes=70)).violations == [
+        f"{where}: reported 100, the marts say 90"]
+
+
+def test_rows_of_before_the_increments_become_final_first_increments(
+        stripe_settings, stripe_emulator, billing, database_url):
+    migrate.downgrade(database_url, "0007")
+    org = organization_ids(stripe_settings)["enterprise-corp"]
+    old_identifier = f"odavl:{org}:analyses:{START:%Y%m%dT%H%M%SZ}"
+    with connect(stripe_settings) as conn:
+        conn.execute("INSERT INTO stripe_usage_reports (organization_id, metric, period_start, "
+                     "period_end, quantity, identifier, stripe_customer_id, status, attempts) "
+                     "VALUES (%s, 'analyses', %s, %s, 320, %s, %s, 'sent', 1)",
+                     (org, START, END, old_identifier, billing["enterprise-corp"]))
+    migrate.upgrade(database_url)
+
+    assert [(r["identifier"], r["quantity"], r["cumulative"], r["final"])
+            for r in ledger(stripe_settings)] == [(old_identifier, 320, 320, True)]
+    again = at(stripe_settings, 320, True, END + timedelta(minutes=70))
+    assert (again.sent, again.already_reported, stripe_emulator.meter_events.requests) == ([], 1, 0)
 
 
 def test_reconciliation_finds_unreported_periods_and_ignores_what_stripe_would_refuse(
@@ -151,8 +337,11 @@ def test_the_report_needs_the_marts(stripe_settings, tmp_path):
         read_closed_periods(tmp_path / "nothing.duckdb")
 
 
-def test_only_closed_periods_are_read(stripe_settings, billing):
-    periods = read_closed_periods(stripe_settings.marts_path)
-    assert len(periods) == len(sample_billing_periods(NOW)) - 1
-    assert all(period.period_end <= NOW + timedelta(seconds=1) for period in periods)
+def test_open_and_closed_periods_are_read(stripe_settings, billing):
+    periods = read_billing_periods(stripe_settings.marts_path)
+    assert len(periods) == len(sample_billing_periods(NOW))
+    assert [period.closed for period in periods].count(False) == 1
+    closed = read_closed_periods(stripe_settings.marts_path)
+    assert closed == [period for period in periods if period.closed]
+    assert all(period.period_end <= NOW + timedelta(seconds=1) for period in closed)
     assert all(period.period_start.utcoffset() == timedelta(0) for period in periods)

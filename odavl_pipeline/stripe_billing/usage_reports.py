@@ -1,20 +1,41 @@
-"""Metered usage out to Stripe: one billing meter event per organization, metric and closed period.
+"""Metered usage out to Stripe, as the period runs: increments since the last report, then a
+true-up when the period closes, so that a period's meter events add up to its closed usage.
 
-- Event names: `odavl_analyses`, `odavl_fixes`, `odavl_audits` (one Stripe meter each);
-  payload `{"stripe_customer_id": …, "value": "<used>"}`.
-- Identifier: `odavl:<organization id>:<metric>:<period start, UTC, %Y%m%dT%H%M%SZ>`, the same
-  on every attempt, so Stripe refuses a second event for a period (it keeps identifiers
-  about a day); our ledger `stripe_usage_reports` keeps them for good.
-- Timestamp: the last second of the period (`period_end - 1 s`), so the event lands in that
-  period. Stripe refuses timestamps older than 35 days: a closed period whose last second is
-  more than 34 days old and was never reported is left out (`outside_window`); backfilling
-  history never bills old periods.
+- Input: the `billing_periods` mart, open and closed periods (CONTRACT.md section 6). An open
+  period's `used` is what has arrived so far; a closed period's never changes (usage that
+  arrives after the close is carried by the marts into the open period, docs/marts.md).
+- Event names: `odavl_analyses`, `odavl_fixes`, `odavl_audits` (one Stripe meter each, summing
+  raw events); payload `{"stripe_customer_id": …, "value": "<increment>"}`.
+- Increment: the period's `used` now minus the total already in our ledger for the period
+  (`cumulative` of its last row). Each report sends the positive increments of open periods
+  (hourly, with the `stripe` job) and, once a period is closed, its remainder: the true-up,
+  marked `final`. After it, or when a closed period is found already fully reported (the row
+  it was settled on is marked `final` without sending anything), nothing more is sent for the
+  period.
+- Identifier: `odavl:<organization id>:<metric>:<period start, UTC, %Y%m%dT%H%M%SZ>:<cumulative>`,
+  where `cumulative` is the period's total through this increment. It depends on nothing
+  but what was computed, so a retry or a rerun that computes the same increment sends the same
+  identifier: Stripe refuses it as a duplicate (it keeps identifiers at least a day), and our
+  ledger's UNIQUE identifier and UNIQUE (organization, metric, period start, cumulative)
+  refuse a second row. Rows written before increments (one per closed period) keep their
+  identifier `odavl:<organization id>:<metric>:<period start>` and count as a final increment.
+- Timestamp: `min(now, period_end - 1 s)`, inside the period whatever the delay, so Stripe
+  counts the event in the period's invoice while it is a draft. Stripe refuses timestamps
+  older than 35 days: a remainder whose period's last second is more than 34 days old is left
+  out (`outside_window`); backfilling history never bills old periods.
 - Ledger: a `pending` row is committed before the send and marked `sent` after it. A failure
-  or a crash in between leaves it `pending`, and the next report sends it again with the same
-  identifier (a refusal as a duplicate proves Stripe has it). A `sent` row is never sent again.
-- Periods without usage, and organizations without a Stripe customer, send nothing. A closed
-  period whose usage no longer equals what was reported is a discrepancy to settle by hand,
-  never billed again silently (late usage is carried into the open period by the marts).
+  or a crash in between leaves it `pending`; the next report sends it again first, with the
+  same identifier, quantity and cumulative (a refusal as a duplicate proves Stripe has it),
+  and only then computes a further increment. A `sent` row is never sent again.
+- Never negative: when the marts say less than was already reported (usage deleted from an
+  open period), or a settled (`final`) period's usage changed, it is a discrepancy to settle
+  by hand, never sent. Periods without usage and organizations without a Stripe customer send
+  nothing.
+- On time: Stripe finalizes a subscription's invoice after its finalization grace (1 hour
+  after the period end by default, Dashboard, invoice settings, "Invoice finalization grace
+  period"). The increments keep the bulk of a period's usage on time whatever the delays;
+  the true-up is on time when the marts' grace (ODAVL_BILLING_GRACE_MINUTES) plus the time
+  to the next build and report is shorter than Stripe's delay (docs/stripe.md).
 """
 
 from collections.abc import Iterable, Iterator
@@ -33,14 +54,18 @@ REPORT_WINDOW = timedelta(days=34)  # Stripe accepts meter events up to 35 days 
 
 
 @dataclass(frozen=True)
-class ClosedPeriod:
-    """A closed billing period's usage of one metric by one organization (a marts row)."""
+class BillingPeriod:
+    """A billing period's usage of one metric by one organization (a `billing_periods` row)."""
 
     org: str
     period_start: datetime
     period_end: datetime
     metric: str
     used: int
+    closed: bool = True
+
+
+ClosedPeriod = BillingPeriod  # the name of before, when only closed periods were reported
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,8 @@ class LedgerRow:
     period_start: datetime
     period_end: datetime
     quantity: int
+    cumulative: int
+    final: bool
     identifier: str
     stripe_customer_id: str
     status: str
@@ -59,13 +86,14 @@ class LedgerRow:
 @dataclass
 class ReportSummary:
     sent: list[str] = field(default_factory=list)  # identifiers sent (or found at Stripe) now
-    already_reported: int = 0
+    already_reported: int = 0  # periods with nothing new since the last report
     without_customer: int = 0
     nothing_to_bill: int = 0
     outside_window: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (identifier, reason)
     discrepancies: list[str] = field(default_factory=list)
-    not_attempted: int = 0  # left pending after Stripe became unreachable in this report
+    not_attempted: int = 0  # left for later after Stripe became unreachable in this report
+    settled: int = 0  # closed periods settled now (true-up sent, or none needed)
 
     @property
     def ok(self) -> bool:
@@ -75,7 +103,8 @@ class ReportSummary:
         return {"sent": len(self.sent), "already_reported": self.already_reported,
                 "without_customer": self.without_customer, "nothing_to_bill": self.nothing_to_bill,
                 "outside_window": self.outside_window, "failed": len(self.failed),
-                "discrepancies": len(self.discrepancies), "not_attempted": self.not_attempted}
+                "discrepancies": len(self.discrepancies), "not_attempted": self.not_attempted,
+                "settled": self.settled}
 
 
 @dataclass(frozen=True)
@@ -88,26 +117,36 @@ class Reconciliation:
         return not self.violations
 
 
-def meter_event_identifier(organization_id: int, metric: str, period_start: datetime) -> str:
-    return f"odavl:{organization_id}:{metric}:{period_start.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+def meter_event_identifier(organization_id: int, metric: str, period_start: datetime,
+                           cumulative: int) -> str:
+    """The increment that brings the period's reported total to `cumulative`."""
+    return (f"odavl:{organization_id}:{metric}:{period_start.astimezone(UTC):%Y%m%dT%H%M%SZ}:"
+            f"{cumulative}")
 
 
-def event_timestamp(period_end: datetime) -> int:
-    """The last second of the period, in Unix seconds."""
-    return int(period_end.timestamp()) - 1
+def event_timestamp(period_end: datetime, now: datetime | None = None) -> int:
+    """Now, or the period's last second if it has ended, in Unix seconds."""
+    last_second = int(period_end.timestamp()) - 1
+    return last_second if now is None else min(int(now.timestamp()), last_second)
 
 
-def read_closed_periods(marts_path: Path) -> list[ClosedPeriod]:
-    """The closed periods of the `billing_periods` mart (CONTRACT.md section 6)."""
+def read_billing_periods(marts_path: Path) -> list[BillingPeriod]:
+    """Every period of the `billing_periods` mart, open and closed (CONTRACT.md section 6)."""
     with open_marts(marts_path) as con:
-        rows = con.execute("SELECT org, period_start, period_end, metric, used FROM billing_periods "
-                           "WHERE closed ORDER BY org, metric, period_start").fetchall()
-    return [ClosedPeriod(*row) for row in rows]
+        rows = con.execute("SELECT org, period_start, period_end, metric, used, closed "
+                           "FROM billing_periods ORDER BY org, metric, period_start").fetchall()
+    return [BillingPeriod(*row) for row in rows]
+
+
+def read_closed_periods(marts_path: Path) -> list[BillingPeriod]:
+    """The closed periods of the `billing_periods` mart."""
+    return [period for period in read_billing_periods(marts_path) if period.closed]
 
 
 def report_usage(conn: psycopg.Connection, client: stripe.StripeClient,
-                 periods: Iterable[ClosedPeriod], now: datetime | None = None) -> ReportSummary:
-    """Send each closed period's usage to Stripe once; see the module's rules.
+                 periods: Iterable[BillingPeriod], now: datetime | None = None) -> ReportSummary:
+    """Send each period's increment since the last report, and each closed period's true-up;
+    see the module's rules.
 
     `conn` must be outside a transaction: each ledger step commits on its own.
     """
@@ -118,80 +157,124 @@ def report_usage(conn: psycopg.Connection, client: stripe.StripeClient,
     with _report_lock(conn):
         with conn.transaction():
             customers = _customers(conn)
-            rows = [LedgerRow(*row) for row in conn.execute(_SELECT_LEDGER)]
-        ledger = {(row.organization_id, row.metric, row.period_start): row for row in rows}
+            latest = {(row.organization_id, row.metric, row.period_start): row
+                      for row in _ledger(conn)}  # ordered by cumulative: the last one stays
         unreachable = False
         for period in sorted(periods, key=lambda p: (p.org, p.metric, p.period_start)):
-            if period.metric not in EVENT_NAMES:
+            if period.metric not in EVENT_NAMES or period.period_start > now:
                 continue
             organization_id, customer_id = customers.get(period.org, (None, None))
             if organization_id is None or customer_id is None:
                 summary.without_customer += 1
                 continue
-            row = ledger.get((organization_id, period.metric, period.period_start))
-            if row is None:
-                if period.used == 0:
-                    summary.nothing_to_bill += 1
-                    continue
-                if event_timestamp(period.period_end) < (now - REPORT_WINDOW).timestamp():
-                    summary.outside_window += 1
-                    continue
+            row = latest.get((organization_id, period.metric, period.period_start))
+            sent_now = False
+            if row is not None and row.status == "pending":  # a send whose outcome is unknown
                 if unreachable:
                     summary.not_attempted += 1
                     continue
-                row = _reserve(conn, organization_id, customer_id, period)
-            if row.quantity != period.used:
+                reachable, delivered = _send(conn, client, row, now, summary)
+                unreachable = not reachable
+                if not delivered:
+                    continue
+                row, sent_now = _as_sent(row), True
+            reported = row.cumulative if row else 0
+            where = f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}"
+            if period.used < reported:
                 summary.discrepancies.append(
-                    f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}: {row.status} "
-                    f"with {row.quantity}, the marts now say {period.used}")
-            elif row.status == "sent":
-                summary.already_reported += 1
-            elif unreachable:
+                    f"{where}: reported {reported}, the marts now say {period.used}")
+                continue
+            if row is not None and row.final:
+                if period.used != reported:
+                    summary.discrepancies.append(
+                        f"{where}: settled with {reported}, the marts now say {period.used}")
+                elif sent_now:
+                    summary.settled += 1
+                else:
+                    summary.already_reported += 1
+                continue
+            if period.used == reported:
+                if row is None:
+                    summary.nothing_to_bill += 1
+                    continue
+                if period.closed:
+                    _mark_final(conn, row)
+                    summary.settled += 1
+                elif not sent_now:
+                    summary.already_reported += 1
+                continue
+            if event_timestamp(period.period_end, now) < (now - REPORT_WINDOW).timestamp():
+                summary.outside_window += 1
+                continue
+            if unreachable:
                 summary.not_attempted += 1
-            else:
-                unreachable = not _send(conn, client, row, summary)
+                continue
+            row = _reserve(conn, organization_id, customer_id, period, reported)
+            reachable, delivered = _send(conn, client, row, now, summary)
+            unreachable = not reachable
+            if delivered and period.closed:
+                summary.settled += 1
     return summary
 
 
-def reconcile(conn: psycopg.Connection, periods: Iterable[ClosedPeriod],
+def reconcile(conn: psycopg.Connection, periods: Iterable[BillingPeriod],
               now: datetime | None = None) -> Reconciliation:
-    """The sent ledger equals the closed periods' usage, for organizations with a customer id.
+    """What was sent agrees with the marts, for organizations with a Stripe customer id.
 
-    Every ledger row must be `sent` with its period's current usage; every closed period
-    with usage of a linked organization, inside Stripe's window, must have a ledger row.
+    Every ledger row must be `sent`, a period's increments must add up to its cumulative
+    total, which must never exceed the period's usage, and must equal it once the period is
+    closed; every closed period with usage of a linked organization, inside Stripe's window,
+    must have been reported. Pass every period (`read_billing_periods`): increments of open
+    periods are in the ledger too.
     """
     now = now or datetime.now(UTC)
     with conn.transaction():
         customers = _customers(conn)
-        rows = [LedgerRow(*row) for row in conn.execute(_SELECT_LEDGER)]
+        rows = _ledger(conn)
     slugs = {organization_id: slug for slug, (organization_id, _) in customers.items()}
     billed = {(p.org, p.metric, p.period_start): p for p in periods if p.metric in EVENT_NAMES}
-    violations, reported = [], set()
+    by_period: dict[tuple, list[LedgerRow]] = {}
     for row in rows:
-        key = (slugs.get(row.organization_id), row.metric, row.period_start)
-        reported.add(key)
-        where = f"{key[0]} {row.metric} {row.period_start:%Y-%m-%d}"
-        if key not in billed:
-            violations.append(f"{where}: reported, but no such closed period in the marts")
-        elif row.status != "sent":
-            violations.append(f"{where}: pending, Stripe's receipt not confirmed yet")
-        elif row.quantity != billed[key].used:
-            violations.append(f"{where}: reported {row.quantity}, the marts say {billed[key].used}")
+        by_period.setdefault((slugs.get(row.organization_id), row.metric, row.period_start),
+                             []).append(row)
     oldest = (now - REPORT_WINDOW).timestamp()
-    for key in sorted(billed.keys() - reported):
+    violations = []
+    for key, increments in by_period.items():
+        where = f"{key[0]} {key[1]} {key[2]:%Y-%m-%d}"
+        reported = increments[-1].cumulative
+        pending = sum(row.status != "sent" for row in increments)
+        if pending:
+            violations.append(f"{where}: {pending} pending, Stripe's receipt not confirmed yet")
+        if sum(row.quantity for row in increments) != reported:
+            violations.append(f"{where}: increments add up to "
+                              f"{sum(row.quantity for row in increments)}, not {reported}")
+        period = billed.get(key)
+        if period is None:
+            violations.append(f"{where}: reported, but no such period in the marts")
+        elif reported > period.used or (
+                period.closed and reported < period.used
+                and event_timestamp(period.period_end) >= oldest):
+            violations.append(f"{where}: reported {reported}, the marts say {period.used}")
+    for key in sorted(k for k, p in billed.items() if p.closed and k not in by_period):
         period = billed[key]
         linked = customers.get(period.org, (None, None))[1] is not None
         if linked and period.used > 0 and event_timestamp(period.period_end) >= oldest:
             violations.append(f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}: "
                               f"{period.used} not reported to Stripe")
-    return Reconciliation(checked=len(rows) + len(billed), violations=violations)
+    return Reconciliation(checked=len(by_period) + len(billed), violations=violations)
 
 
 # --- the ledger --------------------------------------------------------------------------
 
-_LEDGER_COLUMNS = ("id, organization_id, metric, period_start, period_end, quantity, identifier, "
-                   "stripe_customer_id, status")
-_SELECT_LEDGER = "SELECT " + _LEDGER_COLUMNS + " FROM stripe_usage_reports"
+_LEDGER_COLUMNS = ("id, organization_id, metric, period_start, period_end, quantity, cumulative, "
+                   "final, identifier, stripe_customer_id, status")
+
+
+def _ledger(conn: psycopg.Connection) -> list[LedgerRow]:
+    """Every increment, each period's in the order they were reserved."""
+    return [LedgerRow(*row) for row in conn.execute(
+        "SELECT " + _LEDGER_COLUMNS + " FROM stripe_usage_reports "
+        "ORDER BY organization_id, metric, period_start, cumulative")]
 
 
 def _customers(conn: psycopg.Connection) -> dict[str, tuple[int, str | None]]:
@@ -200,39 +283,50 @@ def _customers(conn: psycopg.Connection) -> dict[str, tuple[int, str | None]]:
 
 
 def _reserve(conn: psycopg.Connection, organization_id: int, customer_id: str,
-             period: ClosedPeriod) -> LedgerRow:
-    """Commit the `pending` row before anything is sent (reports are serialized by a lock)."""
+             period: BillingPeriod, reported: int) -> LedgerRow:
+    """Commit the `pending` increment before anything is sent (reports are serialized by a lock)."""
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO stripe_usage_reports (organization_id, metric, period_start, period_end, "
-            "quantity, identifier, stripe_customer_id, status, attempts) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', 0) RETURNING " + _LEDGER_COLUMNS,
-            (organization_id, period.metric, period.period_start, period.period_end, period.used,
-             meter_event_identifier(organization_id, period.metric, period.period_start),
+            "quantity, cumulative, final, identifier, stripe_customer_id, status, attempts) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 0) RETURNING " + _LEDGER_COLUMNS,
+            (organization_id, period.metric, period.period_start, period.period_end,
+             period.used - reported, period.used, period.closed,
+             meter_event_identifier(organization_id, period.metric, period.period_start, period.used),
              customer_id)).fetchone()
     return LedgerRow(*row)
 
 
-def _send(conn: psycopg.Connection, client: stripe.StripeClient, row: LedgerRow,
-          summary: ReportSummary) -> bool:
-    """Send a pending row and record the outcome; False when Stripe could not be reached."""
+def _as_sent(row: LedgerRow) -> LedgerRow:
+    return LedgerRow(**{**row.__dict__, "status": "sent"})
+
+
+def _mark_final(conn: psycopg.Connection, row: LedgerRow) -> None:
+    """The closed period was fully reported by its increments: settled, nothing to send."""
+    with conn.transaction():
+        conn.execute("UPDATE stripe_usage_reports SET final = true WHERE id = %s", (row.id,))
+
+
+def _send(conn: psycopg.Connection, client: stripe.StripeClient, row: LedgerRow, now: datetime,
+          summary: ReportSummary) -> tuple[bool, bool]:
+    """Send a pending increment and record the outcome: (Stripe reachable, delivered)."""
     try:
         client.v1.billing.meter_events.create({
             "event_name": EVENT_NAMES[row.metric],
             "payload": {"stripe_customer_id": row.stripe_customer_id, "value": str(row.quantity)},
             "identifier": row.identifier,
-            "timestamp": event_timestamp(row.period_end),
+            "timestamp": event_timestamp(row.period_end, now),
         })
     except stripe.StripeError as error:
         if not _is_duplicate(error, row.identifier):
             _record_failure(conn, row, error)
             summary.failed.append((row.identifier, _reason(error)))
-            return not _is_unreachable(error)
+            return not _is_unreachable(error), False
     with conn.transaction():
         conn.execute("UPDATE stripe_usage_reports SET status = 'sent', sent_at = now(), "
                      "attempts = attempts + 1, last_error = NULL WHERE id = %s", (row.id,))
     summary.sent.append(row.identifier)
-    return True
+    return True, True
 
 
 def _record_failure(conn: psycopg.Connection, row: LedgerRow, error: stripe.StripeError) -> None:

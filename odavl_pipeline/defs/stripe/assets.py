@@ -8,7 +8,7 @@ import stripe
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.stripe_billing.client import StripeNotConfigured, stripe_client
 from odavl_pipeline.stripe_billing.sync import initial_sync
-from odavl_pipeline.stripe_billing.usage_reports import read_closed_periods, report_usage
+from odavl_pipeline.stripe_billing.usage_reports import read_billing_periods, report_usage
 
 
 def _client_or_skip(context: dg.AssetExecutionContext, odavl: OdavlResource) -> stripe.StripeClient | None:
@@ -42,11 +42,12 @@ def stripe_subscriptions(context: dg.AssetExecutionContext,
           kinds={"stripe", "postgres"}, output_required=False)
 def stripe_usage_reports(context: dg.AssetExecutionContext,
                          odavl: OdavlResource) -> Iterator[dg.MaterializeResult]:
-    """Each closed billing period's usage sent once to Stripe meter events, with our ledger of it."""
+    """Billing periods' usage sent to Stripe meter events as it grows (the increments since the
+    last report, hourly), with a true-up when a period closes; our ledger of every increment."""
     client = _client_or_skip(context, odavl)
     if client is None:
         return
-    periods = read_closed_periods(odavl.settings().marts_path)
+    periods = read_billing_periods(odavl.settings().marts_path)
     with odavl.connect() as conn:
         summary = report_usage(conn, client, periods)
     for discrepancy in summary.discrepancies:
@@ -64,4 +65,5 @@ stripe_assets = [stripe_subscriptions, stripe_usage_reports]
 
 stripe_job = dg.define_asset_job(
     "stripe", selection=dg.AssetSelection.groups("stripe"),
-    description="Synchronize Stripe subscriptions, then report closed periods' usage to Stripe.")
+    description="Synchronize Stripe subscriptions, then report usage to Stripe: the increments of "
+                "open periods, the true-up of periods closed since.")
