@@ -442,12 +442,12 @@ def cmd_stripe_listen(args, settings: Settings) -> None:
 def cmd_stripe_report(args, settings: Settings) -> int:
     from odavl_pipeline.db.server import connect
     from odavl_pipeline.marts.store import MartsNotBuilt
-    from odavl_pipeline.stripe_billing.usage_reports import read_closed_periods, report_usage
+    from odavl_pipeline.stripe_billing.usage_reports import read_billing_periods, report_usage
 
     client = _stripe_client(settings)
     _require_migrated(settings)
     try:
-        periods = read_closed_periods(settings.marts_path)
+        periods = read_billing_periods(settings.marts_path)
     except MartsNotBuilt as error:
         raise PipelineError(str(error)) from None
     with connect(settings) as conn:
@@ -548,8 +548,29 @@ def cmd_demo(args, settings: Settings) -> int:
     cmd_seed(argparse.Namespace(reference=[str(settings.home / "reference.json")]), settings)
     status = cmd_run(argparse.Namespace(start=None, end=None, json=False,
                                         log_level=args.log_level, full_marts=False), settings)
+    print(_quotas_and_alerts(settings))
     print(DEMO_ENDING)
     return status
+
+
+def _quotas_and_alerts(settings: Settings) -> str:
+    """Two lines: the organizations on FREE without a subscription, and the quota alerts."""
+    from odavl_pipeline.db.server import connect
+
+    with connect(settings) as conn:
+        free = [slug for (slug,) in conn.execute(
+            "SELECT o.slug FROM organizations AS o WHERE NOT EXISTS (SELECT 1 FROM subscriptions "
+            "AS s WHERE s.organization_id = o.id AND s.status <> 'CANCELED') ORDER BY o.slug")]
+        alerts = conn.execute(
+            "SELECT o.slug, a.metric, a.threshold FROM quota_alerts AS a JOIN organizations AS o "
+            "ON o.id = a.organization_id ORDER BY a.id").fetchall()
+    example = (f", the first: {alerts[0][0]} {alerts[0][1]} "
+               f"{'forecast to run out' if alerts[0][2] == 'forecast' else alerts[0][2] + ' %'}"
+               if alerts else "")
+    return (f"\nQuotas       {len(free)} organizations on FREE without a subscription (calendar "
+            f"months){': ' + ', '.join(free) if free else ''}; `odavl-pipeline quota` lists all\n"
+            f"Alerts       {len(alerts)} quota alerts recorded{example}; sent signed when "
+            f"ODAVL_ALERT_WEBHOOK_URL and ODAVL_ALERT_WEBHOOK_SECRET are set")
 
 
 def _require_migrated(settings: Settings) -> None:
@@ -689,7 +710,8 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument("--host", default="127.0.0.1")
     listen.add_argument("--port", type=int, default=8421)
     listen.set_defaults(handler=cmd_stripe_listen)
-    stripe_actions.add_parser("report", help="report closed periods' usage to Stripe meter events"
+    stripe_actions.add_parser("report", help="report usage to Stripe meter events: increments of "
+                              "open periods, the true-up of closed ones"
                               ).set_defaults(handler=cmd_stripe_report)
 
     doctor = commands.add_parser("doctor", help="check configuration, database, migrations, "

@@ -15,9 +15,12 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def anchor_subscription(conn, org: str, period_start: str, period_end: str, **limits) -> None:
-    """Put an organization's subscription on a known period (and optional limit overrides)."""
+def anchor_subscription(conn, org: str, period_start: str, period_end: str,
+                        effective: str = "1970-01-01T00:00:00Z", **limits) -> None:
+    """Put an organization's subscription on a known period (and optional limit overrides), as
+    its plan since `effective` (by default since always: the whole history is rated with it)."""
     sets = ", ".join(f"{name} = %({name})s" for name in limits)
+    conn.execute("SELECT set_config('odavl.plan_effective_at', %s, true)", (effective,))
     conn.execute(
         "UPDATE subscriptions SET current_period_start = %(start)s, current_period_end = %(end)s"
         + (f", {sets}" if sets else "") +

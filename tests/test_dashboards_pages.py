@@ -339,7 +339,8 @@ def test_staff_view_shows_every_organization_and_the_quarantine(marts):
                                             "projected_exhaustion, period_end FROM quota_status")}
     attention = sorted((org, metric, state) for (org, metric), state in states.items()
                        if state != "ok")
-    assert attention == [(ORG, "audits", "at risk")]  # the demo's audit burst
+    # the demo's audit burst, and the FREE organization without a subscription (20 audits)
+    assert attention == [("nimbus-retail", "audits", "at risk"), (ORG, "audits", "at risk")]
     assert sorted(records(tables[1], "org", "metric", "state")) == attention
     assert organizations.set_index("org").loc[ORG, "quota_state"] == "at risk"
     assert dict(zip(zip(quarantine["source"], quarantine["reason"]), quarantine["records"])) == dict(
@@ -408,11 +409,12 @@ def test_day_axes_label_each_day_once_and_count_axes_are_whole_numbers(marts):
 
 def test_an_organization_without_data_says_what_is_missing_and_how_to_get_it(marts):
     at = no_exceptions(signed_in_app(ERIN))
-    assert "No billing period yet" in texts(at) and "No usage between" in texts(at)
+    # no subscription: FREE's quotas over the calendar month, nothing used yet
+    assert "0 of 100 used (0.0 %)" in texts(at) and "No usage between" in texts(at)
+    assert metrics(at)["Plan"] == "Free" and metrics(at)["Billing period"] == "Nov 01 – Dec 01"
     for page, expected in (("views/insight.py", "No errors between"),
                            ("views/autopilot.py", "No attestation chains yet"),
-                           ("views/guardian.py", "No audits yet: run Guardian or `odavl-pipeline generate`"),
-                           ("views/billing.py", "No billing periods yet")):
+                           ("views/guardian.py", "No audits yet: run Guardian or `odavl-pipeline generate`")):
         shown = texts(no_exceptions(at.switch_page(page).run()))
         assert expected in shown and "odavl-pipeline" in shown, page
 

@@ -263,13 +263,19 @@ def test_a_re_anchored_subscription_recomputes_its_periods_as_a_rebuild_would(se
     add_many(conn, ORG, "a", 10, "2026-10-05T00:00:00Z", "2026-10-05T00:01:00Z")
     add_many(conn, ORG, "b", 20, "2026-10-20T00:00:00Z", "2026-10-20T00:01:00Z")
     add_many(conn, OTHER_ORG, "c", 5, "2026-10-06T00:00:00Z", "2026-10-06T00:01:00Z")
+    since_always(conn)
     conn.execute("DELETE FROM subscriptions WHERE organization_id = "
                  "(SELECT id FROM organizations WHERE slug = %s)", (OTHER_ORG,))
     conn.commit()
     refresh_marts(settings, as_of=at("2026-10-25T00:00:00Z"))
-    assert rows(settings, "SELECT count(*) FROM billing_periods WHERE org = ?", [OTHER_ORG]) == [(0,)]
+    # without a subscription: FREE, a calendar month
+    assert rows(settings, "SELECT period_start, metric, quota FROM billing_periods WHERE org = ? "
+                "ORDER BY metric", [OTHER_ORG]) == [
+        (at("2026-10-01T00:00:00Z"), metric, quota)
+        for metric, quota in (("analyses", 100), ("audits", 20), ("fixes", 50))]
 
     anchor_subscription(conn, ORG, "2026-10-15T00:00:00Z", "2026-11-15T00:00:00Z")  # off the series
+    since_always(conn)
     conn.execute("INSERT INTO subscriptions (organization_id, status, current_period_start, "
                  "current_period_end) SELECT id, 'ACTIVE', '2026-10-01', '2026-11-01' "
                  "FROM organizations WHERE slug = %s", (OTHER_ORG,))  # a new subscription
@@ -282,6 +288,11 @@ def test_a_re_anchored_subscription_recomputes_its_periods_as_a_rebuild_would(se
     rebuilt = elsewhere(settings, "rebuilt.duckdb")
     refresh_marts(rebuilt, as_of=at("2026-10-26T00:00:00Z"))
     assert every_mart(settings.marts_path) == every_mart(rebuilt.marts_path)
+
+
+def since_always(conn) -> None:
+    """The plan changes of this transaction rate the whole history (not from now on)."""
+    conn.execute("SELECT set_config('odavl.plan_effective_at', '1970-01-01T00:00:00Z', true)")
 
 
 def test_duckdb_draws_no_progress_bar_into_the_commands_output(settings, conn, october):

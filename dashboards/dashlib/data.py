@@ -186,6 +186,49 @@ def usage_trend(viewer: Viewer, org: str, start: date, end: date) -> pd.DataFram
                   "WHERE org = ? AND day BETWEEN ? AND ? ORDER BY day, metric", org, start, end)
 
 
+# The alerts and their delivery ledger live in PostgreSQL, written by the marts build and the
+# sensor `quota_alert_delivery`; the membership is checked there, in the same query's snapshot.
+_QUOTA_ALERTS = """
+WITH viewer AS (
+    SELECT o.id FROM organizations AS o JOIN organization_members AS m ON m.organization_id = o.id
+    JOIN users AS u ON u.id = m.user_id
+    WHERE o.slug = %(org)s AND lower(u.email) = lower(%(email)s) AND m.role::text = ANY(%(roles)s))
+SELECT (SELECT count(*) FROM viewer) AS allowed, a.uid, a.detected_at, a.metric, a.threshold,
+       a.used, a.quota, a.period_start, a.period_end, a.projected_exhaustion,
+       CASE WHEN bool_or(d.state = 'sent') THEN 'sent'
+            WHEN bool_or(d.state = 'pending') THEN 'sending'
+            WHEN bool_or(d.state = 'failed') THEN 'failed'
+            ELSE 'not sent (no webhook)' END AS delivery
+FROM (SELECT 1) AS one
+LEFT JOIN quota_alerts AS a ON a.organization_id IN (SELECT id FROM viewer)
+LEFT JOIN quota_alert_deliveries AS d ON d.alert_id = a.id
+GROUP BY a.id ORDER BY a.detected_at DESC NULLS LAST, a.metric, a.threshold
+"""
+THRESHOLD_STATES = {"80": "warning", "100": "exceeded", "forecast": "at risk"}
+
+
+def quota_alerts(viewer: Viewer, org: str) -> pd.DataFrame:
+    """The organization's quota alerts, newest first: what crossed which threshold, and whether
+    it was delivered."""
+    return _quota_alerts(viewer.email.lower(), org, str(Settings.from_env().database_url))
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=1_000)
+def _quota_alerts(email: str, org: str, database: str) -> pd.DataFrame:
+    from odavl_pipeline.db.server import connect
+
+    with connect(Settings.from_env()) as conn:
+        cursor = conn.execute(_QUOTA_ALERTS, {"org": org, "email": email,
+                                              "roles": list(EVERY_ROLE)})
+        rows = cursor.fetchall()
+        names = [column.name for column in cursor.description]
+    if not rows or not rows[0][0]:
+        raise AccessDenied(f"{email} may not see {org}")
+    frame = pd.DataFrame([row for row in rows if row[1] is not None], columns=names)
+    frame = frame.drop(columns="allowed")
+    return frame.assign(state=frame["threshold"].map(THRESHOLD_STATES))
+
+
 # --- billing ------------------------------------------------------------------------
 
 

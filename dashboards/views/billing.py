@@ -13,9 +13,8 @@ periods = data.billing_periods(viewer, org)
 
 st.title("Billing")
 if periods.empty:
-    ui.empty("billing periods", "periods are built for organizations with a subscription once "
-             "their usage has landed: `odavl-pipeline run` (or `odavl-pipeline generate` for "
-             "a demo set).")
+    ui.empty("billing periods", "every organization gets its periods at the next "
+             "`odavl-pipeline run` (calendar months on FREE without a subscription).")
     st.stop()
 
 st.caption("Closed periods are billed and never change. The open period shows the use so far: "

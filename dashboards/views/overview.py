@@ -17,8 +17,8 @@ plan.metric("Plan", about["tier"].title())
 role.metric("Your role", (data.role_in(viewer, org) or "").title())
 if quota.empty:
     period.metric("Billing period", "–")
-    ui.empty("billing period", "this organization has no subscription; quotas apply from its "
-             "first subscription (`odavl-pipeline stripe sync`, or `odavl-pipeline seed`).")
+    ui.empty("billing period", "the marts were built before this organization existed; the "
+             "next `odavl-pipeline run` gives it its period (on FREE without a subscription).")
 else:
     first = quota.iloc[0]
     period.metric("Billing period", f"{first['period_start']:%b %d} – {first['period_end']:%b %d}")
@@ -38,6 +38,20 @@ else:
             st.metric(f"{row.metric.title()} quota exhausted on",
                       "not at this rate" if pd.isna(exhaustion) else f"{pd.Timestamp(exhaustion):%Y-%m-%d}")
     ui.state_legend()
+
+st.subheader("Alerts")
+alerts = data.quota_alerts(viewer, org)
+if alerts.empty:
+    ui.empty("quota alerts", "one is recorded when a quota passes 80 % or 100 %, or when its "
+             "forecast runs out before the period ends; the webhook in "
+             "`ODAVL_ALERT_WEBHOOK_URL` receives it.")
+else:
+    ui.table(alerts.assign(threshold=alerts["threshold"].map(
+        {"80": "80 %", "100": "100 %", "forecast": "forecast"})), {
+        "detected_at": ui.time_column("Detected (UTC)"), "metric": "Metric",
+        "threshold": "Threshold", "state": "State", "used": ui.count_column("Used"),
+        "quota": ui.count_column("Quota"), "projected_exhaustion": ui.date_column("Exhausted on"),
+        "delivery": "Delivery"}, "quota alerts", coloured=("state",))
 
 st.subheader("Usage per day")
 trend = data.usage_trend(viewer, org, filters.start, filters.end)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     MetaData,
     String,
@@ -587,6 +588,48 @@ class BillingClose(Base):
     period_start: Mapped[datetime] = mapped_column(primary_key=True)
     period_end: Mapped[datetime]
     closed_at: Mapped[datetime]
+    tier: Mapped[Tier | None] = mapped_column(pg_enum(Tier, "tier"))  # NULL: closed before 0006
+
+
+class BillingCloseUsage(Base):
+    """What a closed period closed with, per metric: the marts reproduce it, whatever is rebuilt."""
+
+    __tablename__ = "billing_close_usage"
+    __table_args__ = (ForeignKeyConstraint(
+        ["organization_id", "period_start"],
+        ["billing_closes.organization_id", "billing_closes.period_start"], ondelete="CASCADE"),)
+
+    organization_id: Mapped[int] = mapped_column(primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(String(20), primary_key=True)
+    used: Mapped[int] = mapped_column(BigInteger)
+    quota: Mapped[int] = mapped_column(BigInteger)
+    overage: Mapped[int] = mapped_column(BigInteger)
+
+
+class PlanVersion(Base):
+    """An organization's plan from `effective_at` until its next version (migration 0006's
+    trigger appends them; nothing updates them). No anchor: calendar months (FREE without a
+    live subscription)."""
+
+    __tablename__ = "plan_versions"
+    __table_args__ = (Index("ix_plan_versions_organization_id_effective_at",
+                            "organization_id", "effective_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"))
+    effective_at: Mapped[datetime]
+    tier: Mapped[Tier] = mapped_column(pg_enum(Tier, "tier"))
+    status: Mapped[SubscriptionStatus | None] = mapped_column(
+        pg_enum(SubscriptionStatus, "subscription_status"))
+    anchor: Mapped[datetime | None]
+    analyses_limit: Mapped[int | None]
+    fixes_limit: Mapped[int | None]
+    audits_limit: Mapped[int | None]
+    projects_limit: Mapped[int | None]
+    cancel_at: Mapped[datetime | None]
+    recorded_at: Mapped[datetime] = _created()
 
 
 class StripeEvent(Base):
@@ -601,12 +644,16 @@ class StripeEvent(Base):
 
 
 class StripeUsageReport(Base):
-    """Our ledger of metered usage sent to Stripe: one row per organization, metric and closed period."""
+    """Our ledger of metered usage sent to Stripe: one row per increment (meter event) of an
+    organization's metric in a billing period; `cumulative` is the period's total reported
+    through this increment, `final` marks the row at which the closed period was settled."""
 
     __tablename__ = "stripe_usage_reports"
     __table_args__ = (
-        UniqueConstraint("organization_id", "metric", "period_start"),
+        UniqueConstraint("organization_id", "metric", "period_start", "cumulative",
+                         name="uq_stripe_usage_reports_increment"),
         CheckConstraint("status IN ('pending', 'sent')", name="status_known"),
+        CheckConstraint("quantity > 0 AND cumulative >= quantity", name="increment_positive"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -614,7 +661,9 @@ class StripeUsageReport(Base):
     metric: Mapped[str] = mapped_column(String(20))
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
-    quantity: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(BigInteger)  # this increment
+    cumulative: Mapped[int] = mapped_column(BigInteger)  # the period's total through it
+    final: Mapped[bool] = mapped_column(default=False)
     identifier: Mapped[str] = mapped_column(String(100), unique=True)
     stripe_customer_id: Mapped[str] = mapped_column(String(STRIPE_ID_LENGTH))
     status: Mapped[str] = mapped_column(String(10))
@@ -622,3 +671,92 @@ class StripeUsageReport(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     sent_at: Mapped[datetime | None]
+
+
+# --- quota alerts ----------------------------------------------------------------
+
+
+class QuotaAlert(Base):
+    """A quota threshold crossed in an organization's billing period: recorded once, ever.
+
+    The unique key is what makes an alert exactly-once across reruns, backfills and concurrent
+    builds (INSERT … ON CONFLICT DO NOTHING); `uid` is the stable id sent to receivers.
+    The figures are those of the quota_status row that crossed the threshold.
+    """
+
+    __tablename__ = "quota_alerts"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "period_start", "metric", "threshold"),
+        CheckConstraint("threshold IN ('80', '100', 'forecast')", name="threshold_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"))
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    metric: Mapped[str] = mapped_column(String(20))
+    threshold: Mapped[str] = mapped_column(String(10))
+    used: Mapped[int] = mapped_column(BigInteger)
+    quota: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10))
+    projected: Mapped[int] = mapped_column(BigInteger)
+    projected_exhaustion: Mapped[date | None]
+    as_of: Mapped[datetime]
+    detected_at: Mapped[datetime] = _created()
+
+
+class OrganizationAlertEndpoint(Base):
+    """Where an organization also wants its quota alerts (besides ODAVL_ALERT_WEBHOOK_URL).
+
+    The URL may carry a token: it is never logged. Its signing secret is not stored: it is
+    derived from ODAVL_ALERT_WEBHOOK_SECRET and the organization id (odavl_pipeline.alerts).
+    """
+
+    __tablename__ = "organization_alert_endpoints"
+
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _created()
+
+
+class QuotaAlertDelivery(Base):
+    """One alert to one destination (`default`: ODAVL_ALERT_WEBHOOK_URL, `organization`: the
+    organization's endpoint): pending until a 2xx answer, failed after the last attempt."""
+
+    __tablename__ = "quota_alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "destination"),
+        CheckConstraint("destination IN ('default', 'organization')", name="destination_known"),
+        CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state_known"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("quota_alerts.id", ondelete="CASCADE"))
+    destination: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = _created()
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class QuotaAlertAttempt(Base):
+    """The delivery ledger: every HTTP attempt of a delivery, with its answer or error."""
+
+    __tablename__ = "quota_alert_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("quota_alert_deliveries.id", ondelete="CASCADE"))
+    attempt: Mapped[int]
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    delivered: Mapped[bool]

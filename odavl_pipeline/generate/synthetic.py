@@ -561,12 +561,14 @@ def synthetic_reference(options: GenerateOptions) -> dict[str, Any]:
             slug, n = f"{base}-{n}", n + 1
         slugs.add(slug)
         chosen = rng.sample(_PROJECTS, rng.randint(1, _TIER_MAX_PROJECTS[tier]))
+        subscription = {  # drawn for every tier, so the draws that follow stay the same
+            "current_period_start": _period_start(options.end_day, rng.randint(1, 28), rng),
+            "status": "ACTIVE"}
         orgs.append({
             "slug": slug, "name": name, "tier": tier,
             "projects": [_project_entry(slug, p[0], p[1], p[2]) for p in chosen],
-            "subscription": {
-                "current_period_start": _period_start(options.end_day, rng.randint(1, 28), rng),
-                "status": "ACTIVE"},
+            # FREE has no subscription: calendar months and FREE's limits
+            **({} if tier == "FREE" else {"subscription": subscription}),
         })
     return {"organizations": orgs}
 

@@ -10,19 +10,20 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import duckdb
 import psycopg
 import pyarrow as pa
 
 from odavl_pipeline.db.server import connect, libpq_url, server_url
-from odavl_pipeline.domain.plans import add_months, period_index, periods_covering, quotas
+from odavl_pipeline.domain.plans import (
+    ALWAYS_BEFORE, QUOTA_METRICS, PlanVersion, quotas, rated_periods)
 from odavl_pipeline.domain.quota import forecast
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.marts.extract import (
-    CLOSES_QUERY, DIMENSION_QUERIES, Changes, Extractor, forget_changes, read_changes, record_closes,
-    usage_cut)
+    CLOSED_USAGE_QUERY, CLOSES_QUERY, DIMENSION_QUERIES, PLAN_VERSIONS_QUERY, Changes, Extractor,
+    forget_changes, read_changes, record_closes, usage_cut)
 from odavl_pipeline.marts.schema import MARTS
 from odavl_pipeline.marts.store import MartsBuild, building
 from odavl_pipeline.settings import Settings
@@ -221,12 +222,20 @@ def _facts_view(build: MartsBuild, name: str, days_query: str) -> None:
 
 def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
              as_of: datetime, grace: timedelta) -> int:
-    """Close the periods due, recompute the billing periods the touched days reach; returns how
-    many. A closed period counts the usage that had arrived when it closed; usage arriving later
-    is carried into the period that contains its arrival (`billing_adjustments`)."""
+    """Recompute the open billing periods the touched days reach, close the periods due, and
+    publish every period; returns how many were recomputed.
+
+    A closed period is what Postgres recorded when it closed (`billing_close_usage`), never
+    recomputed, whatever is rebuilt. An open period counts its usage; usage arriving after its
+    period closed is carried into the period that contains its arrival (`billing_adjustments`).
+    A period closes at the first build after its end plus `grace`, with the usage that had
+    arrived by then."""
     con = build.con
     latest = max(as_of, _scalar(con, "SELECT max(ingested_at) FROM pulled") or as_of)
-    anchors, reset = _anchors(con, build.fresh)
+    _load(con, "closes", extractor.read(CLOSES_QUERY))
+    _load(con, "closed_usage", extractor.read(CLOSED_USAGE_QUERY))
+    versions = _plan_versions(extractor)
+    reset = _plans_changed(con, versions, build.fresh)
     _load(con, "reset_orgs", pa.table({"org_id": pa.array(sorted(reset), pa.int32())}))
 
     # The usage whose late share is recomputed: the touched days, and every day of a reset org.
@@ -239,69 +248,25 @@ def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
                     f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))")
     else:
         con.execute(f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled")
-    _periods(con, anchors, reset, latest)
-    _close_due_periods(con, conn, extractor, as_of, grace)
+    _periods(con, versions, reset, latest, as_of)
+    # due: closed by this build at `as_of`, recorded once their figures are computed below
+    con.execute("CREATE OR REPLACE TEMP TABLE due AS SELECT p.org_id, p.period_start, "
+                "p.period_end FROM periods AS p WHERE p.period_end + to_microseconds(?) <= ? "
+                "AND (p.org_id, p.period_start) NOT IN (SELECT org_id, period_start FROM closes)",
+                [grace // timedelta(microseconds=1), as_of])
+    con.execute("INSERT INTO closes SELECT org_id, period_start, period_end, ?, NULL FROM due",
+                [as_of])
 
-    con.execute("CREATE OR REPLACE TEMP TABLE old_targets AS SELECT DISTINCT org_id, period_start "
-                "FROM _late_usage WHERE day IN (SELECT day FROM touched_days)")
-    con.execute("DELETE FROM _late_usage WHERE day IN (SELECT day FROM touched_days) "
-                "OR org_id IN (SELECT org_id FROM reset_orgs) "
-                "OR org_id NOT IN (SELECT org_id FROM periods)")
-    con.execute(
-        "INSERT INTO _late_usage SELECT c.org_id, c.day, c.metric, occ.period_start, "
-        "arr.period_start, sum(c.quantity), count(*) FROM late_candidates AS c "
-        "JOIN periods AS occ ON occ.org_id = c.org_id AND c.occurred_at >= occ.period_start "
-        "AND c.occurred_at < occ.period_end "
-        "JOIN closes AS closed ON closed.org_id = occ.org_id "
-        "AND closed.period_start = occ.period_start AND c.ingested_at >= closed.closed_at "
-        "JOIN periods AS arr ON arr.org_id = c.org_id AND c.ingested_at >= arr.period_start "
-        "AND c.ingested_at < arr.period_end "
-        "WHERE c.metric IN (SELECT metric FROM quota_now) GROUP BY ALL")
-
-    # The periods to recompute, and the facts of the days they span.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE affected AS "
-        "SELECT p.org_id, p.period_start, p.period_end FROM periods AS p "
-        "WHERE p.org_id IN (SELECT org_id FROM reset_orgs) "
-        "OR EXISTS (SELECT 1 FROM touched_org_days AS t WHERE t.org_id = p.org_id "
-        "  AND p.period_start < (t.day + 1)::TIMESTAMPTZ AND p.period_end > t.day::TIMESTAMPTZ) "
-        "OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM old_targets) "
-        "OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM _late_usage "
-        "  WHERE day IN (SELECT day FROM touched_days) OR org_id IN (SELECT org_id FROM reset_orgs)) "
-        "OR NOT EXISTS (SELECT 1 FROM billing_periods AS b JOIN org_dim AS o ON o.org = b.org "
-        "  WHERE o.org_id = p.org_id AND b.period_start = p.period_start "
-        "  AND b.closed = EXISTS (SELECT 1 FROM closes AS c WHERE c.org_id = p.org_id "
-        "    AND c.period_start = p.period_start))")
+    con.execute(LATE_TARGETS_BEFORE)
+    con.execute(FORGET_LATE_USAGE)
+    con.execute(LATE_USAGE)
+    con.execute(AFFECTED_PERIODS)
     _facts_view(build, "period_facts", _days_of("affected"))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE recomputed AS "
-        "WITH regular AS (SELECT a.org_id, a.period_start, f.metric, sum(f.quantity) AS used "
-        "  FROM period_facts AS f JOIN affected AS a ON a.org_id = f.org_id "
-        "  AND f.occurred_at >= a.period_start AND f.occurred_at < a.period_end "
-        "  LEFT JOIN closes AS c ON c.org_id = a.org_id AND c.period_start = a.period_start "
-        "  WHERE c.closed_at IS NULL OR f.ingested_at < c.closed_at GROUP BY ALL), "
-        "late AS (SELECT org_id, period_start, metric, sum(quantity) AS used FROM _late_usage "
-        "  GROUP BY ALL) "
-        "SELECT o.org, a.period_start, a.period_end, q.metric, "
-        "  coalesce(r.used, 0) + coalesce(l.used, 0) AS used, "
-        "  coalesce(kept.quota, q.quota) AS quota "
-        "FROM affected AS a JOIN org_dim AS o USING (org_id) "
-        "JOIN quota_now AS q ON q.org_id = a.org_id "
-        "LEFT JOIN regular AS r ON r.org_id = a.org_id AND r.period_start = a.period_start "
-        "  AND r.metric = q.metric "
-        "LEFT JOIN late AS l ON l.org_id = a.org_id AND l.period_start = a.period_start "
-        "  AND l.metric = q.metric "
-        "LEFT JOIN billing_periods AS kept ON kept.org = o.org AND kept.closed "
-        "  AND kept.period_start = a.period_start AND kept.metric = q.metric")
-    con.execute("DELETE FROM billing_periods AS b WHERE (b.org, b.period_start) IN "
-                "(SELECT org, period_start FROM recomputed) OR NOT EXISTS (SELECT 1 FROM periods "
-                "AS p JOIN org_dim AS o USING (org_id) WHERE o.org = b.org "
-                "AND p.period_start = b.period_start)")
-    con.execute("INSERT INTO billing_periods SELECT org, period_start, period_end, metric, used, "
-                "quota, greatest(used - quota, 0), false FROM recomputed")
-    con.execute("UPDATE billing_periods AS b SET closed = EXISTS (SELECT 1 FROM closes AS c "
-                "JOIN org_dim AS o USING (org_id) WHERE o.org = b.org "
-                "AND c.period_start = b.period_start)")
+    con.execute(RECOMPUTED_PERIODS)
+    _close_due_periods(con, conn, extractor, as_of)
+    con.execute(PUBLISH_BILLING_PERIODS_DELETE)
+    con.execute(PUBLISH_CLOSED_PERIODS)
+    con.execute(PUBLISH_OPEN_PERIODS)
     con.execute("DELETE FROM billing_adjustments")
     con.execute("INSERT INTO billing_adjustments SELECT o.org, l.period_start, l.metric, "
                 "l.occurred_period_start, sum(l.quantity), sum(l.events) FROM _late_usage AS l "
@@ -309,18 +274,123 @@ def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
     return _scalar(con, "SELECT count(*) FROM affected")
 
 
+# the periods that had late usage of the touched days: their late share may drop to nothing
+LATE_TARGETS_BEFORE = """
+    CREATE OR REPLACE TEMP TABLE old_targets AS
+    SELECT DISTINCT org_id, period_start FROM _late_usage
+    WHERE day IN (SELECT day FROM touched_days)
+"""
+
+FORGET_LATE_USAGE = """
+    DELETE FROM _late_usage
+    WHERE day IN (SELECT day FROM touched_days)
+       OR org_id IN (SELECT org_id FROM reset_orgs)
+       OR org_id NOT IN (SELECT org_id FROM periods)
+"""
+
+# usage that arrived after the period it occurred in had closed, by the period of its arrival
+LATE_USAGE = """
+    INSERT INTO _late_usage
+    SELECT c.org_id, c.day, c.metric, occurred.period_start, arrived.period_start,
+           sum(c.quantity), count(*)
+    FROM late_candidates AS c
+    JOIN periods AS occurred ON occurred.org_id = c.org_id
+         AND c.occurred_at >= occurred.period_start AND c.occurred_at < occurred.period_end
+    JOIN closes AS closed ON closed.org_id = occurred.org_id
+         AND closed.period_start = occurred.period_start AND c.ingested_at >= closed.closed_at
+    JOIN periods AS arrived ON arrived.org_id = c.org_id
+         AND c.ingested_at >= arrived.period_start AND c.ingested_at < arrived.period_end
+    WHERE c.metric IN (SELECT metric FROM period_plans)
+    GROUP BY ALL
+"""
+
+# the periods to recompute: not frozen (or closed by this build, or closed before their figures
+# were kept), and reached by a touched day, a reset, late usage, or missing from the mart
+AFFECTED_PERIODS = """
+    CREATE OR REPLACE TEMP TABLE affected AS
+    SELECT p.org_id, p.period_start, p.period_end FROM periods AS p
+    WHERE (p.org_id, p.period_start) NOT IN (SELECT org_id, period_start FROM closed_usage)
+      AND (p.org_id IN (SELECT org_id FROM reset_orgs)
+        OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM due)
+        OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM closes)
+        OR EXISTS (SELECT 1 FROM touched_org_days AS t WHERE t.org_id = p.org_id
+                   AND p.period_start < (t.day + 1)::TIMESTAMPTZ
+                   AND p.period_end > t.day::TIMESTAMPTZ)
+        OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM old_targets)
+        OR (p.org_id, p.period_start) IN (SELECT org_id, period_start FROM _late_usage
+            WHERE day IN (SELECT day FROM touched_days) OR org_id IN (SELECT org_id FROM reset_orgs))
+        OR NOT EXISTS (SELECT 1 FROM billing_periods AS b JOIN org_dim AS o ON o.org = b.org
+                       WHERE o.org_id = p.org_id AND b.period_start = p.period_start
+                         AND b.period_end = p.period_end))
+"""
+
+# each affected period's use per metric: what occurred in it (and, once closed, had arrived by
+# the close) plus the late usage carried into it, rated with its plan
+RECOMPUTED_PERIODS = """
+    CREATE OR REPLACE TEMP TABLE recomputed AS
+    WITH regular AS (
+        SELECT a.org_id, a.period_start, f.metric, sum(f.quantity) AS used
+        FROM period_facts AS f
+        JOIN affected AS a ON a.org_id = f.org_id
+             AND f.occurred_at >= a.period_start AND f.occurred_at < a.period_end
+        LEFT JOIN closes AS c ON c.org_id = a.org_id AND c.period_start = a.period_start
+        WHERE c.closed_at IS NULL OR f.ingested_at < c.closed_at
+        GROUP BY ALL),
+    late AS (
+        SELECT org_id, period_start, metric, sum(quantity) AS used FROM _late_usage GROUP BY ALL)
+    SELECT a.org_id, o.org, a.period_start, a.period_end, q.tier, q.metric,
+           coalesce(r.used, 0) + coalesce(l.used, 0) AS used, q.quota
+    FROM affected AS a
+    JOIN org_dim AS o USING (org_id)
+    JOIN period_plans AS q ON q.org_id = a.org_id AND q.period_start = a.period_start
+    LEFT JOIN regular AS r ON r.org_id = a.org_id AND r.period_start = a.period_start
+         AND r.metric = q.metric
+    LEFT JOIN late AS l ON l.org_id = a.org_id AND l.period_start = a.period_start
+         AND l.metric = q.metric
+"""
+
+PUBLISH_BILLING_PERIODS_DELETE = """
+    DELETE FROM billing_periods AS b
+    WHERE b.closed
+       OR (b.org, b.period_start) IN (SELECT org, period_start FROM recomputed)
+       OR NOT EXISTS (SELECT 1 FROM periods AS p JOIN org_dim AS o USING (org_id)
+                      WHERE o.org = b.org AND p.period_start = b.period_start)
+"""
+
+PUBLISH_CLOSED_PERIODS = """
+    INSERT INTO billing_periods
+    SELECT o.org, c.period_start, c.period_end, u.metric, u.used, u.quota, u.overage, true
+    FROM closes AS c
+    JOIN closed_usage AS u USING (org_id, period_start)
+    JOIN org_dim AS o USING (org_id)
+"""
+
+PUBLISH_OPEN_PERIODS = """
+    INSERT INTO billing_periods
+    SELECT org, period_start, period_end, metric, used, quota, greatest(used - quota, 0), false
+    FROM recomputed
+    WHERE (org_id, period_start) NOT IN (SELECT org_id, period_start FROM closes)
+"""
+
+
 def _close_due_periods(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection,
-                       extractor: Extractor, as_of: datetime, grace: timedelta) -> None:
-    """Record in Postgres the periods whose grace has passed; temp table `closes` holds them all."""
+                       extractor: Extractor, as_of: datetime) -> None:
+    """Record in Postgres the periods closed by this build, and the figures of periods closed
+    before their figures were kept, then read back what Postgres holds (a concurrent build that
+    closed a period first keeps its figures)."""
+    closing = con.execute(
+        "SELECT DISTINCT r.org_id, r.period_start, r.period_end, r.tier FROM recomputed AS r "
+        "JOIN closes AS c USING (org_id, period_start)").fetchall()
+    if not closing:
+        return
+    usage = con.execute(
+        "SELECT r.org_id, r.period_start, r.metric, r.used, r.quota, greatest(r.used - r.quota, 0) "
+        "FROM recomputed AS r JOIN closes AS c USING (org_id, period_start)").fetchall()
+    due = {(row[0], row[1]) for row in con.execute(
+        "SELECT org_id, period_start FROM due").fetchall()}
+    record_closes(conn, [row for row in closing if (row[0], row[1]) in due], usage, as_of)
     _load(con, "closes", extractor.read(CLOSES_QUERY))
-    due = con.execute(
-        "SELECT p.org_id, p.period_start, p.period_end FROM periods AS p "
-        "WHERE p.period_end + to_microseconds(?) <= ? AND NOT EXISTS (SELECT 1 FROM closes AS c "
-        "WHERE c.org_id = p.org_id AND c.period_start = p.period_start)",
-        [grace // timedelta(microseconds=1), as_of]).fetchall()
-    if due:
-        record_closes(conn, due, as_of)
-        _load(con, "closes", extractor.read(CLOSES_QUERY))
+    _load(con, "closed_usage", extractor.read(CLOSED_USAGE_QUERY))
 
 
 def _days_of(periods: str) -> str:
@@ -330,79 +400,106 @@ def _days_of(periods: str) -> str:
             f"AND f.day <= ((a.period_end - INTERVAL 1 MICROSECOND) AT TIME ZONE 'UTC')::DATE")
 
 
-def _anchors(con: duckdb.DuckDBPyConnection, fresh: bool) -> tuple[dict[int, datetime], set[int]]:
-    """Each subscribed organization's billing anchor, and those whose periods all change.
-
-    An organization keeps the anchor it was first built with while its subscription's current
-    period start stays on that anchor's monthly series (Stripe moves it every month); a start
-    off the series, or a new subscription, re-anchors it and all its periods are recomputed.
-    """
-    known = dict(con.execute("SELECT org_id, anchor FROM _billing_anchors").fetchall())
-    anchors, reset = {}, set()
-    for org_id, anchor in con.execute("SELECT org_id, anchor FROM subscription_dim").fetchall():
-        anchor, old = anchor.astimezone(UTC), known.get(org_id)
-        if old is not None and _on_series(old.astimezone(UTC), anchor):
-            anchor = old.astimezone(UTC)
-        elif not fresh:
-            reset.add(org_id)
-        anchors[org_id] = anchor
-    return anchors, reset
+def _plan_versions(extractor: Extractor) -> dict[int, list[PlanVersion]]:
+    """Each organization's plan versions, in order of effect."""
+    versions: dict[int, list[PlanVersion]] = {}
+    for row in extractor.read(PLAN_VERSIONS_QUERY).read_all().to_pylist():
+        limits = {metric: row[f"{metric}_limit"] for metric in QUOTA_METRICS}
+        versions.setdefault(row["org_id"], []).append(PlanVersion(
+            row["effective_at"], row["tier"], row["anchor"], quotas(row["tier"], limits)))
+    return versions
 
 
-def _periods(con: duckdb.DuckDBPyConnection, anchors: dict[int, datetime], reset: set[int],
-             latest: datetime) -> None:
-    """Temp tables `periods` (every period of every subscribed organization, from its first
-    usage to `latest`) and `quota_now` (its quota per metric); records anchors and first usage."""
+def _plans_changed(con: duckdb.DuckDBPyConnection, versions: dict[int, list[PlanVersion]],
+                   fresh: bool) -> set[int]:
+    """The organizations whose plan history changed since the last build (all, from scratch):
+    their open periods may have moved, so all their late usage is placed again."""
+    seen = dict(con.execute("SELECT org_id, plan FROM _billing_orgs").fetchall())
+    return {org_id for org_id, history in versions.items()
+            if fresh or seen.get(org_id) != _fingerprint(history)}
+
+
+def _fingerprint(history: list[PlanVersion]) -> str:
+    return repr([(v.effective_at.isoformat(), v.tier, v.anchor and v.anchor.isoformat(),
+                  sorted(v.quotas.items())) for v in history])
+
+
+def _periods(con: duckdb.DuckDBPyConnection, versions: dict[int, list[PlanVersion]],
+             reset: set[int], latest: datetime, as_of: datetime) -> None:
+    """Temp tables `periods` (the closed periods as Postgres recorded them, then every other
+    period of every organization, from its first usage to `latest` and `as_of`)
+    and `period_plans` (each open period's tier and quota per metric); records each
+    organization's first usage and plan history in `_billing_orgs`."""
     known_first = {org_id: first for org_id, first in con.execute(
-        "SELECT org_id, first_at FROM _billing_anchors").fetchall() if org_id not in reset}
+        "SELECT org_id, first_at FROM _billing_orgs").fetchall() if org_id not in reset}
     new_first = dict(con.execute(
         "SELECT org_id, min(occurred_at) FROM late_candidates GROUP BY org_id").fetchall())
-    plans = {org_id: (tier, {"analyses": analyses, "fixes": fixes, "audits": audits})
-             for org_id, tier, analyses, fixes, audits in con.execute(
-                 "SELECT s.org_id, o.tier, s.analyses_limit, s.fixes_limit, s.audits_limit "
-                 "FROM subscription_dim AS s JOIN org_dim AS o USING (org_id)").fetchall()}
-    periods, quota_now, recorded = [], [], []
-    for org_id, anchor in anchors.items():
+    closed: dict[int, list[tuple[datetime, datetime]]] = {}
+    for org_id, start, end in con.execute(
+            "SELECT org_id, period_start, period_end FROM closes ORDER BY ALL").fetchall():
+        closed.setdefault(org_id, []).append((start, end))
+    last = max(latest, as_of)
+    open_periods, plans, recorded = [], [], []
+    for (org_id,) in con.execute("SELECT org_id FROM org_dim ORDER BY org_id").fetchall():
+        history = versions.get(org_id) or [PlanVersion(ALWAYS_BEFORE, "FREE", None,
+                                                       quotas("FREE", {}))]
         firsts = [moment for moment in (known_first.get(org_id), new_first.get(org_id)) if moment]
         first = min(firsts) if firsts else None
-        recorded.append((org_id, anchor, first))
-        periods.extend((org_id, start, end)
-                       for start, end in periods_covering(anchor, min(first or latest, latest), latest))
-        tier, overrides = plans[org_id]
-        quota_now.extend((org_id, metric, limit) for metric, limit in quotas(tier, overrides).items())
-    con.execute("DELETE FROM _billing_anchors")
-    _append(con, "_billing_anchors", recorded, (pa.int32(), TIMESTAMP, TIMESTAMP))
-    _load(con, "periods", pa.table({
-        "org_id": pa.array([row[0] for row in periods], pa.int32()),
-        "period_start": pa.array([row[1] for row in periods], TIMESTAMP),
-        "period_end": pa.array([row[2] for row in periods], TIMESTAMP)}))
-    _load(con, "quota_now", pa.table({
-        "org_id": pa.array([row[0] for row in quota_now], pa.int32()),
-        "metric": pa.array([row[1] for row in quota_now], pa.string()),
-        "quota": pa.array([row[2] for row in quota_now], pa.int64())}))
+        recorded.append((org_id, first, _fingerprint(history)))
+        for period in rated_periods(history, min(first or as_of, as_of), last):
+            for start, end in _outside(period.start, period.end, closed.get(org_id, [])):
+                open_periods.append((org_id, start, end))
+                plans.extend((org_id, start, period.tier, metric, quota)
+                             for metric, quota in period.quotas.items())
+    con.execute("DELETE FROM _billing_orgs")
+    _append(con, "_billing_orgs", recorded, (pa.int32(), TIMESTAMP, pa.string()))
+    _load(con, "open_periods", pa.table({
+        "org_id": pa.array([row[0] for row in open_periods], pa.int32()),
+        "period_start": pa.array([row[1] for row in open_periods], TIMESTAMP),
+        "period_end": pa.array([row[2] for row in open_periods], TIMESTAMP)}))
+    con.execute("CREATE OR REPLACE TEMP TABLE periods AS SELECT org_id, period_start, period_end "
+                "FROM closes UNION ALL SELECT * FROM open_periods")
+    _load(con, "period_plans", pa.table({
+        "org_id": pa.array([row[0] for row in plans], pa.int32()),
+        "period_start": pa.array([row[1] for row in plans], TIMESTAMP),
+        "tier": pa.array([row[2] for row in plans], pa.string()),
+        "metric": pa.array([row[3] for row in plans], pa.string()),
+        "quota": pa.array([row[4] for row in plans], pa.int64())}))
 
 
-def _on_series(anchor: datetime, moment: datetime) -> bool:
-    return add_months(anchor, period_index(anchor, moment)) == moment
+def _outside(start: datetime, end: datetime,
+             closed: list[tuple[datetime, datetime]]) -> Iterator[tuple[datetime, datetime]]:
+    """The parts of [start, end) that no closed period (sorted) covers: a closed period stays as
+    it closed, even when the plan history now draws the periods differently."""
+    for closed_start, closed_end in closed:
+        if closed_end <= start or closed_start >= end:
+            continue
+        if closed_start > start:
+            yield start, closed_start
+        start = max(start, closed_end)
+    if start < end:
+        yield start, end
 
 
 def _quota_status(build: MartsBuild, as_of: datetime) -> None:
-    """quota_status for each subscribed organization's current period, by occurred_at."""
+    """quota_status for each organization's current period, by occurred_at."""
     con = build.con
     con.execute("CREATE OR REPLACE TEMP TABLE current_periods AS SELECT org_id, period_start, "
-                "period_end FROM periods WHERE period_start <= ? AND ? < period_end", [as_of, as_of])
+                "period_end FROM open_periods WHERE period_start <= ? AND ? < period_end",
+                [as_of, as_of])
     _facts_view(build, "current_facts", _days_of("current_periods"))
     rows = con.execute(
         "WITH events AS (SELECT c.org_id, f.metric, f.occurred_at, f.quantity FROM current_facts AS f "
         "  JOIN current_periods AS c ON c.org_id = f.org_id AND f.occurred_at >= c.period_start "
         "  AND f.occurred_at < c.period_end), "
+        "quota_now AS (SELECT q.* FROM period_plans AS q JOIN current_periods USING (org_id, period_start)), "
         "running AS (SELECT org_id, metric, occurred_at, sum(quantity) OVER (PARTITION BY org_id, "
         "  metric ORDER BY occurred_at RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total "
         "  FROM events), "
         "used AS (SELECT org_id, metric, sum(quantity) AS used FROM events GROUP BY ALL), "
         "reached AS (SELECT r.org_id, r.metric, min(r.occurred_at) AS reached_at FROM running AS r "
         "  JOIN quota_now AS q USING (org_id, metric) WHERE r.total >= q.quota GROUP BY ALL) "
-        "SELECT o.org, o.tier, c.period_start, c.period_end, q.metric, coalesce(u.used, 0), "
+        "SELECT o.org, q.tier, c.period_start, c.period_end, q.metric, coalesce(u.used, 0), "
         "  q.quota, r.reached_at FROM current_periods AS c JOIN org_dim AS o USING (org_id) "
         "JOIN quota_now AS q USING (org_id) LEFT JOIN used AS u USING (org_id, metric) "
         "LEFT JOIN reached AS r USING (org_id, metric) ORDER BY o.org, q.metric").fetchall()

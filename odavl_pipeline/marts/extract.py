@@ -9,7 +9,7 @@ import psycopg
 import pyarrow as pa
 
 from odavl_pipeline.ingest.writer import source_lock
-from odavl_pipeline.marts.bounds import EARLIEST_DAY_SQL, LATEST_DAY_SQL, held
+from odavl_pipeline.marts.bounds import EARLIEST_DAY_SQL, LATEST_DAY_SQL, held, outside
 from odavl_pipeline.marts.metrics import METRIC_SQL
 
 
@@ -62,21 +62,39 @@ def usage_cut(conn: psycopg.Connection) -> datetime:
     return moment
 
 
-def record_closes(conn: psycopg.Connection, periods: list[tuple[int, datetime, datetime]],
+def record_closes(conn: psycopg.Connection, closes: list[tuple[int, datetime, datetime, str]],
+                  usage: list[tuple[int, datetime, str, int, int, int]],
                   closed_at: datetime) -> int:
-    """Close the given (organization, start, end) periods not closed yet; returns how many."""
-    if not periods:
-        return 0
-    cursor = conn.execute(
-        "INSERT INTO billing_closes (organization_id, period_start, period_end, closed_at) "
-        "SELECT org_id, period_start, period_end, %s FROM unnest(%s::int[], %s::timestamptz[], "
-        "%s::timestamptz[]) AS p(org_id, period_start, period_end) ON CONFLICT DO NOTHING",
-        (closed_at, [p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods]))
-    conn.commit()
-    return cursor.rowcount
+    """Close the given (organization, start, end, tier) periods not closed yet, with what they
+    closed with per (organization, start, metric, used, quota, overage), in one transaction; a
+    period another build closed first keeps that build's figures. Returns how many closed."""
+    columns = [list(column) for column in zip(*closes)] or [[], [], [], []]
+    with conn.transaction():
+        closed = conn.execute(
+            "INSERT INTO billing_closes (organization_id, period_start, period_end, closed_at, tier) "
+            "SELECT org_id, period_start, period_end, %s, tier::tier FROM unnest(%s::int[], "
+            "%s::timestamptz[], %s::timestamptz[], %s::text[]) "
+            "AS p(org_id, period_start, period_end, tier) ON CONFLICT DO NOTHING",
+            (closed_at, *columns)).rowcount
+        if usage:
+            conn.execute(
+                "INSERT INTO billing_close_usage (organization_id, period_start, metric, used, "
+                "quota, overage) SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::text[], "
+                "%s::bigint[], %s::bigint[], %s::bigint[]) ON CONFLICT DO NOTHING",
+                tuple(list(column) for column in zip(*usage)))
+    return closed
 
 
-CLOSES_QUERY = ("SELECT organization_id AS org_id, period_start, closed_at FROM billing_closes")
+CLOSES_QUERY = ("SELECT organization_id AS org_id, period_start, period_end, closed_at, "
+                "tier::text AS tier FROM billing_closes")
+CLOSED_USAGE_QUERY = ("SELECT organization_id AS org_id, period_start, metric, used, quota, "
+                      "overage FROM billing_close_usage")
+# a version with a time the marts cannot hold is left out (its subscription row is reported)
+PLAN_VERSIONS_QUERY = (
+    "SELECT v.organization_id AS org_id, v.effective_at, v.tier::text AS tier, v.anchor, "
+    "v.analyses_limit, v.fixes_limit, v.audits_limit FROM plan_versions AS v "
+    f"WHERE {outside('v.effective_at')} IS NOT TRUE AND {outside('v.anchor')} IS NOT TRUE "
+    "ORDER BY v.organization_id, v.effective_at, v.id")
 
 
 def day_ranges(days: Iterable[date]) -> list[tuple[datetime, datetime]]:

@@ -88,6 +88,23 @@ def billing_periods_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connec
     return _compare(mart, postgres, ("org", "period_start", "metric"))
 
 
+def closed_periods_as_recorded(marts: duckdb.DuckDBPyConnection,
+                               conn: psycopg.Connection) -> Reconciliation:
+    """Each closed period's row (end, used, quota, overage) against what Postgres recorded when
+    it closed: no build may change a closed period, and none may drop one."""
+    mart = {(org, start, metric): (end, used, quota, overage)
+            for org, start, end, metric, used, quota, overage in marts.execute(
+                "SELECT org, period_start, period_end, metric, used, quota, overage "
+                "FROM billing_periods WHERE closed").fetchall()}
+    postgres = {(org, start, metric): (end, used, quota, overage)
+                for org, start, end, metric, used, quota, overage in conn.execute(
+                    "SELECT o.slug, c.period_start, c.period_end, u.metric, u.used, u.quota, "
+                    "u.overage FROM billing_close_usage AS u JOIN billing_closes AS c "
+                    "USING (organization_id, period_start) "
+                    "JOIN organizations AS o ON o.id = u.organization_id").fetchall()}
+    return _compare(mart, postgres, ("org", "period_start", "metric"))
+
+
 def quota_status_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection) -> Reconciliation:
     """quota_status.used against the usage that occurred in each current period."""
     rows = marts.execute("SELECT org, period_start, period_end, metric, used FROM quota_status").fetchall()

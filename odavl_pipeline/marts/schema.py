@@ -3,7 +3,7 @@
 Tables whose name begins with `_` are the builder's bookkeeping, not for readers.
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MARTS = {
     # CONTRACT.md section 6
@@ -78,8 +78,8 @@ BOOKKEEPING = {
     "_late_usage": """(org_id INTEGER NOT NULL, day DATE NOT NULL, metric VARCHAR NOT NULL,
         occurred_period_start TIMESTAMPTZ NOT NULL, period_start TIMESTAMPTZ NOT NULL,
         quantity BIGINT NOT NULL, events BIGINT NOT NULL)""",
-    # each subscribed organization's billing anchor and first usage, as last built
-    "_billing_anchors": "(org_id INTEGER NOT NULL, anchor TIMESTAMPTZ NOT NULL, first_at TIMESTAMPTZ)",
+    # each organization's first usage and plan history (a fingerprint), as last built
+    "_billing_orgs": "(org_id INTEGER NOT NULL, first_at TIMESTAMPTZ, plan VARCHAR NOT NULL)",
 }
 
 

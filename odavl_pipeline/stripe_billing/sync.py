@@ -141,6 +141,9 @@ def apply_event(conn: psycopg.Connection, client: stripe.StripeClient,
             "ON CONFLICT (id) DO NOTHING", (event_id, event_type, event["created"])).rowcount
         if not inserted:
             return EventOutcome(event_id, event_type, "already_applied")
+        # a plan change takes effect when Stripe made it, not when its event reached us
+        conn.execute("SELECT set_config('odavl.plan_effective_at', to_timestamp(%s)::text, true)",
+                     (event["created"],))
         object_id = event["data"]["object"].get("id")
         if event_type.startswith(SUBSCRIPTION_EVENT_PREFIX) and isinstance(object_id, str):
             _lock(conn)

@@ -16,8 +16,8 @@ USAGE, ERRORS, FIXES, AUDITS = (dg.AssetKey([source]) for source in SOURCES)
 
 MARTS = {
     "usage_daily": ([USAGE], "Usage per organization, UTC day and metric (quantity and events)."),
-    "quota_status": ([USAGE], "Each subscribed organization's usage against its quota in the "
-                              "current billing period, with the forecast to the period's end."),
+    "quota_status": ([USAGE], "Each organization's usage against its quota in the current "
+                              "billing period, with the forecast to the period's end."),
     "billing_periods": ([USAGE], "Every monthly billing period: used, quota, overage, closed."),
     "billing_adjustments": ([USAGE], "Usage that arrived after its period closed, carried into "
                                      "the period open at its arrival."),
@@ -57,11 +57,17 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
     """Brings every mart up to date with Postgres: the changed days, their billing periods, quota;
     then reconciles them with Postgres."""
     # imported here: pandas, Arrow and ADBC weigh half a second on every load of the code
+    from odavl_pipeline.alerts import record_from_marts
     from odavl_pipeline.marts.build import refresh_marts
 
     settings = odavl.settings()
     report = refresh_marts(settings, full=config.full_rebuild, grace=settings.billing_grace,
                            progress=context.log.info)
+    # quota alerts of the published quota_status, each recorded once (the sensor
+    # `quota_alert_delivery` sends them)
+    new_alerts = record_from_marts(settings)
+    if new_alerts:
+        context.log.info(f"{len(new_alerts)} new quota alert(s)")
     shared = {
         "build_id": report.build_id,
         "full_build": report.full,
@@ -74,6 +80,7 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
     }
     for spec in mart_specs:
         name = spec.key.path[-1]
-        yield dg.MaterializeResult(asset_key=spec.key,
-                                   metadata={**shared, "dagster/row_count": report.rows[name]})
+        extra = {"quota_alerts_recorded": len(new_alerts)} if name == "quota_status" else {}
+        yield dg.MaterializeResult(asset_key=spec.key, metadata={
+            **shared, **extra, "dagster/row_count": report.rows[name]})
     yield from evaluate_mart_checks(settings)

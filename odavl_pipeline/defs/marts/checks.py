@@ -26,6 +26,12 @@ RECONCILED: dict[str, tuple[str, Callable[..., reconcile.Reconciliation]]] = {
                      "Postgres.", reconcile.quota_status_usage),
 }
 
+# A closed period is what it closed with: checked on billing_periods beside matches_postgres.
+CLOSED_AS_RECORDED = ("closed_as_recorded",
+                      "Every closed period's row equals what Postgres recorded when it closed "
+                      "(billing_close_usage), and no recorded close is missing.",
+                      reconcile.closed_periods_as_recorded)
+
 # The mart that shows each table's rows, where the rows left out of it are reported.
 LEFT_OUT_REPORTED_ON = {
     "usage_events": "usage_daily",
@@ -39,6 +45,8 @@ LEFT_OUT_REPORTED_ON = {
 mart_check_specs = [
     *(dg.AssetCheckSpec("matches_postgres", asset=mart, description=description)
       for mart, (description, _) in RECONCILED.items()),
+    dg.AssetCheckSpec(CLOSED_AS_RECORDED[0], asset="billing_periods",
+                      description=CLOSED_AS_RECORDED[1]),
     *(dg.AssetCheckSpec("rows_left_out", asset=mart,
                         description=f"No row of {table} is left out of the marts for a timestamp "
                                     f"they cannot hold: outside [{EARLIEST:%Y-%m-%d}, "
@@ -52,6 +60,8 @@ def evaluate_mart_checks(settings: Settings) -> list[dg.AssetCheckResult]:
     whole, so they run at once, each on connections of its own."""
     checks = [*(partial(_matches_postgres, settings, mart, compare)
                 for mart, (_, compare) in RECONCILED.items()),
+              partial(_matches_postgres, settings, "billing_periods", CLOSED_AS_RECORDED[2],
+                      CLOSED_AS_RECORDED[0]),
               *(partial(_rows_left_out, settings, table, mart)
                 for table, mart in LEFT_OUT_REPORTED_ON.items())]
     with ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE) as pool:
@@ -59,11 +69,12 @@ def evaluate_mart_checks(settings: Settings) -> list[dg.AssetCheckResult]:
 
 
 def _matches_postgres(settings: Settings, mart: str,
-                      compare: Callable[..., reconcile.Reconciliation]) -> dg.AssetCheckResult:
+                      compare: Callable[..., reconcile.Reconciliation],
+                      check_name: str = "matches_postgres") -> dg.AssetCheckResult:
     with connect(settings) as conn, open_marts(settings.marts_path) as marts:
         result = compare(marts, conn)
     return dg.AssetCheckResult(
-        asset_key=dg.AssetKey(mart), check_name="matches_postgres", passed=result.passed,
+        asset_key=dg.AssetKey(mart), check_name=check_name, passed=result.passed,
         description=f"{result.difference_count} of {result.compared} figures differ",
         metadata={"compared": result.compared, "differences": result.difference_count,
                   "first_differences": dg.JsonMetadataValue(result.differences)})
