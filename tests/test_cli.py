@@ -21,6 +21,8 @@ from .commands import cli
 from .records import usage
 from .state import fingerprint
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def generated(settings):

@@ -18,6 +18,8 @@ from odavl_pipeline.settings import Settings
 from .dashboard_server import running_dashboards
 from .dashboards_fixtures import MAYA, PASSWORD, STAFF, build_demo_marts, scratch_database
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboards"
 DOCS = ROOT / "docs" / "dashboards"

@@ -30,6 +30,7 @@ def test_verify_password_accepts_only_the_password_it_was_made_from():
         assert not verify_password("s3cret", broken)
 
 
+@pytest.mark.slow
 def test_the_dashboards_keep_answering_while_the_marts_are_rebuilt(settings, conn, monkeypatch):
     add_people(conn)
     anchor_subscription(conn, ORG, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")

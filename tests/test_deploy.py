@@ -9,6 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
 
@@ -95,6 +96,7 @@ def test_compose_keeps_state_in_volumes_and_secrets_out_of_the_files():
         assert "/" not in service["image"].split(":")[0] or "." not in service["image"].split("/")[0]
 
 
+@pytest.mark.docker
 def test_docker_compose_config_validates_the_file():
     env = {**os.environ, "POSTGRES_PASSWORD": "only-for-this-test"}
     result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], capture_output=True,

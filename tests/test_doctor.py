@@ -49,6 +49,7 @@ def doctor_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
 
 
+@pytest.mark.stripe
 def test_a_healthy_setup_with_stripe_passes_every_check(healthy, stripe_settings):
     result = doctor_cli("--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -136,6 +137,7 @@ def test_the_staleness_rule_is_the_freshness_policy():
     assert not doctor.is_stale(datetime(2026, 11, 3, 2, 0, tzinfo=UTC), early)
 
 
+@pytest.mark.stripe
 def test_stripe_half_configured_or_unreachable(healthy, stripe_settings):
     key, secret, base = (stripe_settings.stripe_api_key, stripe_settings.stripe_webhook_secret,
                          stripe_settings.stripe_api_base)

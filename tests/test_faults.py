@@ -17,6 +17,8 @@ from .processes import descendants, wait_until_gone
 from .records import chain, error, usage
 from .state import fingerprint
 
+pytestmark = pytest.mark.slow
+
 DAY = "2026-11-03"
 LARGE = 150_000
 

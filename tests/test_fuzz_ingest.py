@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from psycopg import sql
 
@@ -178,6 +179,7 @@ def check_accepted(conn: psycopg.Connection, settings: Settings, landing: Hostil
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.large_base_example])
+@pytest.mark.slow
 @given(landing=hostile_landings())
 def test_every_hostile_line_and_file_is_accounted_for(server_url, template_url, landing):
     with scratch_database(server_url, template_url.database) as url, tempfile.TemporaryDirectory() as folder:

@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.assets import ingest_assets, landing_specs
@@ -86,6 +87,7 @@ def billed_on(settings, day: str) -> list[tuple]:
                 "AND metric = 'analyses'", [ORG, day, day])
 
 
+@pytest.mark.slow
 def test_run_backfills_history_from_2019_and_from_1970(settings, landing, dagster_instance):
     land_history(landing, OLD_DAYS[0], project="web-app")
     land_history(landing, OLD_DAYS[1], project="api-backend")

@@ -80,6 +80,7 @@ def test_a_file_that_raises_is_rolled_back_recorded_and_retried_while_the_others
     assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_the_run_succeeds_shows_the_failed_file_and_its_check_is_red(settings, landing, conn,
                                                                       capsys):
     landing.write("usage_events", DAY, "a.ndjson", [usage("poison")])

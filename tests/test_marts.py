@@ -234,6 +234,7 @@ def test_concurrent_builds_end_as_one(settings, conn, october):
     assert conn.execute("SELECT count(*) FROM mart_changes").fetchone()[0] == 0
 
 
+@pytest.mark.slow
 def test_every_mart_built_day_by_day_equals_a_rebuild_from_scratch(settings, conn):
     """Generated data of every source, ingested and built one landing day at a time (late
     records included), against one full build of the end state."""

@@ -3,6 +3,7 @@ the build leaves them out and goes on, the `rows_left_out` checks name them, and
 `matches_postgres` checks still agree."""
 
 import dagster as dg
+import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -185,6 +186,7 @@ def _add_usage_on(conn, event_id: str, moment) -> None:
 
 @hypothesis_settings(max_examples=25, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(moments=st.lists(timestamps, min_size=1, max_size=4), full=st.booleans())
 @example(moments=[(-719_162, 0)], full=False)  # 0001-01-01T00:00:00Z
 @example(moments=[(-719_163, 82_800_000_000)], full=True)  # 0001-01-01T00:00:00+01:00

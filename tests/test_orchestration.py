@@ -3,6 +3,8 @@
 import dataclasses
 from datetime import date
 
+import pytest
+
 from odavl_pipeline import orchestration
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.defs.marts.assets import MARTS
@@ -10,6 +12,8 @@ from odavl_pipeline.ingest.landing import SOURCES
 
 from .conftest import TEMPLATE_DB, _admin
 from .records import usage
+
+pytestmark = pytest.mark.slow
 
 DAY = "2026-11-03"
 

@@ -4,6 +4,7 @@ import os
 from datetime import date
 
 import dagster as dg
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,6 +36,7 @@ def test_the_ranges_cover_exactly_the_wanted_keys_with_as_few_runs_as_possible(k
     assert len(ranges) == runs
 
 
+@pytest.mark.slow
 @given(st.lists(st.sets(st.dates(min_value=date(1970, 1, 1)), max_size=8), max_size=4))
 def test_days_registered_in_any_order_are_each_one_partition(batches):
     instance = dg.DagsterInstance.ephemeral()

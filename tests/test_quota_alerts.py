@@ -3,7 +3,6 @@ its ledger, against a real PostgreSQL and a real HTTP receiver on loopback."""
 
 import multiprocessing
 import os
-import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,12 +33,10 @@ from odavl_pipeline.domain.quota import quota_status
 from odavl_pipeline.marts.schema import MARTS
 
 from .alert_receiver import AlertReceiver
+from . import dashboards_fixtures  # noqa: F401  (puts dashboards/ on sys.path, for dashlib)
 from .records import ORG, OTHER_ORG
 
-DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
-if str(DASHBOARDS) not in sys.path:
-    sys.path.insert(0, str(DASHBOARDS))
-from dashlib import ui
+from dashlib import ui  # noqa: E402
 
 SECRET = "whsec_test_quota_alerts"
 NOW = datetime.now(UTC).replace(microsecond=0)

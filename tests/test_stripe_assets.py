@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
 
 from odavl_pipeline.cli import main
 from odavl_pipeline.defs.resources import OdavlResource
@@ -11,6 +12,8 @@ from odavl_pipeline.defs.stripe.checks import stripe_checks
 from odavl_pipeline.stripe_billing.client import stripe_client
 
 from .stripe_emulator import BILLED, create_plans, sample_billing_periods, write_billing_periods
+
+pytestmark = pytest.mark.stripe
 
 USAGE_REPORTS = dg.AssetKey("stripe_usage_reports")
 OPEN = 1  # the sample's open period with usage: reported as an increment

@@ -11,6 +11,8 @@ from odavl_pipeline.stripe_billing.sync import initial_sync, subscription_state
 
 from .stripe_emulator import create_plans
 
+pytestmark = pytest.mark.stripe
+
 
 def organizations(settings) -> dict[str, dict]:
     with connect(settings) as conn, conn.cursor(row_factory=dict_row) as cur:

@@ -20,6 +20,8 @@ from odavl_pipeline.stripe_billing.usage_reports import (
 
 from .stripe_emulator import BILLED, sample_billing_periods, write_billing_periods
 
+pytestmark = pytest.mark.stripe
+
 NOW = datetime.now(UTC)
 OPEN = 1  # open periods of the sample with usage of a linked organization: sent as increments
 

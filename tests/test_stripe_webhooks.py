@@ -22,6 +22,8 @@ from odavl_pipeline.stripe_billing.webhooks import create_app
 from .stripe_emulator import TEST_API_KEY, TEST_WEBHOOK_SECRET, WebhookServer, create_plans, wait_until
 from .stripe_signing import signature_header
 
+pytestmark = pytest.mark.stripe
+
 ORG = "odavl-test-org"
 
 

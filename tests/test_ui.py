@@ -14,12 +14,16 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from odavl_pipeline.defs.marts.assets import MARTS
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
 from odavl_pipeline.domain.records import SOURCES
 
 from .processes import command_line, group_members, wait_until_gone
 from .records import error, usage
+
+pytestmark = pytest.mark.slow
 
 DAY = "2026-11-03"
 HISTORY = ("2019-03-01", "2019-03-02", "2019-11-30")

@@ -32,6 +32,8 @@ from odavl_pipeline.stripe_billing.webhooks import MAX_BODY_BYTES, create_app
 from .stripe_emulator import TEST_WEBHOOK_SECRET, create_plans
 from .stripe_signing import signature
 
+pytestmark = pytest.mark.stripe
+
 EXAMPLES = int(os.environ.get("ODAVL_FUZZ_EXAMPLES", "150"))
 
 
