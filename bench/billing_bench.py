@@ -79,9 +79,9 @@ from odavl_pipeline.settings import Settings
 
 GENERATE_SEED = 7
 CHANGES_SEED = 11
-USAGE_PER_DAY = 10     # per organization; the generator scales weekdays up and weekends down
-CHANGED_SHARE = 0.3    # organizations with one or two plan changes
-MARGIN_DAYS = 10       # no change in the first or last days of the history
+USAGE_PER_DAY = 10  # per organization; the generator scales weekdays up and weekends down
+CHANGED_SHARE = 0.3  # organizations with one or two plan changes
+MARGIN_DAYS = 10  # no change in the first or last days of the history
 CLOSED_COLUMNS = "org, period_start, period_end, metric, used, quota, overage"
 CLOSED_SQL = f"SELECT {CLOSED_COLUMNS} FROM billing_periods WHERE closed"
 LOWER_LIMITS = (300, 120, 60)  # a PRO "downgrade": custom analyses, fixes, audits limits
@@ -155,59 +155,81 @@ def apply_change(conn: psycopg.Connection, plan: Plan, kind: str, at: datetime) 
                 "analyses_limit = NULL, fixes_limit = NULL, audits_limit = NULL, "
                 "current_period_start = EXCLUDED.current_period_start, "
                 "current_period_end = EXCLUDED.current_period_end",
-                (plan.org_id, at, month_later))
+                (plan.org_id, at, month_later),
+            )
             plan.tier, plan.status, plan.limited = "PRO", "ACTIVE", False
         elif kind == "upgrade":  # PRO to ENTERPRISE, the tier's limits
-            conn.execute("UPDATE organizations SET tier = 'ENTERPRISE' WHERE id = %s",
-                         (plan.org_id,))
-            conn.execute("UPDATE subscriptions SET analyses_limit = NULL, fixes_limit = NULL, "
-                         "audits_limit = NULL WHERE organization_id = %s", (plan.org_id,))
+            conn.execute(
+                "UPDATE organizations SET tier = 'ENTERPRISE' WHERE id = %s", (plan.org_id,)
+            )
+            conn.execute(
+                "UPDATE subscriptions SET analyses_limit = NULL, fixes_limit = NULL, "
+                "audits_limit = NULL WHERE organization_id = %s",
+                (plan.org_id,),
+            )
             plan.tier, plan.limited = "ENTERPRISE", False
         elif kind == "downgrade" and plan.tier == "ENTERPRISE":
             conn.execute("UPDATE organizations SET tier = 'PRO' WHERE id = %s", (plan.org_id,))
             plan.tier = "PRO"
         elif kind == "downgrade":  # PRO: lower custom limits
-            conn.execute("UPDATE subscriptions SET analyses_limit = %s, fixes_limit = %s, "
-                         "audits_limit = %s WHERE organization_id = %s",
-                         (*LOWER_LIMITS, plan.org_id))
+            conn.execute(
+                "UPDATE subscriptions SET analyses_limit = %s, fixes_limit = %s, "
+                "audits_limit = %s WHERE organization_id = %s",
+                (*LOWER_LIMITS, plan.org_id),
+            )
             plan.limited = True
         elif kind == "cancellation":
-            conn.execute("UPDATE subscriptions SET status = 'CANCELED', canceled_at = %s "
-                         "WHERE organization_id = %s", (at, plan.org_id))
+            conn.execute(
+                "UPDATE subscriptions SET status = 'CANCELED', canceled_at = %s "
+                "WHERE organization_id = %s",
+                (at, plan.org_id),
+            )
             conn.execute("UPDATE organizations SET tier = 'FREE' WHERE id = %s", (plan.org_id,))
             plan.tier, plan.status, plan.limited = "FREE", "CANCELED", False
         elif kind == "reanchor":  # a new billing anchor, off the monthly series
-            conn.execute("UPDATE subscriptions SET current_period_start = %s, "
-                         "current_period_end = %s WHERE organization_id = %s",
-                         (at, month_later, plan.org_id))
+            conn.execute(
+                "UPDATE subscriptions SET current_period_start = %s, "
+                "current_period_end = %s WHERE organization_id = %s",
+                (at, month_later, plan.org_id),
+            )
         else:
             raise ValueError(kind)
 
 
-def plan_changes(env: Environment, first_day: date, last_day: date,
-                 share: float) -> dict[str, Any]:
+def plan_changes(env: Environment, first_day: date, last_day: date, share: float) -> dict[str, Any]:
     """A seeded sample of organizations gets one or two changes inside [first_day, last_day];
     they are written in the order of their times (the trigger compares with the latest
     version). Returns the counts per kind and the versions plan_versions holds."""
     rng = random.Random(CHANGES_SEED)
     window_start = datetime.combine(first_day, datetime.min.time(), UTC) + timedelta(
-        days=MARGIN_DAYS)
-    window_seconds = int((datetime.combine(last_day, datetime.min.time(), UTC)
-                          - timedelta(days=MARGIN_DAYS) - window_start).total_seconds())
+        days=MARGIN_DAYS
+    )
+    window_seconds = int(
+        (
+            datetime.combine(last_day, datetime.min.time(), UTC)
+            - timedelta(days=MARGIN_DAYS)
+            - window_start
+        ).total_seconds()
+    )
     if window_seconds <= 0:
         raise SystemExit(f"--days must be more than {2 * MARGIN_DAYS} for plan changes")
     with psycopg.connect(env.dsn) as conn:
-        plans = [Plan(*row) for row in conn.execute(
-            "SELECT o.id, o.slug, o.tier::text, s.status::text FROM organizations AS o "
-            "LEFT JOIN subscriptions AS s ON s.organization_id = o.id ORDER BY o.id")]
+        plans = [
+            Plan(*row)
+            for row in conn.execute(
+                "SELECT o.id, o.slug, o.tier::text, s.status::text FROM organizations AS o "
+                "LEFT JOIN subscriptions AS s ON s.organization_id = o.id ORDER BY o.id"
+            )
+        ]
         versions_before = conn.execute("SELECT count(*) FROM plan_versions").fetchone()[0]
         conn.commit()
         moments: list[tuple[datetime, int]] = []  # (time, index of the plan)
         for index, _ in enumerate(plans):
             if rng.random() < share:
                 for _ in range(rng.choice((1, 1, 2))):
-                    moments.append((window_start + timedelta(
-                        seconds=rng.randrange(window_seconds)), index))
+                    moments.append(
+                        (window_start + timedelta(seconds=rng.randrange(window_seconds)), index)
+                    )
         moments.sort()
         kinds: Counter[str] = Counter()
         started = time.perf_counter()
@@ -219,12 +241,20 @@ def plan_changes(env: Environment, first_day: date, last_day: date,
         versions = conn.execute("SELECT count(*) FROM plan_versions").fetchone()[0]
         organizations_changed = conn.execute(
             "SELECT count(*) FROM (SELECT organization_id FROM plan_versions "
-            "GROUP BY organization_id HAVING count(*) > 1) AS o").fetchone()[0]
-    log(f"{sum(kinds.values())} plan changes in {time.perf_counter() - started:.1f} s: "
-        f"{dict(kinds)}; plan_versions {versions_before} -> {versions}")
-    return {"organizations": len(plans), "changes": sum(kinds.values()), "by_kind": dict(kinds),
-            "versions_before": versions_before, "versions": versions,
-            "organizations_with_history": organizations_changed}
+            "GROUP BY organization_id HAVING count(*) > 1) AS o"
+        ).fetchone()[0]
+    log(
+        f"{sum(kinds.values())} plan changes in {time.perf_counter() - started:.1f} s: "
+        f"{dict(kinds)}; plan_versions {versions_before} -> {versions}"
+    )
+    return {
+        "organizations": len(plans),
+        "changes": sum(kinds.values()),
+        "by_kind": dict(kinds),
+        "versions_before": versions_before,
+        "versions": versions,
+        "organizations_with_history": organizations_changed,
+    }
 
 
 # --- runs -------------------------------------------------------------------------------
@@ -249,12 +279,18 @@ def timed_run(env: Environment, label: str, *extra: str) -> dict[str, Any]:
                 child.terminate()
                 child.wait()
     if code != 0:
-        raise SystemExit(f"`odavl-pipeline run` ({label}) failed with exit code {code}:\n"
-                         f"{err_path.read_text()[-4000:]}")
+        raise SystemExit(
+            f"`odavl-pipeline run` ({label}) failed with exit code {code}:\n"
+            f"{err_path.read_text()[-4000:]}"
+        )
     log(f"{label}: done in {seconds:.2f} s")
     steps = step_timeline(env, launched_at)
-    return {"seconds": round(seconds, 3), "counts": run_counts(out_path.read_text(), label),
-            "steps": steps, "checks": check_results(env, launched_at)}
+    return {
+        "seconds": round(seconds, 3),
+        "counts": run_counts(out_path.read_text(), label),
+        "steps": steps,
+        "checks": check_results(env, launched_at),
+    }
 
 
 def check_results(env: Environment, launched_at: datetime) -> dict[str, Any]:
@@ -264,7 +300,8 @@ def check_results(env: Environment, launched_at: datetime) -> dict[str, Any]:
         rows = conn.execute(
             "SELECT event FROM event_logs WHERE timestamp >= %s "
             "AND dagster_event_type = 'ASSET_CHECK_EVALUATION' ORDER BY id",
-            (launched_at,)).fetchall()
+            (launched_at,),
+        ).fetchall()
     results: dict[str, Any] = {}
     for (event,) in rows:
         data = _find(json.loads(event), "AssetCheckEvaluation")
@@ -273,7 +310,9 @@ def check_results(env: Environment, launched_at: datetime) -> dict[str, Any]:
         key = data.get("asset_key", {}).get("path", ["?"])
         description = data.get("description")
         results[f"{'/'.join(key)}/{data.get('check_name')}"] = {
-            "passed": data.get("success", data.get("passed")), "description": description}
+            "passed": data.get("success", data.get("passed")),
+            "description": description,
+        }
     return results
 
 
@@ -307,7 +346,8 @@ def postgres_closes(env: Environment) -> dict[str, int]:
     with psycopg.connect(env.dsn) as conn:
         closes, usage_rows = conn.execute(
             "SELECT (SELECT count(*) FROM billing_closes), "
-            "(SELECT count(*) FROM billing_close_usage)").fetchone()
+            "(SELECT count(*) FROM billing_close_usage)"
+        ).fetchone()
         events = conn.execute("SELECT count(*) FROM usage_events").fetchone()[0]
     return {"billing_closes": closes, "billing_close_usage": usage_rows, "usage_events": events}
 
@@ -315,11 +355,16 @@ def postgres_closes(env: Environment) -> dict[str, int]:
 def compare(first: set[tuple], second: set[tuple]) -> dict[str, Any]:
     """The two sets of closed rows, row by row: how many differ and a few of them."""
     only_first, only_second = first - second, second - first
-    return {"compared": len(first | second), "differing": len(only_first | only_second),
-            "only_backfill": len(only_first), "only_rebuild": len(only_second),
-            "matched": not only_first and not only_second and bool(first),
-            "first_differences": [[str(value) for value in row]
-                                  for row in sorted(only_first | only_second)[:5]]}
+    return {
+        "compared": len(first | second),
+        "differing": len(only_first | only_second),
+        "only_backfill": len(only_first),
+        "only_rebuild": len(only_second),
+        "matched": not only_first and not only_second and bool(first),
+        "first_differences": [
+            [str(value) for value in row] for row in sorted(only_first | only_second)[:5]
+        ],
+    }
 
 
 # --- the benchmark ----------------------------------------------------------------------
@@ -329,19 +374,39 @@ def billing_bench(env: Environment, args: argparse.Namespace, end_day: date) -> 
     settings = Settings.from_env({"ODAVL_HOME": str(env.home)})
     first_day = end_day - timedelta(days=args.days - 1)
     reference = env.home / "reference.json"
-    odavl(env, "generate", "--seed", str(args.seed), "--organizations", str(args.organizations),
-          "--days", str(args.days), "--end", end_day.isoformat(),
-          "--usage-per-day", str(args.usage_per_day), "--errors-per-day", "0",
-          "--attestations-per-day", "0", "--audits-per-day", "0", "--quiet",
-          "--reference-out", str(reference))
+    odavl(
+        env,
+        "generate",
+        "--seed",
+        str(args.seed),
+        "--organizations",
+        str(args.organizations),
+        "--days",
+        str(args.days),
+        "--end",
+        end_day.isoformat(),
+        "--usage-per-day",
+        str(args.usage_per_day),
+        "--errors-per-day",
+        "0",
+        "--attestations-per-day",
+        "0",
+        "--audits-per-day",
+        "0",
+        "--quiet",
+        "--reference-out",
+        str(reference),
+    )
     odavl(env, "seed", "--reference", str(reference))
     plans = plan_changes(env, first_day, end_day, args.changed_share)
 
     backfill = timed_run(env, "backfill")
     backfill_rows = closed_rows(settings)
     backfill_closes = postgres_closes(env)
-    log(f"backfill: {len(backfill_rows):,} closed rows in billing_periods, "
-        f"{backfill_closes['billing_closes']:,} closes in Postgres")
+    log(
+        f"backfill: {len(backfill_rows):,} closed rows in billing_periods, "
+        f"{backfill_closes['billing_closes']:,} closes in Postgres"
+    )
 
     marts_size = settings.marts_path.stat().st_size
     settings.marts_path.unlink()
@@ -352,14 +417,19 @@ def billing_bench(env: Environment, args: argparse.Namespace, end_day: date) -> 
     rebuild = timed_run(env, "rebuild", "--full-marts")
     rebuild_rows = closed_rows(settings)
     rebuild_closes = postgres_closes(env)
-    return {"organizations": plans["organizations"], "days": args.days,
-            "first_day": first_day.isoformat(), "last_day": end_day.isoformat(),
-            "usage_per_day": args.usage_per_day, "plans": plans,
-            "usage_events": backfill_closes["usage_events"],
-            "backfill": {**backfill, "closed_rows": len(backfill_rows), **backfill_closes},
-            "rebuild": {**rebuild, "closed_rows": len(rebuild_rows), **rebuild_closes},
-            "marts_mib": round(marts_size / 2**20, 1),
-            "comparison": compare(backfill_rows, rebuild_rows)}
+    return {
+        "organizations": plans["organizations"],
+        "days": args.days,
+        "first_day": first_day.isoformat(),
+        "last_day": end_day.isoformat(),
+        "usage_per_day": args.usage_per_day,
+        "plans": plans,
+        "usage_events": backfill_closes["usage_events"],
+        "backfill": {**backfill, "closed_rows": len(backfill_rows), **backfill_closes},
+        "rebuild": {**rebuild, "closed_rows": len(rebuild_rows), **rebuild_closes},
+        "marts_mib": round(marts_size / 2**20, 1),
+        "comparison": compare(backfill_rows, rebuild_rows),
+    }
 
 
 # --- report -----------------------------------------------------------------------------
@@ -379,36 +449,56 @@ def failed_checks(run: dict[str, Any]) -> list[str]:
 def print_report(result: dict[str, Any]) -> None:
     server, b = result["server"], result["billing"]
     backfill, rebuild, plans, comparison = b["backfill"], b["rebuild"], b["plans"], b["comparison"]
-    print(f"\nBilling benchmark: a backfill as one `odavl-pipeline run`, then a rebuild from "
-          f"scratch ({result['cores']} cores)")
-    print(f"PostgreSQL {server['server_version']} (embedded): "
-          f"shared_buffers={server['shared_buffers']} fsync={server['fsync']} "
-          f"synchronous_commit={server['synchronous_commit']} "
-          f"max_wal_size={server['max_wal_size']}")
+    print(
+        f"\nBilling benchmark: a backfill as one `odavl-pipeline run`, then a rebuild from "
+        f"scratch ({result['cores']} cores)"
+    )
+    print(
+        f"PostgreSQL {server['server_version']} (embedded): "
+        f"shared_buffers={server['shared_buffers']} fsync={server['fsync']} "
+        f"synchronous_commit={server['synchronous_commit']} "
+        f"max_wal_size={server['max_wal_size']}"
+    )
     usage = backfill["counts"].get("usage_events", {})
     print(f"\n  organizations                 {b['organizations']:>12,}")
     print(f"  days of history               {b['days']:>12,}   {b['first_day']} .. {b['last_day']}")
-    print(f"  usage events stored           {b['usage_events']:>12,}   "
-          f"({usage.get('lines', 0):,} lines in {usage.get('files', 0):,} files)")
-    print(f"  plan changes                  {plans['changes']:>12,}   "
-          + ", ".join(f"{count} {kind}" for kind, count in sorted(plans["by_kind"].items())))
-    print(f"  plan versions                 {plans['versions']:>12,}   "
-          f"({plans['versions_before']:,} before the changes; "
-          f"{plans['organizations_with_history']:,} organizations with more than one)")
-    print(f"  periods closed (Postgres)     {backfill['billing_closes']:>12,}   "
-          f"({backfill['billing_close_usage']:,} rows of billing_close_usage)")
-    print(f"  closed rows, billing_periods  {backfill['closed_rows']:>12,}   "
-          f"(rebuild: {rebuild['closed_rows']:,})")
+    print(
+        f"  usage events stored           {b['usage_events']:>12,}   "
+        f"({usage.get('lines', 0):,} lines in {usage.get('files', 0):,} files)"
+    )
+    print(
+        f"  plan changes                  {plans['changes']:>12,}   "
+        + ", ".join(f"{count} {kind}" for kind, count in sorted(plans["by_kind"].items()))
+    )
+    print(
+        f"  plan versions                 {plans['versions']:>12,}   "
+        f"({plans['versions_before']:,} before the changes; "
+        f"{plans['organizations_with_history']:,} organizations with more than one)"
+    )
+    print(
+        f"  periods closed (Postgres)     {backfill['billing_closes']:>12,}   "
+        f"({backfill['billing_close_usage']:,} rows of billing_close_usage)"
+    )
+    print(
+        f"  closed rows, billing_periods  {backfill['closed_rows']:>12,}   "
+        f"(rebuild: {rebuild['closed_rows']:,})"
+    )
     print(f"\n  backfill run, seconds         {backfill['seconds']:>12.1f}")
-    print(f"  rebuild from scratch, seconds {rebuild['seconds']:>12.1f}   "
-          f"(marts file of {b['marts_mib']} MiB and its facts deleted; run --full-marts)")
+    print(
+        f"  rebuild from scratch, seconds {rebuild['seconds']:>12.1f}   "
+        f"(marts file of {b['marts_mib']} MiB and its facts deleted; run --full-marts)"
+    )
     matched = "yes" if comparison["matched"] else "no"
-    print(f"\n  every closed period matched: {matched} ({comparison['compared']:,} rows compared, "
-          f"{comparison['differing']:,} differing)")
+    print(
+        f"\n  every closed period matched: {matched} ({comparison['compared']:,} rows compared, "
+        f"{comparison['differing']:,} differing)"
+    )
     for row in comparison["first_differences"]:
         print(f"    differs: {', '.join(row)}")
-    print(f"  closed_as_recorded: backfill {closed_as_recorded(backfill)}; "
-          f"rebuild {closed_as_recorded(rebuild)}")
+    print(
+        f"  closed_as_recorded: backfill {closed_as_recorded(backfill)}; "
+        f"rebuild {closed_as_recorded(rebuild)}"
+    )
     for label, run in (("backfill", backfill), ("rebuild", rebuild)):
         if failed := failed_checks(run):
             print(f"  {label}: checks failed: {', '.join(failed)}")
@@ -420,22 +510,45 @@ def print_report(result: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--organizations", type=int, default=1_000,
-                        help="generated organizations, besides the two demo ones (default 1,000)")
-    parser.add_argument("--days", type=int, default=365,
-                        help="days of history, ending yesterday (default 365)")
-    parser.add_argument("--usage-per-day", type=int, default=USAGE_PER_DAY,
-                        help=f"usage events per organization a day (default {USAGE_PER_DAY})")
-    parser.add_argument("--changed-share", type=float, default=CHANGED_SHARE,
-                        help=f"share of organizations with plan changes (default {CHANGED_SHARE})")
-    parser.add_argument("--seed", type=int, default=GENERATE_SEED,
-                        help=f"the generator's seed (default {GENERATE_SEED})")
-    parser.add_argument("--home", help="state folder (default: a fresh temporary folder); "
-                                       "emptied first if it exists")
-    parser.add_argument("--keep", action="store_true",
-                        help="leave the server running and the files in place")
-    parser.add_argument("--json", action="store_true",
-                        help="print the figures as one JSON object instead of the report")
+    parser.add_argument(
+        "--organizations",
+        type=int,
+        default=1_000,
+        help="generated organizations, besides the two demo ones (default 1,000)",
+    )
+    parser.add_argument(
+        "--days", type=int, default=365, help="days of history, ending yesterday (default 365)"
+    )
+    parser.add_argument(
+        "--usage-per-day",
+        type=int,
+        default=USAGE_PER_DAY,
+        help=f"usage events per organization a day (default {USAGE_PER_DAY})",
+    )
+    parser.add_argument(
+        "--changed-share",
+        type=float,
+        default=CHANGED_SHARE,
+        help=f"share of organizations with plan changes (default {CHANGED_SHARE})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=GENERATE_SEED,
+        help=f"the generator's seed (default {GENERATE_SEED})",
+    )
+    parser.add_argument(
+        "--home",
+        help="state folder (default: a fresh temporary folder); emptied first if it exists",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the server running and the files in place"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the figures as one JSON object instead of the report",
+    )
     return parser.parse_args(argv)
 
 
@@ -445,8 +558,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no {CLI}: run this script with the virtualenv's Python")
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     remove = args.home is None
-    home = Path(args.home).resolve() if args.home else Path(
-        tempfile.mkdtemp(prefix="odavl-billing-bench-")) / "state"
+    home = (
+        Path(args.home).resolve()
+        if args.home
+        else Path(tempfile.mkdtemp(prefix="odavl-billing-bench-")) / "state"
+    )
     result: dict[str, Any] = {"cores": os.cpu_count()}
     try:
         with billing_environment(home, remove, args.keep) as env:

@@ -87,8 +87,11 @@ def tear_down(env: Environment, keep: bool) -> None:
         stop_embedded_server(env.settings)
     elif os.environ.get("ODAVL_DATABASE_URL"):
         with psycopg.connect(libpq_url(env.url.set(database="postgres")), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(env.database)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(env.database)
+                )
+            )
     if env.remove_home:
         shutil.rmtree(env.home, ignore_errors=True)
 
@@ -96,8 +99,10 @@ def tear_down(env: Environment, keep: bool) -> None:
 def server_facts(env: Environment, names: tuple[str, ...]) -> dict[str, str]:
     """The values of the given server settings."""
     with psycopg.connect(env.dsn) as conn:
-        return {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
-                for name in names}
+        return {
+            name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
+            for name in names
+        }
 
 
 @dataclass(frozen=True)
@@ -121,5 +126,6 @@ def run_child(script: str, flag: str, spec: dict, result_path: Path) -> ChildRun
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"the child process ({flag}) failed with exit code {code}")
-    return ChildRun(json.loads(result_path.read_text()), process_seconds,
-                    round(usage.ru_maxrss / 1024, 1))  # Linux: KiB
+    return ChildRun(
+        json.loads(result_path.read_text()), process_seconds, round(usage.ru_maxrss / 1024, 1)
+    )  # Linux: KiB

@@ -70,11 +70,16 @@ def demo_marts(env: mb.Environment) -> tuple[Settings, str]:
     migrate.upgrade(url)
     home = env.home / "demo"
     shutil.rmtree(home, ignore_errors=True)
-    settings = Settings.from_env({"ODAVL_HOME": str(home),
-                                  "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False)})
+    settings = Settings.from_env(
+        {"ODAVL_HOME": str(home), "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False)}
+    )
     log("demo: generating, seeding and ingesting 30 days for 7 organizations")
-    generate_landing(settings.landing_dir, GenerateOptions(
-        end_day=date.today() - timedelta(days=1), chain_heads=seed.seed_chain_heads()))
+    generate_landing(
+        settings.landing_dir,
+        GenerateOptions(
+            end_day=date.today() - timedelta(days=1), chain_heads=seed.seed_chain_heads()
+        ),
+    )
     engine = create_engine(url)
     for path in (seed.SEEDS_DIR / "reference.json", settings.landing_dir / "reference.json"):
         with engine.begin() as conn:
@@ -84,9 +89,11 @@ def demo_marts(env: mb.Environment) -> tuple[Settings, str]:
     with psycopg.connect(libpq_url(url)) as conn:
         for source in SOURCES:
             ingest_days(conn, settings.landing_dir, source, landed_days(settings.landing_dir))
-        owner = conn.execute("SELECT o.slug FROM organizations AS o JOIN usage_events AS u "
-                             "ON u.organization_id = o.id GROUP BY o.slug "
-                             "ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+        owner = conn.execute(
+            "SELECT o.slug FROM organizations AS o JOIN usage_events AS u "
+            "ON u.organization_id = o.id GROUP BY o.slug "
+            "ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
         add_member(conn, owner)
     started = time.perf_counter()
     refresh_marts(settings)
@@ -97,12 +104,17 @@ def demo_marts(env: mb.Environment) -> tuple[Settings, str]:
 def add_member(conn: psycopg.Connection, org: str) -> None:
     """OWNER of `org`, and the staff analyst (no membership)."""
     for email in (OWNER, STAFF):
-        conn.execute("INSERT INTO users (email, name, hashed_password) VALUES (%s, %s, %s) "
-                     "ON CONFLICT (email) DO NOTHING", (email, email.split("@")[0].title(),
-                                                        seed.hash_password("bench")))
-    conn.execute("INSERT INTO organization_members (organization_id, user_id, role) "
-                 "SELECT o.id, u.id, 'OWNER' FROM organizations AS o, users AS u "
-                 "WHERE o.slug = %s AND u.email = %s ON CONFLICT DO NOTHING", (org, OWNER))
+        conn.execute(
+            "INSERT INTO users (email, name, hashed_password) VALUES (%s, %s, %s) "
+            "ON CONFLICT (email) DO NOTHING",
+            (email, email.split("@")[0].title(), seed.hash_password("bench")),
+        )
+    conn.execute(
+        "INSERT INTO organization_members (organization_id, user_id, role) "
+        "SELECT o.id, u.id, 'OWNER' FROM organizations AS o, users AS u "
+        "WHERE o.slug = %s AND u.email = %s ON CONFLICT DO NOTHING",
+        (org, OWNER),
+    )
     conn.commit()
 
 
@@ -116,20 +128,34 @@ def large_marts(env: mb.Environment, events: int, organizations: int) -> tuple[S
     generated = mb.load_days(env, history, per_day, f"{events:,} events over 365 days")
     mb.settle(env, vacuum=True)
     with psycopg.connect(env.dsn) as conn:
-        owner = conn.execute("SELECT o.slug FROM organizations AS o JOIN usage_events AS u "
-                             "ON u.organization_id = o.id GROUP BY o.slug "
-                             "ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+        owner = conn.execute(
+            "SELECT o.slug FROM organizations AS o JOIN usage_events AS u "
+            "ON u.organization_id = o.id GROUP BY o.slug "
+            "ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
         add_member(conn, owner)
         rows = conn.execute("SELECT count(*) FROM usage_events").fetchone()[0]
-    settings = Settings.from_env({"ODAVL_HOME": str(env.home),
-                                  "ODAVL_DATABASE_URL": env.url.render_as_string(hide_password=False)})
+    settings = Settings.from_env(
+        {
+            "ODAVL_HOME": str(env.home),
+            "ODAVL_DATABASE_URL": env.url.render_as_string(hide_password=False),
+        }
+    )
     started = time.perf_counter()
     refresh_marts(settings, full=True, as_of=mb.as_of_after(mb.END_DAY))
     built = time.perf_counter() - started
     log(f"large: {rows:,} events of {len(fleet.orgs):,} organizations built in {built:.1f} s")
-    return settings, owner, {"events": rows, "organizations": len(fleet.orgs),
-                             "generate_seconds": round(generated, 1), "build_seconds": round(built, 1),
-                             "marts_mib": round(settings.marts_path.stat().st_size / 2**20, 1)}
+    return (
+        settings,
+        owner,
+        {
+            "events": rows,
+            "organizations": len(fleet.orgs),
+            "generate_seconds": round(generated, 1),
+            "build_seconds": round(built, 1),
+            "marts_mib": round(settings.marts_path.stat().st_size / 2**20, 1),
+        },
+    )
 
 
 def render_times(settings: Settings, label: str) -> dict[str, dict[str, float]]:
@@ -137,13 +163,23 @@ def render_times(settings: Settings, label: str) -> dict[str, dict[str, float]]:
     from streamlit.testing.v1 import AppTest
 
     main = sys.modules["__main__"]
-    os.environ.update({"ODAVL_HOME": str(settings.home), "ODAVL_MARTS_PATH": str(settings.marts_path),
-                       "ODAVL_DATABASE_URL": settings.database_url, "ODAVL_STAFF_EMAILS": STAFF})
+    os.environ.update(
+        {
+            "ODAVL_HOME": str(settings.home),
+            "ODAVL_MARTS_PATH": str(settings.marts_path),
+            "ODAVL_DATABASE_URL": settings.database_url,
+            "ODAVL_STAFF_EMAILS": STAFF,
+        }
+    )
     times: dict[str, dict[str, float]] = {}
     for page in PAGES:
         app = AppTest.from_file(str(APP), default_timeout=120)
-        app.secrets = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-                                "cookie_secret": "bench-cookie-secret-bench-cookie-secret"}}
+        app.secrets = {
+            "auth": {
+                "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+                "cookie_secret": "bench-cookie-secret-bench-cookie-secret",
+            }
+        }
         app.user = {"is_logged_in": True, "email": STAFF if page == "staff" else OWNER}
         if page != "overview":
             app.run().switch_page(f"views/{page}.py")
@@ -181,21 +217,29 @@ def main(argv: list[str] | None = None) -> int:
         large_times = render_times(large, "large")
         for page in PAGES:
             result["pages"][page] = {"demo": demo_times[page], "large": large_times[page]}
-        result["target_met"] = all(t["large"]["cold"] < TARGET_SECONDS for t in result["pages"].values())
+        result["target_met"] = all(
+            t["large"]["cold"] < TARGET_SECONDS for t in result["pages"].values()
+        )
     finally:
         mb.tear_down(env, args.keep)
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"\nDashboards benchmark: {facts['events']:,} usage events of {facts['organizations']:,} "
-          f"organizations (marts {facts['marts_mib']} MiB, built in {facts['build_seconds']} s) "
-          f"against the demo data; seconds to render each page, server side (AppTest)\n")
+    print(
+        f"\nDashboards benchmark: {facts['events']:,} usage events of {facts['organizations']:,} "
+        f"organizations (marts {facts['marts_mib']} MiB, built in {facts['build_seconds']} s) "
+        f"against the demo data; seconds to render each page, server side (AppTest)\n"
+    )
     print(f"  {'page':<11}{'demo cold':>11}{'demo warm':>11}{'large cold':>12}{'large warm':>12}")
     for page, t in result["pages"].items():
-        print(f"  {page:<11}{t['demo']['cold']:>11.3f}{t['demo']['warm']:>11.3f}"
-              f"{t['large']['cold']:>12.3f}{t['large']['warm']:>12.3f}")
-    print(f"\n  every page under {TARGET_SECONDS:.0f} s cold on the large marts: "
-          f"{'met' if result['target_met'] else 'NOT met'}")
+        print(
+            f"  {page:<11}{t['demo']['cold']:>11.3f}{t['demo']['warm']:>11.3f}"
+            f"{t['large']['cold']:>12.3f}{t['large']['warm']:>12.3f}"
+        )
+    print(
+        f"\n  every page under {TARGET_SECONDS:.0f} s cold on the large marts: "
+        f"{'met' if result['target_met'] else 'NOT met'}"
+    )
     return 0
 
 

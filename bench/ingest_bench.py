@@ -46,15 +46,32 @@ from odavl_pipeline.ingest.sources import SPECS
 
 SOURCE = "usage_events"
 BENCH_DB = "odavl_bench"
-SERVER_SETTINGS = ("server_version", "shared_buffers", "fsync", "synchronous_commit", "wal_level",
-                   "max_wal_size")  # what matters most for write throughput
-COLUMNS = ("organization_id", "event_id", "event_type", "occurred_at", "quantity",
-           "project_id", "user_email", "payload", "file_id", "line_no")
+SERVER_SETTINGS = (
+    "server_version",
+    "shared_buffers",
+    "fsync",
+    "synchronous_commit",
+    "wal_level",
+    "max_wal_size",
+)  # what matters most for write throughput
+COLUMNS = (
+    "organization_id",
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "quantity",
+    "project_id",
+    "user_email",
+    "payload",
+    "file_id",
+    "line_no",
+)
 COPY_CHUNK_BYTES = 4 * 1024 * 1024
 
-TARGET_VS_COPY = 0.5     # (b)/(a) rows/s, at least
-TARGET_VS_ORM = 20.0     # (b)/(c) rows/s, at least
+TARGET_VS_COPY = 0.5  # (b)/(a) rows/s, at least
+TARGET_VS_ORM = 20.0  # (b)/(c) rows/s, at least
 TARGET_RSS_MIB = 1024.0  # ingest peak RSS, below
+
 
 @dataclass
 class Figure:
@@ -69,8 +86,12 @@ class Figure:
         return self.rows / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "seconds": round(self.seconds, 3),
-                "rows_per_s": round(self.rate, 1), **self.extra}
+        return {
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rate, 1),
+            **self.extra,
+        }
 
 
 # --- setup ----------------------------------------------------------------------------
@@ -96,18 +117,27 @@ def checkpoint(env: Environment) -> None:
 # --- generation -----------------------------------------------------------------------
 
 
-def generate(landing: Path, events: int, organizations: int, days: int,
-             seed: int) -> tuple[dict[str, Any], float]:
+def generate(
+    landing: Path, events: int, organizations: int, days: int, seed: int
+) -> tuple[dict[str, Any], float]:
     """About `events` usage events over `days` days, no other sources; (summary, seconds)."""
     end_day = datetime.now(UTC).date() - timedelta(days=1)
     probe = GenerateOptions(seed=seed, days=days, end_day=end_day, organizations=organizations)
     total_orgs = len(synthetic_reference(probe)["organizations"])
     options = GenerateOptions(
-        seed=seed, days=days, end_day=end_day, organizations=organizations,
+        seed=seed,
+        days=days,
+        end_day=end_day,
+        organizations=organizations,
         usage_per_day=max(1, round(events / (total_orgs * days))),
-        errors_per_day=0, attestations_per_day=0, audits_per_day=0)
-    log(f"generating ~{events:,} usage events: {total_orgs} organizations x {days} days, "
-        f"{options.usage_per_day:,} events per organization per day")
+        errors_per_day=0,
+        attestations_per_day=0,
+        audits_per_day=0,
+    )
+    log(
+        f"generating ~{events:,} usage events: {total_orgs} organizations x {days} days, "
+        f"{options.usage_per_day:,} events per organization per day"
+    )
     started = time.perf_counter()
     summary = generate_landing(landing, options, progress=throttled())
     seconds = time.perf_counter() - started
@@ -123,17 +153,33 @@ def run_pipeline(env: Environment, landing: Path) -> Figure:
     """`ingest_days` over every landed day in a child process; its wall clock and peak RSS."""
     days = landed_days(landing, (SOURCE,))
     log(f"(b) pipeline: ingest_days over {len(days)} days in a child process")
-    run = run_child(__file__, "--child-ingest", {
-        "dsn": env.dsn, "landing": str(landing), "days": [d.isoformat() for d in days],
-        "result": str(env.home / "pipeline-result.json")}, env.home / "pipeline-result.json")
+    run = run_child(
+        __file__,
+        "--child-ingest",
+        {
+            "dsn": env.dsn,
+            "landing": str(landing),
+            "days": [d.isoformat() for d in days],
+            "result": str(env.home / "pipeline-result.json"),
+        },
+        env.home / "pipeline-result.json",
+    )
     report = run.result
     counts = report["counts"]
-    return Figure(counts["accepted"], report["seconds"], {
-        "lines": counts["lines"], "lines_per_s": round(counts["lines"] / report["seconds"], 1),
-        "files": counts["files"], "duplicate": counts["duplicate"],
-        "rejected": counts["rejected"], "retried": report["retried"],
-        "process_seconds": round(run.process_seconds, 3), "peak_rss_mib": run.peak_rss_mib,
-    })
+    return Figure(
+        counts["accepted"],
+        report["seconds"],
+        {
+            "lines": counts["lines"],
+            "lines_per_s": round(counts["lines"] / report["seconds"], 1),
+            "files": counts["files"],
+            "duplicate": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "retried": report["retried"],
+            "process_seconds": round(run.process_seconds, 3),
+            "peak_rss_mib": run.peak_rss_mib,
+        },
+    )
 
 
 def child_ingest(spec_json: str) -> None:
@@ -143,11 +189,18 @@ def child_ingest(spec_json: str) -> None:
     spec = json.loads(spec_json)
     days = [date.fromisoformat(d) for d in spec["days"]]
     with psycopg.connect(spec["dsn"]) as conn:
-        report = ingest_days(conn, Path(spec["landing"]), SOURCE, days, run_id="bench",
-                             progress=throttled())
-    Path(spec["result"]).write_text(json.dumps({
-        "seconds": report.seconds, "counts": report.counts.as_dict(),
-        "retried": report.retried.lines}))
+        report = ingest_days(
+            conn, Path(spec["landing"]), SOURCE, days, run_id="bench", progress=throttled()
+        )
+    Path(spec["result"]).write_text(
+        json.dumps(
+            {
+                "seconds": report.seconds,
+                "counts": report.counts.as_dict(),
+                "retried": report.retried.lines,
+            }
+        )
+    )
 
 
 # --- preparing the rows for (a) and (c), untimed ----------------------------------------
@@ -170,8 +223,12 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
     """
     with psycopg.connect(env.dsn) as conn:
         orgs = dict(conn.execute("SELECT slug, id FROM organizations").fetchall())
-        projects = {(org, slug): pid for org, slug, pid in
-                    conn.execute("SELECT organization_id, slug, id FROM projects").fetchall()}
+        projects = {
+            (org, slug): pid
+            for org, slug, pid in conn.execute(
+                "SELECT organization_id, slug, id FROM projects"
+            ).fetchall()
+        }
         file_id = conn.execute("SELECT min(id) FROM ingested_files").fetchone()[0]
     if file_id is None:
         with psycopg.connect(env.dsn) as conn:  # no ledger yet: one dummy row for the baseline
@@ -179,7 +236,8 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
                 "INSERT INTO ingested_files (source, path, day, sha256, size_bytes, lines, "
                 "accepted, duplicate, pending, rejected) VALUES ('usage_events', "
                 "'bench/baseline.ndjson', current_date, repeat('0', 64), 0, 0, 0, 0, 0, 0) "
-                "RETURNING id").fetchone()[0]
+                "RETURNING id"
+            ).fetchone()[0]
     now = datetime.now(UTC)
     seen: set[tuple[int, str]] = set()
     chunks: list[bytes] = []
@@ -205,8 +263,18 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
                         continue
                 seen.add((org_id, record.event_id))
                 text = raw.decode("utf-8")
-                row = (org_id, record.event_id, record.event_type, record.occurred_at,
-                       record.quantity, project_id, record.user, text, file_id, line_no)
+                row = (
+                    org_id,
+                    record.event_id,
+                    record.event_type,
+                    record.occurred_at,
+                    record.quantity,
+                    project_id,
+                    record.user,
+                    text,
+                    file_id,
+                    line_no,
+                )
                 line = "\t".join(_copy_text(value) for value in row) + "\n"
                 buffer.append(line)
                 size += len(line)
@@ -215,8 +283,9 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
                     chunks.append("".join(buffer).encode())
                     buffer, size = [], 0
                 if len(sample) < sample_size:
-                    sample.append(dict(zip(COLUMNS, row[:7]), payload=obj,
-                                       file_id=file_id, line_no=line_no))
+                    sample.append(
+                        dict(zip(COLUMNS, row[:7]), payload=obj, file_id=file_id, line_no=line_no)
+                    )
     if buffer:
         chunks.append("".join(buffer).encode())
     return Prepared(chunks, rows, sample)
@@ -230,8 +299,12 @@ def _copy_text(value: Any) -> str:
         return value.isoformat()
     text = str(value)
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = (text.replace("\\", "\\\\").replace("\t", "\\t")
-                .replace("\n", "\\n").replace("\r", "\\r"))
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
     return text
 
 
@@ -246,14 +319,19 @@ def create_like_usage_events(env: Environment, table: str) -> None:
     """
     with psycopg.connect(env.dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
-        conn.execute(sql.SQL("CREATE TABLE {} (LIKE usage_events INCLUDING ALL)").format(
-            sql.Identifier(table)))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (LIKE usage_events INCLUDING ALL)").format(
+                sql.Identifier(table)
+            )
+        )
         foreign_keys = conn.execute(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = 'usage_events'::regclass AND contype = 'f'").fetchall()
+            "WHERE conrelid = 'usage_events'::regclass AND contype = 'f'"
+        ).fetchall()
         for (definition,) in foreign_keys:
-            conn.execute(sql.SQL("ALTER TABLE {} ADD ").format(sql.Identifier(table))
-                         + sql.SQL(definition))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD ").format(sql.Identifier(table)) + sql.SQL(definition)
+            )
 
 
 def run_copy(env: Environment, prepared: Prepared) -> Figure:
@@ -264,8 +342,10 @@ def run_copy(env: Environment, prepared: Prepared) -> Figure:
     log(f"(a) copy: {prepared.rows:,} rows, {size / 2**20:,.0f} MiB of COPY text")
     with psycopg.connect(env.dsn) as conn, conn.cursor() as cur:
         started = time.perf_counter()
-        with conn.transaction(), cur.copy(
-                f"COPY bench_copy ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        with (
+            conn.transaction(),
+            cur.copy(f"COPY bench_copy ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+        ):
             for chunk in prepared.chunks:
                 copy.write(chunk)
         seconds = time.perf_counter() - started
@@ -288,8 +368,9 @@ def run_orm(env: Environment, sample: list[dict[str, Any]]) -> Figure:
             session.connection()  # connect before the clock starts
             started = time.perf_counter()
             for values in sample:
-                session.add(UsageEvent(**{**values,
-                                           "event_type": UsageEventType(values["event_type"])}))
+                session.add(
+                    UsageEvent(**{**values, "event_type": UsageEventType(values["event_type"])})
+                )
                 session.flush()
             session.commit()
             seconds = time.perf_counter() - started
@@ -311,12 +392,21 @@ def summarize(copy: Figure, pipeline: Figure, orm: Figure) -> dict[str, Any]:
     vs_orm = pipeline.rate / orm.rate if orm.rate else 0.0
     rss = pipeline.extra["peak_rss_mib"]
     return {
-        "pipeline_vs_copy": {"value": round(vs_copy, 3), "target": f">= {TARGET_VS_COPY}",
-                             "verdict": verdict(vs_copy >= TARGET_VS_COPY)},
-        "pipeline_vs_orm": {"value": round(vs_orm, 1), "target": f">= {TARGET_VS_ORM:g}",
-                            "verdict": verdict(vs_orm >= TARGET_VS_ORM)},
-        "peak_rss_mib": {"value": rss, "target": f"< {TARGET_RSS_MIB:g}",
-                         "verdict": verdict(rss < TARGET_RSS_MIB)},
+        "pipeline_vs_copy": {
+            "value": round(vs_copy, 3),
+            "target": f">= {TARGET_VS_COPY}",
+            "verdict": verdict(vs_copy >= TARGET_VS_COPY),
+        },
+        "pipeline_vs_orm": {
+            "value": round(vs_orm, 1),
+            "target": f">= {TARGET_VS_ORM:g}",
+            "verdict": verdict(vs_orm >= TARGET_VS_ORM),
+        },
+        "peak_rss_mib": {
+            "value": rss,
+            "target": f"< {TARGET_RSS_MIB:g}",
+            "verdict": verdict(rss < TARGET_RSS_MIB),
+        },
     }
 
 
@@ -324,26 +414,37 @@ def print_report(result: dict[str, Any]) -> None:
     gen, (a, b, c) = result["generate"], (result[k] for k in ("copy", "pipeline", "orm"))
     checks = result["checks"]
     server = result["server"]
-    print(f"\nIngestion benchmark: {gen['lines']:,} usage lines in {gen['files']} files "
-          f"({gen['records']:,} records, {gen['duplicates']:,} duplicates, "
-          f"{gen['conflicts']:,} conflicts, {gen['malformed']:,} malformed), "
-          f"generated in {result['generate_seconds']:.1f} s")
-    print(f"PostgreSQL {server['server_version']}: shared_buffers={server['shared_buffers']} "
-          f"fsync={server['fsync']} synchronous_commit={server['synchronous_commit']} "
-          f"wal_level={server['wal_level']} max_wal_size={server['max_wal_size']}\n")
+    print(
+        f"\nIngestion benchmark: {gen['lines']:,} usage lines in {gen['files']} files "
+        f"({gen['records']:,} records, {gen['duplicates']:,} duplicates, "
+        f"{gen['conflicts']:,} conflicts, {gen['malformed']:,} malformed), "
+        f"generated in {result['generate_seconds']:.1f} s"
+    )
+    print(
+        f"PostgreSQL {server['server_version']}: shared_buffers={server['shared_buffers']} "
+        f"fsync={server['fsync']} synchronous_commit={server['synchronous_commit']} "
+        f"wal_level={server['wal_level']} max_wal_size={server['max_wal_size']}\n"
+    )
     print(f"  {'':34}{'rows':>12}{'seconds':>10}{'rows/s':>12}")
-    for label, fig in (("(a) raw COPY", a), ("(b) pipeline (ingest_days)", b),
-                       ("(c) ORM, one INSERT per row", c)):
+    for label, fig in (
+        ("(a) raw COPY", a),
+        ("(b) pipeline (ingest_days)", b),
+        ("(c) ORM, one INSERT per row", c),
+    ):
         print(f"  {label:34}{fig['rows']:>12,}{fig['seconds']:>10.2f}{fig['rows_per_s']:>12,.0f}")
-    print(f"\n  (b) read {b['lines']:,} lines at {b['lines_per_s']:,.0f} lines/s: "
-          f"{b['rows']:,} accepted, {b['duplicate']:,} duplicate, {b['rejected']:,} rejected; "
-          f"child process {b['process_seconds']:.2f} s with interpreter start")
+    print(
+        f"\n  (b) read {b['lines']:,} lines at {b['lines_per_s']:,.0f} lines/s: "
+        f"{b['rows']:,} accepted, {b['duplicate']:,} duplicate, {b['rejected']:,} rejected; "
+        f"child process {b['process_seconds']:.2f} s with interpreter start"
+    )
     if a["rows"] != b["rows"]:
         print(f"  note: (a) copied {a['rows']:,} rows but (b) accepted {b['rows']:,}")
     print()
-    for label, key in (("(b)/(a) rows/s", "pipeline_vs_copy"),
-                       ("(b)/(c) rows/s", "pipeline_vs_orm"),
-                       ("ingest peak RSS, MiB", "peak_rss_mib")):
+    for label, key in (
+        ("(b)/(a) rows/s", "pipeline_vs_copy"),
+        ("(b)/(c) rows/s", "pipeline_vs_orm"),
+        ("ingest peak RSS, MiB", "peak_rss_mib"),
+    ):
         check = checks[key]
         print(f"  {label:24}{check['value']:>10}   target {check['target']:<8} {check['verdict']}")
 
@@ -353,19 +454,29 @@ def print_report(result: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000,
-                        help="usage events to generate (default 1,000,000)")
-    parser.add_argument("--sample", type=int, default=5_000,
-                        help="records inserted through the ORM (default 5,000)")
-    parser.add_argument("--organizations", type=int, default=20,
-                        help="generated organizations, besides the two demo ones (default 20)")
+    parser.add_argument(
+        "--events", type=int, default=1_000_000, help="usage events to generate (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--sample", type=int, default=5_000, help="records inserted through the ORM (default 5,000)"
+    )
+    parser.add_argument(
+        "--organizations",
+        type=int,
+        default=20,
+        help="generated organizations, besides the two demo ones (default 20)",
+    )
     parser.add_argument("--days", type=int, default=30, help="landed days (default 30)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     parser.add_argument("--home", help="state folder (default: a fresh temporary folder)")
-    parser.add_argument("--keep", action="store_true",
-                        help="leave the server, database and files in place")
-    parser.add_argument("--json", action="store_true",
-                        help="print the figures as one JSON object instead of the report")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the server, database and files in place"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the figures as one JSON object instead of the report",
+    )
     parser.add_argument("--child-ingest", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -378,8 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     env = set_up(args.home, BENCH_DB)
     try:
         landing = env.home / "landing"
-        generated, generate_seconds = generate(landing, args.events, args.organizations,
-                                               args.days, args.seed)
+        generated, generate_seconds = generate(
+            landing, args.events, args.organizations, args.days, args.seed
+        )
         load_seeds(env, landing / "reference.json")
         checkpoint(env)
         pipeline = run_pipeline(env, landing)
@@ -393,9 +505,13 @@ def main(argv: list[str] | None = None) -> int:
         orm = run_orm(env, sample)
         log(f"(c) done: {orm.rows:,} rows in {orm.seconds:.1f} s")
         result = {
-            "events": args.events, "generate": generated,
-            "generate_seconds": round(generate_seconds, 3), "server": server_facts(env, SERVER_SETTINGS),
-            "copy": copy.as_dict(), "pipeline": pipeline.as_dict(), "orm": orm.as_dict(),
+            "events": args.events,
+            "generate": generated,
+            "generate_seconds": round(generate_seconds, 3),
+            "server": server_facts(env, SERVER_SETTINGS),
+            "copy": copy.as_dict(),
+            "pipeline": pipeline.as_dict(),
+            "orm": orm.as_dict(),
         }
         result["checks"] = summarize(copy, pipeline, orm)
     finally:

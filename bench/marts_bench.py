@@ -50,21 +50,32 @@ from odavl_pipeline.domain.plans import period_containing, periods_covering
 from odavl_pipeline.settings import Settings
 
 BENCH_DB = "odavl_marts_bench"
-SERVER_SETTINGS = ("server_version", "shared_buffers", "work_mem", "fsync", "synchronous_commit",
-                   "max_wal_size")  # what matters most for reads and writes
+SERVER_SETTINGS = (
+    "server_version",
+    "shared_buffers",
+    "work_mem",
+    "fsync",
+    "synchronous_commit",
+    "max_wal_size",
+)  # what matters most for reads and writes
 END_DAY = date(2025, 12, 31)  # the last day of history; the new days follow it
 AS_OF_AFTER_MIDNIGHT = timedelta(minutes=15)  # each build runs just after its last day
 SLOTS = 10_000  # organizations are drawn from this many slots, in proportion to their weight
 
 # Shares of the synthetic generator (odavl_pipeline.generate.synthetic): event types, the
 # share of quantities above 1 (non-API events only), the tiers of the fleet.
-EVENT_TYPE_CUMULATIVE = (("api_call", 0.72), ("insight_analysis", 0.87),
-                         ("autopilot_job", 0.93), ("guardian_test_run", 1.0))
+EVENT_TYPE_CUMULATIVE = (
+    ("api_call", 0.72),
+    ("insight_analysis", 0.87),
+    ("autopilot_job", 0.93),
+    ("guardian_test_run", 1.0),
+)
 TIER_WEIGHTS = {"FREE": 0.4, "PRO": 1.2, "ENTERPRISE": 3.5}  # relative usage per organization
 
 TARGET_FULL_RATE = 500_000  # full rebuild, usage events per second end to end, at least
-TARGET_INCREMENTAL = 0.1    # incremental / full rebuild seconds (365 days), below
-TARGET_GROWTH = 1.5         # incremental at 365 days / at 30 days, at most
+TARGET_INCREMENTAL = 0.1  # incremental / full rebuild seconds (365 days), below
+TARGET_GROWTH = 1.5  # incremental at 365 days / at 30 days, at most
+
 
 def midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -82,7 +93,9 @@ def set_up(home_arg: str | None) -> Environment:
     """The benchmark's server, database and state folder, without a reused folder's marts."""
     env = common.set_up(home_arg, BENCH_DB)
     for stale in (marts_path(env), marts_path(env).with_name("marts.facts")):
-        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(
+            missing_ok=True
+        )
     return env
 
 
@@ -126,8 +139,9 @@ def org_tier(ordinal: int) -> str:
 def base_anchor(ordinal: int) -> datetime:
     """A billing anchor: every day of the month (29–31 included, so clamping happens), and
     various times of day."""
-    return datetime(2020, 1, 1 + (ordinal * 7) % 31, (ordinal * 5) % 24, (ordinal * 13) % 60,
-                    tzinfo=UTC)
+    return datetime(
+        2020, 1, 1 + (ordinal * 7) % 31, (ordinal * 5) % 24, (ordinal * 13) % 60, tzinfo=UTC
+    )
 
 
 def create_fleet(env: Environment, organizations: int, seed: int, now: datetime) -> Fleet:
@@ -142,37 +156,49 @@ def create_fleet(env: Environment, organizations: int, seed: int, now: datetime)
         start, end = period_containing(base_anchor(n), now)
         starts.append(start)
         ends.append(end)
-    statuses = ["TRIALING" if n % 50 == 0 else "PAST_DUE" if n % 37 == 0 else "ACTIVE"
-                for n in ordinals]
+    statuses = [
+        "TRIALING" if n % 50 == 0 else "PAST_DUE" if n % 37 == 0 else "ACTIVE" for n in ordinals
+    ]
     analyses_override = [250 if n % 40 == 3 else None for n in ordinals]  # a few custom plans
     with psycopg.connect(env.dsn) as conn:
         conn.execute(
             "INSERT INTO organizations (name, slug, tier, status) SELECT format('Bench org %%s', n), "
             "format('bench-%%s', lpad(n::text, 4, '0')), t::tier, 'ACTIVE' "
-            "FROM unnest(%s::int[], %s::text[]) AS o(n, t) ORDER BY n", (ordinals, tiers))
+            "FROM unnest(%s::int[], %s::text[]) AS o(n, t) ORDER BY n",
+            (ordinals, tiers),
+        )
         conn.execute(
             "INSERT INTO projects (organization_id, name, slug, status) "
             "SELECT o.id, format('Project %s', p), format('project-%s', p), 'ACTIVE' "
-            "FROM organizations AS o, generate_series(1, 1 + o.id % 2) AS p ORDER BY o.id, p")
+            "FROM organizations AS o, generate_series(1, 1 + o.id % 2) AS p ORDER BY o.id, p"
+        )
         conn.execute(
             "INSERT INTO subscriptions (organization_id, status, analyses_limit, "
             "current_period_start, current_period_end) "
             "SELECT o.id, s.status::subscription_status, s.analyses, s.start_at, s.end_at "
             "FROM unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::timestamptz[]) "
             "AS s(slug, status, analyses, start_at, end_at) JOIN organizations AS o USING (slug)",
-            ([f"bench-{n:04d}" for n in ordinals], statuses, analyses_override, starts, ends))
+            ([f"bench-{n:04d}" for n in ordinals], statuses, analyses_override, starts, ends),
+        )
         conn.execute(
             "CREATE TABLE bench_orgs AS SELECT o.n AS ordinal, g.id AS org_id, g.slug, "
             "min(p.id) AS first_project, count(p.id)::int AS n_projects "
             "FROM unnest(%s::int[]) AS o(n) "
             "JOIN organizations AS g ON g.slug = format('bench-%%s', lpad(o.n::text, 4, '0')) "
-            "JOIN projects AS p ON p.organization_id = g.id GROUP BY 1, 2, 3", (ordinals,))
+            "JOIN projects AS p ON p.organization_id = g.id GROUP BY 1, 2, 3",
+            (ordinals,),
+        )
         conn.execute("ALTER TABLE bench_orgs ADD PRIMARY KEY (ordinal)")
         slots = weighted_slots(weights)
-        conn.execute("CREATE TABLE bench_slots AS SELECT s - 1 AS slot, n AS ordinal "
-                     "FROM unnest(%s::int[]) WITH ORDINALITY AS u(n, s)", (slots,))
+        conn.execute(
+            "CREATE TABLE bench_slots AS SELECT s - 1 AS slot, n AS ordinal "
+            "FROM unnest(%s::int[]) WITH ORDINALITY AS u(n, s)",
+            (slots,),
+        )
         conn.execute("ALTER TABLE bench_slots ADD PRIMARY KEY (slot)")
-        rows = conn.execute("SELECT ordinal, org_id, slug FROM bench_orgs ORDER BY ordinal").fetchall()
+        rows = conn.execute(
+            "SELECT ordinal, org_id, slug FROM bench_orgs ORDER BY ordinal"
+        ).fetchall()
     return Fleet([(n, org_id, slug, tiers[n - 1], weights[n - 1]) for n, org_id, slug in rows])
 
 
@@ -191,9 +217,11 @@ def weighted_slots(weights: list[float]) -> list[int]:
 
 # One UTC day of usage in one statement: draws from hashes of (day, n), so the data are the
 # same in every run. Event ids are UUID-shaped (as the API's) but ordered by day and number.
-_TYPE_CASE = "CASE " + " ".join(
-    f"WHEN u_type < {edge} THEN '{name}'" for name, edge in EVENT_TYPE_CUMULATIVE[:-1]
-) + f" ELSE '{EVENT_TYPE_CUMULATIVE[-1][0]}' END"
+_TYPE_CASE = (
+    "CASE "
+    + " ".join(f"WHEN u_type < {edge} THEN '{name}'" for name, edge in EVENT_TYPE_CUMULATIVE[:-1])
+    + f" ELSE '{EVENT_TYPE_CUMULATIVE[-1][0]}' END"
+)
 
 DAY_INSERT = f"""
 INSERT INTO usage_events (organization_id, event_id, event_type, occurred_at, quantity,
@@ -247,15 +275,32 @@ def load_days(env: Environment, days: list[date], per_day: dict[date, int], labe
                     "accepted, duplicate, pending, rejected, run_id, ingested_at) VALUES "
                     "('usage_events', %s, %s, md5(%s) || md5(%s), 0, %s, %s, 0, 0, 0, 'bench', %s) "
                     "RETURNING id",
-                    (f"usage_events/{day:%Y/%m/%d}/usage-bench.ndjson", day, str(day), label,
-                     events, events, midnight(day + timedelta(days=1)))).fetchone()[0]
-                conn.execute(DAY_INSERT, {"day_no": day_number(day), "file_id": file_id,
-                                          "midnight": midnight(day), "events": events})
+                    (
+                        f"usage_events/{day:%Y/%m/%d}/usage-bench.ndjson",
+                        day,
+                        str(day),
+                        label,
+                        events,
+                        events,
+                        midnight(day + timedelta(days=1)),
+                    ),
+                ).fetchone()[0]
+                conn.execute(
+                    DAY_INSERT,
+                    {
+                        "day_no": day_number(day),
+                        "file_id": file_id,
+                        "midnight": midnight(day),
+                        "events": events,
+                    },
+                )
             total += events
             progress(f"{label}: {index}/{len(days)} days, {total:,} events")
     seconds = time.perf_counter() - started
-    log(f"{label}: {total:,} events over {len(days)} days in {seconds:.1f} s "
-        f"({total / seconds:,.0f} events/s, untimed)")
+    log(
+        f"{label}: {total:,} events over {len(days)} days in {seconds:.1f} s "
+        f"({total / seconds:,.0f} events/s, untimed)"
+    )
     return seconds
 
 
@@ -271,7 +316,8 @@ def events_per_day(history: list[date], new_days: list[date], events: int) -> di
 def table_facts(env: Environment) -> dict[str, Any]:
     with psycopg.connect(env.dsn) as conn:
         rows, size = conn.execute(
-            "SELECT count(*), pg_total_relation_size('usage_events') FROM usage_events").fetchone()
+            "SELECT count(*), pg_total_relation_size('usage_events') FROM usage_events"
+        ).fetchone()
         changes = conn.execute("SELECT count(*) FROM mart_changes").fetchone()[0]
     return {"rows": rows, "mib": round(size / 2**20, 1), "mart_changes": changes}
 
@@ -282,18 +328,30 @@ def table_facts(env: Environment) -> dict[str, Any]:
 def run_build(env: Environment, label: str, full: bool, as_of: datetime, steps: bool) -> dict:
     """`refresh_marts` in a child process; its report, wall clock, steps and peak RSS."""
     result_path = env.home / "build-result.json"
-    spec = {"dsn": env.dsn, "home": str(env.home), "marts": str(marts_path(env)),
-            "full": full, "as_of": as_of.isoformat(), "result": str(result_path), "steps": steps}
-    log(f"{label}: {'full rebuild' if full else 'incremental run'} as of {as_of:%Y-%m-%d %H:%M}Z "
-        f"in a child process")
+    spec = {
+        "dsn": env.dsn,
+        "home": str(env.home),
+        "marts": str(marts_path(env)),
+        "full": full,
+        "as_of": as_of.isoformat(),
+        "result": str(result_path),
+        "steps": steps,
+    }
+    log(
+        f"{label}: {'full rebuild' if full else 'incremental run'} as of {as_of:%Y-%m-%d %H:%M}Z "
+        f"in a child process"
+    )
     run = run_child(__file__, "--child-build", spec, result_path)
     result = run.result
-    result.update(label=label, process_seconds=round(run.process_seconds, 3),
-                  peak_rss_mib=run.peak_rss_mib)
+    result.update(
+        label=label, process_seconds=round(run.process_seconds, 3), peak_rss_mib=run.peak_rss_mib
+    )
     result["events_per_s"] = round(result["usage_events_read"] / result["seconds"], 1)
-    log(f"{label}: {result['usage_events_read']:,} events read, "
+    log(
+        f"{label}: {result['usage_events_read']:,} events read, "
         f"{result['periods_recomputed']:,} periods recomputed in {result['seconds']:.2f} s "
-        f"(peak RSS {result['peak_rss_mib']:,.0f} MiB)")
+        f"(peak RSS {result['peak_rss_mib']:,.0f} MiB)"
+    )
     return result
 
 
@@ -321,6 +379,7 @@ class Spans:
         def timed(*args, **kwargs):
             with self.span(label):
                 return function(*args, **kwargs)
+
         return timed
 
 
@@ -356,10 +415,26 @@ def instrument(spans: Spans) -> None:
     """
     from odavl_pipeline.marts import build
 
-    for name in ("_build", "_load", "_publish_dimensions", "_usage", "_touched", "_replace_days",
-                 "_billing", "_anchors", "_periods", "_close_due_periods", "_facts_view",
-                 "_quota_status", "_errors", "_fixes", "_audits", "read_changes",
-                 "forget_changes", "record_closes"):
+    for name in (
+        "_build",
+        "_load",
+        "_publish_dimensions",
+        "_usage",
+        "_touched",
+        "_replace_days",
+        "_billing",
+        "_anchors",
+        "_periods",
+        "_close_due_periods",
+        "_facts_view",
+        "_quota_status",
+        "_errors",
+        "_fixes",
+        "_audits",
+        "read_changes",
+        "forget_changes",
+        "record_closes",
+    ):
         setattr(build, name, spans.wrap(getattr(build, name), name.lstrip("_")))
     original_building = build.building
 
@@ -389,8 +464,13 @@ def child_build(spec_json: str) -> None:
         instrument(spans)
     from odavl_pipeline.marts.build import refresh_marts
 
-    settings = Settings.from_env({"ODAVL_HOME": spec["home"], "ODAVL_DATABASE_URL": spec["dsn"],
-                                  "ODAVL_MARTS_PATH": spec["marts"]})
+    settings = Settings.from_env(
+        {
+            "ODAVL_HOME": spec["home"],
+            "ODAVL_DATABASE_URL": spec["dsn"],
+            "ODAVL_MARTS_PATH": spec["marts"],
+        }
+    )
     timeline: list[tuple[float, str]] = []
     started = time.perf_counter()
 
@@ -398,16 +478,32 @@ def child_build(spec_json: str) -> None:
         timeline.append((round(time.perf_counter() - started, 3), message))
         log(f"  {message}")
 
-    report = refresh_marts(settings, full=spec["full"], as_of=datetime.fromisoformat(spec["as_of"]),
-                           grace=settings.billing_grace, progress=progress)
+    report = refresh_marts(
+        settings,
+        full=spec["full"],
+        as_of=datetime.fromisoformat(spec["as_of"]),
+        grace=settings.billing_grace,
+        progress=progress,
+    )
     seconds = time.perf_counter() - started
-    Path(spec["result"]).write_text(json.dumps({
-        "full": report.full, "seconds": seconds, "report_seconds": report.seconds,
-        "usage_events_read": report.usage_events_read,
-        "periods_recomputed": report.periods_recomputed, "days": report.days, "rows": report.rows,
-        "timeline": timeline,
-        "steps": {path: [int(count), round(total, 4)] for path, (count, total) in spans.totals.items()},
-    }))
+    Path(spec["result"]).write_text(
+        json.dumps(
+            {
+                "full": report.full,
+                "seconds": seconds,
+                "report_seconds": report.seconds,
+                "usage_events_read": report.usage_events_read,
+                "periods_recomputed": report.periods_recomputed,
+                "days": report.days,
+                "rows": report.rows,
+                "timeline": timeline,
+                "steps": {
+                    path: [int(count), round(total, 4)]
+                    for path, (count, total) in spans.totals.items()
+                },
+            }
+        )
+    )
 
 
 # --- the floor: DuckDB over the same rows in memory -------------------------------------
@@ -424,36 +520,55 @@ def floor(env: Environment, fleet: Fleet, as_of: datetime, repeat: int = 3) -> d
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     with adbc.connect(env.dsn) as pg, pg.cursor() as cur:
-        cur.execute("SELECT organization_id AS org_id, event_type::text AS event_type, occurred_at, "
-                    "quantity::bigint AS quantity FROM usage_events")
+        cur.execute(
+            "SELECT organization_id AS org_id, event_type::text AS event_type, occurred_at, "
+            "quantity::bigint AS quantity FROM usage_events"
+        )
         con.register("arrow_input", cur.fetch_record_batch())
         con.execute("CREATE TABLE events AS FROM arrow_input")
         con.unregister("arrow_input")
     rows = con.execute("SELECT count(*), min(occurred_at) FROM events").fetchall()[0]
     with psycopg.connect(env.dsn) as conn:
-        anchors = dict(conn.execute(
-            "SELECT organization_id, current_period_start FROM subscriptions").fetchall())
-    periods = [(org_id, start, end) for org_id, anchor in anchors.items()
-               for start, end in periods_covering(anchor.astimezone(UTC), rows[1], as_of)]
-    con.register("period_input", pa.table({
-        "org_id": pa.array([p[0] for p in periods], pa.int32()),
-        "period_start": pa.array([p[1] for p in periods], pa.timestamp("us", "UTC")),
-        "period_end": pa.array([p[2] for p in periods], pa.timestamp("us", "UTC"))}))
+        anchors = dict(
+            conn.execute(
+                "SELECT organization_id, current_period_start FROM subscriptions"
+            ).fetchall()
+        )
+    periods = [
+        (org_id, start, end)
+        for org_id, anchor in anchors.items()
+        for start, end in periods_covering(anchor.astimezone(UTC), rows[1], as_of)
+    ]
+    con.register(
+        "period_input",
+        pa.table(
+            {
+                "org_id": pa.array([p[0] for p in periods], pa.int32()),
+                "period_start": pa.array([p[1] for p in periods], pa.timestamp("us", "UTC")),
+                "period_end": pa.array([p[2] for p in periods], pa.timestamp("us", "UTC")),
+            }
+        ),
+    )
     con.execute("CREATE TABLE periods AS FROM period_input")
     con.unregister("period_input")
     queries = {
         "usage_daily": (
             "CREATE OR REPLACE TABLE floor_daily AS SELECT org_id, "
             "(occurred_at AT TIME ZONE 'UTC')::DATE AS day, event_type, sum(quantity) AS quantity, "
-            "count(*) AS events FROM events GROUP BY ALL"),
+            "count(*) AS events FROM events GROUP BY ALL"
+        ),
         "billing_periods": (
             "CREATE OR REPLACE TABLE floor_periods AS SELECT p.org_id, p.period_start, "
             "e.event_type, sum(e.quantity) AS used FROM events AS e JOIN periods AS p "
             "ON p.org_id = e.org_id AND e.occurred_at >= p.period_start "
-            "AND e.occurred_at < p.period_end GROUP BY ALL"),
+            "AND e.occurred_at < p.period_end GROUP BY ALL"
+        ),
     }
-    result: dict[str, Any] = {"rows": rows[0], "periods": len(periods),
-                              "threads": con.execute("SELECT current_setting('threads')").fetchall()[0][0]}
+    result: dict[str, Any] = {
+        "rows": rows[0],
+        "periods": len(periods),
+        "threads": con.execute("SELECT current_setting('threads')").fetchall()[0][0],
+    }
     for name, query in queries.items():
         best = float("inf")
         for _ in range(repeat):
@@ -477,67 +592,108 @@ def verdict(ok: bool) -> str:
 
 def summarize(builds: dict[str, dict], floor_result: dict[str, Any]) -> dict[str, Any]:
     """The figures with a target, each with its verdict, and the ratios shown for information."""
-    full30, inc30, full365, inc365 = (builds[k] for k in ("full_30", "incremental_30",
-                                                         "full_365", "incremental_365"))
+    full30, inc30, full365, inc365 = (
+        builds[k] for k in ("full_30", "incremental_30", "full_365", "incremental_365")
+    )
     rate = full365["events_per_s"]
     ratio365 = inc365["seconds"] / full365["seconds"]
     growth = inc365["seconds"] / inc30["seconds"]
-    both_floors = floor_result["usage_daily"]["seconds"] + floor_result["billing_periods"]["seconds"]
+    both_floors = (
+        floor_result["usage_daily"]["seconds"] + floor_result["billing_periods"]["seconds"]
+    )
     return {
-        "full_rebuild_events_per_s": {"value": round(rate), "target": f">= {TARGET_FULL_RATE:,}",
-                                      "verdict": verdict(rate >= TARGET_FULL_RATE)},
-        "incremental_vs_full_365": {"value": round(ratio365, 4), "target": f"< {TARGET_INCREMENTAL}",
-                                    "verdict": verdict(ratio365 < TARGET_INCREMENTAL)},
-        "incremental_365_vs_30": {"value": round(growth, 3), "target": f"<= {TARGET_GROWTH}",
-                                  "verdict": verdict(growth <= TARGET_GROWTH)},
+        "full_rebuild_events_per_s": {
+            "value": round(rate),
+            "target": f">= {TARGET_FULL_RATE:,}",
+            "verdict": verdict(rate >= TARGET_FULL_RATE),
+        },
+        "incremental_vs_full_365": {
+            "value": round(ratio365, 4),
+            "target": f"< {TARGET_INCREMENTAL}",
+            "verdict": verdict(ratio365 < TARGET_INCREMENTAL),
+        },
+        "incremental_365_vs_30": {
+            "value": round(growth, 3),
+            "target": f"<= {TARGET_GROWTH}",
+            "verdict": verdict(growth <= TARGET_GROWTH),
+        },
         "info": {
             "incremental_vs_full_30": round(inc30["seconds"] / full30["seconds"], 4),
             "history_ratio": round(full365["usage_events_read"] / full30["usage_events_read"], 2),
-            "full_vs_floor_usage_daily": round(full365["seconds"] / floor_result["usage_daily"]["seconds"], 1),
+            "full_vs_floor_usage_daily": round(
+                full365["seconds"] / floor_result["usage_daily"]["seconds"], 1
+            ),
             "full_vs_floor_both": round(full365["seconds"] / both_floors, 1),
         },
     }
 
 
 def print_report(result: dict[str, Any]) -> None:
-    builds, checks, server, fl = result["builds"], result["checks"], result["server"], result["floor"]
+    builds, checks, server, fl = (
+        result["builds"],
+        result["checks"],
+        result["server"],
+        result["floor"],
+    )
     gen = result["generate"]
-    print(f"\nMarts benchmark: {gen['events']:,} usage events over {gen['days']} days "
-          f"(+{gen['new_day_events']:,} on each of 2 new days) for {gen['organizations']:,} "
-          f"organizations ({', '.join(f'{n} {t}' for t, n in gen['tiers'].items())}); "
-          f"usage_events {gen['table_mib']:,.0f} MiB; generated in {gen['seconds']:.0f} s")
-    print(f"PostgreSQL {server['server_version']}: shared_buffers={server['shared_buffers']} "
-          f"work_mem={server['work_mem']} fsync={server['fsync']} "
-          f"synchronous_commit={server['synchronous_commit']}; DuckDB {result['duckdb']}, "
-          f"{fl['threads']} threads; {os.cpu_count()} CPUs\n")
-    print(f"  {'build':26}{'history':>9}{'events read':>13}{'periods':>9}{'seconds':>9}"
-          f"{'events/s':>11}{'peak RSS':>10}")
+    print(
+        f"\nMarts benchmark: {gen['events']:,} usage events over {gen['days']} days "
+        f"(+{gen['new_day_events']:,} on each of 2 new days) for {gen['organizations']:,} "
+        f"organizations ({', '.join(f'{n} {t}' for t, n in gen['tiers'].items())}); "
+        f"usage_events {gen['table_mib']:,.0f} MiB; generated in {gen['seconds']:.0f} s"
+    )
+    print(
+        f"PostgreSQL {server['server_version']}: shared_buffers={server['shared_buffers']} "
+        f"work_mem={server['work_mem']} fsync={server['fsync']} "
+        f"synchronous_commit={server['synchronous_commit']}; DuckDB {result['duckdb']}, "
+        f"{fl['threads']} threads; {os.cpu_count()} CPUs\n"
+    )
+    print(
+        f"  {'build':26}{'history':>9}{'events read':>13}{'periods':>9}{'seconds':>9}"
+        f"{'events/s':>11}{'peak RSS':>10}"
+    )
     recent, days = gen["recent_days"], gen["days"]
-    for key, label in (("full_30", f"{recent} days: full rebuild"),
-                       ("incremental_30", f"{recent} days: +1 day, incr."),
-                       ("full_365", f"{days} days: full rebuild"),
-                       ("incremental_365", f"{days} days: +1 day, incr.")):
+    for key, label in (
+        ("full_30", f"{recent} days: full rebuild"),
+        ("incremental_30", f"{recent} days: +1 day, incr."),
+        ("full_365", f"{days} days: full rebuild"),
+        ("incremental_365", f"{days} days: +1 day, incr."),
+    ):
         b = builds[key]
-        print(f"  {label:26}{b['history_days']:>7} d{b['usage_events_read']:>13,}"
-              f"{b['periods_recomputed']:>9,}{b['seconds']:>9.2f}{b['events_per_s']:>11,.0f}"
-              f"{b['peak_rss_mib']:>6,.0f} MiB")
-    print(f"\n  floor, DuckDB in memory over the {fl['rows']:,} rows of the {days}-day rebuild "
-          f"(best of 3):")
-    print(f"    usage per org, UTC day, metric   {fl['usage_daily']['seconds']:>8.3f} s "
-          f"({fl['usage_daily']['groups']:,} groups)")
-    print(f"    usage per org, billing period    {fl['billing_periods']['seconds']:>8.3f} s "
-          f"({fl['billing_periods']['groups']:,} groups, {fl['periods']:,} periods)")
+        print(
+            f"  {label:26}{b['history_days']:>7} d{b['usage_events_read']:>13,}"
+            f"{b['periods_recomputed']:>9,}{b['seconds']:>9.2f}{b['events_per_s']:>11,.0f}"
+            f"{b['peak_rss_mib']:>6,.0f} MiB"
+        )
+    print(
+        f"\n  floor, DuckDB in memory over the {fl['rows']:,} rows of the {days}-day rebuild "
+        f"(best of 3):"
+    )
+    print(
+        f"    usage per org, UTC day, metric   {fl['usage_daily']['seconds']:>8.3f} s "
+        f"({fl['usage_daily']['groups']:,} groups)"
+    )
+    print(
+        f"    usage per org, billing period    {fl['billing_periods']['seconds']:>8.3f} s "
+        f"({fl['billing_periods']['groups']:,} groups, {fl['periods']:,} periods)"
+    )
     info = checks["info"]
-    print(f"    {days}-day full rebuild / floor: {info['full_vs_floor_usage_daily']}x the daily "
-          f"aggregation, {info['full_vs_floor_both']}x both\n")
-    for label, key in (("full rebuild, events/s", "full_rebuild_events_per_s"),
-                       (f"incremental / full, {days} d", "incremental_vs_full_365"),
-                       (f"incremental {days} d / {recent} d", "incremental_365_vs_30")):
+    print(
+        f"    {days}-day full rebuild / floor: {info['full_vs_floor_usage_daily']}x the daily "
+        f"aggregation, {info['full_vs_floor_both']}x both\n"
+    )
+    for label, key in (
+        ("full rebuild, events/s", "full_rebuild_events_per_s"),
+        (f"incremental / full, {days} d", "incremental_vs_full_365"),
+        (f"incremental {days} d / {recent} d", "incremental_365_vs_30"),
+    ):
         check = checks[key]
         value = f"{check['value']:,}" if isinstance(check["value"], int) else f"{check['value']}"
         print(f"  {label:28}{value:>10}   target {check['target']:<11} {check['verdict']}")
-    print(f"  (incremental / full at {recent} days: {info['incremental_vs_full_30']}; the {days}-day rebuild "
-          f"read {info['history_ratio']}x the events of the 30-day one)")
+    print(
+        f"  (incremental / full at {recent} days: {info['incremental_vs_full_30']}; the {days}-day rebuild "
+        f"read {info['history_ratio']}x the events of the 30-day one)"
+    )
     if any(b["steps"] for b in builds.values()):
         print_steps(builds, recent, days)
 
@@ -552,8 +708,10 @@ def print_steps(builds: dict[str, dict], recent: int, days: int) -> None:
         paths.extend(p for p in builds[key]["steps"] if p not in paths)
 
     def row(label: str, path: str) -> str:
-        cells = "".join(f"{builds[k]['steps'][path][1]:>11.3f}" if path in builds[k]["steps"]
-                        else f"{'':>11}" for k in keys)
+        cells = "".join(
+            f"{builds[k]['steps'][path][1]:>11.3f}" if path in builds[k]["steps"] else f"{'':>11}"
+            for k in keys
+        )
         return f"  {label:64}{cells}"
 
     print(f"\n  seconds per step inside refresh_marts{'':27}{header}")
@@ -578,8 +736,10 @@ def print_steps(builds: dict[str, dict], recent: int, days: int) -> None:
     print(f"\n  slowest DuckDB statements (step: statement){'':21}{header}")
     for label, cells in slowest:
         text = label if len(label) <= 64 else label[:63] + "…"
-        print(f"  {text:64}" + "".join(f"{cells[k]:>11.3f}" if k in cells else f"{'':>11}"
-                                       for k in keys))
+        print(
+            f"  {text:64}"
+            + "".join(f"{cells[k]:>11.3f}" if k in cells else f"{'':>11}" for k in keys)
+        )
 
 
 # --- main -------------------------------------------------------------------------------
@@ -587,21 +747,40 @@ def print_steps(builds: dict[str, dict], recent: int, days: int) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=10_000_000,
-                        help="usage events over the whole history (default 10,000,000)")
-    parser.add_argument("--organizations", type=int, default=1_000,
-                        help="organizations, each with a subscription (default 1,000)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=10_000_000,
+        help="usage events over the whole history (default 10,000,000)",
+    )
+    parser.add_argument(
+        "--organizations",
+        type=int,
+        default=1_000,
+        help="organizations, each with a subscription (default 1,000)",
+    )
     parser.add_argument("--days", type=int, default=365, help="days of history (default 365)")
-    parser.add_argument("--recent-days", type=int, default=30,
-                        help="days of history of the first phase (default 30)")
+    parser.add_argument(
+        "--recent-days",
+        type=int,
+        default=30,
+        help="days of history of the first phase (default 30)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the fleet (default 7)")
     parser.add_argument("--home", help="state folder (default: a fresh temporary folder)")
-    parser.add_argument("--keep", action="store_true",
-                        help="leave the server, database and files in place")
-    parser.add_argument("--json", action="store_true",
-                        help="print the figures as one JSON object instead of the report")
-    parser.add_argument("--no-steps", action="store_true",
-                        help="do not time the builder's steps (no wrappers in the build process)")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the server, database and files in place"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the figures as one JSON object instead of the report",
+    )
+    parser.add_argument(
+        "--no-steps",
+        action="store_true",
+        help="do not time the builder's steps (no wrappers in the build process)",
+    )
     parser.add_argument("--child-build", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not 0 < args.recent_days < args.days:
@@ -617,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     history = [END_DAY - timedelta(days=n) for n in range(args.days - 1, -1, -1)]
-    recent, older = history[-args.recent_days:], history[:-args.recent_days]
+    recent, older = history[-args.recent_days :], history[: -args.recent_days]
     new_days = [END_DAY + timedelta(days=1), END_DAY + timedelta(days=2)]
     per_day = events_per_day(history, new_days, args.events)
     steps = not args.no_steps
@@ -631,30 +810,44 @@ def main(argv: list[str] | None = None) -> int:
         builds["full_30"] = run_build(env, "30 days", True, as_of_after(recent[-1]), steps)
         generate_seconds += load_days(env, new_days[:1], per_day, "a new day")
         settle(env, vacuum=False)
-        builds["incremental_30"] = run_build(env, "30 days + 1", False, as_of_after(new_days[0]),
-                                             steps)
+        builds["incremental_30"] = run_build(
+            env, "30 days + 1", False, as_of_after(new_days[0]), steps
+        )
         generate_seconds += load_days(env, older, per_day, f"the {len(older)} older days")
         settle(env, vacuum=True)
         table = table_facts(env)
-        builds["full_365"] = run_build(env, f"{args.days} days", True, as_of_after(new_days[0]),
-                                       steps)
+        builds["full_365"] = run_build(
+            env, f"{args.days} days", True, as_of_after(new_days[0]), steps
+        )
         floor_result = floor(env, fleet, as_of_after(new_days[0]))
         generate_seconds += load_days(env, new_days[1:], per_day, "another new day")
         settle(env, vacuum=False)
-        builds["incremental_365"] = run_build(env, f"{args.days} days + 1", False,
-                                              as_of_after(new_days[1]), steps)
-        for key, days in (("full_30", len(recent)), ("incremental_30", len(recent) + 1),
-                          ("full_365", args.days + 1), ("incremental_365", args.days + 2)):
+        builds["incremental_365"] = run_build(
+            env, f"{args.days} days + 1", False, as_of_after(new_days[1]), steps
+        )
+        for key, days in (
+            ("full_30", len(recent)),
+            ("incremental_30", len(recent) + 1),
+            ("full_365", args.days + 1),
+            ("incremental_365", args.days + 2),
+        ):
             builds[key]["history_days"] = days
         result = {
             "events": args.events,
-            "generate": {"events": sum(per_day[d] for d in history), "days": args.days,
-                         "recent_days": args.recent_days,
-                         "new_day_events": per_day[new_days[0]], "organizations": len(fleet.orgs),
-                         "tiers": fleet.tiers, "seconds": round(generate_seconds, 1),
-                         "table_mib": table["mib"]},
-            "server": server_facts(env, SERVER_SETTINGS), "duckdb": duckdb.__version__,
-            "builds": builds, "floor": floor_result,
+            "generate": {
+                "events": sum(per_day[d] for d in history),
+                "days": args.days,
+                "recent_days": args.recent_days,
+                "new_day_events": per_day[new_days[0]],
+                "organizations": len(fleet.orgs),
+                "tiers": fleet.tiers,
+                "seconds": round(generate_seconds, 1),
+                "table_mib": table["mib"],
+            },
+            "server": server_facts(env, SERVER_SETTINGS),
+            "duckdb": duckdb.__version__,
+            "builds": builds,
+            "floor": floor_result,
         }
         result["checks"] = summarize(builds, floor_result)
     finally:

@@ -11,7 +11,9 @@ from odavl_pipeline.marts.store import MartsNotBuilt
 st.set_page_config(page_title="ODAVL dashboards", page_icon=":material/monitoring:", layout="wide")
 
 PAGES = {
-    "overview": st.Page("views/overview.py", title="Overview", icon=":material/speed:", default=True),
+    "overview": st.Page(
+        "views/overview.py", title="Overview", icon=":material/speed:", default=True
+    ),
     "billing": st.Page("views/billing.py", title="Billing", icon=":material/receipt_long:"),
     "insight": st.Page("views/insight.py", title="Insight", icon=":material/bug_report:"),
     "autopilot": st.Page("views/autopilot.py", title="Autopilot", icon=":material/auto_fix_high:"),

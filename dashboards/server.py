@@ -8,5 +8,8 @@ from starlette.middleware import Middleware
 from dashlib.auth import oidc_configured
 from dashlib.session_routes import ROUTES, SignInRequired
 
-app = st.App("app.py", routes=ROUTES,
-             middleware=[Middleware(SignInRequired, enabled=lambda: not oidc_configured())])
+app = st.App(
+    "app.py",
+    routes=ROUTES,
+    middleware=[Middleware(SignInRequired, enabled=lambda: not oidc_configured())],
+)

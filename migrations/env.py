@@ -17,8 +17,9 @@ def _url():
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=str(_url()), target_metadata=target_metadata, literal_binds=True,
-                      compare_type=True)
+    context.configure(
+        url=str(_url()), target_metadata=target_metadata, literal_binds=True, compare_type=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

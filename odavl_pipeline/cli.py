@@ -97,7 +97,9 @@ def cmd_seed(args, settings: Settings) -> None:
     for path in references:
         with engine.begin() as conn:
             report = seed.load_reference(conn, seed.read_reference(path))
-        created = ", ".join(f"{n} {table}" for table, n in report.created.items() if n) or "nothing new"
+        created = (
+            ", ".join(f"{n} {table}" for table, n in report.created.items() if n) or "nothing new"
+        )
         print(f"{path.name}: {created}")
         for secret in report.secrets:
             print(f"  {secret}  (shown once; only its hash is stored)")
@@ -111,24 +113,39 @@ def cmd_generate(args, settings: Settings) -> None:
 
     out = Path(args.out) if args.out else settings.landing_dir
     options = GenerateOptions(
-        seed=args.seed, days=args.days, end_day=args.end or datetime.now(UTC).date() - timedelta(days=1),
-        organizations=args.organizations, usage_per_day=args.usage_per_day,
-        errors_per_day=args.errors_per_day, attestations_per_day=args.attestations_per_day,
-        audits_per_day=args.audits_per_day, duplicate_share=args.duplicate_share,
-        conflict_share=args.conflict_share, malformed_share=args.malformed_share,
-        late_share=args.late_share, gzip_share=args.gzip_share, files_per_day=args.files_per_day,
-        chain_heads=seed_chain_heads())
+        seed=args.seed,
+        days=args.days,
+        end_day=args.end or datetime.now(UTC).date() - timedelta(days=1),
+        organizations=args.organizations,
+        usage_per_day=args.usage_per_day,
+        errors_per_day=args.errors_per_day,
+        attestations_per_day=args.attestations_per_day,
+        audits_per_day=args.audits_per_day,
+        duplicate_share=args.duplicate_share,
+        conflict_share=args.conflict_share,
+        malformed_share=args.malformed_share,
+        late_share=args.late_share,
+        gzip_share=args.gzip_share,
+        files_per_day=args.files_per_day,
+        chain_heads=seed_chain_heads(),
+    )
     reference = Path(args.reference_out) if args.reference_out else settings.home / "reference.json"
     progress = None if args.quiet else lambda message: print(message, file=sys.stderr)
     summary = generate_landing(out, options, progress=progress, reference_path=reference)
-    print(f"wrote {summary.files:,} files, {summary.lines:,} lines for {summary.organizations} "
-          f"organizations and {summary.projects} projects, {summary.first_day} .. {summary.end_day}")
+    print(
+        f"wrote {summary.files:,} files, {summary.lines:,} lines for {summary.organizations} "
+        f"organizations and {summary.projects} projects, {summary.first_day} .. {summary.end_day}"
+    )
     for source, written in summary.sources.items():
-        print(f"  {source:<18}{written.files:>6,} files{written.lines:>11,} lines  "
-              f"({written.duplicates:,} duplicates, {written.conflicts:,} conflicts, "
-              f"{written.malformed:,} malformed, {written.late:,} late)")
-    print(f"reference data for these organizations: {reference} "
-          f"(load it with `odavl-pipeline seed --reference {reference}`)")
+        print(
+            f"  {source:<18}{written.files:>6,} files{written.lines:>11,} lines  "
+            f"({written.duplicates:,} duplicates, {written.conflicts:,} conflicts, "
+            f"{written.malformed:,} malformed, {written.late:,} late)"
+        )
+    print(
+        f"reference data for these organizations: {reference} "
+        f"(load it with `odavl-pipeline seed --reference {reference}`)"
+    )
 
 
 # --- run ---------------------------------------------------------------------
@@ -156,29 +173,36 @@ def cmd_run(args, settings: Settings) -> int:
     else:
         print(f"ingesting {_days_text(days)} from {settings.landing_dir}", file=sys.stderr)
         with StageLines(settings) as stages:
-            results = orchestration.run_pipeline(settings, days, args.log_level,
-                                                 full_marts=args.full_marts, listener=stages)
+            results = orchestration.run_pipeline(
+                settings, days, args.log_level, full_marts=args.full_marts, listener=stages
+            )
         with connect(settings) as conn:
             for result in results:
                 for source, run_source_counts in run_counts(conn, result.run_id).items():
                     counts[source].add(run_source_counts)
                 unread += unread_files(conn, result.run_id)
         for result in results:
-            print(f"dagster run {result.run_id}: {'success' if result.success else 'FAILED'}",
-                  file=sys.stderr)
+            print(
+                f"dagster run {result.run_id}: {'success' if result.success else 'FAILED'}",
+                file=sys.stderr,
+            )
         succeeded = all(result.success for result in results)
         if settings.marts_path.exists():
-            print(f"marts: {settings.marts_path} (`odavl-pipeline quota` shows quota status)",
-                  file=sys.stderr)
+            print(
+                f"marts: {settings.marts_path} (`odavl-pipeline quota` shows quota status)",
+                file=sys.stderr,
+            )
     table = {source: source_counts.as_dict() for source, source_counts in counts.items()}
     if args.json:
         print(json.dumps(table))
     else:
         _print_counts(table)
         _print_unread(unread)
-        print("\nnext: `odavl-pipeline quota` shows usage against quotas, `odavl-pipeline rejects` "
-              "the quarantine, `odavl-pipeline dashboard` the dashboards and `odavl-pipeline ui` "
-              "the runs and the asset graph.")
+        print(
+            "\nnext: `odavl-pipeline quota` shows usage against quotas, `odavl-pipeline rejects` "
+            "the quarantine, `odavl-pipeline dashboard` the dashboards and `odavl-pipeline ui` "
+            "the runs and the asset graph."
+        )
     return 0 if succeeded else 1
 
 
@@ -221,8 +245,11 @@ class StageLines:
         """`usage_events   61 files   41,765 rows accepted   293 rejected   4.2 s`"""
         if not step.succeeded:
             return f"{step.step:<18}FAILED after {step.seconds:.1f} s: {_shorten(step.error, 80)}"
-        checks = (f"{len(step.failed_checks)} check(s) failed: {', '.join(step.failed_checks)}"
-                  if step.failed_checks else "checks passed")
+        checks = (
+            f"{len(step.failed_checks)} check(s) failed: {', '.join(step.failed_checks)}"
+            if step.failed_checks
+            else "checks passed"
+        )
         if step.step in LANDING_SOURCES:  # its checks only when one failed: the line stays short
             done = self.ingested(step) + (f", {checks}" if step.failed_checks else "")
         else:
@@ -237,8 +264,10 @@ class StageLines:
         with connect(self.settings) as conn:
             counts = run_counts(conn, step.run_id)[step.step]
         pending = f"{counts.pending:>8,} pending" if counts.pending else ""
-        return (f"{counts.files:>5,} files{counts.accepted:>11,} rows accepted"
-                f"{counts.rejected:>7,} rejected{pending}")
+        return (
+            f"{counts.files:>5,} files{counts.accepted:>11,} rows accepted"
+            f"{counts.rejected:>7,} rejected{pending}"
+        )
 
 
 def _days_text(days: list) -> str:
@@ -253,13 +282,17 @@ def _print_unread(unread: list[dict]) -> None:
     failed = [row for row in unread if row["status"] == "failed"]
     misplaced = [row for row in unread if row["status"] == "misplaced"]
     if failed:
-        print(f"\n{len(failed):,} file(s) failed and will be tried again by the next run "
-              f"(`odavl-pipeline rejects --reason ingest_error`):")
+        print(
+            f"\n{len(failed):,} file(s) failed and will be tried again by the next run "
+            f"(`odavl-pipeline rejects --reason ingest_error`):"
+        )
         for row in failed[:20]:
             print(f"  {row['file']}: {row['detail']}")
     if misplaced:
-        print(f"\n{len(misplaced):,} misplaced file(s) not read (`odavl-pipeline rejects --reason "
-              f"misplaced_file`): they belong in <source>/<YYYY-MM-DD>/<name>.ndjson[.gz]")
+        print(
+            f"\n{len(misplaced):,} misplaced file(s) not read (`odavl-pipeline rejects --reason "
+            f"misplaced_file`): they belong in <source>/<YYYY-MM-DD>/<name>.ndjson[.gz]"
+        )
         for row in misplaced[:20]:
             print(f"  {row['detail']}")
     if len(failed) > 20 or len(misplaced) > 20:
@@ -287,22 +320,29 @@ def cmd_quota(args, settings: Settings) -> None:
         cursor = marts.execute(
             "SELECT org, tier, period_start, period_end, metric, used, quota, pct_used, status, "
             "projected, projected_exhaustion, as_of FROM quota_status "
-            "WHERE ? IS NULL OR org = ? ORDER BY org, metric", [args.org, args.org])
+            "WHERE ? IS NULL OR org = ? ORDER BY org, metric",
+            [args.org, args.org],
+        )
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     if args.org and not rows:
-        raise PipelineError(f"no quota status for {args.org!r}: unknown organization, or it has "
-                            f"no subscription")
+        raise PipelineError(
+            f"no quota status for {args.org!r}: unknown organization, or it has no subscription"
+        )
     if args.json:
         print(json.dumps(rows, default=str))
         return
-    print(f"{'organization':<24}{'tier':<11}{'metric':<10}{'used':>9}{'quota':>9}{'%':>8}  "
-          f"{'status':<9}{'projected':>10}  exhausted on")
+    print(
+        f"{'organization':<24}{'tier':<11}{'metric':<10}{'used':>9}{'quota':>9}{'%':>8}  "
+        f"{'status':<9}{'projected':>10}  exhausted on"
+    )
     for row in rows:
         pct = "-" if row["pct_used"] is None else f"{row['pct_used']:.1f}"
-        print(f"{row['org']:<24}{row['tier']:<11}{row['metric']:<10}{row['used']:>9,}"
-              f"{row['quota']:>9,}{pct:>8}  {row['status']:<9}{row['projected']:>10,}  "
-              f"{row['projected_exhaustion'] or '-'}")
+        print(
+            f"{row['org']:<24}{row['tier']:<11}{row['metric']:<10}{row['used']:>9,}"
+            f"{row['quota']:>9,}{pct:>8}  {row['status']:<9}{row['projected']:>10,}  "
+            f"{row['projected_exhaustion'] or '-'}"
+        )
     if rows:
         print(f"\ncurrent periods as of {rows[0]['as_of']:%Y-%m-%d %H:%M} UTC")
 
@@ -324,19 +364,39 @@ def cmd_rejects(args, settings: Settings) -> None:
         totals = reject_totals(conn, filters)
     total = sum(records for _, _, records in totals)
     if not total:
-        print("no quarantined record" + (" matches these filters" if filters != RejectFilter()
-                                         else ": the quarantine is empty"))
+        print(
+            "no quarantined record"
+            + (
+                " matches these filters"
+                if filters != RejectFilter()
+                else ": the quarantine is empty"
+            )
+        )
         return
     more = " (--limit N shows more, --json all of them)" if len(rows) < total else ""
     print(f"{len(rows):,} of {total:,} quarantined records, newest day first{more}\n")
-    _print_table(["source", "reason", "file:line", "detail"],
-                 [[row["source"] or NO_SOURCE, row["reason"],
-                   row["file"] if row["line"] is None else f"{row['file']}:{row['line']}",
-                   _shorten(row["detail"], DETAIL_WIDTH)] for row in rows])
+    _print_table(
+        ["source", "reason", "file:line", "detail"],
+        [
+            [
+                row["source"] or NO_SOURCE,
+                row["reason"],
+                row["file"] if row["line"] is None else f"{row['file']}:{row['line']}",
+                _shorten(row["detail"], DETAIL_WIDTH),
+            ]
+            for row in rows
+        ],
+    )
     print("\nby source and reason:")
-    _print_table(["source", "reason", "records"],
-                 [*([source or NO_SOURCE, reason, f"{records:,}"] for source, reason, records in totals),
-                  ["total", "", f"{total:,}"]], right_aligned={"records"}, indent="  ")
+    _print_table(
+        ["source", "reason", "records"],
+        [
+            *([source or NO_SOURCE, reason, f"{records:,}"] for source, reason, records in totals),
+            ["total", "", f"{total:,}"],
+        ],
+        right_aligned={"records"},
+        indent="  ",
+    )
 
 
 NO_SOURCE = "(no source)"  # a misplaced file outside every source's folder
@@ -348,17 +408,23 @@ DETAIL_WIDTH = 90
 def _shorten(text: str, width: int) -> str:
     """`text` on one line, cut to `width` characters with an ellipsis."""
     line = " ".join(text.split())
-    return line if len(line) <= width else line[:width - 1] + "…"
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _print_table(headers: list[str], rows: list[list[str]], right_aligned: set[str] = frozenset(),
-                 indent: str = "") -> None:
+def _print_table(
+    headers: list[str],
+    rows: list[list[str]],
+    right_aligned: set[str] = frozenset(),
+    indent: str = "",
+) -> None:
     """Columns as wide as their widest cell, headers in capitals; the last one not padded."""
     widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        padded = [cell.rjust(width) if header in right_aligned else cell.ljust(width)
-                  for header, cell, width in zip(headers, cells, widths)]
+        padded = [
+            cell.rjust(width) if header in right_aligned else cell.ljust(width)
+            for header, cell, width in zip(headers, cells, widths)
+        ]
         return (indent + "  ".join(padded)).rstrip()
 
     print(line([header.upper() for header in headers]))
@@ -375,8 +441,10 @@ def cmd_rejects_retry(args, settings: Settings) -> None:
     with connect(settings) as conn:
         for source in SOURCES:
             outcome = retry_quarantine(conn, source)
-            print(f"{source}: retried {outcome.lines:,}: {outcome.landed:,} accepted, "
-                  f"{outcome.duplicate:,} duplicate, {outcome.rejected:,} still rejected")
+            print(
+                f"{source}: retried {outcome.lines:,}: {outcome.landed:,} accepted, "
+                f"{outcome.duplicate:,} duplicate, {outcome.rejected:,} still rejected"
+            )
 
 
 def cmd_users_set_password(args, settings: Settings) -> None:
@@ -390,8 +458,9 @@ def cmd_users_set_password(args, settings: Settings) -> None:
     with connect(settings) as conn:
         email = set_password(conn, args.email, password)
     if email is None:
-        raise PipelineError(f"no user has the email {args.email!r} (`seed` loads the users of "
-                            f"a reference.json)")
+        raise PipelineError(
+            f"no user has the email {args.email!r} (`seed` loads the users of a reference.json)"
+        )
     print(f"password set for {email}; only its hash is stored")
 
 
@@ -418,8 +487,10 @@ def cmd_stripe_sync(args, settings: Settings) -> None:
     _require_migrated(settings)
     with connect(settings) as conn:
         report = initial_sync(conn, client)
-    print(f"customers: {report.customers:,} ({report.customers_linked:,} linked to an organization); "
-          f"subscriptions: {report.subscriptions:,} ({report.subscriptions_applied:,} applied)")
+    print(
+        f"customers: {report.customers:,} ({report.customers_linked:,} linked to an organization); "
+        f"subscriptions: {report.subscriptions:,} ({report.subscriptions_applied:,} applied)"
+    )
     for note in report.notes:
         print(f"  {note}")
 
@@ -452,7 +523,11 @@ def cmd_stripe_report(args, settings: Settings) -> int:
         raise PipelineError(str(error)) from None
     with connect(settings) as conn:
         summary = report_usage(conn, client, periods)
-    print(", ".join(f"{name.replace('_', ' ')} {count:,}" for name, count in summary.as_dict().items()))
+    print(
+        ", ".join(
+            f"{name.replace('_', ' ')} {count:,}" for name, count in summary.as_dict().items()
+        )
+    )
     for identifier, reason in summary.failed:
         print(f"  failed {identifier}: {reason}")
     for discrepancy in summary.discrepancies:
@@ -497,11 +572,24 @@ def cmd_ui(args, settings: Settings) -> int:
     from odavl_pipeline.orchestration import prepare_instance_environment
 
     env = {**os.environ, **prepare_instance_environment(settings)}
-    command = [sys.executable, "-m", "dagster", "dev", "-m", "odavl_pipeline.definitions",
-               "--host", args.host, "--port", str(args.port)]
-    print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home}); "
-          f"`dagster dev` runs the webserver and the daemon (schedules, sensors, run queue)",
-          file=sys.stderr, flush=True)
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "odavl_pipeline.definitions",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    print(
+        f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home}); "
+        f"`dagster dev` runs the webserver and the daemon (schedules, sensors, run queue)",
+        file=sys.stderr,
+        flush=True,
+    )
     _exec(command, env)
 
 
@@ -509,16 +597,38 @@ def cmd_dashboard(args, settings: Settings) -> int:
     """The Streamlit dashboards (`dashboards/server.py` of the clone) on these settings' marts."""
     server = Path(__file__).resolve().parents[1] / "dashboards" / "server.py"
     if not server.exists():
-        raise PipelineError(f"no dashboards at {server}: they run from a clone of the repository "
-                            f"installed with `pip install -e .`")
+        raise PipelineError(
+            f"no dashboards at {server}: they run from a clone of the repository "
+            f"installed with `pip install -e .`"
+        )
     _require_migrated(settings)  # the sign-in keeps its sessions in the database
-    env = {**os.environ, "ODAVL_HOME": str(settings.home),
-           "ODAVL_MARTS_PATH": str(settings.marts_path)}
-    command = [sys.executable, "-m", "streamlit", "run", str(server), "--server.address", args.host,
-               "--server.port", str(args.port), "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
-    print(f"dashboards on http://{args.host}:{args.port} (marts {settings.marts_path})",
-          file=sys.stderr, flush=True)
+    env = {
+        **os.environ,
+        "ODAVL_HOME": str(settings.home),
+        "ODAVL_MARTS_PATH": str(settings.marts_path),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(server),
+        "--server.address",
+        args.host,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
+    print(
+        f"dashboards on http://{args.host}:{args.port} (marts {settings.marts_path})",
+        file=sys.stderr,
+        flush=True,
+    )
     _exec(command, env)
 
 
@@ -541,13 +651,23 @@ Dagster UI   .venv/bin/odavl-pipeline ui, then open http://127.0.0.1:3000 (this 
 def cmd_demo(args, settings: Settings) -> int:
     """Migrate, seed, generate a month for a handful of organizations, run: end to end."""
     cmd_db_upgrade(args, settings)
-    generated = argparse.Namespace(**{**vars(_parser().parse_args(["generate"])),
-                                      "out": None, "organizations": args.organizations,
-                                      "days": args.days, "quiet": args.log_level not in VERBOSE})
+    generated = argparse.Namespace(
+        **{
+            **vars(_parser().parse_args(["generate"])),
+            "out": None,
+            "organizations": args.organizations,
+            "days": args.days,
+            "quiet": args.log_level not in VERBOSE,
+        }
+    )
     cmd_generate(generated, settings)
     cmd_seed(argparse.Namespace(reference=[str(settings.home / "reference.json")]), settings)
-    status = cmd_run(argparse.Namespace(start=None, end=None, json=False,
-                                        log_level=args.log_level, full_marts=False), settings)
+    status = cmd_run(
+        argparse.Namespace(
+            start=None, end=None, json=False, log_level=args.log_level, full_marts=False
+        ),
+        settings,
+    )
     print(_quotas_and_alerts(settings))
     print(DEMO_ENDING)
     return status
@@ -558,19 +678,29 @@ def _quotas_and_alerts(settings: Settings) -> str:
     from odavl_pipeline.db.server import connect
 
     with connect(settings) as conn:
-        free = [slug for (slug,) in conn.execute(
-            "SELECT o.slug FROM organizations AS o WHERE NOT EXISTS (SELECT 1 FROM subscriptions "
-            "AS s WHERE s.organization_id = o.id AND s.status <> 'CANCELED') ORDER BY o.slug")]
+        free = [
+            slug
+            for (slug,) in conn.execute(
+                "SELECT o.slug FROM organizations AS o WHERE NOT EXISTS (SELECT 1 FROM subscriptions "
+                "AS s WHERE s.organization_id = o.id AND s.status <> 'CANCELED') ORDER BY o.slug"
+            )
+        ]
         alerts = conn.execute(
             "SELECT o.slug, a.metric, a.threshold FROM quota_alerts AS a JOIN organizations AS o "
-            "ON o.id = a.organization_id ORDER BY a.id").fetchall()
-    example = (f", the first: {alerts[0][0]} {alerts[0][1]} "
-               f"{'forecast to run out' if alerts[0][2] == 'forecast' else alerts[0][2] + ' %'}"
-               if alerts else "")
-    return (f"\nQuotas       {len(free)} organizations on FREE without a subscription (calendar "
-            f"months){': ' + ', '.join(free) if free else ''}; `odavl-pipeline quota` lists all\n"
-            f"Alerts       {len(alerts)} quota alerts recorded{example}; sent signed when "
-            f"ODAVL_ALERT_WEBHOOK_URL and ODAVL_ALERT_WEBHOOK_SECRET are set")
+            "ON o.id = a.organization_id ORDER BY a.id"
+        ).fetchall()
+    example = (
+        f", the first: {alerts[0][0]} {alerts[0][1]} "
+        f"{'forecast to run out' if alerts[0][2] == 'forecast' else alerts[0][2] + ' %'}"
+        if alerts
+        else ""
+    )
+    return (
+        f"\nQuotas       {len(free)} organizations on FREE without a subscription (calendar "
+        f"months){': ' + ', '.join(free) if free else ''}; `odavl-pipeline quota` lists all\n"
+        f"Alerts       {len(alerts)} quota alerts recorded{example}; sent signed when "
+        f"ODAVL_ALERT_WEBHOOK_URL and ODAVL_ALERT_WEBHOOK_SECRET are set"
+    )
 
 
 def _require_migrated(settings: Settings) -> None:
@@ -587,8 +717,10 @@ def _require_migrated(settings: Settings) -> None:
         current = MigrationContext.configure(conn).get_current_revision()
     engine.dispose()
     if current != head:
-        raise PipelineError(f"the database is at revision {current or 'none'}, not {head}: "
-                            f"run `odavl-pipeline db upgrade` first")
+        raise PipelineError(
+            f"the database is at revision {current or 'none'}, not {head}: "
+            f"run `odavl-pipeline db upgrade` first"
+        )
 
 
 def _day(text: str) -> date:
@@ -610,9 +742,12 @@ VERBOSE = ("DEBUG", "INFO")  # log levels that show each step's progress
 
 def _add_log_level(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="Dagster's run log on standard error (default WARNING: a line per step as it ends, "
-             "warnings and errors; INFO: every step's progress too). The Dagster UI shows it all.")
+        "warnings and errors; INFO: every step's progress too). The Dagster UI shows it all.",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -620,8 +755,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="command")
 
     db = commands.add_parser("db", help="the operational database").add_subparsers(
-        required=True, metavar="action")
-    db.add_parser("upgrade", help="migrate to the newest revision").set_defaults(handler=cmd_db_upgrade)
+        required=True, metavar="action"
+    )
+    db.add_parser("upgrade", help="migrate to the newest revision").set_defaults(
+        handler=cmd_db_upgrade
+    )
     down = db.add_parser("downgrade", help="migrate down to a revision (default: empty)")
     down.add_argument("revision", nargs="?", default="base")
     down.set_defaults(handler=cmd_db_downgrade)
@@ -629,20 +767,35 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("stop", help="stop the embedded server").set_defaults(handler=cmd_db_stop)
 
     seed = commands.add_parser("seed", help="load the demo reference data (idempotent)")
-    seed.add_argument("--reference", action="append", default=[], metavar="FILE",
-                      help="also load a reference.json written by `generate`")
+    seed.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also load a reference.json written by `generate`",
+    )
     seed.set_defaults(handler=cmd_seed)
 
     gen = commands.add_parser("generate", help="write synthetic landing files")
     gen.add_argument("--out", help="landing root to write (default: ODAVL_LANDING_DIR)")
-    gen.add_argument("--reference-out", metavar="FILE", help="where to write the organizations and "
-                     "projects the files use (default: reference.json in ODAVL_HOME)")
+    gen.add_argument(
+        "--reference-out",
+        metavar="FILE",
+        help="where to write the organizations and "
+        "projects the files use (default: reference.json in ODAVL_HOME)",
+    )
     gen.add_argument("--seed", type=int, default=7, help="same seed, same bytes (default 7)")
     gen.add_argument("--days", type=int, default=30, help="days of history (default 30)")
     gen.add_argument("--end", type=_day, help="last day (default: yesterday, UTC)")
-    gen.add_argument("--organizations", type=int, default=5,
-                     help="synthetic organizations besides the two demo ones (default 5)")
-    gen.add_argument("--usage-per-day", type=int, default=200, help="per organization (default 200)")
+    gen.add_argument(
+        "--organizations",
+        type=int,
+        default=5,
+        help="synthetic organizations besides the two demo ones (default 5)",
+    )
+    gen.add_argument(
+        "--usage-per-day", type=int, default=200, help="per organization (default 200)"
+    )
     gen.add_argument("--errors-per-day", type=int, default=40, help="per project (default 40)")
     gen.add_argument("--attestations-per-day", type=int, default=5, help="per project (default 5)")
     gen.add_argument("--audits-per-day", type=int, default=2, help="per project (default 2)")
@@ -652,22 +805,28 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--late-share", type=_share, default=0.02)
     gen.add_argument("--gzip-share", type=_share, default=0.2)
     gen.add_argument("--files-per-day", type=int, default=2)
-    gen.add_argument("--quiet", action="store_true",
-                     help="only the summary, no line per source and day")
+    gen.add_argument(
+        "--quiet", action="store_true", help="only the summary, no line per source and day"
+    )
     gen.set_defaults(handler=cmd_generate)
 
     run = commands.add_parser(
-        "run", help="materialize the asset graph for what has landed",
+        "run",
+        help="materialize the asset graph for what has landed",
         description="Ingests the landed days that hold new, changed or failed files (or, when none "
-                    "does, the latest landed day: the quarantine is retried and the marts rebuilt "
-                    "all the same), then rebuilds the marts: one Dagster run, the four sources at "
-                    "once.")
+        "does, the latest landed day: the quarantine is retried and the marts rebuilt "
+        "all the same), then rebuilds the marts: one Dagster run, the four sources at "
+        "once.",
+    )
     run.add_argument("--start", type=_day, help="first day (default: the earliest landed)")
     run.add_argument("--end", type=_day, help="last day (default: the latest landed)")
     run.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     _add_log_level(run)
-    run.add_argument("--full-marts", action="store_true",
-                     help="rebuild the marts from all of history, not only the changed days")
+    run.add_argument(
+        "--full-marts",
+        action="store_true",
+        help="rebuild the marts from all of history, not only the changed days",
+    )
     run.set_defaults(handler=cmd_run)
 
     quota = commands.add_parser("quota", help="each organization's usage against its quota")
@@ -676,46 +835,58 @@ def _parser() -> argparse.ArgumentParser:
     quota.set_defaults(handler=cmd_quota)
 
     rejects = commands.add_parser(
-        "rejects", help="list the quarantine",
+        "rejects",
+        help="list the quarantine",
         description="The quarantined records, newest landing day first: a table of the first ones and "
-                    "the totals by source and reason, or with --json every record that passes "
-                    "the filters.")
+        "the totals by source and reason, or with --json every record that passes "
+        "the filters.",
+    )
     rejects.add_argument("--source", choices=LANDING_SOURCES, help="only this source")
     rejects.add_argument("--reason", help="only this reason (e.g. unknown_org)")
-    rejects.add_argument("--file", help="only files whose path (relative to the landing root) "
-                                        "contains this")
+    rejects.add_argument(
+        "--file", help="only files whose path (relative to the landing root) contains this"
+    )
     rejects.add_argument("--day", type=_day, help="only files landed in this day's folder")
     rejects.add_argument("--json", action="store_true", help="print one JSON array, all rows")
     rejects.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
     rejects.set_defaults(handler=cmd_rejects)
     rejects_actions = rejects.add_subparsers(metavar="action")
     rejects_actions.add_parser("retry", help="retry what can now be accepted").set_defaults(
-        handler=cmd_rejects_retry)
+        handler=cmd_rejects_retry
+    )
 
     users = commands.add_parser("users", help="the dashboards' users").add_subparsers(
-        required=True, metavar="action")
+        required=True, metavar="action"
+    )
     set_password = users.add_parser(
-        "set-password", help="set a user's password (prompted, or the first line of standard "
-                             "input)")
+        "set-password", help="set a user's password (prompted, or the first line of standard input)"
+    )
     set_password.add_argument("email")
     set_password.set_defaults(handler=cmd_users_set_password)
 
     stripe_actions = commands.add_parser(
-        "stripe", help="Stripe: subscriptions in, metered usage out").add_subparsers(
-        required=True, metavar="action")
-    stripe_actions.add_parser("sync", help="link customers and synchronize every subscription"
-                              ).set_defaults(handler=cmd_stripe_sync)
-    listen = stripe_actions.add_parser("listen", help="serve the webhook endpoint "
-                                       "(POST /stripe/webhook, GET /healthz)")
+        "stripe", help="Stripe: subscriptions in, metered usage out"
+    ).add_subparsers(required=True, metavar="action")
+    stripe_actions.add_parser(
+        "sync", help="link customers and synchronize every subscription"
+    ).set_defaults(handler=cmd_stripe_sync)
+    listen = stripe_actions.add_parser(
+        "listen", help="serve the webhook endpoint (POST /stripe/webhook, GET /healthz)"
+    )
     listen.add_argument("--host", default="127.0.0.1")
     listen.add_argument("--port", type=int, default=8421)
     listen.set_defaults(handler=cmd_stripe_listen)
-    stripe_actions.add_parser("report", help="report usage to Stripe meter events: increments of "
-                              "open periods, the true-up of closed ones"
-                              ).set_defaults(handler=cmd_stripe_report)
+    stripe_actions.add_parser(
+        "report",
+        help="report usage to Stripe meter events: increments of "
+        "open periods, the true-up of closed ones",
+    ).set_defaults(handler=cmd_stripe_report)
 
-    doctor = commands.add_parser("doctor", help="check configuration, database, migrations, "
-                                 "landing zone, marts and Stripe; say what to do about each problem")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check configuration, database, migrations, "
+        "landing zone, marts and Stripe; say what to do about each problem",
+    )
     doctor.add_argument("--json", action="store_true", help="print one JSON array of findings")
     doctor.set_defaults(handler=cmd_doctor)
 

@@ -18,13 +18,21 @@ from odavl_pipeline.orchestration import STEP_PROCESSES
 INGEST_TAGS = {"odavl/ingest": "true"}
 
 pipeline_job = dg.define_asset_job(
-    "pipeline", selection=dg.AssetSelection.groups("ingestion", "marts"), tags=INGEST_TAGS,
-    executor_def=dg.multiprocess_executor, config=STEP_PROCESSES,
-    description="Ingest the landing zone for a range of landed days, then rebuild the marts.")
+    "pipeline",
+    selection=dg.AssetSelection.groups("ingestion", "marts"),
+    tags=INGEST_TAGS,
+    executor_def=dg.multiprocess_executor,
+    config=STEP_PROCESSES,
+    description="Ingest the landing zone for a range of landed days, then rebuild the marts.",
+)
 ingest_job = dg.define_asset_job(
-    "ingest", selection=dg.AssetSelection.groups("ingestion"), tags=INGEST_TAGS,
-    executor_def=dg.multiprocess_executor, config=STEP_PROCESSES,
-    description="Ingest the landing zone into PostgreSQL for a range of landed days.")
+    "ingest",
+    selection=dg.AssetSelection.groups("ingestion"),
+    tags=INGEST_TAGS,
+    executor_def=dg.multiprocess_executor,
+    config=STEP_PROCESSES,
+    description="Ingest the landing zone into PostgreSQL for a range of landed days.",
+)
 
 defs = dg.Definitions(
     assets=[*landing_specs, *ingest_assets, marts, *stripe_assets],

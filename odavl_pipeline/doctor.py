@@ -32,21 +32,29 @@ class Finding:
         return asdict(self)
 
 
-def run_checks(environ: Mapping[str, str] | None = None, now: datetime | None = None) -> list[Finding]:
+def run_checks(
+    environ: Mapping[str, str] | None = None, now: datetime | None = None
+) -> list[Finding]:
     """Every check, in order; the ones that need the database are skipped when it is unreachable."""
     env = os.environ if environ is None else environ
     now = now or datetime.now(UTC)
     config = check_configuration(env)
     if config.status == PROBLEM:
-        return [config, *(Finding(name, SKIPPED, "needs a valid configuration")
-                          for name in ("database", "migrations", "dagster", "landing", "marts",
-                                       "stripe"))]
+        return [
+            config,
+            *(
+                Finding(name, SKIPPED, "needs a valid configuration")
+                for name in ("database", "migrations", "dagster", "landing", "marts", "stripe")
+            ),
+        ]
     settings = Settings.from_env(env)
     findings = [config, database := check_database(settings)]
     if database.status == OK:
         findings += [check_migrations(settings), check_dagster(settings, now)]
     else:
-        findings += [Finding(name, SKIPPED, "needs the database") for name in ("migrations", "dagster")]
+        findings += [
+            Finding(name, SKIPPED, "needs the database") for name in ("migrations", "dagster")
+        ]
     findings += [check_landing(settings), check_marts(settings, now), check_stripe(settings)]
     return findings
 
@@ -65,29 +73,50 @@ def check_configuration(env: Mapping[str, str]) -> Finding:
     try:
         settings = Settings.from_env(env)
     except ValueError as error:
-        return Finding("configuration", PROBLEM, str(error), "correct the variable, or unset it "
-                       "for its default")
+        return Finding(
+            "configuration",
+            PROBLEM,
+            str(error),
+            "correct the variable, or unset it for its default",
+        )
     where = "the embedded server under " + str(settings.embedded_pgdata)
     if settings.database_url:
         try:
             url = make_url(settings.database_url)
         except ArgumentError:
-            return Finding("configuration", PROBLEM, "ODAVL_DATABASE_URL is not a URL",
-                           "set it to a SQLAlchemy URL: postgresql+psycopg://USER:PASSWORD@HOST:5432/odavl")
+            return Finding(
+                "configuration",
+                PROBLEM,
+                "ODAVL_DATABASE_URL is not a URL",
+                "set it to a SQLAlchemy URL: postgresql+psycopg://USER:PASSWORD@HOST:5432/odavl",
+            )
         if url.get_backend_name() != "postgresql":
-            return Finding("configuration", PROBLEM,
-                           f"ODAVL_DATABASE_URL is a {url.get_backend_name()} URL, not PostgreSQL",
-                           "set it to postgresql+psycopg://USER:PASSWORD@HOST:5432/odavl")
+            return Finding(
+                "configuration",
+                PROBLEM,
+                f"ODAVL_DATABASE_URL is a {url.get_backend_name()} URL, not PostgreSQL",
+                "set it to postgresql+psycopg://USER:PASSWORD@HOST:5432/odavl",
+            )
         where = url.render_as_string(hide_password=True)
     webhook = settings.alert_webhook_url
     if webhook and not webhook.startswith(("http://", "https://")):
-        return Finding("configuration", PROBLEM, "ODAVL_ALERT_WEBHOOK_URL is not an http(s) URL",
-                       "set it to the webhook's https:// address, or unset it")
-    alerts = "run failures go to the log and the alert webhook" if webhook else \
-        "run failures go to the log only (ODAVL_ALERT_WEBHOOK_URL unset)"
-    return Finding("configuration", OK,
-                   f"database: {where}; landing: {settings.landing_dir}; marts: {settings.marts_path}; "
-                   f"DAGSTER_HOME: {settings.dagster_home}; {alerts}")
+        return Finding(
+            "configuration",
+            PROBLEM,
+            "ODAVL_ALERT_WEBHOOK_URL is not an http(s) URL",
+            "set it to the webhook's https:// address, or unset it",
+        )
+    alerts = (
+        "run failures go to the log and the alert webhook"
+        if webhook
+        else "run failures go to the log only (ODAVL_ALERT_WEBHOOK_URL unset)"
+    )
+    return Finding(
+        "configuration",
+        OK,
+        f"database: {where}; landing: {settings.landing_dir}; marts: {settings.marts_path}; "
+        f"DAGSTER_HOME: {settings.dagster_home}; {alerts}",
+    )
 
 
 # --- the database --------------------------------------------------------------------------
@@ -104,11 +133,13 @@ def check_database(settings: Settings) -> Finding:
         with psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
     except Exception as error:  # noqa: BLE001 - any failure to connect is the finding
-        fix = ("check that the server is running and reachable, and that ODAVL_DATABASE_URL "
-               "names the right host, port, database, user and password"
-               if settings.database_url else
-               f"see the server's log under {settings.embedded_pgdata}; `odavl-pipeline db stop` "
-               f"then any command restarts it")
+        fix = (
+            "check that the server is running and reachable, and that ODAVL_DATABASE_URL "
+            "names the right host, port, database, user and password"
+            if settings.database_url
+            else f"see the server's log under {settings.embedded_pgdata}; `odavl-pipeline db stop` "
+            f"then any command restarts it"
+        )
         return Finding("database", PROBLEM, f"cannot connect to {shown}: {_first_line(error)}", fix)
     return Finding("database", OK, f"PostgreSQL {version} at {shown}, database {url.database}")
 
@@ -132,15 +163,26 @@ def check_migrations(settings: Settings) -> Finding:
     if current == head:
         return Finding("migrations", OK, f"at the newest revision ({head})")
     if current is None:
-        return Finding("migrations", PROBLEM, "the database is not migrated (no revision)",
-                       "run `odavl-pipeline db upgrade`")
+        return Finding(
+            "migrations",
+            PROBLEM,
+            "the database is not migrated (no revision)",
+            "run `odavl-pipeline db upgrade`",
+        )
     known = {revision.revision for revision in script.walk_revisions()}
     if current not in known:
-        return Finding("migrations", PROBLEM,
-                       f"the database is at revision {current}, which this code does not know",
-                       "run the release that migrated it, or restore the database")
-    return Finding("migrations", PROBLEM, f"the database is at revision {current}, not {head}",
-                   "run `odavl-pipeline db upgrade`")
+        return Finding(
+            "migrations",
+            PROBLEM,
+            f"the database is at revision {current}, which this code does not know",
+            "run the release that migrated it, or restore the database",
+        )
+    return Finding(
+        "migrations",
+        PROBLEM,
+        f"the database is at revision {current}, not {head}",
+        "run `odavl-pipeline db upgrade`",
+    )
 
 
 def check_dagster(settings: Settings, now: datetime) -> Finding:
@@ -153,24 +195,36 @@ def check_dagster(settings: Settings, now: datetime) -> Finding:
     if config.exists():
         loaded = yaml.safe_load(config.read_text()) or {}
         if "postgres" not in (loaded.get("storage") or {}):
-            return Finding("dagster", PROBLEM, f"{config} does not keep the instance in PostgreSQL: "
-                           "runs from the CLI, the schedule and the UI would not share one history",
-                           "remove it (odavl-pipeline writes its own on first use), or give it "
-                           "`storage: postgres:` as deploy/docker/dagster.yaml does")
+            return Finding(
+                "dagster",
+                PROBLEM,
+                f"{config} does not keep the instance in PostgreSQL: "
+                "runs from the CLI, the schedule and the UI would not share one history",
+                "remove it (odavl-pipeline writes its own on first use), or give it "
+                "`storage: postgres:` as deploy/docker/dagster.yaml does",
+            )
     try:
         instance = orchestration.instance(settings)
         runs = instance.get_runs_count()
         heartbeats = instance.get_daemon_heartbeats()
     except Exception as error:  # noqa: BLE001
-        return Finding("dagster", PROBLEM, f"the Dagster instance does not load: {_first_line(error)}",
-                       f"check {config} and that the `dagster` database exists on the server")
+        return Finding(
+            "dagster",
+            PROBLEM,
+            f"the Dagster instance does not load: {_first_line(error)}",
+            f"check {config} and that the `dagster` database exists on the server",
+        )
     latest = max((beat.timestamp for beat in heartbeats.values()), default=None)
     summary = f"instance {settings.dagster_home}, {runs:,} runs recorded"
     if latest is None or now - datetime.fromtimestamp(latest, UTC) > DAEMON_HEARTBEAT_TOLERANCE:
-        return Finding("dagster", WARNING, f"{summary}; no dagster-daemon heartbeat in the last "
-                       f"{DAEMON_HEARTBEAT_TOLERANCE.seconds // 60} minutes: the schedules "
-                       "(daily_billing), sensors and queued runs are not running",
-                       "start `odavl-pipeline ui` (webserver and daemon), or the daemon service")
+        return Finding(
+            "dagster",
+            WARNING,
+            f"{summary}; no dagster-daemon heartbeat in the last "
+            f"{DAEMON_HEARTBEAT_TOLERANCE.seconds // 60} minutes: the schedules "
+            "(daily_billing), sensors and queued runs are not running",
+            "start `odavl-pipeline ui` (webserver and daemon), or the daemon service",
+        )
     return Finding("dagster", OK, f"{summary}; daemon alive")
 
 
@@ -181,28 +235,43 @@ def check_landing(settings: Settings) -> Finding:
     from odavl_pipeline.ingest.landing import scan_landing
 
     root = settings.landing_dir
-    fix_missing = (f"create it (`mkdir -p {root}`) or set ODAVL_LANDING_DIR to where the products "
-                   f"write <source>/<YYYY-MM-DD>/<name>.ndjson")
+    fix_missing = (
+        f"create it (`mkdir -p {root}`) or set ODAVL_LANDING_DIR to where the products "
+        f"write <source>/<YYYY-MM-DD>/<name>.ndjson"
+    )
     if not root.exists():
         return Finding("landing", PROBLEM, f"the landing zone {root} does not exist", fix_missing)
     if not root.is_dir():
         return Finding("landing", PROBLEM, f"the landing zone {root} is not a folder", fix_missing)
     if not os.access(root, os.R_OK | os.X_OK):
-        return Finding("landing", PROBLEM, f"the landing zone {root} is not readable by this user",
-                       "give this user read access to it")
+        return Finding(
+            "landing",
+            PROBLEM,
+            f"the landing zone {root} is not readable by this user",
+            "give this user read access to it",
+        )
     scan = scan_landing(root)
     days = scan.days()
-    summary = (f"{len(scan.files):,} files over {len(days)} days ({days[0]} .. {days[-1]})" if days
-               else "nothing has landed yet")
+    summary = (
+        f"{len(scan.files):,} files over {len(days)} days ({days[0]} .. {days[-1]})"
+        if days
+        else "nothing has landed yet"
+    )
     if scan.misplaced:
-        shown = "; ".join(f"{stray.relative_path} ({stray.problem})" for stray in scan.misplaced[:5])
+        shown = "; ".join(
+            f"{stray.relative_path} ({stray.problem})" for stray in scan.misplaced[:5]
+        )
         more = f" and {len(scan.misplaced) - 5:,} more" if len(scan.misplaced) > 5 else ""
-        return Finding("landing", WARNING, f"{root}: {summary}; {len(scan.misplaced):,} misplaced "
-                       f"file(s) the pipeline does not read: {shown}{more}",
-                       "move each to <source>/<YYYY-MM-DD>/<name>.ndjson[.gz] (a real day from "
-                       "1970-01-01 to tomorrow, no links leading out of the landing zone), or "
-                       "remove it; `odavl-pipeline rejects --reason misplaced_file` lists those "
-                       "already reported")
+        return Finding(
+            "landing",
+            WARNING,
+            f"{root}: {summary}; {len(scan.misplaced):,} misplaced "
+            f"file(s) the pipeline does not read: {shown}{more}",
+            "move each to <source>/<YYYY-MM-DD>/<name>.ndjson[.gz] (a real day from "
+            "1970-01-01 to tomorrow, no links leading out of the landing zone), or "
+            "remove it; `odavl-pipeline rejects --reason misplaced_file` lists those "
+            "already reported",
+        )
     return Finding("landing", OK, f"{root}: {summary}")
 
 
@@ -218,36 +287,60 @@ def check_marts(settings: Settings, now: datetime) -> Finding:
         return Finding("marts", PROBLEM, f"no marts at {path}", rebuild)
     try:
         with open_marts(path) as marts:
-            tables = {name for (name,) in marts.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
-            meta = (marts.execute("SELECT schema_version, built_at FROM _meta").fetchone()
-                    if "_meta" in tables else None)
+            tables = {
+                name
+                for (name,) in marts.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+                ).fetchall()
+            }
+            meta = (
+                marts.execute("SELECT schema_version, built_at FROM _meta").fetchone()
+                if "_meta" in tables
+                else None
+            )
     except duckdb.Error as error:
-        return Finding("marts", PROBLEM, f"{path} cannot be read: {_first_line(error)}",
-                       "move it aside and run `odavl-pipeline run --full-marts` to rebuild it")
+        return Finding(
+            "marts",
+            PROBLEM,
+            f"{path} cannot be read: {_first_line(error)}",
+            "move it aside and run `odavl-pipeline run --full-marts` to rebuild it",
+        )
     missing = [name for name in CONTRACT_MARTS if name not in tables]
     if meta is None or missing:
-        return Finding("marts", PROBLEM, f"{path} is not a marts file of this pipeline"
-                       + (f" (missing {', '.join(missing)})" if missing else ""),
-                       "move it aside and run `odavl-pipeline run --full-marts`")
+        return Finding(
+            "marts",
+            PROBLEM,
+            f"{path} is not a marts file of this pipeline"
+            + (f" (missing {', '.join(missing)})" if missing else ""),
+            "move it aside and run `odavl-pipeline run --full-marts`",
+        )
     version, built_at = meta
     built_at = built_at.astimezone(UTC)
     age = now - built_at
     summary = f"{path}, built {built_at:%Y-%m-%d %H:%M} UTC ({_hours(age)} ago)"
     if is_stale(built_at, now):
-        return Finding("marts", PROBLEM, f"stale: {summary}, not since the daily build was due",
-                       "the schedule daily_billing (00:15 UTC) has not rebuilt them: check that the "
-                       "daemon runs and look for failed runs in the UI; " + rebuild)
+        return Finding(
+            "marts",
+            PROBLEM,
+            f"stale: {summary}, not since the daily build was due",
+            "the schedule daily_billing (00:15 UTC) has not rebuilt them: check that the "
+            "daemon runs and look for failed runs in the UI; " + rebuild,
+        )
     if version != SCHEMA_VERSION:
-        return Finding("marts", WARNING, f"{summary}, schema version {version} (this code: "
-                       f"{SCHEMA_VERSION})", "the next build rebuilds them in full")
+        return Finding(
+            "marts",
+            WARNING,
+            f"{summary}, schema version {version} (this code: {SCHEMA_VERSION})",
+            "the next build rebuilds them in full",
+        )
     return Finding("marts", OK, summary)
 
 
 def is_stale(built_at: datetime, now: datetime) -> bool:
     """The freshness rule of the billing marts: rebuilt in the 24 hours before the latest 02:00 UTC."""
-    deadline = now.astimezone(UTC).replace(hour=FRESHNESS_DEADLINE_HOUR_UTC, minute=0, second=0,
-                                           microsecond=0)
+    deadline = now.astimezone(UTC).replace(
+        hour=FRESHNESS_DEADLINE_HOUR_UTC, minute=0, second=0, microsecond=0
+    )
     if deadline > now:
         deadline -= timedelta(days=1)
     return built_at < deadline - FRESHNESS_WINDOW
@@ -257,25 +350,48 @@ def is_stale(built_at: datetime, now: datetime) -> bool:
 
 
 def check_stripe(settings: Settings) -> Finding:
-    key, base, secret = settings.stripe_api_key, settings.stripe_api_base, settings.stripe_webhook_secret
+    key, base, secret = (
+        settings.stripe_api_key,
+        settings.stripe_api_base,
+        settings.stripe_webhook_secret,
+    )
     if not (key or base or secret):
         return Finding("stripe", OK, "not configured: the Stripe steps are skipped")
     if not key:
-        given = " and ".join(name for name, value in (("STRIPE_API_BASE", base),
-                                                      ("STRIPE_WEBHOOK_SECRET", secret)) if value)
-        return Finding("stripe", PROBLEM, f"half configured: {given} set, STRIPE_API_KEY not",
-                       "set STRIPE_API_KEY (a secret key, sk_… or rk_…), or unset " + given)
+        given = " and ".join(
+            name
+            for name, value in (("STRIPE_API_BASE", base), ("STRIPE_WEBHOOK_SECRET", secret))
+            if value
+        )
+        return Finding(
+            "stripe",
+            PROBLEM,
+            f"half configured: {given} set, STRIPE_API_KEY not",
+            "set STRIPE_API_KEY (a secret key, sk_… or rk_…), or unset " + given,
+        )
     if not key.startswith(("sk_", "rk_")):
-        return Finding("stripe", PROBLEM, "STRIPE_API_KEY is not a secret or restricted key",
-                       "use a key from the Stripe dashboard that begins with sk_ or rk_ "
-                       "(a publishable key, pk_, cannot read subscriptions)")
+        return Finding(
+            "stripe",
+            PROBLEM,
+            "STRIPE_API_KEY is not a secret or restricted key",
+            "use a key from the Stripe dashboard that begins with sk_ or rk_ "
+            "(a publishable key, pk_, cannot read subscriptions)",
+        )
     if not secret:
-        return Finding("stripe", PROBLEM, "half configured: STRIPE_API_KEY set, "
-                       "STRIPE_WEBHOOK_SECRET not, so webhooks cannot be verified",
-                       "set STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_…)")
+        return Finding(
+            "stripe",
+            PROBLEM,
+            "half configured: STRIPE_API_KEY set, "
+            "STRIPE_WEBHOOK_SECRET not, so webhooks cannot be verified",
+            "set STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_…)",
+        )
     if not all(part.strip().startswith("whsec_") for part in secret.split(",")):
-        return Finding("stripe", PROBLEM, "STRIPE_WEBHOOK_SECRET is not a list of signing secrets",
-                       "set it to the endpoint's signing secret(s), whsec_…, comma-separated")
+        return Finding(
+            "stripe",
+            PROBLEM,
+            "STRIPE_WEBHOOK_SECRET is not a list of signing secrets",
+            "set it to the endpoint's signing secret(s), whsec_…, comma-separated",
+        )
     return _stripe_reachable(settings)
 
 
@@ -288,14 +404,26 @@ def _stripe_reachable(settings: Settings) -> Finding:
     try:
         stripe_client(settings).v1.customers.list({"limit": 1})
     except stripe.AuthenticationError:
-        return Finding("stripe", PROBLEM, f"{where} refused STRIPE_API_KEY",
-                       "use a live or test secret key from the Stripe dashboard")
+        return Finding(
+            "stripe",
+            PROBLEM,
+            f"{where} refused STRIPE_API_KEY",
+            "use a live or test secret key from the Stripe dashboard",
+        )
     except stripe.PermissionError:
-        return Finding("stripe", PROBLEM, "STRIPE_API_KEY may not list customers",
-                       "give the restricted key read access to customers and subscriptions")
+        return Finding(
+            "stripe",
+            PROBLEM,
+            "STRIPE_API_KEY may not list customers",
+            "give the restricted key read access to customers and subscriptions",
+        )
     except stripe.StripeError as error:
-        return Finding("stripe", PROBLEM, f"{where} cannot be reached: {type(error).__name__}",
-                       "check the network, and STRIPE_API_BASE if it is set")
+        return Finding(
+            "stripe",
+            PROBLEM,
+            f"{where} cannot be reached: {type(error).__name__}",
+            "check the network, and STRIPE_API_BASE if it is set",
+        )
     return Finding("stripe", OK, f"key accepted by {where}; webhook secret set")
 
 

@@ -73,8 +73,15 @@ PLANNED_EVENTS_AS_RANGES = "true"
 # sources ingest at once, the marts after them. Loaded beforehand too: the instance's storage (a
 # step would spend 0.6 s on it) and the marts' builder (the code location imports it only when
 # it builds).
-FORKSERVER = {"forkserver": {"preload_modules": ["dagster_postgres", "odavl_pipeline.definitions",
-                                                 "odavl_pipeline.marts.build"]}}
+FORKSERVER = {
+    "forkserver": {
+        "preload_modules": [
+            "dagster_postgres",
+            "odavl_pipeline.definitions",
+            "odavl_pipeline.marts.build",
+        ]
+    }
+}
 STEP_PROCESSES = {"execution": {"config": {"max_concurrent": 4, "start_method": FORKSERVER}}}
 # A run started here has a tag of its own, a token: `execute_job` tells the run's id only once it
 # has run, and meanwhile the watcher finds the run by this tag.
@@ -95,11 +102,14 @@ def prepare_instance_environment(settings: Settings) -> dict[str, str]:
         os.replace(staged, config)  # another process reading it sees the old file or the new one
     # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 would default to psycopg 3.
     url = dagster_url(settings).set(drivername="postgresql+psycopg2")
-    return {"DAGSTER_HOME": str(home),
-            "ODAVL_DAGSTER_URL": url.render_as_string(hide_password=False),
-            "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE),
-            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": os.environ.get(
-                "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES)}
+    return {
+        "DAGSTER_HOME": str(home),
+        "ODAVL_DAGSTER_URL": url.render_as_string(hide_password=False),
+        "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE),
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": os.environ.get(
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES
+        ),
+    }
 
 
 def instance(settings: Settings) -> dg.DagsterInstance:
@@ -148,9 +158,13 @@ class RunListener(Protocol):
     def status(self, status: RunStatus) -> None: ...
 
 
-def run_pipeline(settings: Settings, days: list[date], log_level: str = "INFO",
-                 full_marts: bool = False,
-                 listener: RunListener | None = None) -> list[dg.JobExecutionResult]:
+def run_pipeline(
+    settings: Settings,
+    days: list[date],
+    log_level: str = "INFO",
+    full_marts: bool = False,
+    listener: RunListener | None = None,
+) -> list[dg.JobExecutionResult]:
     """Register `days` as partitions and run the pipeline job (the sources at once, then the marts)
     over them, recorded in the instance like any other run: one run per range of partitions, so
     one unless older days were registered after newer ones. `listener` hears of each step as it
@@ -160,16 +174,21 @@ def run_pipeline(settings: Settings, days: list[date], log_level: str = "INFO",
     from odavl_pipeline.defs.ingest.partitions import day_ranges, range_tags
 
     dagster_instance = instance(settings)
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}},
-                  "ops": {"marts": {"config": {"full_rebuild": full_marts}}},
-                  "execution": _execution()}
+    run_config = {
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+        "ops": {"marts": {"config": {"full_rebuild": full_marts}}},
+        "execution": _execution(),
+    }
     results = []
     for key_range in day_ranges(dagster_instance, days):
         token = uuid.uuid4().hex
         with RunWatcher(dagster_instance, token, listener) if listener else nullcontext():
-            result = dg.execute_job(dg.reconstructable(pipeline_job), instance=dagster_instance,
-                                    run_config=run_config,
-                                    tags={**range_tags(key_range), CLI_RUN_TAG: token})
+            result = dg.execute_job(
+                dg.reconstructable(pipeline_job),
+                instance=dagster_instance,
+                run_config=run_config,
+                tags={**range_tags(key_range), CLI_RUN_TAG: token},
+            )
         results.append(result)
         if not result.success:
             break
@@ -204,8 +223,9 @@ class RunWatcher(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(WATCH_SECONDS):
             self.read_events()
-            self.listener.status(RunStatus(time.monotonic() - self.started, list(self.running),
-                                           self.latest))
+            self.listener.status(
+                RunStatus(time.monotonic() - self.started, list(self.running), self.latest)
+            )
         self.read_events()
 
     def read_events(self) -> None:
@@ -227,8 +247,7 @@ class RunWatcher(threading.Thread):
         if event is None:
             self.latest = entry.user_message
         elif event.is_step_start:
-            self.running[event.step_key] = StepReport(self.run_id, event.step_key,
-                                                      entry.timestamp)
+            self.running[event.step_key] = StepReport(self.run_id, event.step_key, entry.timestamp)
         elif event.step_key in self.running:
             self.read_step_event(self.running[event.step_key], event, entry.timestamp)
 
@@ -240,8 +259,9 @@ class RunWatcher(threading.Thread):
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
             if not evaluation.passed:
-                step.failed_checks.append(f"{evaluation.asset_key.to_user_string()} "
-                                          f"{evaluation.check_name}")
+                step.failed_checks.append(
+                    f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}"
+                )
         elif event.is_step_success or event.is_step_failure:
             del self.running[step.step]
             step.seconds = timestamp - step.started
@@ -276,8 +296,11 @@ def _execution() -> dict:
     started that server in another environment (the steps would inherit it: tests run many);
     then spawned."""
     global _forkserver_environment
-    environment = {name: value for name, value in os.environ.items()
-                   if name.startswith(("ODAVL_", "DAGSTER_", "STRIPE_"))}
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(("ODAVL_", "DAGSTER_", "STRIPE_"))
+    }
     if _forkserver_environment is None:
         _forkserver_environment = environment
     config = STEP_PROCESSES["execution"]["config"]

@@ -45,8 +45,14 @@ class Settings:
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             alert_webhook_url=env.get("ODAVL_ALERT_WEBHOOK_URL") or None,
             alert_webhook_secret=env.get("ODAVL_ALERT_WEBHOOK_SECRET") or None,
-            session_lifetime=_duration(env, "ODAVL_SESSION_HOURS", "hours", default=12,
-                                       longest=LONGEST_SESSION_HOURS, zero_allowed=False),
+            session_lifetime=_duration(
+                env,
+                "ODAVL_SESSION_HOURS",
+                "hours",
+                default=12,
+                longest=LONGEST_SESSION_HOURS,
+                zero_allowed=False,
+            ),
         )
 
 
@@ -54,8 +60,9 @@ def _path(value: str | None, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
-def _duration(env, name: str, unit: str, default: float, longest: float = 10**6,
-              zero_allowed: bool = True) -> timedelta:
+def _duration(
+    env, name: str, unit: str, default: float, longest: float = 10**6, zero_allowed: bool = True
+) -> timedelta:
     """A number of `unit` (minutes, hours) from `name`, between 0 and `longest`."""
     value = env.get(name)
     try:

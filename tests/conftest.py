@@ -39,8 +39,9 @@ def server_url() -> Iterator[URL]:
     home.chmod(0o755)
     settings = Settings.from_env({"ODAVL_HOME": str(home)})
     socket_dir = ensure_embedded_server(settings)
-    yield URL.create("postgresql+psycopg", username="postgres", database="postgres",
-                     query={"host": socket_dir})
+    yield URL.create(
+        "postgresql+psycopg", username="postgres", database="postgres", query={"host": socket_dir}
+    )
     stop_embedded_server(settings)
     shutil.rmtree(home, ignore_errors=True)
 
@@ -62,8 +63,9 @@ def template_url(server_url) -> Iterator[URL]:
     engine.dispose()
     yield url
     with _admin(server_url) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(TEMPLATE_DB)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB))
+        )
 
 
 @pytest.fixture
@@ -71,11 +73,16 @@ def database_url(server_url, template_url) -> Iterator[URL]:
     """A fresh, migrated, seeded database for one test."""
     name = f"odavl_test_{uuid.uuid4().hex[:12]}"
     with _admin(server_url) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE_DB)
+            )
+        )
     yield server_url.set(database=name)
     with _admin(server_url) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
@@ -119,9 +126,12 @@ class Landing:
         self.root = root
 
     def write(self, source: str, day: str, name: str, records: list, gz: bool = False) -> Path:
-        lines = [r if isinstance(r, (str, bytes)) else json.dumps(r, ensure_ascii=False)
-                 for r in records]
-        data = b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines)
+        lines = [
+            r if isinstance(r, (str, bytes)) else json.dumps(r, ensure_ascii=False) for r in records
+        ]
+        data = b"".join(
+            (line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines
+        )
         return self.write_bytes(source, day, name, data, gz)
 
     def write_bytes(self, source: str, day: str, name: str, data: bytes, gz: bool = False) -> Path:
@@ -168,31 +178,43 @@ def stripe_settings(settings, stripe_emulator, monkeypatch) -> Settings:
 
     from .stripe_emulator import TEST_API_KEY, TEST_WEBHOOK_SECRET
 
-    env = {"STRIPE_API_KEY": TEST_API_KEY, "STRIPE_API_BASE": stripe_emulator.url,
-           "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET}
+    env = {
+        "STRIPE_API_KEY": TEST_API_KEY,
+        "STRIPE_API_BASE": stripe_emulator.url,
+        "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return dataclasses.replace(settings, stripe_api_key=TEST_API_KEY,
-                               stripe_api_base=stripe_emulator.url,
-                               stripe_webhook_secret=TEST_WEBHOOK_SECRET)
+    return dataclasses.replace(
+        settings,
+        stripe_api_key=TEST_API_KEY,
+        stripe_api_base=stripe_emulator.url,
+        stripe_webhook_secret=TEST_WEBHOOK_SECRET,
+    )
 
 
 # --- no process left behind ---------------------------------------------------------------
 
 # multiprocessing's own helpers, which end with this process
-_PROCESS_HELPERS = ("from multiprocessing.forkserver import main",
-                    "from multiprocessing.resource_tracker import main")
+_PROCESS_HELPERS = (
+    "from multiprocessing.forkserver import main",
+    "from multiprocessing.resource_tracker import main",
+)
 
 
 def pytest_sessionfinish(session, exitstatus):
     """The run fails if a test left a process of its own running (a server, a worker)."""
     from .processes import command_line, descendants, wait_until_gone
 
-    started = [pid for pid in descendants(os.getpid())
-               if not any(helper in command_line(pid) for helper in _PROCESS_HELPERS)]
+    started = [
+        pid
+        for pid in descendants(os.getpid())
+        if not any(helper in command_line(pid) for helper in _PROCESS_HELPERS)
+    ]
     left = wait_until_gone(started, seconds=10)
     if left:
         lines = "\n".join(f"  {pid}: {command_line(pid)[:200]}" for pid in left)
         session.config.get_terminal_writer().line(
-            f"\nthe tests left {len(left)} process(es) running:\n{lines}", red=True)
+            f"\nthe tests left {len(left)} process(es) running:\n{lines}", red=True
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -29,16 +29,29 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_dashboards(settings: Settings, log_path: Path,
-                       extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def running_dashboards(
+    settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """The dashboards on these settings, serving on a free loopback port; its base URL. The
     server is stopped (SIGTERM, then SIGKILL) when the block ends."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "odavl_pipeline.cli", "dashboard", "--host", "127.0.0.1",
-             "--port", str(port)], cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, **environment(settings), **(extra_env or {})})
+            [
+                sys.executable,
+                "-m",
+                "odavl_pipeline.cli",
+                "dashboard",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=log_path.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **environment(settings), **(extra_env or {})},
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_until_healthy(base, process, log_path)
@@ -84,8 +97,14 @@ class Reply:
         return jar.get(name)
 
 
-def call(base: str, method: str, path: str, form: dict[str, str] | bytes | None = None,
-         cookie: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+def call(
+    base: str,
+    method: str,
+    path: str,
+    form: dict[str, str] | bytes | None = None,
+    cookie: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     """One request, redirects not followed (they are what is tested)."""
     address = urlsplit(base)
     body = form if isinstance(form, bytes) or form is None else urlencode(form).encode()

@@ -32,8 +32,12 @@ if str(DASHBOARDS) not in sys.path:
     sys.path.insert(0, str(DASHBOARDS))  # `dashlib`, as `streamlit run` makes it importable
 
 EMPTY_ORG = "empty-org"  # a member organization with no data at all
-OIDC_SECRETS = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-                         "cookie_secret": "a-test-cookie-secret-of-some-length"}}
+OIDC_SECRETS = {
+    "auth": {
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "a-test-cookie-secret-of-some-length",
+    }
+}
 PASSWORD = "correct horse battery staple"  # every test person's password
 BUILT_AT = at("2026-11-06T02:00:00Z")
 
@@ -80,38 +84,58 @@ def scratch_database(server_url: URL, template: str) -> Iterator[URL]:
     name = f"odavl_dash_{uuid.uuid4().hex[:12]}"
     admin = libpq_url(server_url.set(database="postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
     try:
         yield server_url.set(database=name)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def environment(settings: Settings) -> dict[str, str]:
     """What the dashboards read from the environment for these settings."""
-    return {"ODAVL_HOME": str(settings.home), "ODAVL_MARTS_PATH": str(settings.marts_path),
-            "ODAVL_DATABASE_URL": settings.database_url, "ODAVL_STAFF_EMAILS": STAFF.email}
+    return {
+        "ODAVL_HOME": str(settings.home),
+        "ODAVL_MARTS_PATH": str(settings.marts_path),
+        "ODAVL_DATABASE_URL": settings.database_url,
+        "ODAVL_STAFF_EMAILS": STAFF.email,
+    }
 
 
 def add_people(conn: psycopg.Connection) -> None:
     """The test people with PASSWORD (the demo users' passwords replaced), their roles, and an
     organization without data."""
     hashed = seed.hash_password(PASSWORD)
-    conn.execute("INSERT INTO organizations (name, slug, tier, status) "
-                 "VALUES ('Empty Org', %s, 'FREE', 'ACTIVE')", (EMPTY_ORG,))
+    conn.execute(
+        "INSERT INTO organizations (name, slug, tier, status) "
+        "VALUES ('Empty Org', %s, 'FREE', 'ACTIVE')",
+        (EMPTY_ORG,),
+    )
     for person in (ALICE, BOB, VERA, DEV, ERIN, MAYA, STAFF):
-        conn.execute("INSERT INTO users (email, name, hashed_password) VALUES (%s, %s, %s) "
-                     "ON CONFLICT (email) DO UPDATE SET hashed_password = excluded.hashed_password",
-                     (person.email, person.email.split("@")[0].title(), hashed))
+        conn.execute(
+            "INSERT INTO users (email, name, hashed_password) VALUES (%s, %s, %s) "
+            "ON CONFLICT (email) DO UPDATE SET hashed_password = excluded.hashed_password",
+            (person.email, person.email.split("@")[0].title(), hashed),
+        )
         if person.org and person not in (ALICE, BOB):
-            conn.execute("INSERT INTO organization_members (organization_id, user_id, role) "
-                         "SELECT o.id, u.id, %s FROM organizations AS o, users AS u "
-                         "WHERE o.slug = %s AND u.email = %s", (person.role, person.org, person.email))
-    conn.execute("INSERT INTO organization_members (organization_id, user_id, role) "
-                 "SELECT o.id, u.id, 'VIEWER' FROM organizations AS o, users AS u "
-                 "WHERE o.slug = %s AND u.email = %s", (OTHER_ORG, MAYA.email))
+            conn.execute(
+                "INSERT INTO organization_members (organization_id, user_id, role) "
+                "SELECT o.id, u.id, %s FROM organizations AS o, users AS u "
+                "WHERE o.slug = %s AND u.email = %s",
+                (person.role, person.org, person.email),
+            )
+    conn.execute(
+        "INSERT INTO organization_members (organization_id, user_id, role) "
+        "SELECT o.id, u.id, 'VIEWER' FROM organizations AS o, users AS u "
+        "WHERE o.slug = %s AND u.email = %s",
+        (OTHER_ORG, MAYA.email),
+    )
     conn.commit()
 
 
@@ -120,14 +144,24 @@ def build_demo_marts(settings: Settings) -> None:
     built; then one late October event, so November carries a late adjustment, and a burst of
     audits on November 5, so ORG's audits quota is ok but at risk (forecast to run out on
     November 18, before its period ends)."""
-    options = GenerateOptions(end_day=date(2026, 11, 5), days=10, organizations=1,
-                              usage_per_day=30, errors_per_day=6, attestations_per_day=3,
-                              audits_per_day=1, late_share=0.05, files_per_day=1,
-                              chain_heads=seed.seed_chain_heads())
+    options = GenerateOptions(
+        end_day=date(2026, 11, 5),
+        days=10,
+        organizations=1,
+        usage_per_day=30,
+        errors_per_day=6,
+        attestations_per_day=3,
+        audits_per_day=1,
+        late_share=0.05,
+        files_per_day=1,
+        chain_heads=seed.seed_chain_heads(),
+    )
     generate_landing(settings.landing_dir, options)
     engine = create_engine(settings.database_url)
     with engine.begin() as connection:
-        seed.load_reference(connection, seed.read_reference(settings.landing_dir / "reference.json"))
+        seed.load_reference(
+            connection, seed.read_reference(settings.landing_dir / "reference.json")
+        )
     engine.dispose()
     with psycopg.connect(libpq_url(make_url(settings.database_url))) as conn:
         add_people(conn)
@@ -136,8 +170,16 @@ def build_demo_marts(settings: Settings) -> None:
         for source in SOURCES:
             ingest_days(conn, settings.landing_dir, source, landed_days(settings.landing_dir))
         refresh_marts(settings, as_of=at("2026-11-06T00:30:00Z"))  # closes October
-        add_usage(conn, ORG, "late-october", "2026-10-30T12:00:00Z", "2026-11-06T01:00:00Z",
-                  quantity=3)
-        add_usage(conn, ORG, "audit-burst", "2026-11-05T12:00:00Z", "2026-11-05T12:01:00Z",
-                  event_type="guardian_test_run", quantity=20)
+        add_usage(
+            conn, ORG, "late-october", "2026-10-30T12:00:00Z", "2026-11-06T01:00:00Z", quantity=3
+        )
+        add_usage(
+            conn,
+            ORG,
+            "audit-burst",
+            "2026-11-05T12:00:00Z",
+            "2026-11-05T12:01:00Z",
+            event_type="guardian_test_run",
+            quantity=20,
+        )
     refresh_marts(settings, as_of=BUILT_AT)

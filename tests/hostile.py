@@ -24,49 +24,226 @@ from .records import OTHER_ORG, attestation, audit, chain, error, usage, with_si
 MIB = 1024 * 1024
 TODAY = datetime.now(UTC).date()
 LANDING_DAYS = ("1970-01-01", "2000-02-29", "2026-11-03", TODAY.isoformat())
-NOT_DAYS = (b"2026-13-45", b"notes", b"1969-12-31", b"9999-12-31", b"2999-01-01", b"2026-02-30",
-            b"2026-11-3", b"20261103", b"2026-11-03 ", "２０２６-１１-０３".encode(), b"\xff\xfe")
+NOT_DAYS = (
+    b"2026-13-45",
+    b"notes",
+    b"1969-12-31",
+    b"9999-12-31",
+    b"2999-01-01",
+    b"2026-02-30",
+    b"2026-11-3",
+    b"20261103",
+    b"2026-11-03 ",
+    "２０２６-１１-０３".encode(),
+    b"\xff\xfe",
+)
 UNREAD = "unread"  # the event_id prefix of records in files that must never be read
 PRISTINE = "pristine"  # the key prefix of valid records (no other record has it)
 
 # --- values, as raw JSON text ---------------------------------------------------------------
 
-BOUNDARY_INTEGERS = (0, -1, 1, 64, 65, 100, 101, 200, 201, 1_000_000, 1_000_001,
-                     2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**63 - 1, 2**63, -2**63, -2**63 - 1,
-                     2**64, -2**64, 10**30, -10**30)
-NUMBER_TEXTS = ("1.0", "-0.0", "0.0", "1e308", "-1e308", "5e-324", "1e-400", "1E400", "1e2",
-                "NaN", "-NaN", "Infinity", "-Infinity", "1e1000000", "-1e1000000", "1" + "0" * 400,
-                "0.1", "01", "+1", ".5", "1.", "0x10", "9223372036854775807.0")
+BOUNDARY_INTEGERS = (
+    0,
+    -1,
+    1,
+    64,
+    65,
+    100,
+    101,
+    200,
+    201,
+    1_000_000,
+    1_000_001,
+    2**31 - 1,
+    2**31,
+    -(2**31),
+    -(2**31) - 1,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    2**64,
+    -(2**64),
+    10**30,
+    -(10**30),
+)
+NUMBER_TEXTS = (
+    "1.0",
+    "-0.0",
+    "0.0",
+    "1e308",
+    "-1e308",
+    "5e-324",
+    "1e-400",
+    "1E400",
+    "1e2",
+    "NaN",
+    "-NaN",
+    "Infinity",
+    "-Infinity",
+    "1e1000000",
+    "-1e1000000",
+    "1" + "0" * 400,
+    "0.1",
+    "01",
+    "+1",
+    ".5",
+    "1.",
+    "0x10",
+    "9223372036854775807.0",
+)
 # JSON that PostgreSQL's jsonb refuses: NUL, lone surrogates, numbers beyond its numeric
-UNSTORABLE_TEXTS = ('"\\u0000"', '"\\ud800"', '"x\\udfff"', "1e1000000", "-1e1000000", "1e131073",
-                    "0." + "0" * 16_384 + "1")
+UNSTORABLE_TEXTS = (
+    '"\\u0000"',
+    '"\\ud800"',
+    '"x\\udfff"',
+    "1e1000000",
+    "-1e1000000",
+    "1e131073",
+    "0." + "0" * 16_384 + "1",
+)
 LITERAL_TEXTS = ("true", "false", "null", "[]", "{}", '""')
 SPECIAL_STRING_TEXTS = (
-    '"\\u0000"', '"a\\u0000b"', '"a\x00b"', '"\\ud800"', '"\\udfff"', '"x\\ud83d"',
-    '"\\udc00\\ud800"', '"\\ud83d\\ude00"', '"\\\\u0000"', '"\\/"', '"\\x41"', '"\\u00e9"',
-    '"unterminated', '"tab\there"')
-EVERY_PLANE = ("\x7f", "\u00e9", "\u0301", "\u200b", "\u2028", "\u0085", "\u202e", "\ufeff",
-               "\uffff", "\U0001f600", "\U00020000", "\U000e0001", "\U0010ffff", "\u0130", "ß")
-LONG_STRINGS = tuple(text * count for text, count in (
-    ("x", 200), ("x", 201), ("x", 10_000), ("x", 10_001), ("é", 10_000), ("\U0001d11e", 10_000),
-    ("x", 100_000)))
-WORDS = ("odavl-test-org", "ODAVL-TEST-ORG", OTHER_ORG, "web-app", "mobile-app", "api-backend",
-         "nobody-inc", "HIGH", "high", " HIGH", "SUCCESS", "Success", "insight_analysis",
-         "autopilot_job", "guardian_test_run", "api_call", "production", "mobile", "seo",
-         "best_practices", "http://", "https://", "https://x.test/" + "a" * 300, "ftp://x.test",
-         "HTTP://X.TEST", "javascript:alert(1)", "0" * 64, "F" * 64, "a" * 63, "a" * 65,
-         "g" * 64, "٠" * 64, "2026-11-03T14:05:00Z", " ", "\t", "null", "true", "0")
+    '"\\u0000"',
+    '"a\\u0000b"',
+    '"a\x00b"',
+    '"\\ud800"',
+    '"\\udfff"',
+    '"x\\ud83d"',
+    '"\\udc00\\ud800"',
+    '"\\ud83d\\ude00"',
+    '"\\\\u0000"',
+    '"\\/"',
+    '"\\x41"',
+    '"\\u00e9"',
+    '"unterminated',
+    '"tab\there"',
+)
+EVERY_PLANE = (
+    "\x7f",
+    "\u00e9",
+    "\u0301",
+    "\u200b",
+    "\u2028",
+    "\u0085",
+    "\u202e",
+    "\ufeff",
+    "\uffff",
+    "\U0001f600",
+    "\U00020000",
+    "\U000e0001",
+    "\U0010ffff",
+    "\u0130",
+    "ß",
+)
+LONG_STRINGS = tuple(
+    text * count
+    for text, count in (
+        ("x", 200),
+        ("x", 201),
+        ("x", 10_000),
+        ("x", 10_001),
+        ("é", 10_000),
+        ("\U0001d11e", 10_000),
+        ("x", 100_000),
+    )
+)
+WORDS = (
+    "odavl-test-org",
+    "ODAVL-TEST-ORG",
+    OTHER_ORG,
+    "web-app",
+    "mobile-app",
+    "api-backend",
+    "nobody-inc",
+    "HIGH",
+    "high",
+    " HIGH",
+    "SUCCESS",
+    "Success",
+    "insight_analysis",
+    "autopilot_job",
+    "guardian_test_run",
+    "api_call",
+    "production",
+    "mobile",
+    "seo",
+    "best_practices",
+    "http://",
+    "https://",
+    "https://x.test/" + "a" * 300,
+    "ftp://x.test",
+    "HTTP://X.TEST",
+    "javascript:alert(1)",
+    "0" * 64,
+    "F" * 64,
+    "a" * 63,
+    "a" * 65,
+    "g" * 64,
+    "٠" * 64,
+    "2026-11-03T14:05:00Z",
+    " ",
+    "\t",
+    "null",
+    "true",
+    "0",
+)
 
 # every field name of the contract (section 3), and one derived field
-FIELDS = ("event_id", "org", "event_type", "occurred_at", "quantity", "user", "project",
-          "endpoint", "request_id", "duration_ms", "status", "files_analyzed", "lines_analyzed",
-          "files_modified", "tests_run", "metadata", "detector", "severity", "message", "file",
-          "line", "column", "code", "suggestion", "signature", "files_changed", "lines_added",
-          "lines_removed", "risk_score", "recipes", "error", "undo_snapshot", "created_at",
-          "prev_hash", "hash", "url", "environment", "device", "score_accessibility",
-          "score_performance", "score_security", "score_seo", "lighthouse_performance",
-          "lighthouse_accessibility", "lighthouse_best_practices", "lighthouse_seo", "issues",
-          "suite", "recommendation", "element", "documentation", "total_issues")
+FIELDS = (
+    "event_id",
+    "org",
+    "event_type",
+    "occurred_at",
+    "quantity",
+    "user",
+    "project",
+    "endpoint",
+    "request_id",
+    "duration_ms",
+    "status",
+    "files_analyzed",
+    "lines_analyzed",
+    "files_modified",
+    "tests_run",
+    "metadata",
+    "detector",
+    "severity",
+    "message",
+    "file",
+    "line",
+    "column",
+    "code",
+    "suggestion",
+    "signature",
+    "files_changed",
+    "lines_added",
+    "lines_removed",
+    "risk_score",
+    "recipes",
+    "error",
+    "undo_snapshot",
+    "created_at",
+    "prev_hash",
+    "hash",
+    "url",
+    "environment",
+    "device",
+    "score_accessibility",
+    "score_performance",
+    "score_security",
+    "score_seo",
+    "lighthouse_performance",
+    "lighthouse_accessibility",
+    "lighthouse_best_practices",
+    "lighthouse_seo",
+    "issues",
+    "suite",
+    "recommendation",
+    "element",
+    "documentation",
+    "total_issues",
+)
 
 STRINGS = st.one_of(
     st.sampled_from(WORDS + LONG_STRINGS),
@@ -80,8 +257,9 @@ def _text(value, ascii_only: bool) -> str:
 
 
 def string_texts() -> st.SearchStrategy[str]:
-    return st.one_of(st.builds(_text, STRINGS, st.booleans()),
-                     st.sampled_from(SPECIAL_STRING_TEXTS))
+    return st.one_of(
+        st.builds(_text, STRINGS, st.booleans()), st.sampled_from(SPECIAL_STRING_TEXTS)
+    )
 
 
 @st.composite
@@ -89,24 +267,52 @@ def timestamps(draw) -> str:
     """RFC 3339-ish timestamps at the edges: years 1 to 9999, impossible dates, every offset."""
     year = draw(st.sampled_from((1, 1969, 1970, 2026, 9999)) | st.integers(0, 9999))
     month, day = draw(st.sampled_from(((1, 1), (12, 31), (2, 29), (2, 30), (13, 1), (0, 0))))
-    hour, minute, second = draw(st.sampled_from(((0, 0, 0), (23, 59, 59), (24, 0, 0),
-                                                 (23, 59, 60), (14, 5, 0))))
+    hour, minute, second = draw(
+        st.sampled_from(((0, 0, 0), (23, 59, 59), (24, 0, 0), (23, 59, 60), (14, 5, 0)))
+    )
     fraction = draw(st.sampled_from(("", ".0", ".999999", ".123456789", ".1234567891")))
     separator = draw(st.sampled_from("Tt "))
-    offset = draw(st.sampled_from(("Z", "z", "+00:00", "-00:00", "+23:59", "-23:59", "+24:00",
-                                   "-24:00", "", "+0530", "+05:30", "-00:01", "+00:01")))
-    return (f"{year:04d}-{month:02d}-{day:02d}{separator}{hour:02d}:{minute:02d}:{second:02d}"
-            f"{fraction}{offset}")
+    offset = draw(
+        st.sampled_from(
+            (
+                "Z",
+                "z",
+                "+00:00",
+                "-00:00",
+                "+23:59",
+                "-23:59",
+                "+24:00",
+                "-24:00",
+                "",
+                "+0530",
+                "+05:30",
+                "-00:01",
+                "+00:01",
+            )
+        )
+    )
+    return (
+        f"{year:04d}-{month:02d}-{day:02d}{separator}{hour:02d}:{minute:02d}:{second:02d}"
+        f"{fraction}{offset}"
+    )
 
 
 def _near_now() -> st.SearchStrategy[str]:
     """Around the five minutes a record may be ahead of ingestion, and the 1970 edge."""
-    moments = st.sampled_from((timedelta(minutes=4), timedelta(minutes=6), timedelta(days=1),
-                               -timedelta(days=1)))
+    moments = st.sampled_from(
+        (timedelta(minutes=4), timedelta(minutes=6), timedelta(days=1), -timedelta(days=1))
+    )
     return st.one_of(
         moments.map(lambda delta: (datetime.now(UTC) + delta).isoformat()),
-        st.sampled_from(("1970-01-01T00:00:00Z", "1969-12-31T23:59:59.999999Z",
-                         "1970-01-01T00:00:00+00:01", "1970-01-01T00:59:59+01:00")))
+        st.sampled_from(
+            (
+                "1970-01-01T00:00:00Z",
+                "1969-12-31T23:59:59.999999Z",
+                "1970-01-01T00:00:00+00:01",
+                "1970-01-01T00:59:59+01:00",
+            )
+        ),
+    )
 
 
 def timestamp_texts() -> st.SearchStrategy[str]:
@@ -123,9 +329,14 @@ def deep_texts() -> st.SearchStrategy[str]:
 
 
 def scalar_texts() -> st.SearchStrategy[str]:
-    return st.one_of(st.sampled_from(BOUNDARY_INTEGERS).map(str), st.sampled_from(NUMBER_TEXTS),
-                     st.sampled_from(LITERAL_TEXTS), string_texts(), timestamp_texts(),
-                     st.sampled_from(UNSTORABLE_TEXTS))
+    return st.one_of(
+        st.sampled_from(BOUNDARY_INTEGERS).map(str),
+        st.sampled_from(NUMBER_TEXTS),
+        st.sampled_from(LITERAL_TEXTS),
+        string_texts(),
+        timestamp_texts(),
+        st.sampled_from(UNSTORABLE_TEXTS),
+    )
 
 
 def value_texts() -> st.SearchStrategy[str]:
@@ -165,20 +376,34 @@ def hostile_issues(draw) -> str:
     """An `issues` array whose objects have hostile fields."""
     issues = []
     for _ in range(draw(st.integers(0, 3))):
-        pairs = [(json.dumps(key), json.dumps(value)) for key, value in
-                 audit("issue")["issues"][0].items()]
+        pairs = [
+            (json.dumps(key), json.dumps(value))
+            for key, value in audit("issue")["issues"][0].items()
+        ]
         issues.append(_object_text(draw(_mutated(pairs))))
     return "[" + ",".join(issues) + "]"
 
 
-INTEGER_FIELDS = ("quantity", "status", "duration_ms", "files_analyzed", "lines_analyzed",
-                  "files_modified", "tests_run", "line", "column", "files_changed", "lines_added",
-                  "lines_removed", "risk_score", *(name for name in FIELDS if "score" in name
-                                                    or name.startswith("lighthouse_")))
+INTEGER_FIELDS = (
+    "quantity",
+    "status",
+    "duration_ms",
+    "files_analyzed",
+    "lines_analyzed",
+    "files_modified",
+    "tests_run",
+    "line",
+    "column",
+    "files_changed",
+    "lines_added",
+    "lines_removed",
+    "risk_score",
+    *(name for name in FIELDS if "score" in name or name.startswith("lighthouse_")),
+)
 
 
 def integer_texts() -> st.SearchStrategy[str]:
-    return st.one_of(st.sampled_from(BOUNDARY_INTEGERS), st.integers(-2**65, 2**65)).map(str)
+    return st.one_of(st.sampled_from(BOUNDARY_INTEGERS), st.integers(-(2**65), 2**65)).map(str)
 
 
 def typed_value_texts(key: str) -> st.SearchStrategy[str]:
@@ -231,8 +456,10 @@ def _resealed(source: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]
         if source == "fix_attestations":
             sealed = ("hash", attestation_hash(record))
         else:
-            sealed = ("signature", error_signature(record["detector"], record["file"],
-                                                   record["message"]))
+            sealed = (
+                "signature",
+                error_signature(record["detector"], record["file"], record["message"]),
+            )
     except (ValueError, RecursionError, TypeError, KeyError, AttributeError):
         return pairs
     name = json.dumps(sealed[0])
@@ -243,8 +470,14 @@ def _resealed(source: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]
 def hostile_records(draw, source: str, key: str) -> str:
     """A valid record of `source` with hostile fields, resealed or not."""
     ascii_only = draw(st.booleans())
-    pairs = draw(_mutated([(json.dumps(name), _text(value, ascii_only))
-                           for name, value in VALID[source](key).items()]))
+    pairs = draw(
+        _mutated(
+            [
+                (json.dumps(name), _text(value, ascii_only))
+                for name, value in VALID[source](key).items()
+            ]
+        )
+    )
     if source in RESEALED and draw(st.booleans()):
         pairs = _resealed(source, pairs)
     return _object_text(pairs)
@@ -255,10 +488,12 @@ def edge_records(draw, source: str, key: str) -> str:
     """A valid record of `source` with one field, mostly one of its own, set to an edge of its
     type, then resealed: the kind of record that gets as far as PostgreSQL."""
     ascii_only = draw(st.booleans())
-    pairs = [(json.dumps(name), _text(value, ascii_only))
-             for name, value in VALID[source](key).items()]
-    name = draw(st.sampled_from([name for name, _ in pairs])
-                | st.sampled_from(FIELDS).map(json.dumps))
+    pairs = [
+        (json.dumps(name), _text(value, ascii_only)) for name, value in VALID[source](key).items()
+    ]
+    name = draw(
+        st.sampled_from([name for name, _ in pairs]) | st.sampled_from(FIELDS).map(json.dumps)
+    )
     value = draw(typed_value_texts(name))
     pairs = [pair for pair in pairs if pair[0] != name] + [(name, value)]
     return _object_text(_resealed(source, pairs) if source in RESEALED else pairs)
@@ -272,12 +507,35 @@ def sized_record(source: str, key: str, size: int) -> str:
 
 # --- lines ----------------------------------------------------------------------------------
 
-NOT_RECORDS = ("{not json", "[1, 2]", '"a string"', "42", "null", "{}", '{"a": 1} trailing',
-               '{"a": 1}{"b": 2}', "{'single': 'quotes'}", '{"a": 1,}', "\ufeff{}", "\x00",
-               "{\x00}", '{"a"\x00: 1}', "\u2028", "}", "[" * 100_000)
+NOT_RECORDS = (
+    "{not json",
+    "[1, 2]",
+    '"a string"',
+    "42",
+    "null",
+    "{}",
+    '{"a": 1} trailing',
+    '{"a": 1}{"b": 2}',
+    "{'single': 'quotes'}",
+    '{"a": 1,}',
+    "\ufeff{}",
+    "\x00",
+    "{\x00}",
+    '{"a"\x00: 1}',
+    "\u2028",
+    "}",
+    "[" * 100_000,
+)
 BLANKS = (b"", b" ", b"\t", b"\r", b"  \t \r")
-NOT_UTF8 = (b"\xff", b'{"caf\xe9": 1}', b'{"s": "\xed\xa0\x80"}', b"\xc3", b"\x80abc",
-            b'{"k": "\xf4\x90\x80\x80"}', b"\xef\xbb")
+NOT_UTF8 = (
+    b"\xff",
+    b'{"caf\xe9": 1}',
+    b'{"s": "\xed\xa0\x80"}',
+    b"\xc3",
+    b"\x80abc",
+    b'{"k": "\xf4\x90\x80\x80"}',
+    b"\xef\xbb",
+)
 
 
 @dataclass(frozen=True)
@@ -301,8 +559,9 @@ class Line:
 
     def __repr__(self) -> str:
         text = repr(self.data)
-        return f"Line({text[:160]}…{len(self.data):,} bytes)" if len(text) > 200 else \
-            f"Line({text})"
+        return (
+            f"Line({text[:160]}…{len(self.data):,} bytes)" if len(text) > 200 else f"Line({text})"
+        )
 
 
 @st.composite
@@ -311,16 +570,34 @@ def lines(draw, source: str, keys) -> Line:
 
     Hostile records share a few keys, so that some repeat or conflict with others."""
     key = f"k{next(keys)}"
-    kind = draw(st.sampled_from(("pristine", "pristine", *("edge",) * 3, *("hostile",) * 4,
-                                 "not_record", "garbage", "blank", "sized")))
+    kind = draw(
+        st.sampled_from(
+            (
+                "pristine",
+                "pristine",
+                *("edge",) * 3,
+                *("hostile",) * 4,
+                "not_record",
+                "garbage",
+                "blank",
+                "sized",
+            )
+        )
+    )
     if kind == "pristine":
         key = f"{PRISTINE}-{key}"
         record = VALID[source](key)
         if source == "usage_events":
-            record = usage(key, quantity=draw(st.integers(1, 1_000_000)),
-                           org=draw(st.sampled_from(("odavl-test-org", OTHER_ORG))),
-                           event_type=draw(st.sampled_from(("insight_analysis", "autopilot_job",
-                                                            "guardian_test_run", "api_call"))))
+            record = usage(
+                key,
+                quantity=draw(st.integers(1, 1_000_000)),
+                org=draw(st.sampled_from(("odavl-test-org", OTHER_ORG))),
+                event_type=draw(
+                    st.sampled_from(
+                        ("insight_analysis", "autopilot_job", "guardian_test_run", "api_call")
+                    )
+                ),
+            )
         return Line(_text(record, draw(st.booleans())).encode(), key)
     if kind == "hostile":
         return Line(draw(hostile_records(source, f"h{draw(st.integers(0, 5))}")).encode())
@@ -340,8 +617,17 @@ def lines(draw, source: str, keys) -> Line:
 # --- files and folders ----------------------------------------------------------------------
 
 EXTENSIONS = (b".ndjson", b".ndjson.gz")
-OTHER_EXTENSIONS = (b".json", b".csv", b".NDJSON", b".ndjson.bak", b".ndjson.zip", b".gz",
-                    b".ndjson.GZ", b".ndjson ", b"")
+OTHER_EXTENSIONS = (
+    b".json",
+    b".csv",
+    b".NDJSON",
+    b".ndjson.bak",
+    b".ndjson.zip",
+    b".gz",
+    b".ndjson.GZ",
+    b".ndjson ",
+    b"",
+)
 
 
 @st.composite
@@ -349,15 +635,29 @@ def names(draw, extension: bytes) -> bytes:
     """A file name that is not in progress: spaces, any unicode, bytes that are not UTF-8,
     up to 255 bytes."""
     room = 255 - len(extension)
-    stem = draw(st.one_of(
-        st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1,
-                max_size=20).map(str.encode),
-        st.binary(min_size=1, max_size=20),
-        st.sampled_from((b"with  spaces ", b" leading", "caf\u00e9 \U0001f600".encode(),
-                         b"quote'\"%_\\", b"line\nbreak\r", b"-rf", b"CON", b"\xed\xa0\x80")),
-        st.sampled_from((b"n", "é".encode(), "\U0001f600".encode())).map(
-            lambda unit: (unit * 255)[:room]),
-    ))
+    stem = draw(
+        st.one_of(
+            st.text(
+                st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=20
+            ).map(str.encode),
+            st.binary(min_size=1, max_size=20),
+            st.sampled_from(
+                (
+                    b"with  spaces ",
+                    b" leading",
+                    "caf\u00e9 \U0001f600".encode(),
+                    b"quote'\"%_\\",
+                    b"line\nbreak\r",
+                    b"-rf",
+                    b"CON",
+                    b"\xed\xa0\x80",
+                )
+            ),
+            st.sampled_from((b"n", "é".encode(), "\U0001f600".encode())).map(
+                lambda unit: (unit * 255)[:room]
+            ),
+        )
+    )
     stem = stem.replace(b"/", b"_").replace(b"\x00", b"_")[:room]
     if stem.startswith(b"."):
         stem = b"_" + stem[1:]
@@ -366,8 +666,11 @@ def names(draw, extension: bytes) -> bytes:
 
 def other_names() -> st.SearchStrategy[bytes]:
     """Names that are neither landing files nor in progress."""
-    return st.sampled_from(OTHER_EXTENSIONS).flatmap(names).filter(
-        lambda name: not name.endswith((b".ndjson", b".ndjson.gz", b".tmp")))
+    return (
+        st.sampled_from(OTHER_EXTENSIONS)
+        .flatmap(names)
+        .filter(lambda name: not name.endswith((b".ndjson", b".ndjson.gz", b".tmp")))
+    )
 
 
 @dataclass(frozen=True)
@@ -400,7 +703,7 @@ class Planted:
         if not self.gzipped:
             return plain
         packed = gzip.compress(plain, mtime=0)
-        return packed[:len(packed) // 2] if self.damage == "truncated" else packed
+        return packed[: len(packed) // 2] if self.damage == "truncated" else packed
 
     @property
     def readable(self) -> bool:
@@ -420,8 +723,15 @@ class Planted:
         return b"/".join(self.path).decode("utf-8", "backslashreplace")
 
     def __repr__(self) -> str:
-        details = "".join(f", {name}={value}" for name, value in (
-            ("gzipped", self.gzipped), ("damage", self.damage), ("target", self.target)) if value)
+        details = "".join(
+            f", {name}={value}"
+            for name, value in (
+                ("gzipped", self.gzipped),
+                ("damage", self.damage),
+                ("target", self.target),
+            )
+            if value
+        )
         return f"Planted({self.kind} {b'/'.join(self.path)!r}{details}, lines={list(self.lines)})"
 
 
@@ -436,8 +746,13 @@ def _sources() -> st.SearchStrategy[bytes]:
 @st.composite
 def landed_files(draw, source: str, keys) -> Planted:
     gzipped = draw(st.booleans())
-    damage = draw(st.sampled_from((None,) * 8 + ("no_final_newline", "mislabelled", "not_utf8")
-                                  + (("truncated",) if gzipped else ())))
+    damage = draw(
+        st.sampled_from(
+            (None,) * 8
+            + ("no_final_newline", "mislabelled", "not_utf8")
+            + (("truncated",) if gzipped else ())
+        )
+    )
     path = (source.encode(), draw(_days()), draw(names(EXTENSIONS[gzipped])))
     written = draw(st.lists(lines(source, keys), min_size=2, max_size=8))
     if damage == "not_utf8":
@@ -454,8 +769,19 @@ def stray_files(draw, keys) -> Planted:
     """A file outside the layout: not in a real day's folder, at the wrong depth, outside every
     source's folder, with another extension, or where a day folder belongs."""
     source, day, name = draw(_sources()), draw(_days()), draw(names(b".ndjson"))
-    where = draw(st.sampled_from(("not_a_day", "in_source", "too_deep", "root", "unknown_source",
-                                  "extension", "day_as_file")))
+    where = draw(
+        st.sampled_from(
+            (
+                "not_a_day",
+                "in_source",
+                "too_deep",
+                "root",
+                "unknown_source",
+                "extension",
+                "day_as_file",
+            )
+        )
+    )
     path = {
         "not_a_day": lambda: (source, draw(st.sampled_from(NOT_DAYS)), name),
         "in_source": lambda: (source, name),
@@ -472,18 +798,28 @@ def stray_files(draw, keys) -> Planted:
 def in_progress_files(draw, keys) -> Planted:
     plain, temporary = draw(names(b".ndjson")), draw(names(b".ndjson.tmp"))
     name = draw(st.sampled_from((b"." + plain[1:], temporary, b"." + temporary[1:])))
-    folder = draw(st.sampled_from(((), (b"usage_events",), (b"usage_events", b"notes"),
-                                   (b".staging",), (b"usage_events", b".2026-11-03")))
-                  | st.tuples(_sources(), _days())
-                  | st.tuples(_sources(), _days(), st.just(b".partial")))
+    folder = draw(
+        st.sampled_from(
+            (
+                (),
+                (b"usage_events",),
+                (b"usage_events", b"notes"),
+                (b".staging",),
+                (b"usage_events", b".2026-11-03"),
+            )
+        )
+        | st.tuples(_sources(), _days())
+        | st.tuples(_sources(), _days(), st.just(b".partial"))
+    )
     return Planted((*folder, name), "in_progress", _unread_lines(keys))
 
 
 @st.composite
 def outside_links(draw, keys) -> Planted:
     path = (draw(_sources()), draw(_days()), draw(names(b".ndjson")))
-    return Planted(path, "outside_link", _unread_lines(keys),
-                   target=draw(st.sampled_from(("file", "folder"))))
+    return Planted(
+        path, "outside_link", _unread_lines(keys), target=draw(st.sampled_from(("file", "folder")))
+    )
 
 
 @dataclass
@@ -516,8 +852,17 @@ def repeats(line: Line) -> st.SearchStrategy[Line]:
     if not line.pristine:
         return st.just(line)
     record = json.loads(line.data)
-    return st.sampled_from((line, Line(json.dumps(dict(reversed(record.items())), separators=(
-        " , ", " :\t"), ensure_ascii=False).encode(), line.pristine)))
+    return st.sampled_from(
+        (
+            line,
+            Line(
+                json.dumps(
+                    dict(reversed(record.items())), separators=(" , ", " :\t"), ensure_ascii=False
+                ).encode(),
+                line.pristine,
+            ),
+        )
+    )
 
 
 @st.composite
@@ -530,17 +875,33 @@ def hostile_landings(draw) -> HostileLanding:
         files = draw(st.lists(landed_files(source, keys), min_size=1, max_size=3))
         written = [line for planted in files for line in planted.lines]
         if written and draw(st.booleans()):
-            repeated = draw(st.lists(st.sampled_from(written).flatmap(repeats), min_size=1,
-                                     max_size=4))
-            files.append(Planted((source.encode(), draw(_days()), draw(names(b".ndjson"))),
-                                 "landed", tuple(repeated)))
+            repeated = draw(
+                st.lists(st.sampled_from(written).flatmap(repeats), min_size=1, max_size=4)
+            )
+            files.append(
+                Planted(
+                    (source.encode(), draw(_days()), draw(names(b".ndjson"))),
+                    "landed",
+                    tuple(repeated),
+                )
+            )
         if source == "fix_attestations" and draw(st.booleans()):
             records = reversed(chain(f"chain-{next(keys)}", 3))
-            files.append(Planted((source.encode(), draw(_days()), b"chain.ndjson"), "landed",
-                                 tuple(Line(json.dumps(record).encode()) for record in records)))
+            files.append(
+                Planted(
+                    (source.encode(), draw(_days()), b"chain.ndjson"),
+                    "landed",
+                    tuple(Line(json.dumps(record).encode()) for record in records),
+                )
+            )
         for planted in files:
             landing.add(planted)
-    for planted in draw(st.lists(stray_files(keys) | in_progress_files(keys) | outside_links(keys),
-                                 min_size=1, max_size=6)):
+    for planted in draw(
+        st.lists(
+            stray_files(keys) | in_progress_files(keys) | outside_links(keys),
+            min_size=1,
+            max_size=6,
+        )
+    ):
         landing.add(planted)
     return landing

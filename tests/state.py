@@ -2,26 +2,28 @@
 
 TABLES = {
     "usage_events": "SELECT o.slug, u.event_id, u.quantity, u.occurred_at, f.path, u.line_no "
-                    "FROM usage_events u JOIN organizations o ON o.id = u.organization_id "
-                    "JOIN ingested_files f ON f.id = u.file_id",
+    "FROM usage_events u JOIN organizations o ON o.id = u.organization_id "
+    "JOIN ingested_files f ON f.id = u.file_id",
     "error_events": "SELECT e.project_id, e.event_id, e.signature_hash, f.path, e.line_no "
-                    "FROM error_events e JOIN ingested_files f ON f.id = e.file_id",
+    "FROM error_events e JOIN ingested_files f ON f.id = e.file_id",
     "error_signatures": "SELECT project_id, hash, count, severity, message, first_seen, last_seen, "
-                        "status FROM error_signatures",
+    "status FROM error_signatures",
     "fix_attestations": "SELECT a.project_id, a.request_id, a.hash, a.chain_status, f.path, a.line_no "
-                        "FROM fix_attestations a JOIN ingested_files f ON f.id = a.file_id",
+    "FROM fix_attestations a JOIN ingested_files f ON f.id = a.file_id",
     "audit_results": "SELECT a.project_id, a.request_id, a.total_issues, f.path, a.line_no "
-                     "FROM audit_results a JOIN ingested_files f ON f.id = a.file_id",
+    "FROM audit_results a JOIN ingested_files f ON f.id = a.file_id",
     "audit_issues": "SELECT a.request_id, i.position, i.suite, i.severity FROM audit_issues i "
-                    "JOIN audit_results a ON a.id = i.audit_id",
+    "JOIN audit_results a ON a.id = i.audit_id",
     "quarantine": "SELECT q.source, f.path, q.line_no, q.reason, q.detail FROM quarantine q "
-                  "JOIN ingested_files f ON f.id = q.file_id",
+    "JOIN ingested_files f ON f.id = q.file_id",
     "ingested_files": "SELECT source, path, sha256, lines, accepted, duplicate, pending, rejected "
-                      "FROM ingested_files",
+    "FROM ingested_files",
 }
 
 
 def fingerprint(conn) -> dict[str, list[tuple]]:
     """Every table's rows, as sorted tuples of their meaningful columns (no surrogate ids)."""
-    return {name: sorted(tuple(str(v) for v in row) for row in conn.execute(query).fetchall())
-            for name, query in TABLES.items()}
+    return {
+        name: sorted(tuple(str(v) for v in row) for row in conn.execute(query).fetchall())
+        for name, query in TABLES.items()
+    }

@@ -64,11 +64,20 @@ class MeterEvents:
             return _error(400, "invalid_request_error", error)
         identifier = data.get("identifier") or f"emulated-{uuid.uuid4().hex}"
         if identifier in self.stored:
-            return _error(400, "invalid_request_error",
-                          f"An event already exists with identifier {identifier}.")
-        event = {"object": "billing.meter_event", "created": int(time.time()),
-                 "event_name": data["event_name"], "identifier": identifier, "livemode": False,
-                 "payload": data["payload"], "timestamp": int(data.get("timestamp") or time.time())}
+            return _error(
+                400,
+                "invalid_request_error",
+                f"An event already exists with identifier {identifier}.",
+            )
+        event = {
+            "object": "billing.meter_event",
+            "created": int(time.time()),
+            "event_name": data["event_name"],
+            "identifier": identifier,
+            "livemode": False,
+            "payload": data["payload"],
+            "timestamp": int(data.get("timestamp") or time.time()),
+        }
         self.stored[identifier] = event
         self.accepted.append(identifier)
         if fault:
@@ -96,14 +105,19 @@ class MeterEvents:
                 return "Invalid integer: timestamp."
             age = time.time() - int(timestamp)
             if age > STRIPE_BACKDATE_LIMIT or age < -STRIPE_FUTURE_LIMIT:
-                return ("Timestamp must be within the past 35 calendar days or up to 5 minutes "
-                        "in the future.")
+                return (
+                    "Timestamp must be within the past 35 calendar days or up to 5 minutes "
+                    "in the future."
+                )
         return None
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:
-    return web.json_response({"error": {"type": kind, "message": message}}, status=status,
-                             headers={"Stripe-Should-Retry": "false"})
+    return web.json_response(
+        {"error": {"type": kind, "message": message}},
+        status=status,
+        headers={"Stripe-Should-Retry": "false"},
+    )
 
 
 METER_EVENTS = MeterEvents()
@@ -171,8 +185,9 @@ class StripeEmulator:
 
     def register_webhook(self, url: str, secret: str, name: str = "odavl") -> None:
         """Point localstripe's signed webhook deliveries at `url` (its `_config` route)."""
-        requests.post(f"{self.url}/_config/webhooks/{name}", data={"url": url, "secret": secret},
-                      timeout=5).raise_for_status()
+        requests.post(
+            f"{self.url}/_config/webhooks/{name}", data={"url": url, "secret": secret}, timeout=5
+        ).raise_for_status()
 
     def hold_webhooks(self) -> None:
         DELIVERIES.holding = True
@@ -187,8 +202,11 @@ class StripeEmulator:
 
     def events(self, event_type: str | None = None) -> list:
         """The events localstripe created, of one type or all."""
-        return [value for key, value in list(localstripe_resources.store.items())
-                if key.startswith("event:") and event_type in (None, value.type)]
+        return [
+            value
+            for key, value in list(localstripe_resources.store.items())
+            if key.startswith("event:") and event_type in (None, value.type)
+        ]
 
     def close(self) -> None:
         self._call(self.runner.cleanup())
@@ -208,9 +226,12 @@ class WebhookServer:
         sock.bind(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.url = f"{self.base}/stripe/webhook"
-        self.server = uvicorn.Server(uvicorn.Config(self._recording, interface="asgi3",
-                                                    log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self._recording, interface="asgi3", log_level="warning", lifespan="off")
+        )
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
         self.thread.start()
         wait_until(lambda: self.server.started, "the webhook server to start")
 
@@ -258,12 +279,19 @@ class Plans:
 def create_plans(client) -> Plans:
     """Two monthly plans: PRO names its tier on the product, ENTERPRISE on the price itself."""
     pro_product = client.v1.products.create({"name": "ODAVL Pro", "metadata": {"tier": "PRO"}})
-    pro = client.v1.plans.create({"amount": 0, "currency": "eur", "interval": "month",
-                                  "product": pro_product.id})
+    pro = client.v1.plans.create(
+        {"amount": 0, "currency": "eur", "interval": "month", "product": pro_product.id}
+    )
     enterprise_product = client.v1.products.create({"name": "ODAVL Enterprise"})
-    enterprise = client.v1.plans.create({
-        "amount": 0, "currency": "eur", "interval": "month", "product": enterprise_product.id,
-        "metadata": {"tier": "enterprise", "analyses_limit": "9000"}})
+    enterprise = client.v1.plans.create(
+        {
+            "amount": 0,
+            "currency": "eur",
+            "interval": "month",
+            "product": enterprise_product.id,
+            "metadata": {"tier": "enterprise", "analyses_limit": "9000"},
+        }
+    )
     return Plans(pro=pro.id, enterprise=enterprise.id)
 
 
@@ -275,6 +303,7 @@ BILLED = 5  # closed periods of SAMPLE that a report sends
 def sample_billing_periods(now: datetime) -> list[tuple]:
     """(org, period_start, period_end, metric, used, quota, overage, closed) rows: five to bill
     (a recent closed period of each demo organization), and what must not be billed."""
+
     def day(days_ago: int) -> datetime:
         return (now - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -299,8 +328,10 @@ def write_billing_periods(path: Path, rows: list[tuple]) -> None:
     building = path.with_name(f".{path.name}.building")
     building.unlink(missing_ok=True)
     with duckdb.connect(str(building)) as con:
-        con.execute("CREATE TABLE billing_periods (org VARCHAR, period_start TIMESTAMPTZ, "
-                    "period_end TIMESTAMPTZ, metric VARCHAR, used BIGINT, quota BIGINT, "
-                    "overage BIGINT, closed BOOLEAN)")
+        con.execute(
+            "CREATE TABLE billing_periods (org VARCHAR, period_start TIMESTAMPTZ, "
+            "period_end TIMESTAMPTZ, metric VARCHAR, used BIGINT, quota BIGINT, "
+            "overage BIGINT, closed BOOLEAN)"
+        )
         con.executemany("INSERT INTO billing_periods VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     building.rename(path)

@@ -30,10 +30,20 @@ def generated(settings):
 
     from odavl_pipeline.db.seed import seed_chain_heads
 
-    options = GenerateOptions(end_day=date(2026, 11, 20), days=6, organizations=3,
-                              usage_per_day=60, errors_per_day=8, attestations_per_day=4,
-                              audits_per_day=1, duplicate_share=0.05, conflict_share=0.02,
-                              malformed_share=0.03, late_share=0.1, chain_heads=seed_chain_heads())
+    options = GenerateOptions(
+        end_day=date(2026, 11, 20),
+        days=6,
+        organizations=3,
+        usage_per_day=60,
+        errors_per_day=8,
+        attestations_per_day=4,
+        audits_per_day=1,
+        duplicate_share=0.05,
+        conflict_share=0.02,
+        malformed_share=0.03,
+        late_share=0.1,
+        chain_heads=seed_chain_heads(),
+    )
     reference = settings.home / "reference.json"  # beside the landing zone, as the CLI writes it
     summary = generate_landing(settings.landing_dir, options, reference_path=reference)
     cli("seed", "--reference", str(reference))
@@ -47,15 +57,17 @@ def test_run_accounts_for_every_generated_line_and_a_rerun_changes_nothing(setti
         counts = first[source]
         assert counts["files"] == written.files + 1  # plus the demo seed file
         assert counts["lines"] == written.lines + seeded[source]
-        assert counts["lines"] == (counts["accepted"] + counts["duplicate"] + counts["pending"]
-                                   + counts["rejected"])
+        assert counts["lines"] == (
+            counts["accepted"] + counts["duplicate"] + counts["pending"] + counts["rejected"]
+        )
         assert counts["accepted"] + counts["pending"] == written.records + seeded[source]
         assert counts["duplicate"] == written.duplicates
         assert counts["rejected"] == written.expected_rejected
     with connect(settings) as conn:
         before = fingerprint(conn)
-        pending = conn.execute("SELECT count(*) FROM fix_attestations "
-                               "WHERE chain_status = 'pending'").fetchone()[0]
+        pending = conn.execute(
+            "SELECT count(*) FROM fix_attestations WHERE chain_status = 'pending'"
+        ).fetchone()[0]
     assert pending == 0  # every chain delivered out of order was linked by the end
 
     quota = json.loads(cli("quota", "--json").stdout)  # the marts were built by the same run
@@ -64,11 +76,15 @@ def test_run_accounts_for_every_generated_line_and_a_rerun_changes_nothing(setti
         with open_marts(settings.marts_path) as marts:
             assert reconcile.billing_periods_usage(marts, conn).passed
     assert sorted((row["org"], row["metric"]) for row in quota) == sorted(
-        (slug, metric) for (slug,) in every for metric in ("analyses", "audits", "fixes"))
+        (slug, metric) for (slug,) in every for metric in ("analyses", "audits", "fixes")
+    )
 
     second = json.loads(cli("run", "--json", "--log-level", "WARNING").stdout)
-    assert all(counts == {"files": 0, "lines": 0, "accepted": 0, "duplicate": 0, "pending": 0,
-                          "rejected": 0} for counts in second.values())
+    assert all(
+        counts
+        == {"files": 0, "lines": 0, "accepted": 0, "duplicate": 0, "pending": 0, "rejected": 0}
+        for counts in second.values()
+    )
     with connect(settings) as conn:
         assert fingerprint(conn) == before
 
@@ -79,10 +95,20 @@ def test_rejects_json_lists_the_quarantine_with_editor_line_numbers(settings, la
     cli("run", "--log-level", "WARNING")
     rows = json.loads(cli("rejects", "--json").stdout)
     assert rows == [
-        {"source": "usage_events", "file": "usage_events/2026-11-03/a.ndjson", "line": 2,
-         "reason": "invalid_json", "detail": rows[0]["detail"]},
-        {"source": "usage_events", "file": "usage_events/2026-11-03/a.ndjson", "line": 3,
-         "reason": "schema_violation", "detail": "org: required field is missing"},
+        {
+            "source": "usage_events",
+            "file": "usage_events/2026-11-03/a.ndjson",
+            "line": 2,
+            "reason": "invalid_json",
+            "detail": rows[0]["detail"],
+        },
+        {
+            "source": "usage_events",
+            "file": "usage_events/2026-11-03/a.ndjson",
+            "line": 3,
+            "reason": "schema_violation",
+            "detail": "org: required field is missing",
+        },
     ]
     only = json.loads(cli("rejects", "--json", "--reason", "schema_violation").stdout)
     assert [row["line"] for row in only] == [3]
@@ -91,14 +117,20 @@ def test_rejects_json_lists_the_quarantine_with_editor_line_numbers(settings, la
 
 def test_rejects_retry_accepts_records_once_their_org_exists(settings, landing):
     cli("seed")
-    record = {"event_id": "n1", "org": "newco", "event_type": "api_call",
-              "occurred_at": "2026-11-03T10:00:00Z"}
+    record = {
+        "event_id": "n1",
+        "org": "newco",
+        "event_type": "api_call",
+        "occurred_at": "2026-11-03T10:00:00Z",
+    }
     landing.write("usage_events", "2026-11-03", "a.ndjson", [record])
     cli("run", "--log-level", "WARNING")
     assert "nothing" not in cli("rejects", "retry").stdout
     with connect(settings) as conn:
-        conn.execute("INSERT INTO organizations (name, slug, tier, status) "
-                     "VALUES ('NewCo', 'newco', 'FREE', 'ACTIVE')")
+        conn.execute(
+            "INSERT INTO organizations (name, slug, tier, status) "
+            "VALUES ('NewCo', 'newco', 'FREE', 'ACTIVE')"
+        )
     out = cli("rejects", "retry").stdout
     assert "usage_events: retried 1: 1 accepted" in out
     assert json.loads(cli("rejects", "--json").stdout) == []
@@ -147,25 +179,37 @@ def test_rejects_lists_the_newest_first_with_headers_a_total_and_filters(setting
     cli("run", "--log-level", "WARNING")
 
     lines = cli("rejects", "--limit", "2").stdout.splitlines()
-    assert lines[0] == "2 of 5 quarantined records, newest day first (--limit N shows more, " \
-                       "--json all of them)"
+    assert (
+        lines[0] == "2 of 5 quarantined records, newest day first (--limit N shows more, "
+        "--json all of them)"
+    )
     assert lines[2].split() == ["SOURCE", "REASON", "FILE:LINE", "DETAIL"]
     assert [line.split()[:3] for line in lines[3:5]] == [
         ["error_events", "schema_violation", "error_events/2026-11-03/new.ndjson:1"],
-        ["error_events", "schema_violation", "error_events/2026-11-03/new.ndjson:2"]]
-    totals = lines[lines.index("by source and reason:") + 1:]
+        ["error_events", "schema_violation", "error_events/2026-11-03/new.ndjson:2"],
+    ]
+    totals = lines[lines.index("by source and reason:") + 1 :]
     assert [line.split() for line in totals] == [
-        ["SOURCE", "REASON", "RECORDS"], ["error_events", "schema_violation", "2"],
-        ["usage_events", "invalid_json", "3"], ["total", "5"]]
+        ["SOURCE", "REASON", "RECORDS"],
+        ["error_events", "schema_violation", "2"],
+        ["usage_events", "invalid_json", "3"],
+        ["total", "5"],
+    ]
 
-    for filters, expected in ((["--source", "usage_events"], 3), (["--day", "2026-11-03"], 2),
-                              (["--file", "old.nd"], 3), (["--reason", "invalid_json"], 3),
-                              (["--source", "usage_events", "--day", "2026-11-03"], 0)):
+    for filters, expected in (
+        (["--source", "usage_events"], 3),
+        (["--day", "2026-11-03"], 2),
+        (["--file", "old.nd"], 3),
+        (["--reason", "invalid_json"], 3),
+        (["--source", "usage_events", "--day", "2026-11-03"], 0),
+    ):
         rows = json.loads(cli("rejects", "--json", *filters).stdout)
         assert len(rows) == expected, filters
         assert set(rows[0]) == {"source", "file", "line", "reason", "detail"} if rows else True
-    assert cli("rejects", "--day", "2026-11-01").stdout.strip() == \
-        "no quarantined record matches these filters"
+    assert (
+        cli("rejects", "--day", "2026-11-01").stdout.strip()
+        == "no quarantined record matches these filters"
+    )
     refused = cli("rejects", "--source", "nope", check=False)
     assert refused.returncode == 2 and "invalid choice" in refused.stderr
 
@@ -174,7 +218,8 @@ STAGE = r"\s+\d+\.\d s"  # a stage line ends with its step's seconds
 
 
 def test_run_prints_a_line_per_stage_then_the_counts_and_json_keeps_its_shape(
-        settings, dagster_instance, generated):
+    settings, dagster_instance, generated
+):
     result = cli("run")
     stderr, stdout = result.stderr.splitlines(), result.stdout.splitlines()
     assert len(stderr) + len(stdout) <= 15, result.stderr + result.stdout
@@ -185,19 +230,31 @@ def test_run_prints_a_line_per_stage_then_the_counts_and_json_keeps_its_shape(
     for row in stdout[1:5]:  # each source's stage line says what its row of the table says
         source, files, _, accepted, _, _, rejected = row.replace(",", "").split()
         [line] = [line for line in stages if line.startswith(f"{source} ")]
-        assert re.fullmatch(rf"{source}\s+{int(files):,} files\s+{int(accepted):,} rows accepted"
-                            rf"\s+{int(rejected):,} rejected{STAGE}", line)
+        assert re.fullmatch(
+            rf"{source}\s+{int(files):,} files\s+{int(accepted):,} rows accepted"
+            rf"\s+{int(rejected):,} rejected{STAGE}",
+            line,
+        )
     assert re.fullmatch(rf"marts\s+built {len(MARTS)} tables, checks passed{STAGE}", stages[4])
     assert re.fullmatch(r"dagster run [0-9a-f-]{36}: success", stderr[6])
-    assert stdout[0].split() == ["source", "files", "lines", "accepted", "duplicate", "pending",
-                                 "rejected"]
+    assert stdout[0].split() == [
+        "source",
+        "files",
+        "lines",
+        "accepted",
+        "duplicate",
+        "pending",
+        "rejected",
+    ]
     assert stdout[-1].startswith("next: `odavl-pipeline quota`")
 
     rerun = cli("run", "--json")
     counts = json.loads(rerun.stdout)
     assert list(counts) == list(SOURCES)
-    assert all(list(source) == ["files", "lines", "accepted", "duplicate", "pending", "rejected"]
-               for source in counts.values())
+    assert all(
+        list(source) == ["files", "lines", "accepted", "duplicate", "pending", "rejected"]
+        for source in counts.values()
+    )
     assert re.search(rf"^marts\s+built {len(MARTS)} tables", rerun.stderr, re.MULTILINE)
 
 
@@ -206,27 +263,37 @@ def test_run_with_log_level_info_prints_dagster_s_full_log(settings, landing):
     stderr = cli("run", "--log-level", "INFO").stderr
     assert "usage_events/2026-11-03/a.ndjson: 2 lines" in stderr  # each file's progress
     assert re.search(r" - dagster - INFO - pipeline - .* - marts - marts published in", stderr)
-    assert re.search(rf"^usage_events\s+1 files\s+2 rows accepted\s+0 rejected{STAGE}$", stderr,
-                     re.MULTILINE)
+    assert re.search(
+        rf"^usage_events\s+1 files\s+2 rows accepted\s+0 rejected{STAGE}$", stderr, re.MULTILINE
+    )
     assert "STEP_WORKER_STARTED" not in stderr
 
 
-def test_run_shows_a_failed_step_with_its_error_and_dagster_s_log_of_it(settings, landing,
-                                                                        monkeypatch):
+def test_run_shows_a_failed_step_with_its_error_and_dagster_s_log_of_it(
+    settings, landing, monkeypatch
+):
     landing.write("usage_events", "2026-11-03", "a.ndjson", [usage("u1")])
     monkeypatch.setenv("ODAVL_MARTS_PATH", "/proc/no-such-folder/marts.duckdb")
     result = cli("run", check=False)
     assert result.returncode == 1
-    assert re.search(r"^marts\s+FAILED after \d+\.\d s: FileNotFoundError: .*no-such-folder",
-                     result.stderr, re.MULTILINE)
+    assert re.search(
+        r"^marts\s+FAILED after \d+\.\d s: FileNotFoundError: .*no-such-folder",
+        result.stderr,
+        re.MULTILINE,
+    )
     assert " - dagster - ERROR - pipeline - " in result.stderr and "STEP_FAILURE" in result.stderr
     assert re.search(r"^dagster run [0-9a-f-]{36}: FAILED$", result.stderr, re.MULTILINE)
 
 
 def test_demo_ends_with_how_to_open_the_dashboards_and_stays_short(settings, dagster_instance):
-    demo = subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", "demo", "--days", "2",
-                           "--organizations", "1"], check=False, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    demo = subprocess.run(
+        [sys.executable, "-m", "odavl_pipeline.cli", "demo", "--days", "2", "--organizations", "1"],
+        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    )
     assert demo.returncode == 0, demo.stdout[-3000:]
     lines = demo.stdout.splitlines()
     assert len(lines) <= 35, demo.stdout
@@ -242,8 +309,14 @@ def test_stage_lines_animate_a_status_line_only_on_a_terminal(settings, monkeypa
     from odavl_pipeline.cli import StageLines
     from odavl_pipeline.orchestration import RunStatus, StepReport
 
-    marts = StepReport("run", "marts", started=0.0, seconds=1.94, succeeded=True,
-                       assets={"usage_daily", "quota_status"})
+    marts = StepReport(
+        "run",
+        "marts",
+        started=0.0,
+        seconds=1.94,
+        succeeded=True,
+        assets={"usage_daily", "quota_status"},
+    )
     for terminal in (True, False):
         stream = io.StringIO()
         stream.isatty = lambda terminal=terminal: terminal
@@ -252,7 +325,9 @@ def test_stage_lines_animate_a_status_line_only_on_a_terminal(settings, monkeypa
             stages.status(RunStatus(3.2, ["marts"], "usage: 41,765 events read"))
             stages.step_ended(marts)
         shown = stream.getvalue()
-        assert shown.endswith("marts             built 2 tables, checks passed  1.9 s\n" +
-                              ("\x1b[K" if terminal else ""))
+        assert shown.endswith(
+            "marts             built 2 tables, checks passed  1.9 s\n"
+            + ("\x1b[K" if terminal else "")
+        )
         assert ("3 s | running marts | usage: 41,765 events read\r" in shown) == terminal
         assert ("\r" in shown) == terminal

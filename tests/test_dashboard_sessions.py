@@ -10,13 +10,26 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from odavl_pipeline.db.dashboard_sessions import (COOKIE, end_session, end_sessions_of,
-                                                  session_email, start_session, token_hash)
+from odavl_pipeline.db.dashboard_sessions import (
+    COOKIE,
+    end_session,
+    end_sessions_of,
+    session_email,
+    start_session,
+    token_hash,
+)
 from odavl_pipeline.db.sign_in import set_password, wait_message
 from odavl_pipeline.settings import Settings
 
 from .dashboard_server import call, running_dashboards
-from .dashboards_fixtures import ALICE, MAYA, PASSWORD, add_people, build_demo_marts, scratch_database
+from .dashboards_fixtures import (
+    ALICE,
+    MAYA,
+    PASSWORD,
+    add_people,
+    build_demo_marts,
+    scratch_database,
+)
 
 from dashlib.session_routes import LARGEST_FORM, return_path  # noqa: E402 (dashboards_fixtures)
 
@@ -45,8 +58,9 @@ def test_an_expired_session_does_not_count_and_is_forgotten_at_the_next_sign_in(
     expired = start_session(conn, ALICE.email, timedelta(0))
     assert session_email(conn, expired) is None
     start_session(conn, MAYA.email, HOUR)
-    assert conn.execute("SELECT count(*) FROM dashboard_sessions "
-                        "WHERE token_sha256 = %s", (token_hash(expired),)).fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM dashboard_sessions WHERE token_sha256 = %s", (token_hash(expired),)
+    ).fetchone() == (0,)
 
 
 def test_a_new_password_or_a_removed_user_ends_every_session_of_that_user(conn):
@@ -56,8 +70,10 @@ def test_a_new_password_or_a_removed_user_ends_every_session_of_that_user(conn):
     assert set_password(conn, "ALICE@odavl.com", "a brand new password") == ALICE.email
     assert [session_email(conn, token) for token in alices] == [None] * 3
     assert session_email(conn, mayas) == MAYA.email
-    conn.execute("DELETE FROM organization_members WHERE user_id IN "
-                 "(SELECT id FROM users WHERE email = %s)", (MAYA.email,))
+    conn.execute(
+        "DELETE FROM organization_members WHERE user_id IN (SELECT id FROM users WHERE email = %s)",
+        (MAYA.email,),
+    )
     conn.execute("DELETE FROM users WHERE email = %s", (MAYA.email,))
     conn.commit()
     assert session_email(conn, mayas) is None
@@ -69,10 +85,20 @@ def test_a_session_is_only_started_for_a_user(conn):
         start_session(conn, "nobody@odavl.com", HOUR)
 
 
-@hypothesis_settings(max_examples=150, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(token=st.one_of(st.none(), st.text(max_size=300), st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=43, max_size=43)))
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    token=st.one_of(
+        st.none(),
+        st.text(max_size=300),
+        st.text(
+            alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
+            min_size=43,
+            max_size=43,
+        ),
+    )
+)
 def test_any_text_as_a_token_is_no_session_and_never_raises(conn, token):
     assert session_email(conn, token) is None
     end_session(conn, token)  # signing out with any cookie is harmless
@@ -94,12 +120,25 @@ def test_any_lifetime_up_to_a_month_is_taken_as_hours(hours):
 # --- where signing in returns to -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("link, expected", [
-    ("/insight?org=odavl-test-org&from=2026-10-27", "/insight?org=odavl-test-org&from=2026-10-27"),
-    ("/", "/"), (None, "/"), ("", "/"), ("insight", "/"),
-    ("//evil.example/x", "/"), ("/\\evil.example", "/"), ("/\t/evil.example", "/"),
-    ("https://evil.example/", "/"), ("/auth/sign-in?next=/x", "/"), ("/" + "a" * 3000, "/"),
-])
+@pytest.mark.parametrize(
+    "link, expected",
+    [
+        (
+            "/insight?org=odavl-test-org&from=2026-10-27",
+            "/insight?org=odavl-test-org&from=2026-10-27",
+        ),
+        ("/", "/"),
+        (None, "/"),
+        ("", "/"),
+        ("insight", "/"),
+        ("//evil.example/x", "/"),
+        ("/\\evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/auth/sign-in?next=/x", "/"),
+        ("/" + "a" * 3000, "/"),
+    ],
+)
 def test_signing_in_returns_only_to_a_page_of_this_server(link, expected):
     assert return_path(link) == expected
 
@@ -122,22 +161,32 @@ def test_any_link_becomes_a_path_of_this_server(link):
 def dashboards(server_url, template_url, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("sessions")
     with scratch_database(server_url, template_url.database) as url:
-        settings = Settings.from_env({"ODAVL_HOME": str(root / "home"),
-                                      "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
-                                      "ODAVL_LANDING_DIR": str(root / "landing")})
+        settings = Settings.from_env(
+            {
+                "ODAVL_HOME": str(root / "home"),
+                "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
+                "ODAVL_LANDING_DIR": str(root / "landing"),
+            }
+        )
         build_demo_marts(settings)
-        with running_dashboards(settings, root / "server.log",
-                                {"ODAVL_SESSION_HOURS": str(SESSION_HOURS)}) as base:
+        with running_dashboards(
+            settings, root / "server.log", {"ODAVL_SESSION_HOURS": str(SESSION_HOURS)}
+        ) as base:
             yield base
 
 
-def sign_in(base: str, email: str, password: str, link: str = "/",
-            client: str | None = None) -> tuple[str, object]:
+def sign_in(
+    base: str, email: str, password: str, link: str = "/", client: str | None = None
+) -> tuple[str, object]:
     """Post the form; from `client` (an address the server takes from a proxy on loopback),
     so that the throttle of one test's failures does not slow another test."""
-    reply = call(base, "POST", "/auth/sign-in", {"email": email, "password": password,
-                                                 "next": link},
-                 headers={"X-Forwarded-For": client} if client else None)
+    reply = call(
+        base,
+        "POST",
+        "/auth/sign-in",
+        {"email": email, "password": password, "next": link},
+        headers={"X-Forwarded-For": client} if client else None,
+    )
     return reply, reply.cookie(COOKIE)
 
 
@@ -148,8 +197,10 @@ def test_a_page_without_a_session_goes_to_the_sign_in_form_and_back(dashboards):
     assert urlsplit(reply.location).path == "/auth/sign-in"
     assert link == "/billing?org=odavl-test-org&from=2026-10-27"
     form = call(dashboards, "GET", reply.location)
-    assert form.status == 200 and 'name="next" value="/billing?org=odavl-test-org&amp;from=' \
-        in form.body
+    assert (
+        form.status == 200
+        and 'name="next" value="/billing?org=odavl-test-org&amp;from=' in form.body
+    )
     assert form.headers["cache-control"] == "no-store" and form.headers["x-frame-options"] == "DENY"
     signed_in, cookie = sign_in(dashboards, MAYA.email, PASSWORD, link)
     assert signed_in.status == 303 and signed_in.location == link
@@ -161,26 +212,30 @@ def test_a_page_without_a_session_goes_to_the_sign_in_form_and_back(dashboards):
 
 
 def test_a_wrong_password_says_so_then_the_throttle_says_how_long_to_wait(dashboards):
-    wrong = [sign_in(dashboards, ALICE.email, "not the password", client=GUESSER)
-             for _ in range(3)]
+    wrong = [sign_in(dashboards, ALICE.email, "not the password", client=GUESSER) for _ in range(3)]
     assert [(reply.status, cookie) for reply, cookie in wrong] == [(401, None)] * 3
     assert all("Wrong email or password." in reply.body for reply, _ in wrong)
     fourth, _ = sign_in(dashboards, ALICE.email, "not the password", client=GUESSER)
     assert "Wrong email or password." in fourth.body and wait_message(1) in fourth.body
     refused, cookie = sign_in(dashboards, ALICE.email, PASSWORD, client="203.0.113.99")
     assert refused.status == 429 and cookie is None
-    assert re.search(r"Too many failed sign-ins for this account or this connection: "
-                     r"try again in \d+ s\.", refused.body)
+    assert re.search(
+        r"Too many failed sign-ins for this account or this connection: "
+        r"try again in \d+ s\.",
+        refused.body,
+    )
     assert 'value="alice@odavl.com"' in refused.body and PASSWORD not in refused.body
 
 
 def test_a_form_from_another_site_or_too_large_is_refused(dashboards):
     form = {"email": MAYA.email, "password": PASSWORD, "next": "/"}
-    foreign = call(dashboards, "POST", "/auth/sign-in", form,
-                   headers={"Origin": "https://evil.example"})
+    foreign = call(
+        dashboards, "POST", "/auth/sign-in", form, headers={"Origin": "https://evil.example"}
+    )
     assert foreign.status == 400 and foreign.cookie(COOKIE) is None
-    huge = call(dashboards, "POST", "/auth/sign-in",
-                b"email=a&password=" + b"x" * (LARGEST_FORM + 1))
+    huge = call(
+        dashboards, "POST", "/auth/sign-in", b"email=a&password=" + b"x" * (LARGEST_FORM + 1)
+    )
     assert huge.status == 400 and huge.cookie(COOKIE) is None
     unescaped, _ = sign_in(dashboards, "<script>alert(1)</script>", "x", client="203.0.113.2")
     assert "<script>alert" not in unescaped.body and "&lt;script&gt;" in unescaped.body
@@ -190,8 +245,14 @@ def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(dashboards):
     _, cookie = sign_in(dashboards, MAYA.email, PASSWORD)
     sent = f"{COOKIE}={cookie.value}"
     assert call(dashboards, "GET", "/insight", cookie=sent).status == 200
-    foreign = call(dashboards, "POST", "/auth/sign-out", {}, cookie=sent,
-                   headers={"Origin": "https://evil.example"})
+    foreign = call(
+        dashboards,
+        "POST",
+        "/auth/sign-out",
+        {},
+        cookie=sent,
+        headers={"Origin": "https://evil.example"},
+    )
     assert foreign.status == 400 and call(dashboards, "GET", "/insight", cookie=sent).status == 200
     out = call(dashboards, "POST", "/auth/sign-out", {}, cookie=sent)
     assert out.status == 303 and out.location == "/auth/sign-in?signed_out=1"

@@ -35,8 +35,11 @@ def chromium_executable() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail("chromium is missing: install Debian's package (`apt-get install -y chromium`); "
-                "the browser test never downloads a browser", pytrace=False)
+    pytest.fail(
+        "chromium is missing: install Debian's package (`apt-get install -y chromium`); "
+        "the browser test never downloads a browser",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +47,13 @@ def server(server_url, template_url, tmp_path_factory):
     """The demo marts, and the dashboards serving them on a loopback port."""
     root = tmp_path_factory.mktemp("browser")
     with scratch_database(server_url, template_url.database) as url:
-        settings = Settings.from_env({"ODAVL_HOME": str(root / "home"),
-                                      "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
-                                      "ODAVL_LANDING_DIR": str(root / "landing")})
+        settings = Settings.from_env(
+            {
+                "ODAVL_HOME": str(root / "home"),
+                "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
+                "ODAVL_LANDING_DIR": str(root / "landing"),
+            }
+        )
         build_demo_marts(settings)
         with running_dashboards(settings, root / "server.log") as base:
             yield base
@@ -85,14 +92,16 @@ def sign_in(page: Page, email: str, password: str) -> None:
 
 def open_page(page: Page, name: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
-    expect(page.get_by_role("heading", name=name if name != "Overview" else "ODAVL Test Org")
-           ).to_be_visible()
+    expect(
+        page.get_by_role("heading", name=name if name != "Overview" else "ODAVL Test Org")
+    ).to_be_visible()
 
 
 def test_a_session_survives_reloads_and_shared_links_until_signed_out(server):
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_executable(),
-                                             headless=True, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=chromium_executable(), headless=True, args=["--no-sandbox"]
+        )
         try:
             context = browser.new_context(viewport=VIEWPORT)
             context.set_default_timeout(WAIT_MS)
@@ -138,8 +147,9 @@ def test_a_session_survives_reloads_and_shared_links_until_signed_out(server):
 
 def test_staff_see_the_staff_page(server):
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_executable(),
-                                             headless=True, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=chromium_executable(), headless=True, args=["--no-sandbox"]
+        )
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(WAIT_MS)

@@ -19,8 +19,10 @@ from odavl_pipeline.orchestration import INSTANCE_YAML
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 LONG_RUNNING = {"postgres", "code", "webserver", "daemon", "dashboards", "stripe-webhooks"}
-TAG_LIMITS = [{"key": "odavl/ingest", "limit": 1},
-              {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+TAG_LIMITS = [
+    {"key": "odavl/ingest", "limit": 1},
+    {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+]
 
 
 def compose() -> dict:
@@ -38,14 +40,21 @@ def test_compose_runs_every_service_with_health_checks_and_migrations_first():
     # migrations: a one-shot before any Dagster process; the others wait for its success
     migrate = services["migrate"]
     assert migrate["restart"] == "no" and "healthcheck" not in migrate
-    assert migrate["command"] == ["sh", "-c", "odavl-pipeline db upgrade && dagster instance migrate"]
+    assert migrate["command"] == [
+        "sh",
+        "-c",
+        "odavl-pipeline db upgrade && dagster instance migrate",
+    ]
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    assert services["code"]["depends_on"] == {"postgres": {"condition": "service_healthy"},
-                                              "migrate": {"condition": "service_completed_successfully"}}
+    assert services["code"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
     for name in ("webserver", "daemon"):
         assert services[name]["depends_on"]["code"] == {"condition": "service_healthy"}
     assert services["dashboards"]["depends_on"] == {
-        "migrate": {"condition": "service_completed_successfully"}}
+        "migrate": {"condition": "service_completed_successfully"}
+    }
 
     # the code location on gRPC, which the webserver's and daemon's workspace names
     code = services["code"]["command"]
@@ -53,11 +62,16 @@ def test_compose_runs_every_service_with_health_checks_and_migrations_first():
     port = code[code.index("-p") + 1]
     assert services["code"]["healthcheck"]["test"][-2:] == ["-p", port]
     workspace = yaml.safe_load((ROOT / "deploy/docker/workspace.yaml").read_text())
-    assert workspace["load_from"] == [{"grpc_server": {"host": "code", "port": int(port),
-                                                       "location_name": "odavl_pipeline"}}]
+    assert workspace["load_from"] == [
+        {"grpc_server": {"host": "code", "port": int(port), "location_name": "odavl_pipeline"}}
+    ]
     assert services["webserver"]["command"][-2:] == ["-w", "/opt/dagster/home/workspace.yaml"]
-    assert services["daemon"]["command"] == ["dagster-daemon", "run", "-w",
-                                             "/opt/dagster/home/workspace.yaml"]
+    assert services["daemon"]["command"] == [
+        "dagster-daemon",
+        "run",
+        "-w",
+        "/opt/dagster/home/workspace.yaml",
+    ]
     assert services["daemon"]["healthcheck"]["test"] == ["CMD", "dagster-daemon", "liveness-check"]
     assert "/server_info" in services["webserver"]["healthcheck"]["test"][-1]
 
@@ -74,44 +88,76 @@ def test_compose_keeps_state_in_volumes_and_secrets_out_of_the_files():
     assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     for name in ("code",):
         assert {"landing:/var/lib/odavl/landing", "marts:/var/lib/odavl/marts"} <= set(
-            services[name]["volumes"])
+            services[name]["volumes"]
+        )
     env = services["code"]["environment"]
     assert env["DAGSTER_HOME"] == "/opt/dagster/home"
     assert "${POSTGRES_PASSWORD:?" in env["ODAVL_DATABASE_URL"]
     assert env["ODAVL_DAGSTER_URL"].startswith("postgresql+psycopg2://")
     assert all(value.startswith("${") for key, value in env.items() if key.startswith("STRIPE_"))
 
-    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
-                   if line and not line.startswith("#"))
-    for secret in ("POSTGRES_PASSWORD", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET",
-                   "ODAVL_ALERT_WEBHOOK_URL"):
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    for secret in (
+        "POSTGRES_PASSWORD",
+        "STRIPE_API_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "ODAVL_ALERT_WEBHOOK_URL",
+    ):
         assert example[secret] == "", secret
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
 
-    files = [COMPOSE, ROOT / "Dockerfile", ROOT / ".env.example", *(ROOT / "deploy").rglob("*.y*ml")]
+    files = [
+        COMPOSE,
+        ROOT / "Dockerfile",
+        ROOT / ".env.example",
+        *(ROOT / "deploy").rglob("*.y*ml"),
+    ]
     for path in files:
         text = path.read_text()
-        assert not re.search(r"(?<![\w/.])/(work|home|root|Users|tmp)/", text), path  # no machine paths
+        assert not re.search(r"(?<![\w/.])/(work|home|root|Users|tmp)/", text), (
+            path
+        )  # no machine paths
     for service in services.values():  # images by name only, no registry host
-        assert "/" not in service["image"].split(":")[0] or "." not in service["image"].split("/")[0]
+        assert (
+            "/" not in service["image"].split(":")[0] or "." not in service["image"].split("/")[0]
+        )
 
 
 @pytest.mark.docker
 def test_docker_compose_config_validates_the_file():
     env = {**os.environ, "POSTGRES_PASSWORD": "only-for-this-test"}
-    result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], capture_output=True,
-                            text=True, env=env, timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert resolved["services"]["code"]["depends_on"]["migrate"] == {
-        "condition": "service_completed_successfully"}
-    assert resolved["services"]["webserver"]["environment"]["ODAVL_DATABASE_URL"] == \
-        "postgresql+psycopg://odavl:only-for-this-test@postgres:5432/odavl"
+        "condition": "service_completed_successfully"
+    }
+    assert (
+        resolved["services"]["webserver"]["environment"]["ODAVL_DATABASE_URL"]
+        == "postgresql+psycopg://odavl:only-for-this-test@postgres:5432/odavl"
+    )
     assert resolved["services"]["webserver"]["ports"] == ["127.0.0.1:3000:3000/tcp"]
 
     without = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
-    refused = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], capture_output=True,
-                             text=True, env=without, timeout=60, cwd=ROOT)
+    refused = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config"],
+        capture_output=True,
+        text=True,
+        env=without,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert refused.returncode != 0 and "set POSTGRES_PASSWORD in .env" in refused.stderr
 
 
@@ -133,23 +179,38 @@ def test_every_dagster_yaml_is_valid_and_limits_ingestion_the_same_way(tmp_path)
         assert config["concurrency"]["runs"]["tag_concurrency_limits"] == TAG_LIMITS
         assert config["retention"]["sensor"]["purge_after_days"]["skipped"] == 7
         assert config["freshness"] == {"enabled": True}
-    assert docker["run_monitoring"]["enabled"] and docker["run_launcher"]["class"] == "DefaultRunLauncher"
+    assert (
+        docker["run_monitoring"]["enabled"]
+        and docker["run_launcher"]["class"] == "DefaultRunLauncher"
+    )
     assert celery["run_launcher"]["class"] == "CeleryK8sRunLauncher"
     # the tag the limits name is the one the ingesting jobs carry
     assert {**INGEST_TAGS} == {"odavl/ingest": "true"}
-    assert all(defs.resolve_job_def(job).tags.items() >= INGEST_TAGS.items() for job in ("pipeline", "ingest"))
+    assert all(
+        defs.resolve_job_def(job).tags.items() >= INGEST_TAGS.items()
+        for job in ("pipeline", "ingest")
+    )
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "cp deploy/docker/dagster.yaml deploy/docker/workspace.yaml \"$DAGSTER_HOME\"/" in dockerfile
+    assert (
+        'cp deploy/docker/dagster.yaml deploy/docker/workspace.yaml "$DAGSTER_HOME"/' in dockerfile
+    )
 
 
 def test_helm_values_use_the_k8s_run_launcher_and_an_external_postgres():
     values = yaml.safe_load((ROOT / "deploy/helm/values.yaml").read_text())
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["postgresql"]["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
+    assert (
+        values["postgresql"]["enabled"] is False
+        and values["generatePostgresqlPasswordSecret"] is False
+    )
     [deployment] = values["dagster-user-deployments"]["deployments"]
     assert deployment["codeServerArgs"][:2] == ["-m", "odavl_pipeline.definitions"]
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
     queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert queue["tagConcurrencyLimits"] == TAG_LIMITS
-    assert set(values["retention"]["sensor"]["purgeAfterDays"]) == {"skipped", "success", "failure",
-                                                                     "started"}
+    assert set(values["retention"]["sensor"]["purgeAfterDays"]) == {
+        "skipped",
+        "success",
+        "failure",
+        "started",
+    }

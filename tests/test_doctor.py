@@ -45,8 +45,13 @@ def statuses(found: dict[str, doctor.Finding]) -> dict[str, str]:
 
 
 def doctor_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", "doctor", *args],
-                          capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "odavl_pipeline.cli", "doctor", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 @pytest.mark.stripe
@@ -55,12 +60,20 @@ def test_a_healthy_setup_with_stripe_passes_every_check(healthy, stripe_settings
     assert result.returncode == 0, result.stdout + result.stderr
     found = {f["check"]: f for f in json.loads(result.stdout)}
     assert {check: f["status"] for check, f in found.items()} == {
-        "configuration": "ok", "database": "ok", "migrations": "ok",
+        "configuration": "ok",
+        "database": "ok",
+        "migrations": "ok",
         "dagster": "warning",  # no daemon runs in this test: said, but not a problem
-        "landing": "ok", "marts": "ok", "stripe": "ok"}
+        "landing": "ok",
+        "marts": "ok",
+        "stripe": "ok",
+    }
     assert "no dagster-daemon heartbeat" in found["dagster"]["summary"]
     assert "1 files over 1 days (2026-11-03 .. 2026-11-03)" in found["landing"]["summary"]
-    assert found["stripe"]["summary"] == f"key accepted by {stripe_settings.stripe_api_base}; webhook secret set"
+    assert (
+        found["stripe"]["summary"]
+        == f"key accepted by {stripe_settings.stripe_api_base}; webhook secret set"
+    )
     text = doctor_cli().stdout
     assert "PROBLEM" not in text and "-> start `odavl-pipeline ui`" in text
     secrets = (stripe_settings.stripe_api_key, stripe_settings.stripe_webhook_secret)
@@ -71,8 +84,10 @@ def test_an_unreachable_database_is_a_problem_and_skips_what_needs_it(healthy):
     url = "postgresql+psycopg://odavl:hunter2@127.0.0.1:1/odavl"
     result = doctor_cli(ODAVL_DATABASE_URL=url)
     assert result.returncode == 1
-    assert "PROBLEM  database       cannot connect to postgresql+psycopg://odavl:***@127.0.0.1:1/odavl" \
+    assert (
+        "PROBLEM  database       cannot connect to postgresql+psycopg://odavl:***@127.0.0.1:1/odavl"
         in result.stdout
+    )
     assert "-> check that the server is running and reachable" in result.stdout
     assert "hunter2" not in result.stdout + result.stderr
     found = findings(ODAVL_DATABASE_URL=url)
@@ -85,10 +100,15 @@ def test_a_database_not_migrated_or_behind(healthy):
     migrate.downgrade(url, "base")
     found = findings()["migrations"]
     assert (found.status, found.summary, found.fix) == (
-        "problem", "the database is not migrated (no revision)", "run `odavl-pipeline db upgrade`")
+        "problem",
+        "the database is not migrated (no revision)",
+        "run `odavl-pipeline db upgrade`",
+    )
     migrate.upgrade(url, "0001")
     found = findings()["migrations"]
-    assert found.status == "problem" and found.summary.startswith("the database is at revision 0001")
+    assert found.status == "problem" and found.summary.startswith(
+        "the database is at revision 0001"
+    )
     migrate.upgrade(url)
     assert findings()["migrations"].status == "ok"
 
@@ -139,12 +159,19 @@ def test_the_staleness_rule_is_the_freshness_policy():
 
 @pytest.mark.stripe
 def test_stripe_half_configured_or_unreachable(healthy, stripe_settings):
-    key, secret, base = (stripe_settings.stripe_api_key, stripe_settings.stripe_webhook_secret,
-                         stripe_settings.stripe_api_base)
+    key, secret, base = (
+        stripe_settings.stripe_api_key,
+        stripe_settings.stripe_webhook_secret,
+        stripe_settings.stripe_api_base,
+    )
     cases = {
         "STRIPE_API_KEY set, STRIPE_WEBHOOK_SECRET not": dict(STRIPE_WEBHOOK_SECRET=None),
-        "STRIPE_WEBHOOK_SECRET set, STRIPE_API_KEY not": dict(STRIPE_API_KEY=None, STRIPE_API_BASE=None),
-        "STRIPE_API_BASE set, STRIPE_API_KEY not": dict(STRIPE_API_KEY=None, STRIPE_WEBHOOK_SECRET=None),
+        "STRIPE_WEBHOOK_SECRET set, STRIPE_API_KEY not": dict(
+            STRIPE_API_KEY=None, STRIPE_API_BASE=None
+        ),
+        "STRIPE_API_BASE set, STRIPE_API_KEY not": dict(
+            STRIPE_API_KEY=None, STRIPE_WEBHOOK_SECRET=None
+        ),
         "not a secret or restricted key": dict(STRIPE_API_KEY="pk_test_123"),
         "not a list of signing secrets": dict(STRIPE_WEBHOOK_SECRET="secret"),
         "http://127.0.0.1:1 cannot be reached": dict(STRIPE_API_BASE="http://127.0.0.1:1"),
@@ -155,18 +182,27 @@ def test_stripe_half_configured_or_unreachable(healthy, stripe_settings):
         assert found.fix
         assert key not in found.summary + found.fix and secret not in found.summary + found.fix
     assert findings()["stripe"].summary == f"key accepted by {base}; webhook secret set"
-    assert findings(STRIPE_API_KEY=None, STRIPE_API_BASE=None, STRIPE_WEBHOOK_SECRET=None)[
-        "stripe"].status == "ok"
+    assert (
+        findings(STRIPE_API_KEY=None, STRIPE_API_BASE=None, STRIPE_WEBHOOK_SECRET=None)[
+            "stripe"
+        ].status
+        == "ok"
+    )
 
 
 def test_configuration_problems_stop_the_other_checks(healthy):
     result = doctor_cli(ODAVL_BILLING_GRACE_MINUTES="soon")
     assert result.returncode == 1
-    assert "PROBLEM  configuration  ODAVL_BILLING_GRACE_MINUTES must be a number of minutes" in result.stdout
+    assert (
+        "PROBLEM  configuration  ODAVL_BILLING_GRACE_MINUTES must be a number of minutes"
+        in result.stdout
+    )
     found = findings(ODAVL_BILLING_GRACE_MINUTES="soon")
     assert set(statuses(found).values()) == {"problem", "skipped"}
-    assert findings(ODAVL_DATABASE_URL="sqlite:///x.db")["configuration"].summary == \
-        "ODAVL_DATABASE_URL is a sqlite URL, not PostgreSQL"
+    assert (
+        findings(ODAVL_DATABASE_URL="sqlite:///x.db")["configuration"].summary
+        == "ODAVL_DATABASE_URL is a sqlite URL, not PostgreSQL"
+    )
     assert findings(ODAVL_ALERT_WEBHOOK_URL="hooks.example/x")["configuration"].status == "problem"
     ok = findings(ODAVL_ALERT_WEBHOOK_URL="https://hooks.example/T0KEN")["configuration"]
     assert ok.status == "ok" and "T0KEN" not in ok.summary
@@ -174,6 +210,8 @@ def test_configuration_problems_stop_the_other_checks(healthy):
 
 def test_a_dagster_instance_outside_postgres_is_a_problem(healthy):
     healthy.dagster_home.mkdir(parents=True, exist_ok=True)
-    (healthy.dagster_home / "dagster.yaml").write_text("storage:\n  sqlite:\n    base_dir: /tmp/x\n")
+    (healthy.dagster_home / "dagster.yaml").write_text(
+        "storage:\n  sqlite:\n    base_dir: /tmp/x\n"
+    )
     found = findings()["dagster"]
     assert found.status == "problem" and "would not share one history" in found.summary

@@ -26,16 +26,21 @@ from .records import attestation, audit, error, usage
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 # the contract's own limits: the domain is tested without the storage that narrows them
-USAGE, ERRORS, ATTESTATIONS, AUDITS = (RULES[source] for source in (
-    "usage_events", "error_events", "fix_attestations", "audit_results"))
+USAGE, ERRORS, ATTESTATIONS, AUDITS = (
+    RULES[source]
+    for source in ("usage_events", "error_events", "fix_attestations", "audit_results")
+)
 
 
-@pytest.mark.parametrize("message, normalized", [
-    ("  Unexpected   token\t at\n line 12 ", "Unexpected token at line <n>"),
-    ("Request 3F2504E0-4F89-11D3-9A0C-0305E82C3301 failed", "Request <uuid> failed"),
-    ("Segfault at 0xDEADbeef in frame 7", "Segfault at <hex> in frame <n>"),
-    ("v2 and 10.5", "v<n> and <n>.<n>"),
-])
+@pytest.mark.parametrize(
+    "message, normalized",
+    [
+        ("  Unexpected   token\t at\n line 12 ", "Unexpected token at line <n>"),
+        ("Request 3F2504E0-4F89-11D3-9A0C-0305E82C3301 failed", "Request <uuid> failed"),
+        ("Segfault at 0xDEADbeef in frame 7", "Segfault at <hex> in frame <n>"),
+        ("v2 and 10.5", "v<n> and <n>.<n>"),
+    ],
+)
 def test_normalize_masks_variable_parts_in_the_contract_order(message, normalized):
     assert normalize_message(message) == normalized
 
@@ -66,8 +71,10 @@ def test_timestamps_keep_their_instant_whatever_the_offset():
     assert utc.occurred_at == paris.occurred_at
 
 
-@pytest.mark.parametrize("stamp", ["2026-11-03T14:05:00", "2026-11-03", "03/11/2026 14:05Z",
-                                   "2026-13-03T14:05:00Z", 1700000000])
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-11-03T14:05:00", "2026-11-03", "03/11/2026 14:05Z", "2026-13-03T14:05:00Z", 1700000000],
+)
 def test_timestamps_without_offset_or_malformed_are_schema_violations(stamp):
     with pytest.raises(Rejected) as caught:
         validate_usage(usage("u1", occurred_at=stamp), NOW, USAGE)
@@ -82,17 +89,20 @@ def test_a_timestamp_more_than_five_minutes_ahead_is_future():
     assert caught.value.reason == Reason.FUTURE_TIMESTAMP
 
 
-@pytest.mark.parametrize("field, value, detail", [
-    ("event_id", None, "event_id: required field is missing"),
-    ("event_id", "x" * 201, "event_id: must be at most 200 characters"),
-    ("quantity", 0, "quantity: must be between 1 and 1,000,000"),
-    ("quantity", 1_000_001, "quantity: must be between 1 and 1,000,000"),
-    ("quantity", 1.5, "quantity: must be an integer, got number"),
-    ("quantity", True, "quantity: must be an integer, got boolean"),
-    ("event_type", "coffee", "event_type: must be one of"),
-    ("user", 42, "user: must be a string, got integer"),
-    ("metadata", [1], "metadata: must be an object, got array"),
-])
+@pytest.mark.parametrize(
+    "field, value, detail",
+    [
+        ("event_id", None, "event_id: required field is missing"),
+        ("event_id", "x" * 201, "event_id: must be at most 200 characters"),
+        ("quantity", 0, "quantity: must be between 1 and 1,000,000"),
+        ("quantity", 1_000_001, "quantity: must be between 1 and 1,000,000"),
+        ("quantity", 1.5, "quantity: must be an integer, got number"),
+        ("quantity", True, "quantity: must be an integer, got boolean"),
+        ("event_type", "coffee", "event_type: must be one of"),
+        ("user", 42, "user: must be a string, got integer"),
+        ("metadata", [1], "metadata: must be an object, got array"),
+    ],
+)
 def test_usage_schema_violations_name_the_field(field, value, detail):
     record = usage("u1")
     if value is None:
@@ -120,8 +130,10 @@ def test_error_signature_field_must_match_the_computed_one():
     assert caught.value.reason == Reason.SIGNATURE_MISMATCH
 
 
-@pytest.mark.parametrize("field, value", [("severity", "FATAL"), ("line", -1), ("detector", "d" * 65),
-                                          ("message", ""), ("column", "7")])
+@pytest.mark.parametrize(
+    "field, value",
+    [("severity", "FATAL"), ("line", -1), ("detector", "d" * 65), ("message", ""), ("column", "7")],
+)
 def test_error_schema_violations(field, value):
     with pytest.raises(Rejected) as caught:
         validate_error(error("e1", **{field: value}), NOW, ERRORS)
@@ -136,8 +148,10 @@ def test_attestation_with_a_wrong_hash_is_a_hash_mismatch():
     assert caught.value.reason == Reason.HASH_MISMATCH
 
 
-@pytest.mark.parametrize("field, value", [("risk_score", 101), ("recipes", ["ok", 3]),
-                                          ("prev_hash", "abc"), ("status", "DONE")])
+@pytest.mark.parametrize(
+    "field, value",
+    [("risk_score", 101), ("recipes", ["ok", 3]), ("prev_hash", "abc"), ("status", "DONE")],
+)
 def test_attestation_schema_violations(field, value):
     record = attestation("a1")
     record[field] = value
@@ -153,13 +167,24 @@ def test_attestation_floats_are_refused_by_name():
     assert caught.value.detail.startswith("metadata.ratio:")
 
 
-@pytest.mark.parametrize("field, value, detail", [
-    ("url", "ftp://x", "url:"), ("device", "watch", "device:"), ("score_seo", 101, "score_seo:"),
-    ("issues", [{"suite": "speed", "severity": "HIGH", "message": "m", "recommendation": "r"}],
-     "issues[0].suite:"),
-    ("issues", [{"suite": "seo", "severity": "HIGH", "recommendation": "r"}],
-     "issues[0].message:"),
-])
+@pytest.mark.parametrize(
+    "field, value, detail",
+    [
+        ("url", "ftp://x", "url:"),
+        ("device", "watch", "device:"),
+        ("score_seo", 101, "score_seo:"),
+        (
+            "issues",
+            [{"suite": "speed", "severity": "HIGH", "message": "m", "recommendation": "r"}],
+            "issues[0].suite:",
+        ),
+        (
+            "issues",
+            [{"suite": "seo", "severity": "HIGH", "recommendation": "r"}],
+            "issues[0].message:",
+        ),
+    ],
+)
 def test_audit_schema_violations_name_the_field(field, value, detail):
     with pytest.raises(Rejected) as caught:
         validate_audit(audit("r1", **{field: value}), NOW, AUDITS)
@@ -171,30 +196,48 @@ def test_monthly_periods_clamp_to_the_end_of_short_months():
     anchor = datetime(2026, 1, 31, tzinfo=UTC)
     assert add_months(anchor, 1) == datetime(2026, 2, 28, tzinfo=UTC)
     assert period_containing(anchor, datetime(2026, 3, 5, tzinfo=UTC)) == (
-        datetime(2026, 2, 28, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC))
+        datetime(2026, 2, 28, tzinfo=UTC),
+        datetime(2026, 3, 31, tzinfo=UTC),
+    )
     assert period_containing(anchor, datetime(2026, 1, 31, tzinfo=UTC))[0] == anchor
 
 
 def test_periods_covering_run_from_first_to_last_without_gaps():
     anchor = datetime(2026, 1, 31, 12, tzinfo=UTC)
-    periods = periods_covering(anchor, datetime(2025, 12, 31, 12, tzinfo=UTC),
-                               datetime(2026, 3, 31, 11, 59, tzinfo=UTC))
+    periods = periods_covering(
+        anchor, datetime(2025, 12, 31, 12, tzinfo=UTC), datetime(2026, 3, 31, 11, 59, tzinfo=UTC)
+    )
     assert [start.date().isoformat() for start, _ in periods] == [
-        "2025-12-31", "2026-01-31", "2026-02-28"]
+        "2025-12-31",
+        "2026-01-31",
+        "2026-02-28",
+    ]
     assert all(end == following for (_, end), (following, _) in zip(periods, periods[1:]))
 
 
 def test_quotas_take_the_override_else_the_tier_limit():
     assert quotas("FREE", {}) == {"analyses": 100, "fixes": 50, "audits": 20}
     assert quotas("ENTERPRISE", {"fixes": 7, "audits": None}) == {
-        "analyses": 5000, "fixes": 7, "audits": 1000}
+        "analyses": 5000,
+        "fixes": 7,
+        "audits": 1000,
+    }
 
 
-@pytest.mark.parametrize("used, quota, status", [
-    (79, 100, "ok"), (80, 100, "warning"), (99, 100, "warning"), (100, 100, "exceeded"),
-    (101, 100, "exceeded"), (0, 0, "ok"), (1, 0, "exceeded"), (3999, 5000, "ok"),
-    (4000, 5000, "warning"),
-])
+@pytest.mark.parametrize(
+    "used, quota, status",
+    [
+        (79, 100, "ok"),
+        (80, 100, "warning"),
+        (99, 100, "warning"),
+        (100, 100, "exceeded"),
+        (101, 100, "exceeded"),
+        (0, 0, "ok"),
+        (1, 0, "exceeded"),
+        (3999, 5000, "ok"),
+        (4000, 5000, "warning"),
+    ],
+)
 def test_status_thresholds_are_exact(used, quota, status):
     assert quota_status(used, quota) == status
 
@@ -207,7 +250,9 @@ def test_forecast_projects_linearly_to_the_end_of_the_period():
     assert halfway.projected_exhaustion == date(2026, 11, 16)  # at half the period
     unreachable = forecast(10, 500, start, end, tenth)
     assert (unreachable.projected, unreachable.projected_exhaustion) == (100, None)
-    reached = forecast(600, 500, start, end, tenth, reached_at=datetime(2026, 11, 2, 23, tzinfo=UTC))
+    reached = forecast(
+        600, 500, start, end, tenth, reached_at=datetime(2026, 11, 2, 23, tzinfo=UTC)
+    )
     assert (reached.status, reached.projected_exhaustion) == ("exceeded", date(2026, 11, 2))
     assert forecast(5, 500, start, end, start).projected == 5  # no time elapsed yet
     assert forecast(5, 500, start, end, end + timedelta(days=3)).projected == 5  # period over
@@ -219,11 +264,16 @@ def test_forecast_of_usage_past_what_timedelta_arithmetic_holds():
     tenth = start + (end - start) / 10
     # 40 events of the contract's largest quantity: once an OverflowError that stopped every build
     assert forecast(40_000_000, 500, start, end, tenth).projected == 400_000_000
-    assert forecast(2**62, 500, start, end, start + timedelta(microseconds=1)).projected == 2**63 - 1
+    assert (
+        forecast(2**62, 500, start, end, start + timedelta(microseconds=1)).projected == 2**63 - 1
+    )
 
 
-@given(used=st.integers(0, 2**63 - 1), quota=st.integers(0, 2**63 - 1),
-       elapsed=st.timedeltas(min_value=timedelta(days=-40), max_value=timedelta(days=40)))
+@given(
+    used=st.integers(0, 2**63 - 1),
+    quota=st.integers(0, 2**63 - 1),
+    elapsed=st.timedeltas(min_value=timedelta(days=-40), max_value=timedelta(days=40)),
+)
 def test_forecast_holds_any_usage_a_bigint_holds(used, quota, elapsed):
     start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
     result = forecast(used, quota, start, end, start + elapsed)

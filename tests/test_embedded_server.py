@@ -15,6 +15,7 @@ def test_threads_connect_at_once_to_the_embedded_server():
     home.chmod(0o755)  # as root, the server runs as its own user
     settings = Settings.from_env({"ODAVL_HOME": str(home)})
     try:
+
         def one(_):
             with connect(settings) as conn:
                 return conn.execute("SELECT 1").fetchone()[0]

@@ -41,8 +41,9 @@ def _clean_run_state(settings, database_url, server_url) -> dict:
     name = database_url.database + "_clean"
     with _admin(server_url) as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    clean = dataclasses.replace(settings, database_url=database_url.set(database=name)
-                                .render_as_string(hide_password=False))
+    clean = dataclasses.replace(
+        settings, database_url=database_url.set(database=name).render_as_string(hide_password=False)
+    )
     try:
         with connect(clean) as conn:
             for source in SOURCES:
@@ -57,11 +58,17 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "odavl_pipeline.cli", *args]
 
 
-def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(settings, landing, database_url,
-                                                              server_url):
+def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(
+    settings, landing, database_url, server_url
+):
     _write_large_landing(landing)
-    process = subprocess.Popen(_cli("run", "--log-level", "INFO"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               text=True, env=os.environ.copy())
+    process = subprocess.Popen(
+        _cli("run", "--log-level", "INFO"),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=os.environ.copy(),
+    )
     for line in process.stderr:  # wait until the large file is being written in batches
         if "large.ndjson: " in line and " lines" in line:
             break
@@ -80,10 +87,16 @@ def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(settings, landing
     assert wait_until_gone([*writers, *leaves]) == []  # an orphaned parser exits by itself
     with connect(settings) as conn:
         assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM ingested_files WHERE path LIKE '%large%'"
-                            ).fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM ingested_files WHERE path LIKE '%large%'"
+            ).fetchone()[0]
+            == 0
+        )
 
-    rerun = subprocess.run(_cli("run", "--json"), capture_output=True, text=True, env=os.environ.copy())
+    rerun = subprocess.run(
+        _cli("run", "--json"), capture_output=True, text=True, env=os.environ.copy()
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     counts = json.loads(rerun.stdout)
     assert counts["usage_events"]["lines"] == LARGE
@@ -93,12 +106,20 @@ def test_a_run_killed_mid_file_and_rerun_ends_as_one_clean_run(settings, landing
     assert after == _clean_run_state(settings, database_url, server_url)
 
 
-def test_two_concurrent_runs_of_the_same_partition_end_as_one(settings, landing, database_url,
-                                                             server_url):
+def test_two_concurrent_runs_of_the_same_partition_end_as_one(
+    settings, landing, database_url, server_url
+):
     _write_large_landing(landing)
-    runs = [subprocess.Popen(_cli("run", "--json", "--log-level", "WARNING"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=os.environ.copy()) for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            _cli("run", "--json", "--log-level", "WARNING"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(2)
+    ]
     outputs = [run.communicate() for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
     per_run = [json.loads(out) for out, _ in outputs]

@@ -39,12 +39,25 @@ from .marts_helpers import rows
 
 EXAMPLES = int(os.environ.get("ODAVL_FUZZ_EXAMPLES", "25"))
 # CONTRACT.md section 4: why a line of a readable file may be rejected
-LINE_REASONS = {"invalid_json", "schema_violation", "unknown_org", "unknown_project",
-                "conflicting_duplicate", "hash_mismatch", "signature_mismatch", "chain_fork",
-                "future_timestamp", "record_too_large"}
+LINE_REASONS = {
+    "invalid_json",
+    "schema_violation",
+    "unknown_org",
+    "unknown_project",
+    "conflicting_duplicate",
+    "hash_mismatch",
+    "signature_mismatch",
+    "chain_fork",
+    "future_timestamp",
+    "record_too_large",
+}
 FILE_REASONS = {"unreadable_file", "misplaced_file", "ingest_error"}
-TIMESTAMP_COLUMNS = {"usage_events": "occurred_at", "error_events": "occurred_at",
-                     "fix_attestations": "created_at", "audit_results": "occurred_at"}
+TIMESTAMP_COLUMNS = {
+    "usage_events": "occurred_at",
+    "error_events": "occurred_at",
+    "fix_attestations": "created_at",
+    "audit_results": "occurred_at",
+}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -97,17 +110,23 @@ def check_ledger(conn: psycopg.Connection, landing: HostileLanding) -> dict[str,
     """Every file once in the ledger, balanced, as the contract says; the rows by path."""
     ledger = conn.execute(
         "SELECT path, id, source::text, status::text, lines, accepted, duplicate, pending, "
-        "rejected FROM ingested_files").fetchall()
+        "rejected FROM ingested_files"
+    ).fetchall()
     for path, _, _, _, lines, accepted, duplicate, pending, rejected in ledger:
         assert lines == accepted + duplicate + pending + rejected, path
     by_path = {row[0]: row for row in ledger}
     assert len(by_path) == len(ledger), Counter(row[0] for row in ledger).most_common(3)
-    expected = {planted.relative_path(): planted
-                for planted in landing.of_kind("landed", "misplaced", "outside_link")}
+    expected = {
+        planted.relative_path(): planted
+        for planted in landing.of_kind("landed", "misplaced", "outside_link")
+    }
     assert by_path.keys() == expected.keys()
-    file_rejects = dict(conn.execute(
-        "SELECT file_id, array_agg(reason ORDER BY reason) FROM quarantine "
-        "WHERE line_no IS NULL GROUP BY file_id").fetchall())
+    file_rejects = dict(
+        conn.execute(
+            "SELECT file_id, array_agg(reason ORDER BY reason) FROM quarantine "
+            "WHERE line_no IS NULL GROUP BY file_id"
+        ).fetchall()
+    )
     for path, planted in expected.items():
         _, file_id, source, status, lines, *_ = by_path[path]
         assert source == planted.source, path
@@ -120,17 +139,27 @@ def check_ledger(conn: psycopg.Connection, landing: HostileLanding) -> dict[str,
     return by_path
 
 
-def check_lines(conn: psycopg.Connection, landing: HostileLanding,
-                ledger: dict[str, tuple]) -> None:
+def check_lines(
+    conn: psycopg.Connection, landing: HostileLanding, ledger: dict[str, tuple]
+) -> None:
     """Each non-blank line of a readable file is a row, a quarantine row or a duplicate."""
     for planted in filter(is_read, landing.entries):
-        path, file_id, source, _, _, accepted, duplicate, pending, rejected = \
-            ledger[planted.relative_path()]
-        kept = [line for (line,) in conn.execute(
-            sql.SQL("SELECT line_no FROM {} WHERE file_id = %s").format(sql.Identifier(source)),
-            (file_id,))]
-        quarantined = [line for (line,) in conn.execute(
-            "SELECT line_no FROM quarantine WHERE file_id = %s", (file_id,))]
+        path, file_id, source, _, _, accepted, duplicate, pending, rejected = ledger[
+            planted.relative_path()
+        ]
+        kept = [
+            line
+            for (line,) in conn.execute(
+                sql.SQL("SELECT line_no FROM {} WHERE file_id = %s").format(sql.Identifier(source)),
+                (file_id,),
+            )
+        ]
+        quarantined = [
+            line
+            for (line,) in conn.execute(
+                "SELECT line_no FROM quarantine WHERE file_id = %s", (file_id,)
+            )
+        ]
         numbers = set(planted.line_numbers())
         assert (len(kept), len(quarantined)) == (accepted + pending, rejected), path
         assert len(set(kept) | set(quarantined)) == len(kept) + len(quarantined), path
@@ -142,7 +171,8 @@ def check_quarantine(conn: psycopg.Connection) -> None:
     """Every rejection has the contract's reason and a detail; nothing unread was read; no valid
     record is rejected (but a valid attestation may fork another)."""
     for source, reason, line_no, detail, raw in conn.execute(
-            "SELECT source::text, reason, line_no, detail, raw FROM quarantine"):
+        "SELECT source::text, reason, line_no, detail, raw FROM quarantine"
+    ):
         event(f"rejected: {reason}")
         assert reason in (FILE_REASONS if line_no is None else LINE_REASONS), (reason, detail)
         assert detail and detail.strip(), (reason, line_no)
@@ -156,44 +186,76 @@ def check_accepted(conn: psycopg.Connection, settings: Settings, landing: Hostil
     now = datetime.now(UTC)
     for table, column in TIMESTAMP_COLUMNS.items():
         query = sql.SQL("SELECT min({0}), max({0}), count(*) FROM {1}").format(
-            sql.Identifier(column), sql.Identifier(table))
+            sql.Identifier(column), sql.Identifier(table)
+        )
         earliest, latest, count = conn.execute(query).fetchone()
         event(f"{table}: {'some' if count else 'no'} rows")
         if count:
             assert earliest >= EPOCH, f"{table}.{column} before 1970 accepted: {earliest}"
             assert latest <= now + timedelta(minutes=5), f"{table}.{column} in the future: {latest}"
-    assert conn.execute("SELECT count(*) FROM usage_events WHERE event_id LIKE %s",
-                        (f"{UNREAD}-%",)).fetchone()[0] == 0
-    valid = {line.pristine for planted in filter(is_read, landing.entries)
-             if planted.source == "usage_events" for line in planted.lines if line.pristine}
-    accepted = {event_id for (event_id,) in conn.execute(
-        "SELECT event_id FROM usage_events WHERE event_id = ANY(%s)", (list(valid),))}
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM usage_events WHERE event_id LIKE %s", (f"{UNREAD}-%",)
+        ).fetchone()[0]
+        == 0
+    )
+    valid = {
+        line.pristine
+        for planted in filter(is_read, landing.entries)
+        if planted.source == "usage_events"
+        for line in planted.lines
+        if line.pristine
+    }
+    accepted = {
+        event_id
+        for (event_id,) in conn.execute(
+            "SELECT event_id FROM usage_events WHERE event_id = ANY(%s)", (list(valid),)
+        )
+    }
     assert accepted == valid
-    in_postgres = dict(conn.execute(
-        "SELECT o.slug, sum(u.quantity) FROM usage_events u "
-        "JOIN organizations o ON o.id = u.organization_id GROUP BY o.slug").fetchall())
+    in_postgres = dict(
+        conn.execute(
+            "SELECT o.slug, sum(u.quantity) FROM usage_events u "
+            "JOIN organizations o ON o.id = u.organization_id GROUP BY o.slug"
+        ).fetchall()
+    )
     in_marts = dict(rows(settings, "SELECT org, sum(quantity) FROM usage_daily GROUP BY org"))
     assert in_marts == in_postgres
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.large_base_example])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 @pytest.mark.slow
 @given(landing=hostile_landings())
 def test_every_hostile_line_and_file_is_accounted_for(server_url, template_url, landing):
-    with scratch_database(server_url, template_url.database) as url, tempfile.TemporaryDirectory() as folder:
-        settings = Settings.from_env({
-            "ODAVL_HOME": os.path.join(folder, "home"),
-            "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
-            "ODAVL_LANDING_DIR": os.path.join(folder, "landing")})
+    with (
+        scratch_database(server_url, template_url.database) as url,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        settings = Settings.from_env(
+            {
+                "ODAVL_HOME": os.path.join(folder, "home"),
+                "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
+                "ODAVL_LANDING_DIR": os.path.join(folder, "landing"),
+            }
+        )
         plant(settings.landing_dir, Path(folder, "outside"), landing)
         with connect(settings) as conn:
             days = landed_days(settings.landing_dir)
-            reports = {source: ingest_days(conn, settings.landing_dir, source, days)
-                       for source in SOURCES}
-            again = {source: ingest_days(conn, settings.landing_dir, source, days).counts.files
-                     for source in SOURCES}
+            reports = {
+                source: ingest_days(conn, settings.landing_dir, source, days) for source in SOURCES
+            }
+            again = {
+                source: ingest_days(conn, settings.landing_dir, source, days).counts.files
+                for source in SOURCES
+            }
         refresh_marts(settings)
         with connect(settings) as conn:
             check_reports(reports, landing)

@@ -30,9 +30,20 @@ from odavl_pipeline.generate import (
 
 END_DAY = dt.date(2026, 11, 3)  # a Tuesday
 OPTIONS = GenerateOptions(
-    seed=11, days=6, end_day=END_DAY, organizations=3, usage_per_day=60, errors_per_day=25,
-    attestations_per_day=15, audits_per_day=3, duplicate_share=0.05, conflict_share=0.02,
-    malformed_share=0.05, late_share=0.08, gzip_share=0.4, files_per_day=3,
+    seed=11,
+    days=6,
+    end_day=END_DAY,
+    organizations=3,
+    usage_per_day=60,
+    errors_per_day=25,
+    attestations_per_day=15,
+    audits_per_day=3,
+    duplicate_share=0.05,
+    conflict_share=0.02,
+    malformed_share=0.05,
+    late_share=0.08,
+    gzip_share=0.4,
+    files_per_day=3,
 )
 END_INSTANT = dt.datetime.combine(END_DAY + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
 FIRST_INSTANT = dt.datetime.combine(OPTIONS.first_day, dt.time(), dt.timezone.utc)
@@ -75,9 +86,16 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 SEVERITIES = {"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"}
 RUN_STATUSES = {"SUCCESS", "PARTIAL", "FAILED"}
 SUITES = {"accessibility", "performance", "security", "seo", "best_practices"}
-SCORES = ("score_accessibility", "score_performance", "score_security", "score_seo",
-          "lighthouse_performance", "lighthouse_accessibility", "lighthouse_best_practices",
-          "lighthouse_seo")
+SCORES = (
+    "score_accessibility",
+    "score_performance",
+    "score_security",
+    "score_seo",
+    "lighthouse_performance",
+    "lighthouse_accessibility",
+    "lighthouse_best_practices",
+    "lighthouse_seo",
+)
 
 
 class Bad(Exception):
@@ -136,14 +154,23 @@ def validate(source: str, rec: Any, projects: dict[str, set[str]]) -> tuple[tupl
     _str(rec, "org", hi=200)
     if source == "usage_events":
         _str(rec, "event_id", hi=200)
-        _enum(rec, "event_type", {"insight_analysis", "autopilot_job", "guardian_test_run",
-                                  "api_call"})
+        _enum(
+            rec,
+            "event_type",
+            {"insight_analysis", "autopilot_job", "guardian_test_run", "api_call"},
+        )
         instant = _time(rec, "occurred_at")
         _int(rec, "quantity", 1, 1_000_000, required=False)
         _str(rec, "user", required=False)
         _str(rec, "project", required=False)
-        for name in ("duration_ms", "files_analyzed", "lines_analyzed", "files_modified",
-                     "tests_run", "status"):
+        for name in (
+            "duration_ms",
+            "files_analyzed",
+            "lines_analyzed",
+            "files_modified",
+            "tests_run",
+            "status",
+        ):
             _int(rec, name, required=False)
         if "metadata" in rec and not isinstance(rec["metadata"], dict):
             raise Bad("schema_violation", "metadata")
@@ -160,8 +187,9 @@ def validate(source: str, rec: Any, projects: dict[str, set[str]]) -> tuple[tupl
         _str(rec, "code", required=False)
         _str(rec, "suggestion", required=False)
         instant = _time(rec, "occurred_at")
-        if "signature" in rec and not (isinstance(rec["signature"], str)
-                                       and _HEX64.match(rec["signature"])):
+        if "signature" in rec and not (
+            isinstance(rec["signature"], str) and _HEX64.match(rec["signature"])
+        ):
             raise Bad("schema_violation", "signature")
         key_name, project_required = "event_id", True
     elif source == "fix_attestations":
@@ -215,8 +243,11 @@ def validate(source: str, rec: Any, projects: dict[str, set[str]]) -> tuple[tupl
         raise Bad("unknown_project")
     if instant > END_INSTANT:
         raise Bad("future_timestamp")
-    if source == "error_events" and "signature" in rec and rec["signature"] != error_signature(
-            rec["detector"], rec["file"], rec["message"]):
+    if (
+        source == "error_events"
+        and "signature" in rec
+        and rec["signature"] != error_signature(rec["detector"], rec["file"], rec["message"])
+    ):
         raise Bad("signature_mismatch")
     if source == "fix_attestations" and rec["hash"] != attestation_hash(rec):
         raise Bad("hash_mismatch")
@@ -230,8 +261,16 @@ def analyse(root: Path, source: str) -> dict[str, Any]:
     projects = {o["slug"]: {p["slug"] for p in o["projects"]} for o in reference["organizations"]}
     seen: dict[tuple, Any] = {}
     result: dict[str, Any] = {
-        "files": 0, "gzip_files": 0, "lines": 0, "blank_lines": 0, "records": [],
-        "duplicates": 0, "conflicts": 0, "malformed": Counter(), "late": 0, "first_days": {},
+        "files": 0,
+        "gzip_files": 0,
+        "lines": 0,
+        "blank_lines": 0,
+        "records": [],
+        "duplicates": 0,
+        "conflicts": 0,
+        "malformed": Counter(),
+        "late": 0,
+        "first_days": {},
     }
     for path in data_files(root, source):
         result["files"] += 1
@@ -376,7 +415,8 @@ def test_attestation_chains_link_from_genesis(analysed, landing):
                 assert len(siblings) == 2
                 forks += 1
                 first, second = sorted(
-                    siblings, key=lambda r: dt.datetime.fromisoformat(r["created_at"]))
+                    siblings, key=lambda r: dt.datetime.fromisoformat(r["created_at"])
+                )
                 assert first["created_at"] != second["created_at"]
                 losers.add(second["hash"])
                 assert second["hash"] not in by_parent  # nobody builds on a fork
@@ -404,8 +444,11 @@ def test_attestations_arrive_out_of_order_sometimes(landing):
             if isinstance(rec, dict) and isinstance(rec.get("hash"), str):
                 position.setdefault(rec["hash"], len(position))
                 records.append(rec)
-    early = [r for r in records if r.get("prev_hash") in position
-             and position[r["prev_hash"]] > position[r["hash"]]]
+    early = [
+        r
+        for r in records
+        if r.get("prev_hash") in position and position[r["prev_hash"]] > position[r["hash"]]
+    ]
     assert early, "late_share should make some child arrive before its parent"
 
 
@@ -417,15 +460,17 @@ def test_error_signatures(analysed):
     assert 0.35 < len(with_signature) / len(records) < 0.65
     groups = Counter(
         (r["org"], r["project"], error_signature(r["detector"], r["file"], r["message"]))
-        for r in records)
+        for r in records
+    )
     assert len(groups) < len(records) / 3  # occurrences group into a moderate number
     assert max(groups.values()) >= 10
     distinct_messages = {r["message"] for r in records}
     assert len(distinct_messages) > len(groups)  # variable parts are really variable
     detectors = Counter(r["detector"] for r in records)
     assert {"eslint", "security", "performance", "circular"} <= set(detectors)
-    web_app = {r["message"] for r in records
-               if (r["org"], r["project"]) == ("odavl-test-org", "web-app")}
+    web_app = {
+        r["message"] for r in records if (r["org"], r["project"]) == ("odavl-test-org", "web-app")
+    }
     assert "Hardcoded API key detected" in web_app
     ids = Counter((r["org"], r["project"], r["event_id"]) for r in records)
     assert max(ids.values()) == 1
@@ -442,8 +487,9 @@ def test_usage_looks_like_real_traffic(analysed):
     assert sum("user" in r for r in records) / len(records) > 0.8
     assert all("@" in r["user"] for r in records if "user" in r)
     assert 0.2 < sum("project" in r for r in records) / len(records) < 0.9
-    instants = [dt.datetime.fromisoformat(r["occurred_at"]).astimezone(dt.timezone.utc)
-                for r in records]
+    instants = [
+        dt.datetime.fromisoformat(r["occurred_at"]).astimezone(dt.timezone.utc) for r in records
+    ]
     working = sum(9 <= t.hour < 17 for t in instants)
     night = sum(t.hour < 6 for t in instants)
     assert working > 3 * night
@@ -473,8 +519,11 @@ def test_audits_are_plausible(analysed):
             assert r["url"].startswith("http://localhost:")
         else:
             assert r["url"].startswith("https://")
-    demo = {r["url"] for r in records if (r["org"], r["project"], r["environment"])
-            == ("odavl-test-org", "web-app", "production")}
+    demo = {
+        r["url"]
+        for r in records
+        if (r["org"], r["project"], r["environment"]) == ("odavl-test-org", "web-app", "production")
+    }
     assert demo and all(u.startswith("https://demo-web-app.odavl.studio/") for u in demo)
 
 
@@ -496,8 +545,14 @@ def test_not_after_caps_every_timestamp(tmp_path):
 
 
 def test_clean_options_write_only_clean_distinct_records(tmp_path):
-    options = replace(OPTIONS, days=2, duplicate_share=0.0, conflict_share=0.0,
-                      malformed_share=0.0, late_share=0.0)
+    options = replace(
+        OPTIONS,
+        days=2,
+        duplicate_share=0.0,
+        conflict_share=0.0,
+        malformed_share=0.0,
+        late_share=0.0,
+    )
     summary = generate_landing(tmp_path, options)
     for source in SOURCES:
         s = summary.sources[source]
@@ -514,8 +569,15 @@ def test_progress_reports_each_source_and_day(landing):
     assert len(messages) >= len(SOURCES) * OPTIONS.days
 
 
-@pytest.mark.parametrize("change", [{"days": 0}, {"files_per_day": 0}, {"late_share": 1.5},
-                                    {"not_after": dt.datetime(2026, 11, 3)}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"days": 0},
+        {"files_per_day": 0},
+        {"late_share": 1.5},
+        {"not_after": dt.datetime(2026, 11, 3)},
+    ],
+)
 def test_options_are_validated(change):
     with pytest.raises(ValueError):
         replace(OPTIONS, **change)
@@ -536,8 +598,12 @@ def test_output_does_not_depend_on_string_hashing(tmp_path):
     for hash_seed in ("0", "4242"):
         out = tmp_path / hash_seed
         env = {"PYTHONHASHSEED": hash_seed, "PATH": "/usr/bin:/bin"}
-        subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env,
-                       cwd=Path(__file__).resolve().parents[1])
+        subprocess.run(
+            [sys.executable, "-c", script, str(out)],
+            check=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         digests.add(tree_digest(out))
     assert len(digests) == 1
 

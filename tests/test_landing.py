@@ -13,10 +13,16 @@ from odavl_pipeline.ingest.landing import (
 )
 
 
-@pytest.mark.parametrize("name, lands", [
-    ("a.ndjson", True), ("a.ndjson.gz", True), (".a.ndjson", False), ("a.ndjson.tmp", False),
-    ("notes.txt", False),
-])
+@pytest.mark.parametrize(
+    "name, lands",
+    [
+        ("a.ndjson", True),
+        ("a.ndjson.gz", True),
+        (".a.ndjson", False),
+        ("a.ndjson.tmp", False),
+        ("notes.txt", False),
+    ],
+)
 def test_which_names_are_landing_files(name, lands):
     assert is_landing_file(name) is lands
 
@@ -24,7 +30,10 @@ def test_which_names_are_landing_files(name, lands):
 def test_lines_are_numbered_as_an_editor_shows_them():
     data = b'{"a":1}\r\n\n   \n{"b":2}\n{"c":3}'
     assert [(no, line) for no, line, _ in read_lines(io.BytesIO(data), False)] == [
-        (1, b'{"a":1}'), (4, b'{"b":2}'), (5, b'{"c":3}')]
+        (1, b'{"a":1}'),
+        (4, b'{"b":2}'),
+        (5, b'{"c":3}'),
+    ]
 
 
 def test_an_over_long_line_is_truncated_with_its_full_length_and_reading_goes_on():
@@ -32,7 +41,10 @@ def test_an_over_long_line_is_truncated_with_its_full_length_and_reading_goes_on
     data = b"first\n" + long_line + b"\nlast\n"
     lines = list(read_lines(io.BytesIO(data), False))
     assert [(no, len(line), length) for no, line, length in lines] == [
-        (1, 5, 5), (2, MAX_LINE_BYTES, MAX_LINE_BYTES + 5), (3, 4, 4)]
+        (1, 5, 5),
+        (2, MAX_LINE_BYTES, MAX_LINE_BYTES + 5),
+        (3, 4, 4),
+    ]
 
 
 def test_a_line_of_exactly_the_limit_is_kept_whole():

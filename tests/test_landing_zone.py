@@ -36,7 +36,8 @@ def ledger(conn):
     return conn.execute(
         "SELECT f.source::text, f.path, f.status::text, f.lines, f.accepted, f.rejected, q.reason "
         "FROM ingested_files f LEFT JOIN quarantine q ON q.file_id = f.id AND q.line_no IS NULL "
-        "ORDER BY f.path").fetchall()
+        "ORDER BY f.path"
+    ).fetchall()
 
 
 def poison_usage(conn):
@@ -49,7 +50,8 @@ def poison_usage(conn):
 
 
 def test_a_file_that_raises_is_rolled_back_recorded_and_retried_while_the_others_land(
-        conn, settings, landing):
+    conn, settings, landing
+):
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1"), usage("poison"), usage("u2")])
     landing.write("usage_events", DAY, "b.ndjson", [usage("u3"), usage("u4")])
     poison_usage(conn)
@@ -58,17 +60,25 @@ def test_a_file_that_raises_is_rolled_back_recorded_and_retried_while_the_others
 
     assert [path for path, _ in report.failed] == [f"usage_events/{DAY}/a.ndjson"]
     assert "CheckViolation" in report.failed[0][1] and "no_poison" in report.failed[0][1]
-    assert (report.counts.files, report.counts.lines, report.counts.accepted,
-            report.counts.rejected) == (2, 3, 2, 1)
+    assert (
+        report.counts.files,
+        report.counts.lines,
+        report.counts.accepted,
+        report.counts.rejected,
+    ) == (2, 3, 2, 1)
     events = conn.execute("SELECT event_id FROM usage_events ORDER BY 1").fetchall()
     assert events == [("u3",), ("u4",)]  # nothing of the failed file, all of the other
-    [failed] = conn.execute("SELECT q.reason, q.detail, f.status::text, f.error FROM quarantine q "
-                            "JOIN ingested_files f ON f.id = q.file_id").fetchall()
+    [failed] = conn.execute(
+        "SELECT q.reason, q.detail, f.status::text, f.error FROM quarantine q "
+        "JOIN ingested_files f ON f.id = q.file_id"
+    ).fetchall()
     assert failed[0] == "ingest_error" and failed[2] == "failed" and failed[1] == failed[3]
 
     again = ingest(conn, settings)  # still failing: recorded once, with the latest error
     assert len(again.failed) == 1 and again.skipped_files == 1
-    assert conn.execute("SELECT count(*) FROM ingested_files WHERE status = 'failed'").fetchone() == (1,)
+    assert conn.execute(
+        "SELECT count(*) FROM ingested_files WHERE status = 'failed'"
+    ).fetchone() == (1,)
 
     conn.execute("ALTER TABLE usage_events DROP CONSTRAINT no_poison")
     conn.commit()
@@ -76,13 +86,15 @@ def test_a_file_that_raises_is_rolled_back_recorded_and_retried_while_the_others
     assert not fixed.failed and (fixed.counts.files, fixed.counts.accepted) == (1, 3)
     assert ledger(conn) == [
         ("usage_events", f"usage_events/{DAY}/a.ndjson", "ingested", 3, 3, 0, None),
-        ("usage_events", f"usage_events/{DAY}/b.ndjson", "ingested", 2, 2, 0, None)]
+        ("usage_events", f"usage_events/{DAY}/b.ndjson", "ingested", 2, 2, 0, None),
+    ]
     assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
 
 
 @pytest.mark.slow
-def test_the_run_succeeds_shows_the_failed_file_and_its_check_is_red(settings, landing, conn,
-                                                                      capsys):
+def test_the_run_succeeds_shows_the_failed_file_and_its_check_is_red(
+    settings, landing, conn, capsys
+):
     landing.write("usage_events", DAY, "a.ndjson", [usage("poison")])
     landing.write("usage_events", DAY, "b.ndjson", [usage("u1")])
     poison_usage(conn)
@@ -94,16 +106,21 @@ def test_the_run_succeeds_shows_the_failed_file_and_its_check_is_red(settings, l
     assert main(["rejects", "--reason", "ingest_error", "--json"]) == 0
     [reject] = json.loads(capsys.readouterr().out)
     assert (reject["file"], reject["line"], reject["reason"]) == (
-        f"usage_events/{DAY}/a.ndjson", None, "ingest_error")
+        f"usage_events/{DAY}/a.ndjson",
+        None,
+        "ingest_error",
+    )
 
     usage_asset = [a for a in ingest_assets if a.key == dg.AssetKey(["usage_events"])]
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(landed_days.name, [DAY])
-    result = dg.materialize(usage_asset, partition_key=DAY, instance=instance,
-                            resources={"odavl": OdavlResource()})
+    result = dg.materialize(
+        usage_asset, partition_key=DAY, instance=instance, resources={"odavl": OdavlResource()}
+    )
     assert result.success  # the run goes on; the check says what is wrong
-    [evaluation] = [e for e in result.get_asset_check_evaluations()
-                    if e.check_name == "no_failed_files"]
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "no_failed_files"
+    ]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert f"usage_events/{DAY}/a.ndjson" in evaluation.description
 
@@ -150,8 +167,12 @@ def test_every_misplaced_file_is_reported_once_and_in_progress_names_wait(conn, 
     landing.write("usage_events", DAY, "ok.ndjson", [usage("u1")])
     for relative in MISPLACED:
         write(settings.landing_dir, relative)
-    for waiting in (f"usage_events/{DAY}/.j.ndjson", f"usage_events/{DAY}/k.ndjson.tmp",
-                    ".l.ndjson", "usage_events/2026-13-45/.m"):
+    for waiting in (
+        f"usage_events/{DAY}/.j.ndjson",
+        f"usage_events/{DAY}/k.ndjson.tmp",
+        ".l.ndjson",
+        "usage_events/2026-13-45/.m",
+    ):
         write(settings.landing_dir, waiting)
 
     report = ingest(conn, settings)
@@ -159,8 +180,11 @@ def test_every_misplaced_file_is_reported_once_and_in_progress_names_wait(conn, 
     assert report.counts.accepted == 1
     found = {path: reason for _, path, _, _, _, _, reason in ledger(conn) if reason}
     assert found == {path: "misplaced_file" for path in MISPLACED}
-    details = dict(conn.execute("SELECT f.path, q.detail FROM quarantine q JOIN ingested_files f "
-                                "ON f.id = q.file_id").fetchall())
+    details = dict(
+        conn.execute(
+            "SELECT f.path, q.detail FROM quarantine q JOIN ingested_files f ON f.id = q.file_id"
+        ).fetchall()
+    )
     for path, problem in MISPLACED.items():
         assert details[path] == f"{path}: {details[path].split(': ', 1)[1]}"
         assert problem in details[path]
@@ -187,21 +211,28 @@ def test_a_link_leading_outside_the_root_is_not_followed(conn, settings, landing
     report = ingest(conn, settings)
 
     assert report.counts.accepted == 2 and report.counts.duplicate == 2
-    rows = {path.rsplit("/", 1)[1]: (status, reason) for _, path, status, *_, reason in ledger(conn)}
-    assert rows == {"dangling.ndjson": ("misplaced", "misplaced_file"),
-                    "folder.ndjson": ("misplaced", "misplaced_file"),
-                    "inside.ndjson": ("ingested", None),
-                    "leak.ndjson": ("misplaced", "misplaced_file"),
-                    "real.ndjson": ("ingested", None)}
-    stored = conn.execute("SELECT string_agg(coalesce(raw, '') || detail, ' ') FROM quarantine"
-                          ).fetchone()[0]
+    rows = {
+        path.rsplit("/", 1)[1]: (status, reason) for _, path, status, *_, reason in ledger(conn)
+    }
+    assert rows == {
+        "dangling.ndjson": ("misplaced", "misplaced_file"),
+        "folder.ndjson": ("misplaced", "misplaced_file"),
+        "inside.ndjson": ("ingested", None),
+        "leak.ndjson": ("misplaced", "misplaced_file"),
+        "real.ndjson": ("ingested", None),
+    }
+    stored = conn.execute(
+        "SELECT string_agg(coalesce(raw, '') || detail, ' ') FROM quarantine"
+    ).fetchone()[0]
     assert "hunter2" not in stored and "leads outside the landing root" in stored
 
 
-def test_a_name_that_is_not_utf8_is_ingested_under_an_escaped_name(conn, settings, landing,
-                                                                   capsys):
-    write(settings.landing_dir, f"usage_events/{DAY}/caf\xe9-".encode() + b"\xff.ndjson",
-          json.dumps(usage("u1")).encode() + b"\n")
+def test_a_name_that_is_not_utf8_is_ingested_under_an_escaped_name(conn, settings, landing, capsys):
+    write(
+        settings.landing_dir,
+        f"usage_events/{DAY}/caf\xe9-".encode() + b"\xff.ndjson",
+        json.dumps(usage("u1")).encode() + b"\n",
+    )
     write(settings.landing_dir, b"notes-\xfe.txt")
 
     report = ingest(conn, settings)
@@ -214,8 +245,7 @@ def test_a_name_that_is_not_utf8_is_ingested_under_an_escaped_name(conn, setting
     assert "notes-\\xfe.txt" in capsys.readouterr().out
 
 
-def test_a_pipe_or_a_folder_named_like_a_landing_file_never_blocks_the_run(conn, settings,
-                                                                           landing):
+def test_a_pipe_or_a_folder_named_like_a_landing_file_never_blocks_the_run(conn, settings, landing):
     folder = settings.landing_dir / "usage_events" / DAY
     folder.mkdir(parents=True)
     os.mkfifo(folder / "pipe.ndjson")
@@ -227,16 +257,28 @@ def test_a_pipe_or_a_folder_named_like_a_landing_file_never_blocks_the_run(conn,
 
     assert report.counts.accepted == 1
     reasons = {path.rsplit("/", 1)[1]: reason for _, path, *_, reason in ledger(conn)}
-    assert reasons == {"pipe.ndjson": "misplaced_file", "x.ndjson": "misplaced_file",
-                       "ok.ndjson": None}
+    assert reasons == {
+        "pipe.ndjson": "misplaced_file",
+        "x.ndjson": "misplaced_file",
+        "ok.ndjson": None,
+    }
 
 
 def test_day_folders_are_real_days_from_1970_to_tomorrow():
     today = date(2026, 11, 28)
     assert parse_day("1970-01-01", today) == date(1970, 1, 1)
     assert parse_day("2026-11-29", today) == date(2026, 11, 29)
-    for name in ("1969-12-31", "2026-11-30", "2026-13-45", "2026-02-30", "2026-W01-1", "20261103",
-                 "２０２６-11-03", "notes", ""):
+    for name in (
+        "1969-12-31",
+        "2026-11-30",
+        "2026-13-45",
+        "2026-02-30",
+        "2026-W01-1",
+        "20261103",
+        "２０２６-11-03",
+        "notes",
+        "",
+    ):
         assert parse_day(name, today) is None, name
 
 

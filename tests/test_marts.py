@@ -29,23 +29,35 @@ def october(conn):
 
 
 def quota(settings, org=ORG):
-    return {metric: (used, quota, pct, status, projected, exhaustion)
-            for metric, used, quota, pct, status, projected, exhaustion in rows(
-                settings, "SELECT metric, used, quota, pct_used, status, projected, "
-                "projected_exhaustion FROM quota_status WHERE org = ?", [org])}
+    return {
+        metric: (used, quota, pct, status, projected, exhaustion)
+        for metric, used, quota, pct, status, projected, exhaustion in rows(
+            settings,
+            "SELECT metric, used, quota, pct_used, status, projected, "
+            "projected_exhaustion FROM quota_status WHERE org = ?",
+            [org],
+        )
+    }
 
 
 def billed(settings, org=ORG):
-    return {(start.date().isoformat(), metric): (used, quota, overage, closed)
-            for start, metric, used, quota, overage, closed in rows(
-                settings, "SELECT period_start, metric, used, quota, overage, closed "
-                "FROM billing_periods WHERE org = ?", [org])}
+    return {
+        (start.date().isoformat(), metric): (used, quota, overage, closed)
+        for start, metric, used, quota, overage, closed in rows(
+            settings,
+            "SELECT period_start, metric, used, quota, overage, closed "
+            "FROM billing_periods WHERE org = ?",
+            [org],
+        )
+    }
 
 
 def test_usage_at_one_under_and_one_over_the_quota(settings, conn, october):
     add_many(conn, ORG, "a", 499, "2026-10-05T10:00:00Z", "2026-10-05T10:01:00Z")  # one under
     add_many(conn, ORG, "f", 200, "2026-10-05T10:00:00Z", "2026-10-05T10:01:00Z", "autopilot_job")
-    add_many(conn, ORG, "g", 101, "2026-10-05T10:00:00Z", "2026-10-05T10:01:00Z", "guardian_test_run")
+    add_many(
+        conn, ORG, "g", 101, "2026-10-05T10:00:00Z", "2026-10-05T10:01:00Z", "guardian_test_run"
+    )
     refresh_marts(settings, as_of=at("2026-10-16T12:00:00Z"))  # half of October gone
     status = quota(settings)
     assert status["analyses"][:4] == (499, 500, 99.8, "warning")
@@ -60,10 +72,18 @@ def test_usage_at_one_under_and_one_over_the_quota(settings, conn, october):
 
 def test_warning_starts_at_exactly_80_percent(settings, conn):
     anchor_subscription(conn, OTHER_ORG, "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
-    add_many(conn, OTHER_ORG, "g", 799, "2026-10-02T00:00:00Z", "2026-10-02T00:00:00Z",
-             "guardian_test_run")  # ENTERPRISE: 1,000 audits
-    add_many(conn, OTHER_ORG, "f", 1600, "2026-10-02T00:00:00Z", "2026-10-02T00:00:00Z",
-             "autopilot_job")  # 2,000 fixes
+    add_many(
+        conn,
+        OTHER_ORG,
+        "g",
+        799,
+        "2026-10-02T00:00:00Z",
+        "2026-10-02T00:00:00Z",
+        "guardian_test_run",
+    )  # ENTERPRISE: 1,000 audits
+    add_many(
+        conn, OTHER_ORG, "f", 1600, "2026-10-02T00:00:00Z", "2026-10-02T00:00:00Z", "autopilot_job"
+    )  # 2,000 fixes
     refresh_marts(settings, as_of=at("2026-10-31T00:00:00Z"))
     status = quota(settings, OTHER_ORG)
     assert status["audits"][3] == "ok" and status["fixes"][3] == "warning"
@@ -71,8 +91,14 @@ def test_warning_starts_at_exactly_80_percent(settings, conn):
 
 
 def test_subscription_overrides_replace_the_tier_limits(settings, conn):
-    anchor_subscription(conn, ORG, "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z",
-                        analyses_limit=10, fixes_limit=None)
+    anchor_subscription(
+        conn,
+        ORG,
+        "2026-10-01T00:00:00Z",
+        "2026-11-01T00:00:00Z",
+        analyses_limit=10,
+        fixes_limit=None,
+    )
     add_many(conn, ORG, "a", 10, "2026-10-02T00:00:00Z", "2026-10-02T00:00:00Z")
     refresh_marts(settings, as_of=at("2026-10-03T00:00:00Z"))
     status = quota(settings)
@@ -86,7 +112,9 @@ def test_utc_days_at_midnight_and_with_offsets(settings, conn, october):
     add_usage(conn, ORG, "paris", "2026-10-06T01:30:00+02:00", "2026-10-06T00:00:10Z")  # 23:30Z
     add_usage(conn, ORG, "new-york", "2026-10-05T21:00:00-05:00", "2026-10-06T02:10:00Z")  # 02:00Z
     refresh_marts(settings, as_of=at("2026-10-07T00:00:00Z"))
-    days = dict(rows(settings, "SELECT day::VARCHAR, quantity FROM usage_daily WHERE org = ?", [ORG]))
+    days = dict(
+        rows(settings, "SELECT day::VARCHAR, quantity FROM usage_daily WHERE org = ?", [ORG])
+    )
     assert days == {"2026-10-05": 2, "2026-10-06": 2}
 
 
@@ -115,13 +143,17 @@ def test_late_usage_for_a_closed_period_is_carried_into_the_open_one(settings, c
     report = refresh_marts(settings, as_of=at("2026-11-03T09:00:00Z"))
     assert billed(settings)[("2026-10-01", "analyses")] == october_bill  # the invoice never changes
     assert billed(settings)[("2026-11-01", "analyses")] == (7, 500, 0, False)
-    assert rows(settings, "SELECT period_start::DATE::VARCHAR, metric, occurred_period_start::DATE::VARCHAR, "
-                "quantity, events FROM billing_adjustments WHERE org = ?", [ORG]) == [
-        ("2026-11-01", "analyses", "2026-10-01", 7, 1)]
+    assert rows(
+        settings,
+        "SELECT period_start::DATE::VARCHAR, metric, occurred_period_start::DATE::VARCHAR, "
+        "quantity, events FROM billing_adjustments WHERE org = ?",
+        [ORG],
+    ) == [("2026-11-01", "analyses", "2026-10-01", 7, 1)]
     assert report.days["usage_events"] == 1
     # usage_daily and quota_status go by occurrence; the late event is on October 31st
-    assert rows(settings, "SELECT quantity FROM usage_daily WHERE org = ? AND day = '2026-10-31'",
-                [ORG]) == [(8,)]
+    assert rows(
+        settings, "SELECT quantity FROM usage_daily WHERE org = ? AND day = '2026-10-31'", [ORG]
+    ) == [(8,)]
     assert quota(settings)["analyses"][0] == 0
     with open_marts(settings.marts_path) as marts:
         assert reconcile.billing_periods_usage(marts, conn).passed
@@ -155,14 +187,24 @@ def test_incremental_builds_equal_a_full_rebuild(settings, conn, october):
     assert every_mart(settings.marts_path) == every_mart(rebuilt.marts_path)
     assert billed(settings)[("2026-11-01", "analyses")][0] == 12  # 9 late + 3
     with open_marts(settings.marts_path) as marts:
-        for compare in (reconcile.usage_daily_totals, reconcile.billing_periods_usage,
-                        reconcile.quota_status_usage):
+        for compare in (
+            reconcile.usage_daily_totals,
+            reconcile.billing_periods_usage,
+            reconcile.quota_status_usage,
+        ):
             assert compare(marts, conn).passed, compare.__name__
 
 
 def test_a_build_reads_only_the_changed_days(settings, conn, october):
     for day in range(1, 21):
-        add_many(conn, ORG, f"d{day}-", 10, f"2026-10-{day:02d}T12:00:00Z", f"2026-10-{day:02d}T12:00:00Z")
+        add_many(
+            conn,
+            ORG,
+            f"d{day}-",
+            10,
+            f"2026-10-{day:02d}T12:00:00Z",
+            f"2026-10-{day:02d}T12:00:00Z",
+        )
     first = refresh_marts(settings, as_of=at("2026-10-21T00:00:00Z"))
     assert (first.full, first.usage_events_read) == (True, 200)
     add_many(conn, ORG, "new", 3, "2026-10-21T12:00:00Z", "2026-10-21T12:00:00Z")
@@ -182,7 +224,9 @@ def test_readers_keep_answering_while_a_build_runs_and_see_it_whole(settings, co
 
     def read_while_building(message: str) -> None:
         with duckdb.connect(str(settings.marts_path), read_only=True) as reader:
-            seen_during_build.append(reader.execute("SELECT sum(quantity) FROM usage_daily").fetchall()[0][0])
+            seen_during_build.append(
+                reader.execute("SELECT sum(quantity) FROM usage_daily").fetchall()[0][0]
+            )
 
     refresh_marts(settings, as_of=at("2026-10-07T00:00:00Z"), progress=read_while_building)
     assert seen_during_build and set(seen_during_build[:-1]) == {10}  # the old marts, whole
@@ -238,13 +282,23 @@ def test_concurrent_builds_end_as_one(settings, conn, october):
 def test_every_mart_built_day_by_day_equals_a_rebuild_from_scratch(settings, conn):
     """Generated data of every source, ingested and built one landing day at a time (late
     records included), against one full build of the end state."""
-    options = GenerateOptions(end_day=date(2026, 10, 20), days=5, organizations=2,
-                              usage_per_day=40, errors_per_day=6, attestations_per_day=3,
-                              audits_per_day=1, late_share=0.2, chain_heads=seed.seed_chain_heads())
+    options = GenerateOptions(
+        end_day=date(2026, 10, 20),
+        days=5,
+        organizations=2,
+        usage_per_day=40,
+        errors_per_day=6,
+        attestations_per_day=3,
+        audits_per_day=1,
+        late_share=0.2,
+        chain_heads=seed.seed_chain_heads(),
+    )
     generate_landing(settings.landing_dir, options)
     engine = create_engine(settings.database_url)
     with engine.begin() as connection:
-        seed.load_reference(connection, seed.read_reference(settings.landing_dir / "reference.json"))
+        seed.load_reference(
+            connection, seed.read_reference(settings.landing_dir / "reference.json")
+        )
     engine.dispose()
     as_of = at("2026-10-21T00:00:00Z")
     for day in landed_days(settings.landing_dir):
@@ -255,31 +309,52 @@ def test_every_mart_built_day_by_day_equals_a_rebuild_from_scratch(settings, con
     rebuilt = elsewhere(settings, "rebuilt.duckdb")
     refresh_marts(rebuilt, as_of=as_of)
     incremental, full = every_mart(settings.marts_path), every_mart(rebuilt.marts_path)
-    assert all(incremental[name] for name in ("usage_daily", "error_trends", "fix_outcomes",
-                                              "audit_scores", "audit_issues", "billing_periods"))
+    assert all(
+        incremental[name]
+        for name in (
+            "usage_daily",
+            "error_trends",
+            "fix_outcomes",
+            "audit_scores",
+            "audit_issues",
+            "billing_periods",
+        )
+    )
     assert incremental == full
 
 
-def test_a_re_anchored_subscription_recomputes_its_periods_as_a_rebuild_would(settings, conn, october):
+def test_a_re_anchored_subscription_recomputes_its_periods_as_a_rebuild_would(
+    settings, conn, october
+):
     add_many(conn, ORG, "a", 10, "2026-10-05T00:00:00Z", "2026-10-05T00:01:00Z")
     add_many(conn, ORG, "b", 20, "2026-10-20T00:00:00Z", "2026-10-20T00:01:00Z")
     add_many(conn, OTHER_ORG, "c", 5, "2026-10-06T00:00:00Z", "2026-10-06T00:01:00Z")
     since_always(conn)
-    conn.execute("DELETE FROM subscriptions WHERE organization_id = "
-                 "(SELECT id FROM organizations WHERE slug = %s)", (OTHER_ORG,))
+    conn.execute(
+        "DELETE FROM subscriptions WHERE organization_id = "
+        "(SELECT id FROM organizations WHERE slug = %s)",
+        (OTHER_ORG,),
+    )
     conn.commit()
     refresh_marts(settings, as_of=at("2026-10-25T00:00:00Z"))
     # without a subscription: FREE, a calendar month
-    assert rows(settings, "SELECT period_start, metric, quota FROM billing_periods WHERE org = ? "
-                "ORDER BY metric", [OTHER_ORG]) == [
+    assert rows(
+        settings,
+        "SELECT period_start, metric, quota FROM billing_periods WHERE org = ? ORDER BY metric",
+        [OTHER_ORG],
+    ) == [
         (at("2026-10-01T00:00:00Z"), metric, quota)
-        for metric, quota in (("analyses", 100), ("audits", 20), ("fixes", 50))]
+        for metric, quota in (("analyses", 100), ("audits", 20), ("fixes", 50))
+    ]
 
     anchor_subscription(conn, ORG, "2026-10-15T00:00:00Z", "2026-11-15T00:00:00Z")  # off the series
     since_always(conn)
-    conn.execute("INSERT INTO subscriptions (organization_id, status, current_period_start, "
-                 "current_period_end) SELECT id, 'ACTIVE', '2026-10-01', '2026-11-01' "
-                 "FROM organizations WHERE slug = %s", (OTHER_ORG,))  # a new subscription
+    conn.execute(
+        "INSERT INTO subscriptions (organization_id, status, current_period_start, "
+        "current_period_end) SELECT id, 'ACTIVE', '2026-10-01', '2026-11-01' "
+        "FROM organizations WHERE slug = %s",
+        (OTHER_ORG,),
+    )  # a new subscription
     conn.commit()
     incremental = refresh_marts(settings, as_of=at("2026-10-26T00:00:00Z"))
     assert incremental.days["usage_events"] == 0

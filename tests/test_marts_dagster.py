@@ -27,16 +27,25 @@ def test_lineage_runs_from_the_landing_sources_through_postgres_to_every_mart():
         assert node.partitions_def is None  # the change marks in Postgres say what to rebuild
     assert graph.get(dg.AssetKey("billing_periods")).parent_keys == {dg.AssetKey("usage_events")}
     assert graph.get(dg.AssetKey("error_trends")).parent_keys == {dg.AssetKey("error_events")}
-    assert dg.AssetKey(["landing", "usage_events"]) in graph.get(dg.AssetKey("usage_events")).parent_keys
+    assert (
+        dg.AssetKey(["landing", "usage_events"])
+        in graph.get(dg.AssetKey("usage_events")).parent_keys
+    )
     job = defs.resolve_job_def("pipeline")
     assert {key.path[-1] for key in job.asset_layer.executable_asset_keys} >= set(MARTS) | {
-        "usage_events", "error_events", "fix_attestations", "audit_results"}
+        "usage_events",
+        "error_events",
+        "fix_attestations",
+        "audit_results",
+    }
 
 
 def _schedule_tick(instance):
-    with dg.build_schedule_context(instance=instance, resources={"odavl": OdavlResource()},
-                                   scheduled_execution_time=datetime(2026, 11, 4, 0, 15, tzinfo=UTC)
-                                   ) as context:
+    with dg.build_schedule_context(
+        instance=instance,
+        resources={"odavl": OdavlResource()},
+        scheduled_execution_time=datetime(2026, 11, 4, 0, 15, tzinfo=UTC),
+    ) as context:
         return daily_billing(context)
 
 
@@ -46,8 +55,10 @@ def test_the_daily_schedule_asks_for_the_days_with_new_files(settings, landing, 
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     [request] = _schedule_tick(dagster_instance)
     assert request.run_key == "2026-11-04:2026-11-02..2026-11-03"
-    assert (request.tags["dagster/asset_partition_range_start"],
-            request.tags["dagster/asset_partition_range_end"]) == ("2026-11-02", DAY)
+    assert (
+        request.tags["dagster/asset_partition_range_start"],
+        request.tags["dagster/asset_partition_range_end"],
+    ) == ("2026-11-02", DAY)
     assert dagster_instance.get_dynamic_partitions(landed_days.name) == ["2026-11-02", DAY]
     assert defs.resolve_schedule_def("daily_billing").job_name == "pipeline"
     assert defs.resolve_schedule_def("hourly_stripe").job_name == "stripe"
@@ -60,8 +71,13 @@ def _instance() -> dg.DagsterInstance:
 
 
 def _materialize(instance, partition_key=DAY, **kwargs):
-    return dg.materialize([*ingest_assets, marts], partition_key=partition_key,
-                          instance=instance, resources={"odavl": OdavlResource()}, **kwargs)
+    return dg.materialize(
+        [*ingest_assets, marts],
+        partition_key=partition_key,
+        instance=instance,
+        resources={"odavl": OdavlResource()},
+        **kwargs,
+    )
 
 
 def test_a_partition_materializes_the_marts_and_the_reconciliation_passes(settings, landing):
@@ -71,21 +87,28 @@ def test_a_partition_materializes_the_marts_and_the_reconciliation_passes(settin
     assert result.success
     usage_daily = result.asset_materializations_for_node("marts")
     assert len(usage_daily) == len(MARTS)
-    evaluations = [e for e in result.get_asset_check_evaluations()
-                   if e.asset_key.path[-1] in MARTS]
+    evaluations = [e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] in MARTS]
     assert len(evaluations) == len(mart_check_specs) and all(e.passed for e in evaluations)
-    assert rows(settings, "SELECT org, day::VARCHAR, metric, quantity, events FROM usage_daily") == [
-        (ORG, DAY, "analyses", 4, 2)]
+    assert rows(
+        settings, "SELECT org, day::VARCHAR, metric, quantity, events FROM usage_daily"
+    ) == [(ORG, DAY, "analyses", 4, 2)]
     assert rows(settings, "SELECT sum(events) FROM error_trends") == [(2,)]
 
 
 def test_a_range_backfill_is_one_run(settings, landing):
     for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
-        landing.write("usage_events", day, "a.ndjson", [usage(f"u-{day}", occurred_at=f"{day}T10:00:00Z")])
+        landing.write(
+            "usage_events", day, "a.ndjson", [usage(f"u-{day}", occurred_at=f"{day}T10:00:00Z")]
+        )
     instance = _instance()
-    result = _materialize(instance, partition_key=None, tags={
-        "dagster/asset_partition_range_start": "2026-11-01",
-        "dagster/asset_partition_range_end": "2026-11-03"})
+    result = _materialize(
+        instance,
+        partition_key=None,
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-01",
+            "dagster/asset_partition_range_end": "2026-11-03",
+        },
+    )
     assert result.success
     assert len(instance.get_runs()) == 1
     assert rows(settings, "SELECT count(*) FROM usage_daily") == [(3,)]
@@ -100,11 +123,16 @@ def test_the_check_fails_when_a_write_escaped_the_marts(settings, landing, conn)
     conn.execute("ALTER TABLE usage_events ENABLE TRIGGER mark_mart_changes_delete")
     conn.commit()
     result = _materialize(instance)
-    failed = {e.asset_key.path[-1] for e in result.get_asset_check_evaluations()
-              if not e.passed and e.asset_key.path[-1] in MARTS}
+    failed = {
+        e.asset_key.path[-1]
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.asset_key.path[-1] in MARTS
+    }
     assert failed == {"usage_daily", "billing_periods", "quota_status"}
-    usage_check = [e for e in result.get_asset_check_evaluations()
-                   if e.asset_key == dg.AssetKey("usage_daily")][0]
+    usage_check = [
+        e for e in result.get_asset_check_evaluations() if e.asset_key == dg.AssetKey("usage_daily")
+    ][0]
     assert usage_check.metadata["differences"].value == 1
     assert usage_check.metadata["first_differences"].value == [
-        {"org": ORG, "metric": "analyses", "marts": 2, "postgres": 1}]
+        {"org": ORG, "metric": "analyses", "marts": 2, "postgres": 1}
+    ]

@@ -29,7 +29,9 @@ def test_upgrade_downgrade_upgrade_and_models_match(server_url):
         migrate.downgrade(url, "base")
         assert _tables(url) <= {"alembic_version"}
         with psycopg.connect(libpq_url(url)) as conn:  # enum types are dropped too
-            assert conn.execute("SELECT count(*) FROM pg_type WHERE typtype = 'e'").fetchone()[0] == 0
+            assert (
+                conn.execute("SELECT count(*) FROM pg_type WHERE typtype = 'e'").fetchone()[0] == 0
+            )
         migrate.upgrade(url)
         engine = create_engine(url)
         with engine.connect() as conn:
@@ -37,5 +39,7 @@ def test_upgrade_downgrade_upgrade_and_models_match(server_url):
             assert compare_metadata(context, Base.metadata) == []
         engine.dispose()
     finally:
-        with psycopg.connect(libpq_url(server_url.set(database="postgres")), autocommit=True) as admin:
+        with psycopg.connect(
+            libpq_url(server_url.set(database="postgres")), autocommit=True
+        ) as admin:
             admin.execute("DROP DATABASE IF EXISTS odavl_migrations_test WITH (FORCE)")

@@ -60,22 +60,35 @@ def webhook():
 
 def test_the_schedules_and_sensors_load_and_evaluate(settings, landing, dagster_instance):
     assert {s.name for s in defs.schedules} == {"daily_billing", "hourly_stripe"}
-    assert {s.name for s in defs.sensors} == {"landing_zone_sensor", "run_failure_alert",
-                                              "quota_alert_delivery"}
-    assert defs.resolve_sensor_def("run_failure_alert").default_status == dg.DefaultSensorStatus.RUNNING
-    assert defs.resolve_schedule_def("daily_billing").default_status == dg.DefaultScheduleStatus.RUNNING
+    assert {s.name for s in defs.sensors} == {
+        "landing_zone_sensor",
+        "run_failure_alert",
+        "quota_alert_delivery",
+    }
+    assert (
+        defs.resolve_sensor_def("run_failure_alert").default_status
+        == dg.DefaultSensorStatus.RUNNING
+    )
+    assert (
+        defs.resolve_schedule_def("daily_billing").default_status
+        == dg.DefaultScheduleStatus.RUNNING
+    )
 
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     tick = datetime(2026, 11, 4, 0, 15, tzinfo=UTC)
-    with dg.build_schedule_context(scheduled_execution_time=tick, instance=dagster_instance,
-                                   resources={"odavl": OdavlResource()}) as context:
+    with dg.build_schedule_context(
+        scheduled_execution_time=tick,
+        instance=dagster_instance,
+        resources={"odavl": OdavlResource()},
+    ) as context:
         daily = defs.resolve_schedule_def("daily_billing").evaluate_tick(context)
     assert [r.tags[RANGE_START] for r in daily.run_requests] == [DAY]
     with dg.build_schedule_context(scheduled_execution_time=tick.replace(minute=20)) as context:
         assert hourly_stripe(context).run_key == "2026-11-04T00:20:00+00:00"
 
-    with dg.build_sensor_context(resources={"odavl": OdavlResource()},
-                                 instance=dagster_instance) as context:
+    with dg.build_sensor_context(
+        resources={"odavl": OdavlResource()}, instance=dagster_instance
+    ) as context:
         evaluation = landing_zone_sensor(context)
     assert [r.tags[RANGE_START] for r in evaluation.run_requests] == [DAY]
 
@@ -91,21 +104,25 @@ def _failed_run(settings, landing, monkeypatch):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(landed_days.name, [DAY])
     result = defs.resolve_job_def("pipeline").execute_in_process(
-        partition_key=DAY, instance=instance, raise_on_error=False)
+        partition_key=DAY, instance=instance, raise_on_error=False
+    )
     assert not result.success
     return instance, result
 
 
 def _evaluate(instance, result):
     context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alert", dagster_instance=instance,
-        dagster_run=result.dagster_run, dagster_event=result.get_run_failure_event(),
+        sensor_name="run_failure_alert",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
     ).for_run_failure()
     return run_failure_alert(context)
 
 
 def test_the_failure_sensor_reports_a_failed_run_to_the_log_and_the_webhook(
-        settings, landing, monkeypatch, webhook, capfd):
+    settings, landing, monkeypatch, webhook, capfd
+):
     instance, result = _failed_run(settings, landing, monkeypatch)
     monkeypatch.setenv("ODAVL_ALERT_WEBHOOK_URL", webhook.url)
     capfd.readouterr()
@@ -117,15 +134,17 @@ def test_the_failure_sensor_reports_a_failed_run_to_the_log_and_the_webhook(
     assert alert["run_id"] == result.run_id and alert["job"] == "pipeline"
     assert alert["status"] == "FAILURE" and alert["partitions"] == {"dagster/partition": DAY}
     assert "usage_events" in {step["step"] for step in alert["failed_steps"]}
-    assert alert["text"].startswith(f"ODAVL pipeline: run {result.run_id} of job pipeline for {DAY} "
-                                    f"failed: ")
+    assert alert["text"].startswith(
+        f"ODAVL pipeline: run {result.run_id} of job pipeline for {DAY} failed: "
+    )
     assert "127.0.0.1" in alert["text"]  # the first line of the error: the database refused
     assert alert["text"] in log and "delivered to the webhook (HTTP 200)" in log
     assert "T0KEN-SECRET" not in log  # the webhook URL is a secret, never logged
 
 
 def test_an_alert_the_webhook_refuses_fails_the_tick_without_leaking_the_url(
-        settings, landing, monkeypatch, capfd):
+    settings, landing, monkeypatch, capfd
+):
     instance, result = _failed_run(settings, landing, monkeypatch)
     refusing = Webhook(status=500)
     try:
@@ -163,22 +182,35 @@ def test_the_billing_marts_turn_stale_when_the_daily_build_is_missed(settings):
     assert with_policy == set(BILLING_MARTS)
 
     keys = [dg.AssetKey(name) for name in (*BILLING_MARTS, "error_trends")]
-    target = InProcessWorkspaceLoadTarget(InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(module_name="odavl_pipeline.definitions"), location_name="odavl"))
+    target = InProcessWorkspaceLoadTarget(
+        InProcessCodeLocationOrigin(
+            LoadableTargetOrigin(module_name="odavl_pipeline.definitions"), location_name="odavl"
+        )
+    )
     with dg.instance_for_test() as instance:
-        assert dg.materialize([marts], instance=instance,
-                              resources={"odavl": OdavlResource()}).success
+        assert dg.materialize(
+            [marts], instance=instance, resources={"odavl": OdavlResource()}
+        ).success
         built = datetime.now(UTC)
 
         def states_at(moment: datetime) -> dict[str, str]:
-            with freeze_time(moment), create_test_daemon_workspace_context(target, instance) as context:
+            with (
+                freeze_time(moment),
+                create_test_daemon_workspace_context(target, instance) as context,
+            ):
                 list(FreshnessDaemon().run_iteration(context))
             records = instance.get_freshness_state_records(keys)
-            return {key.path[-1]: records[key].freshness_state.value for key in keys if key in records}
+            return {
+                key.path[-1]: records[key].freshness_state.value for key in keys if key in records
+            }
 
-        assert states_at(built) == {**{name: "PASS" for name in BILLING_MARTS},
-                                    "error_trends": "NOT_APPLICABLE"}
+        assert states_at(built) == {
+            **{name: "PASS" for name in BILLING_MARTS},
+            "error_trends": "NOT_APPLICABLE",
+        }
         # the next 02:00 UTC deadline but one: no build in the 24 hours before it
         two_days_on = (built + timedelta(days=2)).replace(hour=2, minute=30)
-        assert states_at(two_days_on) == {**{name: "FAIL" for name in BILLING_MARTS},
-                                          "error_trends": "NOT_APPLICABLE"}
+        assert states_at(two_days_on) == {
+            **{name: "FAIL" for name in BILLING_MARTS},
+            "error_trends": "NOT_APPLICABLE",
+        }

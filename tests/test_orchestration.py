@@ -19,7 +19,8 @@ DAY = "2026-11-03"
 
 
 def test_two_runs_in_one_process_each_write_where_their_environment_says(
-        settings, landing, database_url, server_url, monkeypatch):
+    settings, landing, database_url, server_url, monkeypatch
+):
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     [first] = orchestration.run_pipeline(settings, [date.fromisoformat(DAY)], "WARNING")
     assert first.success
@@ -58,12 +59,14 @@ class Heard:
         self.statuses.append(status)
 
 
-def test_the_listener_hears_each_step_end_with_what_it_materialized(settings, landing,
-                                                                    dagster_instance):
+def test_the_listener_hears_each_step_end_with_what_it_materialized(
+    settings, landing, dagster_instance
+):
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     heard = Heard()
-    [result] = orchestration.run_pipeline(settings, [date.fromisoformat(DAY)], "WARNING",
-                                          listener=heard)
+    [result] = orchestration.run_pipeline(
+        settings, [date.fromisoformat(DAY)], "WARNING", listener=heard
+    )
     assert result.success
     assert [step.step for step in heard.steps][-1] == "marts"
     assert sorted(step.step for step in heard.steps[:-1]) == sorted(SOURCES)

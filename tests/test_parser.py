@@ -16,8 +16,14 @@ def _prepared(landing, records, refs: References, sha256: str | None = None) -> 
     path = landing.write("usage_events", "2026-11-03", "a.ndjson", records)
     landed = LandedFile("usage_events", date(2026, 11, 3), path, "usage_events/2026-11-03/a.ndjson")
     status = path.stat()
-    return PreparedFile(landed, sha256 or hashlib.sha256(path.read_bytes()).hexdigest(), 9, refs,
-                        status.st_size, status.st_mtime_ns)
+    return PreparedFile(
+        landed,
+        sha256 or hashlib.sha256(path.read_bytes()).hexdigest(),
+        9,
+        refs,
+        status.st_size,
+        status.st_mtime_ns,
+    )
 
 
 def test_batches_hold_staged_lines_repeats_and_rejects(landing):
@@ -28,7 +34,10 @@ def test_batches_hold_staged_lines_repeats_and_rejects(landing):
         [batch] = list(parser.batches(prepared))
     assert batch.lines == 4
     assert (batch.staged_lines, batch.repeat_lines) == ([(9, 1)], [(9, 2)])
-    assert [(reject[2], reject[3]) for reject in batch.rejects] == [(3, "unknown_org"), (4, "invalid_json")]
+    assert [(reject[2], reject[3]) for reject in batch.rejects] == [
+        (3, "unknown_org"),
+        (4, "invalid_json"),
+    ]
     assert batch.staged.startswith(b'9,1,1,"u1",')
 
 

@@ -18,8 +18,9 @@ from .records import usage
 
 DAYS = [date(2026, 11, day) for day in (1, 2, 3)]
 
-ordered_keys = st.lists(st.dates(min_value=date(1970, 1, 1)).map(date.isoformat), unique=True,
-                        max_size=40)
+ordered_keys = st.lists(
+    st.dates(min_value=date(1970, 1, 1)).map(date.isoformat), unique=True, max_size=40
+)
 
 
 @given(ordered_keys, st.data())
@@ -32,7 +33,9 @@ def test_the_ranges_cover_exactly_the_wanted_keys_with_as_few_runs_as_possible(k
     covered = [keys[i] for r in ranges for i in range(position[r.start], position[r.end] + 1)]
     assert sorted(covered) == sorted(wanted & set(keys))  # each once, nothing else
     assert all(position[a.end] + 1 < position[b.start] for a, b in zip(ranges, ranges[1:]))
-    runs = sum(1 for i, key in enumerate(keys) if key in wanted and (i == 0 or keys[i - 1] not in wanted))
+    runs = sum(
+        1 for i, key in enumerate(keys) if key in wanted and (i == 0 or keys[i - 1] not in wanted)
+    )
     assert len(ranges) == runs
 
 
@@ -44,12 +47,13 @@ def test_days_registered_in_any_order_are_each_one_partition(batches):
         ranges = day_ranges(instance, days)
         keys = instance.get_dynamic_partitions(landed_days.name)
         assert len(keys) == len(set(keys))
-        covered = {key for r in ranges for key in keys[keys.index(r.start):keys.index(r.end) + 1]}
+        covered = {key for r in ranges for key in keys[keys.index(r.start) : keys.index(r.end) + 1]}
         assert covered == {day.isoformat() for day in days}
-        if days and all(day.isoformat() not in keys[:-len(days)] for day in days):
+        if days and all(day.isoformat() not in keys[: -len(days)] for day in days):
             assert len(ranges) == 1  # new days only: registered together, in order
     assert set(instance.get_dynamic_partitions(landed_days.name)) == {
-        day.isoformat() for days in batches for day in days}
+        day.isoformat() for days in batches for day in days
+    }
 
 
 def _ingest_all(conn, settings) -> None:
@@ -57,8 +61,10 @@ def _ingest_all(conn, settings) -> None:
 
 
 def test_only_days_with_new_changed_or_failed_files_are_pending(conn, settings, landing):
-    paths = {day: landing.write("usage_events", day.isoformat(), "a.ndjson", [usage(f"u-{day}")])
-             for day in DAYS}
+    paths = {
+        day: landing.write("usage_events", day.isoformat(), "a.ndjson", [usage(f"u-{day}")])
+        for day in DAYS
+    }
     files = scan_landing(settings.landing_dir).files
     assert pending_days(conn, files) == set(DAYS)  # nothing ingested yet
     _ingest_all(conn, settings)

@@ -46,26 +46,41 @@ IMMEDIATE = RetryPolicy(base=timedelta(0), cap=timedelta(0), max_attempts=5)
 
 
 def quota_row(org=ORG, metric="analyses", used=450, quota=500, exhaustion=None, **fields):
-    return {"org": org, "period_start": START, "period_end": END, "metric": metric,
-            "used": used, "quota": quota, "status": quota_status(used, quota),
-            "projected": used * 3, "projected_exhaustion": exhaustion, "as_of": NOW, **fields}
+    return {
+        "org": org,
+        "period_start": START,
+        "period_end": END,
+        "metric": metric,
+        "used": used,
+        "quota": quota,
+        "status": quota_status(used, quota),
+        "projected": used * 3,
+        "projected_exhaustion": exhaustion,
+        "as_of": NOW,
+        **fields,
+    }
 
 
 def ledger(conn) -> list[tuple]:
     """Every attempt recorded (read in a transaction of its own)."""
     with conn.transaction():
         return conn.execute(
-        "SELECT a.uid, d.destination, t.attempt, t.status_code, t.delivered FROM quota_alert_attempts t "
-        "JOIN quota_alert_deliveries d ON d.id = t.delivery_id JOIN quota_alerts a ON a.id = d.alert_id "
-            "ORDER BY a.uid, d.destination, t.attempt").fetchall()
+            "SELECT a.uid, d.destination, t.attempt, t.status_code, t.delivered FROM quota_alert_attempts t "
+            "JOIN quota_alert_deliveries d ON d.id = t.delivery_id JOIN quota_alerts a ON a.id = d.alert_id "
+            "ORDER BY a.uid, d.destination, t.attempt"
+        ).fetchall()
 
 
 # --- the rule -------------------------------------------------------------------------------
 
+
 @hypothesis_settings(max_examples=int(os.environ.get("ODAVL_FUZZ_EXAMPLES", "200")), deadline=None)
-@given(used=st.integers(0, 10**12), quota=st.integers(0, 10**12),
-       exhaustion=st.none() | st.dates(date(1970, 1, 2), date(9998, 12, 30)),
-       end=st.datetimes(datetime(1970, 1, 2), datetime(9998, 12, 30), timezones=st.just(UTC)))
+@given(
+    used=st.integers(0, 10**12),
+    quota=st.integers(0, 10**12),
+    exhaustion=st.none() | st.dates(date(1970, 1, 2), date(9998, 12, 30)),
+    end=st.datetimes(datetime(1970, 1, 2), datetime(9998, 12, 30), timezones=st.just(UTC)),
+)
 def test_the_thresholds_are_the_dashboards_quota_states(used, quota, exhaustion, end):
     status = quota_status(used, quota)
     crossed = thresholds_crossed(status, exhaustion, end)
@@ -94,14 +109,21 @@ def test_signatures_verify_only_with_the_secret_the_body_and_a_recent_time():
 
 # --- recording: exactly once ------------------------------------------------------------------
 
+
 def test_each_alert_is_recorded_once_across_reruns(conn):
-    rows = [quota_row(used=520), quota_row(metric="fixes", used=10, quota=200,
-                                           exhaustion=(NOW + timedelta(days=5)).date()),
-            quota_row(metric="audits", used=1, quota=100)]
+    rows = [
+        quota_row(used=520),
+        quota_row(metric="fixes", used=10, quota=200, exhaustion=(NOW + timedelta(days=5)).date()),
+        quota_row(metric="audits", used=1, quota=100),
+    ]
     first = record_alerts(conn, rows)
-    assert sorted(first) == sorted([alert_uid(ORG, START, "analyses", "80"),
-                                    alert_uid(ORG, START, "analyses", "100"),
-                                    alert_uid(ORG, START, "fixes", "forecast")])
+    assert sorted(first) == sorted(
+        [
+            alert_uid(ORG, START, "analyses", "80"),
+            alert_uid(ORG, START, "analyses", "100"),
+            alert_uid(ORG, START, "fixes", "forecast"),
+        ]
+    )
     assert record_alerts(conn, rows) == []  # a rerun, a backfill: nothing new
     assert record_alerts(conn, [quota_row(used=600)]) == []  # still past, still once
     assert conn.execute("SELECT count(*) FROM quota_alerts").fetchone()[0] == 3
@@ -110,8 +132,11 @@ def test_each_alert_is_recorded_once_across_reruns(conn):
 
 
 def test_two_builds_racing_record_and_deliver_each_alert_once(settings):
-    rows = [quota_row(org=org, metric=metric, used=600) for org in (ORG, OTHER_ORG)
-            for metric in ("analyses", "fixes", "audits")]
+    rows = [
+        quota_row(org=org, metric=metric, used=600)
+        for org in (ORG, OTHER_ORG)
+        for metric in ("analyses", "fixes", "audits")
+    ]
     barrier = threading.Barrier(2)
     recorded: list[list[str]] = []
 
@@ -152,6 +177,7 @@ def test_two_builds_racing_record_and_deliver_each_alert_once(settings):
 
 # --- delivery ---------------------------------------------------------------------------------
 
+
 def test_a_receiver_failing_twice_gets_the_alert_on_the_third_attempt(conn):
     [uid] = record_alerts(conn, [quota_row(used=400)])  # 80 %
     with AlertReceiver(SECRET, fail_first=2) as receiver:
@@ -162,10 +188,14 @@ def test_a_receiver_failing_twice_gets_the_alert_on_the_third_attempt(conn):
         assert {r.body["id"] for r in receiver.requests} == {uid}  # the same id every attempt
         assert len(receiver.delivered) == 1
     assert (report.sent, report.retrying, report.failed) == (1, 2, 0)
-    assert ledger(conn) == [(uid, "default", 1, 503, False), (uid, "default", 2, 503, False),
-                            (uid, "default", 3, 200, True)]
-    state = conn.execute("SELECT state, attempts, delivered_at IS NOT NULL, last_error "
-                         "FROM quota_alert_deliveries").fetchone()
+    assert ledger(conn) == [
+        (uid, "default", 1, 503, False),
+        (uid, "default", 2, 503, False),
+        (uid, "default", 3, 200, True),
+    ]
+    state = conn.execute(
+        "SELECT state, attempts, delivered_at IS NOT NULL, last_error FROM quota_alert_deliveries"
+    ).fetchone()
     assert state == ("sent", 3, True, None)
     conn.commit()
     body = receiver.delivered[0]
@@ -183,22 +213,41 @@ def test_retries_back_off_and_give_up_after_the_last_attempt(conn):
         enqueue(conn, default_url=True, now=NOW)
         assert deliver_due(conn, receiver.url, SECRET, policy=policy, now=NOW).retrying == 2
         # 80 and 100: first attempts failed, the next are due a minute later, not before
-        assert deliver_due(conn, receiver.url, SECRET, policy=policy,
-                           now=NOW + timedelta(seconds=59)).retrying == 0
-        assert deliver_due(conn, receiver.url, SECRET, policy=policy,
-                           now=NOW + timedelta(seconds=60)).retrying == 2
+        assert (
+            deliver_due(
+                conn, receiver.url, SECRET, policy=policy, now=NOW + timedelta(seconds=59)
+            ).retrying
+            == 0
+        )
+        assert (
+            deliver_due(
+                conn, receiver.url, SECRET, policy=policy, now=NOW + timedelta(seconds=60)
+            ).retrying
+            == 2
+        )
         # then two minutes later, the third and last attempt
-        assert deliver_due(conn, receiver.url, SECRET, policy=policy,
-                           now=NOW + timedelta(seconds=60 + 119)).failed == 0
-        report = deliver_due(conn, receiver.url, SECRET, policy=policy,
-                             now=NOW + timedelta(seconds=180))
-        assert report.failed == 2 and all("HTTP 503" in e and receiver.url not in e
-                                          for e in report.errors)
-        assert deliver_due(conn, receiver.url, SECRET, policy=policy,
-                           now=NOW + timedelta(days=1)).failed == 0
+        assert (
+            deliver_due(
+                conn, receiver.url, SECRET, policy=policy, now=NOW + timedelta(seconds=60 + 119)
+            ).failed
+            == 0
+        )
+        report = deliver_due(
+            conn, receiver.url, SECRET, policy=policy, now=NOW + timedelta(seconds=180)
+        )
+        assert report.failed == 2 and all(
+            "HTTP 503" in e and receiver.url not in e for e in report.errors
+        )
+        assert (
+            deliver_due(
+                conn, receiver.url, SECRET, policy=policy, now=NOW + timedelta(days=1)
+            ).failed
+            == 0
+        )
         assert len(receiver.requests) == 6
-    assert conn.execute("SELECT array_agg(DISTINCT state), max(attempts) "
-                        "FROM quota_alert_deliveries").fetchone() == (["failed"], 3)
+    assert conn.execute(
+        "SELECT array_agg(DISTINCT state), max(attempts) FROM quota_alert_deliveries"
+    ).fetchone() == (["failed"], 3)
     assert len(ledger(conn)) == 6
     assert RetryPolicy().delay(1) == timedelta(minutes=1)
     assert RetryPolicy().delay(3) == timedelta(minutes=4)
@@ -207,6 +256,7 @@ def test_retries_back_off_and_give_up_after_the_last_attempt(conn):
 
 def _send_then_die(settings, url):
     """A sender whose process dies after its POST, before it records the attempt."""
+
     def send(url_, body, headers):
         post(url_, body, headers)
         os._exit(17)
@@ -215,19 +265,24 @@ def _send_then_die(settings, url):
         deliver_due(conn, url, SECRET, send=send)
 
 
-def test_a_sender_dying_between_sending_and_recording_leads_to_a_resend_with_the_same_id(conn, settings):
+def test_a_sender_dying_between_sending_and_recording_leads_to_a_resend_with_the_same_id(
+    conn, settings
+):
     [uid] = record_alerts(conn, [quota_row(used=410)])
     with AlertReceiver(SECRET) as receiver:
         enqueue(conn, default_url=True)
         child = multiprocessing.get_context("fork").Process(
-            target=_send_then_die, args=(settings, receiver.url))
+            target=_send_then_die, args=(settings, receiver.url)
+        )
         child.start()
         child.join(30)
         assert child.exitcode == 17
         assert [body["id"] for body in receiver.delivered] == [uid]  # it was sent...
         assert ledger(conn) == []  # ...but never recorded: the transaction died with it
         assert conn.execute("SELECT state, attempts FROM quota_alert_deliveries").fetchone() == (
-            "pending", 0)
+            "pending",
+            0,
+        )
         conn.commit()
         assert deliver_due(conn, receiver.url, SECRET).sent == 1
         assert [body["id"] for body in receiver.delivered] == [uid, uid]  # at least once
@@ -236,12 +291,15 @@ def test_a_sender_dying_between_sending_and_recording_leads_to_a_resend_with_the
 
 def test_an_organization_endpoint_gets_its_alerts_signed_with_its_own_secret(conn):
     org_id = conn.execute("SELECT id FROM organizations WHERE slug = %s", (ORG,)).fetchone()[0]
-    record_alerts(conn, [quota_row(used=100, quota=100),
-                         quota_row(org=OTHER_ORG, used=100, quota=100)])
+    record_alerts(
+        conn, [quota_row(used=100, quota=100), quota_row(org=OTHER_ORG, used=100, quota=100)]
+    )
     own_secret = organization_secret(SECRET, org_id)
     with AlertReceiver(SECRET) as central, AlertReceiver(own_secret) as own:
-        conn.execute("INSERT INTO organization_alert_endpoints (organization_id, url) "
-                     "VALUES (%s, %s)", (org_id, own.url))
+        conn.execute(
+            "INSERT INTO organization_alert_endpoints (organization_id, url) VALUES (%s, %s)",
+            (org_id, own.url),
+        )
         conn.commit()
         assert enqueue(conn, default_url=True) == 4 + 2
         assert enqueue(conn, default_url=True) == 0
@@ -258,25 +316,46 @@ def test_alerts_of_a_period_already_over_are_not_sent_to_a_destination_added_lat
 
 # --- Dagster: the marts hook and the sensor --------------------------------------------------
 
+
 def _publish_quota_status(path: Path, rows: list[dict]) -> None:
     with duckdb.connect(str(path)) as marts:
         marts.execute(f"CREATE TABLE quota_status {MARTS['quota_status']}")
         for row in rows:
-            marts.execute("INSERT INTO quota_status VALUES (?, 'PRO', ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
-                          [row["org"], row["period_start"], row["period_end"], row["metric"],
-                           row["used"], row["quota"], row["status"], row["projected"],
-                           row["projected_exhaustion"], row["as_of"]])
+            marts.execute(
+                "INSERT INTO quota_status VALUES (?, 'PRO', ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+                [
+                    row["org"],
+                    row["period_start"],
+                    row["period_end"],
+                    row["metric"],
+                    row["used"],
+                    row["quota"],
+                    row["status"],
+                    row["projected"],
+                    row["projected_exhaustion"],
+                    row["as_of"],
+                ],
+            )
 
 
 def test_alerts_are_detected_from_the_published_quota_status(settings, conn):
     settings.marts_path.parent.mkdir(parents=True, exist_ok=True)
-    _publish_quota_status(settings.marts_path, [
-        quota_row(used=100), quota_row(metric="fixes", used=190, quota=200),
-        quota_row(metric="audits", used=5, quota=100, exhaustion=(NOW + timedelta(days=3)).date())])
+    _publish_quota_status(
+        settings.marts_path,
+        [
+            quota_row(used=100),
+            quota_row(metric="fixes", used=190, quota=200),
+            quota_row(
+                metric="audits", used=5, quota=100, exhaustion=(NOW + timedelta(days=3)).date()
+            ),
+        ],
+    )
     assert len(record_from_marts(settings)) == 2
     assert record_from_marts(settings) == []
     assert sorted(conn.execute("SELECT metric, threshold FROM quota_alerts").fetchall()) == [
-        ("audits", "forecast"), ("fixes", "80")]
+        ("audits", "forecast"),
+        ("fixes", "80"),
+    ]
 
 
 def test_the_sensor_sends_when_configured_and_says_why_not_otherwise(settings, conn, monkeypatch):
@@ -308,6 +387,7 @@ def test_the_sensor_sends_when_configured_and_says_why_not_otherwise(settings, c
 
 # --- the dashboards ---------------------------------------------------------------------------
 
+
 def test_the_overview_lists_the_organizations_alerts_to_its_members_only(settings, conn):
     from dashlib import data
 
@@ -315,7 +395,9 @@ def test_the_overview_lists_the_organizations_alerts_to_its_members_only(setting
     data._quota_alerts.clear()
     alice = data.quota_alerts(data.Viewer("alice@odavl.com"), ORG)
     assert sorted(zip(alice["threshold"], alice["state"], alice["delivery"])) == [
-        ("100", "exceeded", "not sent (no webhook)"), ("80", "warning", "not sent (no webhook)")]
+        ("100", "exceeded", "not sent (no webhook)"),
+        ("80", "warning", "not sent (no webhook)"),
+    ]
     with pytest.raises(data.AccessDenied):
         data.quota_alerts(data.Viewer("bob@odavl.com"), ORG)
     with pytest.raises(data.AccessDenied):

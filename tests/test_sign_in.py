@@ -10,15 +10,25 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db.server import connect
-from odavl_pipeline.db.sign_in import (Attempt, record_failure, sign_in, throttle_wait,
-                                       verified_email, wait_message)
+from odavl_pipeline.db.sign_in import (
+    Attempt,
+    record_failure,
+    sign_in,
+    throttle_wait,
+    verified_email,
+    wait_message,
+)
 
 from .dashboards_fixtures import ALICE, APP, main_module_kept
 
 EMAIL = "alice@odavl.com"  # a demo user
 RIGHT = "the right password"
-OIDC_SECRETS = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-                         "cookie_secret": "a-test-cookie-secret-of-some-length"}}
+OIDC_SECRETS = {
+    "auth": {
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "a-test-cookie-secret-of-some-length",
+    }
+}
 CLIENT = "203.0.113.7"
 
 
@@ -41,40 +51,46 @@ def app_test_leaves_main_alone():
 
 
 def rows(conn) -> list[tuple]:
-    return conn.execute("SELECT key, kind, failures FROM sign_in_throttle "
-                        "ORDER BY kind, key").fetchall()
+    return conn.execute(
+        "SELECT key, kind, failures FROM sign_in_throttle ORDER BY kind, key"
+    ).fetchall()
 
 
 def failures(conn, kind: str) -> list[int]:
     return [row[2] for row in rows(conn) if row[1] == kind]
 
 
-@pytest.mark.parametrize("claims, email", [
-    ({"email": EMAIL, "email_verified": True}, EMAIL),
-    ({"email": EMAIL, "email_verified": "true"}, EMAIL),
-    ({"email": EMAIL, "email_verified": "TRUE"}, EMAIL),
-    ({"email": EMAIL}, None),
-    ({"email": EMAIL, "email_verified": None}, None),
-    ({"email": EMAIL, "email_verified": False}, None),
-    ({"email": EMAIL, "email_verified": "false"}, None),
-    ({"email": EMAIL, "email_verified": "yes"}, None),
-    ({"email": EMAIL, "email_verified": 1}, None),
-    ({"email": EMAIL, "email_verified": " true"}, None),
-    ({"email_verified": True}, None),
-    ({"email": "", "email_verified": True}, None),
-])
+@pytest.mark.parametrize(
+    "claims, email",
+    [
+        ({"email": EMAIL, "email_verified": True}, EMAIL),
+        ({"email": EMAIL, "email_verified": "true"}, EMAIL),
+        ({"email": EMAIL, "email_verified": "TRUE"}, EMAIL),
+        ({"email": EMAIL}, None),
+        ({"email": EMAIL, "email_verified": None}, None),
+        ({"email": EMAIL, "email_verified": False}, None),
+        ({"email": EMAIL, "email_verified": "false"}, None),
+        ({"email": EMAIL, "email_verified": "yes"}, None),
+        ({"email": EMAIL, "email_verified": 1}, None),
+        ({"email": EMAIL, "email_verified": " true"}, None),
+        ({"email_verified": True}, None),
+        ({"email": "", "email_verified": True}, None),
+    ],
+)
 def test_only_a_claim_that_says_true_verifies_the_email(claims, email):
     assert verified_email({"is_logged_in": True, **claims}) == email
 
 
 def test_the_sign_in_screen_says_when_the_provider_gave_no_verified_email(
-        app_test_leaves_main_alone):
+    app_test_leaves_main_alone,
+):
     app = AppTest.from_file(str(APP), default_timeout=30)
     app.secrets = OIDC_SECRETS
     app.user = {"is_logged_in": True, "email": ALICE.email}  # no email_verified claim
     app.run()
     assert [e.value for e in app.error] == [
-        "Your identity provider did not give a verified email address."]
+        "Your identity provider did not give a verified email address."
+    ]
     assert app.title[0].value == "ODAVL dashboards" and not app.sidebar.button
 
 
@@ -82,8 +98,9 @@ def test_three_free_failures_then_waits_that_double_up_to_15_minutes(conn):
     waits = [record_failure(conn, EMAIL, CLIENT) for _ in range(16)]
     assert waits == [0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
     assert failures(conn, "email") == failures(conn, "client") == [16]
-    assert wait_message(8) == ("Too many failed sign-ins for this account or this connection: "
-                               "try again in 8 s.")
+    assert wait_message(8) == (
+        "Too many failed sign-ins for this account or this connection: try again in 8 s."
+    )
     assert wait_message(900).endswith("try again in 15 min.")
 
 
@@ -91,8 +108,10 @@ def test_failures_a_day_old_start_over(conn):
     for _ in range(6):
         record_failure(conn, EMAIL, CLIENT)
     record_failure(conn, "other@odavl.com", "198.51.100.1")
-    conn.execute("UPDATE sign_in_throttle SET blocked_until = NULL, "
-                 "last_failure_at = last_failure_at - interval '25 hours'")
+    conn.execute(
+        "UPDATE sign_in_throttle SET blocked_until = NULL, "
+        "last_failure_at = last_failure_at - interval '25 hours'"
+    )
     conn.commit()
     assert record_failure(conn, EMAIL, CLIENT) == 0
     assert failures(conn, "email") == failures(conn, "client") == [1]  # the other two deleted
@@ -102,7 +121,11 @@ def test_a_blocked_attempt_is_refused_before_any_password_is_hashed(conn):
     verify = Verifier()
     attempts = [sign_in(conn, EMAIL, "wrong", CLIENT, verify) for _ in range(4)]
     assert [(a.email, a.wait, a.refused) for a in attempts] == [
-        (None, 0, False), (None, 0, False), (None, 0, False), (None, 1, False)]
+        (None, 0, False),
+        (None, 0, False),
+        (None, 0, False),
+        (None, 1, False),
+    ]
     for _ in range(6):  # a block that outlasts a slow test machine: 64 s
         record_failure(conn, EMAIL, CLIENT)
     attempt = sign_in(conn, EMAIL, RIGHT, CLIENT, verify)
@@ -169,8 +192,16 @@ def test_concurrent_failures_are_all_counted(conn, settings):
 
 ANY_TEXT = st.text(st.characters(exclude_categories=()))  # lone surrogates and NUL included
 HEX_KEY = re.compile(r"[0-9a-f]{64}")
-HOSTILE = ["a" * 10_000 + "@odavl.com", "alice@odavl.com\0", "\ud800@odavl.com",
-           "al\udfffice@odavl.com", "ÄLİCE@ödavl.com", "🦄\u202e@odavl.com", "\0", " "]
+HOSTILE = [
+    "a" * 10_000 + "@odavl.com",
+    "alice@odavl.com\0",
+    "\ud800@odavl.com",
+    "al\udfffice@odavl.com",
+    "ÄLİCE@ödavl.com",
+    "🦄\u202e@odavl.com",
+    "\0",
+    " ",
+]
 
 
 def assert_only_hex_keys(conn) -> None:
@@ -185,8 +216,9 @@ def test_a_hostile_email_or_password_is_just_wrong(conn, email):
     assert_only_hex_keys(conn)
 
 
-@hypothesis_settings(max_examples=150, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(email=ANY_TEXT, password=ANY_TEXT, client=st.one_of(st.none(), ANY_TEXT))
 def test_any_text_is_counted_never_stored_and_never_raises(conn, email, password, client):
     conn.execute("DELETE FROM sign_in_throttle")

@@ -20,24 +20,39 @@ OPEN = 1  # the sample's open period with usage: reported as an increment
 
 
 def materialize(instance: dg.DagsterInstance, selection=None) -> dg.ExecuteInProcessResult:
-    return dg.materialize([*stripe_assets, *stripe_checks], instance=instance, selection=selection,
-                          resources={"odavl": OdavlResource()})
+    return dg.materialize(
+        [*stripe_assets, *stripe_checks],
+        instance=instance,
+        selection=selection,
+        resources={"odavl": OdavlResource()},
+    )
 
 
 def skip_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    return [entry.user_message for entry in instance.all_logs(run_id)
-            if "STRIPE_API_KEY is not set" in entry.user_message]
+    return [
+        entry.user_message
+        for entry in instance.all_logs(run_id)
+        if "STRIPE_API_KEY is not set" in entry.user_message
+    ]
 
 
 def test_the_job_orders_sync_before_reports_after_the_billing_periods():
-    defs = dg.Definitions(assets=stripe_assets, asset_checks=stripe_checks, jobs=[stripe_job],
-                          resources={"odavl": OdavlResource()})
+    defs = dg.Definitions(
+        assets=stripe_assets,
+        asset_checks=stripe_checks,
+        jobs=[stripe_job],
+        resources={"odavl": OdavlResource()},
+    )
     graph = defs.resolve_asset_graph()
-    assert graph.get(USAGE_REPORTS).parent_keys == {dg.AssetKey("billing_periods"),
-                                                    dg.AssetKey("stripe_subscriptions")}
+    assert graph.get(USAGE_REPORTS).parent_keys == {
+        dg.AssetKey("billing_periods"),
+        dg.AssetKey("stripe_subscriptions"),
+    }
     assert all(graph.get(asset.key).group_name == "stripe" for asset in stripe_assets)
     assert defs.resolve_job_def("stripe").asset_layer.executable_asset_keys == {
-        dg.AssetKey("stripe_subscriptions"), USAGE_REPORTS}
+        dg.AssetKey("stripe_subscriptions"),
+        USAGE_REPORTS,
+    }
 
 
 def test_without_stripe_api_key_the_assets_skip_and_the_run_succeeds(settings, monkeypatch):
@@ -54,7 +69,9 @@ def test_without_stripe_api_key_the_assets_skip_and_the_run_succeeds(settings, m
         assert len(skip_messages(instance, result.run_id)) == 1
 
 
-def test_the_assets_sync_report_and_reconcile_against_the_emulator(stripe_settings, stripe_emulator):
+def test_the_assets_sync_report_and_reconcile_against_the_emulator(
+    stripe_settings, stripe_emulator
+):
     client = stripe_client(stripe_settings)
     plans = create_plans(client)
     for slug, plan in (("odavl-test-org", plans.enterprise), ("enterprise-corp", plans.pro)):
@@ -101,11 +118,14 @@ def test_the_stripe_commands_say_what_is_missing(settings, monkeypatch, capsys):
 def test_the_stripe_commands_sync_and_report(stripe_settings, stripe_emulator, capsys):
     client = stripe_client(stripe_settings)
     customer = client.v1.customers.create({"metadata": {"org_slug": "enterprise-corp"}})
-    client.v1.subscriptions.create({"customer": customer.id,
-                                    "items": [{"plan": create_plans(client).pro}]})
+    client.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"plan": create_plans(client).pro}]}
+    )
     assert main(["stripe", "sync"]) == 0
-    assert "customers: 1 (1 linked to an organization); subscriptions: 1 (1 applied)" in \
-        capsys.readouterr().out
+    assert (
+        "customers: 1 (1 linked to an organization); subscriptions: 1 (1 applied)"
+        in capsys.readouterr().out
+    )
     write_billing_periods(stripe_settings.marts_path, sample_billing_periods(datetime.now(UTC)))
     assert main(["stripe", "report"]) == 0
     assert capsys.readouterr().out.startswith("sent 3, already reported 0, without customer 6,")

@@ -36,8 +36,9 @@ def reason(value: str | None, secrets=(NEW,), body: str = BODY) -> str:
 
 def test_our_test_signatures_are_the_ones_stripe_computes_and_they_are_accepted():
     t = now()
-    assert signature_header(BODY.encode(), NEW, t) == stripe.WebhookSignature.generate_signature_header(
-        BODY, NEW, t)
+    assert signature_header(
+        BODY.encode(), NEW, t
+    ) == stripe.WebhookSignature.generate_signature_header(BODY, NEW, t)
     verify_signature(BODY, signature_header(BODY.encode(), NEW), (NEW,))
 
 
@@ -59,7 +60,8 @@ def test_a_signature_older_than_300_seconds_is_refused_a_future_one_accepted_as_
 def test_a_stale_signature_by_the_second_secret_is_told_apart_from_a_forged_one():
     stale = now() - 301
     assert reason(header(sign(NEW, stale), timestamp=stale), secrets=(OLD, NEW)) == (
-        "timestamp_outside_tolerance")
+        "timestamp_outside_tolerance"
+    )
 
 
 def test_any_of_several_secrets_and_any_of_several_v1_values_is_enough_during_rotation():
@@ -81,24 +83,27 @@ T = 1_800_000_000
 GOOD = sign(NEW, T)
 
 
-@pytest.mark.parametrize("value", [
-    "garbage",
-    ",,,",
-    "t",
-    "t=",
-    f"v1={GOOD}",
-    f"t=soon,v1={GOOD}",
-    f"t=²,v1={GOOD}",  # "²".isdigit(), but not a number int() reads
-    f"t=١٨٠٠٠٠٠٠٠٠,v1={GOOD}",  # Arabic-Indic digits: not ASCII
-    f"t={'9' * 5000},v1={GOOD}",  # longer than int() reads
-    f"t={10 ** 20},v1={GOOD}",
-    f"t=-{T},v1={GOOD}",
-    f"t={T}",
-    f"t={T},v1=",
-    f"t={T},v1=é{GOOD}",  # stripe's comparison raises TypeError on non-ASCII
-    f"t={T},v1=\x00",
-    header(*["0" * 64] * 10_000, timestamp=T),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage",
+        ",,,",
+        "t",
+        "t=",
+        f"v1={GOOD}",
+        f"t=soon,v1={GOOD}",
+        f"t=²,v1={GOOD}",  # "²".isdigit(), but not a number int() reads
+        f"t=١٨٠٠٠٠٠٠٠٠,v1={GOOD}",  # Arabic-Indic digits: not ASCII
+        f"t={'9' * 5000},v1={GOOD}",  # longer than int() reads
+        f"t={10**20},v1={GOOD}",
+        f"t=-{T},v1={GOOD}",
+        f"t={T}",
+        f"t={T},v1=",
+        f"t={T},v1=é{GOOD}",  # stripe's comparison raises TypeError on non-ASCII
+        f"t={T},v1=\x00",
+        header(*["0" * 64] * 10_000, timestamp=T),
+    ],
+)
 def test_an_odd_header_is_refused_with_a_reason(value):
     assert reason(value) == "invalid_signature"
 
@@ -110,8 +115,12 @@ def test_a_missing_header_says_so(value):
 
 HEADERS = st.one_of(
     st.text(),
-    st.lists(st.sampled_from(["t=", "v1=", "v0=", "=", ",", "t", str(T), GOOD])
-             | st.integers(-10 ** 30, 10 ** 30).map(str) | st.text(max_size=8)).map("".join))
+    st.lists(
+        st.sampled_from(["t=", "v1=", "v0=", "=", ",", "t", str(T), GOOD])
+        | st.integers(-(10**30), 10**30).map(str)
+        | st.text(max_size=8)
+    ).map("".join),
+)
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -121,7 +130,11 @@ def test_any_header_and_body_end_in_acceptance_or_a_signature_error(value, body)
     try:
         verify_signature(body, value, (OLD, NEW))
     except SignatureError as error:
-        assert error.reason in ("missing_header", "invalid_signature", "timestamp_outside_tolerance")
+        assert error.reason in (
+            "missing_header",
+            "invalid_signature",
+            "timestamp_outside_tolerance",
+        )
 
 
 def test_a_refusal_carries_stripes_message_not_the_header_or_body():

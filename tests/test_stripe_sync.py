@@ -20,7 +20,8 @@ def organizations(settings) -> dict[str, dict]:
             "SELECT o.slug, o.tier, o.stripe_customer_id, o.stripe_subscription_id, s.status, "
             "s.stripe_subscription_id AS subscription_id, s.stripe_price_id, s.analyses_limit, "
             "s.fixes_limit, s.current_period_start, s.current_period_end, s.canceled_at "
-            "FROM organizations o LEFT JOIN subscriptions s ON s.organization_id = o.id").fetchall()
+            "FROM organizations o LEFT JOIN subscriptions s ON s.organization_id = o.id"
+        ).fetchall()
     return {row.pop("slug"): row for row in rows}
 
 
@@ -29,36 +30,55 @@ def sync(settings):
         return initial_sync(conn, stripe_client(settings))
 
 
-def test_initial_sync_links_customers_and_writes_subscriptions_and_tiers(stripe_settings,
-                                                                        stripe_emulator):
+def test_initial_sync_links_customers_and_writes_subscriptions_and_tiers(
+    stripe_settings, stripe_emulator
+):
     client = stripe_client(stripe_settings)
     plans = create_plans(client)
     test_org = client.v1.customers.create({"metadata": {"org_slug": "odavl-test-org"}})
     enterprise = client.v1.customers.create({"metadata": {"org_slug": "enterprise-corp"}})
     client.v1.customers.create({"email": "someone@example.com"})
     client.v1.customers.create({"metadata": {"org_slug": "no-such-org"}})
-    ended = client.v1.subscriptions.create({"customer": test_org.id, "items": [{"plan": plans.pro}]})
+    ended = client.v1.subscriptions.create(
+        {"customer": test_org.id, "items": [{"plan": plans.pro}]}
+    )
     client.v1.subscriptions.cancel(ended.id)
-    live = client.v1.subscriptions.create({"customer": test_org.id,
-                                           "items": [{"plan": plans.enterprise}]})
-    on_pro = client.v1.subscriptions.create({"customer": enterprise.id, "items": [{"plan": plans.pro}]})
+    live = client.v1.subscriptions.create(
+        {"customer": test_org.id, "items": [{"plan": plans.enterprise}]}
+    )
+    on_pro = client.v1.subscriptions.create(
+        {"customer": enterprise.id, "items": [{"plan": plans.pro}]}
+    )
 
     report = sync(stripe_settings)
 
-    assert (report.customers, report.customers_linked, report.subscriptions,
-            report.subscriptions_applied) == (4, 2, 3, 3)
+    assert (
+        report.customers,
+        report.customers_linked,
+        report.subscriptions,
+        report.subscriptions_applied,
+    ) == (4, 2, 3, 3)
     assert len(report.notes) == 2  # the customers without an organization
     state = organizations(stripe_settings)
     emulated = client.v1.subscriptions.retrieve(live.id)
     assert state["odavl-test-org"] == {
-        "tier": "ENTERPRISE", "stripe_customer_id": test_org.id, "stripe_subscription_id": live.id,
-        "status": "ACTIVE", "subscription_id": live.id, "stripe_price_id": plans.enterprise,
-        "analyses_limit": 9000, "fixes_limit": None,  # the price's metadata, else the tier's
+        "tier": "ENTERPRISE",
+        "stripe_customer_id": test_org.id,
+        "stripe_subscription_id": live.id,
+        "status": "ACTIVE",
+        "subscription_id": live.id,
+        "stripe_price_id": plans.enterprise,
+        "analyses_limit": 9000,
+        "fixes_limit": None,  # the price's metadata, else the tier's
         "current_period_start": datetime.fromtimestamp(emulated.current_period_start, UTC),
         "current_period_end": datetime.fromtimestamp(emulated.current_period_end, UTC),
-        "canceled_at": None}
-    assert (state["enterprise-corp"]["tier"], state["enterprise-corp"]["subscription_id"],
-            state["enterprise-corp"]["analyses_limit"]) == ("PRO", on_pro.id, None)
+        "canceled_at": None,
+    }
+    assert (
+        state["enterprise-corp"]["tier"],
+        state["enterprise-corp"]["subscription_id"],
+        state["enterprise-corp"]["analyses_limit"],
+    ) == ("PRO", on_pro.id, None)
 
     again = sync(stripe_settings)  # the ended subscription no longer overrides the live one
     assert (again.customers_linked, again.subscriptions_applied) == (2, 2)
@@ -69,12 +89,16 @@ def test_initial_sync_links_customers_and_writes_subscriptions_and_tiers(stripe_
     sync(stripe_settings)
     canceled = organizations(stripe_settings)["odavl-test-org"]
     assert (canceled["status"], canceled["tier"], canceled["subscription_id"]) == (
-        "CANCELED", "FREE", live.id)
+        "CANCELED",
+        "FREE",
+        live.id,
+    )
     assert canceled["canceled_at"] is not None
 
 
-def test_an_organization_linked_to_a_customer_is_not_taken_by_another(stripe_settings,
-                                                                      stripe_emulator):
+def test_an_organization_linked_to_a_customer_is_not_taken_by_another(
+    stripe_settings, stripe_emulator
+):
     client = stripe_client(stripe_settings)
     first = client.v1.customers.create({"metadata": {"org_slug": "odavl-test-org"}})
     sync(stripe_settings)
@@ -90,17 +114,34 @@ def test_without_an_api_key_there_is_no_client(settings):
 
 
 PERIOD_START, PERIOD_END = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-PERIOD = {"current_period_start": int(PERIOD_START.timestamp()),
-          "current_period_end": int(PERIOD_END.timestamp())}
+PERIOD = {
+    "current_period_start": int(PERIOD_START.timestamp()),
+    "current_period_end": int(PERIOD_END.timestamp()),
+}
 NEWER_API_SUBSCRIPTION = {  # since 2025-03-31 the current period is on the items
-    "id": "sub_1", "customer": "cus_1", "status": "trialing", "cancel_at": 1_800_000_000,
+    "id": "sub_1",
+    "customer": "cus_1",
+    "status": "trialing",
+    "cancel_at": 1_800_000_000,
     "canceled_at": None,
-    "items": {"data": [
-        {"id": "si_metered", **PERIOD,
-         "price": {"id": "price_analyses", "metadata": {}, "product": "prod_metered"}},
-        {"id": "si_base", **PERIOD,
-         "price": {"id": "price_pro", "metadata": {"fixes_limit": "250"}, "product": "prod_pro"}},
-    ]},
+    "items": {
+        "data": [
+            {
+                "id": "si_metered",
+                **PERIOD,
+                "price": {"id": "price_analyses", "metadata": {}, "product": "prod_metered"},
+            },
+            {
+                "id": "si_base",
+                **PERIOD,
+                "price": {
+                    "id": "price_pro",
+                    "metadata": {"fixes_limit": "250"},
+                    "product": "prod_pro",
+                },
+            },
+        ]
+    },
 }
 PRODUCTS = {"prod_metered": {}, "prod_pro": {"tier": "Pro", "fixes_limit": "999"}}
 
@@ -108,16 +149,28 @@ PRODUCTS = {"prod_metered": {}, "prod_pro": {"tier": "Pro", "fixes_limit": "999"
 def test_the_plan_item_is_the_one_naming_a_tier_and_the_period_may_be_on_the_items():
     state = subscription_state(NEWER_API_SUBSCRIPTION, PRODUCTS.__getitem__)
     assert (state.status, state.tier, state.price_id) == ("TRIALING", "PRO", "price_pro")
-    assert state.limits == {"analyses_limit": None, "fixes_limit": 250, "audits_limit": None,
-                            "projects_limit": None}  # the price's metadata wins over the product's
+    assert state.limits == {
+        "analyses_limit": None,
+        "fixes_limit": 250,
+        "audits_limit": None,
+        "projects_limit": None,
+    }  # the price's metadata wins over the product's
     assert (state.current_period_start, state.current_period_end) == (PERIOD_START, PERIOD_END)
     assert state.cancel_at == datetime.fromtimestamp(1_800_000_000, UTC)
 
 
-@pytest.mark.parametrize("stripe_status, ours", [
-    ("active", "ACTIVE"), ("past_due", "PAST_DUE"), ("unpaid", "PAST_DUE"),
-    ("incomplete", "PAST_DUE"), ("paused", "PAST_DUE"), ("canceled", "CANCELED"),
-    ("incomplete_expired", "CANCELED")])
+@pytest.mark.parametrize(
+    "stripe_status, ours",
+    [
+        ("active", "ACTIVE"),
+        ("past_due", "PAST_DUE"),
+        ("unpaid", "PAST_DUE"),
+        ("incomplete", "PAST_DUE"),
+        ("paused", "PAST_DUE"),
+        ("canceled", "CANCELED"),
+        ("incomplete_expired", "CANCELED"),
+    ],
+)
 def test_stripe_statuses_map_onto_ours(stripe_status, ours):
     subscription = {**NEWER_API_SUBSCRIPTION, "status": stripe_status}
     assert subscription_state(subscription, PRODUCTS.__getitem__).status == ours
@@ -132,13 +185,20 @@ def test_a_subscription_without_tier_metadata_leaves_the_tier_alone():
 
 def test_stripe_ids_are_kept_whole_up_to_the_255_characters_stripe_allows(conn):
     customer, subscription, price = ("cus_" + "c" * 251, "sub_" + "s" * 251, "price_" + "p" * 249)
-    conn.execute("UPDATE organizations SET stripe_customer_id = %s, stripe_subscription_id = %s "
-                 "WHERE slug = 'odavl-test-org'", (customer, subscription))
-    conn.execute("UPDATE subscriptions AS s SET stripe_subscription_id = %s, stripe_price_id = %s "
-                 "FROM organizations AS o WHERE o.id = s.organization_id "
-                 "AND o.slug = 'odavl-test-org'", (subscription, price))
+    conn.execute(
+        "UPDATE organizations SET stripe_customer_id = %s, stripe_subscription_id = %s "
+        "WHERE slug = 'odavl-test-org'",
+        (customer, subscription),
+    )
+    conn.execute(
+        "UPDATE subscriptions AS s SET stripe_subscription_id = %s, stripe_price_id = %s "
+        "FROM organizations AS o WHERE o.id = s.organization_id "
+        "AND o.slug = 'odavl-test-org'",
+        (subscription, price),
+    )
     conn.commit()  # a 100-character column once refused such an id, so every delivery failed
     assert conn.execute(
         "SELECT o.stripe_customer_id, s.stripe_subscription_id, s.stripe_price_id "
         "FROM organizations AS o JOIN subscriptions AS s ON s.organization_id = o.id "
-        "WHERE o.slug = 'odavl-test-org'").fetchone() == (customer, subscription, price)
+        "WHERE o.slug = 'odavl-test-org'"
+    ).fetchone() == (customer, subscription, price)

@@ -34,8 +34,10 @@ def billing(stripe_settings, stripe_emulator):
     with connect(stripe_settings) as conn:
         for slug in ("odavl-test-org", "enterprise-corp"):
             customers[slug] = client.v1.customers.create({"name": slug}).id
-            conn.execute("UPDATE organizations SET stripe_customer_id = %s WHERE slug = %s",
-                         (customers[slug], slug))
+            conn.execute(
+                "UPDATE organizations SET stripe_customer_id = %s WHERE slug = %s",
+                (customers[slug], slug),
+            )
     write_billing_periods(stripe_settings.marts_path, sample_billing_periods(NOW))
     return customers
 
@@ -53,10 +55,12 @@ def reconciliation(settings, now: datetime | None = None):
 
 def ledger(settings) -> list[dict]:
     with connect(settings) as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT o.slug, r.metric, r.quantity, r.cumulative, r.final, "
-                           "r.identifier, r.status, r.attempts, r.sent_at, r.last_error "
-                           "FROM stripe_usage_reports r JOIN organizations o "
-                           "ON o.id = r.organization_id ORDER BY r.identifier").fetchall()
+        return cur.execute(
+            "SELECT o.slug, r.metric, r.quantity, r.cumulative, r.final, "
+            "r.identifier, r.status, r.attempts, r.sent_at, r.last_error "
+            "FROM stripe_usage_reports r JOIN organizations o "
+            "ON o.id = r.organization_id ORDER BY r.identifier"
+        ).fetchall()
 
 
 def organization_ids(settings) -> dict[str, int]:
@@ -65,13 +69,21 @@ def organization_ids(settings) -> dict[str, int]:
 
 
 def test_each_period_is_sent_once_and_a_second_report_sends_nothing(
-        stripe_settings, stripe_emulator, billing):
+    stripe_settings, stripe_emulator, billing
+):
     summary = report(stripe_settings)
 
-    assert summary.as_dict() == {"sent": BILLED + OPEN, "already_reported": 0,
-                                 "without_customer": 1, "nothing_to_bill": 1, "outside_window": 1,
-                                 "failed": 0, "discrepancies": 0, "not_attempted": 0,
-                                 "settled": BILLED}
+    assert summary.as_dict() == {
+        "sent": BILLED + OPEN,
+        "already_reported": 0,
+        "without_customer": 1,
+        "nothing_to_bill": 1,
+        "outside_window": 1,
+        "failed": 0,
+        "discrepancies": 0,
+        "not_attempted": 0,
+        "settled": BILLED,
+    }
     ids = organization_ids(stripe_settings)
     recent, current = sample_billing_periods(NOW)[0], sample_billing_periods(NOW)[8]
     start, current_start = f"{recent[1]:%Y%m%dT%H%M%SZ}", f"{current[1]:%Y%m%dT%H%M%SZ}"
@@ -85,17 +97,30 @@ def test_each_period_is_sent_once_and_a_second_report_sends_nothing(
         f"odavl:{test_org}:analyses:{current_start}:10": ("odavl_analyses", "odavl-test-org", "10"),
     }
     stored = stripe_emulator.meter_events.stored
-    assert {identifier: (event["event_name"], event["payload"]["stripe_customer_id"],
-                         event["payload"]["value"]) for identifier, event in stored.items()} == {
-        identifier: (name, billing[slug], value) for identifier, (name, slug, value) in expected.items()}
+    assert {
+        identifier: (
+            event["event_name"],
+            event["payload"]["stripe_customer_id"],
+            event["payload"]["value"],
+        )
+        for identifier, event in stored.items()
+    } == {
+        identifier: (name, billing[slug], value)
+        for identifier, (name, slug, value) in expected.items()
+    }
     open_identifier = f"odavl:{test_org}:analyses:{current_start}:10"
-    assert {event["timestamp"] for identifier, event in stored.items()
-            if identifier != open_identifier} == {int(recent[2].timestamp()) - 1}
-    assert current[1].timestamp() <= stored[open_identifier]["timestamp"] <= datetime.now(
-        UTC).timestamp()  # the open period's increment: now, inside its period
+    assert {
+        event["timestamp"] for identifier, event in stored.items() if identifier != open_identifier
+    } == {int(recent[2].timestamp()) - 1}
+    assert (
+        current[1].timestamp()
+        <= stored[open_identifier]["timestamp"]
+        <= datetime.now(UTC).timestamp()
+    )  # the open period's increment: now, inside its period
     rows = ledger(stripe_settings)
     assert [(row["identifier"], row["status"], row["attempts"]) for row in rows] == [
-        (identifier, "sent", 1) for identifier in sorted(expected)]
+        (identifier, "sent", 1) for identifier in sorted(expected)
+    ]
     assert [row["final"] for row in rows] == [row["identifier"] != open_identifier for row in rows]
     assert all(row["sent_at"] is not None and row["quantity"] == row["cumulative"] for row in rows)
     assert reconciliation(stripe_settings).passed
@@ -107,7 +132,8 @@ def test_each_period_is_sent_once_and_a_second_report_sends_nothing(
 
 
 def test_a_report_that_fails_in_the_middle_then_is_retried_bills_every_period_exactly_once(
-        stripe_settings, stripe_emulator, billing):
+    stripe_settings, stripe_emulator, billing
+):
     meter_events = stripe_emulator.meter_events
     meter_events.fail_request(3, 500, after_storing=True)  # Stripe kept it; the answer was lost
     first = report(stripe_settings)
@@ -138,7 +164,8 @@ def test_a_report_that_fails_in_the_middle_then_is_retried_bills_every_period_ex
 
 
 def test_changed_usage_of_a_settled_period_is_a_discrepancy_never_billed_again(
-        stripe_settings, stripe_emulator, billing):
+    stripe_settings, stripe_emulator, billing
+):
     report(stripe_settings)
     rows = sample_billing_periods(NOW)
     rows[3] = (*rows[3][:4], 625, *rows[3][5:])  # odavl-test-org analyses: 620 -> 625
@@ -148,11 +175,13 @@ def test_changed_usage_of_a_settled_period_is_a_discrepancy_never_billed_again(
     summary = report(stripe_settings)
 
     assert summary.discrepancies == [
-        f"odavl-test-org analyses {rows[3][1]:%Y-%m-%d}: settled with 620, the marts now say 625"]
+        f"odavl-test-org analyses {rows[3][1]:%Y-%m-%d}: settled with 620, the marts now say 625"
+    ]
     assert (len(summary.sent), summary.ok) == (0, False)
     assert stripe_emulator.meter_events.requests == requests_so_far
     assert reconciliation(stripe_settings).violations == [
-        f"odavl-test-org analyses {rows[3][1]:%Y-%m-%d}: reported 620, the marts say 625"]
+        f"odavl-test-org analyses {rows[3][1]:%Y-%m-%d}: reported 620, the marts say 625"
+    ]
 
 
 # --- increments as the period runs, and the true-up at its close ---------------------------
@@ -172,10 +201,13 @@ def period_rows(used: int, closed: bool, next_used: int | None = None) -> list[t
 
 def reported_to_stripe(emulator, customer: str, start: datetime, end: datetime) -> int:
     """What Stripe would bill: the `value`s of the distinct analyses events timestamped in the period."""
-    return sum(int(event["payload"]["value"]) for event in emulator.meter_events.stored.values()
-               if event["event_name"] == "odavl_analyses"
-               and event["payload"]["stripe_customer_id"] == customer
-               and start.timestamp() <= event["timestamp"] < end.timestamp())
+    return sum(
+        int(event["payload"]["value"])
+        for event in emulator.meter_events.stored.values()
+        if event["event_name"] == "odavl_analyses"
+        and event["payload"]["stripe_customer_id"] == customer
+        and start.timestamp() <= event["timestamp"] < end.timestamp()
+    )
 
 
 def at(settings, used: int, closed: bool, now: datetime, next_used: int | None = None):
@@ -185,7 +217,8 @@ def at(settings, used: int, closed: bool, now: datetime, next_used: int | None =
 
 
 def test_increments_during_the_period_and_the_true_up_add_up_to_the_closed_usage(
-        stripe_settings, stripe_emulator, billing):
+    stripe_settings, stripe_emulator, billing
+):
     customer, meter_events = billing["enterprise-corp"], stripe_emulator.meter_events
     org = organization_ids(stripe_settings)["enterprise-corp"]
     prefix = f"odavl:{org}:analyses:{START:%Y%m%dT%H%M%SZ}"
@@ -194,8 +227,10 @@ def test_increments_during_the_period_and_the_true_up_add_up_to_the_closed_usage
     first = at(stripe_settings, 100, False, day5)
     assert (first.sent, first.settled) == ([f"{prefix}:100"], 0)
     assert meter_events.stored[f"{prefix}:100"]["timestamp"] == int(day5.timestamp())
-    assert at(stripe_settings, 100, False, day5 + timedelta(hours=1)).as_dict()[
-        "already_reported"] == 1  # nothing new: nothing sent
+    assert (
+        at(stripe_settings, 100, False, day5 + timedelta(hours=1)).as_dict()["already_reported"]
+        == 1
+    )  # nothing new: nothing sent
     assert meter_events.requests == 1
     assert at(stripe_settings, 250, False, day10).sent == [f"{prefix}:250"]
     assert meter_events.stored[f"{prefix}:250"]["payload"]["value"] == "150"
@@ -211,9 +246,10 @@ def test_increments_during_the_period_and_the_true_up_add_up_to_the_closed_usage
     assert meter_events.stored[f"{prefix}:320"]["payload"]["value"] == "20"
     assert reported_to_stripe(stripe_emulator, customer, START, END) == 320
     rows = ledger(stripe_settings)
-    assert [(r["quantity"], r["cumulative"], r["final"]) for r in sorted(
-        rows, key=lambda r: r["cumulative"])] == [
-        (100, 100, False), (150, 250, False), (50, 300, False), (20, 320, True)]
+    assert [
+        (r["quantity"], r["cumulative"], r["final"])
+        for r in sorted(rows, key=lambda r: r["cumulative"])
+    ] == [(100, 100, False), (150, 250, False), (50, 300, False), (20, 320, True)]
 
     # a rerun sends nothing; late usage arrives after the close: the marts carry it into the
     # open period, which it is reported in; the closed period is never sent anything again
@@ -229,14 +265,18 @@ def test_increments_during_the_period_and_the_true_up_add_up_to_the_closed_usage
 
 
 def test_a_period_fully_reported_by_its_increments_is_settled_without_a_send(
-        stripe_settings, stripe_emulator, billing):
+    stripe_settings, stripe_emulator, billing
+):
     at(stripe_settings, 40, False, START + timedelta(days=1))
     requests_so_far = stripe_emulator.meter_events.requests
 
     closing = at(stripe_settings, 40, True, END + timedelta(minutes=70))
 
     assert (closing.sent, closing.settled, stripe_emulator.meter_events.requests) == (
-        [], 1, requests_so_far)
+        [],
+        1,
+        requests_so_far,
+    )
     assert [row["final"] for row in ledger(stripe_settings)] == [True]
     changed = at(stripe_settings, 41, True, END + timedelta(minutes=80))  # never happens: a bug
     assert (changed.sent, len(changed.discrepancies)) == ([], 1)
@@ -253,12 +293,17 @@ FOR EACH ROW WHEN (NEW.status = 'sent') EXECUTE FUNCTION crash_before_sent();
 def crash_after_sending(settings, crashing: bool) -> None:
     """From now on, the report dies right after Stripe answered, before recording `sent`."""
     with connect(settings) as conn:
-        conn.execute(CRASH if crashing else "DROP TRIGGER crash_before_sent ON stripe_usage_reports; "
-                                           "DROP FUNCTION crash_before_sent()")
+        conn.execute(
+            CRASH
+            if crashing
+            else "DROP TRIGGER crash_before_sent ON stripe_usage_reports; "
+            "DROP FUNCTION crash_before_sent()"
+        )
 
 
 def test_a_crash_between_sending_and_recording_never_counts_twice(
-        stripe_settings, stripe_emulator, billing):
+    stripe_settings, stripe_emulator, billing
+):
     customer, meter_events = billing["enterprise-corp"], stripe_emulator.meter_events
     day3 = START + timedelta(days=3)
     crash_after_sending(stripe_settings, True)
@@ -287,12 +332,16 @@ def test_a_crash_between_sending_and_recording_never_counts_twice(
     assert len(meter_events.accepted) == 3  # 100, 30 and the true-up's 50, each once
     rows = ledger(stripe_settings)
     assert sorted((r["quantity"], r["cumulative"], r["status"], r["attempts"]) for r in rows) == [
-        (30, 130, "sent", 1), (50, 180, "sent", 1), (100, 100, "sent", 1)]
+        (30, 130, "sent", 1),
+        (50, 180, "sent", 1),
+        (100, 100, "sent", 1),
+    ]
     assert reconciliation(stripe_settings, now=END + timedelta(minutes=80)).passed
 
 
 def test_less_usage_than_reported_is_a_discrepancy_never_sent(
-        stripe_settings, stripe_emulator, billing):
+    stripe_settings, stripe_emulator, billing
+):
     at(stripe_settings, 100, False, START + timedelta(days=2))
     requests_so_far = stripe_emulator.meter_events.requests
 
@@ -304,33 +353,42 @@ def test_less_usage_than_reported_is_a_discrepancy_never_sent(
     assert closed.discrepancies == [f"{where}: reported 100, the marts now say 90"]
     assert stripe_emulator.meter_events.requests == requests_so_far
     assert reconciliation(stripe_settings, now=END + timedelta(minutes=70)).violations == [
-        f"{where}: reported 100, the marts say 90"]
+        f"{where}: reported 100, the marts say 90"
+    ]
 
 
 def test_rows_of_before_the_increments_become_final_first_increments(
-        stripe_settings, stripe_emulator, billing, database_url):
+    stripe_settings, stripe_emulator, billing, database_url
+):
     migrate.downgrade(database_url, "0007")
     org = organization_ids(stripe_settings)["enterprise-corp"]
     old_identifier = f"odavl:{org}:analyses:{START:%Y%m%dT%H%M%SZ}"
     with connect(stripe_settings) as conn:
-        conn.execute("INSERT INTO stripe_usage_reports (organization_id, metric, period_start, "
-                     "period_end, quantity, identifier, stripe_customer_id, status, attempts) "
-                     "VALUES (%s, 'analyses', %s, %s, 320, %s, %s, 'sent', 1)",
-                     (org, START, END, old_identifier, billing["enterprise-corp"]))
+        conn.execute(
+            "INSERT INTO stripe_usage_reports (organization_id, metric, period_start, "
+            "period_end, quantity, identifier, stripe_customer_id, status, attempts) "
+            "VALUES (%s, 'analyses', %s, %s, 320, %s, %s, 'sent', 1)",
+            (org, START, END, old_identifier, billing["enterprise-corp"]),
+        )
     migrate.upgrade(database_url)
 
-    assert [(r["identifier"], r["quantity"], r["cumulative"], r["final"])
-            for r in ledger(stripe_settings)] == [(old_identifier, 320, 320, True)]
+    assert [
+        (r["identifier"], r["quantity"], r["cumulative"], r["final"])
+        for r in ledger(stripe_settings)
+    ] == [(old_identifier, 320, 320, True)]
     again = at(stripe_settings, 320, True, END + timedelta(minutes=70))
     assert (again.sent, again.already_reported, stripe_emulator.meter_events.requests) == ([], 1, 0)
 
 
 def test_reconciliation_finds_unreported_periods_and_ignores_what_stripe_would_refuse(
-        stripe_settings, stripe_emulator, billing):
+    stripe_settings, stripe_emulator, billing
+):
     result = reconciliation(stripe_settings)
     assert sorted(result.violations) == sorted(
         f"{org} {metric} {start:%Y-%m-%d}: {used} not reported to Stripe"
-        for org, start, _, metric, used, *_ in sample_billing_periods(NOW)[:6] if used)
+        for org, start, _, metric, used, *_ in sample_billing_periods(NOW)[:6]
+        if used
+    )
     assert len(result.violations) == BILLED
 
 

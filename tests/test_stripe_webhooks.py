@@ -19,7 +19,13 @@ from odavl_pipeline.stripe_billing import webhooks
 from odavl_pipeline.stripe_billing.client import stripe_client
 from odavl_pipeline.stripe_billing.webhooks import create_app
 
-from .stripe_emulator import TEST_API_KEY, TEST_WEBHOOK_SECRET, WebhookServer, create_plans, wait_until
+from .stripe_emulator import (
+    TEST_API_KEY,
+    TEST_WEBHOOK_SECRET,
+    WebhookServer,
+    create_plans,
+    wait_until,
+)
 from .stripe_signing import signature_header
 
 pytestmark = pytest.mark.stripe
@@ -42,7 +48,9 @@ def organization(settings, slug: str = ORG) -> dict:
             "SELECT o.tier, o.stripe_customer_id, o.stripe_subscription_id, s.status, "
             "s.stripe_subscription_id AS subscription_id, s.stripe_price_id "
             "FROM organizations o LEFT JOIN subscriptions s ON s.organization_id = o.id "
-            "WHERE o.slug = %s", (slug,)).fetchone()
+            "WHERE o.slug = %s",
+            (slug,),
+        ).fetchone()
 
 
 def applied_events(settings) -> set[str]:
@@ -56,18 +64,25 @@ def post(server: WebhookServer, body: bytes, signature: str | None) -> requests.
 
 
 def event(**fields) -> dict:
-    return {"id": "evt_odd", "type": "customer.updated", "created": int(time.time()),
-            "data": {"object": {"id": "cus_odd"}}, **fields}
+    return {
+        "id": "evt_odd",
+        "type": "customer.updated",
+        "created": int(time.time()),
+        "data": {"object": {"id": "cus_odd"}},
+        **fields,
+    }
 
 
 def subscribe(client, plan: str, slug: str = ORG):
     customer = client.v1.customers.create({"metadata": {"org_slug": slug}})
-    return customer, client.v1.subscriptions.create({"customer": customer.id,
-                                                     "items": [{"plan": plan}]})
+    return customer, client.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"plan": plan}]}
+    )
 
 
-def test_a_delivered_event_is_applied_once_and_its_replay_changes_nothing(stripe_settings,
-                                                                          stripe_emulator):
+def test_a_delivered_event_is_applied_once_and_its_replay_changes_nothing(
+    stripe_settings, stripe_emulator
+):
     client = stripe_client(stripe_settings)
     with endpoint(stripe_settings) as server:
         stripe_emulator.register_webhook(server.url, TEST_WEBHOOK_SECRET)
@@ -76,9 +91,13 @@ def test_a_delivered_event_is_applied_once_and_its_replay_changes_nothing(stripe
         every_event = {event.id for event in stripe_emulator.events()}
         wait_until(lambda: applied_events(stripe_settings) >= every_event, "every delivery")
         assert organization(stripe_settings) == {
-            "tier": "ENTERPRISE", "stripe_customer_id": customer.id,
-            "stripe_subscription_id": subscription.id, "status": "ACTIVE",
-            "subscription_id": subscription.id, "stripe_price_id": plans.enterprise}
+            "tier": "ENTERPRISE",
+            "stripe_customer_id": customer.id,
+            "stripe_subscription_id": subscription.id,
+            "status": "ACTIVE",
+            "subscription_id": subscription.id,
+            "stripe_price_id": plans.enterprise,
+        }
         assert all(status == 200 for status, _ in server.responses)
 
         with connect(stripe_settings) as conn:  # changed since, by someone else
@@ -87,8 +106,9 @@ def test_a_delivered_event_is_applied_once_and_its_replay_changes_nothing(stripe
         answered = len(server.responses)
         stripe_emulator.deliver(created)  # Stripe delivers the same event again
 
-        assert server.responses[answered:] == [(200, {"event": created.id, "outcome": "already_applied",
-                                                      "detail": ""})]
+        assert server.responses[answered:] == [
+            (200, {"event": created.id, "outcome": "already_applied", "detail": ""})
+        ]
         assert organization(stripe_settings)["tier"] == "PRO"
         assert applied_events(stripe_settings) == every_event
 
@@ -109,12 +129,16 @@ def test_events_delivered_out_of_order_end_in_the_latest_state(stripe_settings, 
         assert [outcome["outcome"] for _, outcome in server.responses] == ["applied", "applied"]
         state = organization(stripe_settings)
         assert (state["status"], state["tier"], state["subscription_id"]) == (
-            "CANCELED", "FREE", subscription.id)
+            "CANCELED",
+            "FREE",
+            subscription.id,
+        )
         assert applied_events(stripe_settings) == {created.id, deleted.id}
 
 
-def test_a_signature_by_another_secret_is_refused_and_changes_nothing(stripe_settings,
-                                                                    stripe_emulator):
+def test_a_signature_by_another_secret_is_refused_and_changes_nothing(
+    stripe_settings, stripe_emulator
+):
     client = stripe_client(stripe_settings)
     with endpoint(stripe_settings) as server:
         stripe_emulator.register_webhook(server.url, "whsec_not_ours")
@@ -125,7 +149,9 @@ def test_a_signature_by_another_secret_is_refused_and_changes_nothing(stripe_set
         unsigned = post(server, b"{}", None)
 
     assert [(status, answer["error"]) for status, answer in server.responses] == [
-        (400, "invalid_signature"), (400, "missing_header")]
+        (400, "invalid_signature"),
+        (400, "missing_header"),
+    ]
     assert server.responses[0][1]["detail"]  # stripe's message
     assert unsigned.status_code == 400
     assert applied_events(stripe_settings) == set()
@@ -135,15 +161,19 @@ def test_a_signature_by_another_secret_is_refused_and_changes_nothing(stripe_set
 def test_an_old_timestamp_is_refused(stripe_settings):
     body = json.dumps(event()).encode()
     with endpoint(stripe_settings) as server:
-        stale = post(server, body, signature_header(body, TEST_WEBHOOK_SECRET, int(time.time()) - 301))
+        stale = post(
+            server, body, signature_header(body, TEST_WEBHOOK_SECRET, int(time.time()) - 301)
+        )
     assert (stale.status_code, stale.json()["error"]) == (400, "timestamp_outside_tolerance")
     assert applied_events(stripe_settings) == set()
 
 
 def test_during_a_secret_rotation_both_secrets_are_accepted_and_the_event_applied_once(
-        stripe_settings, stripe_emulator):
-    rotating = dataclasses.replace(stripe_settings,
-                                   stripe_webhook_secret=f"whsec_retiring,{TEST_WEBHOOK_SECRET}")
+    stripe_settings, stripe_emulator
+):
+    rotating = dataclasses.replace(
+        stripe_settings, stripe_webhook_secret=f"whsec_retiring,{TEST_WEBHOOK_SECRET}"
+    )
     client = stripe_client(stripe_settings)
     with endpoint(rotating) as server:
         stripe_emulator.register_webhook(server.url, "whsec_retiring", name="old")
@@ -154,18 +184,22 @@ def test_during_a_secret_rotation_both_secrets_are_accepted_and_the_event_applie
         stripe_emulator.deliver(created)  # once per endpoint registration, each signed its way
 
     assert sorted(outcome["outcome"] for _, outcome in server.responses) == [
-        "already_applied", "applied"]
+        "already_applied",
+        "applied",
+    ]
     assert organization(stripe_settings)["stripe_customer_id"] == customer.id
 
 
 def test_an_event_not_applied_for_stripe_is_answered_503_and_applied_when_delivered_again(
-        stripe_settings, stripe_emulator):
+    stripe_settings, stripe_emulator
+):
     client = stripe_client(stripe_settings)
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         nowhere = f"http://127.0.0.1:{unused.getsockname()[1]}"
-    unreachable = stripe.StripeClient(TEST_API_KEY, base_addresses={"api": nowhere},
-                                      max_network_retries=0)
+    unreachable = stripe.StripeClient(
+        TEST_API_KEY, base_addresses={"api": nowhere}, max_network_retries=0
+    )
     stripe_emulator.hold_webhooks()
     _, subscription = subscribe(client, create_plans(client).enterprise)
     [created] = stripe_emulator.held("customer.subscription.created")
@@ -189,11 +223,15 @@ def test_an_event_not_applied_for_the_database_is_answered_503(stripe_settings):
     body = json.dumps(event(id="evt_no_db")).encode()
     with endpoint(dataclasses.replace(stripe_settings, database_url=nowhere)) as server:
         answer = post(server, body, signature_header(body, TEST_WEBHOOK_SECRET))
-    assert (answer.status_code, answer.json()) == (503, {"error": "not_applied", "event": "evt_no_db"})
+    assert (answer.status_code, answer.json()) == (
+        503,
+        {"error": "not_applied", "event": "evt_no_db"},
+    )
 
 
 def test_an_unexpected_failure_is_a_500_logged_with_the_event_id_not_the_body(
-        stripe_settings, monkeypatch, caplog):
+    stripe_settings, monkeypatch, caplog
+):
     def broken(conn, client, event):
         raise RuntimeError("a bug of ours")
 
@@ -201,7 +239,10 @@ def test_an_unexpected_failure_is_a_500_logged_with_the_event_id_not_the_body(
     body = json.dumps(event(id="evt_bug", note="body-only-text")).encode()
     with endpoint(stripe_settings) as server, caplog.at_level(logging.INFO):
         answer = post(server, body, signature_header(body, TEST_WEBHOOK_SECRET))
-    assert (answer.status_code, answer.json()) == (500, {"error": "internal_error", "event": "evt_bug"})
+    assert (answer.status_code, answer.json()) == (
+        500,
+        {"error": "internal_error", "event": "evt_bug"},
+    )
     assert "evt_bug" in caplog.text and "a bug of ours" in caplog.text
     assert "body-only-text" not in caplog.text and TEST_WEBHOOK_SECRET not in caplog.text
 
@@ -212,8 +253,10 @@ def test_a_signed_body_that_is_not_an_event_is_refused_and_health_answers(stripe
         refused = post(server, body, signature_header(body, TEST_WEBHOOK_SECRET))
         health = requests.get(f"{server.base}/healthz", timeout=5)
     assert refused.status_code == 400
-    assert refused.json() == {"error": "malformed_event", "detail": "created: an integer of Unix "
-                                                                  "seconds, 0 to 253402300799"}
+    assert refused.json() == {
+        "error": "malformed_event",
+        "detail": "created: an integer of Unix seconds, 0 to 253402300799",
+    }
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
 
 
@@ -232,8 +275,10 @@ def test_a_non_ascii_v1_before_a_valid_one_is_refused(stripe_settings):
     t, valid = signature_header(body, TEST_WEBHOOK_SECRET).split(",")
     with endpoint(stripe_settings) as server:
         answer = post(server, body, f"{t},v1=é,{valid}")
-    assert answer.json() == {"error": "invalid_signature",
-                             "detail": "the Stripe-Signature header is not ASCII"}
+    assert answer.json() == {
+        "error": "invalid_signature",
+        "detail": "the Stripe-Signature header is not ASCII",
+    }
     assert answer.status_code == 400
 
 
@@ -245,7 +290,7 @@ def test_a_signed_body_nested_200000_deep_is_refused(stripe_settings):
     assert "recursion" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize("created", [True, 10 ** 20, -1, 253402300800, 1.5e9, "1800000000"])
+@pytest.mark.parametrize("created", [True, 10**20, -1, 253402300800, 1.5e9, "1800000000"])
 def test_a_signed_event_with_an_impossible_created_is_refused(stripe_settings, created):
     body = json.dumps(event(created=created)).encode()
     with endpoint(stripe_settings) as server:
@@ -256,20 +301,27 @@ def test_a_signed_event_with_an_impossible_created_is_refused(stripe_settings, c
     assert applied_events(stripe_settings) == set()
 
 
-@pytest.mark.parametrize("field, fields", [
-    ("id", {"id": "e" * 256}),  # stripe_events.id is 255 characters
-    ("id", {"id": "evt_\x00"}),  # Postgres text holds no NUL
-    ("type", {"type": "customer." + "u" * 92}),  # stripe_events.type is 100 characters
-    ("type", {"type": "customer.\ud800"}),  # a lone surrogate is not UTF-8
-    ("data.object", {"data": {"object": ["cus_1"]}}),
-    ("data.object.id", {"data": {"object": {"id": 42}}}),
-    # found by the fuzzer: an empty id or a dot segment fetched another URL of the API
-    ("data.object.id", {"type": "customer.updated", "data": {"object": {"id": ""}}}),
-    ("data.object.id", {"type": "customer.updated", "data": {"object": {"id": "."}}}),
-    ("data.object.id", {"type": "customer.subscription.updated", "data": {"object": {"id": ".."}}}),
-])
-def test_a_signed_event_with_a_field_we_cannot_store_or_fetch_is_refused(stripe_settings, field,
-                                                                           fields):
+@pytest.mark.parametrize(
+    "field, fields",
+    [
+        ("id", {"id": "e" * 256}),  # stripe_events.id is 255 characters
+        ("id", {"id": "evt_\x00"}),  # Postgres text holds no NUL
+        ("type", {"type": "customer." + "u" * 92}),  # stripe_events.type is 100 characters
+        ("type", {"type": "customer.\ud800"}),  # a lone surrogate is not UTF-8
+        ("data.object", {"data": {"object": ["cus_1"]}}),
+        ("data.object.id", {"data": {"object": {"id": 42}}}),
+        # found by the fuzzer: an empty id or a dot segment fetched another URL of the API
+        ("data.object.id", {"type": "customer.updated", "data": {"object": {"id": ""}}}),
+        ("data.object.id", {"type": "customer.updated", "data": {"object": {"id": "."}}}),
+        (
+            "data.object.id",
+            {"type": "customer.subscription.updated", "data": {"object": {"id": ".."}}},
+        ),
+    ],
+)
+def test_a_signed_event_with_a_field_we_cannot_store_or_fetch_is_refused(
+    stripe_settings, field, fields
+):
     body = json.dumps(event(**fields)).encode()
     with endpoint(stripe_settings) as server:
         answer = post(server, body, signature_header(body, TEST_WEBHOOK_SECRET))

@@ -88,13 +88,16 @@ class Ui:
                         return
             except OSError:
                 time.sleep(0.5)
-        raise AssertionError(f"the UI did not answer in {START_SECONDS} s:\n"
-                             + self.log.read_text()[-3000:])
+        raise AssertionError(
+            f"the UI did not answer in {START_SECONDS} s:\n" + self.log.read_text()[-3000:]
+        )
 
     def query(self, text: str, **variables) -> dict:
         request = urllib.request.Request(
-            f"{self.base}/graphql", data=json.dumps({"query": text, "variables": variables}).encode(),
-            headers={"Content-Type": "application/json"})
+            f"{self.base}/graphql",
+            data=json.dumps({"query": text, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             answer = json.loads(response.read())
         assert "errors" not in answer, answer["errors"]
@@ -129,14 +132,19 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings, landing, tmp_path,
-                                                                     dagster_instance):
+def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
+    settings, landing, tmp_path, dagster_instance
+):
     """A backfill from 2019 to today, one run; the UI's partitions are exactly the landed days."""
     today = datetime.now(UTC).date().isoformat()
     landed = [*HISTORY, DAY, today]
     for day in landed:
-        landing.write("usage_events", day, "a.ndjson",
-                      [usage(f"u-{day}", quantity=2, occurred_at=f"{day}T00:00:00Z")])
+        landing.write(
+            "usage_events",
+            day,
+            "a.ndjson",
+            [usage(f"u-{day}", quantity=2, occurred_at=f"{day}T00:00:00Z")],
+        )
     landing.write("error_events", DAY, "a.ndjson", [error("e1")])
     env = {**os.environ, "FRESHNESS_DAEMON_INTERVAL_SECONDS": "2"}  # Dagster's knob; 30 s otherwise
     port = _free_port()
@@ -144,43 +152,82 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings,
     with open(log, "w") as out:
         # started as a shell starts a background job, Ctrl-C ignored: `ui` must still stop on it
         process = subprocess.Popen(
-            [sys.executable, "-m", "odavl_pipeline.cli", "ui", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            [
+                sys.executable,
+                "-m",
+                "odavl_pipeline.cli",
+                "ui",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
     ui = Ui(port, log)
     try:
         ui.wait_until_up(process)
 
         nodes = {"/".join(n["assetKey"]["path"]): n for n in ui.query(ASSET_GRAPH)["assetNodes"]}
-        deps = {key: {"/".join(d["path"]) for d in node["dependencyKeys"]} for key, node in nodes.items()}
+        deps = {
+            key: {"/".join(d["path"]) for d in node["dependencyKeys"]}
+            for key, node in nodes.items()
+        }
         for source in SOURCES:  # landing file -> Postgres table
             assert nodes[f"landing/{source}"]["groupName"] == "landing"
             assert nodes[source]["groupName"] == "ingestion"
             assert deps[source] == {f"landing/{source}"}
             assert {c["name"] for c in nodes[source]["assetChecksOrError"]["checks"]} >= {
-                "lines_balance", "references_resolve"}
+                "lines_balance",
+                "references_resolve",
+            }
         for mart, (upstream, _) in MARTS.items():  # Postgres table -> mart
             assert nodes[mart]["groupName"] == "marts"
             assert deps[mart] == {key.path[-1] for key in upstream}
         for mart in BILLING_MARTS:
-            assert {c["name"] for c in nodes[mart]["assetChecksOrError"]["checks"]} >= {"matches_postgres"}
+            assert {c["name"] for c in nodes[mart]["assetChecksOrError"]["checks"]} >= {
+                "matches_postgres"
+            }
             assert nodes[mart]["internalFreshnessPolicy"] == {
-                "__typename": "CronFreshnessPolicy", "deadlineCron": "0 2 * * *", "timezone": "UTC"}
+                "__typename": "CronFreshnessPolicy",
+                "deadlineCron": "0 2 * * *",
+                "timezone": "UTC",
+            }
         assert nodes["error_trends"]["internalFreshnessPolicy"] is None
         every_mart_reached = {mart for mart in MARTS if deps[mart] & set(SOURCES)}
         assert every_mart_reached == set(MARTS) - {"organizations", "projects", "memberships"}
 
         # the daemon of `ui` heartbeats into the same instance
-        daemons = ui.poll(DAEMONS, lambda d: all(
-            s["healthy"] for s in d["instance"]["daemonHealth"]["allDaemonStatuses"] if s["required"]))
+        daemons = ui.poll(
+            DAEMONS,
+            lambda d: all(
+                s["healthy"]
+                for s in d["instance"]["daemonHealth"]["allDaemonStatuses"]
+                if s["required"]
+            ),
+        )
         statuses = daemons["instance"]["daemonHealth"]["allDaemonStatuses"]
-        assert {s["daemonType"] for s in statuses} >= {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR",
-                                                       "BACKFILL", "FRESHNESS_DAEMON"}
+        assert {s["daemonType"] for s in statuses} >= {
+            "SCHEDULER",
+            "SENSOR",
+            "QUEUED_RUN_COORDINATOR",
+            "BACKFILL",
+            "FRESHNESS_DAEMON",
+        }
         assert all(s["healthy"] for s in statuses if s["required"]), statuses
 
         # a run from the command line, on the same instance, shows in the UI's run history
-        run = subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", "run", "--log-level", "WARNING"],
-                             capture_output=True, text=True, env=env, timeout=300)
+        run = subprocess.run(
+            [sys.executable, "-m", "odavl_pipeline.cli", "run", "--log-level", "WARNING"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         [run_id] = re.findall(r"dagster run ([0-9a-f-]{36}): success", run.stderr)  # one run
         [shown] = ui.query(RUN, ids=[run_id])["runsOrError"]["results"]
@@ -190,19 +237,29 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(settings,
         assert {"key": "dagster/asset_partition_range_end", "value": today} in shown["tags"]
 
         sources = [{"path": [source]} for source in SOURCES]
-        for node in ui.query(PARTITIONS, keys=[*sources, {"path": ["landing", "usage_events"]}]
-                             )["assetNodes"]:
+        for node in ui.query(PARTITIONS, keys=[*sources, {"path": ["landing", "usage_events"]}])[
+            "assetNodes"
+        ]:
             assert node["partitionKeys"] == landed, node["assetKey"]  # no empty calendar
             if node["assetKey"]["path"][0] in SOURCES:
-                assert node["partitionStats"] == {"numPartitions": len(landed),
-                                                  "numMaterialized": len(landed), "numFailed": 0}
+                assert node["partitionStats"] == {
+                    "numPartitions": len(landed),
+                    "numMaterialized": len(landed),
+                    "numFailed": 0,
+                }
                 statuses = node["assetPartitionStatuses"]["materializedPartitions"]
                 assert sorted(statuses) == landed
 
         keys = [{"path": ["usage_events"]}, *({"path": [mart]} for mart in BILLING_MARTS)]
-        latest = ui.poll(LATEST, lambda d: all(
-            (n["freshnessStatusInfo"] or {}).get("freshnessStatus") == "HEALTHY"
-            for n in d["assetNodes"] if n["assetKey"]["path"][0] in BILLING_MARTS), keys=keys)
+        latest = ui.poll(
+            LATEST,
+            lambda d: all(
+                (n["freshnessStatusInfo"] or {}).get("freshnessStatus") == "HEALTHY"
+                for n in d["assetNodes"]
+                if n["assetKey"]["path"][0] in BILLING_MARTS
+            ),
+            keys=keys,
+        )
         for node in latest["assetNodes"]:
             assert node["assetMaterializations"] == [{"runId": run_id}]
             if node["assetKey"]["path"][0] in BILLING_MARTS:  # fresh, by the freshness daemon

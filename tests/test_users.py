@@ -7,16 +7,26 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odavl_pipeline.db.sign_in import (LONGEST_PASSWORD, SHORTEST_PASSWORD, check_password,
-                                       password_problem, record_failure, throttle_wait)
+from odavl_pipeline.db.sign_in import (
+    LONGEST_PASSWORD,
+    SHORTEST_PASSWORD,
+    check_password,
+    password_problem,
+    record_failure,
+    throttle_wait,
+)
 
 EMAIL = "alice@odavl.com"  # in the seeds every test database holds
 
 
 def set_password(email: str, typed: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "odavl_pipeline.cli", "users", "set-password",
-                           email], input=typed, capture_output=True, text=True,
-                          env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "odavl_pipeline.cli", "users", "set-password", email],
+        input=typed,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
 
 
 def test_a_password_read_from_standard_input_is_the_one_that_signs_in(settings, conn):
@@ -50,5 +60,6 @@ def test_a_short_password_or_an_unknown_user_changes_nothing(settings, conn):
 def test_only_text_of_12_to_1024_characters_can_be_a_password(password):
     problem = password_problem(password)
     acceptable = SHORTEST_PASSWORD <= len(password) <= LONGEST_PASSWORD and all(
-        not 0xD800 <= ord(character) <= 0xDFFF for character in password)
+        not 0xD800 <= ord(character) <= 0xDFFF for character in password
+    )
     assert (problem is None) == acceptable

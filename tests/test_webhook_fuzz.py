@@ -63,14 +63,26 @@ class Endpoint:
         return self.loop.run_until_complete(self._post(body, header))
 
     async def _post(self, body: bytes, header: bytes | None) -> tuple[int, object]:
-        headers = [(b"content-type", b"application/json"),
-                   (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         if header is not None:
             headers.append((b"stripe-signature", header))
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": "/stripe/webhook",
-                 "raw_path": b"/stripe/webhook", "query_string": b"", "root_path": "",
-                 "headers": headers, "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 80)}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/stripe/webhook",
+            "raw_path": b"/stripe/webhook",
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 80),
+        }
         incoming = [{"type": "http.request", "body": body, "more_body": False}]
         status, chunks = [], []
 
@@ -104,8 +116,9 @@ def stripe_objects(stripe_settings) -> list[str]:
     client = stripe_client(stripe_settings)
     plans = create_plans(client)
     customer = client.v1.customers.create({"metadata": {"org_slug": "odavl-test-org"}})
-    subscription = client.v1.subscriptions.create({"customer": customer.id,
-                                                   "items": [{"plan": plans.pro}]})
+    subscription = client.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"plan": plans.pro}]}
+    )
     stranger = client.v1.customers.create({})
     return [customer.id, subscription.id, stranger.id]
 
@@ -117,20 +130,41 @@ def stored_events(app_settings) -> list[tuple]:
 
 # --- what arrives ----------------------------------------------------------------------------
 
-LONG_TEXT = st.builds(lambda char, n: char * n, st.sampled_from(["e", "é", "\x00", "\ud800"]),
-                      st.sampled_from([99, 100, 101, 254, 255, 256, 10_000]))
-TEXT = st.text() | LONG_TEXT | st.sampled_from(["", ".", "..", "/", "?", "%", "#", " ", "cus_1",
-                                                "sub_1", "evt_1"])
-NUMBERS = (st.integers() | st.integers(-(10 ** 30), 10 ** 30)
-           | st.sampled_from([0, -1, 253402300799, 253402300800, 2 ** 63, -(2 ** 63) - 1])
-           | st.floats(allow_nan=True, allow_infinity=True) | st.booleans())
+LONG_TEXT = st.builds(
+    lambda char, n: char * n,
+    st.sampled_from(["e", "é", "\x00", "\ud800"]),
+    st.sampled_from([99, 100, 101, 254, 255, 256, 10_000]),
+)
+TEXT = (
+    st.text()
+    | LONG_TEXT
+    | st.sampled_from(["", ".", "..", "/", "?", "%", "#", " ", "cus_1", "sub_1", "evt_1"])
+)
+NUMBERS = (
+    st.integers()
+    | st.integers(-(10**30), 10**30)
+    | st.sampled_from([0, -1, 253402300799, 253402300800, 2**63, -(2**63) - 1])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+)
 SCALARS = st.none() | NUMBERS | TEXT
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5)
-                    | st.dictionaries(TEXT, inner, max_size=5), max_leaves=20)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(TEXT, inner, max_size=5),
+    max_leaves=20,
+)
 
-EVENT_TYPES = st.sampled_from(["customer.created", "customer.updated", "customer.deleted",
-                               "customer.subscription.created", "customer.subscription.updated",
-                               "customer.subscription.deleted", "invoice.paid"])
+EVENT_TYPES = st.sampled_from(
+    [
+        "customer.created",
+        "customer.updated",
+        "customer.deleted",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "invoice.paid",
+    ]
+)
 
 
 def routable(object_id) -> bool:
@@ -148,14 +182,27 @@ def events(draw, object_ids: list[str]) -> dict:
         "id": st.builds(lambda: f"evt_{uuid.uuid4().hex}"),  # new each time: applied, not replayed
         "type": EVENT_TYPES,
         "created": st.integers(0, 253402300799),
-        "data": st.fixed_dictionaries({"object": st.fixed_dictionaries(
-            {"id": st.sampled_from([*object_ids, "cus_missing", "sub_missing"])
-                    | TEXT.filter(routable)},
-            optional={"object": TEXT})}),
+        "data": st.fixed_dictionaries(
+            {
+                "object": st.fixed_dictionaries(
+                    {
+                        "id": st.sampled_from([*object_ids, "cus_missing", "sub_missing"])
+                        | TEXT.filter(routable)
+                    },
+                    optional={"object": TEXT},
+                )
+            }
+        ),
     }
-    odd = {"id": TEXT | JSON, "type": TEXT | JSON, "created": NUMBERS | JSON,
-           "data": st.fixed_dictionaries({"object": st.fixed_dictionaries(
-               {}, optional={"id": JSON.filter(routable)})}) | JSON}
+    odd = {
+        "id": TEXT | JSON,
+        "type": TEXT | JSON,
+        "created": NUMBERS | JSON,
+        "data": st.fixed_dictionaries(
+            {"object": st.fixed_dictionaries({}, optional={"id": JSON.filter(routable)})}
+        )
+        | JSON,
+    }
     drawn: dict = {}
     for key in sensible:
         kind = draw(st.sampled_from(["sensible"] * 5 + ["odd", "missing"]))
@@ -174,13 +221,17 @@ def json_bodies(draw, values) -> bytes:
 
 
 def nested(opening: str, closing: str, inner: str = "1") -> st.SearchStrategy[bytes]:
-    return st.integers(1, 300_000).map(lambda depth: (opening * depth + inner + closing * depth).encode())
+    return st.integers(1, 300_000).map(
+        lambda depth: (opening * depth + inner + closing * depth).encode()
+    )
 
 
 def huge_integer(digits: int) -> bytes:
     """An event whose `created` has more digits than Python's int() reads."""
-    return (f'{{"id": "evt_big", "type": "customer.updated", "created": {"7" * digits}, '
-            f'"data": {{"object": {{}}}}}}').encode()
+    return (
+        f'{{"id": "evt_big", "type": "customer.updated", "created": {"7" * digits}, '
+        f'"data": {{"object": {{}}}}}}'
+    ).encode()
 
 
 def bodies(object_ids: list[str]) -> st.SearchStrategy[bytes]:
@@ -197,49 +248,78 @@ def bodies(object_ids: list[str]) -> st.SearchStrategy[bytes]:
     return st.sampled_from([json_bodies(events(object_ids)), others]).flatmap(lambda kind: kind)
 
 
-T_VALUES = (st.integers().map(str) | st.integers(-(10 ** 40), 10 ** 40).map(str)
-            | st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=12)
-            | st.sampled_from(["", " ", "+1", "1_000", "1e9", "²", "9" * 5000]))
+T_VALUES = (
+    st.integers().map(str)
+    | st.integers(-(10**40), 10**40).map(str)
+    | st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=12)
+    | st.sampled_from(["", " ", "+1", "1_000", "1e9", "²", "9" * 5000])
+)
 V1_VALUES = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64) | st.text(max_size=70)
-PARTS = (T_VALUES.map("t={}".format) | V1_VALUES.map("v1={}".format)
-         | st.sampled_from(["", "=", "t", "v1", "v0=abc", "t==", "v1=="]) | st.text(max_size=10))
+PARTS = (
+    T_VALUES.map("t={}".format)
+    | V1_VALUES.map("v1={}".format)
+    | st.sampled_from(["", "=", "t", "v1", "v0=abc", "t==", "v1=="])
+    | st.text(max_size=10)
+)
 UNSIGNED = st.one_of(
     st.none(),
     st.binary(max_size=300),
     st.text(max_size=300).map(lambda text: text.encode("utf-8", "surrogatepass")),
-    st.text(st.characters(max_codepoint=255), max_size=300).map(lambda text: text.encode("latin-1")),
-    st.lists(PARTS, max_size=12).map(lambda parts: ",".join(parts).encode("utf-8", "surrogatepass")),
+    st.text(st.characters(max_codepoint=255), max_size=300).map(
+        lambda text: text.encode("latin-1")
+    ),
+    st.lists(PARTS, max_size=12).map(
+        lambda parts: ",".join(parts).encode("utf-8", "surrogatepass")
+    ),
     st.integers(0, 3000).map(lambda n: ("t=1," + ",".join(["v1=" + "0" * 64] * n)).encode()),
 )
-SIGNED = st.builds(Signed, secret=st.sampled_from([TEST_WEBHOOK_SECRET, "whsec_other"]),
-                   t=st.none() | T_VALUES, extra=st.lists(PARTS, max_size=4).map(tuple))
+SIGNED = st.builds(
+    Signed,
+    secret=st.sampled_from([TEST_WEBHOOK_SECRET, "whsec_other"]),
+    t=st.none() | T_VALUES,
+    extra=st.lists(PARTS, max_size=4).map(tuple),
+)
 # A third unsigned, a third signed oddly or with another secret, a third signed now with ours.
 HEADERS = st.sampled_from([UNSIGNED, SIGNED, st.just(Signed())]).flatmap(lambda kind: kind)
 
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large, HealthCheck.large_base_example])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 
 
 @FUZZ
 @given(data=st.data(), header=HEADERS)
 def test_no_delivery_is_answered_5xx_and_a_refused_one_applies_nothing(
-        webhook_endpoint, stripe_objects, stripe_settings, data, header):
-    check(webhook_endpoint, stripe_settings, data.draw(bodies(stripe_objects), label="body"), header)
+    webhook_endpoint, stripe_objects, stripe_settings, data, header
+):
+    check(
+        webhook_endpoint, stripe_settings, data.draw(bodies(stripe_objects), label="body"), header
+    )
 
 
 @FUZZ
 @given(data=st.data())
 def test_no_validly_signed_event_is_answered_5xx_and_a_refused_one_applies_nothing(
-        webhook_endpoint, stripe_objects, stripe_settings, data):
+    webhook_endpoint, stripe_objects, stripe_settings, data
+):
     body = data.draw(json_bodies(events(stripe_objects)), label="body")
     check(webhook_endpoint, stripe_settings, body, Signed())
 
 
 def check(endpoint: Endpoint, app_settings, body: bytes, header: bytes | Signed | None) -> None:
     before = stored_events(app_settings)
-    status, answer = endpoint.post(body, header.header(body) if isinstance(header, Signed) else header)
+    status, answer = endpoint.post(
+        body, header.header(body) if isinstance(header, Signed) else header
+    )
     assert isinstance(answer, dict), answer
     outcome = f"{status} {answer.get('error') or answer.get('outcome')}"
     hypothesis.event(outcome)  # counted by --hypothesis-show-statistics

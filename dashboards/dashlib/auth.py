@@ -48,8 +48,10 @@ def sign_in_screen() -> None:
     st.info("Your session has ended: sign in again to go on where you were.")
     page = urlsplit(st.context.url or "/").path or "/"
     link = sign_in_link(page, urlencode(st.query_params.to_dict()))
-    st.html(f'<a href="{html.escape(link, quote=True)}" target="_self" '
-            f'style="{_BUTTON_STYLE}; text-decoration: none; display: inline-block">Sign in</a>')
+    st.html(
+        f'<a href="{html.escape(link, quote=True)}" target="_self" '
+        f'style="{_BUTTON_STYLE}; text-decoration: none; display: inline-block">Sign in</a>'
+    )
 
 
 def sign_out_control() -> None:
@@ -58,10 +60,14 @@ def sign_out_control() -> None:
     if oidc_configured():
         st.sidebar.button("Sign out", on_click=st.logout)
         return
-    st.sidebar.html(f'<form method="post" action="{SIGN_OUT}">'
-                    f'<button type="submit" style="{_BUTTON_STYLE}">Sign out</button></form>')
+    st.sidebar.html(
+        f'<form method="post" action="{SIGN_OUT}">'
+        f'<button type="submit" style="{_BUTTON_STYLE}">Sign out</button></form>'
+    )
 
 
-_BUTTON_STYLE = ("padding: .4rem .9rem; border: 1px solid rgba(49, 51, 63, .3); "
-                 "border-radius: .5rem; background: #fff; color: #31333f; font-size: 1rem; "
-                 "cursor: pointer")
+_BUTTON_STYLE = (
+    "padding: .4rem .9rem; border: 1px solid rgba(49, 51, 63, .3); "
+    "border-radius: .5rem; background: #fff; color: #31333f; font-size: 1rem; "
+    "cursor: pointer"
+)

@@ -58,8 +58,9 @@ def marts_version(path: Path) -> tuple[int, int, int]:
     try:
         stat = os.stat(path)
     except FileNotFoundError:
-        raise MartsNotBuilt(f"no marts at {path}: run `odavl-pipeline run` (or "
-                            f"`odavl-pipeline demo`) first") from None
+        raise MartsNotBuilt(
+            f"no marts at {path}: run `odavl-pipeline run` (or `odavl-pipeline demo`) first"
+        ) from None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
@@ -77,18 +78,30 @@ def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _allowed(con: duckdb.DuckDBPyConnection, email: str, org: str | None,
-             roles: tuple[str, ...]) -> bool:
+def _allowed(
+    con: duckdb.DuckDBPyConnection, email: str, org: str | None, roles: tuple[str, ...]
+) -> bool:
     if org is None:  # the staff view
         return is_staff(email)
-    return bool(con.execute(
-        "SELECT count(*) FROM memberships WHERE org = ? AND lower(email) = lower(?) "
-        "AND list_contains(?, role)", [org, email, list(roles)]).fetchone()[0])
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM memberships WHERE org = ? AND lower(email) = lower(?) "
+            "AND list_contains(?, role)",
+            [org, email, list(roles)],
+        ).fetchone()[0]
+    )
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=2_000)
-def _cached(email: str, org: str | None, roles: tuple[str, ...], sql: str, parameters: tuple,
-            path: str, version: tuple[int, int, int]) -> pd.DataFrame:
+def _cached(
+    email: str,
+    org: str | None,
+    roles: tuple[str, ...],
+    sql: str,
+    parameters: tuple,
+    path: str,
+    version: tuple[int, int, int],
+) -> pd.DataFrame:
     """Check access, then run the query, both on one connection to one version of the file.
     Refusals raise and so are never cached."""
     con = _cursor(Path(path))
@@ -100,13 +113,15 @@ def _cached(email: str, org: str | None, roles: tuple[str, ...], sql: str, param
         con.close()
 
 
-def _query(viewer: Viewer, org: str | None, sql: str, *parameters,
-           roles: tuple[str, ...] = EVERY_ROLE) -> pd.DataFrame:
+def _query(
+    viewer: Viewer, org: str | None, sql: str, *parameters, roles: tuple[str, ...] = EVERY_ROLE
+) -> pd.DataFrame:
     """Rows of `sql` for `viewer`: `org` is the organization they must belong to with one of
     `roles`, or None for a staff-only query."""
     path = marts_path()
-    return _cached(viewer.email.lower(), org, roles, sql, parameters, str(path),
-                   marts_version(path))
+    return _cached(
+        viewer.email.lower(), org, roles, sql, parameters, str(path), marts_version(path)
+    )
 
 
 def _staff_query(viewer: Viewer, sql: str, *parameters) -> pd.DataFrame:
@@ -120,7 +135,9 @@ def _own_organizations(email: str, path: str, version: tuple[int, int, int]) -> 
         return con.execute(
             "SELECT m.org, coalesce(o.name, m.org) AS name, o.tier, m.role FROM memberships AS m "
             "LEFT JOIN organizations AS o USING (org) WHERE lower(m.email) = lower(?) "
-            "ORDER BY name, m.org", [email]).df()
+            "ORDER BY name, m.org",
+            [email],
+        ).df()
     finally:
         con.close()
 
@@ -145,17 +162,25 @@ def may_see_billing(viewer: Viewer, org: str) -> bool:
 
 
 def projects(viewer: Viewer, org: str) -> pd.DataFrame:
-    return _query(viewer, org, "SELECT project, name, status FROM projects WHERE org = ? "
-                  "ORDER BY name", org)
+    return _query(
+        viewer, org, "SELECT project, name, status FROM projects WHERE org = ? ORDER BY name", org
+    )
 
 
 def data_days(viewer: Viewer, org: str) -> tuple[date | None, date | None]:
     """First and last UTC day with any data of the organization."""
-    rows = _query(viewer, org,
-                  "SELECT min(day) AS first, max(day) AS last FROM (SELECT day FROM usage_daily "
-                  "WHERE org = ? UNION ALL SELECT day FROM error_trends WHERE org = ? "
-                  "UNION ALL SELECT day FROM fix_outcomes WHERE org = ? "
-                  "UNION ALL SELECT day FROM audit_scores WHERE org = ?)", org, org, org, org)
+    rows = _query(
+        viewer,
+        org,
+        "SELECT min(day) AS first, max(day) AS last FROM (SELECT day FROM usage_daily "
+        "WHERE org = ? UNION ALL SELECT day FROM error_trends WHERE org = ? "
+        "UNION ALL SELECT day FROM fix_outcomes WHERE org = ? "
+        "UNION ALL SELECT day FROM audit_scores WHERE org = ?)",
+        org,
+        org,
+        org,
+        org,
+    )
     first, last = rows.iloc[0]["first"], rows.iloc[0]["last"]
     return (None, None) if pd.isna(last) else (_day(first), _day(last))
 
@@ -168,22 +193,38 @@ def _day(value) -> date:
 
 
 def organization(viewer: Viewer, org: str) -> pd.DataFrame:
-    return _query(viewer, org, "SELECT org, name, tier, status, has_subscription "
-                  "FROM organizations WHERE org = ?", org)
+    return _query(
+        viewer,
+        org,
+        "SELECT org, name, tier, status, has_subscription FROM organizations WHERE org = ?",
+        org,
+    )
 
 
 def quota_status(viewer: Viewer, org: str) -> pd.DataFrame:
     """The current billing period, one row per quota metric."""
-    return _query(viewer, org,
-                  "SELECT metric, tier, period_start, period_end, used, quota, pct_used, status, "
-                  "projected, projected_exhaustion, as_of FROM quota_status WHERE org = ? "
-                  "ORDER BY list_position(?, metric)", org, list(QUOTA_METRICS))
+    return _query(
+        viewer,
+        org,
+        "SELECT metric, tier, period_start, period_end, used, quota, pct_used, status, "
+        "projected, projected_exhaustion, as_of FROM quota_status WHERE org = ? "
+        "ORDER BY list_position(?, metric)",
+        org,
+        list(QUOTA_METRICS),
+    )
 
 
 def usage_trend(viewer: Viewer, org: str, start: date, end: date) -> pd.DataFrame:
     """Usage per UTC day and metric (api_calls included) in [start, end]."""
-    return _query(viewer, org, "SELECT day, metric, quantity, events FROM usage_daily "
-                  "WHERE org = ? AND day BETWEEN ? AND ? ORDER BY day, metric", org, start, end)
+    return _query(
+        viewer,
+        org,
+        "SELECT day, metric, quantity, events FROM usage_daily "
+        "WHERE org = ? AND day BETWEEN ? AND ? ORDER BY day, metric",
+        org,
+        start,
+        end,
+    )
 
 
 # The alerts and their delivery ledger live in PostgreSQL, written by the marts build and the
@@ -218,8 +259,9 @@ def _quota_alerts(email: str, org: str, database: str) -> pd.DataFrame:
     from odavl_pipeline.db.server import connect
 
     with connect(Settings.from_env()) as conn:
-        cursor = conn.execute(_QUOTA_ALERTS, {"org": org, "email": email,
-                                              "roles": list(EVERY_ROLE)})
+        cursor = conn.execute(
+            _QUOTA_ALERTS, {"org": org, "email": email, "roles": list(EVERY_ROLE)}
+        )
         rows = cursor.fetchall()
         names = [column.name for column in cursor.description]
     if not rows or not rows[0][0]:
@@ -234,34 +276,51 @@ def _quota_alerts(email: str, org: str, database: str) -> pd.DataFrame:
 
 def billing_periods(viewer: Viewer, org: str) -> pd.DataFrame:
     """Every billing period and quota metric, with the late usage carried into it."""
-    return _query(viewer, org,
-                  "SELECT b.period_start, b.period_end, b.metric, b.used, b.quota, b.overage, "
-                  "b.closed, coalesce(a.quantity, 0)::BIGINT AS late_quantity, "
-                  "coalesce(a.events, 0)::BIGINT AS late_events FROM billing_periods AS b "
-                  "LEFT JOIN (SELECT period_start, metric, sum(quantity) AS quantity, "
-                  "sum(events) AS events FROM billing_adjustments WHERE org = ? GROUP BY ALL) "
-                  "AS a USING (period_start, metric) WHERE b.org = ? "
-                  "ORDER BY b.period_start DESC, list_position(?, b.metric)",
-                  org, org, list(QUOTA_METRICS), roles=BILLING_ROLES)
+    return _query(
+        viewer,
+        org,
+        "SELECT b.period_start, b.period_end, b.metric, b.used, b.quota, b.overage, "
+        "b.closed, coalesce(a.quantity, 0)::BIGINT AS late_quantity, "
+        "coalesce(a.events, 0)::BIGINT AS late_events FROM billing_periods AS b "
+        "LEFT JOIN (SELECT period_start, metric, sum(quantity) AS quantity, "
+        "sum(events) AS events FROM billing_adjustments WHERE org = ? GROUP BY ALL) "
+        "AS a USING (period_start, metric) WHERE b.org = ? "
+        "ORDER BY b.period_start DESC, list_position(?, b.metric)",
+        org,
+        org,
+        list(QUOTA_METRICS),
+        roles=BILLING_ROLES,
+    )
 
 
 def billing_adjustments(viewer: Viewer, org: str) -> pd.DataFrame:
-    return _query(viewer, org,
-                  "SELECT period_start, metric, occurred_period_start, quantity, events "
-                  "FROM billing_adjustments WHERE org = ? ORDER BY period_start DESC, metric",
-                  org, roles=BILLING_ROLES)
+    return _query(
+        viewer,
+        org,
+        "SELECT period_start, metric, occurred_period_start, quantity, events "
+        "FROM billing_adjustments WHERE org = ? ORDER BY period_start DESC, metric",
+        org,
+        roles=BILLING_ROLES,
+    )
 
 
 def _fact_globs(viewer: Viewer, org: str, first: date, last: date) -> list[str]:
     """Absolute globs of the usage fact files of the UTC days first..last."""
-    rows = _query(viewer, org, "SELECT path FROM _fact_files WHERE day BETWEEN ? AND ? "
-                  "ORDER BY day", first, last, roles=BILLING_ROLES)
+    rows = _query(
+        viewer,
+        org,
+        "SELECT path FROM _fact_files WHERE day BETWEEN ? AND ? ORDER BY day",
+        first,
+        last,
+        roles=BILLING_ROLES,
+    )
     root = facts_dir(marts_path())
     return [str(root / path) for path in rows["path"]]
 
 
-def billed_days(viewer: Viewer, org: str, period_start: datetime, period_end: datetime,
-                metric: str) -> pd.DataFrame:
+def billed_days(
+    viewer: Viewer, org: str, period_start: datetime, period_end: datetime, metric: str
+) -> pd.DataFrame:
     """The days behind one billed number: per UTC day of occurrence, the usage that occurred
     in the period, the part of it that arrived after the period closed (billed later, in
     another period), the late usage of earlier periods carried into this one, and what is
@@ -269,26 +328,43 @@ def billed_days(viewer: Viewer, org: str, period_start: datetime, period_end: da
     last_day = (pd.Timestamp(period_end) - pd.Timedelta(microseconds=1)).date()
     globs = _fact_globs(viewer, org, pd.Timestamp(period_start).date(), last_day)
     if globs:
-        occurred = ("SELECT (occurred_at AT TIME ZONE 'UTC')::DATE AS day, sum(quantity) AS q, "
-                    "count(*) AS e FROM read_parquet(?) WHERE org_id = (SELECT org_id "
-                    "FROM organizations WHERE org = ?) AND metric = ? AND occurred_at >= ? "
-                    "AND occurred_at < ? GROUP BY ALL")
+        occurred = (
+            "SELECT (occurred_at AT TIME ZONE 'UTC')::DATE AS day, sum(quantity) AS q, "
+            "count(*) AS e FROM read_parquet(?) WHERE org_id = (SELECT org_id "
+            "FROM organizations WHERE org = ?) AND metric = ? AND occurred_at >= ? "
+            "AND occurred_at < ? GROUP BY ALL"
+        )
         parameters = [globs, org, metric, period_start, period_end]
     else:
         occurred = "SELECT NULL::DATE AS day, 0::BIGINT AS q, 0::BIGINT AS e WHERE false"
         parameters = []
-    late = ("SELECT day, sum(quantity) AS q, sum(events) AS e FROM _late_usage WHERE org_id = "
-            "(SELECT org_id FROM organizations WHERE org = ?) AND metric = ? AND {} = ? GROUP BY ALL")
-    sql = (f"WITH occurred AS ({occurred}), "
-           f"late_out AS ({late.format('occurred_period_start')}), "
-           f"late_in AS ({late.format('period_start')}) "
-           "SELECT day, coalesce(o.q, 0)::BIGINT AS occurred, coalesce(o.e, 0)::BIGINT AS events, "
-           "coalesce(lo.q, 0)::BIGINT AS billed_later, coalesce(li.q, 0)::BIGINT AS carried_in, "
-           "(coalesce(o.q, 0) - coalesce(lo.q, 0) + coalesce(li.q, 0))::BIGINT AS billed "
-           "FROM occurred AS o FULL JOIN late_out AS lo USING (day) FULL JOIN late_in AS li "
-           "USING (day) ORDER BY day")
-    return _query(viewer, org, sql, *parameters, org, metric, period_start, org, metric,
-                  period_start, roles=BILLING_ROLES)
+    late = (
+        "SELECT day, sum(quantity) AS q, sum(events) AS e FROM _late_usage WHERE org_id = "
+        "(SELECT org_id FROM organizations WHERE org = ?) AND metric = ? AND {} = ? GROUP BY ALL"
+    )
+    sql = (
+        f"WITH occurred AS ({occurred}), "
+        f"late_out AS ({late.format('occurred_period_start')}), "
+        f"late_in AS ({late.format('period_start')}) "
+        "SELECT day, coalesce(o.q, 0)::BIGINT AS occurred, coalesce(o.e, 0)::BIGINT AS events, "
+        "coalesce(lo.q, 0)::BIGINT AS billed_later, coalesce(li.q, 0)::BIGINT AS carried_in, "
+        "(coalesce(o.q, 0) - coalesce(lo.q, 0) + coalesce(li.q, 0))::BIGINT AS billed "
+        "FROM occurred AS o FULL JOIN late_out AS lo USING (day) FULL JOIN late_in AS li "
+        "USING (day) ORDER BY day"
+    )
+    return _query(
+        viewer,
+        org,
+        sql,
+        *parameters,
+        org,
+        metric,
+        period_start,
+        org,
+        metric,
+        period_start,
+        roles=BILLING_ROLES,
+    )
 
 
 def usage_events(viewer: Viewer, org: str, day: date, metric: str) -> pd.DataFrame:
@@ -296,16 +372,32 @@ def usage_events(viewer: Viewer, org: str, day: date, metric: str) -> pd.DataFra
     the 1-based line it came from (at most EVENTS_SHOWN rows, the earliest first)."""
     globs = _fact_globs(viewer, org, day, day)
     if not globs:
-        return pd.DataFrame(columns=["event_id", "occurred_at", "ingested_at", "quantity",
-                                     "project", "landing_file", "line"])
-    return _query(viewer, org,
-                  "SELECT f.event_id, f.occurred_at, f.ingested_at, f.quantity, p.project, "
-                  "l.path AS landing_file, f.line_no AS line FROM read_parquet(?) AS f "
-                  "LEFT JOIN landing_files AS l USING (file_id) "
-                  "LEFT JOIN projects AS p ON p.project_id = f.project_id WHERE f.org_id = (SELECT org_id "
-                  "FROM organizations WHERE org = ?) AND f.metric = ? "
-                  "ORDER BY f.occurred_at, f.event_id LIMIT ?",
-                  globs, org, metric, EVENTS_SHOWN, roles=BILLING_ROLES)
+        return pd.DataFrame(
+            columns=[
+                "event_id",
+                "occurred_at",
+                "ingested_at",
+                "quantity",
+                "project",
+                "landing_file",
+                "line",
+            ]
+        )
+    return _query(
+        viewer,
+        org,
+        "SELECT f.event_id, f.occurred_at, f.ingested_at, f.quantity, p.project, "
+        "l.path AS landing_file, f.line_no AS line FROM read_parquet(?) AS f "
+        "LEFT JOIN landing_files AS l USING (file_id) "
+        "LEFT JOIN projects AS p ON p.project_id = f.project_id WHERE f.org_id = (SELECT org_id "
+        "FROM organizations WHERE org = ?) AND f.metric = ? "
+        "ORDER BY f.occurred_at, f.event_id LIMIT ?",
+        globs,
+        org,
+        metric,
+        EVENTS_SHOWN,
+        roles=BILLING_ROLES,
+    )
 
 
 # --- Insight ------------------------------------------------------------------------
@@ -314,86 +406,156 @@ def usage_events(viewer: Viewer, org: str, day: date, metric: str) -> pd.DataFra
 PROJECT_FILTER = "AND (?::VARCHAR IS NULL OR project = ?)"  # parameters: project, project
 
 
-def error_trends(viewer: Viewer, org: str, project: str | None, start: date, end: date) -> pd.DataFrame:
-    return _query(viewer, org,
-                  "SELECT day, detector, severity, sum(events) AS events, "
-                  "sum(signatures) AS signatures FROM error_trends WHERE org = ? "
-                  f"{PROJECT_FILTER} AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day",
-                  org, project, project, start, end)
+def error_trends(
+    viewer: Viewer, org: str, project: str | None, start: date, end: date
+) -> pd.DataFrame:
+    return _query(
+        viewer,
+        org,
+        "SELECT day, detector, severity, sum(events) AS events, "
+        "sum(signatures) AS signatures FROM error_trends WHERE org = ? "
+        f"{PROJECT_FILTER} AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day",
+        org,
+        project,
+        project,
+        start,
+        end,
+    )
 
 
-def signature_changes(viewer: Viewer, org: str, project: str | None, start: date,
-                      end: date) -> pd.DataFrame:
+def signature_changes(
+    viewer: Viewer, org: str, project: str | None, start: date, end: date
+) -> pd.DataFrame:
     """Signatures first seen in the range (new) and those regressed, most recent first."""
-    return _query(viewer, org,
-                  "SELECT CASE WHEN status = 'regressed' THEN 'regressed' ELSE 'new' END AS change, "
-                  "project, detector, severity, message, file, line, count, first_seen, last_seen "
-                  f"FROM error_signatures WHERE org = ? {PROJECT_FILTER} "
-                  "AND (status = 'regressed' OR (first_seen AT TIME ZONE 'UTC')::DATE BETWEEN ? AND ?) "
-                  "ORDER BY change DESC, first_seen DESC LIMIT 200",
-                  org, project, project, start, end)
+    return _query(
+        viewer,
+        org,
+        "SELECT CASE WHEN status = 'regressed' THEN 'regressed' ELSE 'new' END AS change, "
+        "project, detector, severity, message, file, line, count, first_seen, last_seen "
+        f"FROM error_signatures WHERE org = ? {PROJECT_FILTER} "
+        "AND (status = 'regressed' OR (first_seen AT TIME ZONE 'UTC')::DATE BETWEEN ? AND ?) "
+        "ORDER BY change DESC, first_seen DESC LIMIT 200",
+        org,
+        project,
+        project,
+        start,
+        end,
+    )
 
 
 def top_signatures(viewer: Viewer, org: str, project: str | None, limit: int = 20) -> pd.DataFrame:
-    return _query(viewer, org,
-                  "SELECT project, detector, severity, message, file, line, count, first_seen, "
-                  f"last_seen, status FROM error_signatures WHERE org = ? {PROJECT_FILTER} "
-                  "ORDER BY count DESC, last_seen DESC, hash LIMIT ?", org, project, project, limit)
+    return _query(
+        viewer,
+        org,
+        "SELECT project, detector, severity, message, file, line, count, first_seen, "
+        f"last_seen, status FROM error_signatures WHERE org = ? {PROJECT_FILTER} "
+        "ORDER BY count DESC, last_seen DESC, hash LIMIT ?",
+        org,
+        project,
+        project,
+        limit,
+    )
 
 
 # --- Autopilot ----------------------------------------------------------------------
 
 
-def fix_outcomes(viewer: Viewer, org: str, project: str | None, start: date, end: date) -> pd.DataFrame:
-    return _query(viewer, org,
-                  "SELECT day, status, sum(fixes) AS fixes, sum(files_changed) AS files_changed, "
-                  "sum(lines_added) AS lines_added, sum(lines_removed) AS lines_removed, "
-                  "sum(avg_risk * fixes) / sum(fixes) AS avg_risk, max(max_risk) AS max_risk "
-                  f"FROM fix_outcomes WHERE org = ? {PROJECT_FILTER} "
-                  "AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day, status",
-                  org, project, project, start, end)
+def fix_outcomes(
+    viewer: Viewer, org: str, project: str | None, start: date, end: date
+) -> pd.DataFrame:
+    return _query(
+        viewer,
+        org,
+        "SELECT day, status, sum(fixes) AS fixes, sum(files_changed) AS files_changed, "
+        "sum(lines_added) AS lines_added, sum(lines_removed) AS lines_removed, "
+        "sum(avg_risk * fixes) / sum(fixes) AS avg_risk, max(max_risk) AS max_risk "
+        f"FROM fix_outcomes WHERE org = ? {PROJECT_FILTER} "
+        "AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day, status",
+        org,
+        project,
+        project,
+        start,
+        end,
+    )
 
 
 def attestation_chains(viewer: Viewer, org: str, project: str | None) -> pd.DataFrame:
-    return _query(viewer, org,
-                  "SELECT project, verified, pending, rejected, head_hash, head_created_at "
-                  f"FROM attestation_chains WHERE org = ? {PROJECT_FILTER} ORDER BY project",
-                  org, project, project)
+    return _query(
+        viewer,
+        org,
+        "SELECT project, verified, pending, rejected, head_hash, head_created_at "
+        f"FROM attestation_chains WHERE org = ? {PROJECT_FILTER} ORDER BY project",
+        org,
+        project,
+        project,
+    )
 
 
 # --- Guardian -----------------------------------------------------------------------
 
 
-SCORES = ("score_accessibility", "score_performance", "score_security", "score_seo",
-          "lighthouse_performance", "lighthouse_accessibility", "lighthouse_best_practices",
-          "lighthouse_seo")
+SCORES = (
+    "score_accessibility",
+    "score_performance",
+    "score_security",
+    "score_seo",
+    "lighthouse_performance",
+    "lighthouse_accessibility",
+    "lighthouse_best_practices",
+    "lighthouse_seo",
+)
 
 
-def audit_scores(viewer: Viewer, org: str, project: str | None, start: date, end: date) -> pd.DataFrame:
+def audit_scores(
+    viewer: Viewer, org: str, project: str | None, start: date, end: date
+) -> pd.DataFrame:
     """Average scores per day, URL and device (environments weighted by their audits)."""
-    averages = ", ".join(f"sum({s} * audits) / sum(CASE WHEN {s} IS NOT NULL THEN audits END) AS {s}"
-                         for s in SCORES)
-    return _query(viewer, org,
-                  f"SELECT day, url, device, sum(audits) AS audits, {averages}, sum(issues) AS issues "
-                  f"FROM audit_scores WHERE org = ? {PROJECT_FILTER} "
-                  "AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day, url, device",
-                  org, project, project, start, end)
+    averages = ", ".join(
+        f"sum({s} * audits) / sum(CASE WHEN {s} IS NOT NULL THEN audits END) AS {s}" for s in SCORES
+    )
+    return _query(
+        viewer,
+        org,
+        f"SELECT day, url, device, sum(audits) AS audits, {averages}, sum(issues) AS issues "
+        f"FROM audit_scores WHERE org = ? {PROJECT_FILTER} "
+        "AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day, url, device",
+        org,
+        project,
+        project,
+        start,
+        end,
+    )
 
 
-def audit_issues(viewer: Viewer, org: str, project: str | None, start: date, end: date) -> pd.DataFrame:
-    return _query(viewer, org,
-                  "SELECT suite, severity, sum(issues) AS issues FROM audit_issues WHERE org = ? "
-                  f"{PROJECT_FILTER} AND day BETWEEN ? AND ? GROUP BY ALL "
-                  "ORDER BY suite, severity", org, project, project, start, end)
+def audit_issues(
+    viewer: Viewer, org: str, project: str | None, start: date, end: date
+) -> pd.DataFrame:
+    return _query(
+        viewer,
+        org,
+        "SELECT suite, severity, sum(issues) AS issues FROM audit_issues WHERE org = ? "
+        f"{PROJECT_FILTER} AND day BETWEEN ? AND ? GROUP BY ALL "
+        "ORDER BY suite, severity",
+        org,
+        project,
+        project,
+        start,
+        end,
+    )
 
 
 def latest_audit_issues(viewer: Viewer, org: str, project: str | None) -> pd.DataFrame:
-    return _query(viewer, org,
-                  "SELECT project, url, device, occurred_at, suite, severity, message, "
-                  "recommendation, element, documentation FROM latest_audit_issues WHERE org = ? "
-                  f"{PROJECT_FILTER} ORDER BY project, "
-                  "list_position(['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFO'], severity), suite",
-                  org, project, project)
+    return _query(
+        viewer,
+        org,
+        "SELECT project, url, device, occurred_at, suite, severity, message, "
+        "recommendation, element, documentation FROM latest_audit_issues WHERE org = ? "
+        f"{PROJECT_FILTER} ORDER BY project, "
+        "list_position(['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFO'], severity), suite",
+        org,
+        project,
+        project,
+    )
 
 
 # --- staff --------------------------------------------------------------------------
@@ -404,34 +566,46 @@ def all_organizations(viewer: Viewer) -> pd.DataFrame:
     pivots = ", ".join(
         f"max(q.used) FILTER (WHERE q.metric = '{m}') AS {m}_used, "
         f"max(q.quota) FILTER (WHERE q.metric = '{m}') AS {m}_quota, "
-        f"max(q.pct_used) FILTER (WHERE q.metric = '{m}') AS {m}_pct" for m in QUOTA_METRICS)
-    return _staff_query(viewer,
-                        "SELECT o.org, o.name, o.tier, o.status, o.has_subscription, "
-                        f"(SELECT count(*) FROM memberships AS m WHERE m.org = o.org) AS members, {pivots} "
-                        "FROM organizations AS o LEFT JOIN quota_status AS q USING (org) "
-                        "GROUP BY ALL ORDER BY o.name")
+        f"max(q.pct_used) FILTER (WHERE q.metric = '{m}') AS {m}_pct"
+        for m in QUOTA_METRICS
+    )
+    return _staff_query(
+        viewer,
+        "SELECT o.org, o.name, o.tier, o.status, o.has_subscription, "
+        f"(SELECT count(*) FROM memberships AS m WHERE m.org = o.org) AS members, {pivots} "
+        "FROM organizations AS o LEFT JOIN quota_status AS q USING (org) "
+        "GROUP BY ALL ORDER BY o.name",
+    )
 
 
 def all_quotas(viewer: Viewer) -> pd.DataFrame:
     """Every organization's quota status of its current period, the fullest first."""
-    return _staff_query(viewer,
-                        "SELECT org, tier, metric, used, quota, pct_used, status, projected, "
-                        "projected_exhaustion, period_end FROM quota_status "
-                        "ORDER BY pct_used DESC NULLS LAST, org, metric")
+    return _staff_query(
+        viewer,
+        "SELECT org, tier, metric, used, quota, pct_used, status, projected, "
+        "projected_exhaustion, period_end FROM quota_status "
+        "ORDER BY pct_used DESC NULLS LAST, org, metric",
+    )
 
 
 def usage_by_tier(viewer: Viewer, start: date, end: date) -> pd.DataFrame:
-    return _staff_query(viewer,
-                        "SELECT u.day, o.tier, u.metric, sum(u.quantity) AS quantity FROM usage_daily AS u "
-                        "JOIN organizations AS o USING (org) WHERE u.day BETWEEN ? AND ? "
-                        "GROUP BY ALL ORDER BY u.day, o.tier, u.metric", start, end)
+    return _staff_query(
+        viewer,
+        "SELECT u.day, o.tier, u.metric, sum(u.quantity) AS quantity FROM usage_daily AS u "
+        "JOIN organizations AS o USING (org) WHERE u.day BETWEEN ? AND ? "
+        "GROUP BY ALL ORDER BY u.day, o.tier, u.metric",
+        start,
+        end,
+    )
 
 
 def quarantine(viewer: Viewer) -> pd.DataFrame:
-    return _staff_query(viewer,
-                        "SELECT source, reason, sum(records)::BIGINT AS records, "
-                        "count(DISTINCT org) AS organizations "
-                        "FROM quarantine_summary GROUP BY ALL ORDER BY records DESC, source, reason")
+    return _staff_query(
+        viewer,
+        "SELECT source, reason, sum(records)::BIGINT AS records, "
+        "count(DISTINCT org) AS organizations "
+        "FROM quarantine_summary GROUP BY ALL ORDER BY records DESC, source, reason",
+    )
 
 
 def staff_days(viewer: Viewer) -> tuple[date | None, date | None]:

@@ -57,8 +57,10 @@ def settle(viewer: data.Viewer) -> Filters:
     names = list(own["org"])
     _from_url_once(names)
     if st.session_state.get("refused_org"):
-        st.error(f"You are not a member of the organization {st.session_state['refused_org']!r}: "
-                 f"nothing of it is shown.")
+        st.error(
+            f"You are not a member of the organization {st.session_state['refused_org']!r}: "
+            f"nothing of it is shown."
+        )
     org = project = None
     if names:
         org = st.session_state.get("filter_org")
@@ -93,8 +95,9 @@ def _projects(viewer: data.Viewer, org: str) -> dict[str, str]:
     return {ALL_PROJECTS: "All projects", **dict(zip(rows["project"], rows["name"]))}
 
 
-def show(viewer: data.Viewer, filters: Filters, *, organization: bool, dates: bool,
-         project: bool) -> None:
+def show(
+    viewer: data.Viewer, filters: Filters, *, organization: bool, dates: bool, project: bool
+) -> None:
     """Draw in the sidebar the filters a page applies, and only those."""
     if organization and filters.org:
         own = data.organizations_of(viewer)
@@ -102,16 +105,21 @@ def show(viewer: data.Viewer, filters: Filters, *, organization: bool, dates: bo
         st.sidebar.selectbox("Organization", list(names), format_func=names.get, key="filter_org")
     if project and filters.org:
         projects = _projects(viewer, filters.org)
-        st.sidebar.selectbox("Project", list(projects), format_func=projects.get,
-                             key="filter_project")
+        st.sidebar.selectbox(
+            "Project", list(projects), format_func=projects.get, key="filter_project"
+        )
     if dates:
         st.sidebar.date_input("Dates (UTC)", key="filter_dates")
 
 
 def _publish(filters: Filters) -> Filters:
     """Write the filters into the URL (only what changed, so the browser history stays calm)."""
-    wanted = {"org": filters.org, "project": filters.project,
-              "from": filters.start.isoformat(), "to": filters.end.isoformat()}
+    wanted = {
+        "org": filters.org,
+        "project": filters.project,
+        "from": filters.start.isoformat(),
+        "to": filters.end.isoformat(),
+    }
     wanted = {key: value for key, value in wanted.items() if value}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)

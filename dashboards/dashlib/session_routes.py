@@ -28,8 +28,9 @@ SIGN_IN = "/auth/sign-in"
 SIGN_OUT = "/auth/sign-out"
 LARGEST_FORM = 8 * 1024  # bytes: an email, a password of LONGEST_PASSWORD and a link fit
 LONGEST_LINK = 2048
-PAGE_PATHS = frozenset({"/"} | {f"/{page.stem}" for page in
-                                (Path(__file__).parents[1] / "views").glob("*.py")})
+PAGE_PATHS = frozenset(
+    {"/"} | {f"/{page.stem}" for page in (Path(__file__).parents[1] / "views").glob("*.py")}
+)
 
 
 @functools.cache
@@ -50,8 +51,11 @@ def return_path(link: str | None) -> str:
     """Where to go after signing in: a path of this server (with its query), else "/"."""
     if not link or len(link) > LONGEST_LINK or not link.startswith("/"):
         return "/"
-    if link.startswith("//") or "\\" in link or any(ord(char) < 0x21 or char == "\x7f"
-                                                     for char in link):
+    if (
+        link.startswith("//")
+        or "\\" in link
+        or any(ord(char) < 0x21 or char == "\x7f" for char in link)
+    ):
         return "/"  # a browser reads these as another host, or strips them into one
     parts = urlsplit(link)
     if parts.scheme or parts.netloc or parts.path.startswith("/auth/"):
@@ -72,8 +76,12 @@ class SignInRequired:
         self.app, self.enabled = app, enabled
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") \
-                and scope["path"] in PAGE_PATHS and self.enabled():
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and scope["path"] in PAGE_PATHS
+            and self.enabled()
+        ):
             request = Request(scope)
             if not await run_in_threadpool(viewer_email, request.cookies.get(COOKIE)):
                 target = sign_in_link(request.url.path, request.url.query)
@@ -111,8 +119,15 @@ def _check_and_start(request: Request, link: str, email: str, password: str) -> 
             message += " " + wait_message(attempt.wait)
         return _page(link, message, email, status=429 if attempt.refused else 401)
     response = RedirectResponse(link, status_code=303)
-    response.set_cookie(COOKIE, token, max_age=int(lifetime.total_seconds()), path="/",
-                        httponly=True, samesite="lax", secure=request.url.scheme == "https")
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(lifetime.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -137,8 +152,10 @@ async def _form(request: Request) -> dict[str, str] | None:
     origin = request.headers.get("origin")
     if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
         return None
-    if request.headers.get("content-type", "").split(";")[0].strip() != \
-            "application/x-www-form-urlencoded":
+    if (
+        request.headers.get("content-type", "").split(";")[0].strip()
+        != "application/x-www-form-urlencoded"
+    ):
         return None
     body = b""
     async for chunk in request.stream():
@@ -149,22 +166,32 @@ async def _form(request: Request) -> dict[str, str] | None:
     return {name: values[0] for name, values in fields.items()}
 
 
-def _page(link: str, message: str, email: str = "", status: int = 200,
-          kind: str = "error") -> HTMLResponse:
+def _page(
+    link: str, message: str, email: str = "", status: int = 200, kind: str = "error"
+) -> HTMLResponse:
     """The sign-in form, with `message` above it (`kind` "error" or "ok")."""
     role = "alert" if kind == "error" else "status"
     notice = f'<p class="{kind}" role="{role}">{html.escape(message)}</p>' if message else ""
-    page = _PAGE.format(notice=notice, email=html.escape(email, quote=True),
-                        next=html.escape(link, quote=True), action=SIGN_IN)
+    page = _PAGE.format(
+        notice=notice,
+        email=html.escape(email, quote=True),
+        next=html.escape(link, quote=True),
+        action=SIGN_IN,
+    )
     return HTMLResponse(page, status_code=status, headers=_PAGE_HEADERS)
 
 
-ROUTES = [Route(SIGN_IN, sign_in_form, methods=["GET", "POST"]),
-          Route(SIGN_OUT, sign_out, methods=["POST"])]
+ROUTES = [
+    Route(SIGN_IN, sign_in_form, methods=["GET", "POST"]),
+    Route(SIGN_OUT, sign_out, methods=["POST"]),
+]
 
-_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                            "form-action 'self'; frame-ancestors 'none'"}
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'",
+}
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in · ODAVL dashboards</title>

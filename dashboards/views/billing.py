@@ -13,69 +13,120 @@ periods = data.billing_periods(viewer, org)
 
 st.title("Billing")
 if periods.empty:
-    ui.empty("billing periods", "every organization gets its periods at the next "
-             "`odavl-pipeline run` (calendar months on FREE without a subscription).")
+    ui.empty(
+        "billing periods",
+        "every organization gets its periods at the next "
+        "`odavl-pipeline run` (calendar months on FREE without a subscription).",
+    )
     st.stop()
 
-st.caption("Closed periods are billed and never change. The open period shows the use so far: "
-           "it is billed when it closes. Billing counts the whole organization, every project.")
+st.caption(
+    "Closed periods are billed and never change. The open period shows the use so far: "
+    "it is billed when it closes. Billing counts the whole organization, every project."
+)
 state = periods["closed"].map({True: "closed, billed", False: "open, so far"})
-ui.table(periods.assign(state=state), {
-    "period_start": ui.time_column("Period start (UTC)"),
-    "period_end": ui.time_column("Period end (UTC)"), "metric": "Metric",
-    "used": ui.count_column("Used"), "quota": ui.count_column("Quota"),
-    "overage": ui.count_column("Overage"), "state": "State",
-    "late_quantity": ui.count_column("Late usage counted here", help="Usage that arrived after "
-                                     "its own period closed, carried into this one."),
-    "late_events": ui.count_column("Late events")}, "billing periods")
+ui.table(
+    periods.assign(state=state),
+    {
+        "period_start": ui.time_column("Period start (UTC)"),
+        "period_end": ui.time_column("Period end (UTC)"),
+        "metric": "Metric",
+        "used": ui.count_column("Used"),
+        "quota": ui.count_column("Quota"),
+        "overage": ui.count_column("Overage"),
+        "state": "State",
+        "late_quantity": ui.count_column(
+            "Late usage counted here",
+            help="Usage that arrived after its own period closed, carried into this one.",
+        ),
+        "late_events": ui.count_column("Late events"),
+    },
+    "billing periods",
+)
 
 adjustments = data.billing_adjustments(viewer, org)
 if not adjustments.empty:
     st.subheader("Late adjustments")
-    ui.table(adjustments, {
-        "period_start": ui.time_column("Counted in period starting (UTC)"), "metric": "Metric",
-        "occurred_period_start": ui.time_column("Occurred in period starting (UTC)"),
-        "quantity": ui.count_column("Quantity"), "events": ui.count_column("Events")},
-        "late adjustments")
+    ui.table(
+        adjustments,
+        {
+            "period_start": ui.time_column("Counted in period starting (UTC)"),
+            "metric": "Metric",
+            "occurred_period_start": ui.time_column("Occurred in period starting (UTC)"),
+            "quantity": ui.count_column("Quantity"),
+            "events": ui.count_column("Events"),
+        },
+        "late adjustments",
+    )
 
 st.subheader("Where each number comes from")
 starts = list(dict.fromkeys(periods["period_start"]))
 ends = dict(zip(periods["period_start"], periods["period_end"]))
 closed = dict(zip(periods["period_start"], periods["closed"]))
 left, right = st.columns(2)
-start = left.selectbox("Billing period", starts, key="drill_period", format_func=lambda s: (
-    f"{ui.period_label(s, ends[s])} ({'closed' if closed[s] else 'open'})"))
+start = left.selectbox(
+    "Billing period",
+    starts,
+    key="drill_period",
+    format_func=lambda s: f"{ui.period_label(s, ends[s])} ({'closed' if closed[s] else 'open'})",
+)
 metric = right.selectbox("Metric", list(data.QUOTA_METRICS), key="drill_metric")
 used = periods[(periods["period_start"] == start) & (periods["metric"] == metric)].iloc[0]["used"]
-days = data.billed_days(viewer, org, pd.Timestamp(start).to_pydatetime(),
-                        pd.Timestamp(ends[start]).to_pydatetime(), metric)
+days = data.billed_days(
+    viewer,
+    org,
+    pd.Timestamp(start).to_pydatetime(),
+    pd.Timestamp(ends[start]).to_pydatetime(),
+    metric,
+)
 counted = "billed for" if closed[start] else "used so far in the open period"
-st.markdown(f"**{used:,} {metric}** {counted} {ui.period_label(start, ends[start])}, "
-            f"from {len(days):,} days of usage:")
+st.markdown(
+    f"**{used:,} {metric}** {counted} {ui.period_label(start, ends[start])}, "
+    f"from {len(days):,} days of usage:"
+)
 if days.empty:
     ui.empty(f"{metric} in this period", "nothing was used, so nothing is counted.")
     st.stop()
-ui.table(days, {
-    "day": ui.date_column("Day of occurrence (UTC)"),
-    "occurred": ui.count_column("Occurred in this period"), "events": ui.count_column("Events"),
-    "billed_later": ui.count_column("Arrived after closing",
-                                    help="Billed in a later period as a late adjustment."),
-    "carried_in": ui.count_column("Late, from an earlier period"),
-    "billed": ui.count_column("Billed here" if closed[start] else "Counted here so far")},
-    f"{metric} per day")
+ui.table(
+    days,
+    {
+        "day": ui.date_column("Day of occurrence (UTC)"),
+        "occurred": ui.count_column("Occurred in this period"),
+        "events": ui.count_column("Events"),
+        "billed_later": ui.count_column(
+            "Arrived after closing", help="Billed in a later period as a late adjustment."
+        ),
+        "carried_in": ui.count_column("Late, from an earlier period"),
+        "billed": ui.count_column("Billed here" if closed[start] else "Counted here so far"),
+    },
+    f"{metric} per day",
+)
 
-day = st.selectbox("Usage events of one day", list(days["day"]), key="drill_day",
-                   format_func=lambda d: f"{pd.Timestamp(d):%Y-%m-%d}")
+day = st.selectbox(
+    "Usage events of one day",
+    list(days["day"]),
+    key="drill_day",
+    format_func=lambda d: f"{pd.Timestamp(d):%Y-%m-%d}",
+)
 events = data.usage_events(viewer, org, pd.Timestamp(day).date(), metric)
 if events.empty:
-    ui.empty(f"{metric} events on {pd.Timestamp(day):%Y-%m-%d}",
-             "the day's usage facts are written by `odavl-pipeline run`.")
+    ui.empty(
+        f"{metric} events on {pd.Timestamp(day):%Y-%m-%d}",
+        "the day's usage facts are written by `odavl-pipeline run`.",
+    )
 else:
     if len(events) == data.EVENTS_SHOWN:
         st.caption(f"The first {data.EVENTS_SHOWN:,} events of the day.")
-    ui.table(events, {
-        "event_id": "Event id", "occurred_at": ui.time_column("Occurred (UTC)", seconds=True),
-        "ingested_at": ui.time_column("Ingested (UTC)", seconds=True),
-        "quantity": ui.count_column("Quantity"), "project": "Project",
-        "landing_file": "Landing file",
-        "line": st.column_config.NumberColumn("Line", format="%d")}, f"{metric} events")
+    ui.table(
+        events,
+        {
+            "event_id": "Event id",
+            "occurred_at": ui.time_column("Occurred (UTC)", seconds=True),
+            "ingested_at": ui.time_column("Ingested (UTC)", seconds=True),
+            "quantity": ui.count_column("Quantity"),
+            "project": "Project",
+            "landing_file": "Landing file",
+            "line": st.column_config.NumberColumn("Line", format="%d"),
+        },
+        f"{metric} events",
+    )

@@ -4,21 +4,22 @@ Revision ID: 0004
 Revises: 0003
 
 """
+
 from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
 
-revision: str = '0004'
-down_revision: Union[str, Sequence[str], None] = '0003'
+revision: str = "0004"
+down_revision: Union[str, Sequence[str], None] = "0003"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
     # NULL for the files ingested before: the next run reads them once more and fills it in
-    op.add_column('ingested_files', sa.Column('mtime_ns', sa.BigInteger(), nullable=True))
+    op.add_column("ingested_files", sa.Column("mtime_ns", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column('ingested_files', 'mtime_ns')
+    op.drop_column("ingested_files", "mtime_ns")

@@ -15,14 +15,15 @@ Revision ID: 0006
 Revises: 0005
 
 """
+
 from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0006'
-down_revision: Union[str, Sequence[str], None] = '0005'
+revision: str = "0006"
+down_revision: Union[str, Sequence[str], None] = "0005"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
@@ -110,34 +111,62 @@ TRIGGERS = [
 
 
 def upgrade() -> None:
-    op.create_table('plan_versions',
-    sa.Column('id', sa.BigInteger(), nullable=False),
-    sa.Column('organization_id', sa.Integer(), nullable=False),
-    sa.Column('effective_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('tier', postgresql.ENUM(name='tier', create_type=False), nullable=False),
-    sa.Column('status', postgresql.ENUM(name='subscription_status', create_type=False), nullable=True),
-    sa.Column('anchor', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('analyses_limit', sa.Integer(), nullable=True),
-    sa.Column('fixes_limit', sa.Integer(), nullable=True),
-    sa.Column('audits_limit', sa.Integer(), nullable=True),
-    sa.Column('projects_limit', sa.Integer(), nullable=True),
-    sa.Column('cancel_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_plan_versions_organization_id_organizations'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_plan_versions'))
+    op.create_table(
+        "plan_versions",
+        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("organization_id", sa.Integer(), nullable=False),
+        sa.Column("effective_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("tier", postgresql.ENUM(name="tier", create_type=False), nullable=False),
+        sa.Column(
+            "status", postgresql.ENUM(name="subscription_status", create_type=False), nullable=True
+        ),
+        sa.Column("anchor", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("analyses_limit", sa.Integer(), nullable=True),
+        sa.Column("fixes_limit", sa.Integer(), nullable=True),
+        sa.Column("audits_limit", sa.Integer(), nullable=True),
+        sa.Column("projects_limit", sa.Integer(), nullable=True),
+        sa.Column("cancel_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "recorded_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_plan_versions_organization_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_versions")),
     )
-    op.create_index('ix_plan_versions_organization_id_effective_at', 'plan_versions',
-                    ['organization_id', 'effective_at'], unique=False)
-    op.add_column('billing_closes', sa.Column('tier', postgresql.ENUM(name='tier', create_type=False), nullable=True))
-    op.create_table('billing_close_usage',
-    sa.Column('organization_id', sa.Integer(), nullable=False),
-    sa.Column('period_start', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('metric', sa.String(length=20), nullable=False),
-    sa.Column('used', sa.BigInteger(), nullable=False),
-    sa.Column('quota', sa.BigInteger(), nullable=False),
-    sa.Column('overage', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['organization_id', 'period_start'], ['billing_closes.organization_id', 'billing_closes.period_start'], name=op.f('fk_billing_close_usage_organization_id_billing_closes'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('organization_id', 'period_start', 'metric', name=op.f('pk_billing_close_usage'))
+    op.create_index(
+        "ix_plan_versions_organization_id_effective_at",
+        "plan_versions",
+        ["organization_id", "effective_at"],
+        unique=False,
+    )
+    op.add_column(
+        "billing_closes",
+        sa.Column("tier", postgresql.ENUM(name="tier", create_type=False), nullable=True),
+    )
+    op.create_table(
+        "billing_close_usage",
+        sa.Column("organization_id", sa.Integer(), nullable=False),
+        sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("metric", sa.String(length=20), nullable=False),
+        sa.Column("used", sa.BigInteger(), nullable=False),
+        sa.Column("quota", sa.BigInteger(), nullable=False),
+        sa.Column("overage", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id", "period_start"],
+            ["billing_closes.organization_id", "billing_closes.period_start"],
+            name=op.f("fk_billing_close_usage_organization_id_billing_closes"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "organization_id", "period_start", "metric", name=op.f("pk_billing_close_usage")
+        ),
     )
     for statement in FUNCTIONS + TRIGGERS:
         op.execute(statement)
@@ -150,7 +179,7 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION odavl_plan_changed()")
     op.execute("DROP FUNCTION odavl_record_plan(integer)")
     op.execute("DROP FUNCTION odavl_on_series(timestamptz, timestamptz)")
-    op.drop_table('billing_close_usage')
-    op.drop_column('billing_closes', 'tier')
-    op.drop_index('ix_plan_versions_organization_id_effective_at', table_name='plan_versions')
-    op.drop_table('plan_versions')
+    op.drop_table("billing_close_usage")
+    op.drop_column("billing_closes", "tier")
+    op.drop_index("ix_plan_versions_organization_id_effective_at", table_name="plan_versions")
+    op.drop_table("plan_versions")

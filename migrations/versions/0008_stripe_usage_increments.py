@@ -4,36 +4,43 @@ Revision ID: 0008
 Revises: 0007
 
 """
+
 from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
 
-revision: str = '0008'
-down_revision: Union[str, Sequence[str], None] = '0007'
+revision: str = "0008"
+down_revision: Union[str, Sequence[str], None] = "0007"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
-OLD_UNIQUE = 'uq_stripe_usage_reports_organization_id_metric_period_start'
-NEW_UNIQUE = 'uq_stripe_usage_reports_increment'
-POSITIVE = 'ck_stripe_usage_reports_increment_positive'
+OLD_UNIQUE = "uq_stripe_usage_reports_organization_id_metric_period_start"
+NEW_UNIQUE = "uq_stripe_usage_reports_increment"
+POSITIVE = "ck_stripe_usage_reports_increment_positive"
 
 
 def upgrade() -> None:
     # Each row is now one increment; a row of before was a closed period's whole usage, sent
     # at once: the first increment of its period, and its last (`final`). Identifiers stay.
-    op.add_column('stripe_usage_reports', sa.Column('cumulative', sa.BigInteger(), nullable=True))
-    op.add_column('stripe_usage_reports', sa.Column('final', sa.Boolean(), nullable=False,
-                                                    server_default=sa.true()))
+    op.add_column("stripe_usage_reports", sa.Column("cumulative", sa.BigInteger(), nullable=True))
+    op.add_column(
+        "stripe_usage_reports",
+        sa.Column("final", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
     op.execute("UPDATE stripe_usage_reports SET cumulative = quantity")
-    op.alter_column('stripe_usage_reports', 'cumulative', nullable=False)
-    op.alter_column('stripe_usage_reports', 'final', server_default=None)
-    op.drop_constraint(OLD_UNIQUE, 'stripe_usage_reports', type_='unique')
-    op.create_unique_constraint(NEW_UNIQUE, 'stripe_usage_reports',
-                                ['organization_id', 'metric', 'period_start', 'cumulative'])
-    op.create_check_constraint(POSITIVE, 'stripe_usage_reports',
-                               'quantity > 0 AND cumulative >= quantity')
+    op.alter_column("stripe_usage_reports", "cumulative", nullable=False)
+    op.alter_column("stripe_usage_reports", "final", server_default=None)
+    op.drop_constraint(OLD_UNIQUE, "stripe_usage_reports", type_="unique")
+    op.create_unique_constraint(
+        NEW_UNIQUE,
+        "stripe_usage_reports",
+        ["organization_id", "metric", "period_start", "cumulative"],
+    )
+    op.create_check_constraint(
+        POSITIVE, "stripe_usage_reports", "quantity > 0 AND cumulative >= quantity"
+    )
 
 
 def downgrade() -> None:
@@ -52,9 +59,10 @@ def downgrade() -> None:
             SELECT 1 FROM stripe_usage_reports f
             WHERE f.organization_id = r.organization_id AND f.metric = r.metric
               AND f.period_start = r.period_start AND f.id < r.id)""")
-    op.drop_constraint(POSITIVE, 'stripe_usage_reports', type_='check')
-    op.drop_constraint(NEW_UNIQUE, 'stripe_usage_reports', type_='unique')
-    op.create_unique_constraint(OLD_UNIQUE, 'stripe_usage_reports',
-                                ['organization_id', 'metric', 'period_start'])
-    op.drop_column('stripe_usage_reports', 'final')
-    op.drop_column('stripe_usage_reports', 'cumulative')
+    op.drop_constraint(POSITIVE, "stripe_usage_reports", type_="check")
+    op.drop_constraint(NEW_UNIQUE, "stripe_usage_reports", type_="unique")
+    op.create_unique_constraint(
+        OLD_UNIQUE, "stripe_usage_reports", ["organization_id", "metric", "period_start"]
+    )
+    op.drop_column("stripe_usage_reports", "final")
+    op.drop_column("stripe_usage_reports", "cumulative")

@@ -45,8 +45,9 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)  # "qa_… to default: HTTP 500"; no URL
 
     def summary(self) -> str:
-        return (f"quota alerts: {self.sent} delivered, {self.retrying} to retry, "
-                f"{self.failed} given up")
+        return (
+            f"quota alerts: {self.sent} delivered, {self.retrying} to retry, {self.failed} given up"
+        )
 
 
 def enqueue(conn: psycopg.Connection, default_url: bool, now: datetime | None = None) -> int:
@@ -60,12 +61,16 @@ def enqueue(conn: psycopg.Connection, default_url: bool, now: datetime | None = 
             added += conn.execute(
                 "INSERT INTO quota_alert_deliveries (alert_id, destination, state, attempts, "
                 "next_attempt_at) SELECT id, 'default', 'pending', 0, %(now)s FROM quota_alerts "
-                "WHERE period_end > %(now)s ON CONFLICT DO NOTHING", {"now": now}).rowcount
+                "WHERE period_end > %(now)s ON CONFLICT DO NOTHING",
+                {"now": now},
+            ).rowcount
         added += conn.execute(
             "INSERT INTO quota_alert_deliveries (alert_id, destination, state, attempts, "
             "next_attempt_at) SELECT a.id, 'organization', 'pending', 0, %(now)s "
             "FROM quota_alerts AS a JOIN organization_alert_endpoints AS e USING (organization_id) "
-            "WHERE a.period_end > %(now)s ON CONFLICT DO NOTHING", {"now": now}).rowcount
+            "WHERE a.period_end > %(now)s ON CONFLICT DO NOTHING",
+            {"now": now},
+        ).rowcount
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -93,11 +98,15 @@ def payload(alert: dict) -> dict:
     pct = round(100.0 * used / quota, 2) if quota else None
     period = f"{alert['period_start']:%Y-%m-%d} – {alert['period_end']:%Y-%m-%d}"
     if threshold == "forecast":
-        what = (f"is forecast to use up its {alert['metric']} quota on "
-                f"{alert['projected_exhaustion']} ({used:,} of {quota:,} used so far)")
+        what = (
+            f"is forecast to use up its {alert['metric']} quota on "
+            f"{alert['projected_exhaustion']} ({used:,} of {quota:,} used so far)"
+        )
     else:
-        what = (f"has used {pct if pct is not None else '–'} % of its {alert['metric']} quota "
-                f"({used:,} of {quota:,}), past {threshold} %")
+        what = (
+            f"has used {pct if pct is not None else '–'} % of its {alert['metric']} quota "
+            f"({used:,} of {quota:,}), past {threshold} %"
+        )
     return {
         "id": alert["uid"],
         "type": "quota.forecast" if threshold == "forecast" else "quota.threshold",
@@ -105,24 +114,32 @@ def payload(alert: dict) -> dict:
         "organization": {"slug": alert["org"], "name": alert["org_name"]},
         "metric": alert["metric"],
         "threshold": threshold,
-        "period": {"start": alert["period_start"].astimezone(UTC).isoformat(),
-                   "end": alert["period_end"].astimezone(UTC).isoformat()},
+        "period": {
+            "start": alert["period_start"].astimezone(UTC).isoformat(),
+            "end": alert["period_end"].astimezone(UTC).isoformat(),
+        },
         "used": used,
         "quota": quota,
         "pct_used": pct,
         "status": alert["status"],
         "projected": alert["projected"],
-        "projected_exhaustion": (alert["projected_exhaustion"].isoformat()
-                                 if alert["projected_exhaustion"] else None),
+        "projected_exhaustion": (
+            alert["projected_exhaustion"].isoformat() if alert["projected_exhaustion"] else None
+        ),
         "as_of": alert["as_of"].astimezone(UTC).isoformat(),
         "text": f"ODAVL: {alert['org_name']} ({alert['org']}) {what} in the period {period}.",
     }
 
 
-def deliver_due(conn: psycopg.Connection, default_url: str | None, secret: str,
-                policy: RetryPolicy = RetryPolicy(), now: datetime | None = None,
-                send: Callable[[str, bytes, dict], Delivery] = post,
-                limit: int = 100) -> DeliveryReport:
+def deliver_due(
+    conn: psycopg.Connection,
+    default_url: str | None,
+    secret: str,
+    policy: RetryPolicy = RetryPolicy(),
+    now: datetime | None = None,
+    send: Callable[[str, bytes, dict], Delivery] = post,
+    limit: int = 100,
+) -> DeliveryReport:
     """Sends every delivery due at `now` (at most `limit` attempts), one transaction each.
 
     `conn` must have no transaction open. Each attempt is a row of `quota_alert_attempts`.
@@ -140,19 +157,30 @@ def deliver_due(conn: psycopg.Connection, default_url: str | None, secret: str,
             if row["destination"] == "default":
                 url, key = default_url, secret
             else:
-                url, key = row["organization_url"], organization_secret(secret, row["organization_id"])
+                url, key = (
+                    row["organization_url"],
+                    organization_secret(secret, row["organization_id"]),
+                )
             attempt = row["attempts"] + 1
             if not url:
                 result = Delivery(False, "no URL configured for this destination any more")
             else:
                 body = json.dumps(payload(row), separators=(",", ":")).encode()
-                result = send(url, body, {SIGNATURE_HEADER: sign(key, body),
-                                          "ODAVL-Alert-Id": row["uid"]})
+                result = send(
+                    url, body, {SIGNATURE_HEADER: sign(key, body), "ODAVL-Alert-Id": row["uid"]}
+                )
             cursor.execute(
                 "INSERT INTO quota_alert_attempts (delivery_id, attempt, attempted_at, "
                 "status_code, error, delivered) VALUES (%s, %s, %s, %s, %s, %s)",
-                (row["delivery_id"], attempt, clock, result.status,
-                 None if result.delivered else result.detail, result.delivered))
+                (
+                    row["delivery_id"],
+                    attempt,
+                    clock,
+                    result.status,
+                    None if result.delivered else result.detail,
+                    result.delivered,
+                ),
+            )
             if result.delivered:
                 state, next_at = "sent", clock
                 report.sent += 1
@@ -167,6 +195,14 @@ def deliver_due(conn: psycopg.Connection, default_url: str | None, secret: str,
             cursor.execute(
                 "UPDATE quota_alert_deliveries SET state = %s, attempts = %s, next_attempt_at = %s, "
                 "delivered_at = CASE WHEN %s THEN %s END, last_error = %s WHERE id = %s",
-                (state, attempt, next_at, result.delivered, clock,
-                 None if result.delivered else result.detail, row["delivery_id"]))
+                (
+                    state,
+                    attempt,
+                    next_at,
+                    result.delivered,
+                    clock,
+                    None if result.delivered else result.detail,
+                    row["delivery_id"],
+                ),
+            )
     return report

@@ -18,19 +18,33 @@ import psycopg
 
 THRESHOLDS = ("80", "100", "forecast")
 _UID_NAMESPACE = uuid.UUID("6f1c2a4e-9d0b-4e57-8a43-0d5f8e6b7c21")
-QUOTA_COLUMNS = ("org", "period_start", "period_end", "metric", "used", "quota", "status",
-                 "projected", "projected_exhaustion", "as_of")
+QUOTA_COLUMNS = (
+    "org",
+    "period_start",
+    "period_end",
+    "metric",
+    "used",
+    "quota",
+    "status",
+    "projected",
+    "projected_exhaustion",
+    "as_of",
+)
 
 
-def thresholds_crossed(status: str, projected_exhaustion: date | None,
-                       period_end: datetime) -> tuple[str, ...]:
+def thresholds_crossed(
+    status: str, projected_exhaustion: date | None, period_end: datetime
+) -> tuple[str, ...]:
     """The thresholds a quota_status row has crossed, in THRESHOLDS order."""
     if status == "exceeded":
         return ("80", "100")
     if status == "warning":
         return ("80",)
-    if status == "ok" and projected_exhaustion is not None and (
-            datetime.combine(projected_exhaustion, time(), UTC) < period_end):
+    if (
+        status == "ok"
+        and projected_exhaustion is not None
+        and (datetime.combine(projected_exhaustion, time(), UTC) < period_end)
+    ):
         return ("forecast",)
     return ()
 
@@ -48,17 +62,30 @@ def record_alerts(conn: psycopg.Connection, rows: Iterable[Mapping]) -> list[str
     new = []
     try:
         for row in rows:
-            for threshold in thresholds_crossed(row["status"], row["projected_exhaustion"],
-                                                row["period_end"]):
+            for threshold in thresholds_crossed(
+                row["status"], row["projected_exhaustion"], row["period_end"]
+            ):
                 uid = alert_uid(row["org"], row["period_start"], row["metric"], threshold)
                 inserted = conn.execute(
                     "INSERT INTO quota_alerts (uid, organization_id, period_start, period_end, "
                     "metric, threshold, used, quota, status, projected, projected_exhaustion, "
                     "as_of) SELECT %s, id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
                     "FROM organizations WHERE slug = %s ON CONFLICT DO NOTHING RETURNING uid",
-                    (uid, row["period_start"], row["period_end"], row["metric"], threshold,
-                     row["used"], row["quota"], row["status"], row["projected"],
-                     row["projected_exhaustion"], row["as_of"], row["org"])).fetchone()
+                    (
+                        uid,
+                        row["period_start"],
+                        row["period_end"],
+                        row["metric"],
+                        threshold,
+                        row["used"],
+                        row["quota"],
+                        row["status"],
+                        row["projected"],
+                        row["projected_exhaustion"],
+                        row["as_of"],
+                        row["org"],
+                    ),
+                ).fetchone()
                 if inserted:
                     new.append(inserted[0])
         conn.commit()
@@ -73,8 +100,9 @@ def quota_rows(marts_path: Path) -> list[dict]:
     from odavl_pipeline.marts.store import open_marts
 
     with open_marts(marts_path) as marts:
-        cursor = marts.execute(f"SELECT {', '.join(QUOTA_COLUMNS)} FROM quota_status "
-                               "ORDER BY org, metric")
+        cursor = marts.execute(
+            f"SELECT {', '.join(QUOTA_COLUMNS)} FROM quota_status ORDER BY org, metric"
+        )
         return [dict(zip(QUOTA_COLUMNS, row)) for row in cursor.fetchall()]
 
 

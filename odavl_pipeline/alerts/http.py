@@ -18,16 +18,28 @@ class Delivery:
     status: int | None = None  # the HTTP status code, when there was an answer
 
 
-def post(url: str, body: bytes, headers: Mapping[str, str] | None = None,
-         timeout: float = TIMEOUT_SECONDS) -> Delivery:
+def post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+) -> Delivery:
     """POST `body` (JSON) to `url`; delivered on a 2xx answer. A failure is reported, never raised."""
     request = urllib.request.Request(
-        url, data=body, method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "odavl-pipeline",
-                 **(headers or {})})
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "odavl-pipeline",
+            **(headers or {}),
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Delivery(200 <= response.status < 300, f"HTTP {response.status}", response.status)
+            return Delivery(
+                200 <= response.status < 300, f"HTTP {response.status}", response.status
+            )
     except urllib.error.HTTPError as error:
         return Delivery(False, f"HTTP {error.code}", error.code)
     except (urllib.error.URLError, OSError, ValueError) as error:

@@ -23,8 +23,13 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={t},v1={_hmac(secret, t, body)}"
 
 
-def verify(secret: str, header: str, body: bytes, tolerance: int = TOLERANCE_SECONDS,
-           now: float | None = None) -> bool:
+def verify(
+    secret: str,
+    header: str,
+    body: bytes,
+    tolerance: int = TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> bool:
     """Whether `header` signs `body` with `secret`, at most `tolerance` seconds ago."""
     try:
         parts = [item.split("=", 1) for item in header.split(",")]
@@ -44,6 +49,7 @@ def verify(secret: str, header: str, body: bytes, tolerance: int = TOLERANCE_SEC
 def organization_secret(master: str, organization_id: int) -> str:
     """The secret that signs an organization's own endpoint: derived from the master secret
     (ODAVL_ALERT_WEBHOOK_SECRET), so no organization can sign for another and none is stored."""
-    digest = hmac.new(master.encode(), f"odavl-organization-alerts:{organization_id}".encode(),
-                      hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        master.encode(), f"odavl-organization-alerts:{organization_id}".encode(), hashlib.sha256
+    ).hexdigest()
     return f"whsec_{digest}"

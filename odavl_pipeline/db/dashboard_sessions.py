@@ -27,7 +27,8 @@ def start_session(conn: psycopg.Connection, email: str, lifetime: timedelta) -> 
         started = conn.execute(
             "INSERT INTO dashboard_sessions (token_sha256, user_id, expires_at) "
             "SELECT %s, id, now() + %s FROM users WHERE email = %s RETURNING 1",
-            (token_hash(token), lifetime, email)).fetchone()
+            (token_hash(token), lifetime, email),
+        ).fetchone()
         conn.execute(_FORGET_OLD_SESSIONS)
     if not started:
         raise LookupError(f"no user with the email {email!r}")
@@ -43,7 +44,8 @@ def session_email(conn: psycopg.Connection, token: str | None) -> str | None:
         row = conn.execute(
             "SELECT u.email FROM dashboard_sessions s JOIN users u ON u.id = s.user_id "
             "WHERE s.token_sha256 = %s AND s.ended_at IS NULL AND s.expires_at > now()",
-            (token_hash(token),)).fetchone()
+            (token_hash(token),),
+        ).fetchone()
     return row[0] if row else None
 
 
@@ -51,8 +53,11 @@ def end_session(conn: psycopg.Connection, token: str | None) -> None:
     """Sign out: the session of this token no longer counts (nothing happens for another)."""
     if token and len(token) <= LONGEST_TOKEN and is_storable_text(token):
         with conn.transaction():
-            conn.execute("UPDATE dashboard_sessions SET ended_at = now() "
-                         "WHERE token_sha256 = %s AND ended_at IS NULL", (token_hash(token),))
+            conn.execute(
+                "UPDATE dashboard_sessions SET ended_at = now() "
+                "WHERE token_sha256 = %s AND ended_at IS NULL",
+                (token_hash(token),),
+            )
 
 
 def end_sessions_of(conn: psycopg.Connection, email: str) -> int:
@@ -60,7 +65,9 @@ def end_sessions_of(conn: psycopg.Connection, email: str) -> int:
     with conn.transaction():
         return conn.execute(
             "UPDATE dashboard_sessions SET ended_at = now() WHERE ended_at IS NULL "
-            "AND user_id IN (SELECT id FROM users WHERE email = %s)", (email,)).rowcount
+            "AND user_id IN (SELECT id FROM users WHERE email = %s)",
+            (email,),
+        ).rowcount
 
 
 def token_hash(token: str) -> str:

@@ -20,7 +20,7 @@ def integer_range(column: Column) -> tuple[int, int]:
     """The values an integer column holds: int2, int4 or int8."""
     for kind, bits in _INTEGER_BITS:
         if isinstance(column.type, kind):
-            return -2 ** (bits - 1), 2 ** (bits - 1) - 1
+            return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     raise TypeError(f"{column} is not an integer column")
 
 
@@ -49,8 +49,9 @@ def is_storable_text(text: str) -> bool:
     return "\x00" not in text and is_utf8(text)
 
 
-def column_limits(model: type, columns: Mapping[str, str]
-                  ) -> tuple[dict[str, tuple[int, int]], dict[str, int | None]]:
+def column_limits(
+    model: type, columns: Mapping[str, str]
+) -> tuple[dict[str, tuple[int, int]], dict[str, int | None]]:
     """The integer ranges and text lengths of the columns that store a source's fields, by
     field (`columns` maps each field to its column of `model`): what `Limits.within` takes."""
     ranges, lengths = {}, {}
@@ -66,7 +67,14 @@ def column_limits(model: type, columns: Mapping[str, str]
 def _indexed(column: Column) -> bool:
     """Whether an index (primary key, unique constraint or index) holds the column's values."""
     table = column.table
-    return (column.primary_key or bool(column.unique) or bool(column.index)
-            or any(index.columns.contains_column(column) for index in table.indexes)
-            or any(constraint.contains_column(column) for constraint in table.constraints
-                   if isinstance(constraint, UniqueConstraint)))
+    return (
+        column.primary_key
+        or bool(column.unique)
+        or bool(column.index)
+        or any(index.columns.contains_column(column) for index in table.indexes)
+        or any(
+            constraint.contains_column(column)
+            for constraint in table.constraints
+            if isinstance(constraint, UniqueConstraint)
+        )
+    )

@@ -53,8 +53,9 @@ STRIPE_ID_LENGTH = 255
 
 def pg_enum(enum_class: type[enum.Enum], name: str) -> Enum:
     """A PostgreSQL enum stored by value, declared in the order of the Python enum."""
-    return Enum(enum_class, name=name, values_callable=lambda e: [m.value for m in e],
-                validate_strings=True)
+    return Enum(
+        enum_class, name=name, values_callable=lambda e: [m.value for m in e], validate_strings=True
+    )
 
 
 class Tier(enum.Enum):
@@ -217,12 +218,13 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     tier: Mapped[Tier] = mapped_column(pg_enum(Tier, "tier"), default=Tier.FREE)
-    status: Mapped[OrgStatus] = mapped_column(pg_enum(OrgStatus, "org_status"),
-                                              default=OrgStatus.ACTIVE)
-    stripe_customer_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH),
-                                                            unique=True)
-    stripe_subscription_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH),
-                                                                unique=True)
+    status: Mapped[OrgStatus] = mapped_column(
+        pg_enum(OrgStatus, "org_status"), default=OrgStatus.ACTIVE
+    )
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(
+        String(STRIPE_ID_LENGTH), unique=True
+    )
     created_at: Mapped[datetime] = _created()
 
     projects: Mapped[list["Project"]] = relationship(back_populates="organization")
@@ -233,8 +235,7 @@ class OrganizationMember(Base):
     __table_args__ = (UniqueConstraint("organization_id", "user_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[MemberRole] = mapped_column(pg_enum(MemberRole, "member_role"))
     created_at: Mapped[datetime] = _created()
@@ -245,15 +246,15 @@ class Project(Base):
     __table_args__ = (UniqueConstraint("organization_id", "slug"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(100))
     repository: Mapped[str | None] = mapped_column(Text)
     branch: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(50))
-    status: Mapped[ProjectStatus] = mapped_column(pg_enum(ProjectStatus, "project_status"),
-                                                  default=ProjectStatus.ACTIVE)
+    status: Mapped[ProjectStatus] = mapped_column(
+        pg_enum(ProjectStatus, "project_status"), default=ProjectStatus.ACTIVE
+    )
     created_at: Mapped[datetime] = _created()
 
     organization: Mapped[Organization] = relationship(back_populates="projects")
@@ -266,12 +267,15 @@ class Subscription(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), unique=True)
-    stripe_subscription_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH),
-                                                                unique=True)
+        ForeignKey("organizations.id", ondelete="CASCADE"), unique=True
+    )
+    stripe_subscription_id: Mapped[str | None] = mapped_column(
+        String(STRIPE_ID_LENGTH), unique=True
+    )
     stripe_price_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH))
     status: Mapped[SubscriptionStatus] = mapped_column(
-        pg_enum(SubscriptionStatus, "subscription_status"), default=SubscriptionStatus.ACTIVE)
+        pg_enum(SubscriptionStatus, "subscription_status"), default=SubscriptionStatus.ACTIVE
+    )
     analyses_limit: Mapped[int | None]
     fixes_limit: Mapped[int | None]
     audits_limit: Mapped[int | None]
@@ -332,8 +336,8 @@ class DashboardSession(Base):
 class FileStatus(enum.Enum):
     """What became of a file of the landing zone."""
 
-    INGESTED = "ingested"    # its lines are accounted for; this content is never read again
-    FAILED = "failed"        # ingesting it raised an error (kept in `error`); the next run retries
+    INGESTED = "ingested"  # its lines are accounted for; this content is never read again
+    FAILED = "failed"  # ingesting it raised an error (kept in `error`); the next run retries
     MISPLACED = "misplaced"  # outside <source>/<YYYY-MM-DD>/<name>.ndjson[.gz]: reported, not read
 
 
@@ -354,8 +358,9 @@ class IngestedFile(Base):
     source: Mapped[Source | None] = mapped_column(pg_enum(Source, "landing_source"))
     path: Mapped[str] = mapped_column(Text)
     day: Mapped[date | None]
-    status: Mapped[FileStatus] = mapped_column(pg_enum(FileStatus, "file_status"),
-                                               server_default=FileStatus.INGESTED.value)
+    status: Mapped[FileStatus] = mapped_column(
+        pg_enum(FileStatus, "file_status"), server_default=FileStatus.INGESTED.value
+    )
     error: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -443,7 +448,8 @@ class ErrorSignature(Base):
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     status: Mapped[SignatureStatus] = mapped_column(
-        pg_enum(SignatureStatus, "signature_status"), default=SignatureStatus.OPEN)
+        pg_enum(SignatureStatus, "signature_status"), default=SignatureStatus.OPEN
+    )
     resolved_at: Mapped[datetime | None]
 
 
@@ -480,8 +486,13 @@ class FixAttestation(_Provenance, Base):
         UniqueConstraint("project_id", "request_id"),
         UniqueConstraint("project_id", "hash"),
         Index(None, "project_id", "prev_hash"),
-        Index("uq_fix_attestations_verified_link", "project_id", "prev_hash", unique=True,
-              postgresql_where="chain_status = 'verified'"),
+        Index(
+            "uq_fix_attestations_verified_link",
+            "project_id",
+            "prev_hash",
+            unique=True,
+            postgresql_where="chain_status = 'verified'",
+        ),
         Index(None, "created_at"),
         Index(None, "file_id"),
     )
@@ -584,7 +595,8 @@ class BillingClose(Base):
     __tablename__ = "billing_closes"
 
     organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
     period_start: Mapped[datetime] = mapped_column(primary_key=True)
     period_end: Mapped[datetime]
     closed_at: Mapped[datetime]
@@ -595,9 +607,13 @@ class BillingCloseUsage(Base):
     """What a closed period closed with, per metric: the marts reproduce it, whatever is rebuilt."""
 
     __tablename__ = "billing_close_usage"
-    __table_args__ = (ForeignKeyConstraint(
-        ["organization_id", "period_start"],
-        ["billing_closes.organization_id", "billing_closes.period_start"], ondelete="CASCADE"),)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["organization_id", "period_start"],
+            ["billing_closes.organization_id", "billing_closes.period_start"],
+            ondelete="CASCADE",
+        ),
+    )
 
     organization_id: Mapped[int] = mapped_column(primary_key=True)
     period_start: Mapped[datetime] = mapped_column(primary_key=True)
@@ -613,16 +629,17 @@ class PlanVersion(Base):
     live subscription)."""
 
     __tablename__ = "plan_versions"
-    __table_args__ = (Index("ix_plan_versions_organization_id_effective_at",
-                            "organization_id", "effective_at"),)
+    __table_args__ = (
+        Index("ix_plan_versions_organization_id_effective_at", "organization_id", "effective_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     effective_at: Mapped[datetime]
     tier: Mapped[Tier] = mapped_column(pg_enum(Tier, "tier"))
     status: Mapped[SubscriptionStatus | None] = mapped_column(
-        pg_enum(SubscriptionStatus, "subscription_status"))
+        pg_enum(SubscriptionStatus, "subscription_status")
+    )
     anchor: Mapped[datetime | None]
     analyses_limit: Mapped[int | None]
     fixes_limit: Mapped[int | None]
@@ -650,8 +667,13 @@ class StripeUsageReport(Base):
 
     __tablename__ = "stripe_usage_reports"
     __table_args__ = (
-        UniqueConstraint("organization_id", "metric", "period_start", "cumulative",
-                         name="uq_stripe_usage_reports_increment"),
+        UniqueConstraint(
+            "organization_id",
+            "metric",
+            "period_start",
+            "cumulative",
+            name="uq_stripe_usage_reports_increment",
+        ),
         CheckConstraint("status IN ('pending', 'sent')", name="status_known"),
         CheckConstraint("quantity > 0 AND cumulative >= quantity", name="increment_positive"),
     )
@@ -692,8 +714,7 @@ class QuotaAlert(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     uid: Mapped[str] = mapped_column(String(40), unique=True)
-    organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
     metric: Mapped[str] = mapped_column(String(20))
@@ -717,7 +738,8 @@ class OrganizationAlertEndpoint(Base):
     __tablename__ = "organization_alert_endpoints"
 
     organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
     url: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = _created()
 
@@ -736,7 +758,8 @@ class QuotaAlertDelivery(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     alert_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("quota_alerts.id", ondelete="CASCADE"))
+        BigInteger, ForeignKey("quota_alerts.id", ondelete="CASCADE")
+    )
     destination: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
@@ -754,7 +777,8 @@ class QuotaAlertAttempt(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     delivery_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("quota_alert_deliveries.id", ondelete="CASCADE"))
+        BigInteger, ForeignKey("quota_alert_deliveries.id", ondelete="CASCADE")
+    )
     attempt: Mapped[int]
     attempted_at: Mapped[datetime]
     status_code: Mapped[int | None]

@@ -72,37 +72,82 @@ def load_reference(conn: Connection, reference: dict, now: datetime | None = Non
         if user["email"] in known:
             continue
         password = secrets.token_urlsafe(12)
-        inserted = _insert(conn, User, ["email"], email=user["email"], name=user.get("name"),
-                           hashed_password=hash_password(password))
+        inserted = _insert(
+            conn,
+            User,
+            ["email"],
+            email=user["email"],
+            name=user.get("name"),
+            hashed_password=hash_password(password),
+        )
         _count(report, "users", inserted)
         if inserted:
             report.secrets.append(f"password for {user['email']}: {password}")
     users = dict(conn.execute(select(User.email, User.id)).all())
     for org in reference.get("organizations", []):
-        _count(report, "organizations", _insert(conn, Organization, ["slug"], slug=org["slug"],
-                                                name=org["name"], tier=org["tier"]))
-        org_id = conn.execute(select(Organization.id).where(Organization.slug == org["slug"])).scalar_one()
+        _count(
+            report,
+            "organizations",
+            _insert(
+                conn, Organization, ["slug"], slug=org["slug"], name=org["name"], tier=org["tier"]
+            ),
+        )
+        org_id = conn.execute(
+            select(Organization.id).where(Organization.slug == org["slug"])
+        ).scalar_one()
         for project in org.get("projects", []):
-            _count(report, "projects", _insert(
-                conn, Project, ["organization_id", "slug"], organization_id=org_id,
-                slug=project["slug"], name=project.get("name", project["slug"]),
-                repository=project.get("repository"), branch=project.get("branch"),
-                language=project.get("language")))
+            _count(
+                report,
+                "projects",
+                _insert(
+                    conn,
+                    Project,
+                    ["organization_id", "slug"],
+                    organization_id=org_id,
+                    slug=project["slug"],
+                    name=project.get("name", project["slug"]),
+                    repository=project.get("repository"),
+                    branch=project.get("branch"),
+                    language=project.get("language"),
+                ),
+            )
         for member in org.get("members", []):
-            _count(report, "organization_members", _insert(
-                conn, OrganizationMember, ["organization_id", "user_id"], organization_id=org_id,
-                user_id=users[member["email"]], role=member["role"]))
+            _count(
+                report,
+                "organization_members",
+                _insert(
+                    conn,
+                    OrganizationMember,
+                    ["organization_id", "user_id"],
+                    organization_id=org_id,
+                    user_id=users[member["email"]],
+                    role=member["role"],
+                ),
+            )
         if "subscription" in org:
-            _count(report, "subscriptions", _insert_subscription(conn, org_id, org["subscription"], now))
+            _count(
+                report,
+                "subscriptions",
+                _insert_subscription(conn, org_id, org["subscription"], now),
+            )
     for key in reference.get("api_keys", []):
         user_id = users[key["email"]]
-        exists = conn.execute(select(ApiKey.id).where(ApiKey.user_id == user_id,
-                                                      ApiKey.name == key["name"])).first()
+        exists = conn.execute(
+            select(ApiKey.id).where(ApiKey.user_id == user_id, ApiKey.name == key["name"])
+        ).first()
         if exists:
             continue
         secret = "odavl_" + secrets.token_urlsafe(32)
-        _insert(conn, ApiKey, ["key_hash"], user_id=user_id, name=key["name"],
-                key_hash=hash_api_key(secret), key_prefix=secret[:8], scopes=key.get("scopes", []))
+        _insert(
+            conn,
+            ApiKey,
+            ["key_hash"],
+            user_id=user_id,
+            name=key["name"],
+            key_hash=hash_api_key(secret),
+            key_prefix=secret[:8],
+            scopes=key.get("scopes", []),
+        )
         _count(report, "api_keys", True)
         report.secrets.append(f"API key {key['name']!r} for {key['email']}: {secret}")
     return report
@@ -139,8 +184,12 @@ def read_reference(path: Path) -> dict:
 
 def _insert(conn: Connection, model, keys: list[str], **values) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when a row was created."""
-    statement = (insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-                 .returning(model.id))
+    statement = (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=keys)
+        .returning(model.id)
+    )
     return conn.execute(statement).first() is not None
 
 
@@ -148,11 +197,19 @@ def _insert_subscription(conn: Connection, org_id: int, spec: dict, now: datetim
     anchor = datetime.fromisoformat(spec.get("period_anchor") or spec["current_period_start"])
     start, end = period_containing(anchor, now)
     return _insert(
-        conn, Subscription, ["organization_id"], organization_id=org_id,
-        status=spec.get("status", "ACTIVE"), stripe_price_id=spec.get("stripe_price_id"),
-        analyses_limit=spec.get("analyses_limit"), fixes_limit=spec.get("fixes_limit"),
-        audits_limit=spec.get("audits_limit"), projects_limit=spec.get("projects_limit"),
-        current_period_start=start, current_period_end=end)
+        conn,
+        Subscription,
+        ["organization_id"],
+        organization_id=org_id,
+        status=spec.get("status", "ACTIVE"),
+        stripe_price_id=spec.get("stripe_price_id"),
+        analyses_limit=spec.get("analyses_limit"),
+        fixes_limit=spec.get("fixes_limit"),
+        audits_limit=spec.get("audits_limit"),
+        projects_limit=spec.get("projects_limit"),
+        current_period_start=start,
+        current_period_end=end,
+    )
 
 
 def _count(report: SeedReport, table: str, inserted: bool) -> None:

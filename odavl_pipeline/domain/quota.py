@@ -24,8 +24,14 @@ def quota_status(used: int, quota: int) -> str:
     return "warning" if used * 100 >= WARNING_PCT * quota else "ok"
 
 
-def forecast(used: int, quota: int, period_start: datetime, period_end: datetime,
-             as_of: datetime, reached_at: datetime | None = None) -> QuotaForecast:
+def forecast(
+    used: int,
+    quota: int,
+    period_start: datetime,
+    period_end: datetime,
+    as_of: datetime,
+    reached_at: datetime | None = None,
+) -> QuotaForecast:
     """The quota status at `as_of`; `reached_at` is when the usage reached the quota, if it did.
 
     The projection is linear in elapsed time: used × period length / elapsed, rounded half up,
@@ -36,7 +42,9 @@ def forecast(used: int, quota: int, period_start: datetime, period_end: datetime
     projected = used if elapsed_us == 0 else (2 * used * length_us + elapsed_us) // (2 * elapsed_us)
     if quota > 0 and used >= quota and reached_at is not None:
         exhaustion = reached_at.astimezone(UTC).date()
-    elif quota > 0 and 0 < used < quota and elapsed_us > 0 and quota * elapsed_us < used * length_us:
+    elif (
+        quota > 0 and 0 < used < quota and elapsed_us > 0 and quota * elapsed_us < used * length_us
+    ):
         # reached at elapsed × quota / used, which is before the period's end
         moment = period_start + timedelta(microseconds=elapsed_us * quota // used)
         exhaustion = moment.astimezone(UTC).date()
@@ -46,4 +54,5 @@ def forecast(used: int, quota: int, period_start: datetime, period_end: datetime
         pct_used=100.0 * used / quota if quota > 0 else None,
         status=quota_status(used, quota),
         projected=min(projected, MAX_PROJECTED),
-        projected_exhaustion=exhaustion)
+        projected_exhaustion=exhaustion,
+    )

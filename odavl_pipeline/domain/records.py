@@ -24,7 +24,7 @@ SOURCES = ("usage_events", "error_events", "fix_attestations", "audit_results")
 MAX_STRING = 10_000
 MAX_FUTURE = timedelta(minutes=5)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-INT64 = (-2**63, 2**63 - 1)  # no field is wider (CONTRACT.md section 3)
+INT64 = (-(2**63), 2**63 - 1)  # no field is wider (CONTRACT.md section 3)
 NON_NEGATIVE = (0, INT64[1])
 PERCENT = (0, 100)
 
@@ -57,22 +57,37 @@ class Rejected(Exception):
         self.detail = detail
 
 
-USAGE_EVENT_TYPES = frozenset({"insight_analysis", "autopilot_job", "guardian_test_run", "api_call"})
-USAGE_METRICS = {"insight_analysis": "analyses", "autopilot_job": "fixes",
-                 "guardian_test_run": "audits", "api_call": "api_calls"}
+USAGE_EVENT_TYPES = frozenset(
+    {"insight_analysis", "autopilot_job", "guardian_test_run", "api_call"}
+)
+USAGE_METRICS = {
+    "insight_analysis": "analyses",
+    "autopilot_job": "fixes",
+    "guardian_test_run": "audits",
+    "api_call": "api_calls",
+}
 USAGE_COUNTS = ("duration_ms", "files_analyzed", "lines_analyzed", "files_modified", "tests_run")
 SEVERITIES = frozenset({"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"})
 RUN_STATUSES = frozenset({"SUCCESS", "PARTIAL", "FAILED"})
 ENVIRONMENTS = frozenset({"development", "staging", "production"})
 DEVICES = frozenset({"desktop", "mobile", "tablet"})
 AUDIT_SUITES = frozenset({"accessibility", "performance", "security", "seo", "best_practices"})
-AUDIT_SCORES = ("score_accessibility", "score_performance", "score_security", "score_seo",
-                "lighthouse_performance", "lighthouse_accessibility",
-                "lighthouse_best_practices", "lighthouse_seo")
+AUDIT_SCORES = (
+    "score_accessibility",
+    "score_performance",
+    "score_security",
+    "score_seo",
+    "lighthouse_performance",
+    "lighthouse_accessibility",
+    "lighthouse_best_practices",
+    "lighthouse_seo",
+)
 ISSUE_TEXTS = ("message", "recommendation", "element", "documentation")
 
-_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-                      r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -90,8 +105,9 @@ class Limits:
     ints: Mapping[str, tuple[int, int]]
     lengths: Mapping[str, int]
 
-    def within(self, ranges: Mapping[str, tuple[int, int]],
-               lengths: Mapping[str, int | None]) -> "Limits":
+    def within(
+        self, ranges: Mapping[str, tuple[int, int]], lengths: Mapping[str, int | None]
+    ) -> "Limits":
         """These limits narrowed to the integer ranges and string lengths (None: unbounded)
         of the columns that store the fields."""
         unknown = (ranges.keys() - self.ints.keys()) | (lengths.keys() - self.lengths.keys())
@@ -109,20 +125,34 @@ class Limits:
 
 RULES = {
     "usage_events": Limits(
-        ints={"quantity": (1, 1_000_000), "status": INT64,
-              **dict.fromkeys(USAGE_COUNTS, NON_NEGATIVE)},
-        lengths={"event_id": 200, "user": MAX_STRING}),
+        ints={
+            "quantity": (1, 1_000_000),
+            "status": INT64,
+            **dict.fromkeys(USAGE_COUNTS, NON_NEGATIVE),
+        },
+        lengths={"event_id": 200, "user": MAX_STRING},
+    ),
     "error_events": Limits(
         ints={"line": NON_NEGATIVE, "column": NON_NEGATIVE},
-        lengths={"event_id": 200, "detector": 64, "message": MAX_STRING, "file": MAX_STRING}),
+        lengths={"event_id": 200, "detector": 64, "message": MAX_STRING, "file": MAX_STRING},
+    ),
     "fix_attestations": Limits(
-        ints={"files_changed": NON_NEGATIVE, "lines_added": NON_NEGATIVE,
-              "lines_removed": NON_NEGATIVE, "risk_score": PERCENT},
-        lengths={"request_id": 200, "recipes": MAX_STRING}),
+        ints={
+            "files_changed": NON_NEGATIVE,
+            "lines_added": NON_NEGATIVE,
+            "lines_removed": NON_NEGATIVE,
+            "risk_score": PERCENT,
+        },
+        lengths={"request_id": 200, "recipes": MAX_STRING},
+    ),
     "audit_results": Limits(
         ints={**dict.fromkeys(AUDIT_SCORES, PERCENT), "duration_ms": NON_NEGATIVE},
-        lengths={"request_id": 200, "url": MAX_STRING,
-                 **{f"issues.{name}": MAX_STRING for name in ISSUE_TEXTS}}),
+        lengths={
+            "request_id": 200,
+            "url": MAX_STRING,
+            **{f"issues.{name}": MAX_STRING for name in ISSUE_TEXTS},
+        },
+    ),
 }
 
 
@@ -153,9 +183,12 @@ def parse_record(text: str) -> dict:
     except orjson.JSONDecodeError as error:
         obj = _parse_exactly(text, str(error))
     else:
-        if type(obj) is dict and (len(text) > _LONG_LINE or "\\u0000" in text
-                                  or _LONG_EXPONENT.search(text)
-                                  or _holds_float_zero(obj.values(), 2)):
+        if type(obj) is dict and (
+            len(text) > _LONG_LINE
+            or "\\u0000" in text
+            or _LONG_EXPONENT.search(text)
+            or _holds_float_zero(obj.values(), 2)
+        ):
             obj = _parse_exactly(text, None)
     if type(obj) is not dict:
         raise _violation("record", "must be a JSON object")
@@ -189,8 +222,13 @@ def _parse_exactly(text: str, orjson_error: str | None) -> Any:
     """The line read by Python's json with every number seen as written (typed as orjson
     types them), then every key and value checked."""
     try:
-        obj = json.loads(text, parse_int=_read_int, parse_float=_read_number,
-                         parse_constant=_not_json, object_pairs_hook=_object)
+        obj = json.loads(
+            text,
+            parse_int=_read_int,
+            parse_float=_read_number,
+            parse_constant=_not_json,
+            object_pairs_hook=_object,
+        )
     except RecursionError:
         raise _too_deep() from None
     except ValueError as error:
@@ -214,7 +252,7 @@ def _read_int(literal: str) -> Any:
     """An integer as orjson reads it: exact within [-2**63, 2**64), else a float."""
     if len(literal) <= 20:
         value = int(literal)
-        if -2**63 <= value < 2**64:
+        if -(2**63) <= value < 2**64:
             return value
     return _read_number(literal)
 
@@ -234,10 +272,12 @@ def _check_stored(value: Any, path: str, depth: int) -> None:
     if kind is str:
         _check_text(path or "record", value)
     elif kind is _Unstorable:
-        raise _violation(path or "record",
-                         f"the number {_shortened(value.literal)} is beyond PostgreSQL's numeric "
-                         f"(at most {NUMERIC_DIGITS_BEFORE:,} digits before the decimal point "
-                         f"and {NUMERIC_DIGITS_AFTER:,} after)")
+        raise _violation(
+            path or "record",
+            f"the number {_shortened(value.literal)} is beyond PostgreSQL's numeric "
+            f"(at most {NUMERIC_DIGITS_BEFORE:,} digits before the decimal point "
+            f"and {NUMERIC_DIGITS_AFTER:,} after)",
+        )
     elif kind is dict or kind is list:
         if depth > MAX_DEPTH:
             raise _too_deep()
@@ -253,15 +293,18 @@ def _check_stored(value: Any, path: str, depth: int) -> None:
 def _check_text(field: str, text: str, what: str = "") -> None:
     """PostgreSQL's text and jsonb hold no NUL, and no lone surrogate (which is not Unicode)."""
     if "\x00" in text:
-        raise _violation(field, f"{what}contains the NUL character \\u0000, which PostgreSQL "
-                                f"cannot store")
+        raise _violation(
+            field, f"{what}contains the NUL character \\u0000, which PostgreSQL cannot store"
+        )
     if not text.isascii():
         try:
             text.encode()
         except UnicodeEncodeError as error:
-            raise Rejected(Reason.INVALID_JSON,
-                           f"{field}: {what}contains the lone surrogate "
-                           f"\\u{ord(text[error.start]):04x}, which is not Unicode") from None
+            raise Rejected(
+                Reason.INVALID_JSON,
+                f"{field}: {what}contains the lone surrogate "
+                f"\\u{ord(text[error.start]):04x}, which is not Unicode",
+            ) from None
 
 
 def _holds_float_zero(values: Iterable, depth: int) -> bool:
@@ -366,8 +409,10 @@ def req_timestamp(obj: dict, field: str, now: datetime) -> datetime:
     if moment < EARLIEST:
         raise _violation(field, f"must be at or after 1970-01-01T00:00:00Z, got {value}")
     if moment - now > MAX_FUTURE:
-        raise Rejected(Reason.FUTURE_TIMESTAMP,
-                       f"{field}: {value} is more than 5 minutes after ingestion ({now:%Y-%m-%dT%H:%M:%SZ})")
+        raise Rejected(
+            Reason.FUTURE_TIMESTAMP,
+            f"{field}: {value} is more than 5 minutes after ingestion ({now:%Y-%m-%dT%H:%M:%SZ})",
+        )
     return moment
 
 
@@ -381,8 +426,15 @@ def req_hex64(obj: dict, field: str) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _check_object(field: str, value: Any) -> None:
@@ -481,8 +533,11 @@ def _usage_metadata(obj: dict, field: str, limits: Limits) -> None:
 
 
 _USAGE_OPTIONAL_RULES: dict[str, Callable[[dict, str, Limits], None]] = {
-    "endpoint": _usage_text, "request_id": _usage_text, "status": _usage_status,
-    **dict.fromkeys(USAGE_COUNTS, _usage_count), "metadata": _usage_metadata,
+    "endpoint": _usage_text,
+    "request_id": _usage_text,
+    "status": _usage_status,
+    **dict.fromkeys(USAGE_COUNTS, _usage_count),
+    "metadata": _usage_metadata,
 }
 
 
@@ -495,8 +550,9 @@ def validate_usage(obj: dict, now: datetime, limits: Limits) -> UsageRecord:
         org=req_str(obj, "org"),
         event_type=req_choice(obj, "event_type", USAGE_EVENT_TYPES),
         occurred_at=req_timestamp(obj, "occurred_at", now),
-        quantity=1 if obj.get("quantity") is None else req_int(obj, "quantity",
-                                                               limits.ints["quantity"]),
+        quantity=1
+        if obj.get("quantity") is None
+        else req_int(obj, "quantity", limits.ints["quantity"]),
         user=opt_str(obj, "user", lengths["user"]),
         project=opt_str(obj, "project"),
     )
@@ -526,8 +582,10 @@ def validate_error(obj: dict, now: datetime, limits: Limits) -> ErrorRecord:
     if claimed is not None:
         claimed = req_hex64(obj, "signature")
         if claimed != record.signature:
-            raise Rejected(Reason.SIGNATURE_MISMATCH,
-                           f"signature: {claimed} given, {record.signature} computed")
+            raise Rejected(
+                Reason.SIGNATURE_MISMATCH,
+                f"signature: {claimed} given, {record.signature} computed",
+            )
     return record
 
 
@@ -538,8 +596,9 @@ def validate_attestation(obj: dict, now: datetime, limits: Limits) -> Attestatio
         raise _missing("recipes")
     longest = lengths["recipes"]
     if type(recipes) is not list or any(type(r) is not str or len(r) > longest for r in recipes):
-        raise _violation("recipes", f"must be an array of strings of at most {longest:,} "
-                                    f"characters")
+        raise _violation(
+            "recipes", f"must be an array of strings of at most {longest:,} characters"
+        )
     opt_str(obj, "error")
     opt_str(obj, "undo_snapshot")
     _reject_floats(obj)
@@ -607,17 +666,21 @@ def _audit_issue(issue: Any, index: int, lengths: Mapping[str, int]) -> AuditIss
     severity = issue.get("severity")
     # any ASCII case: PostgreSQL's upper() may not map other letters as Python's does
     if type(severity) is not str or not severity.isascii() or severity.upper() not in SEVERITIES:
-        raise _violation(f"{field}.severity",
-                         f"must be one of {', '.join(sorted(SEVERITIES))} (any case), got {severity!r}")
+        raise _violation(
+            f"{field}.severity",
+            f"must be one of {', '.join(sorted(SEVERITIES))} (any case), got {severity!r}",
+        )
     return AuditIssueRecord(
         suite=_nested(req_choice, issue, field, "suite", AUDIT_SUITES),
         severity=severity.upper(),
         message=_nested(req_str, issue, field, "message", lengths["issues.message"]),
-        recommendation=_nested(req_str, issue, field, "recommendation",
-                               lengths["issues.recommendation"]),
+        recommendation=_nested(
+            req_str, issue, field, "recommendation", lengths["issues.recommendation"]
+        ),
         element=_nested(opt_str, issue, field, "element", lengths["issues.element"]),
-        documentation=_nested(opt_str, issue, field, "documentation",
-                              lengths["issues.documentation"]),
+        documentation=_nested(
+            opt_str, issue, field, "documentation", lengths["issues.documentation"]
+        ),
     )
 
 

@@ -42,8 +42,13 @@ PRODUCERS = {
     "audit_results": "guardian",
 }
 MALFORMED_KINDS = (
-    "invalid_json", "schema_violation", "unknown_org", "unknown_project",
-    "future_timestamp", "signature_mismatch", "hash_mismatch",
+    "invalid_json",
+    "schema_violation",
+    "unknown_org",
+    "unknown_project",
+    "future_timestamp",
+    "signature_mismatch",
+    "hash_mismatch",
 )
 
 _NAMESPACE = "odavl-synthetic/v1"
@@ -86,12 +91,22 @@ class GenerateOptions:
             raise ValueError("days must be at least 1")
         if self.files_per_day < 1:
             raise ValueError("files_per_day must be at least 1")
-        for name in ("organizations", "usage_per_day", "errors_per_day",
-                     "attestations_per_day", "audits_per_day"):
+        for name in (
+            "organizations",
+            "usage_per_day",
+            "errors_per_day",
+            "attestations_per_day",
+            "audits_per_day",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        for name in ("duplicate_share", "conflict_share", "malformed_share", "late_share",
-                     "gzip_share"):
+        for name in (
+            "duplicate_share",
+            "conflict_share",
+            "malformed_share",
+            "late_share",
+            "gzip_share",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.duplicate_share + self.conflict_share + self.malformed_share * 1.1 > 1.0:
@@ -114,15 +129,15 @@ class SourceSummary:
     source: str
     files: int
     gzip_files: int
-    lines: int                 # non-blank lines written
+    lines: int  # non-blank lines written
     blank_lines: int
-    records: int               # distinct valid records: ingestion accepts exactly these
-    duplicates: int            # exact copies of a record: `duplicate`
-    conflicts: int             # same key, different content: `conflicting_duplicate`
-    malformed: int             # bad lines, rejected with the reasons in malformed_kinds
+    records: int  # distinct valid records: ingestion accepts exactly these
+    duplicates: int  # exact copies of a record: `duplicate`
+    conflicts: int  # same key, different content: `conflicting_duplicate`
+    malformed: int  # bad lines, rejected with the reasons in malformed_kinds
     malformed_kinds: Mapping[str, int] = field(default_factory=dict)
-    forks: int = 0             # deliberate second child of a chain link: `chain_fork`
-    late: int = 0              # records in a later day folder than their own timestamp
+    forks: int = 0  # deliberate second child of a chain link: `chain_fork`
+    late: int = 0  # records in a later day folder than their own timestamp
 
     @property
     def expected_rejected(self) -> int:
@@ -130,11 +145,17 @@ class SourceSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "files": self.files, "gzip_files": self.gzip_files, "lines": self.lines,
-            "blank_lines": self.blank_lines, "records": self.records,
-            "duplicates": self.duplicates, "conflicts": self.conflicts,
-            "malformed": self.malformed, "malformed_kinds": dict(self.malformed_kinds),
-            "forks": self.forks, "late": self.late,
+            "files": self.files,
+            "gzip_files": self.gzip_files,
+            "lines": self.lines,
+            "blank_lines": self.blank_lines,
+            "records": self.records,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "malformed": self.malformed,
+            "malformed_kinds": dict(self.malformed_kinds),
+            "forks": self.forks,
+            "late": self.late,
         }
 
 
@@ -157,8 +178,10 @@ class GenerateSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "out": str(self.out), "first_day": self.first_day.isoformat(),
-            "end_day": self.end_day.isoformat(), "organizations": self.organizations,
+            "out": str(self.out),
+            "first_day": self.first_day.isoformat(),
+            "end_day": self.end_day.isoformat(),
+            "organizations": self.organizations,
             "projects": self.projects,
             "sources": {name: s.to_dict() for name, s in self.sources.items()},
         }
@@ -167,23 +190,86 @@ class GenerateSummary:
 # --------------------------------------------------------------------------- vocabulary
 
 _COMPANY_NAMES = (
-    "Northwind Traders", "Bluefin Analytics", "Cedar & Pine Labs", "Helios Payments",
-    "Kestrel Robotics", "Lumen Health", "Marlowe Insurance", "Nimbus Retail",
-    "Orbital Freight", "Pioneer Biotech", "Quartz Media", "Riverbend Software",
-    "Summit Ledger", "Tidewater Energy", "Vantage Mobility", "Willow Education",
-    "Zephyr Travel", "Ironclad Security", "Brightpath Learning", "Copperleaf Finance",
-    "Driftwood Games", "Evergreen Foods", "Foxglove Pharma", "Granite Cloud",
-    "Harbor Logistics", "Juniper Fintech", "Meridian Telecom", "Société Nordique",
-    "Aurora Ticketing", "Blackbird Studios", "Clearwater Utilities", "Delta Freightworks",
-    "Elmstreet Realty", "Fjordline Shipping", "Goldcrest Bank", "Hummingbird Kitchens",
-    "Indigo Apparel", "Jasper Automotive", "Kinetic Sports", "Lighthouse Legal",
-    "Müller & Söhne Maschinenbau", "Nova Scotia Seafoods", "Oakridge Clinics",
-    "Parcelpoint", "Redwood Capital", "Saffron Hospitality", "Trailhead Outdoor",
+    "Northwind Traders",
+    "Bluefin Analytics",
+    "Cedar & Pine Labs",
+    "Helios Payments",
+    "Kestrel Robotics",
+    "Lumen Health",
+    "Marlowe Insurance",
+    "Nimbus Retail",
+    "Orbital Freight",
+    "Pioneer Biotech",
+    "Quartz Media",
+    "Riverbend Software",
+    "Summit Ledger",
+    "Tidewater Energy",
+    "Vantage Mobility",
+    "Willow Education",
+    "Zephyr Travel",
+    "Ironclad Security",
+    "Brightpath Learning",
+    "Copperleaf Finance",
+    "Driftwood Games",
+    "Evergreen Foods",
+    "Foxglove Pharma",
+    "Granite Cloud",
+    "Harbor Logistics",
+    "Juniper Fintech",
+    "Meridian Telecom",
+    "Société Nordique",
+    "Aurora Ticketing",
+    "Blackbird Studios",
+    "Clearwater Utilities",
+    "Delta Freightworks",
+    "Elmstreet Realty",
+    "Fjordline Shipping",
+    "Goldcrest Bank",
+    "Hummingbird Kitchens",
+    "Indigo Apparel",
+    "Jasper Automotive",
+    "Kinetic Sports",
+    "Lighthouse Legal",
+    "Müller & Söhne Maschinenbau",
+    "Nova Scotia Seafoods",
+    "Oakridge Clinics",
+    "Parcelpoint",
+    "Redwood Capital",
+    "Saffron Hospitality",
+    "Trailhead Outdoor",
 )
-_NAME_PREFIXES = ("Aster", "Beacon", "Cobalt", "Dune", "Ember", "Falcon", "Glacier", "Horizon",
-                  "Ivory", "Jade", "Keystone", "Lattice", "Mosaic", "Nimble", "Onyx", "Prism")
-_NAME_SUFFIXES = ("Dynamics", "Systems", "Labs", "Networks", "Partners", "Works", "Digital",
-                  "Holdings", "Solutions", "Collective", "Group", "Technologies")
+_NAME_PREFIXES = (
+    "Aster",
+    "Beacon",
+    "Cobalt",
+    "Dune",
+    "Ember",
+    "Falcon",
+    "Glacier",
+    "Horizon",
+    "Ivory",
+    "Jade",
+    "Keystone",
+    "Lattice",
+    "Mosaic",
+    "Nimble",
+    "Onyx",
+    "Prism",
+)
+_NAME_SUFFIXES = (
+    "Dynamics",
+    "Systems",
+    "Labs",
+    "Networks",
+    "Partners",
+    "Works",
+    "Digital",
+    "Holdings",
+    "Solutions",
+    "Collective",
+    "Group",
+    "Technologies",
+)
 _DOMAIN_TLDS = (".com", ".com", ".io", ".dev", ".co")
 
 # slug, name, language, audit host prefix
@@ -207,16 +293,82 @@ _PROJECTS = (
 _TIER_WEIGHT = {"FREE": 0.25, "PRO": 1.0, "ENTERPRISE": 2.4}
 _TIER_MAX_PROJECTS = {"FREE": 3, "PRO": 4, "ENTERPRISE": 4}
 
-_FIRST_NAMES = ("maria", "james", "aisha", "chen", "lucas", "sofia", "noah", "emma", "ravi",
-                "yuki", "olivia", "mateo", "fatima", "liam", "ingrid", "kwame", "zoe", "omar",
-                "hannah", "diego", "priya", "tomas", "elena", "samuel")
-_LAST_NAMES = ("garcia", "smith", "khan", "wang", "silva", "rossi", "mueller", "dubois",
-               "patel", "tanaka", "johnson", "lopez", "nguyen", "andersen", "okafor", "kim",
-               "novak", "haddad", "fischer", "moreau")
+_FIRST_NAMES = (
+    "maria",
+    "james",
+    "aisha",
+    "chen",
+    "lucas",
+    "sofia",
+    "noah",
+    "emma",
+    "ravi",
+    "yuki",
+    "olivia",
+    "mateo",
+    "fatima",
+    "liam",
+    "ingrid",
+    "kwame",
+    "zoe",
+    "omar",
+    "hannah",
+    "diego",
+    "priya",
+    "tomas",
+    "elena",
+    "samuel",
+)
+_LAST_NAMES = (
+    "garcia",
+    "smith",
+    "khan",
+    "wang",
+    "silva",
+    "rossi",
+    "mueller",
+    "dubois",
+    "patel",
+    "tanaka",
+    "johnson",
+    "lopez",
+    "nguyen",
+    "andersen",
+    "okafor",
+    "kim",
+    "novak",
+    "haddad",
+    "fischer",
+    "moreau",
+)
 
 # Working hours in UTC carry most of the traffic.
-_HOUR_PROFILE = (0.25, 0.2, 0.18, 0.18, 0.2, 0.3, 0.5, 0.8, 1.2, 1.6, 1.8, 1.8,
-                 1.6, 1.7, 1.8, 1.8, 1.6, 1.3, 1.0, 0.8, 0.6, 0.5, 0.4, 0.3)
+_HOUR_PROFILE = (
+    0.25,
+    0.2,
+    0.18,
+    0.18,
+    0.2,
+    0.3,
+    0.5,
+    0.8,
+    1.2,
+    1.6,
+    1.8,
+    1.8,
+    1.6,
+    1.7,
+    1.8,
+    1.8,
+    1.6,
+    1.3,
+    1.0,
+    0.8,
+    0.6,
+    0.5,
+    0.4,
+    0.3,
+)
 _HOUR_SHARE = tuple(w / sum(_HOUR_PROFILE) for w in _HOUR_PROFILE)
 # (weekday factor, weekend factor): averages to 1 over a week.
 _WEEK_USAGE = (1.26, 0.35)
@@ -228,11 +380,39 @@ _OFFSET_SHARE = 0.08
 
 _EVENT_TYPES = ("api_call", "insight_analysis", "autopilot_job", "guardian_test_run")
 _EVENT_TYPE_CUM = (0.72, 0.87, 0.93, float("inf"))  # weights .72 .15 .06 .07
-_API_ENDPOINTS = ("/api/analyze", "/api/fix", "/api/audit", "/api/projects", "/api/signatures",
-                  "/api/usage", "/api/attestations", "/api/projects/{id}/errors")
+_API_ENDPOINTS = (
+    "/api/analyze",
+    "/api/fix",
+    "/api/audit",
+    "/api/projects",
+    "/api/signatures",
+    "/api/usage",
+    "/api/attestations",
+    "/api/projects/{id}/errors",
+)
 _API_ENDPOINT_CUM = (0.22, 0.32, 0.42, 0.62, 0.78, 0.86, 0.92, float("inf"))
-_HTTP_STATUS = (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 201, 204, 400,
-                401, 404, 429, 500, 200)
+_HTTP_STATUS = (
+    200,
+    200,
+    200,
+    200,
+    200,
+    200,
+    200,
+    200,
+    200,
+    200,
+    200,
+    200,
+    201,
+    204,
+    400,
+    401,
+    404,
+    429,
+    500,
+    200,
+)
 _CLIENTS = ("cli", "vscode", "ci", "web")
 
 # --- Insight error catalogue: (severity, template, code, suggestion). Fixed slots are
@@ -240,150 +420,378 @@ _CLIENTS = ("cli", "vscode", "ci", "web")
 # masked by the signature's normalisation.
 _ERRORS_TS = {
     "typescript": (
-        ("HIGH", "Property '{prop}' does not exist on type '{type}'.", "TS2339",
-         "Narrow the type or add '{prop}' to the '{type}' interface."),
-        ("HIGH", "Argument of type '{t1}' is not assignable to parameter of type '{t2}'.",
-         "TS2345", "Convert the argument or widen the parameter type."),
-        ("MEDIUM", "Object is possibly 'undefined'.", "TS2532",
-         "Add a null check or use optional chaining."),
+        (
+            "HIGH",
+            "Property '{prop}' does not exist on type '{type}'.",
+            "TS2339",
+            "Narrow the type or add '{prop}' to the '{type}' interface.",
+        ),
+        (
+            "HIGH",
+            "Argument of type '{t1}' is not assignable to parameter of type '{t2}'.",
+            "TS2345",
+            "Convert the argument or widen the parameter type.",
+        ),
+        (
+            "MEDIUM",
+            "Object is possibly 'undefined'.",
+            "TS2532",
+            "Add a null check or use optional chaining.",
+        ),
         ("HIGH", "Cannot find name '{ident}'.", "TS2304", "Import or declare '{ident}'."),
         ("MEDIUM", "Type '{t1}' is not assignable to type '{t2}'.", "TS2322", None),
-        ("HIGH", "Expected {d} arguments, but got {e}.", "TS2554",
-         "Check the call against the function signature."),
-        ("MEDIUM", "Cannot find module '{module}' or its corresponding type declarations.",
-         "TS2307", "Install the package or add a declaration file."),
-        ("LOW", "'{ident}' is declared but its value is never read.", "TS6133",
-         "Remove the unused declaration."),
+        (
+            "HIGH",
+            "Expected {d} arguments, but got {e}.",
+            "TS2554",
+            "Check the call against the function signature.",
+        ),
+        (
+            "MEDIUM",
+            "Cannot find module '{module}' or its corresponding type declarations.",
+            "TS2307",
+            "Install the package or add a declaration file.",
+        ),
+        (
+            "LOW",
+            "'{ident}' is declared but its value is never read.",
+            "TS6133",
+            "Remove the unused declaration.",
+        ),
     ),
     "eslint": (
-        ("LOW", "Missing return type on function.",
-         "@typescript-eslint/explicit-function-return-type",
-         "Add an explicit return type."),
+        (
+            "LOW",
+            "Missing return type on function.",
+            "@typescript-eslint/explicit-function-return-type",
+            "Add an explicit return type.",
+        ),
         ("LOW", "'{ident}' is assigned a value but never used.", "no-unused-vars", None),
-        ("MEDIUM", "Unexpected any. Specify a different type.",
-         "@typescript-eslint/no-explicit-any",
-         "Use 'unknown' and narrow it."),
+        (
+            "MEDIUM",
+            "Unexpected any. Specify a different type.",
+            "@typescript-eslint/no-explicit-any",
+            "Use 'unknown' and narrow it.",
+        ),
         ("LOW", "Unexpected console statement.", "no-console", "Use the structured logger."),
-        ("MEDIUM", "React Hook useEffect has a missing dependency: '{ident}'. Either include it "
-         "or remove the dependency array.", "react-hooks/exhaustive-deps", None),
-        ("INFO", "Prefer using an optional chain expression instead, as it's more concise and "
-         "easier to read.", "@typescript-eslint/prefer-optional-chain", None),
+        (
+            "MEDIUM",
+            "React Hook useEffect has a missing dependency: '{ident}'. Either include it "
+            "or remove the dependency array.",
+            "react-hooks/exhaustive-deps",
+            None,
+        ),
+        (
+            "INFO",
+            "Prefer using an optional chain expression instead, as it's more concise and "
+            "easier to read.",
+            "@typescript-eslint/prefer-optional-chain",
+            None,
+        ),
         ("LOW", "This line has a length of {n}. Maximum allowed is 120.", "max-len", None),
     ),
     "security": (
-        ("CRITICAL", "Hardcoded API key detected", "SEC001",
-         "Move the key to an environment variable or a secret manager."),
-        ("CRITICAL", "Possible AWS secret access key in string literal at offset {hex}",
-         "SEC002", "Rotate the key and load it from the environment."),
-        ("HIGH", "Potential SQL injection: query built from user input '{ident}'", "SEC010",
-         "Use parameterised queries."),
+        (
+            "CRITICAL",
+            "Hardcoded API key detected",
+            "SEC001",
+            "Move the key to an environment variable or a secret manager.",
+        ),
+        (
+            "CRITICAL",
+            "Possible AWS secret access key in string literal at offset {hex}",
+            "SEC002",
+            "Rotate the key and load it from the environment.",
+        ),
+        (
+            "HIGH",
+            "Potential SQL injection: query built from user input '{ident}'",
+            "SEC010",
+            "Use parameterised queries.",
+        ),
         ("HIGH", "Use of eval() with dynamic input", "SEC014", "Avoid eval; parse the data."),
-        ("MEDIUM", "Insecure randomness: Math.random() used to generate '{ident}'", "SEC021",
-         "Use crypto.getRandomValues()."),
-        ("HIGH", "Dependency {pkg} has known vulnerability CVE-{cve}", "SEC030",
-         "Upgrade {pkg} to a patched release."),
+        (
+            "MEDIUM",
+            "Insecure randomness: Math.random() used to generate '{ident}'",
+            "SEC021",
+            "Use crypto.getRandomValues().",
+        ),
+        (
+            "HIGH",
+            "Dependency {pkg} has known vulnerability CVE-{cve}",
+            "SEC030",
+            "Upgrade {pkg} to a patched release.",
+        ),
     ),
     "performance": (
-        ("MEDIUM", "Synchronous file read blocking event loop", "PERF001",
-         "Use fs.promises.readFile."),
+        (
+            "MEDIUM",
+            "Synchronous file read blocking event loop",
+            "PERF001",
+            "Use fs.promises.readFile.",
+        ),
         ("MEDIUM", "Function '{ident}' took {n}ms (threshold {m}ms)", "PERF010", None),
-        ("LOW", "Bundle chunk '{chunk}' is {n} KB, over the {m} KB budget", "PERF020",
-         "Split the chunk with dynamic imports."),
-        ("MEDIUM", "N+1 query detected: {n} queries issued by '{ident}' for request {uuid}",
-         "PERF030", "Batch the lookups."),
-        ("LOW", "Component '{comp}' re-rendered {n} times in {m} ms", "PERF040",
-         "Memoise the props."),
-        ("HIGH", "Possible memory leak: {n} '{event}' listeners registered on window", "PERF050",
-         "Remove the listener in the cleanup function."),
+        (
+            "LOW",
+            "Bundle chunk '{chunk}' is {n} KB, over the {m} KB budget",
+            "PERF020",
+            "Split the chunk with dynamic imports.",
+        ),
+        (
+            "MEDIUM",
+            "N+1 query detected: {n} queries issued by '{ident}' for request {uuid}",
+            "PERF030",
+            "Batch the lookups.",
+        ),
+        (
+            "LOW",
+            "Component '{comp}' re-rendered {n} times in {m} ms",
+            "PERF040",
+            "Memoise the props.",
+        ),
+        (
+            "HIGH",
+            "Possible memory leak: {n} '{event}' listeners registered on window",
+            "PERF050",
+            "Remove the listener in the cleanup function.",
+        ),
     ),
     "circular": (
-        ("HIGH", "Circular dependency detected: {cycle}", None,
-         "Extract the shared code into its own module."),
+        (
+            "HIGH",
+            "Circular dependency detected: {cycle}",
+            None,
+            "Extract the shared code into its own module.",
+        ),
     ),
     "runtime": (
         ("HIGH", "TypeError: Cannot read properties of undefined (reading '{prop}')", None, None),
-        ("HIGH", "Unhandled promise rejection: request {uuid} failed with status 50{d}", None,
-         "Await the promise and handle the error."),
-        ("CRITICAL", "Error: connect ECONNREFUSED 10.0.{d}.{m}:5432", None,
-         "Check the database host and its health check."),
+        (
+            "HIGH",
+            "Unhandled promise rejection: request {uuid} failed with status 50{d}",
+            None,
+            "Await the promise and handle the error.",
+        ),
+        (
+            "CRITICAL",
+            "Error: connect ECONNREFUSED 10.0.{d}.{m}:5432",
+            None,
+            "Check the database host and its health check.",
+        ),
         ("MEDIUM", "Worker {n} exceeded its heap limit at address {hex}", None, None),
     ),
 }
 _ERRORS_PY = {
     "mypy": (
-        ("HIGH", 'Item "None" of "Optional[{pytype}]" has no attribute "{attr}"', "union-attr",
-         "Check for None before the access."),
-        ("MEDIUM", 'Incompatible return value type (got "{pyt1}", expected "{pyt2}")',
-         "return-value", None),
+        (
+            "HIGH",
+            'Item "None" of "Optional[{pytype}]" has no attribute "{attr}"',
+            "union-attr",
+            "Check for None before the access.",
+        ),
+        (
+            "MEDIUM",
+            'Incompatible return value type (got "{pyt1}", expected "{pyt2}")',
+            "return-value",
+            None,
+        ),
         ("HIGH", 'Module "{pymod}" has no attribute "{ident}"', "attr-defined", None),
-        ("LOW", 'Function is missing a type annotation for one or more arguments',
-         "no-untyped-def", "Annotate every argument."),
+        (
+            "LOW",
+            "Function is missing a type annotation for one or more arguments",
+            "no-untyped-def",
+            "Annotate every argument.",
+        ),
     ),
     "ruff": (
         ("LOW", "`{pymod}` imported but unused", "F401", "Remove the import."),
         ("LOW", "Line too long ({n} > 88)", "E501", None),
-        ("MEDIUM", "Do not use mutable data structures for argument defaults", "B006",
-         "Default to None and create the object inside the function."),
+        (
+            "MEDIUM",
+            "Do not use mutable data structures for argument defaults",
+            "B006",
+            "Default to None and create the object inside the function.",
+        ),
         ("LOW", "Local variable `{ident}` is assigned to but never used", "F841", None),
     ),
     "security": (
-        ("HIGH", "Possible SQL injection vector through string-based query construction", "B608",
-         "Use bound parameters."),
+        (
+            "HIGH",
+            "Possible SQL injection vector through string-based query construction",
+            "B608",
+            "Use bound parameters.",
+        ),
         ("HIGH", "subprocess call with shell=True identified, security issue", "B602", None),
-        ("MEDIUM", "Use of assert detected. The enclosed code will be removed when compiling "
-         "to optimised byte code.", "B101", None),
-        ("CRITICAL", "Hardcoded password string: '{ident}'", "B105",
-         "Load the secret from the environment."),
+        (
+            "MEDIUM",
+            "Use of assert detected. The enclosed code will be removed when compiling "
+            "to optimised byte code.",
+            "B101",
+            None,
+        ),
+        (
+            "CRITICAL",
+            "Hardcoded password string: '{ident}'",
+            "B105",
+            "Load the secret from the environment.",
+        ),
     ),
     "performance": (
-        ("MEDIUM", "Query in a loop: {n} queries issued by '{ident}' for request {uuid}",
-         "PERF030", "Prefetch the related rows."),
+        (
+            "MEDIUM",
+            "Query in a loop: {n} queries issued by '{ident}' for request {uuid}",
+            "PERF030",
+            "Prefetch the related rows.",
+        ),
         ("LOW", "Function '{ident}' took {n}ms (threshold {m}ms)", "PERF010", None),
     ),
     "circular": (
-        ("HIGH", "Circular dependency detected: {cycle}", None,
-         "Move the shared names into a lower-level module."),
+        (
+            "HIGH",
+            "Circular dependency detected: {cycle}",
+            None,
+            "Move the shared names into a lower-level module.",
+        ),
     ),
 }
-_DETECTORS_TS = (("typescript", 0.3), ("eslint", 0.28), ("security", 0.08),
-                 ("performance", 0.14), ("circular", 0.06), ("runtime", 0.14))
-_DETECTORS_JS = (("eslint", 0.5), ("security", 0.1), ("performance", 0.17),
-                 ("circular", 0.07), ("runtime", 0.16))
-_DETECTORS_PY = (("mypy", 0.35), ("ruff", 0.3), ("security", 0.12), ("performance", 0.13),
-                 ("circular", 0.1))
+_DETECTORS_TS = (
+    ("typescript", 0.3),
+    ("eslint", 0.28),
+    ("security", 0.08),
+    ("performance", 0.14),
+    ("circular", 0.06),
+    ("runtime", 0.14),
+)
+_DETECTORS_JS = (
+    ("eslint", 0.5),
+    ("security", 0.1),
+    ("performance", 0.17),
+    ("circular", 0.07),
+    ("runtime", 0.16),
+)
+_DETECTORS_PY = (
+    ("mypy", 0.35),
+    ("ruff", 0.3),
+    ("security", 0.12),
+    ("performance", 0.13),
+    ("circular", 0.1),
+)
 _SLOTS = {
-    "prop": ("data", "items", "userId", "total", "metadata", "createdAt", "status", "payload",
-             "token", "config", "length", "id"),
-    "type": ("Response", "User", "Order", "Invoice", "Session", "ApiError", "Project",
-             "AuditResult", "CartItem"),
-    "t1": ("string", "number", "undefined", "string | undefined", "number | null", "Date",
-           "Record<string, unknown>", "Promise<void>", "User[]"),
+    "prop": (
+        "data",
+        "items",
+        "userId",
+        "total",
+        "metadata",
+        "createdAt",
+        "status",
+        "payload",
+        "token",
+        "config",
+        "length",
+        "id",
+    ),
+    "type": (
+        "Response",
+        "User",
+        "Order",
+        "Invoice",
+        "Session",
+        "ApiError",
+        "Project",
+        "AuditResult",
+        "CartItem",
+    ),
+    "t1": (
+        "string",
+        "number",
+        "undefined",
+        "string | undefined",
+        "number | null",
+        "Date",
+        "Record<string, unknown>",
+        "Promise<void>",
+        "User[]",
+    ),
     "t2": ("string", "number", "boolean", "Date", "User", "readonly string[]", "never"),
-    "ident": ("handleSubmit", "fetchOrders", "userCache", "retryCount", "formatCurrency",
-              "parseConfig", "isLoading", "setFilters", "apiClient", "logger", "sessionToken",
-              "loadInvoices", "resolveTenant", "buildQuery"),
-    "module": ("@/lib/analytics", "lodash-es/debounce", "./legacy/payments", "@odavl/sdk",
-               "date-fns/locale", "@/components/ui/dialog"),
-    "comp": ("UserList", "CheckoutForm", "InvoiceTable", "NavBar", "SearchResults",
-             "DashboardChart", "PricingCard"),
+    "ident": (
+        "handleSubmit",
+        "fetchOrders",
+        "userCache",
+        "retryCount",
+        "formatCurrency",
+        "parseConfig",
+        "isLoading",
+        "setFilters",
+        "apiClient",
+        "logger",
+        "sessionToken",
+        "loadInvoices",
+        "resolveTenant",
+        "buildQuery",
+    ),
+    "module": (
+        "@/lib/analytics",
+        "lodash-es/debounce",
+        "./legacy/payments",
+        "@odavl/sdk",
+        "date-fns/locale",
+        "@/components/ui/dialog",
+    ),
+    "comp": (
+        "UserList",
+        "CheckoutForm",
+        "InvoiceTable",
+        "NavBar",
+        "SearchResults",
+        "DashboardChart",
+        "PricingCard",
+    ),
     "event": ("resize", "message", "storage", "visibilitychange", "scroll"),
-    "pkg": ("lodash@4.17.15", "axios@0.21.1", "jsonwebtoken@8.5.1", "minimist@1.2.5",
-            "node-fetch@2.6.0", "semver@5.7.1", "follow-redirects@1.14.7"),
-    "cve": ("2020-8203", "2021-3749", "2022-23529", "2021-44906", "2022-0235", "2022-25883",
-            "2023-26159"),
+    "pkg": (
+        "lodash@4.17.15",
+        "axios@0.21.1",
+        "jsonwebtoken@8.5.1",
+        "minimist@1.2.5",
+        "node-fetch@2.6.0",
+        "semver@5.7.1",
+        "follow-redirects@1.14.7",
+    ),
+    "cve": (
+        "2020-8203",
+        "2021-3749",
+        "2022-23529",
+        "2021-44906",
+        "2022-0235",
+        "2022-25883",
+        "2023-26159",
+    ),
     "chunk": ("vendor", "charts", "editor", "main", "admin"),
     "pytype": ("User", "Invoice", "Decimal", "Project", "datetime"),
     "attr": ("id", "email", "amount", "items", "tzinfo", "slug"),
     "pyt1": ("str | None", "int", "list[str]", "dict[str, Any]"),
     "pyt2": ("str", "float", "tuple[str, ...]", "Mapping[str, int]"),
-    "pymod": ("app.models.billing", "app.services.search", "app.core.settings",
-              "app.tasks.emails", "app.utils.money"),
+    "pymod": (
+        "app.models.billing",
+        "app.services.search",
+        "app.core.settings",
+        "app.tasks.emails",
+        "app.utils.money",
+    ),
 }
 _DYNAMIC = ("n", "m", "d", "e", "uuid", "hex")
 _TS_DIRS = {
     "api": ("client", "orders", "invoices", "auth", "projects"),
-    "components": ("UserList", "CheckoutForm", "InvoiceTable", "NavBar", "SearchResults",
-                   "DashboardChart", "PricingCard", "Modal"),
+    "components": (
+        "UserList",
+        "CheckoutForm",
+        "InvoiceTable",
+        "NavBar",
+        "SearchResults",
+        "DashboardChart",
+        "PricingCard",
+        "Modal",
+    ),
     "hooks": ("useAuth", "useOrders", "useDebounce", "useFeatureFlag"),
     "services": ("billingService", "emailService", "searchService", "cacheService"),
     "utils": ("format", "dates", "money", "validation"),
@@ -403,21 +811,41 @@ _PY_DIRS = {
 }
 # The demo signatures of DESIGN.md, for odavl-test-org/web-app.
 _DEMO_SITES = (
-    ("typescript", "HIGH", "Property 'data' does not exist on type 'Response'",
-     "src/api/client.ts", 42),
+    (
+        "typescript",
+        "HIGH",
+        "Property 'data' does not exist on type 'Response'",
+        "src/api/client.ts",
+        42,
+    ),
     ("security", "CRITICAL", "Hardcoded API key detected", "src/config/api.ts", 8),
-    ("performance", "MEDIUM", "Synchronous file read blocking event loop",
-     "src/middleware/logger.ts", 23),
+    (
+        "performance",
+        "MEDIUM",
+        "Synchronous file read blocking event loop",
+        "src/middleware/logger.ts",
+        23,
+    ),
     ("eslint", "LOW", "Missing return type on function", "src/utils/format.ts", 15),
     ("circular", "HIGH", "Circular dependency detected: A → B → C → A", "src/models/user.ts", 1),
 )
 _SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO")
 
 # --- Autopilot
-_RECIPES = ("remove-unused-imports", "add-explicit-return-types", "fix-null-checks",
-            "replace-any-with-unknown", "extract-hardcoded-secrets", "convert-sync-fs-to-async",
-            "break-circular-import", "add-missing-await", "sort-imports",
-            "upgrade-vulnerable-dependency", "memoize-expensive-selector", "add-alt-text")
+_RECIPES = (
+    "remove-unused-imports",
+    "add-explicit-return-types",
+    "fix-null-checks",
+    "replace-any-with-unknown",
+    "extract-hardcoded-secrets",
+    "convert-sync-fs-to-async",
+    "break-circular-import",
+    "add-missing-await",
+    "sort-imports",
+    "upgrade-vulnerable-dependency",
+    "memoize-expensive-selector",
+    "add-alt-text",
+)
 _FIX_ERRORS = (
     "Type check failed after applying 'fix-null-checks' — changes reverted",
     "Tests failed: 3 of 212 (snapshot mismatch in UserList.test.tsx)",
@@ -434,69 +862,168 @@ _PARTIAL_ERRORS = (
 # --- Guardian: suite -> (severity, message, recommendation, element, documentation)
 _AUDIT_ISSUES = {
     "accessibility": (
-        ("HIGH", "Image elements do not have [alt] attributes",
-         "Add descriptive alt text to every informative image.", "img.hero-banner",
-         "https://dequeuniversity.com/rules/axe/4.9/image-alt"),
-        ("MEDIUM", "Background and foreground colors do not have a sufficient contrast ratio",
-         "Raise the contrast ratio to at least 4.5:1 for body text.", "p.subtitle",
-         "https://dequeuniversity.com/rules/axe/4.9/color-contrast"),
-        ("HIGH", "Form elements do not have associated labels",
-         "Associate a <label> with each input or add aria-label.", "input#email",
-         "https://dequeuniversity.com/rules/axe/4.9/label"),
-        ("LOW", "Heading elements are not in a sequentially-descending order",
-         "Do not skip heading levels.", "h4.card-title", None),
-        ("CRITICAL", "Buttons do not have an accessible name",
-         "Give icon-only buttons an aria-label.", "button.icon-close",
-         "https://dequeuniversity.com/rules/axe/4.9/button-name"),
+        (
+            "HIGH",
+            "Image elements do not have [alt] attributes",
+            "Add descriptive alt text to every informative image.",
+            "img.hero-banner",
+            "https://dequeuniversity.com/rules/axe/4.9/image-alt",
+        ),
+        (
+            "MEDIUM",
+            "Background and foreground colors do not have a sufficient contrast ratio",
+            "Raise the contrast ratio to at least 4.5:1 for body text.",
+            "p.subtitle",
+            "https://dequeuniversity.com/rules/axe/4.9/color-contrast",
+        ),
+        (
+            "HIGH",
+            "Form elements do not have associated labels",
+            "Associate a <label> with each input or add aria-label.",
+            "input#email",
+            "https://dequeuniversity.com/rules/axe/4.9/label",
+        ),
+        (
+            "LOW",
+            "Heading elements are not in a sequentially-descending order",
+            "Do not skip heading levels.",
+            "h4.card-title",
+            None,
+        ),
+        (
+            "CRITICAL",
+            "Buttons do not have an accessible name",
+            "Give icon-only buttons an aria-label.",
+            "button.icon-close",
+            "https://dequeuniversity.com/rules/axe/4.9/button-name",
+        ),
     ),
     "performance": (
-        ("HIGH", "Largest Contentful Paint is {s} s",
-         "Preload the hero image and serve it in a modern format.", None,
-         "https://web.dev/articles/lcp"),
-        ("MEDIUM", "Reduce unused JavaScript: {kib} KiB could be saved",
-         "Split the bundle and lazy-load routes.", None,
-         "https://developer.chrome.com/docs/lighthouse/performance/unused-javascript"),
-        ("MEDIUM", "Serve images in next-gen formats", "Use WebP or AVIF.", "img.product-thumb",
-         None),
-        ("LOW", "Cumulative Layout Shift is 0.{cls}",
-         "Reserve space for images and embeds.", None, "https://web.dev/articles/cls"),
+        (
+            "HIGH",
+            "Largest Contentful Paint is {s} s",
+            "Preload the hero image and serve it in a modern format.",
+            None,
+            "https://web.dev/articles/lcp",
+        ),
+        (
+            "MEDIUM",
+            "Reduce unused JavaScript: {kib} KiB could be saved",
+            "Split the bundle and lazy-load routes.",
+            None,
+            "https://developer.chrome.com/docs/lighthouse/performance/unused-javascript",
+        ),
+        (
+            "MEDIUM",
+            "Serve images in next-gen formats",
+            "Use WebP or AVIF.",
+            "img.product-thumb",
+            None,
+        ),
+        (
+            "LOW",
+            "Cumulative Layout Shift is 0.{cls}",
+            "Reserve space for images and embeds.",
+            None,
+            "https://web.dev/articles/cls",
+        ),
         ("HIGH", "Total Blocking Time is {ms} ms", "Break up long tasks.", None, None),
     ),
     "security": (
-        ("HIGH", "Missing Content-Security-Policy header", "Define a restrictive CSP.", None,
-         "https://developer.mozilla.org/en-US/docs/Web/HTTP/CSP"),
-        ("MEDIUM", "Missing Strict-Transport-Security header",
-         "Send HSTS with a max-age of at least one year.", None, None),
-        ("CRITICAL", "Mixed content: the page loads scripts over HTTP",
-         "Serve every subresource over HTTPS.", "script[src^='http:']", None),
-        ("LOW", "Cookie 'session_id' has no SameSite attribute",
-         "Set SameSite=Lax or Strict.", None, None),
-        ("HIGH", "Vulnerable JavaScript library detected: jquery@2.1.4",
-         "Upgrade to a supported release.", None, None),
+        (
+            "HIGH",
+            "Missing Content-Security-Policy header",
+            "Define a restrictive CSP.",
+            None,
+            "https://developer.mozilla.org/en-US/docs/Web/HTTP/CSP",
+        ),
+        (
+            "MEDIUM",
+            "Missing Strict-Transport-Security header",
+            "Send HSTS with a max-age of at least one year.",
+            None,
+            None,
+        ),
+        (
+            "CRITICAL",
+            "Mixed content: the page loads scripts over HTTP",
+            "Serve every subresource over HTTPS.",
+            "script[src^='http:']",
+            None,
+        ),
+        (
+            "LOW",
+            "Cookie 'session_id' has no SameSite attribute",
+            "Set SameSite=Lax or Strict.",
+            None,
+            None,
+        ),
+        (
+            "HIGH",
+            "Vulnerable JavaScript library detected: jquery@2.1.4",
+            "Upgrade to a supported release.",
+            None,
+            None,
+        ),
     ),
     "seo": (
-        ("MEDIUM", "Document does not have a meta description",
-         "Add a unique meta description of 150–160 characters.", None,
-         "https://developer.chrome.com/docs/lighthouse/seo/meta-description"),
-        ("LOW", "Links do not have descriptive text",
-         "Replace 'click here' with meaningful link text.", "a.read-more", None),
-        ("HIGH", "Page is blocked from indexing",
-         "Remove the noindex directive in production.", "meta[name='robots']", None),
+        (
+            "MEDIUM",
+            "Document does not have a meta description",
+            "Add a unique meta description of 150–160 characters.",
+            None,
+            "https://developer.chrome.com/docs/lighthouse/seo/meta-description",
+        ),
+        (
+            "LOW",
+            "Links do not have descriptive text",
+            "Replace 'click here' with meaningful link text.",
+            "a.read-more",
+            None,
+        ),
+        (
+            "HIGH",
+            "Page is blocked from indexing",
+            "Remove the noindex directive in production.",
+            "meta[name='robots']",
+            None,
+        ),
     ),
     "best_practices": (
-        ("LOW", "Browser errors were logged to the console", "Fix the logged errors.", None,
-         None),
-        ("MEDIUM", "Uses deprecated APIs", "Replace unload handlers and document.write.", None,
-         None),
-        ("INFO", "Page lacks the HTML doctype, triggering quirks mode", "Add <!DOCTYPE html>.",
-         None, None),
+        ("LOW", "Browser errors were logged to the console", "Fix the logged errors.", None, None),
+        (
+            "MEDIUM",
+            "Uses deprecated APIs",
+            "Replace unload handlers and document.write.",
+            None,
+            None,
+        ),
+        (
+            "INFO",
+            "Page lacks the HTML doctype, triggering quirks mode",
+            "Add <!DOCTYPE html>.",
+            None,
+            None,
+        ),
     ),
 }
 _SUITES = tuple(_AUDIT_ISSUES)
-_ALL_AUDIT_ISSUES = tuple((suite, issue) for suite, issues in _AUDIT_ISSUES.items()
-                          for issue in issues)
-_AUDIT_PATHS = ("/", "/", "/pricing", "/login", "/signup", "/dashboard", "/settings/billing",
-                "/docs/getting-started", "/blog/release-notes", "/products/42", "/checkout")
+_ALL_AUDIT_ISSUES = tuple(
+    (suite, issue) for suite, issues in _AUDIT_ISSUES.items() for issue in issues
+)
+_AUDIT_PATHS = (
+    "/",
+    "/",
+    "/pricing",
+    "/login",
+    "/signup",
+    "/dashboard",
+    "/settings/billing",
+    "/docs/getting-started",
+    "/blog/release-notes",
+    "/products/42",
+    "/checkout",
+)
 _DEVICES = ("desktop", "desktop", "mobile", "mobile", "tablet")
 _ENVIRONMENTS = ("production", "production", "staging", "staging", "development")
 
@@ -514,30 +1041,50 @@ def _period_start(end_day: dt.date, anchor: int, rng: random.Random) -> str:
     year, month = end_day.year, end_day.month
     if anchor > end_day.day:
         year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    return (f"{dt.date(year, month, anchor).isoformat()}T"
-            f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z")
+    return (
+        f"{dt.date(year, month, anchor).isoformat()}T"
+        f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z"
+    )
 
 
 def _project_entry(org_slug: str, slug: str, name: str, language: str) -> dict[str, str]:
-    return {"slug": slug, "name": name, "language": language,
-            "repository": f"https://github.com/{org_slug}/{slug}"}
+    return {
+        "slug": slug,
+        "name": name,
+        "language": language,
+        "repository": f"https://github.com/{org_slug}/{slug}",
+    }
 
 
 def synthetic_reference(options: GenerateOptions) -> dict[str, Any]:
     """The organizations, projects and subscriptions the generated data refers to."""
     rng = random.Random(f"{_NAMESPACE}/{options.seed}/reference")
     orgs: list[dict[str, Any]] = [
-        {"slug": "odavl-test-org", "name": "ODAVL Test Org", "tier": "PRO",
-         "projects": [_project_entry("odavl-test-org", "web-app", "Web App", "typescript"),
-                      _project_entry("odavl-test-org", "api-backend", "API Backend",
-                                     "typescript")],
-         "subscription": {"current_period_start": _period_start(options.end_day, 1, rng),
-                          "status": "ACTIVE"}},
-        {"slug": "enterprise-corp", "name": "Enterprise Corp", "tier": "ENTERPRISE",
-         "projects": [_project_entry("enterprise-corp", "mobile-app", "Mobile App",
-                                     "typescript")],
-         "subscription": {"current_period_start": _period_start(options.end_day, 15, rng),
-                          "status": "ACTIVE"}},
+        {
+            "slug": "odavl-test-org",
+            "name": "ODAVL Test Org",
+            "tier": "PRO",
+            "projects": [
+                _project_entry("odavl-test-org", "web-app", "Web App", "typescript"),
+                _project_entry("odavl-test-org", "api-backend", "API Backend", "typescript"),
+            ],
+            "subscription": {
+                "current_period_start": _period_start(options.end_day, 1, rng),
+                "status": "ACTIVE",
+            },
+        },
+        {
+            "slug": "enterprise-corp",
+            "name": "Enterprise Corp",
+            "tier": "ENTERPRISE",
+            "projects": [
+                _project_entry("enterprise-corp", "mobile-app", "Mobile App", "typescript")
+            ],
+            "subscription": {
+                "current_period_start": _period_start(options.end_day, 15, rng),
+                "status": "ACTIVE",
+            },
+        },
     ]
     count = options.organizations
     names = rng.sample(_COMPANY_NAMES, min(count, len(_COMPANY_NAMES)))
@@ -548,8 +1095,10 @@ def synthetic_reference(options: GenerateOptions) -> dict[str, Any]:
         if name not in taken:
             taken.add(name)
             names.append(name)
-    names += [f"{names[i % len(names)]} {2 + i // len(names)}"  # more than there are names
-              for i in range(count - len(names))]
+    names += [
+        f"{names[i % len(names)]} {2 + i // len(names)}"  # more than there are names
+        for i in range(count - len(names))
+    ]
     tiers = ["FREE", "PRO", "ENTERPRISE"][:count]
     tiers += rng.choices(("FREE", "PRO", "ENTERPRISE"), weights=(4, 4, 2), k=count - len(tiers))
     rng.shuffle(tiers)
@@ -563,13 +1112,18 @@ def synthetic_reference(options: GenerateOptions) -> dict[str, Any]:
         chosen = rng.sample(_PROJECTS, rng.randint(1, _TIER_MAX_PROJECTS[tier]))
         subscription = {  # drawn for every tier, so the draws that follow stay the same
             "current_period_start": _period_start(options.end_day, rng.randint(1, 28), rng),
-            "status": "ACTIVE"}
-        orgs.append({
-            "slug": slug, "name": name, "tier": tier,
-            "projects": [_project_entry(slug, p[0], p[1], p[2]) for p in chosen],
-            # FREE has no subscription: calendar months and FREE's limits
-            **({} if tier == "FREE" else {"subscription": subscription}),
-        })
+            "status": "ACTIVE",
+        }
+        orgs.append(
+            {
+                "slug": slug,
+                "name": name,
+                "tier": tier,
+                "projects": [_project_entry(slug, p[0], p[1], p[2]) for p in chosen],
+                # FREE has no subscription: calendar months and FREE's limits
+                **({} if tier == "FREE" else {"subscription": subscription}),
+            }
+        )
     return {"organizations": orgs}
 
 
@@ -684,16 +1238,30 @@ def _activity(rng: random.Random, days: int) -> tuple[tuple[int, int], ...]:
 def _sites(org: str, slug: str, language: str, options: GenerateOptions) -> list[_Site]:
     rng = random.Random(f"{_NAMESPACE}/{options.seed}/sites/{org}/{slug}")
     catalogue, detectors = (
-        (_ERRORS_PY, _DETECTORS_PY) if language == "python"
-        else (_ERRORS_TS, _DETECTORS_JS if language == "javascript" else _DETECTORS_TS))
+        (_ERRORS_PY, _DETECTORS_PY)
+        if language == "python"
+        else (_ERRORS_TS, _DETECTORS_JS if language == "javascript" else _DETECTORS_TS)
+    )
     names = tuple(d for d, _ in detectors)
     weights = tuple(w for _, w in detectors)
     files = _code_files(language, rng, rng.randint(12, 30))
     sites: list[_Site] = []
     if (org, slug) == ("odavl-test-org", "web-app"):
         for detector, severity, message, file, line in _DEMO_SITES:
-            sites.append(_Site(detector, severity, message, (), file, line, None, None, 0.0,
-                               ((0, options.days),)))
+            sites.append(
+                _Site(
+                    detector,
+                    severity,
+                    message,
+                    (),
+                    file,
+                    line,
+                    None,
+                    None,
+                    0.0,
+                    ((0, options.days),),
+                )
+            )
     seen: set[tuple[str, str, str]] = set()
     target = rng.randint(20, 60)
     attempts = 0
@@ -713,8 +1281,20 @@ def _sites(org: str, slug: str, language: str, options: GenerateOptions) -> list
         seen.add((detector, file, fixed))
         dynamic = tuple(d for d in _DYNAMIC if "{" + d + "}" in fixed)
         sugg = suggestion.format(**slots) if suggestion and rng.random() < 0.8 else None
-        sites.append(_Site(detector, severity, fixed, dynamic, file,
-                           rng.randint(1, 400), code, sugg, 0.0, _activity(rng, options.days)))
+        sites.append(
+            _Site(
+                detector,
+                severity,
+                fixed,
+                dynamic,
+                file,
+                rng.randint(1, 400),
+                code,
+                sugg,
+                0.0,
+                _activity(rng, options.days),
+            )
+        )
     # Zipf-like popularity: a few noisy signatures, a long tail of rare ones. The demo
     # signatures, when present, take ranks 6 to 10: frequent, but not the top five.
     demo = len(_DEMO_SITES) if (org, slug) == ("odavl-test-org", "web-app") else 0
@@ -722,7 +1302,7 @@ def _sites(org: str, slug: str, language: str, options: GenerateOptions) -> list
     rng.shuffle(order)
     order[demo:demo] = range(demo)
     for rank, index in enumerate(order, start=1):
-        sites[index].weight = 1.0 / rank ** 1.1
+        sites[index].weight = 1.0 / rank**1.1
     return sites
 
 
@@ -738,26 +1318,41 @@ class _World:
             if slug == "odavl-test-org":
                 domain, users = "odavl.studio", _users("odavl.com", rng, ("alice@odavl.com",))
             elif slug == "enterprise-corp":
-                domain, users = "enterprise-corp.com", _users(
-                    "enterprise-corp.com", rng, ("bob@odavl.com",))
+                domain, users = (
+                    "enterprise-corp.com",
+                    _users("enterprise-corp.com", rng, ("bob@odavl.com",)),
+                )
             else:
                 domain = _domain(slug, rng)
                 users = _users(domain, rng)
             weight = _TIER_WEIGHT[entry["tier"]] * rng.uniform(0.7, 1.3)
-            self.orgs.append(_Org(slug, entry["tier"], weight, users,
-                                  tuple(p["slug"] for p in entry["projects"])))
+            self.orgs.append(
+                _Org(
+                    slug, entry["tier"], weight, users, tuple(p["slug"] for p in entry["projects"])
+                )
+            )
             for p in entry["projects"]:
                 prefix = next((x[3] for x in _PROJECTS if x[0] == p["slug"]), p["slug"])
                 if (slug, p["slug"]) == ("odavl-test-org", "web-app"):
                     prod = "https://demo-web-app.odavl.studio"
                 else:
                     prod = f"https://{prefix}.{domain}"
-                hosts = {"production": prod,
-                         "staging": prod.replace("https://", "https://staging-", 1),
-                         "development": f"http://localhost:{rng.choice((3000, 5173, 8000, 8080))}"}
-                self.projects.append(_Project(
-                    slug, p["slug"], p["language"], rng.uniform(0.5, 1.5), users, hosts,
-                    _sites(slug, p["slug"], p["language"], options)))
+                hosts = {
+                    "production": prod,
+                    "staging": prod.replace("https://", "https://staging-", 1),
+                    "development": f"http://localhost:{rng.choice((3000, 5173, 8000, 8080))}",
+                }
+                self.projects.append(
+                    _Project(
+                        slug,
+                        p["slug"],
+                        p["language"],
+                        rng.uniform(0.5, 1.5),
+                        users,
+                        hosts,
+                        _sites(slug, p["slug"], p["language"], options),
+                    )
+                )
         for items in (self.orgs, self.projects):
             total = sum(x.weight for x in items)
             for x in items:  # the mean weight is 1, so the per-day options are means
@@ -822,8 +1417,10 @@ def _without_offset(stamp: str) -> str:
 
 def _fresh_org(rng: random.Random, known: set[str]) -> str:
     while True:
-        slug = f"{rng.choice(('ghost', 'legacy', 'trial', 'deleted', 'sandbox'))}-" \
-               f"{rng.choice(('labs', 'corp', 'studio', 'tenant'))}-{rng.getrandbits(16):04x}"
+        slug = (
+            f"{rng.choice(('ghost', 'legacy', 'trial', 'deleted', 'sandbox'))}-"
+            f"{rng.choice(('labs', 'corp', 'studio', 'tenant'))}-{rng.getrandbits(16):04x}"
+        )
         if slug not in known:
             return slug
 
@@ -902,8 +1499,7 @@ class _Source:
         raise NotImplementedError
 
 
-def _mutate(rec: dict[str, Any], rng: random.Random,
-            options: tuple[tuple[str, Any], ...]) -> None:
+def _mutate(rec: dict[str, Any], rng: random.Random, options: tuple[tuple[str, Any], ...]) -> None:
     """Apply one schema violation: delete a required field or give it a bad value."""
     field_name, value = options[rng.randrange(len(options))]
     if value is _DELETE:
@@ -921,14 +1517,28 @@ class _Usage(_Source):
     name = "usage_events"
     key = "event_id"
     time_field = "occurred_at"
-    malformed_weights = (("invalid_json", 0.25), ("schema_violation", 0.4),
-                         ("unknown_org", 0.2), ("future_timestamp", 0.15))
+    malformed_weights = (
+        ("invalid_json", 0.25),
+        ("schema_violation", 0.4),
+        ("unknown_org", 0.2),
+        ("future_timestamp", 0.15),
+    )
     _violations = (
-        ("event_id", _DELETE), ("org", _DELETE), ("event_type", _DELETE),
-        ("occurred_at", _DELETE), ("event_id", ""), ("event_id", "e" * 201),
-        ("event_type", "insight_scan"), ("event_type", "API_CALL"), ("quantity", 0),
-        ("quantity", -3), ("quantity", "1"), ("quantity", 2.5), ("quantity", 1_000_001),
-        ("org", 42), ("occurred_at", lambda r: _without_offset(r["occurred_at"])),
+        ("event_id", _DELETE),
+        ("org", _DELETE),
+        ("event_type", _DELETE),
+        ("occurred_at", _DELETE),
+        ("event_id", ""),
+        ("event_id", "e" * 201),
+        ("event_type", "insight_scan"),
+        ("event_type", "API_CALL"),
+        ("quantity", 0),
+        ("quantity", -3),
+        ("quantity", "1"),
+        ("quantity", 2.5),
+        ("quantity", 1_000_001),
+        ("org", 42),
+        ("occurred_at", lambda r: _without_offset(r["occurred_at"])),
         ("occurred_at", "yesterday"),
     )
 
@@ -944,12 +1554,15 @@ class _Usage(_Source):
         # The hot loop of a large backfill: int(rand() * n) instead of randrange, and
         # the common `Z` timestamp formatted inline.
         o = self.options
-        orgs = [(org.slug, org.users, len(org.users), org.projects, len(org.projects))
-                for org in self.world.orgs]
+        orgs = [
+            (org.slug, org.users, len(org.users), org.projects, len(org.projects))
+            for org in self.world.orgs
+        ]
         rand, getrandbits = rng.random, rng.getrandbits
         week = clock.week_factor(_WEEK_USAGE)
-        daily = [o.usage_per_day * org.weight * week * rng.uniform(0.85, 1.15)
-                 for org in self.world.orgs]
+        daily = [
+            o.usage_per_day * org.weight * week * rng.uniform(0.85, 1.15) for org in self.world.orgs
+        ]
         stamp, prefix = clock.stamp, clock.prefix
         types, type_cum = _EVENT_TYPES, _EVENT_TYPE_CUM
         endpoints, endpoint_cum = _API_ENDPOINTS, _API_ENDPOINT_CUM
@@ -972,7 +1585,9 @@ class _Usage(_Source):
                     m, s = divmod(s, 60)
                     occurred = f"{prefix}{h:02d}:{m:02d}:{s:02d}.{ms:03d}Z"
                 rec: dict[str, Any] = {
-                    "event_id": _uuid4(getrandbits), "org": slug, "event_type": et,
+                    "event_id": _uuid4(getrandbits),
+                    "org": slug,
+                    "event_type": et,
                     "occurred_at": occurred,
                 }
                 r = rand()
@@ -1005,7 +1620,8 @@ class _Usage(_Source):
                     if rand() < 0.5:
                         rec["metadata"] = {
                             "client": _CLIENTS[int(rand() * 4)],
-                            "client_version": f"2.{int(rand() * 9)}.{int(rand() * 20)}"}
+                            "client_version": f"2.{int(rand() * 9)}.{int(rand() * 20)}",
+                        }
                 yield t, rec, None
 
 
@@ -1013,27 +1629,46 @@ class _Errors(_Source):
     name = "error_events"
     key = "event_id"
     time_field = "occurred_at"
-    malformed_weights = (("invalid_json", 0.2), ("schema_violation", 0.35),
-                         ("unknown_org", 0.1), ("unknown_project", 0.1),
-                         ("future_timestamp", 0.1), ("signature_mismatch", 0.15))
+    malformed_weights = (
+        ("invalid_json", 0.2),
+        ("schema_violation", 0.35),
+        ("unknown_org", 0.1),
+        ("unknown_project", 0.1),
+        ("future_timestamp", 0.1),
+        ("signature_mismatch", 0.15),
+    )
     _violations = (
-        ("event_id", _DELETE), ("project", _DELETE), ("detector", _DELETE),
-        ("message", _DELETE), ("file", _DELETE), ("line", _DELETE), ("occurred_at", _DELETE),
-        ("message", ""), ("severity", "SEVERE"), ("severity", "high"), ("line", -1),
-        ("line", "42"), ("column", -5), ("detector", "d" * 65),
+        ("event_id", _DELETE),
+        ("project", _DELETE),
+        ("detector", _DELETE),
+        ("message", _DELETE),
+        ("file", _DELETE),
+        ("line", _DELETE),
+        ("occurred_at", _DELETE),
+        ("message", ""),
+        ("severity", "SEVERE"),
+        ("severity", "high"),
+        ("line", -1),
+        ("line", "42"),
+        ("column", -5),
+        ("detector", "d" * 65),
         ("occurred_at", lambda r: _without_offset(r["occurred_at"])),
     )
 
     def schema_violation(self, rec: dict[str, Any], rng: random.Random) -> None:
         _mutate(rec, rng, self._violations)
-        if "signature" in rec and all(k in rec for k in ("detector", "file", "message")) \
-                and isinstance(rec["detector"], str):
+        if (
+            "signature" in rec
+            and all(k in rec for k in ("detector", "file", "message"))
+            and isinstance(rec["detector"], str)
+        ):
             rec["signature"] = error_signature(rec["detector"], rec["file"], rec["message"])
 
     def wrong(self, rec: dict[str, Any], rng: random.Random) -> None:
         # A producer that hashed the absolute path on its build machine.
-        rec["signature"] = error_signature(rec["detector"], "/home/runner/work/" + rec["file"],
-                                           rec["message"])
+        rec["signature"] = error_signature(
+            rec["detector"], "/home/runner/work/" + rec["file"], rec["message"]
+        )
 
     def conflict(self, rec: dict[str, Any], rng: random.Random) -> dict[str, Any]:
         other = dict(rec)
@@ -1050,8 +1685,9 @@ class _Errors(_Source):
             if not active:
                 active = p.sites[:1]
             cum, total = _cumulative(s.weight for s in active)
-            plans.append((p, active, cum, total,
-                          o.errors_per_day * p.weight * week * rng.uniform(0.8, 1.2)))
+            plans.append(
+                (p, active, cum, total, o.errors_per_day * p.weight * week * rng.uniform(0.8, 1.2))
+            )
         for start, share, span in clock.hours():
             events: list[tuple[int, int]] = []
             for index, plan in enumerate(plans):
@@ -1089,9 +1725,14 @@ class _Errors(_Source):
                     severity = _SEVERITIES[min(4, _SEVERITIES.index(severity) + 1)]
                 line = site.line if rand() < 0.8 else max(1, site.line + randrange(-12, 25))
                 rec: dict[str, Any] = {
-                    "event_id": _uuid4(getrandbits), "org": p.org, "project": p.slug,
-                    "detector": site.detector, "severity": severity, "message": message,
-                    "file": site.file, "line": line,
+                    "event_id": _uuid4(getrandbits),
+                    "org": p.org,
+                    "project": p.slug,
+                    "detector": site.detector,
+                    "severity": severity,
+                    "message": message,
+                    "file": site.file,
+                    "line": line,
                 }
                 if rand() < 0.7:
                     rec["column"] = randrange(1, 80)
@@ -1110,24 +1751,41 @@ class _Attestations(_Source):
     key = "request_id"
     time_field = "created_at"
     millis = False
-    malformed_weights = (("invalid_json", 0.2), ("schema_violation", 0.35),
-                         ("unknown_org", 0.1), ("unknown_project", 0.1),
-                         ("future_timestamp", 0.1), ("hash_mismatch", 0.15))
+    malformed_weights = (
+        ("invalid_json", 0.2),
+        ("schema_violation", 0.35),
+        ("unknown_org", 0.1),
+        ("unknown_project", 0.1),
+        ("future_timestamp", 0.1),
+        ("hash_mismatch", 0.15),
+    )
     _violations = (
-        ("request_id", _DELETE), ("project", _DELETE), ("files_changed", _DELETE),
-        ("risk_score", _DELETE), ("recipes", _DELETE),
-        ("created_at", _DELETE), ("prev_hash", _DELETE), ("hash", _DELETE),
-        ("status", "DONE"), ("risk_score", 101), ("risk_score", -1), ("files_changed", -2),
-        ("lines_added", "12"), ("recipes", "fix-null-checks"), ("recipes", [1, 2]),
-        ("prev_hash", "abc123"), ("hash", "not-a-hash"),
+        ("request_id", _DELETE),
+        ("project", _DELETE),
+        ("files_changed", _DELETE),
+        ("risk_score", _DELETE),
+        ("recipes", _DELETE),
+        ("created_at", _DELETE),
+        ("prev_hash", _DELETE),
+        ("hash", _DELETE),
+        ("status", "DONE"),
+        ("risk_score", 101),
+        ("risk_score", -1),
+        ("files_changed", -2),
+        ("lines_added", "12"),
+        ("recipes", "fix-null-checks"),
+        ("recipes", [1, 2]),
+        ("prev_hash", "abc123"),
+        ("hash", "not-a-hash"),
         ("created_at", lambda r: _without_offset(r["created_at"])),
     )
 
     def __init__(self, world: _World, options: GenerateOptions) -> None:
         super().__init__(world, options)
         existing = {(org, project): head for org, project, head in options.chain_heads}
-        self.heads = {(p.org, p.slug): existing.get((p.org, p.slug), GENESIS_HASH)
-                      for p in world.projects}
+        self.heads = {
+            (p.org, p.slug): existing.get((p.org, p.slug), GENESIS_HASH) for p in world.projects
+        }
 
     def finish(self, rec: dict[str, Any]) -> None:
         rec["hash"] = attestation_hash(rec)
@@ -1167,9 +1825,15 @@ class _Attestations(_Source):
             recipes = rng.sample(_RECIPES, randrange(1, 4))
         risk = min(100, int(rand() ** 2 * 70) + files * 2)
         rec: dict[str, Any] = {
-            "request_id": _uuid4(rng.getrandbits), "org": p.org, "project": p.slug,
-            "status": status, "files_changed": files, "lines_added": lines_added,
-            "lines_removed": lines_removed, "risk_score": risk, "recipes": recipes,
+            "request_id": _uuid4(rng.getrandbits),
+            "org": p.org,
+            "project": p.slug,
+            "status": status,
+            "files_changed": files,
+            "lines_added": lines_added,
+            "lines_removed": lines_removed,
+            "risk_score": risk,
+            "recipes": recipes,
         }
         if status == "FAILED":
             rec["error"] = _FIX_ERRORS[randrange(len(_FIX_ERRORS))]
@@ -1177,9 +1841,11 @@ class _Attestations(_Source):
             rec["error"] = _PARTIAL_ERRORS[randrange(len(_PARTIAL_ERRORS))]
         if status != "FAILED" and rand() < 0.9:
             s = t // 1000
-            rec["undo_snapshot"] = (f".odavl/undo/{clock.day:%Y%m%d}T{s // 3600:02d}"
-                                    f"{s // 60 % 60:02d}{s % 60:02d}Z-"
-                                    f"{rng.getrandbits(32):08x}.json")
+            rec["undo_snapshot"] = (
+                f".odavl/undo/{clock.day:%Y%m%d}T{s // 3600:02d}"
+                f"{s // 60 % 60:02d}{s % 60:02d}Z-"
+                f"{rng.getrandbits(32):08x}.json"
+            )
         rec["created_at"] = clock.stamp(t, rng, False)
         return rec
 
@@ -1221,21 +1887,43 @@ class _Audits(_Source):
     key = "request_id"
     time_field = "occurred_at"
     millis = False
-    malformed_weights = (("invalid_json", 0.2), ("schema_violation", 0.45),
-                         ("unknown_org", 0.1), ("unknown_project", 0.1),
-                         ("future_timestamp", 0.15))
+    malformed_weights = (
+        ("invalid_json", 0.2),
+        ("schema_violation", 0.45),
+        ("unknown_org", 0.1),
+        ("unknown_project", 0.1),
+        ("future_timestamp", 0.15),
+    )
     _violations = (
-        ("request_id", _DELETE), ("project", _DELETE), ("url", _DELETE),
-        ("duration_ms", _DELETE), ("occurred_at", _DELETE),
+        ("request_id", _DELETE),
+        ("project", _DELETE),
+        ("url", _DELETE),
+        ("duration_ms", _DELETE),
+        ("occurred_at", _DELETE),
         ("url", "ftp://files.example.com/report"),
-        ("url", lambda r: r["url"].split("://", 1)[1]), ("environment", "qa"),
-        ("device", "smartwatch"), ("score_performance", 101), ("score_seo", -4),
-        ("duration_ms", -1), ("status", "OK"), ("issues", "none"),
-        ("issues", lambda r: [{"suite": "usability", "severity": "LOW",
-                               "message": "Tap targets are too small",
-                               "recommendation": "Make tap targets at least 48 px."}]),
-        ("issues", lambda r: [{"suite": "seo", "severity": "LOW",
-                               "recommendation": "Add a title."}]),
+        ("url", lambda r: r["url"].split("://", 1)[1]),
+        ("environment", "qa"),
+        ("device", "smartwatch"),
+        ("score_performance", 101),
+        ("score_seo", -4),
+        ("duration_ms", -1),
+        ("status", "OK"),
+        ("issues", "none"),
+        (
+            "issues",
+            lambda r: [
+                {
+                    "suite": "usability",
+                    "severity": "LOW",
+                    "message": "Tap targets are too small",
+                    "recommendation": "Make tap targets at least 48 px.",
+                }
+            ],
+        ),
+        (
+            "issues",
+            lambda r: [{"suite": "seo", "severity": "LOW", "recommendation": "Add a title."}],
+        ),
         ("occurred_at", lambda r: _without_offset(r["occurred_at"])),
     )
 
@@ -1252,11 +1940,18 @@ class _Audits(_Source):
         for suite, found in rng.sample(_ALL_AUDIT_ISSUES, count):
             severity, message, recommendation, element, doc = found
             if "{" in message:
-                message = message.format(s=f"{rng.randint(25, 80) / 10:.1f}",
-                                         kib=rng.randint(40, 900), cls=rng.randint(11, 45),
-                                         ms=rng.randint(300, 2500))
-            issue = {"suite": suite, "severity": severity, "message": message,
-                     "recommendation": recommendation}
+                message = message.format(
+                    s=f"{rng.randint(25, 80) / 10:.1f}",
+                    kib=rng.randint(40, 900),
+                    cls=rng.randint(11, 45),
+                    ms=rng.randint(300, 2500),
+                )
+            issue = {
+                "suite": suite,
+                "severity": severity,
+                "message": message,
+                "recommendation": recommendation,
+            }
             if element:
                 issue["element"] = element
             if doc:
@@ -1284,16 +1979,25 @@ class _Audits(_Source):
                 status = "SUCCESS" if r < 0.8 else "PARTIAL" if r < 0.95 else "FAILED"
                 issues = self._issues(rng, 0 if status == "FAILED" else randrange(0, 9))
                 rec: dict[str, Any] = {
-                    "request_id": _uuid4(rng.getrandbits), "org": p.org, "project": p.slug,
+                    "request_id": _uuid4(rng.getrandbits),
+                    "org": p.org,
+                    "project": p.slug,
                     "url": p.hosts[environment] + _AUDIT_PATHS[randrange(len(_AUDIT_PATHS))],
-                    "environment": environment, "device": device, "status": status,
+                    "environment": environment,
+                    "device": device,
+                    "status": status,
                 }
                 if status != "FAILED":
                     base = 92 if environment == "production" else 84
                     penalty = {s: 0 for s in _SUITES}
                     for issue in issues:
-                        penalty[issue["suite"]] += {"CRITICAL": 15, "HIGH": 9, "MEDIUM": 5,
-                                                    "LOW": 2, "INFO": 0}[issue["severity"]]
+                        penalty[issue["suite"]] += {
+                            "CRITICAL": 15,
+                            "HIGH": 9,
+                            "MEDIUM": 5,
+                            "LOW": 2,
+                            "INFO": 0,
+                        }[issue["severity"]]
                     mobile = 14 if device == "mobile" else 6 if device == "tablet" else 0
 
                     def score(suite: str, extra: int = 0) -> int:
@@ -1308,16 +2012,19 @@ class _Audits(_Source):
                         rec["lighthouse_accessibility"] = score("accessibility")
                         rec["lighthouse_best_practices"] = score("best_practices")
                         rec["lighthouse_seo"] = score("seo")
-                rec["duration_ms"] = randrange(2_000, 15_000) if status == "FAILED" \
-                    else randrange(8_000, 120_000)
+                rec["duration_ms"] = (
+                    randrange(2_000, 15_000) if status == "FAILED" else randrange(8_000, 120_000)
+                )
                 rec["occurred_at"] = clock.stamp(t, rng, False)
                 rec["issues"] = issues
                 yield t, rec, None
 
 
 _SOURCE_CLASSES: dict[str, type[_Source]] = {
-    "usage_events": _Usage, "error_events": _Errors,
-    "fix_attestations": _Attestations, "audit_results": _Audits,
+    "usage_events": _Usage,
+    "error_events": _Errors,
+    "fix_attestations": _Attestations,
+    "audit_results": _Audits,
 }
 
 
@@ -1334,8 +2041,11 @@ class _Writer:
         self.tmp = final.with_name(final.name + ".tmp")
         self.gz = gz
         self.raw = open(self.tmp, "wb")
-        self.stream = (gzip.GzipFile(fileobj=self.raw, mode="wb", mtime=0, filename="",
-                                     compresslevel=6) if gz else self.raw)
+        self.stream = (
+            gzip.GzipFile(fileobj=self.raw, mode="wb", mtime=0, filename="", compresslevel=6)
+            if gz
+            else self.raw
+        )
         self.buf: list[bytes] = []
         self.lines = 0
         self.blanks = 0
@@ -1377,8 +2087,13 @@ class _Writer:
             self.tmp.unlink(missing_ok=True)
 
 
-def _write_source(out: Path, source: _Source, options: GenerateOptions, days: list[dt.date],
-                  progress: Callable[[str], None] | None) -> SourceSummary:
+def _write_source(
+    out: Path,
+    source: _Source,
+    options: GenerateOptions,
+    days: list[dt.date],
+    progress: Callable[[str], None] | None,
+) -> SourceSummary:
     name = source.name
     files_per_day = options.files_per_day
     last = len(days) - 1
@@ -1498,21 +2213,34 @@ def _write_source(out: Path, source: _Source, options: GenerateOptions, days: li
             progress(f"{name} {day.isoformat()}: {day_lines:,} lines in {len(writers)} files")
 
     summary = SourceSummary(
-        source=name, files=n_files, gzip_files=n_gzip, lines=n_lines, blank_lines=n_blank,
-        records=n_records, duplicates=n_dups, conflicts=n_conf, malformed=n_mal,
+        source=name,
+        files=n_files,
+        gzip_files=n_gzip,
+        lines=n_lines,
+        blank_lines=n_blank,
+        records=n_records,
+        duplicates=n_dups,
+        conflicts=n_conf,
+        malformed=n_mal,
         malformed_kinds={k: kinds[k] for k in MALFORMED_KINDS if k in kinds},
-        forks=n_forks, late=n_late,
+        forks=n_forks,
+        late=n_late,
     )
     if progress:
-        progress(f"{name}: {n_files} files, {n_lines:,} lines ({n_records:,} records, "
-                 f"{n_dups:,} duplicates, {n_conf:,} conflicts, {n_mal:,} malformed, "
-                 f"{n_late:,} late{f', {n_forks} forks' if n_forks else ''})")
+        progress(
+            f"{name}: {n_files} files, {n_lines:,} lines ({n_records:,} records, "
+            f"{n_dups:,} duplicates, {n_conf:,} conflicts, {n_mal:,} malformed, "
+            f"{n_late:,} late{f', {n_forks} forks' if n_forks else ''})"
+        )
     return summary
 
 
-def generate_landing(out: Path, options: GenerateOptions,
-                     progress: Callable[[str], None] | None = None,
-                     reference_path: Path | None = None) -> GenerateSummary:
+def generate_landing(
+    out: Path,
+    options: GenerateOptions,
+    progress: Callable[[str], None] | None = None,
+    reference_path: Path | None = None,
+) -> GenerateSummary:
     """Write `out/<source>/<YYYY-MM-DD>/*.ndjson[.gz]`, and the organizations and projects they
     use to `reference_path` (default `out/reference.json`; a landing zone's root would report it
     as a misplaced file, so the CLI writes it beside the landing zone).
@@ -1529,13 +2257,18 @@ def generate_landing(out: Path, options: GenerateOptions,
     os.replace(tmp, reference_path)
     world = _World(options, reference)
     if progress:
-        progress(f"reference.json: {len(world.orgs)} organizations, "
-                 f"{len(world.projects)} projects")
+        progress(f"reference.json: {len(world.orgs)} organizations, {len(world.projects)} projects")
     days = [options.first_day + dt.timedelta(days=i) for i in range(options.days)]
     sources = {}
     for name in SOURCES:
-        sources[name] = _write_source(out, _SOURCE_CLASSES[name](world, options), options,
-                                      days, progress)
-    return GenerateSummary(out=out, first_day=days[0], end_day=days[-1],
-                           organizations=len(world.orgs), projects=len(world.projects),
-                           sources=sources)
+        sources[name] = _write_source(
+            out, _SOURCE_CLASSES[name](world, options), options, days, progress
+        )
+    return GenerateSummary(
+        out=out,
+        first_day=days[0],
+        end_day=days[-1],
+        organizations=len(world.orgs),
+        projects=len(world.projects),
+        sources=sources,
+    )

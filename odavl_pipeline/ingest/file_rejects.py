@@ -24,8 +24,9 @@ from odavl_pipeline.ingest.writer import Counts, forget_unread, lock_source, sto
 # serialization), insufficient resources (disk full, out of memory), object not in prerequisite
 # state (lock not available), operator intervention (shutdown, cancel), system and config errors.
 INFRASTRUCTURE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "F0", "XX"})
-INFRASTRUCTURE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM,
-                                   errno.EROFS})
+INFRASTRUCTURE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EROFS}
+)
 MAX_ERROR_CHARS = 4000
 UNKNOWN_SHA256 = ""  # a file that could not be read to the end has no content hash
 
@@ -47,8 +48,13 @@ def describe(error: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + "…"
 
 
-def record_failed_file(conn: psycopg.Connection, landed: LandedFile, sha256: str, error: BaseException,
-                       run_id: str | None) -> Counts | None:
+def record_failed_file(
+    conn: psycopg.Connection,
+    landed: LandedFile,
+    sha256: str,
+    error: BaseException,
+    run_id: str | None,
+) -> Counts | None:
     """Record a file whose ingestion raised, so that it shows and is retried; None when another
     run ingested this content meanwhile."""
     try:
@@ -58,16 +64,26 @@ def record_failed_file(conn: psycopg.Connection, landed: LandedFile, sha256: str
     with conn.transaction(), conn.cursor() as cur:
         lock_source(cur, landed.source)
         forget_unread(cur, landed.source, landed.relative_path)
-        file_id = _insert_file(cur, landed.source, landed.relative_path, landed.day, sha256, size,
-                               run_id, "failed", describe(error))
+        file_id = _insert_file(
+            cur,
+            landed.source,
+            landed.relative_path,
+            landed.day,
+            sha256,
+            size,
+            run_id,
+            "failed",
+            describe(error),
+        )
         if file_id is None:
             return None
         _quarantine_file(cur, landed.source, file_id, Reason.INGEST_ERROR, describe(error))
     return Counts(files=1, lines=1, rejected=1)
 
 
-def record_misplaced(conn: psycopg.Connection, misplaced: list[MisplacedFile],
-                     run_id: str | None) -> dict[str | None, Counts]:
+def record_misplaced(
+    conn: psycopg.Connection, misplaced: list[MisplacedFile], run_id: str | None
+) -> dict[str | None, Counts]:
     """Report each misplaced file not reported yet at its path and size; counts per source."""
     counts: dict[str | None, Counts] = {}
     reported = _reported(conn, {stray.source for stray in misplaced})
@@ -80,13 +96,26 @@ def record_misplaced(conn: psycopg.Connection, misplaced: list[MisplacedFile],
         if (stray.source, stray.relative_path, size) in reported:
             continue
         with conn.transaction(), conn.cursor() as cur:
-            file_id = _insert_file(cur, stray.source, stray.relative_path, None,
-                                   _fingerprint(stray, info.st_mode), size, run_id, "misplaced",
-                                   None)
+            file_id = _insert_file(
+                cur,
+                stray.source,
+                stray.relative_path,
+                None,
+                _fingerprint(stray, info.st_mode),
+                size,
+                run_id,
+                "misplaced",
+                None,
+            )
             if file_id is None:  # another run reported it meanwhile
                 continue
-            _quarantine_file(cur, stray.source, file_id, Reason.MISPLACED_FILE,
-                             f"{stray.relative_path}: {stray.problem}")
+            _quarantine_file(
+                cur,
+                stray.source,
+                file_id,
+                Reason.MISPLACED_FILE,
+                f"{stray.relative_path}: {stray.problem}",
+            )
         counts.setdefault(stray.source, Counts()).add(Counts(files=1, lines=1, rejected=1))
     return counts
 
@@ -98,7 +127,8 @@ def _reported(conn: psycopg.Connection, sources: set[str | None]) -> set[tuple]:
     rows = conn.execute(
         "SELECT source::text, path, size_bytes FROM ingested_files WHERE status = 'misplaced' "
         "AND (source::text = ANY(%s) OR (source IS NULL AND %s))",
-        ([source for source in sources if source], None in sources)).fetchall()
+        ([source for source in sources if source], None in sources),
+    ).fetchall()
     conn.commit()
     return set(rows)
 
@@ -117,17 +147,31 @@ def _fingerprint(stray: MisplacedFile, mode: int) -> str:
     return hashlib.sha256(b"").hexdigest()
 
 
-def _insert_file(cur: Cursor, source: str | None, path: str, day, sha256: str, size: int,
-                 run_id: str | None, status: str, error: str | None) -> int | None:
+def _insert_file(
+    cur: Cursor,
+    source: str | None,
+    path: str,
+    day,
+    sha256: str,
+    size: int,
+    run_id: str | None,
+    status: str,
+    error: str | None,
+) -> int | None:
     row = cur.execute(
         "INSERT INTO ingested_files (source, path, day, sha256, size_bytes, run_id, status, error, "
         "lines, accepted, duplicate, pending, rejected) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, 0, 0, 0, 1) ON CONFLICT DO NOTHING RETURNING id",
-        (source, path, day, sha256, size, run_id, status, error)).fetchone()
+        (source, path, day, sha256, size, run_id, status, error),
+    ).fetchone()
     return row[0] if row else None
 
 
-def _quarantine_file(cur: Cursor, source: str | None, file_id: int, reason: Reason,
-                     detail: str) -> None:
-    cur.execute("INSERT INTO quarantine (source, file_id, line_no, reason, detail) "
-                "VALUES (%s, %s, NULL, %s, %s)", (source, file_id, reason.value, detail))
+def _quarantine_file(
+    cur: Cursor, source: str | None, file_id: int, reason: Reason, detail: str
+) -> None:
+    cur.execute(
+        "INSERT INTO quarantine (source, file_id, line_no, reason, detail) "
+        "VALUES (%s, %s, NULL, %s, %s)",
+        (source, file_id, reason.value, detail),
+    )

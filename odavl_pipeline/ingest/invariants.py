@@ -15,8 +15,9 @@ class Finding:
 
 
 def latest_run_id(conn: psycopg.Connection, source: str) -> str | None:
-    row = conn.execute("SELECT run_id FROM ingested_files WHERE source = %s ORDER BY id DESC LIMIT 1",
-                       (source,)).fetchone()
+    row = conn.execute(
+        "SELECT run_id FROM ingested_files WHERE source = %s ORDER BY id DESC LIMIT 1", (source,)
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -24,7 +25,9 @@ def lines_balance(conn: psycopg.Connection, source: str, run_id: str | None) -> 
     """Every file: lines read = accepted + duplicate + pending + rejected."""
     bad = conn.execute(
         "SELECT count(*) FROM ingested_files WHERE source = %s AND run_id IS NOT DISTINCT FROM %s "
-        "AND lines <> accepted + duplicate + pending + rejected", (source, run_id)).fetchone()[0]
+        "AND lines <> accepted + duplicate + pending + rejected",
+        (source, run_id),
+    ).fetchone()[0]
     return Finding(bad == 0, f"{bad} file(s) whose line outcomes do not add up", bad)
 
 
@@ -36,8 +39,11 @@ def rows_match_ledger(conn: psycopg.Connection, source: str, run_id: str | None)
             WHERE f.source = %s AND f.run_id IS NOT DISTINCT FROM %s
               AND f.accepted + f.pending <> (SELECT count(*) FROM {table} t
                                              WHERE t.file_id = f.id)""",
-        (source, run_id)).fetchone()[0]
-    return Finding(bad == 0, f"{bad} file(s) whose table rows differ from their accepted count", bad)
+        (source, run_id),
+    ).fetchone()[0]
+    return Finding(
+        bad == 0, f"{bad} file(s) whose table rows differ from their accepted count", bad
+    )
 
 
 def references_resolve(conn: psycopg.Connection, source: str, run_id: str | None) -> Finding:
@@ -53,7 +59,8 @@ def references_resolve(conn: psycopg.Connection, source: str, run_id: str | None
     bad = conn.execute(
         f"""SELECT count(*) FROM {spec.table} t JOIN ingested_files f ON f.id = t.file_id
             WHERE f.source = %s AND f.run_id IS NOT DISTINCT FROM %s AND ({orphan})""",
-        (source, run_id)).fetchone()[0]
+        (source, run_id),
+    ).fetchone()[0]
     return Finding(bad == 0, f"{bad} row(s) referring to a missing organization or project", bad)
 
 
@@ -67,7 +74,8 @@ def signature_counts(conn: psycopg.Connection, run_id: str | None) -> Finding:
            JOIN error_signatures s ON s.project_id = t.project_id AND s.hash = t.signature_hash
            WHERE s.count <> (SELECT count(DISTINCT e.event_id) FROM error_events e
                              WHERE e.project_id = t.project_id AND e.signature_hash = t.signature_hash)""",
-        (run_id,)).fetchone()[0]
+        (run_id,),
+    ).fetchone()[0]
     return Finding(bad == 0, f"{bad} signature(s) whose count differs from their events", bad)
 
 
@@ -86,8 +94,11 @@ def chains_intact(conn: psycopg.Connection, run_id: str | None) -> Finding:
                       AND NOT EXISTS (SELECT 1 FROM fix_attestations p
                                       WHERE p.project_id = a.project_id AND p.hash = a.prev_hash
                                         AND p.chain_status = 'verified')))""",
-        (run_id,)).fetchone()[0]
-    return Finding(bad == 0, f"{bad} verified attestation(s) forked or without a verified parent", bad)
+        (run_id,),
+    ).fetchone()[0]
+    return Finding(
+        bad == 0, f"{bad} verified attestation(s) forked or without a verified parent", bad
+    )
 
 
 def no_failed_files(conn: psycopg.Connection, source: str, run_id: str | None) -> Finding:
@@ -95,7 +106,12 @@ def no_failed_files(conn: psycopg.Connection, source: str, run_id: str | None) -
     by the next run, and an error that stays needs a person."""
     rows = conn.execute(
         "SELECT path, error FROM ingested_files WHERE source = %s AND status = 'failed' "
-        "ORDER BY path", (source,)).fetchall()
+        "ORDER BY path",
+        (source,),
+    ).fetchall()
     shown = "; ".join(f"{path}: {error}" for path, error in rows[:3])
-    return Finding(not rows, f"{len(rows)} file(s) failed and wait for the next run"
-                   + (f" ({shown})" if rows else ""), len(rows))
+    return Finding(
+        not rows,
+        f"{len(rows)} file(s) failed and wait for the next run" + (f" ({shown})" if rows else ""),
+        len(rows),
+    )

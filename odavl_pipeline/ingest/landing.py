@@ -84,8 +84,9 @@ def parse_day(text: str, today: date | None = None) -> date | None:
     return day if day and FIRST_DAY <= day <= last_landing_day(today) else None
 
 
-def scan_landing(root: Path, sources: tuple[str, ...] = SOURCES,
-                 today: date | None = None) -> LandingScan:
+def scan_landing(
+    root: Path, sources: tuple[str, ...] = SOURCES, today: date | None = None
+) -> LandingScan:
     """Every landing file of `sources`, and the misplaced files under them or outside every
     source's folder, in name order."""
     scan = LandingScan()
@@ -113,8 +114,14 @@ def _scan_source(root: Path, folder: os.DirEntry, scan: LandingScan, today: date
         if day and _is_folder(entry):
             _scan_day(root, source, day, Path(entry.path), scan)
         elif not is_in_progress(entry.name):
-            _misplace(root, entry, source, f"not in a day folder {source}/YYYY-MM-DD/ (a real day "
-                      f"from {FIRST_DAY} to tomorrow)", scan)
+            _misplace(
+                root,
+                entry,
+                source,
+                f"not in a day folder {source}/YYYY-MM-DD/ (a real day "
+                f"from {FIRST_DAY} to tomorrow)",
+                scan,
+            )
 
 
 def _scan_day(root: Path, source: str, day: date, folder: Path, scan: LandingScan) -> None:
@@ -122,8 +129,13 @@ def _scan_day(root: Path, source: str, day: date, folder: Path, scan: LandingSca
         if is_in_progress(entry.name):
             continue
         if _is_folder(entry):
-            _misplace(root, entry, source, "in a folder inside a day folder: files go directly "
-                      f"in {source}/{day}/", scan)
+            _misplace(
+                root,
+                entry,
+                source,
+                f"in a folder inside a day folder: files go directly in {source}/{day}/",
+                scan,
+            )
             continue
         problem, path = _readable(root, entry)
         if problem is None and not entry.name.endswith((".ndjson", ".ndjson.gz")):
@@ -135,8 +147,9 @@ def _scan_day(root: Path, source: str, day: date, folder: Path, scan: LandingSca
             scan.files.append(LandedFile(source, day, path, relative))
 
 
-def _misplace(root: Path, entry: os.DirEntry, source: str | None, problem: str,
-              scan: LandingScan) -> None:
+def _misplace(
+    root: Path, entry: os.DirEntry, source: str | None, problem: str, scan: LandingScan
+) -> None:
     """Report a stray file; a stray folder (not a link) for each file in it."""
     if _is_folder(entry):
         for inner in _entries(entry.path):
@@ -144,8 +157,9 @@ def _misplace(root: Path, entry: os.DirEntry, source: str | None, problem: str,
                 _misplace(root, inner, source, problem, scan)
         return
     problem = _readable(root, entry)[0] or problem
-    scan.misplaced.append(MisplacedFile(source, Path(entry.path), relative_name(root, entry.path),
-                                        problem))
+    scan.misplaced.append(
+        MisplacedFile(source, Path(entry.path), relative_name(root, entry.path), problem)
+    )
 
 
 def _readable(root: Path, entry: os.DirEntry) -> tuple[str | None, Path]:
@@ -177,11 +191,11 @@ def _entries(folder) -> list[os.DirEntry]:
 def relative_name(root: Path, path: str) -> str:
     """`path` (found under the root) relative to it, printable and storable: bytes that are not
     UTF-8 escaped as `\\xNN`; a path past MAX_PATH_BYTES shortened, ending in its hash."""
-    raw = os.fsencode(path[len(os.fspath(root)) + 1:])  # found by scandir under the root
+    raw = os.fsencode(path[len(os.fspath(root)) + 1 :])  # found by scandir under the root
     text = raw.decode("utf-8", errors="backslashreplace")
     if len(text.encode()) <= MAX_PATH_BYTES:
         return text
-    kept = raw[:MAX_PATH_BYTES - 100].decode("utf-8", errors="ignore")
+    kept = raw[: MAX_PATH_BYTES - 100].decode("utf-8", errors="ignore")
     return f"{kept}…(shortened, sha256 of the path {hashlib.sha256(raw).hexdigest()})"
 
 

@@ -64,8 +64,12 @@ class ParserProcess:
         context = multiprocessing.get_context("spawn")
         self._tasks = context.Queue()
         self._results = context.Queue(maxsize=3)
-        self._process = context.Process(target=_serve, args=(self._tasks, self._results, os.getpid()),
-                                        name="odavl-parser", daemon=True)
+        self._process = context.Process(
+            target=_serve,
+            args=(self._tasks, self._results, os.getpid()),
+            name="odavl-parser",
+            daemon=True,
+        )
         self._process.start()
 
     def submit(self, prepared: PreparedFile) -> None:
@@ -73,8 +77,16 @@ class ParserProcess:
         if self._process is None:
             self._start()
         landed = prepared.landed
-        self._tasks.put((str(landed.path), landed.relative_path.endswith(".gz"), landed.source,
-                         prepared.refs, source_limits(landed.source), prepared.file_id))
+        self._tasks.put(
+            (
+                str(landed.path),
+                landed.relative_path.endswith(".gz"),
+                landed.source,
+                prepared.refs,
+                source_limits(landed.source),
+                prepared.file_id,
+            )
+        )
 
     def batches(self, prepared: PreparedFile) -> Iterator[Batch]:
         """The submitted file's validated batches; raises UnreadableFile, or FileChanged if
@@ -87,7 +99,9 @@ class ParserProcess:
                 raise item
             if isinstance(item, _FileDone):
                 if item.sha256 != prepared.sha256:
-                    raise FileChanged(f"{prepared.landed.relative_path} changed while it was ingested")
+                    raise FileChanged(
+                        f"{prepared.landed.relative_path} changed while it was ingested"
+                    )
                 return
             yield item
 
@@ -107,12 +121,14 @@ class ParserProcess:
                 return self._results.get(timeout=_POLL_SECONDS)
             except queue.Empty:
                 if not self._process.is_alive():
-                    raise ParserDied(f"the parser process died (exit code "
-                                     f"{self._process.exitcode})") from None
+                    raise ParserDied(
+                        f"the parser process died (exit code {self._process.exitcode})"
+                    ) from None
 
 
 def _serve(tasks, results, parent_pid: int) -> None:
     """The child: parse each file it is given until told to stop or orphaned."""
+
     def put(item) -> None:
         while True:
             try:
@@ -148,13 +164,16 @@ def _orphaned(results) -> None:
     results.cancel_join_thread()
 
 
-def _parse(path: str, gzipped: bool, source: str, refs: References, limits: Limits, file_id: int,
-           put) -> str:
+def _parse(
+    path: str, gzipped: bool, source: str, refs: References, limits: Limits, file_id: int, put
+) -> str:
     """Send the file's batches; return the SHA-256 of the bytes that were read."""
     digest = hashlib.sha256()
     with open_landed(path) as raw:
         handle = _Hashing(raw, digest)
-        lines = (Line(file_id, no, text, length) for no, text, length in read_lines(handle, gzipped))
+        lines = (
+            Line(file_id, no, text, length) for no, text, length in read_lines(handle, gzipped)
+        )
         for batch in validated_batches(SPECS[source], refs, lines, limits):
             put(batch)
         while handle.read(1 << 20):  # hash what a reader may have left unread

@@ -18,8 +18,10 @@ from odavl_pipeline.ingest.landing import LandedFile, scan_landing
 
 def known_files(conn: psycopg.Connection) -> set[tuple[str, str, int, int]]:
     """(source, path, size, mtime_ns) of every file the ledger holds as ingested."""
-    rows = conn.execute("SELECT source::text, path, size_bytes, mtime_ns FROM ingested_files "
-                        "WHERE status = 'ingested' AND mtime_ns IS NOT NULL").fetchall()
+    rows = conn.execute(
+        "SELECT source::text, path, size_bytes, mtime_ns FROM ingested_files "
+        "WHERE status = 'ingested' AND mtime_ns IS NOT NULL"
+    ).fetchall()
     return set(rows)
 
 
@@ -42,13 +44,20 @@ def pending_days(conn: psycopg.Connection, files: Iterable[LandedFile]) -> set[d
     return pending
 
 
-def days_to_run(conn: psycopg.Connection, landing_root: Path, first: date | None = None,
-                last: date | None = None) -> list[date]:
+def days_to_run(
+    conn: psycopg.Connection,
+    landing_root: Path,
+    first: date | None = None,
+    last: date | None = None,
+) -> list[date]:
     """The landed days in [first, last] that a run should ingest: the pending ones, or else the
     latest landed day, so that a run with nothing new still retries the quarantine, checks and
     rebuilds the marts. Empty when nothing has landed in the range."""
-    files = [landed for landed in scan_landing(landing_root).files
-             if (first is None or landed.day >= first) and (last is None or landed.day <= last)]
+    files = [
+        landed
+        for landed in scan_landing(landing_root).files
+        if (first is None or landed.day >= first) and (last is None or landed.day <= last)
+    ]
     if not files:
         return []
     return sorted(pending_days(conn, files)) or [max(landed.day for landed in files)]

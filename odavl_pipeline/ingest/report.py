@@ -15,7 +15,9 @@ def run_counts(conn: psycopg.Connection, run_id: str) -> dict[str, Counts]:
     rows = conn.execute(
         """SELECT source::text, count(*), sum(lines), sum(accepted), sum(duplicate), sum(pending),
                   sum(rejected)
-           FROM ingested_files WHERE run_id = %s GROUP BY source""", (run_id,)).fetchall()
+           FROM ingested_files WHERE run_id = %s GROUP BY source""",
+        (run_id,),
+    ).fetchall()
     for source, *numbers in rows:
         if source is not None:  # misplaced files outside every source: `unread_files` lists them
             counts[source] = Counts(*(int(n) for n in numbers))
@@ -28,9 +30,13 @@ def unread_files(conn: psycopg.Connection, run_id: str) -> list[dict]:
         """SELECT f.source::text, f.path, f.status::text, q.detail
            FROM ingested_files f JOIN quarantine q ON q.file_id = f.id AND q.line_no IS NULL
            WHERE f.run_id = %s AND f.status <> 'ingested'
-           ORDER BY f.status, f.path""", (run_id,)).fetchall()
-    return [{"source": source, "file": path, "status": status, "detail": detail}
-            for source, path, status, detail in rows]
+           ORDER BY f.status, f.path""",
+        (run_id,),
+    ).fetchall()
+    return [
+        {"source": source, "file": path, "status": status, "detail": detail}
+        for source, path, status, detail in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -44,15 +50,21 @@ class RejectFilter:
 
     def where(self) -> tuple[str, dict]:
         """The SQL condition on `q` (quarantine) and `f` (its file), and its parameters."""
-        conditions = {"source": "q.source::text = %(source)s", "reason": "q.reason = %(reason)s",
-                      "file": "strpos(f.path, %(file)s) > 0", "day": "f.day = %(day)s"}
-        chosen = [condition for name, condition in conditions.items()
-                  if getattr(self, name) is not None]
+        conditions = {
+            "source": "q.source::text = %(source)s",
+            "reason": "q.reason = %(reason)s",
+            "file": "strpos(f.path, %(file)s) > 0",
+            "day": "f.day = %(day)s",
+        }
+        chosen = [
+            condition for name, condition in conditions.items() if getattr(self, name) is not None
+        ]
         return " AND ".join(chosen) or "TRUE", asdict(self)
 
 
-def list_rejects(conn: psycopg.Connection, filters: RejectFilter = RejectFilter(),
-                 limit: int | None = None) -> list[dict]:
+def list_rejects(
+    conn: psycopg.Connection, filters: RejectFilter = RejectFilter(), limit: int | None = None
+) -> list[dict]:
     """Quarantined records, the newest landing day first (misplaced files, which have none,
     last), then by file and line: file relative to the landing root, 1-based line (None for a
     whole file)."""
@@ -62,16 +74,23 @@ def list_rejects(conn: psycopg.Connection, filters: RejectFilter = RejectFilter(
             FROM quarantine q JOIN ingested_files f ON f.id = q.file_id
             WHERE {where}
             ORDER BY f.day DESC NULLS LAST, f.path, f.id, q.line_no NULLS FIRST, q.id
-            LIMIT %(limit)s""", {**parameters, "limit": limit}).fetchall()
-    return [{"source": source, "file": path, "line": line, "reason": why, "detail": detail}
-            for source, path, line, why, detail in rows]
+            LIMIT %(limit)s""",
+        {**parameters, "limit": limit},
+    ).fetchall()
+    return [
+        {"source": source, "file": path, "line": line, "reason": why, "detail": detail}
+        for source, path, line, why, detail in rows
+    ]
 
 
-def reject_totals(conn: psycopg.Connection,
-                  filters: RejectFilter = RejectFilter()) -> list[tuple[str | None, str, int]]:
+def reject_totals(
+    conn: psycopg.Connection, filters: RejectFilter = RejectFilter()
+) -> list[tuple[str | None, str, int]]:
     """(source, reason, records) of the quarantined records that pass `filters`."""
     where, parameters = filters.where()
     return conn.execute(
         f"""SELECT q.source::text, q.reason, count(*)
             FROM quarantine q JOIN ingested_files f ON f.id = q.file_id
-            WHERE {where} GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2""", parameters).fetchall()
+            WHERE {where} GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2""",
+        parameters,
+    ).fetchall()

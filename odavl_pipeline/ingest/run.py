@@ -50,9 +50,14 @@ class IngestReport:
         return self.counts.lines / self.seconds if self.seconds else 0.0
 
 
-def ingest_days(conn: psycopg.Connection, landing_root: Path, source: str, days: list[date],
-                run_id: str | None = None,
-                progress: Callable[[str], None] | None = None) -> IngestReport:
+def ingest_days(
+    conn: psycopg.Connection,
+    landing_root: Path,
+    source: str,
+    days: list[date],
+    run_id: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> IngestReport:
     """Ingest every file landed for `source` on `days`, each file in its own transaction."""
     report = IngestReport(source)
     started = time.perf_counter()
@@ -83,8 +88,13 @@ def ingest_days(conn: psycopg.Connection, landing_root: Path, source: str, days:
     return report
 
 
-def _submit_next(conn: psycopg.Connection, parser: ParserProcess, files: Iterator[LandedFile],
-                 report: IngestReport, run_id: str | None) -> PreparedFile | None:
+def _submit_next(
+    conn: psycopg.Connection,
+    parser: ParserProcess,
+    files: Iterator[LandedFile],
+    report: IngestReport,
+    run_id: str | None,
+) -> PreparedFile | None:
     """Prepare the next file not yet ingested and submit it to the parser."""
     for landed in files:
         try:
@@ -105,8 +115,14 @@ def _submit_next(conn: psycopg.Connection, parser: ParserProcess, files: Iterato
     return None
 
 
-def _failed(conn: psycopg.Connection, landed: LandedFile, sha256: str, error: Exception,
-            report: IngestReport, run_id: str | None) -> Counts | None:
+def _failed(
+    conn: psycopg.Connection,
+    landed: LandedFile,
+    sha256: str,
+    error: Exception,
+    report: IngestReport,
+    run_id: str | None,
+) -> Counts | None:
     report.failed.append((landed.relative_path, describe(error)))
     return record_failed_file(conn, landed, sha256, error, run_id)
 

@@ -19,21 +19,26 @@ from typing import Any, Callable
 
 from odavl_pipeline.domain import records as r
 
-COMMON_STAGE = (("file_id", "bigint"), ("line_no", "integer"), ("scope_id", "integer"),
-                ("key", "text"), ("payload", "text"))
+COMMON_STAGE = (
+    ("file_id", "bigint"),
+    ("line_no", "integer"),
+    ("scope_id", "integer"),
+    ("key", "text"),
+    ("payload", "text"),
+)
 
 
 @dataclass(frozen=True)
 class SourceSpec:
     name: str
     table: str
-    key_column: str       # event_id or request_id
-    scope_column: str     # organization_id or project_id: the dedup scope
-    needs_project: bool   # is `project` a required slug of the org
+    key_column: str  # event_id or request_id
+    scope_column: str  # organization_id or project_id: the dedup scope
+    needs_project: bool  # is `project` a required slug of the org
     validator: Callable[[dict, datetime, r.Limits], Any]  # (parsed line, now, limits) -> record
     stage_columns: tuple[tuple[str, str], ...]
-    row: Callable[[Any, int | None], tuple]   # (record, project_id) -> source columns
-    insert_sql: str       # returns (file_id, line_no) of the inserted rows
+    row: Callable[[Any, int | None], tuple]  # (record, project_id) -> source columns
+    insert_sql: str  # returns (file_id, line_no) of the inserted rows
 
     def validate(self, obj: dict, now: datetime, limits: r.Limits | None = None):
         """The record of a parsed line, or `Rejected`; limits default to the source's own."""
@@ -50,17 +55,28 @@ def source_limits(source: str) -> r.Limits:
         return {name: name for name in names}
 
     stored = {
-        "usage_events": [
-            (m.UsageEvent, {**same("event_id", "quantity"), "user": "user_email"})],
+        "usage_events": [(m.UsageEvent, {**same("event_id", "quantity"), "user": "user_email"})],
         "error_events": [
             (m.ErrorEvent, same("event_id", "detector", "message", "file", "line", "column")),
-            (m.ErrorSignature, same("detector", "message", "file", "line", "column"))],
+            (m.ErrorSignature, same("detector", "message", "file", "line", "column")),
+        ],
         "fix_attestations": [
-            (m.FixAttestation, same("request_id", "files_changed", "lines_added",
-                                    "lines_removed", "risk_score", "recipes"))],
+            (
+                m.FixAttestation,
+                same(
+                    "request_id",
+                    "files_changed",
+                    "lines_added",
+                    "lines_removed",
+                    "risk_score",
+                    "recipes",
+                ),
+            )
+        ],
         "audit_results": [
             (m.AuditResult, same("request_id", "url", *r.AUDIT_SCORES, "duration_ms")),
-            (m.AuditIssue, {f"issues.{name}": name for name in r.ISSUE_TEXTS})],
+            (m.AuditIssue, {f"issues.{name}": name for name in r.ISSUE_TEXTS}),
+        ],
     }
     limits = r.RULES[source]
     for model, columns in stored[source]:
@@ -73,29 +89,65 @@ def _usage_row(rec: r.UsageRecord, project_id: int | None) -> tuple:
 
 
 def _error_row(rec: r.ErrorRecord, project_id: int | None) -> tuple:
-    return (rec.signature, rec.detector, rec.severity, rec.message, rec.file, rec.line,
-            rec.column, rec.occurred_at)
+    return (
+        rec.signature,
+        rec.detector,
+        rec.severity,
+        rec.message,
+        rec.file,
+        rec.line,
+        rec.column,
+        rec.occurred_at,
+    )
 
 
 def _attestation_row(rec: r.AttestationRecord, project_id: int | None) -> tuple:
-    return (rec.status, rec.files_changed, rec.lines_added, rec.lines_removed, rec.risk_score,
-            list(rec.recipes), rec.created_at, rec.prev_hash, rec.hash)
+    return (
+        rec.status,
+        rec.files_changed,
+        rec.lines_added,
+        rec.lines_removed,
+        rec.risk_score,
+        list(rec.recipes),
+        rec.created_at,
+        rec.prev_hash,
+        rec.hash,
+    )
 
 
 def _audit_row(rec: r.AuditRecord, project_id: int | None) -> tuple:
     severities = [issue.severity for issue in rec.issues]
-    return (rec.url, rec.environment, rec.device, rec.status, *rec.scores, rec.duration_ms,
-            rec.occurred_at, len(rec.issues), severities.count("CRITICAL"),
-            severities.count("HIGH"), severities.count("MEDIUM"), severities.count("LOW"),
-            severities.count("INFO"))
+    return (
+        rec.url,
+        rec.environment,
+        rec.device,
+        rec.status,
+        *rec.scores,
+        rec.duration_ms,
+        rec.occurred_at,
+        len(rec.issues),
+        severities.count("CRITICAL"),
+        severities.count("HIGH"),
+        severities.count("MEDIUM"),
+        severities.count("LOW"),
+        severities.count("INFO"),
+    )
 
 
 USAGE = SourceSpec(
-    name="usage_events", table="usage_events", key_column="event_id",
-    scope_column="organization_id", needs_project=False,
+    name="usage_events",
+    table="usage_events",
+    key_column="event_id",
+    scope_column="organization_id",
+    needs_project=False,
     validator=r.validate_usage,
-    stage_columns=(("event_type", "usage_event_type"), ("occurred_at", "timestamptz"),
-                   ("quantity", "integer"), ("project_id", "integer"), ("user_email", "text")),
+    stage_columns=(
+        ("event_type", "usage_event_type"),
+        ("occurred_at", "timestamptz"),
+        ("quantity", "integer"),
+        ("project_id", "integer"),
+        ("user_email", "text"),
+    ),
     row=_usage_row,
     insert_sql="""
         INSERT INTO usage_events (organization_id, event_id, event_type, occurred_at, quantity,
@@ -108,12 +160,22 @@ USAGE = SourceSpec(
 )
 
 ERRORS = SourceSpec(
-    name="error_events", table="error_events", key_column="event_id",
-    scope_column="project_id", needs_project=True,
+    name="error_events",
+    table="error_events",
+    key_column="event_id",
+    scope_column="project_id",
+    needs_project=True,
     validator=r.validate_error,
-    stage_columns=(("signature_hash", "text"), ("detector", "text"), ("severity", "severity"),
-                   ("message", "text"), ("file", "text"), ("line", "integer"),
-                   ("column", "integer"), ("occurred_at", "timestamptz")),
+    stage_columns=(
+        ("signature_hash", "text"),
+        ("detector", "text"),
+        ("severity", "severity"),
+        ("message", "text"),
+        ("file", "text"),
+        ("line", "integer"),
+        ("column", "integer"),
+        ("occurred_at", "timestamptz"),
+    ),
     row=_error_row,
     insert_sql="""
         WITH inserted AS (
@@ -157,13 +219,23 @@ ERRORS = SourceSpec(
 )
 
 ATTESTATIONS = SourceSpec(
-    name="fix_attestations", table="fix_attestations", key_column="request_id",
-    scope_column="project_id", needs_project=True,
+    name="fix_attestations",
+    table="fix_attestations",
+    key_column="request_id",
+    scope_column="project_id",
+    needs_project=True,
     validator=r.validate_attestation,
-    stage_columns=(("status", "run_status"), ("files_changed", "integer"),
-                   ("lines_added", "integer"), ("lines_removed", "integer"),
-                   ("risk_score", "integer"), ("recipes", "text[]"),
-                   ("created_at", "timestamptz"), ("prev_hash", "text"), ("hash", "text")),
+    stage_columns=(
+        ("status", "run_status"),
+        ("files_changed", "integer"),
+        ("lines_added", "integer"),
+        ("lines_removed", "integer"),
+        ("risk_score", "integer"),
+        ("recipes", "text[]"),
+        ("created_at", "timestamptz"),
+        ("prev_hash", "text"),
+        ("hash", "text"),
+    ),
     row=_attestation_row,
     insert_sql="""
         INSERT INTO fix_attestations (project_id, request_id, status, files_changed,
@@ -178,16 +250,27 @@ ATTESTATIONS = SourceSpec(
 )
 
 AUDITS = SourceSpec(
-    name="audit_results", table="audit_results", key_column="request_id",
-    scope_column="project_id", needs_project=True,
+    name="audit_results",
+    table="audit_results",
+    key_column="request_id",
+    scope_column="project_id",
+    needs_project=True,
     validator=r.validate_audit,
-    stage_columns=(("url", "text"), ("environment", "audit_environment"),
-                   ("device", "audit_device"), ("status", "run_status"),
-                   *((score, "integer") for score in r.AUDIT_SCORES),
-                   ("duration_ms", "bigint"), ("occurred_at", "timestamptz"),
-                   ("total_issues", "integer"), ("critical_issues", "integer"),
-                   ("high_issues", "integer"), ("medium_issues", "integer"),
-                   ("low_issues", "integer"), ("info_issues", "integer")),
+    stage_columns=(
+        ("url", "text"),
+        ("environment", "audit_environment"),
+        ("device", "audit_device"),
+        ("status", "run_status"),
+        *((score, "integer") for score in r.AUDIT_SCORES),
+        ("duration_ms", "bigint"),
+        ("occurred_at", "timestamptz"),
+        ("total_issues", "integer"),
+        ("critical_issues", "integer"),
+        ("high_issues", "integer"),
+        ("medium_issues", "integer"),
+        ("low_issues", "integer"),
+        ("info_issues", "integer"),
+    ),
     row=_audit_row,
     insert_sql=f"""
         WITH inserted AS (

@@ -74,8 +74,12 @@ class References:
     @classmethod
     def load(cls, cur: Cursor) -> "References":
         orgs = dict(cur.execute("SELECT slug, id FROM organizations").fetchall())
-        projects = {(org_id, slug): project_id for org_id, slug, project_id in
-                    cur.execute("SELECT organization_id, slug, id FROM projects").fetchall()}
+        projects = {
+            (org_id, slug): project_id
+            for org_id, slug, project_id in cur.execute(
+                "SELECT organization_id, slug, id FROM projects"
+            ).fetchall()
+        }
         return cls(orgs, projects)
 
 
@@ -116,20 +120,33 @@ def prepare_file(conn: psycopg.Connection, landed: LandedFile) -> PreparedFile |
     with conn.transaction(), conn.cursor() as cur:
         if _already_ingested(cur, landed, digest):
             # the ledger learns the file's time, so that `pending_days` need not read it again
-            cur.execute("UPDATE ingested_files SET mtime_ns = %s WHERE source = %s AND path = %s "
-                        "AND sha256 = %s AND mtime_ns IS DISTINCT FROM %s",
-                        (status.st_mtime_ns, landed.source, landed.relative_path, digest,
-                         status.st_mtime_ns))
+            cur.execute(
+                "UPDATE ingested_files SET mtime_ns = %s WHERE source = %s AND path = %s "
+                "AND sha256 = %s AND mtime_ns IS DISTINCT FROM %s",
+                (
+                    status.st_mtime_ns,
+                    landed.source,
+                    landed.relative_path,
+                    digest,
+                    status.st_mtime_ns,
+                ),
+            )
             return None
-        file_id = cur.execute("SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
-                              ).fetchone()[0]
-        return PreparedFile(landed, digest, file_id, References.load(cur), status.st_size,
-                            status.st_mtime_ns)
+        file_id = cur.execute(
+            "SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
+        ).fetchone()[0]
+        return PreparedFile(
+            landed, digest, file_id, References.load(cur), status.st_size, status.st_mtime_ns
+        )
 
 
-def ingest_file(conn: psycopg.Connection, prepared: PreparedFile, parser: "ParserProcess",
-                run_id: str | None = None,
-                progress: Callable[[str], None] | None = None) -> Counts | None:
+def ingest_file(
+    conn: psycopg.Connection,
+    prepared: PreparedFile,
+    parser: "ParserProcess",
+    run_id: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Counts | None:
     """Ingest one submitted file in one transaction; None when another run ingested it first."""
     landed, file_id = prepared.landed, prepared.file_id
     spec = SPECS[landed.source]
@@ -143,8 +160,17 @@ def ingest_file(conn: psycopg.Connection, prepared: PreparedFile, parser: "Parse
             "INSERT INTO ingested_files (id, source, path, day, sha256, size_bytes, mtime_ns, "
             "run_id, lines, accepted, duplicate, pending, rejected) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 0, 0)",
-            (file_id, spec.name, landed.relative_path, landed.day, prepared.sha256,
-             prepared.size_bytes, prepared.mtime_ns, run_id))
+            (
+                file_id,
+                spec.name,
+                landed.relative_path,
+                landed.day,
+                prepared.sha256,
+                prepared.size_bytes,
+                prepared.mtime_ns,
+                run_id,
+            ),
+        )
         _create_stage(cur, spec)
         lines, duplicates, touched = 0, Counter(), {file_id}
         try:
@@ -158,19 +184,40 @@ def ingest_file(conn: psycopg.Connection, prepared: PreparedFile, parser: "Parse
                     touched |= chains.settle_attestation_chains(cur)
         except UnreadableFile as error:
             lines, duplicates, touched = 1, Counter(), {file_id}
-            _quarantine(cur, [(spec.name, file_id, None, Reason.UNREADABLE_FILE.value,
-                               str(error), None, None, None)])
+            _quarantine(
+                cur,
+                [
+                    (
+                        spec.name,
+                        file_id,
+                        None,
+                        Reason.UNREADABLE_FILE.value,
+                        str(error),
+                        None,
+                        None,
+                        None,
+                    )
+                ],
+            )
         _settle_ledger(cur, spec, duplicates, touched, lines={file_id: lines})
-        return Counts(1, *cur.execute(
-            "SELECT lines, accepted, duplicate, pending, rejected FROM ingested_files WHERE id = %s",
-            (file_id,)).fetchone())
+        return Counts(
+            1,
+            *cur.execute(
+                "SELECT lines, accepted, duplicate, pending, rejected FROM ingested_files WHERE id = %s",
+                (file_id,),
+            ).fetchone(),
+        )
 
 
 def _already_ingested(cur: Cursor, landed: LandedFile, digest: str) -> bool:
-    return cur.execute(
-        "SELECT 1 FROM ingested_files WHERE source = %s AND path = %s AND sha256 = %s "
-        "AND status = 'ingested'",
-        (landed.source, landed.relative_path, digest)).fetchone() is not None
+    return (
+        cur.execute(
+            "SELECT 1 FROM ingested_files WHERE source = %s AND path = %s AND sha256 = %s "
+            "AND status = 'ingested'",
+            (landed.source, landed.relative_path, digest),
+        ).fetchone()
+        is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -198,7 +245,8 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
                              WHERE o.slug = q.org_slug
                                AND (q.reason = 'unknown_org' OR p.id IS NOT NULL))
                RETURNING q.file_id, q.line_no, q.raw""",
-            (source, [reason.value for reason in RETRYABLE_REASONS]))
+            (source, [reason.value for reason in RETRYABLE_REASONS]),
+        )
         retried = sorted(cur.fetchall())
         if not retried:
             return RetryOutcome()
@@ -206,8 +254,10 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
         _create_stage(cur, spec)
         duplicates: Counter = Counter()
         touched = {file_id for file_id, _, _ in retried}
-        lines = (Line(file_id, line_no, raw.encode(), len(raw.encode()))
-                 for file_id, line_no, raw in retried)
+        lines = (
+            Line(file_id, line_no, raw.encode(), len(raw.encode()))
+            for file_id, line_no, raw in retried
+        )
         for batch in validated_batches(spec, refs, lines, source_limits(spec.name)):
             duplicates.update(_write_batch(cur, spec, batch))
         if spec.name == "fix_attestations":
@@ -216,13 +266,19 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
         rejected = cur.execute(
             "SELECT count(*) FROM quarantine WHERE (file_id, line_no) IN "
             "(SELECT * FROM unnest(%s::bigint[], %s::integer[]))",
-            ([f for f, _, _ in retried], [n for _, n, _ in retried])).fetchone()[0]
+            ([f for f, _, _ in retried], [n for _, n, _ in retried]),
+        ).fetchone()[0]
         duplicate = sum(duplicates.values())
         return RetryOutcome(len(retried), len(retried) - duplicate - rejected, duplicate, rejected)
 
 
-def _settle_ledger(cur: Cursor, spec: SourceSpec, duplicates: Counter, touched: set[int],
-                   lines: dict[int, int] | None = None) -> None:
+def _settle_ledger(
+    cur: Cursor,
+    spec: SourceSpec,
+    duplicates: Counter,
+    touched: set[int],
+    lines: dict[int, int] | None = None,
+) -> None:
     """Recount the touched files' outcomes from where their lines now are, in one statement.
 
     Accepted and pending lines are rows of the table, rejected ones are quarantine
@@ -233,8 +289,14 @@ def _settle_ledger(cur: Cursor, spec: SourceSpec, duplicates: Counter, touched: 
     ids = sorted(touched)
     chained = spec.name == "fix_attestations"
     verified = "AND t.chain_status = 'verified'" if chained else ""
-    pending = (f"(SELECT count(*) FROM {spec.table} t WHERE t.file_id = f.id "
-               f"AND t.chain_status = 'pending')") if chained else "0"
+    pending = (
+        (
+            f"(SELECT count(*) FROM {spec.table} t WHERE t.file_id = f.id "
+            f"AND t.chain_status = 'pending')"
+        )
+        if chained
+        else "0"
+    )
     cur.execute(
         f"""UPDATE ingested_files f SET
                 lines = COALESCE(v.lines, f.lines),
@@ -244,7 +306,8 @@ def _settle_ledger(cur: Cursor, spec: SourceSpec, duplicates: Counter, touched: 
                 rejected = (SELECT count(*) FROM quarantine q WHERE q.file_id = f.id)
             FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS v(id, lines, duplicates)
             WHERE f.id = v.id""",
-        (ids, [lines.get(i) for i in ids], [duplicates.get(i, 0) for i in ids]))
+        (ids, [lines.get(i) for i in ids], [duplicates.get(i, 0) for i in ids]),
+    )
 
 
 def source_lock(source: str) -> str:
@@ -259,8 +322,10 @@ def lock_source(cur: Cursor, source: str) -> None:
 
 def forget_unread(cur: Cursor, source: str | None, path: str) -> None:
     """Drop the failed or misplaced rows of a path (with their quarantine rows)."""
-    unread = ("SELECT id FROM ingested_files WHERE source IS NOT DISTINCT FROM %(source)s "
-              "AND path = %(path)s AND status <> 'ingested'")
+    unread = (
+        "SELECT id FROM ingested_files WHERE source IS NOT DISTINCT FROM %(source)s "
+        "AND path = %(path)s AND status <> 'ingested'"
+    )
     params = {"source": source, "path": path}
     cur.execute(f"DELETE FROM quarantine WHERE file_id IN ({unread})", params)
     cur.execute(f"DELETE FROM ingested_files WHERE id IN ({unread})", params)
@@ -272,8 +337,9 @@ def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
     cur.execute(f"CREATE TEMPORARY TABLE stage ({columns}) ON COMMIT DROP")
 
 
-def validated_batches(spec: SourceSpec, refs: References, lines: Iterable[Line],
-                      limits: Limits) -> Iterator[Batch]:
+def validated_batches(
+    spec: SourceSpec, refs: References, lines: Iterable[Line], limits: Limits
+) -> Iterator[Batch]:
     """Validate lines into batches, their COPY data formatted."""
     size = FIRST_BATCH_SIZE
     builder = _BatchBuilder(limits)
@@ -365,9 +431,11 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchB
     text = ""
     try:
         if line.length > MAX_LINE_BYTES:
-            raise Rejected(Reason.RECORD_TOO_LARGE,
-                           f"line is {line.length:,} bytes; the limit is {MAX_LINE_BYTES:,} "
-                           f"(the first {MAX_LINE_BYTES:,} bytes are kept)")
+            raise Rejected(
+                Reason.RECORD_TOO_LARGE,
+                f"line is {line.length:,} bytes; the limit is {MAX_LINE_BYTES:,} "
+                f"(the first {MAX_LINE_BYTES:,} bytes are kept)",
+            )
         try:
             text = line.raw.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -379,8 +447,18 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchB
         raw = (text or line.raw.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
         org = obj.get("org") if isinstance(obj.get("org"), str) else None
         project = obj.get("project") if isinstance(obj.get("project"), str) else None
-        builder.batch.rejects.append((spec.name, line.file_id, line.line_no,
-                                      rejected.reason.value, rejected.detail, raw, org, project))
+        builder.batch.rejects.append(
+            (
+                spec.name,
+                line.file_id,
+                line.line_no,
+                rejected.reason.value,
+                rejected.detail,
+                raw,
+                org,
+                project,
+            )
+        )
         return
     key = getattr(record, spec.key_column)
     row = (line.file_id, line.line_no, scope_id, key, text, *spec.row(record, project_id))
@@ -400,13 +478,20 @@ def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | Non
     if record.project is not None:
         project_id = refs.projects.get((org_id, record.project))
         if project_id is None:
-            raise Rejected(Reason.UNKNOWN_PROJECT,
-                           f"project: {record.org!r} has no project with slug {record.project!r}")
+            raise Rejected(
+                Reason.UNKNOWN_PROJECT,
+                f"project: {record.org!r} has no project with slug {record.project!r}",
+            )
     return (project_id if spec.needs_project else org_id), project_id
 
 
-def _classify(cur: Cursor, spec: SourceSpec, lines: list[tuple[int, int]], rejects: list[tuple],
-              duplicates: Counter) -> None:
+def _classify(
+    cur: Cursor,
+    spec: SourceSpec,
+    lines: list[tuple[int, int]],
+    rejects: list[tuple],
+    duplicates: Counter,
+) -> None:
     """Each of these staged lines repeats the accepted record of its key (a duplicate: the
     same JSON value) or conflicts with it."""
     cur.execute(
@@ -416,23 +501,34 @@ def _classify(cur: Cursor, spec: SourceSpec, lines: list[tuple[int, int]], rejec
             LEFT JOIN {spec.table} t ON t.{spec.scope_column} = s.scope_id
                                     AND t.{spec.key_column} = s.key
             LEFT JOIN ingested_files f ON f.id = t.file_id""",
-        ([file_id for file_id, _ in lines], [line_no for _, line_no in lines]))
+        ([file_id for file_id, _ in lines], [line_no for _, line_no in lines]),
+    )
     for file_id, line_no, same, raw, kept_path, kept_line in cur.fetchall():
         if same:
             duplicates[file_id] += 1
             continue
         where = f"{kept_path}:{kept_line}" if kept_path else "an earlier record"
-        rejects.append((
-            spec.name, file_id, line_no, Reason.CONFLICTING_DUPLICATE.value,
-            f"{spec.key_column}: already accepted with different content from {where}",
-            raw, None, None))
+        rejects.append(
+            (
+                spec.name,
+                file_id,
+                line_no,
+                Reason.CONFLICTING_DUPLICATE.value,
+                f"{spec.key_column}: already accepted with different content from {where}",
+                raw,
+                None,
+                None,
+            )
+        )
 
 
 def _quarantine(cur: Cursor, rows: list[tuple]) -> None:
     if not rows:
         return
-    with cur.copy("COPY quarantine (source, file_id, line_no, reason, detail, raw, org_slug, "
-                  "project_slug) FROM STDIN") as copy:
+    with cur.copy(
+        "COPY quarantine (source, file_id, line_no, reason, detail, raw, org_slug, "
+        "project_slug) FROM STDIN"
+    ) as copy:
         for row in rows:
             copy.write_row([storable(value) if type(value) is str else value for value in row])
 

@@ -42,5 +42,6 @@ def outside(column: str) -> str:
 def held(table: str, alias: str) -> str:
     """SQL: true when every bounded timestamp of the row of `table` named `alias` fits (a NULL
     fits: the marts hold it as NULL)."""
-    return " AND ".join(f"{outside(f'{alias}.{column}')} IS NOT TRUE"
-                        for column in BOUNDED_COLUMNS[table])
+    return " AND ".join(
+        f"{outside(f'{alias}.{column}')} IS NOT TRUE" for column in BOUNDED_COLUMNS[table]
+    )

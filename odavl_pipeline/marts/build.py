@@ -18,12 +18,26 @@ import pyarrow as pa
 
 from odavl_pipeline.db.server import connect, libpq_url, server_url
 from odavl_pipeline.domain.plans import (
-    ALWAYS_BEFORE, QUOTA_METRICS, PlanVersion, quotas, rated_periods)
+    ALWAYS_BEFORE,
+    QUOTA_METRICS,
+    PlanVersion,
+    quotas,
+    rated_periods,
+)
 from odavl_pipeline.domain.quota import forecast
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.marts.extract import (
-    CLOSED_USAGE_QUERY, CLOSES_QUERY, DIMENSION_QUERIES, PLAN_VERSIONS_QUERY, Changes, Extractor,
-    forget_changes, read_changes, record_closes, usage_cut)
+    CLOSED_USAGE_QUERY,
+    CLOSES_QUERY,
+    DIMENSION_QUERIES,
+    PLAN_VERSIONS_QUERY,
+    Changes,
+    Extractor,
+    forget_changes,
+    read_changes,
+    record_closes,
+    usage_cut,
+)
 from odavl_pipeline.marts.schema import MARTS
 from odavl_pipeline.marts.store import MartsBuild, building
 from odavl_pipeline.settings import Settings
@@ -34,9 +48,22 @@ CHUNK_ROWS = 1_000_000  # usage is copied in chunks: memory stays flat as histor
 USAGE_FACT_COLUMNS = (
     "(org_id INTEGER, metric VARCHAR, event_id VARCHAR, occurred_at TIMESTAMPTZ, "
     "ingested_at TIMESTAMPTZ, quantity BIGINT, project_id INTEGER, file_id BIGINT, "
-    "line_no INTEGER, day DATE)")
-QUOTA_STATUS_TYPES = (pa.string(), pa.string(), TIMESTAMP, TIMESTAMP, pa.string(), pa.int64(),
-                      pa.int64(), pa.float64(), pa.string(), pa.int64(), pa.date32(), TIMESTAMP)
+    "line_no INTEGER, day DATE)"
+)
+QUOTA_STATUS_TYPES = (
+    pa.string(),
+    pa.string(),
+    TIMESTAMP,
+    TIMESTAMP,
+    pa.string(),
+    pa.int64(),
+    pa.int64(),
+    pa.float64(),
+    pa.string(),
+    pa.int64(),
+    pa.date32(),
+    TIMESTAMP,
+)
 REJECTED_LINKS = ("hash_mismatch", "chain_fork")
 
 
@@ -52,17 +79,23 @@ class MartsReport:
     seconds: float = 0.0
 
 
-def refresh_marts(settings: Settings, *, full: bool = False, as_of: datetime | None = None,
-                  grace: timedelta = DEFAULT_GRACE,
-                  progress: Callable[[str], None] = lambda message: None) -> MartsReport:
+def refresh_marts(
+    settings: Settings,
+    *,
+    full: bool = False,
+    as_of: datetime | None = None,
+    grace: timedelta = DEFAULT_GRACE,
+    progress: Callable[[str], None] = lambda message: None,
+) -> MartsReport:
     """Bring the marts up to date with Postgres and publish them at once; see the module doc."""
     started = time.perf_counter()
     extractor = Extractor(libpq_url(server_url(settings)))
     try:
         with connect(settings) as conn, building(settings.marts_path, full) as build:
             changes = read_changes(conn)  # before any row is read: a later change keeps its mark
-            report = MartsReport(full=build.fresh, build_id=build.build_id,
-                                 as_of=as_of or usage_cut(conn))
+            report = MartsReport(
+                full=build.fresh, build_id=build.build_id, as_of=as_of or usage_cut(conn)
+            )
             _build(build, conn, extractor, changes, report, grace, progress)
             build.after_publish(lambda: forget_changes(conn, changes))
     finally:
@@ -72,8 +105,15 @@ def refresh_marts(settings: Settings, *, full: bool = False, as_of: datetime | N
     return report
 
 
-def _build(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor, changes: Changes,
-           report: MartsReport, grace: timedelta, progress: Callable[[str], None]) -> None:
+def _build(
+    build: MartsBuild,
+    conn: psycopg.Connection,
+    extractor: Extractor,
+    changes: Changes,
+    report: MartsReport,
+    grace: timedelta,
+    progress: Callable[[str], None],
+) -> None:
     con = build.con
     for name, query in DIMENSION_QUERIES.items():
         _load(con, name, extractor.read(query))
@@ -82,32 +122,52 @@ def _build(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor, ch
     def days(source: str) -> list[date] | None:
         return None if build.fresh else changes.days(source)
 
-    progress(("full build from all of history" if build.fresh else
-              f"incremental build of {len(changes)} changed (source, day) pairs")
-             + f", as of {report.as_of:%Y-%m-%d %H:%M:%S} UTC")
+    progress(
+        (
+            "full build from all of history"
+            if build.fresh
+            else f"incremental build of {len(changes)} changed (source, day) pairs"
+        )
+        + f", as of {report.as_of:%Y-%m-%d %H:%M:%S} UTC"
+    )
     # Each step below sets `touched_days` to its source's days, in turn.
     report.usage_events_read = _usage(build, extractor, days("usage_events"))
     report.days["usage_events"] = _scalar(con, "SELECT count(*) FROM touched_days")
-    progress(f"usage: {report.usage_events_read:,} events of {report.days['usage_events']} "
-             f"days read; usage_daily and Parquet facts written")
+    progress(
+        f"usage: {report.usage_events_read:,} events of {report.days['usage_events']} "
+        f"days read; usage_daily and Parquet facts written"
+    )
     report.periods_recomputed = _billing(build, conn, extractor, report.as_of, grace)
     _quota_status(build, report.as_of)
-    progress(f"billing: {report.periods_recomputed:,} billing periods recomputed, quota status "
-             f"updated")
-    for source, step in (("error_events", _errors), ("fix_attestations", _fixes),
-                         ("audit_results", _audits)):
+    progress(
+        f"billing: {report.periods_recomputed:,} billing periods recomputed, quota status updated"
+    )
+    for source, step in (
+        ("error_events", _errors),
+        ("fix_attestations", _fixes),
+        ("audit_results", _audits),
+    ):
         step(con, extractor, days(source))
         report.days[source] = _scalar(con, "SELECT count(*) FROM touched_days")
-    progress("dashboards: " + ", ".join(f"{source} {report.days[source]} days"
-                                        for source in SOURCES[1:]))
+    progress(
+        "dashboards: " + ", ".join(f"{source} {report.days[source]} days" for source in SOURCES[1:])
+    )
     report.rows = {name: _scalar(con, f"SELECT count(*) FROM {name}") for name in MARTS}
 
 
 def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple], types: tuple) -> None:
     """Insert Python rows in one statement, through Arrow (DuckDB is slow row by row)."""
     columns = list(zip(*rows)) if rows else [[] for _ in types]
-    _load(con, "appended", pa.table({f"c{index}": pa.array(values, kind) for index, (values, kind)
-                                     in enumerate(zip(columns, types))}))
+    _load(
+        con,
+        "appended",
+        pa.table(
+            {
+                f"c{index}": pa.array(values, kind)
+                for index, (values, kind) in enumerate(zip(columns, types))
+            }
+        ),
+    )
     con.execute(f"INSERT INTO {table} SELECT * FROM appended")
 
 
@@ -124,29 +184,41 @@ def _replace_days(con: duckdb.DuckDBPyConnection, mart: str, query: str) -> None
     con.execute(f"INSERT INTO {mart} {query}")
 
 
-def _touched(con: duckdb.DuckDBPyConnection, days: list[date] | None, facts: str, column: str) -> None:
+def _touched(
+    con: duckdb.DuckDBPyConnection, days: list[date] | None, facts: str, column: str
+) -> None:
     """Temp table touched_days: the days asked for, or (full build) the days of the facts."""
     if days is None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE touched_days AS "
-                    f"SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::DATE AS day FROM {facts}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE touched_days AS "
+            f"SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::DATE AS day FROM {facts}"
+        )
     else:
         _load(con, "touched_days", pa.table({"day": pa.array(days, pa.date32())}))
 
 
 def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM organizations")
-    con.execute("INSERT INTO organizations SELECT o.org, o.name, o.tier, o.status, "
-                "s.org_id IS NOT NULL, o.org_id FROM org_dim AS o "
-                "LEFT JOIN subscription_dim AS s USING (org_id)")
+    con.execute(
+        "INSERT INTO organizations SELECT o.org, o.name, o.tier, o.status, "
+        "s.org_id IS NOT NULL, o.org_id FROM org_dim AS o "
+        "LEFT JOIN subscription_dim AS s USING (org_id)"
+    )
     con.execute("DELETE FROM projects")
-    con.execute("INSERT INTO projects SELECT org, project, name, status, project_id FROM project_dim")
+    con.execute(
+        "INSERT INTO projects SELECT org, project, name, status, project_id FROM project_dim"
+    )
     con.execute("DELETE FROM memberships")
     con.execute("INSERT INTO memberships SELECT org, email, name, role FROM membership_rows")
     con.execute("DELETE FROM landing_files")
-    con.execute("INSERT INTO landing_files SELECT file_id, source, path, ingested_at FROM file_rows")
+    con.execute(
+        "INSERT INTO landing_files SELECT file_id, source, path, ingested_at FROM file_rows"
+    )
     con.execute("DELETE FROM quarantine_summary")
-    con.execute("INSERT INTO quarantine_summary SELECT source, reason, org, sum(records) "
-                "FROM quarantine_rows GROUP BY ALL")
+    con.execute(
+        "INSERT INTO quarantine_summary SELECT source, reason, org, sum(records) "
+        "FROM quarantine_rows GROUP BY ALL"
+    )
 
 
 # --- usage and billing -----------------------------------------------------------
@@ -161,28 +233,44 @@ def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> 
     folder.parent.mkdir(parents=True, exist_ok=True)
     for rows in _chunks(extractor.facts("usage_events", days), CHUNK_ROWS):
         con.register("arrow_input", rows)
-        con.execute(f"COPY (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day "
-                    f"FROM arrow_input) TO {_quote(str(folder))} (FORMAT parquet, "
-                    f"PARTITION_BY (day), COMPRESSION zstd, APPEND)")
+        con.execute(
+            f"COPY (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day "
+            f"FROM arrow_input) TO {_quote(str(folder))} (FORMAT parquet, "
+            f"PARTITION_BY (day), COMPRESSION zstd, APPEND)"
+        )
         con.unregister("arrow_input")
     written = sorted(child.name.removeprefix("day=") for child in folder.glob("day=*"))
     if written:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW pulled AS SELECT * FROM read_parquet("
-                    f"{_quote(str(folder / '*' / '*.parquet'))}, hive_partitioning = true, "
-                    f"hive_types = {{'day': DATE}})")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW pulled AS SELECT * FROM read_parquet("
+            f"{_quote(str(folder / '*' / '*.parquet'))}, hive_partitioning = true, "
+            f"hive_types = {{'day': DATE}})"
+        )
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE pulled {USAGE_FACT_COLUMNS}")
     _touched(con, days, "pulled", "occurred_at")
     con.execute("DELETE FROM _fact_files WHERE day IN (SELECT day FROM touched_days)")
-    _append(con, "_fact_files", [(date.fromisoformat(day), f"{build.build_id}/usage/day={day}/*.parquet")
-                                 for day in written], (pa.date32(), pa.string()))
-    con.execute("CREATE OR REPLACE TEMP TABLE touched_org_days AS "
-                "SELECT o.org_id, u.day FROM usage_daily AS u JOIN org_dim AS o USING (org) "
-                "WHERE u.day IN (SELECT day FROM touched_days) "
-                "UNION SELECT DISTINCT org_id, day FROM pulled")
-    _replace_days(con, "usage_daily",
-                  "SELECT o.org, p.day, p.metric, sum(p.quantity), count(*) FROM pulled AS p "
-                  "JOIN org_dim AS o USING (org_id) GROUP BY ALL")
+    _append(
+        con,
+        "_fact_files",
+        [
+            (date.fromisoformat(day), f"{build.build_id}/usage/day={day}/*.parquet")
+            for day in written
+        ],
+        (pa.date32(), pa.string()),
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE touched_org_days AS "
+        "SELECT o.org_id, u.day FROM usage_daily AS u JOIN org_dim AS o USING (org) "
+        "WHERE u.day IN (SELECT day FROM touched_days) "
+        "UNION SELECT DISTINCT org_id, day FROM pulled"
+    )
+    _replace_days(
+        con,
+        "usage_daily",
+        "SELECT o.org, p.day, p.metric, sum(p.quantity), count(*) FROM pulled AS p "
+        "JOIN org_dim AS o USING (org_id) GROUP BY ALL",
+    )
     return _scalar(con, "SELECT count(*) FROM pulled")
 
 
@@ -211,17 +299,30 @@ def _chunks(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
 def _facts_view(build: MartsBuild, name: str, days_query: str) -> None:
     """A view over the Parquet usage facts of the days `days_query` selects."""
     con = build.con
-    paths = [str(build.facts_root / path) for (path,) in con.execute(
-        f"SELECT path FROM _fact_files WHERE day IN ({days_query}) ORDER BY day").fetchall()]
+    paths = [
+        str(build.facts_root / path)
+        for (path,) in con.execute(
+            f"SELECT path FROM _fact_files WHERE day IN ({days_query}) ORDER BY day"
+        ).fetchall()
+    ]
     if paths:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet("
-                    f"[{', '.join(_quote(p) for p in paths)}], hive_partitioning = false)")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet("
+            f"[{', '.join(_quote(p) for p in paths)}], hive_partitioning = false)"
+        )
     else:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (day) FROM pulled LIMIT 0")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (day) FROM pulled LIMIT 0"
+        )
 
 
-def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
-             as_of: datetime, grace: timedelta) -> int:
+def _billing(
+    build: MartsBuild,
+    conn: psycopg.Connection,
+    extractor: Extractor,
+    as_of: datetime,
+    grace: timedelta,
+) -> int:
     """Recompute the open billing periods the touched days reach, close the periods due, and
     publish every period; returns how many were recomputed.
 
@@ -241,21 +342,27 @@ def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
     # The usage whose late share is recomputed: the touched days, and every day of a reset org.
     columns = "org_id, day, metric, quantity, occurred_at, ingested_at"
     if reset:
-        _facts_view(build, "reset_facts",
-                    "SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled "
-                    f"UNION ALL SELECT {columns} FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
-                    f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))")
+        _facts_view(
+            build, "reset_facts", "SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled "
+            f"UNION ALL SELECT {columns} FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
+            f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))"
+        )
     else:
         con.execute(f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled")
     _periods(con, versions, reset, latest, as_of)
     # due: closed by this build at `as_of`, recorded once their figures are computed below
-    con.execute("CREATE OR REPLACE TEMP TABLE due AS SELECT p.org_id, p.period_start, "
-                "p.period_end FROM periods AS p WHERE p.period_end + to_microseconds(?) <= ? "
-                "AND (p.org_id, p.period_start) NOT IN (SELECT org_id, period_start FROM closes)",
-                [grace // timedelta(microseconds=1), as_of])
-    con.execute("INSERT INTO closes SELECT org_id, period_start, period_end, ?, NULL FROM due",
-                [as_of])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE due AS SELECT p.org_id, p.period_start, "
+        "p.period_end FROM periods AS p WHERE p.period_end + to_microseconds(?) <= ? "
+        "AND (p.org_id, p.period_start) NOT IN (SELECT org_id, period_start FROM closes)",
+        [grace // timedelta(microseconds=1), as_of],
+    )
+    con.execute(
+        "INSERT INTO closes SELECT org_id, period_start, period_end, ?, NULL FROM due", [as_of]
+    )
 
     con.execute(LATE_TARGETS_BEFORE)
     con.execute(FORGET_LATE_USAGE)
@@ -268,9 +375,11 @@ def _billing(build: MartsBuild, conn: psycopg.Connection, extractor: Extractor,
     con.execute(PUBLISH_CLOSED_PERIODS)
     con.execute(PUBLISH_OPEN_PERIODS)
     con.execute("DELETE FROM billing_adjustments")
-    con.execute("INSERT INTO billing_adjustments SELECT o.org, l.period_start, l.metric, "
-                "l.occurred_period_start, sum(l.quantity), sum(l.events) FROM _late_usage AS l "
-                "JOIN org_dim AS o USING (org_id) GROUP BY ALL")
+    con.execute(
+        "INSERT INTO billing_adjustments SELECT o.org, l.period_start, l.metric, "
+        "l.occurred_period_start, sum(l.quantity), sum(l.events) FROM _late_usage AS l "
+        "JOIN org_dim AS o USING (org_id) GROUP BY ALL"
+    )
     return _scalar(con, "SELECT count(*) FROM affected")
 
 
@@ -373,21 +482,25 @@ PUBLISH_OPEN_PERIODS = """
 """
 
 
-def _close_due_periods(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection,
-                       extractor: Extractor, as_of: datetime) -> None:
+def _close_due_periods(
+    con: duckdb.DuckDBPyConnection, conn: psycopg.Connection, extractor: Extractor, as_of: datetime
+) -> None:
     """Record in Postgres the periods closed by this build, and the figures of periods closed
     before their figures were kept, then read back what Postgres holds (a concurrent build that
     closed a period first keeps its figures)."""
     closing = con.execute(
         "SELECT DISTINCT r.org_id, r.period_start, r.period_end, r.tier FROM recomputed AS r "
-        "JOIN closes AS c USING (org_id, period_start)").fetchall()
+        "JOIN closes AS c USING (org_id, period_start)"
+    ).fetchall()
     if not closing:
         return
     usage = con.execute(
         "SELECT r.org_id, r.period_start, r.metric, r.used, r.quota, greatest(r.used - r.quota, 0) "
-        "FROM recomputed AS r JOIN closes AS c USING (org_id, period_start)").fetchall()
-    due = {(row[0], row[1]) for row in con.execute(
-        "SELECT org_id, period_start FROM due").fetchall()}
+        "FROM recomputed AS r JOIN closes AS c USING (org_id, period_start)"
+    ).fetchall()
+    due = {
+        (row[0], row[1]) for row in con.execute("SELECT org_id, period_start FROM due").fetchall()
+    }
     record_closes(conn, [row for row in closing if (row[0], row[1]) in due], usage, as_of)
     _load(con, "closes", extractor.read(CLOSES_QUERY))
     _load(con, "closed_usage", extractor.read(CLOSED_USAGE_QUERY))
@@ -395,9 +508,11 @@ def _close_due_periods(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection,
 
 def _days_of(periods: str) -> str:
     """A query of the fact days that the periods of table `periods` span."""
-    return (f"SELECT f.day FROM _fact_files AS f JOIN {periods} AS a ON "
-            f"f.day >= (a.period_start AT TIME ZONE 'UTC')::DATE "
-            f"AND f.day <= ((a.period_end - INTERVAL 1 MICROSECOND) AT TIME ZONE 'UTC')::DATE")
+    return (
+        f"SELECT f.day FROM _fact_files AS f JOIN {periods} AS a ON "
+        f"f.day >= (a.period_start AT TIME ZONE 'UTC')::DATE "
+        f"AND f.day <= ((a.period_end - INTERVAL 1 MICROSECOND) AT TIME ZONE 'UTC')::DATE"
+    )
 
 
 def _plan_versions(extractor: Extractor) -> dict[int, list[PlanVersion]]:
@@ -405,70 +520,118 @@ def _plan_versions(extractor: Extractor) -> dict[int, list[PlanVersion]]:
     versions: dict[int, list[PlanVersion]] = {}
     for row in extractor.read(PLAN_VERSIONS_QUERY).read_all().to_pylist():
         limits = {metric: row[f"{metric}_limit"] for metric in QUOTA_METRICS}
-        versions.setdefault(row["org_id"], []).append(PlanVersion(
-            row["effective_at"], row["tier"], row["anchor"], quotas(row["tier"], limits)))
+        versions.setdefault(row["org_id"], []).append(
+            PlanVersion(
+                row["effective_at"], row["tier"], row["anchor"], quotas(row["tier"], limits)
+            )
+        )
     return versions
 
 
-def _plans_changed(con: duckdb.DuckDBPyConnection, versions: dict[int, list[PlanVersion]],
-                   fresh: bool) -> set[int]:
+def _plans_changed(
+    con: duckdb.DuckDBPyConnection, versions: dict[int, list[PlanVersion]], fresh: bool
+) -> set[int]:
     """The organizations whose plan history changed since the last build (all, from scratch):
     their open periods may have moved, so all their late usage is placed again."""
     seen = dict(con.execute("SELECT org_id, plan FROM _billing_orgs").fetchall())
-    return {org_id for org_id, history in versions.items()
-            if fresh or seen.get(org_id) != _fingerprint(history)}
+    return {
+        org_id
+        for org_id, history in versions.items()
+        if fresh or seen.get(org_id) != _fingerprint(history)
+    }
 
 
 def _fingerprint(history: list[PlanVersion]) -> str:
-    return repr([(v.effective_at.isoformat(), v.tier, v.anchor and v.anchor.isoformat(),
-                  sorted(v.quotas.items())) for v in history])
+    return repr(
+        [
+            (
+                v.effective_at.isoformat(),
+                v.tier,
+                v.anchor and v.anchor.isoformat(),
+                sorted(v.quotas.items()),
+            )
+            for v in history
+        ]
+    )
 
 
-def _periods(con: duckdb.DuckDBPyConnection, versions: dict[int, list[PlanVersion]],
-             reset: set[int], latest: datetime, as_of: datetime) -> None:
+def _periods(
+    con: duckdb.DuckDBPyConnection,
+    versions: dict[int, list[PlanVersion]],
+    reset: set[int],
+    latest: datetime,
+    as_of: datetime,
+) -> None:
     """Temp tables `periods` (the closed periods as Postgres recorded them, then every other
     period of every organization, from its first usage to `latest` and `as_of`)
     and `period_plans` (each open period's tier and quota per metric); records each
     organization's first usage and plan history in `_billing_orgs`."""
-    known_first = {org_id: first for org_id, first in con.execute(
-        "SELECT org_id, first_at FROM _billing_orgs").fetchall() if org_id not in reset}
-    new_first = dict(con.execute(
-        "SELECT org_id, min(occurred_at) FROM late_candidates GROUP BY org_id").fetchall())
+    known_first = {
+        org_id: first
+        for org_id, first in con.execute("SELECT org_id, first_at FROM _billing_orgs").fetchall()
+        if org_id not in reset
+    }
+    new_first = dict(
+        con.execute(
+            "SELECT org_id, min(occurred_at) FROM late_candidates GROUP BY org_id"
+        ).fetchall()
+    )
     closed: dict[int, list[tuple[datetime, datetime]]] = {}
     for org_id, start, end in con.execute(
-            "SELECT org_id, period_start, period_end FROM closes ORDER BY ALL").fetchall():
+        "SELECT org_id, period_start, period_end FROM closes ORDER BY ALL"
+    ).fetchall():
         closed.setdefault(org_id, []).append((start, end))
     last = max(latest, as_of)
     open_periods, plans, recorded = [], [], []
     for (org_id,) in con.execute("SELECT org_id FROM org_dim ORDER BY org_id").fetchall():
-        history = versions.get(org_id) or [PlanVersion(ALWAYS_BEFORE, "FREE", None,
-                                                       quotas("FREE", {}))]
+        history = versions.get(org_id) or [
+            PlanVersion(ALWAYS_BEFORE, "FREE", None, quotas("FREE", {}))
+        ]
         firsts = [moment for moment in (known_first.get(org_id), new_first.get(org_id)) if moment]
         first = min(firsts) if firsts else None
         recorded.append((org_id, first, _fingerprint(history)))
         for period in rated_periods(history, min(first or as_of, as_of), last):
             for start, end in _outside(period.start, period.end, closed.get(org_id, [])):
                 open_periods.append((org_id, start, end))
-                plans.extend((org_id, start, period.tier, metric, quota)
-                             for metric, quota in period.quotas.items())
+                plans.extend(
+                    (org_id, start, period.tier, metric, quota)
+                    for metric, quota in period.quotas.items()
+                )
     con.execute("DELETE FROM _billing_orgs")
     _append(con, "_billing_orgs", recorded, (pa.int32(), TIMESTAMP, pa.string()))
-    _load(con, "open_periods", pa.table({
-        "org_id": pa.array([row[0] for row in open_periods], pa.int32()),
-        "period_start": pa.array([row[1] for row in open_periods], TIMESTAMP),
-        "period_end": pa.array([row[2] for row in open_periods], TIMESTAMP)}))
-    con.execute("CREATE OR REPLACE TEMP TABLE periods AS SELECT org_id, period_start, period_end "
-                "FROM closes UNION ALL SELECT * FROM open_periods")
-    _load(con, "period_plans", pa.table({
-        "org_id": pa.array([row[0] for row in plans], pa.int32()),
-        "period_start": pa.array([row[1] for row in plans], TIMESTAMP),
-        "tier": pa.array([row[2] for row in plans], pa.string()),
-        "metric": pa.array([row[3] for row in plans], pa.string()),
-        "quota": pa.array([row[4] for row in plans], pa.int64())}))
+    _load(
+        con,
+        "open_periods",
+        pa.table(
+            {
+                "org_id": pa.array([row[0] for row in open_periods], pa.int32()),
+                "period_start": pa.array([row[1] for row in open_periods], TIMESTAMP),
+                "period_end": pa.array([row[2] for row in open_periods], TIMESTAMP),
+            }
+        ),
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE periods AS SELECT org_id, period_start, period_end "
+        "FROM closes UNION ALL SELECT * FROM open_periods"
+    )
+    _load(
+        con,
+        "period_plans",
+        pa.table(
+            {
+                "org_id": pa.array([row[0] for row in plans], pa.int32()),
+                "period_start": pa.array([row[1] for row in plans], TIMESTAMP),
+                "tier": pa.array([row[2] for row in plans], pa.string()),
+                "metric": pa.array([row[3] for row in plans], pa.string()),
+                "quota": pa.array([row[4] for row in plans], pa.int64()),
+            }
+        ),
+    )
 
 
-def _outside(start: datetime, end: datetime,
-             closed: list[tuple[datetime, datetime]]) -> Iterator[tuple[datetime, datetime]]:
+def _outside(
+    start: datetime, end: datetime, closed: list[tuple[datetime, datetime]]
+) -> Iterator[tuple[datetime, datetime]]:
     """The parts of [start, end) that no closed period (sorted) covers: a closed period stays as
     it closed, even when the plan history now draws the periods differently."""
     for closed_start, closed_end in closed:
@@ -484,9 +647,11 @@ def _outside(start: datetime, end: datetime,
 def _quota_status(build: MartsBuild, as_of: datetime) -> None:
     """quota_status for each organization's current period, by occurred_at."""
     con = build.con
-    con.execute("CREATE OR REPLACE TEMP TABLE current_periods AS SELECT org_id, period_start, "
-                "period_end FROM open_periods WHERE period_start <= ? AND ? < period_end",
-                [as_of, as_of])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE current_periods AS SELECT org_id, period_start, "
+        "period_end FROM open_periods WHERE period_start <= ? AND ? < period_end",
+        [as_of, as_of],
+    )
     _facts_view(build, "current_facts", _days_of("current_periods"))
     rows = con.execute(
         "WITH events AS (SELECT c.org_id, f.metric, f.occurred_at, f.quantity FROM current_facts AS f "
@@ -502,12 +667,27 @@ def _quota_status(build: MartsBuild, as_of: datetime) -> None:
         "SELECT o.org, q.tier, c.period_start, c.period_end, q.metric, coalesce(u.used, 0), "
         "  q.quota, r.reached_at FROM current_periods AS c JOIN org_dim AS o USING (org_id) "
         "JOIN quota_now AS q USING (org_id) LEFT JOIN used AS u USING (org_id, metric) "
-        "LEFT JOIN reached AS r USING (org_id, metric) ORDER BY o.org, q.metric").fetchall()
+        "LEFT JOIN reached AS r USING (org_id, metric) ORDER BY o.org, q.metric"
+    ).fetchall()
     statuses = []
     for org, tier, start, end, metric, used, quota, reached_at in rows:
         status = forecast(used, quota, start, end, as_of, reached_at)
-        statuses.append((org, tier, start, end, metric, used, quota, status.pct_used,
-                         status.status, status.projected, status.projected_exhaustion, as_of))
+        statuses.append(
+            (
+                org,
+                tier,
+                start,
+                end,
+                metric,
+                used,
+                quota,
+                status.pct_used,
+                status.status,
+                status.projected,
+                status.projected_exhaustion,
+                as_of,
+            )
+        )
     con.execute("DELETE FROM quota_status")
     _append(con, "quota_status", statuses, QUOTA_STATUS_TYPES)
 
@@ -518,25 +698,33 @@ def _quota_status(build: MartsBuild, as_of: datetime) -> None:
 def _errors(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
     _load(con, "error_rows", extractor.facts("error_events", days))
     _touched(con, days, "error_rows", "occurred_at")
-    _replace_days(con, "error_trends",
-                  "SELECT p.org, p.project, (e.occurred_at AT TIME ZONE 'UTC')::DATE AS day, "
-                  "e.detector, e.severity, count(*), count(DISTINCT e.signature_hash) "
-                  "FROM error_rows AS e JOIN project_dim AS p USING (project_id) GROUP BY ALL")
+    _replace_days(
+        con,
+        "error_trends",
+        "SELECT p.org, p.project, (e.occurred_at AT TIME ZONE 'UTC')::DATE AS day, "
+        "e.detector, e.severity, count(*), count(DISTINCT e.signature_hash) "
+        "FROM error_rows AS e JOIN project_dim AS p USING (project_id) GROUP BY ALL",
+    )
     con.execute("DELETE FROM error_signatures")
-    con.execute("INSERT INTO error_signatures SELECT p.org, p.project, s.hash, s.detector, "
-                "s.severity, s.message, s.file, s.line, s.count, s.first_seen, s.last_seen, "
-                "s.status, s.resolved_at FROM signature_rows AS s JOIN project_dim AS p USING (project_id)")
+    con.execute(
+        "INSERT INTO error_signatures SELECT p.org, p.project, s.hash, s.detector, "
+        "s.severity, s.message, s.file, s.line, s.count, s.first_seen, s.last_seen, "
+        "s.status, s.resolved_at FROM signature_rows AS s JOIN project_dim AS p USING (project_id)"
+    )
 
 
 def _fixes(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
     _load(con, "fix_rows", extractor.facts("fix_attestations", days))
     _touched(con, days, "fix_rows", "created_at")
-    _replace_days(con, "fix_outcomes",
-                  "SELECT p.org, p.project, (a.created_at AT TIME ZONE 'UTC')::DATE AS day, a.status, "
-                  "count(*), sum(a.files_changed), sum(a.lines_added), sum(a.lines_removed), "
-                  "avg(a.risk_score), max(a.risk_score), count(*) FILTER (a.chain_status = 'verified'), "
-                  "count(*) FILTER (a.chain_status = 'pending') "
-                  "FROM fix_rows AS a JOIN project_dim AS p USING (project_id) GROUP BY ALL")
+    _replace_days(
+        con,
+        "fix_outcomes",
+        "SELECT p.org, p.project, (a.created_at AT TIME ZONE 'UTC')::DATE AS day, a.status, "
+        "count(*), sum(a.files_changed), sum(a.lines_added), sum(a.lines_removed), "
+        "avg(a.risk_score), max(a.risk_score), count(*) FILTER (a.chain_status = 'verified'), "
+        "count(*) FILTER (a.chain_status = 'pending') "
+        "FROM fix_rows AS a JOIN project_dim AS p USING (project_id) GROUP BY ALL",
+    )
     con.execute("DELETE FROM attestation_chains")
     con.execute(
         "INSERT INTO attestation_chains SELECT p.org, p.project, coalesce(c.verified, 0), "
@@ -545,29 +733,48 @@ def _fixes(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date
         "LEFT JOIN (SELECT org, project, sum(records) AS rejected FROM quarantine_rows "
         "  WHERE source = 'fix_attestations' AND reason IN (SELECT unnest(?)) GROUP BY ALL) AS q "
         "  ON q.org = p.org AND q.project = p.project "
-        "WHERE c.project_id IS NOT NULL OR q.rejected IS NOT NULL", [list(REJECTED_LINKS)])
+        "WHERE c.project_id IS NOT NULL OR q.rejected IS NOT NULL",
+        [list(REJECTED_LINKS)],
+    )
 
 
 def _audits(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
     _load(con, "audit_rows", extractor.facts("audit_results", days))
     _touched(con, days, "audit_rows", "occurred_at")
-    scores = ", ".join(f"avg(r.{column})" for column in (
-        "score_accessibility", "score_performance", "score_security", "score_seo",
-        "lighthouse_performance", "lighthouse_accessibility", "lighthouse_best_practices",
-        "lighthouse_seo"))
-    _replace_days(con, "audit_scores",
-                  f"SELECT p.org, p.project, (r.occurred_at AT TIME ZONE 'UTC')::DATE AS day, r.url, "
-                  f"r.device, r.environment, count(*), {scores}, sum(r.total_issues) "
-                  f"FROM audit_rows AS r JOIN project_dim AS p USING (project_id) GROUP BY ALL")
+    scores = ", ".join(
+        f"avg(r.{column})"
+        for column in (
+            "score_accessibility",
+            "score_performance",
+            "score_security",
+            "score_seo",
+            "lighthouse_performance",
+            "lighthouse_accessibility",
+            "lighthouse_best_practices",
+            "lighthouse_seo",
+        )
+    )
+    _replace_days(
+        con,
+        "audit_scores",
+        f"SELECT p.org, p.project, (r.occurred_at AT TIME ZONE 'UTC')::DATE AS day, r.url, "
+        f"r.device, r.environment, count(*), {scores}, sum(r.total_issues) "
+        f"FROM audit_rows AS r JOIN project_dim AS p USING (project_id) GROUP BY ALL",
+    )
     _load(con, "audit_issue_rows", extractor.facts("audit_issues", days))
-    _replace_days(con, "audit_issues",
-                  "SELECT p.org, p.project, (i.occurred_at AT TIME ZONE 'UTC')::DATE AS day, i.suite, "
-                  "i.severity, count(*) FROM audit_issue_rows AS i JOIN project_dim AS p "
-                  "USING (project_id) GROUP BY ALL")
+    _replace_days(
+        con,
+        "audit_issues",
+        "SELECT p.org, p.project, (i.occurred_at AT TIME ZONE 'UTC')::DATE AS day, i.suite, "
+        "i.severity, count(*) FROM audit_issue_rows AS i JOIN project_dim AS p "
+        "USING (project_id) GROUP BY ALL",
+    )
     con.execute("DELETE FROM latest_audit_issues")
-    con.execute("INSERT INTO latest_audit_issues SELECT p.org, p.project, l.url, l.device, "
-                "l.occurred_at, l.suite, l.severity, l.message, l.recommendation, l.element, "
-                "l.documentation FROM latest_audit_issue_rows AS l JOIN project_dim AS p USING (project_id)")
+    con.execute(
+        "INSERT INTO latest_audit_issues SELECT p.org, p.project, l.url, l.device, "
+        "l.occurred_at, l.suite, l.severity, l.message, l.recommendation, l.element, "
+        "l.documentation FROM latest_audit_issue_rows AS l JOIN project_dim AS p USING (project_id)"
+    )
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, query: str):

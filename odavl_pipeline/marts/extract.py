@@ -29,8 +29,10 @@ class Changes:
 def read_changes(conn: psycopg.Connection) -> Changes:
     """The marks of the days the marts can hold; a day outside (its rows are left out) keeps its
     mark unread."""
-    rows = conn.execute(f"SELECT source::text, day, version FROM mart_changes "
-                        f"WHERE day >= {EARLIEST_DAY_SQL} AND day < {LATEST_DAY_SQL}").fetchall()
+    rows = conn.execute(
+        f"SELECT source::text, day, version FROM mart_changes "
+        f"WHERE day >= {EARLIEST_DAY_SQL} AND day < {LATEST_DAY_SQL}"
+    ).fetchall()
     conn.commit()
     return Changes({(source, day): version for source, day, version in rows})
 
@@ -44,8 +46,12 @@ def forget_changes(conn: psycopg.Connection, changes: Changes) -> int:
         "DELETE FROM mart_changes AS m USING unnest(%s::text[], %s::date[], %s::bigint[]) "
         "AS seen(source, day, version) WHERE m.source::text = seen.source AND m.day = seen.day "
         "AND m.version = seen.version",
-        ([source for (source, _), _ in keys], [day for (_, day), _ in keys],
-         [version for _, version in keys]))
+        (
+            [source for (source, _), _ in keys],
+            [day for (_, day), _ in keys],
+            [version for _, version in keys],
+        ),
+    )
     conn.commit()
     return cursor.rowcount
 
@@ -62,9 +68,12 @@ def usage_cut(conn: psycopg.Connection) -> datetime:
     return moment
 
 
-def record_closes(conn: psycopg.Connection, closes: list[tuple[int, datetime, datetime, str]],
-                  usage: list[tuple[int, datetime, str, int, int, int]],
-                  closed_at: datetime) -> int:
+def record_closes(
+    conn: psycopg.Connection,
+    closes: list[tuple[int, datetime, datetime, str]],
+    usage: list[tuple[int, datetime, str, int, int, int]],
+    closed_at: datetime,
+) -> int:
     """Close the given (organization, start, end, tier) periods not closed yet, with what they
     closed with per (organization, start, metric, used, quota, overage), in one transaction; a
     period another build closed first keeps that build's figures. Returns how many closed."""
@@ -75,26 +84,33 @@ def record_closes(conn: psycopg.Connection, closes: list[tuple[int, datetime, da
             "SELECT org_id, period_start, period_end, %s, tier::tier FROM unnest(%s::int[], "
             "%s::timestamptz[], %s::timestamptz[], %s::text[]) "
             "AS p(org_id, period_start, period_end, tier) ON CONFLICT DO NOTHING",
-            (closed_at, *columns)).rowcount
+            (closed_at, *columns),
+        ).rowcount
         if usage:
             conn.execute(
                 "INSERT INTO billing_close_usage (organization_id, period_start, metric, used, "
                 "quota, overage) SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::text[], "
                 "%s::bigint[], %s::bigint[], %s::bigint[]) ON CONFLICT DO NOTHING",
-                tuple(list(column) for column in zip(*usage)))
+                tuple(list(column) for column in zip(*usage)),
+            )
     return closed
 
 
-CLOSES_QUERY = ("SELECT organization_id AS org_id, period_start, period_end, closed_at, "
-                "tier::text AS tier FROM billing_closes")
-CLOSED_USAGE_QUERY = ("SELECT organization_id AS org_id, period_start, metric, used, quota, "
-                      "overage FROM billing_close_usage")
+CLOSES_QUERY = (
+    "SELECT organization_id AS org_id, period_start, period_end, closed_at, "
+    "tier::text AS tier FROM billing_closes"
+)
+CLOSED_USAGE_QUERY = (
+    "SELECT organization_id AS org_id, period_start, metric, used, quota, "
+    "overage FROM billing_close_usage"
+)
 # a version with a time the marts cannot hold is left out (its subscription row is reported)
 PLAN_VERSIONS_QUERY = (
     "SELECT v.organization_id AS org_id, v.effective_at, v.tier::text AS tier, v.anchor, "
     "v.analyses_limit, v.fixes_limit, v.audits_limit FROM plan_versions AS v "
     f"WHERE {outside('v.effective_at')} IS NOT TRUE AND {outside('v.anchor')} IS NOT TRUE "
-    "ORDER BY v.organization_id, v.effective_at, v.id")
+    "ORDER BY v.organization_id, v.effective_at, v.id"
+)
 
 
 def day_ranges(days: Iterable[date]) -> list[tuple[datetime, datetime]]:
@@ -119,46 +135,65 @@ FACT_QUERIES = {
     "usage_events": (
         f"SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.event_id, u.occurred_at, "
         f"u.ingested_at, u.quantity::bigint AS quantity, u.project_id, u.file_id, u.line_no "
-        f"FROM usage_events AS u", "u.occurred_at", held("usage_events", "u")),
+        f"FROM usage_events AS u",
+        "u.occurred_at",
+        held("usage_events", "u"),
+    ),
     "error_events": (
         "SELECT e.project_id, e.occurred_at, e.detector, e.severity::text AS severity, "
-        "e.signature_hash FROM error_events AS e", "e.occurred_at", held("error_events", "e")),
+        "e.signature_hash FROM error_events AS e",
+        "e.occurred_at",
+        held("error_events", "e"),
+    ),
     "fix_attestations": (
         "SELECT a.project_id, a.created_at, a.status::text AS status, a.files_changed, "
         "a.lines_added, a.lines_removed, a.risk_score, a.chain_status::text AS chain_status "
-        "FROM fix_attestations AS a", "a.created_at", held("fix_attestations", "a")),
+        "FROM fix_attestations AS a",
+        "a.created_at",
+        held("fix_attestations", "a"),
+    ),
     "audit_results": (
         "SELECT r.id AS audit_id, r.project_id, r.occurred_at, r.url, r.device::text AS device, "
         "r.environment::text AS environment, r.score_accessibility, r.score_performance, "
         "r.score_security, r.score_seo, r.lighthouse_performance, r.lighthouse_accessibility, "
         "r.lighthouse_best_practices, r.lighthouse_seo, r.total_issues "
-        "FROM audit_results AS r", "r.occurred_at", held("audit_results", "r")),
+        "FROM audit_results AS r",
+        "r.occurred_at",
+        held("audit_results", "r"),
+    ),
     "audit_issues": (
         "SELECT r.project_id, r.occurred_at, i.suite::text AS suite, i.severity::text AS severity "
-        "FROM audit_issues AS i JOIN audit_results AS r ON r.id = i.audit_id", "r.occurred_at",
-        held("audit_results", "r")),
+        "FROM audit_issues AS i JOIN audit_results AS r ON r.id = i.audit_id",
+        "r.occurred_at",
+        held("audit_results", "r"),
+    ),
 }
 
 DIMENSION_QUERIES = {
     "org_dim": (
         "SELECT o.id AS org_id, o.slug AS org, o.name, o.tier::text AS tier, "
-        "o.status::text AS status FROM organizations AS o"),
+        "o.status::text AS status FROM organizations AS o"
+    ),
     "project_dim": (
         "SELECT p.id AS project_id, o.slug AS org, p.slug AS project, p.name, "
         "p.status::text AS status FROM projects AS p JOIN organizations AS o "
-        "ON o.id = p.organization_id"),
+        "ON o.id = p.organization_id"
+    ),
     "membership_rows": (
         "SELECT o.slug AS org, u.email, u.name, m.role::text AS role "
         "FROM organization_members AS m JOIN organizations AS o ON o.id = m.organization_id "
-        "JOIN users AS u ON u.id = m.user_id"),
+        "JOIN users AS u ON u.id = m.user_id"
+    ),
     "subscription_dim": (
         "SELECT s.organization_id AS org_id, s.current_period_start AS anchor, "
         "s.status::text AS status, s.analyses_limit, s.fixes_limit, s.audits_limit "
-        f"FROM subscriptions AS s WHERE {held('subscriptions', 's')}"),
+        f"FROM subscriptions AS s WHERE {held('subscriptions', 's')}"
+    ),
     "signature_rows": (
         "SELECT s.project_id, s.hash, s.detector, s.severity::text AS severity, s.message, "
         "s.file, s.line, s.count, s.first_seen, s.last_seen, s.status::text AS status, "
-        f"s.resolved_at FROM error_signatures AS s WHERE {held('error_signatures', 's')}"),
+        f"s.resolved_at FROM error_signatures AS s WHERE {held('error_signatures', 's')}"
+    ),
     "chain_rows": (
         "SELECT a.project_id, count(*) FILTER (WHERE a.chain_status = 'verified') AS verified, "
         "count(*) FILTER (WHERE a.chain_status = 'pending') AS pending, "
@@ -168,13 +203,16 @@ DIMENSION_QUERIES = {
         "max(a.created_at) FILTER (WHERE a.chain_status = 'verified' AND NOT EXISTS ("
         "SELECT 1 FROM fix_attestations AS c WHERE c.project_id = a.project_id "
         "AND c.prev_hash = a.hash AND c.chain_status = 'verified')) AS head_created_at "
-        f"FROM fix_attestations AS a WHERE {held('fix_attestations', 'a')} GROUP BY a.project_id"),
+        f"FROM fix_attestations AS a WHERE {held('fix_attestations', 'a')} GROUP BY a.project_id"
+    ),
     "quarantine_rows": (
         "SELECT COALESCE(q.source::text, '(no source)') AS source, q.reason, q.org_slug AS org, q.project_slug AS project, "
-        "count(*) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"),
+        "count(*) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"
+    ),
     "file_rows": (
         "SELECT f.id AS file_id, f.source::text AS source, f.path, f.ingested_at "
-        "FROM ingested_files AS f WHERE f.status = 'ingested'"),
+        "FROM ingested_files AS f WHERE f.status = 'ingested'"
+    ),
     "latest_audit_issue_rows": (
         "SELECT latest.project_id, latest.url, latest.device, latest.occurred_at, "
         "i.suite::text AS suite, i.severity::text AS severity, i.message, i.recommendation, "
@@ -182,7 +220,8 @@ DIMENSION_QUERIES = {
         "r.url, r.device::text AS device, r.occurred_at FROM audit_results AS r "
         f"WHERE {held('audit_results', 'r')} ORDER BY r.project_id, r.occurred_at DESC, r.id DESC) "
         "AS latest "
-        "JOIN audit_issues AS i ON i.audit_id = latest.id"),
+        "JOIN audit_issues AS i ON i.audit_id = latest.id"
+    ),
 }
 
 
@@ -218,5 +257,5 @@ class Extractor:
             f"{query} JOIN unnest($1::text[]::timestamptz[], $2::text[]::timestamptz[]) "
             f"AS wanted(lo, hi) ON {timestamp} >= wanted.lo AND {timestamp} < wanted.hi "
             f"WHERE {condition}",
-            ([lo.isoformat() for lo, _ in ranges], [hi.isoformat() for _, hi in ranges]))
-
+            ([lo.isoformat() for lo, _ in ranges], [hi.isoformat() for _, hi in ranges]),
+        )

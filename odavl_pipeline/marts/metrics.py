@@ -4,5 +4,10 @@ the extracts' Arrow and ADBC, which the checks do not need)."""
 from odavl_pipeline.domain.records import USAGE_METRICS
 
 # for a row `u` of usage_events
-METRIC_SQL = "CASE u.event_type::text " + " ".join(
-    f"WHEN '{event_type}' THEN '{metric}'" for event_type, metric in USAGE_METRICS.items()) + " END"
+METRIC_SQL = (
+    "CASE u.event_type::text "
+    + " ".join(
+        f"WHEN '{event_type}' THEN '{metric}'" for event_type, metric in USAGE_METRICS.items()
+    )
+    + " END"
+)

@@ -26,23 +26,43 @@ class Reconciliation:
         return self.difference_count == 0
 
 
-def _compare(mart: dict[tuple, int], postgres: dict[tuple, int], names: tuple[str, ...]) -> Reconciliation:
+def _compare(
+    mart: dict[tuple, int], postgres: dict[tuple, int], names: tuple[str, ...]
+) -> Reconciliation:
     keys = sorted(set(mart) | set(postgres), key=str)
     differing = [key for key in keys if mart.get(key, 0) != postgres.get(key, 0)]
     return Reconciliation(
-        compared=len(keys), difference_count=len(differing),
-        differences=[{**dict(zip(names, map(str, key))), "marts": mart.get(key, 0),
-                      "postgres": postgres.get(key, 0)} for key in differing[:10]])
+        compared=len(keys),
+        difference_count=len(differing),
+        differences=[
+            {
+                **dict(zip(names, map(str, key))),
+                "marts": mart.get(key, 0),
+                "postgres": postgres.get(key, 0),
+            }
+            for key in differing[:10]
+        ],
+    )
 
 
-def usage_daily_totals(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection) -> Reconciliation:
+def usage_daily_totals(
+    marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection
+) -> Reconciliation:
     """usage_daily per organization and metric against every accepted usage event."""
-    mart = {(org, metric): quantity for org, metric, quantity in marts.execute(
-        "SELECT org, metric, sum(quantity) FROM usage_daily GROUP BY ALL").fetchall()}
-    postgres = {(org, metric): quantity for org, metric, quantity in conn.execute(
-        f"SELECT o.slug, {METRIC_SQL}, sum(u.quantity) FROM usage_events AS u "
-        f"JOIN organizations AS o ON o.id = u.organization_id WHERE {held('usage_events', 'u')} "
-        f"GROUP BY 1, 2").fetchall()}
+    mart = {
+        (org, metric): quantity
+        for org, metric, quantity in marts.execute(
+            "SELECT org, metric, sum(quantity) FROM usage_daily GROUP BY ALL"
+        ).fetchall()
+    }
+    postgres = {
+        (org, metric): quantity
+        for org, metric, quantity in conn.execute(
+            f"SELECT o.slug, {METRIC_SQL}, sum(u.quantity) FROM usage_events AS u "
+            f"JOIN organizations AS o ON o.id = u.organization_id WHERE {held('usage_events', 'u')} "
+            f"GROUP BY 1, 2"
+        ).fetchall()
+    }
     return _compare(mart, postgres, ("org", "metric"))
 
 
@@ -58,7 +78,7 @@ occurred AS (
     JOIN periods AS p ON p.org_id = u.organization_id
      AND u.occurred_at >= p.period_start AND u.occurred_at < p.period_end
     LEFT JOIN billing_closes AS c ON c.organization_id = p.org_id AND c.period_start = p.period_start
-    WHERE u.event_type <> 'api_call' AND {held('usage_events', 'u')})
+    WHERE u.event_type <> 'api_call' AND {held("usage_events", "u")})
 SELECT o.slug, CASE WHEN e.closed_at IS NULL OR e.ingested_at < e.closed_at
                     THEN e.period_start ELSE arrival.period_start END, e.metric, sum(e.quantity)
 FROM occurred AS e
@@ -69,10 +89,14 @@ GROUP BY 1, 2, 3
 """
 
 
-def billing_periods_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection) -> Reconciliation:
+def billing_periods_usage(
+    marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection
+) -> Reconciliation:
     """Each billing period's `used` against accepted usage in Postgres, under the closing rule:
     usage that arrived after its period closed counts in the period open at its arrival."""
-    rows = marts.execute("SELECT org, period_start, period_end, metric, used FROM billing_periods").fetchall()
+    rows = marts.execute(
+        "SELECT org, period_start, period_end, metric, used FROM billing_periods"
+    ).fetchall()
     periods = sorted({(org, start, end) for org, start, end, _, _ in rows})
     mart = {(org, start, metric): used for org, start, _, metric, used in rows}
     # Every usage event is read once: one scan joined by organization. An index scan per
@@ -80,44 +104,63 @@ def billing_periods_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connec
     # for a year of a thousand organizations.
     conn.execute("SET enable_nestloop = off")
     try:
-        postgres = {(org, start, metric): used for org, start, metric, used in conn.execute(
-            BILLED_SQL, ([p[0] for p in periods], [p[1] for p in periods],
-                         [p[2] for p in periods]))}
+        postgres = {
+            (org, start, metric): used
+            for org, start, metric, used in conn.execute(
+                BILLED_SQL,
+                ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods]),
+            )
+        }
     finally:
         conn.execute("RESET enable_nestloop")
     return _compare(mart, postgres, ("org", "period_start", "metric"))
 
 
-def closed_periods_as_recorded(marts: duckdb.DuckDBPyConnection,
-                               conn: psycopg.Connection) -> Reconciliation:
+def closed_periods_as_recorded(
+    marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection
+) -> Reconciliation:
     """Each closed period's row (end, used, quota, overage) against what Postgres recorded when
     it closed: no build may change a closed period, and none may drop one."""
-    mart = {(org, start, metric): (end, used, quota, overage)
-            for org, start, end, metric, used, quota, overage in marts.execute(
-                "SELECT org, period_start, period_end, metric, used, quota, overage "
-                "FROM billing_periods WHERE closed").fetchall()}
-    postgres = {(org, start, metric): (end, used, quota, overage)
-                for org, start, end, metric, used, quota, overage in conn.execute(
-                    "SELECT o.slug, c.period_start, c.period_end, u.metric, u.used, u.quota, "
-                    "u.overage FROM billing_close_usage AS u JOIN billing_closes AS c "
-                    "USING (organization_id, period_start) "
-                    "JOIN organizations AS o ON o.id = u.organization_id").fetchall()}
+    mart = {
+        (org, start, metric): (end, used, quota, overage)
+        for org, start, end, metric, used, quota, overage in marts.execute(
+            "SELECT org, period_start, period_end, metric, used, quota, overage "
+            "FROM billing_periods WHERE closed"
+        ).fetchall()
+    }
+    postgres = {
+        (org, start, metric): (end, used, quota, overage)
+        for org, start, end, metric, used, quota, overage in conn.execute(
+            "SELECT o.slug, c.period_start, c.period_end, u.metric, u.used, u.quota, "
+            "u.overage FROM billing_close_usage AS u JOIN billing_closes AS c "
+            "USING (organization_id, period_start) "
+            "JOIN organizations AS o ON o.id = u.organization_id"
+        ).fetchall()
+    }
     return _compare(mart, postgres, ("org", "period_start", "metric"))
 
 
-def quota_status_usage(marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection) -> Reconciliation:
+def quota_status_usage(
+    marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection
+) -> Reconciliation:
     """quota_status.used against the usage that occurred in each current period."""
-    rows = marts.execute("SELECT org, period_start, period_end, metric, used FROM quota_status").fetchall()
+    rows = marts.execute(
+        "SELECT org, period_start, period_end, metric, used FROM quota_status"
+    ).fetchall()
     mart = {(org, metric): used for org, _, _, metric, used in rows}
     periods = sorted({(org, start, end) for org, start, end, _, _ in rows})
-    postgres = {(org, metric): used for org, metric, used in conn.execute(
-        f"SELECT p.org, {METRIC_SQL}, sum(u.quantity) FROM unnest(%s::text[], %s::timestamptz[], "
-        f"%s::timestamptz[]) AS p(org, period_start, period_end) "
-        f"JOIN organizations AS o ON o.slug = p.org JOIN usage_events AS u "
-        f"ON u.organization_id = o.id AND u.occurred_at >= p.period_start "
-        f"AND u.occurred_at < p.period_end WHERE u.event_type <> 'api_call' "
-        f"AND {held('usage_events', 'u')} GROUP BY 1, 2",
-        ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods])).fetchall()}
+    postgres = {
+        (org, metric): used
+        for org, metric, used in conn.execute(
+            f"SELECT p.org, {METRIC_SQL}, sum(u.quantity) FROM unnest(%s::text[], %s::timestamptz[], "
+            f"%s::timestamptz[]) AS p(org, period_start, period_end) "
+            f"JOIN organizations AS o ON o.slug = p.org JOIN usage_events AS u "
+            f"ON u.organization_id = o.id AND u.occurred_at >= p.period_start "
+            f"AND u.occurred_at < p.period_end WHERE u.event_type <> 'api_call' "
+            f"AND {held('usage_events', 'u')} GROUP BY 1, 2",
+            ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods]),
+        ).fetchall()
+    }
     return _compare(mart, postgres, ("org", "metric"))
 
 
@@ -134,13 +177,21 @@ def rows_left_out(conn: psycopg.Connection, table: str, limit: int = 10) -> Left
     columns = BOUNDED_COLUMNS[table]
     count = conn.execute(
         f"SELECT count(*) FROM {table} AS t WHERE "
-        + " OR ".join(outside(f"t.{column}") for column in columns)).fetchone()[0]
+        + " OR ".join(outside(f"t.{column}") for column in columns)
+    ).fetchone()[0]
     if not count:
         return LeftOut(0)
     values = ", ".join(f"('{column}', t.{column})" for column in columns)
     first = conn.execute(
         f"SELECT t.id, c.name, (c.value AT TIME ZONE 'UTC')::text FROM {table} AS t "
         f"CROSS JOIN LATERAL (VALUES {values}) AS c(name, value) "
-        f"WHERE {outside('c.value')} ORDER BY t.id, c.name LIMIT %s", (limit,)).fetchall()
-    return LeftOut(count, [{"source": table, "id": row_id, "column": column, "value": value}
-                           for row_id, column, value in first])
+        f"WHERE {outside('c.value')} ORDER BY t.id, c.name LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return LeftOut(
+        count,
+        [
+            {"source": table, "id": row_id, "column": column, "value": value}
+            for row_id, column, value in first
+        ],
+    )

@@ -65,7 +65,9 @@ def published_version(marts_path: Path) -> int | None:
 class MartsBuild:
     """One build: an exclusive lock, a private copy to write, a new facts folder."""
 
-    def __init__(self, marts_path: Path, con: duckdb.DuckDBPyConnection, fresh: bool, build_id: str):
+    def __init__(
+        self, marts_path: Path, con: duckdb.DuckDBPyConnection, fresh: bool, build_id: str
+    ):
         self.marts_path = marts_path
         self.con = con
         self.fresh = fresh

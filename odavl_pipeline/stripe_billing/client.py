@@ -12,16 +12,22 @@ class StripeNotConfigured(RuntimeError):
     """STRIPE_API_KEY is unset: the Stripe steps are skipped."""
 
     def __init__(self) -> None:
-        super().__init__("STRIPE_API_KEY is not set, so the Stripe steps are skipped "
-                         "(set STRIPE_API_KEY, and STRIPE_API_BASE for a server other than Stripe's)")
+        super().__init__(
+            "STRIPE_API_KEY is not set, so the Stripe steps are skipped "
+            "(set STRIPE_API_KEY, and STRIPE_API_BASE for a server other than Stripe's)"
+        )
 
 
 def stripe_client(settings: Settings) -> stripe.StripeClient:
     """A client for Stripe's API, or for the server at STRIPE_API_BASE (an emulator in tests)."""
     if not settings.stripe_api_key:
         raise StripeNotConfigured()
-    base_addresses = {"api": settings.stripe_api_base.rstrip("/")} if settings.stripe_api_base else None
+    base_addresses = (
+        {"api": settings.stripe_api_base.rstrip("/")} if settings.stripe_api_base else None
+    )
     return stripe.StripeClient(
-        settings.stripe_api_key, base_addresses=base_addresses,
+        settings.stripe_api_key,
+        base_addresses=base_addresses,
         http_client=stripe.RequestsClient(timeout=HTTP_TIMEOUT_SECONDS),
-        max_network_retries=NETWORK_RETRIES)
+        max_network_retries=NETWORK_RETRIES,
+    )

@@ -33,8 +33,9 @@ def parse_secrets(value: str | None) -> tuple[str, ...]:
     return tuple(secret.strip() for secret in (value or "").split(",") if secret.strip())
 
 
-def verify_signature(payload: str, header: str | None, secrets: Sequence[str], *,
-                     tolerance: int = TOLERANCE_SECONDS) -> None:
+def verify_signature(
+    payload: str, header: str | None, secrets: Sequence[str], *, tolerance: int = TOLERANCE_SECONDS
+) -> None:
     """Return when one of `secrets` signed `payload` (the body as text) within `tolerance`
     seconds; raise `SignatureError` otherwise."""
     if not secrets:
@@ -42,8 +43,9 @@ def verify_signature(payload: str, header: str | None, secrets: Sequence[str], *
     if not header or not header.strip():
         raise SignatureError(SignatureError.MISSING_HEADER, "no Stripe-Signature header")
     if not header.isascii():
-        raise SignatureError(SignatureError.INVALID_SIGNATURE,
-                             "the Stripe-Signature header is not ASCII")
+        raise SignatureError(
+            SignatureError.INVALID_SIGNATURE, "the Stripe-Signature header is not ASCII"
+        )
     refusals = []
     for secret in secrets:
         try:  # the signature alone first, so that a stale one is told apart from a forged one
@@ -57,4 +59,3 @@ def verify_signature(payload: str, header: str | None, secrets: Sequence[str], *
             raise SignatureError(SignatureError.TIMESTAMP_OUTSIDE_TOLERANCE, str(error)) from None
         return
     raise SignatureError(SignatureError.INVALID_SIGNATURE, refusals[0])
-

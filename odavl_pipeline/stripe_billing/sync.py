@@ -43,7 +43,9 @@ STATUSES = {
 # What `stripe_events` can hold: Stripe's ids are at most 255 characters, as its id column.
 EVENT_ID_MAX_LENGTH = StripeEvent.__table__.c.id.type.length
 EVENT_TYPE_MAX_LENGTH = StripeEvent.__table__.c.type.type.length
-CREATED_MAX = int(datetime.max.replace(microsecond=0, tzinfo=UTC).timestamp())  # 9999-12-31T23:59:59Z
+CREATED_MAX = int(
+    datetime.max.replace(microsecond=0, tzinfo=UTC).timestamp()
+)  # 9999-12-31T23:59:59Z
 
 CUSTOMER_EVENTS = ("customer.created", "customer.updated")
 SUBSCRIPTION_EVENT_PREFIX = "customer.subscription."
@@ -130,20 +132,25 @@ def _check_text(value: Any, field: str, max_length: int) -> None:
         raise MalformedEvent(f"{field}: not storable text (NUL or a lone surrogate)")
 
 
-def apply_event(conn: psycopg.Connection, client: stripe.StripeClient,
-                event: dict[str, Any]) -> EventOutcome:
+def apply_event(
+    conn: psycopg.Connection, client: stripe.StripeClient, event: dict[str, Any]
+) -> EventOutcome:
     """Apply one Stripe event exactly once, in one transaction with its id."""
     event = parse_event(event)
     event_id, event_type = event["id"], event["type"]
     with conn.transaction():
         inserted = conn.execute(
             "INSERT INTO stripe_events (id, type, created) VALUES (%s, %s, to_timestamp(%s)) "
-            "ON CONFLICT (id) DO NOTHING", (event_id, event_type, event["created"])).rowcount
+            "ON CONFLICT (id) DO NOTHING",
+            (event_id, event_type, event["created"]),
+        ).rowcount
         if not inserted:
             return EventOutcome(event_id, event_type, "already_applied")
         # a plan change takes effect when Stripe made it, not when its event reached us
-        conn.execute("SELECT set_config('odavl.plan_effective_at', to_timestamp(%s)::text, true)",
-                     (event["created"],))
+        conn.execute(
+            "SELECT set_config('odavl.plan_effective_at', to_timestamp(%s)::text, true)",
+            (event["created"],),
+        )
         object_id = event["data"]["object"].get("id")
         if event_type.startswith(SUBSCRIPTION_EVENT_PREFIX) and isinstance(object_id, str):
             _lock(conn)
@@ -153,8 +160,9 @@ def apply_event(conn: psycopg.Connection, client: stripe.StripeClient,
             change = refresh_customer(conn, client, object_id)
         else:
             return EventOutcome(event_id, event_type, "ignored", "not an event we follow")
-        return EventOutcome(event_id, event_type, "applied" if change.applied else "ignored",
-                            change.detail)
+        return EventOutcome(
+            event_id, event_type, "applied" if change.applied else "ignored", change.detail
+        )
 
 
 # --- initial sync ------------------------------------------------------------------------
@@ -188,8 +196,9 @@ def initial_sync(conn: psycopg.Connection, client: stripe.StripeClient) -> SyncR
 # --- subscriptions -----------------------------------------------------------------------
 
 
-def refresh_subscription(conn: psycopg.Connection, client: stripe.StripeClient,
-                         subscription_id: str) -> Change:
+def refresh_subscription(
+    conn: psycopg.Connection, client: stripe.StripeClient, subscription_id: str
+) -> Change:
     """Fetch a subscription from Stripe and write it; call under `_lock`, in a transaction."""
     subscription = _retrieve(client.v1.subscriptions, subscription_id)
     if subscription is None:
@@ -200,22 +209,35 @@ def refresh_subscription(conn: psycopg.Connection, client: stripe.StripeClient,
     return apply_subscription(conn, subscription, _product_metadata_from(client))
 
 
-def apply_subscription(conn: psycopg.Connection, subscription: dict[str, Any],
-                       product_metadata: ProductMetadata) -> Change:
+def apply_subscription(
+    conn: psycopg.Connection, subscription: dict[str, Any], product_metadata: ProductMetadata
+) -> Change:
     """Write a subscription's state onto its organization."""
     customer_id = _id_of(subscription["customer"])
     org = _organization_of(conn, customer_id)
     if org is None:
-        return Change(False, f"subscription {subscription['id']}: customer {customer_id} is "
-                             f"linked to no organization")
+        return Change(
+            False,
+            f"subscription {subscription['id']}: customer {customer_id} is "
+            f"linked to no organization",
+        )
     org_id, slug = org
     state = subscription_state(subscription, product_metadata)
-    current = conn.execute("SELECT stripe_subscription_id, status FROM subscriptions "
-                           "WHERE organization_id = %s", (org_id,)).fetchone()
-    if (current and current[0] not in (None, state.subscription_id)
-            and state.status == "CANCELED" and current[1] != "CANCELED"):
-        return Change(False, f"subscription {state.subscription_id} ended; organization {slug} "
-                             f"keeps its live subscription {current[0]}")
+    current = conn.execute(
+        "SELECT stripe_subscription_id, status FROM subscriptions WHERE organization_id = %s",
+        (org_id,),
+    ).fetchone()
+    if (
+        current
+        and current[0] not in (None, state.subscription_id)
+        and state.status == "CANCELED"
+        and current[1] != "CANCELED"
+    ):
+        return Change(
+            False,
+            f"subscription {state.subscription_id} ended; organization {slug} "
+            f"keeps its live subscription {current[0]}",
+        )
     conn.execute(
         """INSERT INTO subscriptions (organization_id, stripe_subscription_id, stripe_price_id,
                status, analyses_limit, fixes_limit, audits_limit, projects_limit,
@@ -230,19 +252,34 @@ def apply_subscription(conn: psycopg.Connection, subscription: dict[str, Any],
                current_period_end = excluded.current_period_end,
                cancel_at = excluded.cancel_at, canceled_at = excluded.canceled_at,
                updated_at = now()""",
-        (org_id, state.subscription_id, state.price_id, state.status,
-         *(state.limits[key] for key in LIMIT_KEYS), state.current_period_start,
-         state.current_period_end, state.cancel_at, state.canceled_at))
+        (
+            org_id,
+            state.subscription_id,
+            state.price_id,
+            state.status,
+            *(state.limits[key] for key in LIMIT_KEYS),
+            state.current_period_start,
+            state.current_period_end,
+            state.cancel_at,
+            state.canceled_at,
+        ),
+    )
     tier = "FREE" if state.status == "CANCELED" else state.tier
-    conn.execute("UPDATE organizations SET stripe_subscription_id = %s, "
-                 "tier = COALESCE(%s::tier, tier) WHERE id = %s",
-                 (state.subscription_id, tier, org_id))
-    return Change(True, f"organization {slug}: subscription {state.subscription_id} "
-                        f"{state.status}, tier {tier or 'unchanged (no tier metadata)'}")
+    conn.execute(
+        "UPDATE organizations SET stripe_subscription_id = %s, "
+        "tier = COALESCE(%s::tier, tier) WHERE id = %s",
+        (state.subscription_id, tier, org_id),
+    )
+    return Change(
+        True,
+        f"organization {slug}: subscription {state.subscription_id} "
+        f"{state.status}, tier {tier or 'unchanged (no tier metadata)'}",
+    )
 
 
-def subscription_state(subscription: dict[str, Any],
-                       product_metadata: ProductMetadata) -> SubscriptionState:
+def subscription_state(
+    subscription: dict[str, Any], product_metadata: ProductMetadata
+) -> SubscriptionState:
     """Our view of a Stripe subscription (any API version: the current period is on the
     subscription in older versions, on its items since 2025-03-31)."""
     items = (subscription.get("items") or {}).get("data") or []
@@ -253,21 +290,31 @@ def subscription_state(subscription: dict[str, Any],
         raise ValueError(f"subscription {subscription['id']} has no current period")
     status = STATUSES.get(subscription["status"])
     if status is None:
-        raise ValueError(f"subscription {subscription['id']}: unknown status {subscription['status']!r}")
+        raise ValueError(
+            f"subscription {subscription['id']}: unknown status {subscription['status']!r}"
+        )
     tier = str(metadata.get("tier", "")).upper()
     price = item.get("price") or item.get("plan") or {}
     canceled_at = subscription.get("canceled_at") or (
-        subscription.get("ended_at") if status == "CANCELED" else None)
+        subscription.get("ended_at") if status == "CANCELED" else None
+    )
     return SubscriptionState(
-        subscription_id=subscription["id"], customer_id=_id_of(subscription["customer"]),
-        status=status, price_id=price.get("id"), tier=tier if tier in TIERS else None,
+        subscription_id=subscription["id"],
+        customer_id=_id_of(subscription["customer"]),
+        status=status,
+        price_id=price.get("id"),
+        tier=tier if tier in TIERS else None,
         limits={key: _limit(metadata.get(key)) for key in LIMIT_KEYS},
-        current_period_start=_moment(start), current_period_end=_moment(end),
-        cancel_at=_moment(subscription.get("cancel_at")), canceled_at=_moment(canceled_at))
+        current_period_start=_moment(start),
+        current_period_end=_moment(end),
+        cancel_at=_moment(subscription.get("cancel_at")),
+        canceled_at=_moment(canceled_at),
+    )
 
 
-def _plan_item(items: list[dict[str, Any]],
-               product_metadata: ProductMetadata) -> tuple[dict[str, Any], dict[str, str]]:
+def _plan_item(
+    items: list[dict[str, Any]], product_metadata: ProductMetadata
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The first item whose price or product names a tier, with their metadata (the price's
     wins); else the first item (metered prices carry no tier)."""
     for item in items:
@@ -275,7 +322,9 @@ def _plan_item(items: list[dict[str, Any]],
         metadata = dict(price.get("metadata") or {})
         if "tier" not in metadata and price.get("product"):
             product = price["product"]
-            found = product.get("metadata") if isinstance(product, dict) else product_metadata(product)
+            found = (
+                product.get("metadata") if isinstance(product, dict) else product_metadata(product)
+            )
             metadata = {**(found or {}), **metadata}
         if "tier" in metadata:
             return item, metadata
@@ -305,14 +354,17 @@ def link_customer(conn: psycopg.Connection, customer: dict[str, Any]) -> int | N
     slug = (customer.get("metadata") or {}).get("org_slug")
     if customer.get("deleted") or not slug:
         return None
-    row = conn.execute("UPDATE organizations SET stripe_customer_id = %s "
-                       "WHERE slug = %s AND stripe_customer_id IS NULL RETURNING id",
-                       (customer["id"], slug)).fetchone()
+    row = conn.execute(
+        "UPDATE organizations SET stripe_customer_id = %s "
+        "WHERE slug = %s AND stripe_customer_id IS NULL RETURNING id",
+        (customer["id"], slug),
+    ).fetchone()
     return row[0] if row else None
 
 
-def refresh_customer(conn: psycopg.Connection, client: stripe.StripeClient,
-                     customer_id: str) -> Change:
+def refresh_customer(
+    conn: psycopg.Connection, client: stripe.StripeClient, customer_id: str
+) -> Change:
     """Fetch a customer from Stripe and link its organization; call under `_lock`."""
     customer = _retrieve(client.v1.customers, customer_id)
     if customer is None:
@@ -327,13 +379,17 @@ def _link(conn: psycopg.Connection, customer: dict[str, Any]) -> Change:
     slug = (customer.get("metadata") or {}).get("org_slug")
     if not slug:
         return Change(False, f"customer {customer['id']}: no organization, no metadata org_slug")
-    return Change(False, f"customer {customer['id']}: organization {slug!r} does not exist or "
-                         f"is linked to another customer")
+    return Change(
+        False,
+        f"customer {customer['id']}: organization {slug!r} does not exist or "
+        f"is linked to another customer",
+    )
 
 
 def _organization_of(conn: psycopg.Connection, customer_id: str) -> tuple[int, str] | None:
-    return conn.execute("SELECT id, slug FROM organizations WHERE stripe_customer_id = %s",
-                        (customer_id,)).fetchone()
+    return conn.execute(
+        "SELECT id, slug FROM organizations WHERE stripe_customer_id = %s", (customer_id,)
+    ).fetchone()
 
 
 # --- helpers -----------------------------------------------------------------------------

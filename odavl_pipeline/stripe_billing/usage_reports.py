@@ -100,11 +100,17 @@ class ReportSummary:
         return not self.failed and not self.discrepancies and not self.not_attempted
 
     def as_dict(self) -> dict[str, int]:
-        return {"sent": len(self.sent), "already_reported": self.already_reported,
-                "without_customer": self.without_customer, "nothing_to_bill": self.nothing_to_bill,
-                "outside_window": self.outside_window, "failed": len(self.failed),
-                "discrepancies": len(self.discrepancies), "not_attempted": self.not_attempted,
-                "settled": self.settled}
+        return {
+            "sent": len(self.sent),
+            "already_reported": self.already_reported,
+            "without_customer": self.without_customer,
+            "nothing_to_bill": self.nothing_to_bill,
+            "outside_window": self.outside_window,
+            "failed": len(self.failed),
+            "discrepancies": len(self.discrepancies),
+            "not_attempted": self.not_attempted,
+            "settled": self.settled,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,11 +123,14 @@ class Reconciliation:
         return not self.violations
 
 
-def meter_event_identifier(organization_id: int, metric: str, period_start: datetime,
-                           cumulative: int) -> str:
+def meter_event_identifier(
+    organization_id: int, metric: str, period_start: datetime, cumulative: int
+) -> str:
     """The increment that brings the period's reported total to `cumulative`."""
-    return (f"odavl:{organization_id}:{metric}:{period_start.astimezone(UTC):%Y%m%dT%H%M%SZ}:"
-            f"{cumulative}")
+    return (
+        f"odavl:{organization_id}:{metric}:{period_start.astimezone(UTC):%Y%m%dT%H%M%SZ}:"
+        f"{cumulative}"
+    )
 
 
 def event_timestamp(period_end: datetime, now: datetime | None = None) -> int:
@@ -133,8 +142,10 @@ def event_timestamp(period_end: datetime, now: datetime | None = None) -> int:
 def read_billing_periods(marts_path: Path) -> list[BillingPeriod]:
     """Every period of the `billing_periods` mart, open and closed (CONTRACT.md section 6)."""
     with open_marts(marts_path) as con:
-        rows = con.execute("SELECT org, period_start, period_end, metric, used, closed "
-                           "FROM billing_periods ORDER BY org, metric, period_start").fetchall()
+        rows = con.execute(
+            "SELECT org, period_start, period_end, metric, used, closed "
+            "FROM billing_periods ORDER BY org, metric, period_start"
+        ).fetchall()
     return [BillingPeriod(*row) for row in rows]
 
 
@@ -143,22 +154,29 @@ def read_closed_periods(marts_path: Path) -> list[BillingPeriod]:
     return [period for period in read_billing_periods(marts_path) if period.closed]
 
 
-def report_usage(conn: psycopg.Connection, client: stripe.StripeClient,
-                 periods: Iterable[BillingPeriod], now: datetime | None = None) -> ReportSummary:
+def report_usage(
+    conn: psycopg.Connection,
+    client: stripe.StripeClient,
+    periods: Iterable[BillingPeriod],
+    now: datetime | None = None,
+) -> ReportSummary:
     """Send each period's increment since the last report, and each closed period's true-up;
     see the module's rules.
 
     `conn` must be outside a transaction: each ledger step commits on its own.
     """
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        raise ValueError("report_usage commits step by step: pass a connection outside a transaction")
+        raise ValueError(
+            "report_usage commits step by step: pass a connection outside a transaction"
+        )
     now = now or datetime.now(UTC)
     summary = ReportSummary()
     with _report_lock(conn):
         with conn.transaction():
             customers = _customers(conn)
-            latest = {(row.organization_id, row.metric, row.period_start): row
-                      for row in _ledger(conn)}  # ordered by cumulative: the last one stays
+            latest = {
+                (row.organization_id, row.metric, row.period_start): row for row in _ledger(conn)
+            }  # ordered by cumulative: the last one stays
         unreachable = False
         for period in sorted(periods, key=lambda p: (p.org, p.metric, p.period_start)):
             if period.metric not in EVENT_NAMES or period.period_start > now:
@@ -182,12 +200,14 @@ def report_usage(conn: psycopg.Connection, client: stripe.StripeClient,
             where = f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}"
             if period.used < reported:
                 summary.discrepancies.append(
-                    f"{where}: reported {reported}, the marts now say {period.used}")
+                    f"{where}: reported {reported}, the marts now say {period.used}"
+                )
                 continue
             if row is not None and row.final:
                 if period.used != reported:
                     summary.discrepancies.append(
-                        f"{where}: settled with {reported}, the marts now say {period.used}")
+                        f"{where}: settled with {reported}, the marts now say {period.used}"
+                    )
                 elif sent_now:
                     summary.settled += 1
                 else:
@@ -217,8 +237,9 @@ def report_usage(conn: psycopg.Connection, client: stripe.StripeClient,
     return summary
 
 
-def reconcile(conn: psycopg.Connection, periods: Iterable[BillingPeriod],
-              now: datetime | None = None) -> Reconciliation:
+def reconcile(
+    conn: psycopg.Connection, periods: Iterable[BillingPeriod], now: datetime | None = None
+) -> Reconciliation:
     """What was sent agrees with the marts, for organizations with a Stripe customer id.
 
     Every ledger row must be `sent`, a period's increments must add up to its cumulative
@@ -235,8 +256,9 @@ def reconcile(conn: psycopg.Connection, periods: Iterable[BillingPeriod],
     billed = {(p.org, p.metric, p.period_start): p for p in periods if p.metric in EVENT_NAMES}
     by_period: dict[tuple, list[LedgerRow]] = {}
     for row in rows:
-        by_period.setdefault((slugs.get(row.organization_id), row.metric, row.period_start),
-                             []).append(row)
+        by_period.setdefault(
+            (slugs.get(row.organization_id), row.metric, row.period_start), []
+        ).append(row)
     oldest = (now - REPORT_WINDOW).timestamp()
     violations = []
     for key, increments in by_period.items():
@@ -246,54 +268,86 @@ def reconcile(conn: psycopg.Connection, periods: Iterable[BillingPeriod],
         if pending:
             violations.append(f"{where}: {pending} pending, Stripe's receipt not confirmed yet")
         if sum(row.quantity for row in increments) != reported:
-            violations.append(f"{where}: increments add up to "
-                              f"{sum(row.quantity for row in increments)}, not {reported}")
+            violations.append(
+                f"{where}: increments add up to "
+                f"{sum(row.quantity for row in increments)}, not {reported}"
+            )
         period = billed.get(key)
         if period is None:
             violations.append(f"{where}: reported, but no such period in the marts")
         elif reported > period.used or (
-                period.closed and reported < period.used
-                and event_timestamp(period.period_end) >= oldest):
+            period.closed
+            and reported < period.used
+            and event_timestamp(period.period_end) >= oldest
+        ):
             violations.append(f"{where}: reported {reported}, the marts say {period.used}")
     for key in sorted(k for k, p in billed.items() if p.closed and k not in by_period):
         period = billed[key]
         linked = customers.get(period.org, (None, None))[1] is not None
         if linked and period.used > 0 and event_timestamp(period.period_end) >= oldest:
-            violations.append(f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}: "
-                              f"{period.used} not reported to Stripe")
+            violations.append(
+                f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}: "
+                f"{period.used} not reported to Stripe"
+            )
     return Reconciliation(checked=len(by_period) + len(billed), violations=violations)
 
 
 # --- the ledger --------------------------------------------------------------------------
 
-_LEDGER_COLUMNS = ("id, organization_id, metric, period_start, period_end, quantity, cumulative, "
-                   "final, identifier, stripe_customer_id, status")
+_LEDGER_COLUMNS = (
+    "id, organization_id, metric, period_start, period_end, quantity, cumulative, "
+    "final, identifier, stripe_customer_id, status"
+)
 
 
 def _ledger(conn: psycopg.Connection) -> list[LedgerRow]:
     """Every increment, each period's in the order they were reserved."""
-    return [LedgerRow(*row) for row in conn.execute(
-        "SELECT " + _LEDGER_COLUMNS + " FROM stripe_usage_reports "
-        "ORDER BY organization_id, metric, period_start, cumulative")]
+    return [
+        LedgerRow(*row)
+        for row in conn.execute(
+            "SELECT " + _LEDGER_COLUMNS + " FROM stripe_usage_reports "
+            "ORDER BY organization_id, metric, period_start, cumulative"
+        )
+    ]
 
 
 def _customers(conn: psycopg.Connection) -> dict[str, tuple[int, str | None]]:
-    return {slug: (organization_id, customer_id) for organization_id, slug, customer_id in
-            conn.execute("SELECT id, slug, stripe_customer_id FROM organizations")}
+    return {
+        slug: (organization_id, customer_id)
+        for organization_id, slug, customer_id in conn.execute(
+            "SELECT id, slug, stripe_customer_id FROM organizations"
+        )
+    }
 
 
-def _reserve(conn: psycopg.Connection, organization_id: int, customer_id: str,
-             period: BillingPeriod, reported: int) -> LedgerRow:
+def _reserve(
+    conn: psycopg.Connection,
+    organization_id: int,
+    customer_id: str,
+    period: BillingPeriod,
+    reported: int,
+) -> LedgerRow:
     """Commit the `pending` increment before anything is sent (reports are serialized by a lock)."""
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO stripe_usage_reports (organization_id, metric, period_start, period_end, "
             "quantity, cumulative, final, identifier, stripe_customer_id, status, attempts) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 0) RETURNING " + _LEDGER_COLUMNS,
-            (organization_id, period.metric, period.period_start, period.period_end,
-             period.used - reported, period.used, period.closed,
-             meter_event_identifier(organization_id, period.metric, period.period_start, period.used),
-             customer_id)).fetchone()
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 0) RETURNING "
+            + _LEDGER_COLUMNS,
+            (
+                organization_id,
+                period.metric,
+                period.period_start,
+                period.period_end,
+                period.used - reported,
+                period.used,
+                period.closed,
+                meter_event_identifier(
+                    organization_id, period.metric, period.period_start, period.used
+                ),
+                customer_id,
+            ),
+        ).fetchone()
     return LedgerRow(*row)
 
 
@@ -307,32 +361,48 @@ def _mark_final(conn: psycopg.Connection, row: LedgerRow) -> None:
         conn.execute("UPDATE stripe_usage_reports SET final = true WHERE id = %s", (row.id,))
 
 
-def _send(conn: psycopg.Connection, client: stripe.StripeClient, row: LedgerRow, now: datetime,
-          summary: ReportSummary) -> tuple[bool, bool]:
+def _send(
+    conn: psycopg.Connection,
+    client: stripe.StripeClient,
+    row: LedgerRow,
+    now: datetime,
+    summary: ReportSummary,
+) -> tuple[bool, bool]:
     """Send a pending increment and record the outcome: (Stripe reachable, delivered)."""
     try:
-        client.v1.billing.meter_events.create({
-            "event_name": EVENT_NAMES[row.metric],
-            "payload": {"stripe_customer_id": row.stripe_customer_id, "value": str(row.quantity)},
-            "identifier": row.identifier,
-            "timestamp": event_timestamp(row.period_end, now),
-        })
+        client.v1.billing.meter_events.create(
+            {
+                "event_name": EVENT_NAMES[row.metric],
+                "payload": {
+                    "stripe_customer_id": row.stripe_customer_id,
+                    "value": str(row.quantity),
+                },
+                "identifier": row.identifier,
+                "timestamp": event_timestamp(row.period_end, now),
+            }
+        )
     except stripe.StripeError as error:
         if not _is_duplicate(error, row.identifier):
             _record_failure(conn, row, error)
             summary.failed.append((row.identifier, _reason(error)))
             return not _is_unreachable(error), False
     with conn.transaction():
-        conn.execute("UPDATE stripe_usage_reports SET status = 'sent', sent_at = now(), "
-                     "attempts = attempts + 1, last_error = NULL WHERE id = %s", (row.id,))
+        conn.execute(
+            "UPDATE stripe_usage_reports SET status = 'sent', sent_at = now(), "
+            "attempts = attempts + 1, last_error = NULL WHERE id = %s",
+            (row.id,),
+        )
     summary.sent.append(row.identifier)
     return True, True
 
 
 def _record_failure(conn: psycopg.Connection, row: LedgerRow, error: stripe.StripeError) -> None:
     with conn.transaction():
-        conn.execute("UPDATE stripe_usage_reports SET attempts = attempts + 1, last_error = %s "
-                     "WHERE id = %s", (_reason(error), row.id))
+        conn.execute(
+            "UPDATE stripe_usage_reports SET attempts = attempts + 1, last_error = %s "
+            "WHERE id = %s",
+            (_reason(error), row.id),
+        )
 
 
 def _is_duplicate(error: stripe.StripeError, identifier: str) -> bool:
@@ -340,14 +410,19 @@ def _is_duplicate(error: stripe.StripeError, identifier: str) -> bool:
     message = getattr(error, "user_message", None) or str(error)
     return isinstance(error, stripe.InvalidRequestError) and (
         error.code == "duplicate_meter_event"
-        or ("already exists" in message and identifier in message))
+        or ("already exists" in message and identifier in message)
+    )
 
 
 def _is_unreachable(error: stripe.StripeError) -> bool:
     """Connection failures, rate limits and server errors: stop, and leave the rest for later."""
     status = error.http_status
-    return (isinstance(error, stripe.APIConnectionError) or status is None or status == 429
-            or status >= 500)
+    return (
+        isinstance(error, stripe.APIConnectionError)
+        or status is None
+        or status == 429
+        or status >= 500
+    )
 
 
 def _reason(error: stripe.StripeError) -> str:

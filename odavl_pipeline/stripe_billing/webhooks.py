@@ -39,8 +39,13 @@ from odavl_pipeline.stripe_billing.sync import EventOutcome, apply_event, parse_
 MAX_BODY_BYTES = 1 << 20  # Stripe's events are far smaller
 
 # The database or Stripe failed, not the event: Stripe delivers it again.
-INFRASTRUCTURE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError,
-                         stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
+INFRASTRUCTURE_ERRORS = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    stripe.APIConnectionError,
+    stripe.APIError,
+    stripe.RateLimitError,
+)
 
 log = logging.getLogger("odavl_pipeline.stripe.webhooks")
 
@@ -49,8 +54,10 @@ class WebhookSecretMissing(RuntimeError):
     """STRIPE_WEBHOOK_SECRET is unset: no delivery could be verified."""
 
     def __init__(self) -> None:
-        super().__init__("STRIPE_WEBHOOK_SECRET is not set (the endpoint secret, `whsec_…`; "
-                         "several separated by commas while a secret is rotated)")
+        super().__init__(
+            "STRIPE_WEBHOOK_SECRET is not set (the endpoint secret, `whsec_…`; "
+            "several separated by commas while a secret is rotated)"
+        )
 
 
 def create_app(settings: Settings, client: stripe.StripeClient | None = None) -> Starlette:
@@ -83,23 +90,35 @@ def create_app(settings: Settings, client: stripe.StripeClient | None = None) ->
         try:
             outcome = await run_in_threadpool(apply, event)
         except INFRASTRUCTURE_ERRORS as error:
-            log.error("event %r (%r) not applied (%s: %s); Stripe will deliver it again",
-                      event["id"], event["type"], type(error).__name__, error)
+            log.error(
+                "event %r (%r) not applied (%s: %s); Stripe will deliver it again",
+                event["id"],
+                event["type"],
+                type(error).__name__,
+                error,
+            )
             return JSONResponse({"error": "not_applied", "event": event["id"]}, status_code=503)
         except Exception:
-            log.exception("event %r (%r) failed; Stripe will deliver it again",
-                          event["id"], event["type"])
+            log.exception(
+                "event %r (%r) failed; Stripe will deliver it again", event["id"], event["type"]
+            )
             return JSONResponse({"error": "internal_error", "event": event["id"]}, status_code=500)
-        log.info("event %r (%r): %s %s", outcome.event_id, outcome.type, outcome.status,
-                 outcome.detail)
-        return JSONResponse({"event": outcome.event_id, "outcome": outcome.status,
-                             "detail": outcome.detail})
+        log.info(
+            "event %r (%r): %s %s", outcome.event_id, outcome.type, outcome.status, outcome.detail
+        )
+        return JSONResponse(
+            {"event": outcome.event_id, "outcome": outcome.status, "detail": outcome.detail}
+        )
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/stripe/webhook", webhook, methods=["POST"]),
-                             Route("/healthz", healthz, methods=["GET"])])
+    return Starlette(
+        routes=[
+            Route("/stripe/webhook", webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
 
 
 def serve(settings: Settings, host: str, port: int) -> None:

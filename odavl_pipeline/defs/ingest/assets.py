@@ -24,9 +24,13 @@ DESCRIPTIONS = {
 }
 
 landing_specs = [
-    dg.AssetSpec(["landing", source], group_name="landing", kinds={"file"},
-                 description=f"NDJSON files landed under {source}/<day>/ by the ODAVL products.",
-                 partitions_def=landed_days)
+    dg.AssetSpec(
+        ["landing", source],
+        group_name="landing",
+        kinds={"file"},
+        description=f"NDJSON files landed under {source}/<day>/ by the ODAVL products.",
+        partitions_def=landed_days,
+    )
     for source in SOURCES
 ]
 
@@ -45,41 +49,54 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
     def ingest(context: dg.AssetExecutionContext, odavl: OdavlResource) -> dg.MaterializeResult:
         days = [date.fromisoformat(key) for key in context.partition_keys]
         with odavl.connect() as conn:
-            report = ingest_days(conn, odavl.settings().landing_dir, source, days,
-                                 run_id=context.run.run_id,
-                                 progress=Throttled(context.log.info, PROGRESS_SECONDS))
+            report = ingest_days(
+                conn,
+                odavl.settings().landing_dir,
+                source,
+                days,
+                run_id=context.run.run_id,
+                progress=Throttled(context.log.info, PROGRESS_SECONDS),
+            )
             checks = evaluate_checks(conn, source)
         misplaced = _log_report(context, report)
-        return dg.MaterializeResult(metadata={
-            **report.counts.as_dict(),
-            "failed_files": len(report.failed),
-            "misplaced_files": misplaced,
-            "skipped_files": report.skipped_files,
-            "retried_lines": report.retried.lines,
-            "retried_landed": report.retried.landed,
-            "rows_per_second": dg.FloatMetadataValue(round(report.lines_per_second, 1)),
-            "days": f"{days[0]} .. {days[-1]} ({len(days)} landed)",
-        }, check_results=checks)
+        return dg.MaterializeResult(
+            metadata={
+                **report.counts.as_dict(),
+                "failed_files": len(report.failed),
+                "misplaced_files": misplaced,
+                "skipped_files": report.skipped_files,
+                "retried_lines": report.retried.lines,
+                "retried_landed": report.retried.landed,
+                "rows_per_second": dg.FloatMetadataValue(round(report.lines_per_second, 1)),
+                "days": f"{days[0]} .. {days[-1]} ({len(days)} landed)",
+            },
+            check_results=checks,
+        )
 
     return ingest
 
 
 def _log_report(context: dg.AssetExecutionContext, report: IngestReport) -> int:
     """Log what the ingestion did and what went wrong; return the misplaced files reported."""
-    context.log.info(f"{report.source}: {report.counts.as_dict()} in {report.seconds:.1f}s; "
-                     f"{report.skipped_files} files already ingested; "
-                     f"retried from quarantine: {report.retried}")
+    context.log.info(
+        f"{report.source}: {report.counts.as_dict()} in {report.seconds:.1f}s; "
+        f"{report.skipped_files} files already ingested; "
+        f"retried from quarantine: {report.retried}"
+    )
     for path, error in report.failed:
         context.log.error(f"{path} failed; the next run tries it again: {error}")
     for path in report.changed:
         context.log.warning(f"{path} changed while it was read; the next run ingests it")
     misplaced = sum(counts.files for counts in report.misplaced.values())
     if misplaced:
-        context.log.warning(f"{misplaced} misplaced file(s) reported: `odavl-pipeline rejects "
-                            f"--reason misplaced_file` lists them")
+        context.log.warning(
+            f"{misplaced} misplaced file(s) reported: `odavl-pipeline rejects "
+            f"--reason misplaced_file` lists them"
+        )
     if report.retry_error:
-        context.log.error(f"retrying the quarantine failed; the next run tries again: "
-                          f"{report.retry_error}")
+        context.log.error(
+            f"retrying the quarantine failed; the next run tries again: {report.retry_error}"
+        )
     return misplaced
 
 

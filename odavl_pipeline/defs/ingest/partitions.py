@@ -49,5 +49,7 @@ def day_ranges(instance: dg.DagsterInstance, days: Iterable[date]) -> list[dg.Pa
 
 def range_tags(key_range: dg.PartitionKeyRange) -> dict[str, str]:
     """The tags of a run over `key_range` (Dagster's own single-run backfill tags)."""
-    return {"dagster/asset_partition_range_start": key_range.start,
-            "dagster/asset_partition_range_end": key_range.end}
+    return {
+        "dagster/asset_partition_range_start": key_range.start,
+        "dagster/asset_partition_range_end": key_range.end,
+    }

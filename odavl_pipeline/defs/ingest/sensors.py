@@ -7,22 +7,31 @@ from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.ingest.changes import changes_since
 
 
-@dg.sensor(job_name="pipeline", minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Watches the landing zone; registers each day with new files as a partition "
-                       "and requests one run of the pipeline per range of such days.")
-def landing_zone_sensor(context: dg.SensorEvaluationContext, odavl: OdavlResource) -> dg.SensorResult:
+@dg.sensor(
+    job_name="pipeline",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Watches the landing zone; registers each day with new files as a partition "
+    "and requests one run of the pipeline per range of such days.",
+)
+def landing_zone_sensor(
+    context: dg.SensorEvaluationContext, odavl: OdavlResource
+) -> dg.SensorResult:
     since = int(context.cursor or 0)
     changes = changes_since(odavl.settings().landing_dir, since)
     days = set().union(*changes.partitions.values())
     registered = context.instance.get_dynamic_partitions(landed_days.name)
     new_days = sorted(days - set(registered))
     requests = [
-        dg.RunRequest(run_key=f"{key_range.start}..{key_range.end}:{changes.newest_mtime_ns}",
-                      tags=range_tags(key_range))
+        dg.RunRequest(
+            run_key=f"{key_range.start}..{key_range.end}:{changes.newest_mtime_ns}",
+            tags=range_tags(key_range),
+        )
         # the new days are added in this order, after the ones registered already
         for key_range in contiguous_ranges([*registered, *new_days], days)
     ]
     return dg.SensorResult(
-        run_requests=requests, cursor=str(changes.newest_mtime_ns),
-        dynamic_partitions_requests=[landed_days.build_add_request(new_days)] if new_days else [])
+        run_requests=requests,
+        cursor=str(changes.newest_mtime_ns),
+        dynamic_partitions_requests=[landed_days.build_add_request(new_days)] if new_days else [],
+    )

@@ -16,40 +16,61 @@ USAGE, ERRORS, FIXES, AUDITS = (dg.AssetKey([source]) for source in SOURCES)
 
 MARTS = {
     "usage_daily": ([USAGE], "Usage per organization, UTC day and metric (quantity and events)."),
-    "quota_status": ([USAGE], "Each organization's usage against its quota in the current "
-                              "billing period, with the forecast to the period's end."),
+    "quota_status": (
+        [USAGE],
+        "Each organization's usage against its quota in the current "
+        "billing period, with the forecast to the period's end.",
+    ),
     "billing_periods": ([USAGE], "Every monthly billing period: used, quota, overage, closed."),
-    "billing_adjustments": ([USAGE], "Usage that arrived after its period closed, carried into "
-                                     "the period open at its arrival."),
+    "billing_adjustments": (
+        [USAGE],
+        "Usage that arrived after its period closed, carried into the period open at its arrival.",
+    ),
     "organizations": ([], "Organizations with their tier and status (from the console's data)."),
     "projects": ([], "Projects of each organization (from the console's data)."),
     "memberships": ([], "Who is a member of which organization, with their role."),
     "error_trends": ([ERRORS], "Error events per project, UTC day, detector and severity."),
     "error_signatures": ([ERRORS], "Error signatures with count, first and last seen, status."),
     "fix_outcomes": ([FIXES], "Autopilot fixes per project, day and outcome, with size and risk."),
-    "attestation_chains": ([FIXES], "Each project's attestation chain: verified length, head, "
-                                    "pending and rejected links."),
+    "attestation_chains": (
+        [FIXES],
+        "Each project's attestation chain: verified length, head, pending and rejected links.",
+    ),
     "audit_scores": ([AUDITS], "Guardian scores per project, day, URL and device."),
     "audit_issues": ([AUDITS], "Guardian issues per project, day, suite and severity."),
-    "latest_audit_issues": ([AUDITS], "The issues of each project's latest audit, with "
-                                      "recommendations."),
-    "quarantine_summary": ([USAGE, ERRORS, FIXES, AUDITS], "Rejected records by source, reason "
-                                                           "and organization."),
-    "landing_files": ([USAGE, ERRORS, FIXES, AUDITS], "Every landing file ingested: the "
-                                                      "provenance of each usage fact."),
+    "latest_audit_issues": (
+        [AUDITS],
+        "The issues of each project's latest audit, with recommendations.",
+    ),
+    "quarantine_summary": (
+        [USAGE, ERRORS, FIXES, AUDITS],
+        "Rejected records by source, reason and organization.",
+    ),
+    "landing_files": (
+        [USAGE, ERRORS, FIXES, AUDITS],
+        "Every landing file ingested: the provenance of each usage fact.",
+    ),
 }
 
 mart_specs = [
-    dg.AssetSpec(name, deps=deps, description=description, group_name="marts",
-                 kinds={"duckdb"}, freshness_policy=freshness_policy(name))
+    dg.AssetSpec(
+        name,
+        deps=deps,
+        description=description,
+        group_name="marts",
+        kinds={"duckdb"},
+        freshness_policy=freshness_policy(name),
+    )
     for name, (deps, description) in MARTS.items()
 ]
 
 
 class MartsConfig(dg.Config):
     full_rebuild: bool = Field(
-        default=False, description="Rebuild every mart from all of history instead of the days "
-        "that changed since the last build.")
+        default=False,
+        description="Rebuild every mart from all of history instead of the days "
+        "that changed since the last build.",
+    )
 
 
 @dg.multi_asset(name="marts", specs=mart_specs, check_specs=mart_check_specs, can_subset=False)
@@ -61,8 +82,9 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
     from odavl_pipeline.marts.build import refresh_marts
 
     settings = odavl.settings()
-    report = refresh_marts(settings, full=config.full_rebuild, grace=settings.billing_grace,
-                           progress=context.log.info)
+    report = refresh_marts(
+        settings, full=config.full_rebuild, grace=settings.billing_grace, progress=context.log.info
+    )
     # quota alerts of the published quota_status, each recorded once (the sensor
     # `quota_alert_delivery` sends them)
     new_alerts = record_from_marts(settings)
@@ -81,6 +103,7 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
     for spec in mart_specs:
         name = spec.key.path[-1]
         extra = {"quota_alerts_recorded": len(new_alerts)} if name == "quota_status" else {}
-        yield dg.MaterializeResult(asset_key=spec.key, metadata={
-            **shared, **extra, "dagster/row_count": report.rows[name]})
+        yield dg.MaterializeResult(
+            asset_key=spec.key, metadata={**shared, **extra, "dagster/row_count": report.rows[name]}
+        )
     yield from evaluate_mart_checks(settings)

@@ -8,12 +8,17 @@ from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.ingest.pending import days_to_run
 
 
-@dg.schedule(cron_schedule="15 0 * * *", job_name="pipeline", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Every day at 00:15 UTC: ingests the days with new landing files "
-                         "(yesterday's, and any late ones) and rebuilds the marts.")
-def daily_billing(context: dg.ScheduleEvaluationContext,
-                  odavl: OdavlResource) -> list[dg.RunRequest] | dg.SkipReason:
+@dg.schedule(
+    cron_schedule="15 0 * * *",
+    job_name="pipeline",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every day at 00:15 UTC: ingests the days with new landing files "
+    "(yesterday's, and any late ones) and rebuilds the marts.",
+)
+def daily_billing(
+    context: dg.ScheduleEvaluationContext, odavl: OdavlResource
+) -> list[dg.RunRequest] | dg.SkipReason:
     settings = odavl.settings()
     with odavl.connect() as conn:
         days = days_to_run(conn, settings.landing_dir)
@@ -21,6 +26,9 @@ def daily_billing(context: dg.ScheduleEvaluationContext,
         return dg.SkipReason(f"nothing has landed in {settings.landing_dir}")
     # a schedule cannot ask the daemon to add partitions (a sensor can): it registers them itself
     tick = context.scheduled_execution_time.date().isoformat()
-    return [dg.RunRequest(run_key=f"{tick}:{key_range.start}..{key_range.end}",
-                          tags=range_tags(key_range))
-            for key_range in day_ranges(context.instance, days)]
+    return [
+        dg.RunRequest(
+            run_key=f"{tick}:{key_range.start}..{key_range.end}", tags=range_tags(key_range)
+        )
+        for key_range in day_ranges(context.instance, days)
+    ]

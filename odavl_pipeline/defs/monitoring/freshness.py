@@ -11,8 +11,9 @@ import dagster as dg
 
 BILLING_MARTS = ("usage_daily", "quota_status", "billing_periods")
 
-DAILY_BY_2AM_UTC = dg.FreshnessPolicy.cron(deadline_cron="0 2 * * *",
-                                           lower_bound_delta=timedelta(hours=24), timezone="UTC")
+DAILY_BY_2AM_UTC = dg.FreshnessPolicy.cron(
+    deadline_cron="0 2 * * *", lower_bound_delta=timedelta(hours=24), timezone="UTC"
+)
 
 
 def freshness_policy(mart: str) -> dg.FreshnessPolicy | None:

@@ -8,11 +8,13 @@ NOT_SENT = "quota alerts are recorded (and listed on the dashboards' overview) b
 
 
 @dg.sensor(
-    name="quota_alert_delivery", minimum_interval_seconds=60,
+    name="quota_alert_delivery",
+    minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Delivers recorded quota alerts (80 %, 100 %, forecast) as signed JSON to "
-                "ODAVL_ALERT_WEBHOOK_URL and the organizations' own endpoints, retrying with "
-                "backoff; every attempt is a row of quota_alert_attempts.")
+    "ODAVL_ALERT_WEBHOOK_URL and the organizations' own endpoints, retrying with "
+    "backoff; every attempt is a row of quota_alert_attempts.",
+)
 def quota_alert_delivery(context: dg.SensorEvaluationContext, odavl: OdavlResource):
     from odavl_pipeline.alerts import deliver_due, enqueue
 
@@ -25,6 +27,8 @@ def quota_alert_delivery(context: dg.SensorEvaluationContext, odavl: OdavlResour
     for error in report.errors:
         context.log.warning(f"quota alert not delivered: {error}")
     if not settings.alert_webhook_url:
-        return dg.SkipReason(f"{report.summary()}; ODAVL_ALERT_WEBHOOK_URL is not set: {NOT_SENT} "
-                             f"(except to organizations' own endpoints)")
+        return dg.SkipReason(
+            f"{report.summary()}; ODAVL_ALERT_WEBHOOK_URL is not set: {NOT_SENT} "
+            f"(except to organizations' own endpoints)"
+        )
     return dg.SkipReason(report.summary())

@@ -6,8 +6,11 @@ import dagster as dg
 from odavl_pipeline.defs.monitoring.alerts import post_alert
 from odavl_pipeline.settings import Settings
 
-PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start",
-                  "dagster/asset_partition_range_end")
+PARTITION_TAGS = (
+    "dagster/partition",
+    "dagster/asset_partition_range_start",
+    "dagster/asset_partition_range_end",
+)
 
 
 class AlertNotDelivered(RuntimeError):
@@ -17,14 +20,21 @@ class AlertNotDelivered(RuntimeError):
 def failure_report(context: dg.RunFailureSensorContext) -> dict:
     """What is reported about a failed run: job, run id, partitions, failed steps, first error."""
     run = context.dagster_run
-    steps = [{"step": event.step_key, "error": _root_cause(event.step_failure_data.error)}
-             for event in context.get_step_failure_events() if event.step_failure_data]
+    steps = [
+        {"step": event.step_key, "error": _root_cause(event.step_failure_data.error)}
+        for event in context.get_step_failure_events()
+        if event.step_failure_data
+    ]
     reason = steps[0]["error"] if steps else (context.failure_event.message or "").strip()
     partitions = {tag: run.tags[tag] for tag in PARTITION_TAGS if tag in run.tags}
-    where = (f" for {partitions['dagster/partition']}" if "dagster/partition" in partitions else
-             f" for {partitions['dagster/asset_partition_range_start']} .. "
-             f"{partitions['dagster/asset_partition_range_end']}"
-             if "dagster/asset_partition_range_start" in partitions else "")
+    where = (
+        f" for {partitions['dagster/partition']}"
+        if "dagster/partition" in partitions
+        else f" for {partitions['dagster/asset_partition_range_start']} .. "
+        f"{partitions['dagster/asset_partition_range_end']}"
+        if "dagster/asset_partition_range_start" in partitions
+        else ""
+    )
     first_line = reason.splitlines()[0] if reason else "no error message"
     return {
         "text": f"ODAVL pipeline: run {run.run_id} of job {run.job_name}{where} failed: {first_line}",
@@ -44,9 +54,11 @@ def _root_cause(error) -> str:
 
 
 @dg.run_failure_sensor(
-    name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING,
+    name="run_failure_alert",
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reports every failed run of this code location to the log, and to "
-                "ODAVL_ALERT_WEBHOOK_URL (JSON with a `text` field) when it is set.")
+    "ODAVL_ALERT_WEBHOOK_URL (JSON with a `text` field) when it is set.",
+)
 def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     report = failure_report(context)
     context.log.error(report["text"])
@@ -56,5 +68,9 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     delivery = post_alert(url, report)
     if not delivery.delivered:
         context.log.error(f"the alert webhook did not take the alert: {delivery.detail}")
-        raise AlertNotDelivered(f"alert for run {report['run_id']} not delivered: {delivery.detail}")
-    context.log.info(f"alert for run {report['run_id']} delivered to the webhook ({delivery.detail})")
+        raise AlertNotDelivered(
+            f"alert for run {report['run_id']} not delivered: {delivery.detail}"
+        )
+    context.log.info(
+        f"alert for run {report['run_id']} delivered to the webhook ({delivery.detail})"
+    )

@@ -11,7 +11,9 @@ from odavl_pipeline.stripe_billing.sync import initial_sync
 from odavl_pipeline.stripe_billing.usage_reports import read_billing_periods, report_usage
 
 
-def _client_or_skip(context: dg.AssetExecutionContext, odavl: OdavlResource) -> stripe.StripeClient | None:
+def _client_or_skip(
+    context: dg.AssetExecutionContext, odavl: OdavlResource
+) -> stripe.StripeClient | None:
     """The Stripe client, or None after saying why the asset skips (no STRIPE_API_KEY)."""
     try:
         return stripe_client(odavl.settings())
@@ -21,8 +23,9 @@ def _client_or_skip(context: dg.AssetExecutionContext, odavl: OdavlResource) -> 
 
 
 @dg.asset(group_name="stripe", kinds={"stripe", "postgres"}, output_required=False)
-def stripe_subscriptions(context: dg.AssetExecutionContext,
-                         odavl: OdavlResource) -> Iterator[dg.MaterializeResult]:
+def stripe_subscriptions(
+    context: dg.AssetExecutionContext, odavl: OdavlResource
+) -> Iterator[dg.MaterializeResult]:
     """Stripe customers and subscriptions (status, tier, current period) synchronized into Postgres."""
     client = _client_or_skip(context, odavl)
     if client is None:
@@ -31,17 +34,25 @@ def stripe_subscriptions(context: dg.AssetExecutionContext,
         report = initial_sync(conn, client)
     for note in report.notes:
         context.log.info(note)
-    yield dg.MaterializeResult(metadata={
-        "customers": report.customers, "customers_linked": report.customers_linked,
-        "subscriptions": report.subscriptions,
-        "subscriptions_applied": report.subscriptions_applied,
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            "customers": report.customers,
+            "customers_linked": report.customers_linked,
+            "subscriptions": report.subscriptions,
+            "subscriptions_applied": report.subscriptions_applied,
+        }
+    )
 
 
-@dg.asset(deps=[dg.AssetKey("billing_periods"), stripe_subscriptions], group_name="stripe",
-          kinds={"stripe", "postgres"}, output_required=False)
-def stripe_usage_reports(context: dg.AssetExecutionContext,
-                         odavl: OdavlResource) -> Iterator[dg.MaterializeResult]:
+@dg.asset(
+    deps=[dg.AssetKey("billing_periods"), stripe_subscriptions],
+    group_name="stripe",
+    kinds={"stripe", "postgres"},
+    output_required=False,
+)
+def stripe_usage_reports(
+    context: dg.AssetExecutionContext, odavl: OdavlResource
+) -> Iterator[dg.MaterializeResult]:
     """Billing periods' usage sent to Stripe meter events as it grows (the increments since the
     last report, hourly), with a true-up when a period closes; our ledger of every increment."""
     client = _client_or_skip(context, odavl)
@@ -56,14 +67,17 @@ def stripe_usage_reports(context: dg.AssetExecutionContext,
         failures = "; ".join(f"{identifier}: {reason}" for identifier, reason in summary.failed)
         raise dg.Failure(
             description=f"{len(summary.failed)} meter events failed ({failures}); "
-                        f"{summary.not_attempted} left for the next run, which sends them",
-            metadata=summary.as_dict())
+            f"{summary.not_attempted} left for the next run, which sends them",
+            metadata=summary.as_dict(),
+        )
     yield dg.MaterializeResult(metadata=summary.as_dict())
 
 
 stripe_assets = [stripe_subscriptions, stripe_usage_reports]
 
 stripe_job = dg.define_asset_job(
-    "stripe", selection=dg.AssetSelection.groups("stripe"),
+    "stripe",
+    selection=dg.AssetSelection.groups("stripe"),
     description="Synchronize Stripe subscriptions, then report usage to Stripe: the increments of "
-                "open periods, the true-up of periods closed since.")
+    "open periods, the true-up of periods closed since.",
+)

@@ -10,10 +10,14 @@ from odavl_pipeline.stripe_billing.usage_reports import read_billing_periods, re
 SHOWN_VIOLATIONS = 20
 
 
-@dg.asset_check(asset=stripe_usage_reports, name="reported_equals_closed_usage", blocking=False,
-                description="The increments sent add up to each closed period's usage (and never "
-                            "exceed an open period's), per organization, metric and period, for "
-                            "organizations with a Stripe customer.")
+@dg.asset_check(
+    asset=stripe_usage_reports,
+    name="reported_equals_closed_usage",
+    blocking=False,
+    description="The increments sent add up to each closed period's usage (and never "
+    "exceed an open period's), per organization, metric and period, for "
+    "organizations with a Stripe customer.",
+)
 def reported_equals_closed_usage(odavl: OdavlResource) -> dg.AssetCheckResult:
     try:
         periods = read_billing_periods(odavl.settings().marts_path)
@@ -24,8 +28,10 @@ def reported_equals_closed_usage(odavl: OdavlResource) -> dg.AssetCheckResult:
     shown = result.violations[:SHOWN_VIOLATIONS]
     return dg.AssetCheckResult(
         passed=result.passed,
-        description="\n".join(shown) or "every closed period is reported exactly as used, no open period beyond it",
-        metadata={"checked": result.checked, "violations": len(result.violations)})
+        description="\n".join(shown)
+        or "every closed period is reported exactly as used, no open period beyond it",
+        metadata={"checked": result.checked, "violations": len(result.violations)},
+    )
 
 
 stripe_checks = [reported_equals_closed_usage]

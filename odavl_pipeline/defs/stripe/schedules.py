@@ -4,10 +4,14 @@ and a closed period's true-up soon after its close, before Stripe finalizes the 
 import dagster as dg
 
 
-@dg.schedule(cron_schedule="20 * * * *", job_name="stripe", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Synchronizes Stripe subscriptions and reports usage every hour at :20 "
-                         "UTC: each period's increment since the last report, and the true-up of "
-                         "the periods closed since.")
+@dg.schedule(
+    cron_schedule="20 * * * *",
+    job_name="stripe",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Synchronizes Stripe subscriptions and reports usage every hour at :20 "
+    "UTC: each period's increment since the last report, and the true-up of "
+    "the periods closed since.",
+)
 def hourly_stripe(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat())
