@@ -310,24 +310,16 @@ def _print_counts(table: dict[str, dict[str, int]]) -> None:
 
 
 def cmd_quota(args, settings: Settings) -> None:
-    from odavl_pipeline.marts.store import open_marts
+    from odavl_pipeline.marts.store import read_quota_status
 
     try:
-        marts = open_marts(settings.marts_path)
+        rows = read_quota_status(settings.marts_path, args.org)
     except FileNotFoundError as error:
         raise PipelineError(str(error)) from None
-    with marts:
-        cursor = marts.execute(
-            "SELECT org, tier, period_start, period_end, metric, used, quota, pct_used, status, "
-            "projected, projected_exhaustion, as_of FROM quota_status "
-            "WHERE ? IS NULL OR org = ? ORDER BY org, metric",
-            [args.org, args.org],
-        )
-        names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     if args.org and not rows:
         raise PipelineError(
-            f"no quota status for {args.org!r}: unknown organization, or it has no subscription"
+            f"no quota status for {args.org!r}: unknown organization, or the marts were built "
+            f"before it existed"
         )
     if args.json:
         print(json.dumps(rows, default=str))
@@ -704,21 +696,13 @@ def _quotas_and_alerts(settings: Settings) -> str:
 
 
 def _require_migrated(settings: Settings) -> None:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine
-
-    from odavl_pipeline.db.migrate import alembic_config
+    from odavl_pipeline.db.migrate import revisions
     from odavl_pipeline.db.server import server_url
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    engine = create_engine(server_url(settings))
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    engine.dispose()
-    if current != head:
+    found = revisions(server_url(settings))
+    if found.current != found.head:
         raise PipelineError(
-            f"the database is at revision {current or 'none'}, not {head}: "
+            f"the database is at revision {found.current or 'none'}, not {found.head}: "
             f"run `odavl-pipeline db upgrade` first"
         )
 
@@ -753,7 +737,15 @@ def _add_log_level(command: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="odavl-pipeline", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="command")
+    _add_database_commands(commands)
+    _add_data_commands(commands)
+    _add_reading_commands(commands)
+    _add_service_commands(commands)
+    return parser
 
+
+def _add_database_commands(commands) -> None:
+    """`db`, `seed` and `users`: the operational database and who may sign in."""
     db = commands.add_parser("db", help="the operational database").add_subparsers(
         required=True, metavar="action"
     )
@@ -776,6 +768,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     seed.set_defaults(handler=cmd_seed)
 
+    users = commands.add_parser("users", help="the dashboards' users").add_subparsers(
+        required=True, metavar="action"
+    )
+    set_password = users.add_parser(
+        "set-password", help="set a user's password (prompted, or the first line of standard input)"
+    )
+    set_password.add_argument("email")
+    set_password.set_defaults(handler=cmd_users_set_password)
+
+
+def _add_data_commands(commands) -> None:
+    """`generate`, `run` and `demo`: landing files and the runs that ingest them."""
     gen = commands.add_parser("generate", help="write synthetic landing files")
     gen.add_argument("--out", help="landing root to write (default: ODAVL_LANDING_DIR)")
     gen.add_argument(
@@ -829,6 +833,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run)
 
+    demo = commands.add_parser("demo", help="migrate, seed, generate a month of data and run it")
+    demo.add_argument("--organizations", type=int, default=5)
+    demo.add_argument("--days", type=int, default=30)
+    _add_log_level(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+
+def _add_reading_commands(commands) -> None:
+    """`quota`, `rejects` and `doctor`: what the marts, the quarantine and the setup say."""
     quota = commands.add_parser("quota", help="each organization's usage against its quota")
     quota.add_argument("--org", help="only this organization (slug)")
     quota.add_argument("--json", action="store_true", help="print one JSON array")
@@ -855,15 +868,17 @@ def _parser() -> argparse.ArgumentParser:
         handler=cmd_rejects_retry
     )
 
-    users = commands.add_parser("users", help="the dashboards' users").add_subparsers(
-        required=True, metavar="action"
+    doctor = commands.add_parser(
+        "doctor",
+        help="check configuration, database, migrations, "
+        "landing zone, marts and Stripe; say what to do about each problem",
     )
-    set_password = users.add_parser(
-        "set-password", help="set a user's password (prompted, or the first line of standard input)"
-    )
-    set_password.add_argument("email")
-    set_password.set_defaults(handler=cmd_users_set_password)
+    doctor.add_argument("--json", action="store_true", help="print one JSON array of findings")
+    doctor.set_defaults(handler=cmd_doctor)
 
+
+def _add_service_commands(commands) -> None:
+    """`stripe`, `ui` and `dashboard`: Stripe and the servers."""
     stripe_actions = commands.add_parser(
         "stripe", help="Stripe: subscriptions in, metered usage out"
     ).add_subparsers(required=True, metavar="action")
@@ -882,14 +897,6 @@ def _parser() -> argparse.ArgumentParser:
         "open periods, the true-up of closed ones",
     ).set_defaults(handler=cmd_stripe_report)
 
-    doctor = commands.add_parser(
-        "doctor",
-        help="check configuration, database, migrations, "
-        "landing zone, marts and Stripe; say what to do about each problem",
-    )
-    doctor.add_argument("--json", action="store_true", help="print one JSON array of findings")
-    doctor.set_defaults(handler=cmd_doctor)
-
     ui = commands.add_parser("ui", help="the Dagster UI on the same instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -899,13 +906,6 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8501)
     dashboard.set_defaults(handler=cmd_dashboard)
-
-    demo = commands.add_parser("demo", help="migrate, seed, generate a month of data and run it")
-    demo.add_argument("--organizations", type=int, default=5)
-    demo.add_argument("--days", type=int, default=30)
-    _add_log_level(demo)
-    demo.set_defaults(handler=cmd_demo)
-    return parser
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.defs.stripe.assets import stripe_assets, stripe_job
 from odavl_pipeline.defs.stripe.checks import stripe_checks
 from odavl_pipeline.defs.stripe.schedules import hourly_stripe
-from odavl_pipeline.orchestration import STEP_PROCESSES
+from odavl_pipeline.defs.execution import STEP_PROCESSES
 
 # Runs that ingest carry this tag; the run queue lets one of them run at a time (dagster.yaml).
 INGEST_TAGS = {"odavl/ingest": "true"}

@@ -9,16 +9,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
+from odavl_pipeline.marts.freshness import BILLING_MARTS, is_stale
 from odavl_pipeline.settings import Settings
 
 OK, WARNING, PROBLEM, SKIPPED = "ok", "warning", "problem", "skipped"
 CONNECT_TIMEOUT_SECONDS = 5
 DAEMON_HEARTBEAT_TOLERANCE = timedelta(minutes=5)
-# The billing marts' freshness policy (defs/monitoring/freshness.py): rebuilt in the 24 hours
-# before the latest 02:00 UTC.
-FRESHNESS_DEADLINE_HOUR_UTC = 2
-FRESHNESS_WINDOW = timedelta(hours=24)
-CONTRACT_MARTS = ("usage_daily", "quota_status", "billing_periods")
 
 
 @dataclass(frozen=True)
@@ -145,21 +141,11 @@ def check_database(settings: Settings) -> Finding:
 
 
 def check_migrations(settings: Settings) -> Finding:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine
-
-    from odavl_pipeline.db.migrate import alembic_config
+    from odavl_pipeline.db.migrate import revisions
     from odavl_pipeline.db.server import server_url
 
-    script = ScriptDirectory.from_config(alembic_config())
-    head = script.get_current_head()
-    engine = create_engine(server_url(settings))
-    try:
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
+    found = revisions(server_url(settings))
+    current, head = found.current, found.head
     if current == head:
         return Finding("migrations", OK, f"at the newest revision ({head})")
     if current is None:
@@ -169,8 +155,7 @@ def check_migrations(settings: Settings) -> Finding:
             "the database is not migrated (no revision)",
             "run `odavl-pipeline db upgrade`",
         )
-    known = {revision.revision for revision in script.walk_revisions()}
-    if current not in known:
+    if not found.known:
         return Finding(
             "migrations",
             PROBLEM,
@@ -305,7 +290,7 @@ def check_marts(settings: Settings, now: datetime) -> Finding:
             f"{path} cannot be read: {_first_line(error)}",
             "move it aside and run `odavl-pipeline run --full-marts` to rebuild it",
         )
-    missing = [name for name in CONTRACT_MARTS if name not in tables]
+    missing = [name for name in BILLING_MARTS if name not in tables]
     if meta is None or missing:
         return Finding(
             "marts",
@@ -334,16 +319,6 @@ def check_marts(settings: Settings, now: datetime) -> Finding:
             "the next build rebuilds them in full",
         )
     return Finding("marts", OK, summary)
-
-
-def is_stale(built_at: datetime, now: datetime) -> bool:
-    """The freshness rule of the billing marts: rebuilt in the 24 hours before the latest 02:00 UTC."""
-    deadline = now.astimezone(UTC).replace(
-        hour=FRESHNESS_DEADLINE_HOUR_UTC, minute=0, second=0, microsecond=0
-    )
-    if deadline > now:
-        deadline -= timedelta(days=1)
-    return built_at < deadline - FRESHNESS_WINDOW
 
 
 # --- Stripe --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Protocol, Self
 
 from odavl_pipeline.db.server import dagster_url
+from odavl_pipeline.defs.execution import FORKSERVER, STEP_PROCESSES
 from odavl_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -69,20 +70,6 @@ EVENT_BATCH_SIZE = "1000"
 # And one "materialization planned" event per asset and day before it starts, unless it plans the
 # range at once. (Then a failed run does not mark its partitions failed: the run shows it.)
 PLANNED_EVENTS_AS_RANGES = "true"
-# Each step of a run in a process of its own, forked from one that has the code loaded: the four
-# sources ingest at once, the marts after them. Loaded beforehand too: the instance's storage (a
-# step would spend 0.6 s on it) and the marts' builder (the code location imports it only when
-# it builds).
-FORKSERVER = {
-    "forkserver": {
-        "preload_modules": [
-            "dagster_postgres",
-            "odavl_pipeline.definitions",
-            "odavl_pipeline.marts.build",
-        ]
-    }
-}
-STEP_PROCESSES = {"execution": {"config": {"max_concurrent": 4, "start_method": FORKSERVER}}}
 # A run started here has a tag of its own, a token: `execute_job` tells the run's id only once it
 # has run, and meanwhile the watcher finds the run by this tag.
 CLI_RUN_TAG = "odavl/cli_run"

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+BILLING_GRACE_MINUTES = 60  # the default of ODAVL_BILLING_GRACE_MINUTES
 LONGEST_SESSION_HOURS = 24 * 30  # a month; longer sign-ins outlive people's access reviews
 
 
@@ -22,6 +23,7 @@ class Settings:
     alert_webhook_url: str | None = None  # run failures are posted there (ODAVL_ALERT_WEBHOOK_URL)
     # signs quota alerts (ODAVL_ALERT_WEBHOOK_SECRET); without it they are recorded, not sent
     alert_webhook_secret: str | None = None
+    staff_emails: frozenset[str] = frozenset()  # ODAVL's analysts (ODAVL_STAFF_EMAILS), lowercase
     session_lifetime: timedelta = timedelta(hours=12)  # a dashboard sign-in (ODAVL_SESSION_HOURS)
 
     @property
@@ -39,12 +41,19 @@ class Settings:
             landing_dir=_path(env.get("ODAVL_LANDING_DIR"), home / "landing"),
             marts_path=_path(env.get("ODAVL_MARTS_PATH"), home / "marts.duckdb"),
             dagster_home=_path(env.get("DAGSTER_HOME"), home / "dagster"),
-            billing_grace=_duration(env, "ODAVL_BILLING_GRACE_MINUTES", "minutes", default=60),
+            billing_grace=_duration(
+                env, "ODAVL_BILLING_GRACE_MINUTES", "minutes", default=BILLING_GRACE_MINUTES
+            ),
             stripe_api_key=env.get("STRIPE_API_KEY") or None,
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             alert_webhook_url=env.get("ODAVL_ALERT_WEBHOOK_URL") or None,
             alert_webhook_secret=env.get("ODAVL_ALERT_WEBHOOK_SECRET") or None,
+            staff_emails=frozenset(
+                email.strip().lower()
+                for email in env.get("ODAVL_STAFF_EMAILS", "").split(",")
+                if email.strip()
+            ),
             session_lifetime=_duration(
                 env,
                 "ODAVL_SESSION_HOURS",

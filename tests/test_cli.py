@@ -281,7 +281,9 @@ def test_run_shows_a_failed_step_with_its_error_and_dagster_s_log_of_it(
         result.stderr,
         re.MULTILINE,
     )
-    assert " - dagster - ERROR - pipeline - " in result.stderr and "STEP_FAILURE" in result.stderr
+    # Dagster's own log of the failure (the run's, written by this process before it ends)
+    assert " - dagster - ERROR - pipeline - " in result.stderr, result.stderr
+    assert "RUN_FAILURE" in result.stderr, result.stderr
     assert re.search(r"^dagster run [0-9a-f-]{36}: FAILED$", result.stderr, re.MULTILINE)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+# No public validator of dagster.yaml exists; this is the one `dagster instance` commands use.
 from dagster._core.instance.config import dagster_instance_config
 
 from odavl_pipeline.definitions import INGEST_TAGS, defs

@@ -171,6 +171,8 @@ def test_without_a_webhook_the_failure_goes_to_the_log_only(settings, landing, m
 
 
 def test_the_billing_marts_turn_stale_when_the_daily_build_is_missed(settings):
+    # Dagster offers no public way to run its freshness daemon once, on a frozen clock: these
+    # are the internals its own tests use, pinned by the dagster version in pyproject.toml.
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin

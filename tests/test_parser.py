@@ -7,7 +7,7 @@ import pytest
 
 from odavl_pipeline.ingest.landing import LandedFile
 from odavl_pipeline.ingest.parser import FileChanged, ParserProcess
-from odavl_pipeline.ingest.writer import PreparedFile, References
+from odavl_pipeline.ingest.staging import PreparedFile, References
 
 from .records import usage
 

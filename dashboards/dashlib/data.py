@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from odavl_pipeline.domain.records import AUDIT_SCORES
 from odavl_pipeline.marts.store import MartsNotBuilt, facts_dir, open_marts
 from odavl_pipeline.settings import Settings
 
@@ -44,8 +45,7 @@ class AccessDenied(Exception):
 
 def is_staff(email: str) -> bool:
     """ODAVL's own analysts: the emails listed in ODAVL_STAFF_EMAILS (comma-separated)."""
-    listed = {e.strip().lower() for e in os.environ.get("ODAVL_STAFF_EMAILS", "").split(",")}
-    return email.strip().lower() in listed - {""}
+    return email.strip().lower() in Settings.from_env().staff_emails
 
 
 def marts_path() -> Path:
@@ -494,24 +494,13 @@ def attestation_chains(viewer: Viewer, org: str, project: str | None) -> pd.Data
 # --- Guardian -----------------------------------------------------------------------
 
 
-SCORES = (
-    "score_accessibility",
-    "score_performance",
-    "score_security",
-    "score_seo",
-    "lighthouse_performance",
-    "lighthouse_accessibility",
-    "lighthouse_best_practices",
-    "lighthouse_seo",
-)
-
-
 def audit_scores(
     viewer: Viewer, org: str, project: str | None, start: date, end: date
 ) -> pd.DataFrame:
     """Average scores per day, URL and device (environments weighted by their audits)."""
     averages = ", ".join(
-        f"sum({s} * audits) / sum(CASE WHEN {s} IS NOT NULL THEN audits END) AS {s}" for s in SCORES
+        f"sum({s} * audits) / sum(CASE WHEN {s} IS NOT NULL THEN audits END) AS {s}"
+        for s in AUDIT_SCORES
     )
     return _query(
         viewer,

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashlib import data, ui
+from odavl_pipeline.domain.records import AUDIT_SCORES
 
 ALL_DEVICES = "All devices"
 
@@ -41,7 +42,7 @@ else:
     issues.metric("Issues found", f"{int(scores['issues'].sum()):,}")
     which_score, which_device = st.columns(2)
     score = which_score.selectbox(
-        "Score", list(data.SCORES), key="guardian_score", format_func=score_name
+        "Score", list(AUDIT_SCORES), key="guardian_score", format_func=score_name
     )
     device = which_device.selectbox(
         "Device", [ALL_DEVICES, *sorted(scores["device"].unique())], key="guardian_device"

@@ -12,7 +12,6 @@ The rule is the dashboards' (dashboards/dashlib/ui.py `quota_state`): `warning` 
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time
-from pathlib import Path
 
 import psycopg
 
@@ -95,21 +94,11 @@ def record_alerts(conn: psycopg.Connection, rows: Iterable[Mapping]) -> list[str
     return new
 
 
-def quota_rows(marts_path: Path) -> list[dict]:
-    """The published quota_status rows (read-only, whole: the file is replaced by rename)."""
-    from odavl_pipeline.marts.store import open_marts
-
-    with open_marts(marts_path) as marts:
-        cursor = marts.execute(
-            f"SELECT {', '.join(QUOTA_COLUMNS)} FROM quota_status ORDER BY org, metric"
-        )
-        return [dict(zip(QUOTA_COLUMNS, row)) for row in cursor.fetchall()]
-
-
 def record_from_marts(settings) -> list[str]:
     """Detects and records the alerts of the published quota_status; the new alerts' uids."""
     from odavl_pipeline.db.server import connect
+    from odavl_pipeline.marts.store import read_quota_status
 
-    rows = quota_rows(settings.marts_path)
+    rows = read_quota_status(settings.marts_path)
     with connect(settings) as conn:
         return record_alerts(conn, rows)

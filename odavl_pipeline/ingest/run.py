@@ -70,7 +70,10 @@ def ingest_days(
             prepared = upcoming
             upcoming = _submit_next(conn, parser, files, report, run_id)  # parsed meanwhile
             try:
-                counts = ingest_file(conn, prepared, parser, run_id=run_id, progress=progress)
+                batches = parser.batches(prepared)
+                counts = ingest_file(conn, prepared, batches, run_id=run_id, progress=progress)
+                if counts is None:  # another run ingested it first
+                    parser.discard(prepared)
             except FileChanged:
                 counts = None
                 report.changed.append(prepared.landed.relative_path)

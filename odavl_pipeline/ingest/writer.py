@@ -2,39 +2,26 @@
 
 A file is one transaction: its records, its quarantine rows and its ledger row
 commit together, so a crash never leaves a file half-counted. Within it, lines
-move in batches: validated in Python (in a parser process, while this one writes
-the previous batch), COPY'd into a temporary staging table, then one set-based
-`INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` per batch. The few lines it
-did not insert repeat an accepted record (a duplicate: the same JSON value) or
-conflict with it.
+move in batches: validated in Python by `staging` (in a parser process, while this
+one writes the previous batch), COPY'd into a temporary staging table, then one
+set-based `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` per batch. The few
+lines it did not insert repeat an accepted record (a duplicate: the same JSON value)
+or conflict with it.
 """
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 
 import psycopg
 from psycopg import Cursor
 
-from odavl_pipeline.domain.records import RETRYABLE_REASONS, Limits, Reason, Rejected, parse_record
+from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason
 from odavl_pipeline.ingest import chains
-from odavl_pipeline.ingest.landing import (
-    MAX_LINE_BYTES,
-    LandedFile,
-    UnreadableFile,
-    open_landed,
-    sha256_of,
-)
+from odavl_pipeline.ingest.landing import LandedFile, UnreadableFile, open_landed, sha256_of
 from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec, source_limits
-
-if TYPE_CHECKING:
-    from odavl_pipeline.ingest.parser import ParserProcess
-
-BATCH_SIZE = 5_000
-FIRST_BATCH_SIZE = 2_000  # small, so that writing starts while the next batch is parsed
+from odavl_pipeline.ingest.staging import Batch, Line, PreparedFile, References, validated_batches
 
 
 @dataclass
@@ -54,61 +41,16 @@ class Counts:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Line:
-    """One non-blank landing line, with its provenance."""
-
-    file_id: int
-    line_no: int
-    raw: bytes
-    length: int
-
-
-@dataclass
-class References:
-    """Organizations and projects by slug, loaded once per file in two queries."""
-
-    orgs: dict[str, int]
-    projects: dict[tuple[int, str], int]
-
-    @classmethod
-    def load(cls, cur: Cursor) -> "References":
-        orgs = dict(cur.execute("SELECT slug, id FROM organizations").fetchall())
-        projects = {
-            (org_id, slug): project_id
-            for org_id, slug, project_id in cur.execute(
-                "SELECT organization_id, slug, id FROM projects"
-            ).fetchall()
-        }
-        return cls(orgs, projects)
-
-
-@dataclass
-class Batch:
-    """One batch of lines, validated, ready to send: COPY data for the staging table.
-
-    `staged` holds the first line of each key, `repeats` later lines of a key already
-    staged in this batch (each as COPY CSV, with their (file_id, line_no) in order).
-    """
-
-    lines: int = 0
-    staged_lines: list[tuple[int, int]] = field(default_factory=list)
-    staged: bytes = b""
-    repeat_lines: list[tuple[int, int]] = field(default_factory=list)
-    repeats: bytes = b""
-    rejects: list[tuple] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class PreparedFile:
-    """A landed file about to be ingested: hashed, given its ledger id, its references read."""
-
-    landed: LandedFile
-    sha256: str
-    file_id: int
-    refs: References
-    size_bytes: int
-    mtime_ns: int  # taken before the bytes were read: a later change shows as another time
+def _load_references(cur: Cursor) -> References:
+    """The organizations and projects by slug, in two queries."""
+    orgs = dict(cur.execute("SELECT slug, id FROM organizations").fetchall())
+    projects = {
+        (org_id, slug): project_id
+        for org_id, slug, project_id in cur.execute(
+            "SELECT organization_id, slug, id FROM projects"
+        ).fetchall()
+    }
+    return References(orgs, projects)
 
 
 def prepare_file(conn: psycopg.Connection, landed: LandedFile) -> PreparedFile | None:
@@ -136,24 +78,24 @@ def prepare_file(conn: psycopg.Connection, landed: LandedFile) -> PreparedFile |
             "SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
         ).fetchone()[0]
         return PreparedFile(
-            landed, digest, file_id, References.load(cur), status.st_size, status.st_mtime_ns
+            landed, digest, file_id, _load_references(cur), status.st_size, status.st_mtime_ns
         )
 
 
 def ingest_file(
     conn: psycopg.Connection,
     prepared: PreparedFile,
-    parser: "ParserProcess",
+    batches: Iterable[Batch],
     run_id: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Counts | None:
-    """Ingest one submitted file in one transaction; None when another run ingested it first."""
+    """Ingest one prepared file, from its validated batches, in one transaction; None when
+    another run ingested it first (its batches are then left unread)."""
     landed, file_id = prepared.landed, prepared.file_id
     spec = SPECS[landed.source]
     with conn.transaction(), conn.cursor() as cur:
         lock_source(cur, spec.name)
         if _already_ingested(cur, landed, prepared.sha256):
-            parser.discard(prepared)
             return None
         forget_unread(cur, spec.name, landed.relative_path)
         cur.execute(
@@ -175,7 +117,7 @@ def ingest_file(
         lines, duplicates, touched = 0, Counter(), {file_id}
         try:
             with conn.transaction():  # a savepoint: an unreadable file leaves nothing behind
-                for batch in parser.batches(prepared):
+                for batch in batches:
                     lines += batch.lines
                     duplicates.update(_write_batch(cur, spec, batch))
                     if progress:
@@ -250,7 +192,7 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
         retried = sorted(cur.fetchall())
         if not retried:
             return RetryOutcome()
-        refs = References.load(cur)
+        refs = _load_references(cur)
         _create_stage(cur, spec)
         duplicates: Counter = Counter()
         touched = {file_id for file_id, _, _ in retried}
@@ -337,41 +279,6 @@ def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
     cur.execute(f"CREATE TEMPORARY TABLE stage ({columns}) ON COMMIT DROP")
 
 
-def validated_batches(
-    spec: SourceSpec, refs: References, lines: Iterable[Line], limits: Limits
-) -> Iterator[Batch]:
-    """Validate lines into batches, their COPY data formatted."""
-    size = FIRST_BATCH_SIZE
-    builder = _BatchBuilder(limits)
-    for line in lines:
-        _stage_line(spec, refs, line, builder)
-        if builder.batch.lines >= size:
-            yield builder.finish()
-            builder, size = _BatchBuilder(limits), BATCH_SIZE
-    if builder.batch.lines:
-        yield builder.finish()
-
-
-class _BatchBuilder:
-    """A batch being filled: its rows, and the keys already staged in it."""
-
-    def __init__(self, limits: Limits):
-        self.batch = Batch()
-        self.limits = limits
-        self.now = datetime.now(UTC)
-        self.staged: list[tuple] = []
-        self.repeats: list[tuple] = []
-        self.keys: set[tuple[int, str]] = set()
-
-    def finish(self) -> Batch:
-        batch = self.batch
-        batch.staged_lines = [(row[0], row[1]) for row in self.staged]
-        batch.staged = _copy_csv(self.staged)
-        batch.repeat_lines = [(row[0], row[1]) for row in self.repeats]
-        batch.repeats = _copy_csv(self.repeats)
-        return batch
-
-
 def _write_batch(cur: Cursor, spec: SourceSpec, batch: Batch) -> Counter:
     """Insert the staged lines, classify the others, quarantine the rejects.
 
@@ -398,91 +305,6 @@ def _copy_into_stage(cur: Cursor, spec: SourceSpec, copy_data: bytes) -> None:
     names = ", ".join(f'"{name}"' for name, _ in COMMON_STAGE + spec.stage_columns)
     with cur.copy(f"COPY stage ({names}) FROM STDIN (FORMAT csv)") as copy:
         copy.write(copy_data)
-
-
-def _copy_csv(rows: list[tuple]) -> bytes:
-    """Rows as COPY CSV: NULL unquoted and empty, every string quoted.
-
-    Formatted where the batch is parsed, so the writing process only sends bytes.
-    """
-    return "".join(",".join(map(_csv_field, row)) + "\n" for row in rows).encode()
-
-
-def _csv_field(value) -> str:
-    kind = type(value)
-    if kind is str:
-        return '"' + value.replace('"', '""') + '"'
-    if kind is int:
-        return str(value)
-    if value is None:
-        return ""
-    if kind is datetime:
-        return value.isoformat()
-    if kind is list:  # a text[] literal, itself quoted as one CSV field
-        items = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in value)
-        return _csv_field("{" + ",".join(items) + "}")
-    raise TypeError(f"no COPY format for {kind.__name__}")
-
-
-def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchBuilder) -> None:
-    """Validate one line: stage it for insertion or record why it is rejected."""
-    builder.batch.lines += 1
-    obj: dict = {}
-    text = ""
-    try:
-        if line.length > MAX_LINE_BYTES:
-            raise Rejected(
-                Reason.RECORD_TOO_LARGE,
-                f"line is {line.length:,} bytes; the limit is {MAX_LINE_BYTES:,} "
-                f"(the first {MAX_LINE_BYTES:,} bytes are kept)",
-            )
-        try:
-            text = line.raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise UnreadableFile(f"not UTF-8 at line {line.line_no}, byte {error.start}") from None
-        obj = parse_record(text)
-        record = spec.validate(obj, builder.now, builder.limits)
-        scope_id, project_id = _resolve(spec, refs, record)
-    except Rejected as rejected:
-        raw = (text or line.raw.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
-        org = obj.get("org") if isinstance(obj.get("org"), str) else None
-        project = obj.get("project") if isinstance(obj.get("project"), str) else None
-        builder.batch.rejects.append(
-            (
-                spec.name,
-                line.file_id,
-                line.line_no,
-                rejected.reason.value,
-                rejected.detail,
-                raw,
-                org,
-                project,
-            )
-        )
-        return
-    key = getattr(record, spec.key_column)
-    row = (line.file_id, line.line_no, scope_id, key, text, *spec.row(record, project_id))
-    if (scope_id, key) in builder.keys:
-        builder.repeats.append(row)
-    else:
-        builder.keys.add((scope_id, key))
-        builder.staged.append(row)
-
-
-def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | None]:
-    """The record's dedup scope id and project id, from the reference data."""
-    org_id = refs.orgs.get(record.org)
-    if org_id is None:
-        raise Rejected(Reason.UNKNOWN_ORG, f"org: no organization with slug {record.org!r}")
-    project_id = None
-    if record.project is not None:
-        project_id = refs.projects.get((org_id, record.project))
-        if project_id is None:
-            raise Rejected(
-                Reason.UNKNOWN_PROJECT,
-                f"project: {record.org!r} has no project with slug {record.project!r}",
-            )
-    return (project_id if spec.needs_project else org_id), project_id
 
 
 def _classify(

@@ -25,7 +25,7 @@ from odavl_pipeline.domain.plans import (
     rated_periods,
 )
 from odavl_pipeline.domain.quota import forecast
-from odavl_pipeline.domain.records import SOURCES
+from odavl_pipeline.domain.records import AUDIT_SCORES, SOURCES
 from odavl_pipeline.marts.extract import (
     CLOSED_USAGE_QUERY,
     CLOSES_QUERY,
@@ -40,9 +40,9 @@ from odavl_pipeline.marts.extract import (
 )
 from odavl_pipeline.marts.schema import MARTS
 from odavl_pipeline.marts.store import MartsBuild, building
-from odavl_pipeline.settings import Settings
+from odavl_pipeline.settings import BILLING_GRACE_MINUTES, Settings
 
-DEFAULT_GRACE = timedelta(hours=1)
+DEFAULT_GRACE = timedelta(minutes=BILLING_GRACE_MINUTES)
 TIMESTAMP = pa.timestamp("us", "UTC")
 CHUNK_ROWS = 1_000_000  # usage is copied in chunks: memory stays flat as history grows
 USAGE_FACT_COLUMNS = (
@@ -157,17 +157,7 @@ def _build(
 
 def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple], types: tuple) -> None:
     """Insert Python rows in one statement, through Arrow (DuckDB is slow row by row)."""
-    columns = list(zip(*rows)) if rows else [[] for _ in types]
-    _load(
-        con,
-        "appended",
-        pa.table(
-            {
-                f"c{index}": pa.array(values, kind)
-                for index, (values, kind) in enumerate(zip(columns, types))
-            }
-        ),
-    )
+    _rows_table(con, "appended", {f"c{index}": kind for index, kind in enumerate(types)}, rows)
     con.execute(f"INSERT INTO {table} SELECT * FROM appended")
 
 
@@ -566,16 +556,7 @@ def _periods(
     period of every organization, from its first usage to `latest` and `as_of`)
     and `period_plans` (each open period's tier and quota per metric); records each
     organization's first usage and plan history in `_billing_orgs`."""
-    known_first = {
-        org_id: first
-        for org_id, first in con.execute("SELECT org_id, first_at FROM _billing_orgs").fetchall()
-        if org_id not in reset
-    }
-    new_first = dict(
-        con.execute(
-            "SELECT org_id, min(occurred_at) FROM late_candidates GROUP BY org_id"
-        ).fetchall()
-    )
+    firsts = _first_usage(con, reset)
     closed: dict[int, list[tuple[datetime, datetime]]] = {}
     for org_id, start, end in con.execute(
         "SELECT org_id, period_start, period_end FROM closes ORDER BY ALL"
@@ -587,8 +568,7 @@ def _periods(
         history = versions.get(org_id) or [
             PlanVersion(ALWAYS_BEFORE, "FREE", None, quotas("FREE", {}))
         ]
-        firsts = [moment for moment in (known_first.get(org_id), new_first.get(org_id)) if moment]
-        first = min(firsts) if firsts else None
+        first = firsts.get(org_id)
         recorded.append((org_id, first, _fingerprint(history)))
         for period in rated_periods(history, min(first or as_of, as_of), last):
             for start, end in _outside(period.start, period.end, closed.get(org_id, [])):
@@ -599,32 +579,49 @@ def _periods(
                 )
     con.execute("DELETE FROM _billing_orgs")
     _append(con, "_billing_orgs", recorded, (pa.int32(), TIMESTAMP, pa.string()))
-    _load(
-        con,
-        "open_periods",
-        pa.table(
-            {
-                "org_id": pa.array([row[0] for row in open_periods], pa.int32()),
-                "period_start": pa.array([row[1] for row in open_periods], TIMESTAMP),
-                "period_end": pa.array([row[2] for row in open_periods], TIMESTAMP),
-            }
-        ),
-    )
+    _rows_table(con, "open_periods", OPEN_PERIOD_COLUMNS, open_periods)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE periods AS SELECT org_id, period_start, period_end "
         "FROM closes UNION ALL SELECT * FROM open_periods"
     )
+    _rows_table(con, "period_plans", PERIOD_PLAN_COLUMNS, plans)
+
+
+OPEN_PERIOD_COLUMNS = {"org_id": pa.int32(), "period_start": TIMESTAMP, "period_end": TIMESTAMP}
+PERIOD_PLAN_COLUMNS = {
+    "org_id": pa.int32(),
+    "period_start": TIMESTAMP,
+    "tier": pa.string(),
+    "metric": pa.string(),
+    "quota": pa.int64(),
+}
+
+
+def _first_usage(con: duckdb.DuckDBPyConnection, reset: set[int]) -> dict[int, datetime]:
+    """Each organization's first usage: as the last build knew it (unless its plan history
+    changed), or among the usage read now, whichever is earlier."""
+    firsts = {
+        org_id: first
+        for org_id, first in con.execute("SELECT org_id, first_at FROM _billing_orgs").fetchall()
+        if org_id not in reset and first is not None
+    }
+    for org_id, first in con.execute(
+        "SELECT org_id, min(occurred_at) FROM late_candidates GROUP BY org_id"
+    ).fetchall():
+        firsts[org_id] = min(first, firsts.get(org_id, first))
+    return firsts
+
+
+def _rows_table(
+    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, pa.DataType], rows: list[tuple]
+) -> None:
+    """A temporary table `name` of `rows`, with these columns and types."""
+    values = list(zip(*rows)) if rows else [[] for _ in columns]
     _load(
         con,
-        "period_plans",
+        name,
         pa.table(
-            {
-                "org_id": pa.array([row[0] for row in plans], pa.int32()),
-                "period_start": pa.array([row[1] for row in plans], TIMESTAMP),
-                "tier": pa.array([row[2] for row in plans], pa.string()),
-                "metric": pa.array([row[3] for row in plans], pa.string()),
-                "quota": pa.array([row[4] for row in plans], pa.int64()),
-            }
+            {column: pa.array(data, kind) for (column, kind), data in zip(columns.items(), values)}
         ),
     )
 
@@ -741,19 +738,7 @@ def _fixes(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date
 def _audits(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
     _load(con, "audit_rows", extractor.facts("audit_results", days))
     _touched(con, days, "audit_rows", "occurred_at")
-    scores = ", ".join(
-        f"avg(r.{column})"
-        for column in (
-            "score_accessibility",
-            "score_performance",
-            "score_security",
-            "score_seo",
-            "lighthouse_performance",
-            "lighthouse_accessibility",
-            "lighthouse_best_practices",
-            "lighthouse_seo",
-        )
-    )
+    scores = ", ".join(f"avg(r.{column})" for column in AUDIT_SCORES)
     _replace_days(
         con,
         "audit_scores",

@@ -44,6 +44,18 @@ def open_marts(marts_path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def read_quota_status(marts_path: Path, org: str | None = None) -> list[dict]:
+    """The published quota_status rows (of one organization, or all), by organization and
+    metric, as mappings of the contract's columns."""
+    with open_marts(marts_path) as marts:
+        cursor = marts.execute(
+            "SELECT * FROM quota_status WHERE ? IS NULL OR org = ? ORDER BY org, metric",
+            [org, org],
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
     """UTC, and no progress bar: DuckDB draws one on standard output for any query over 2 s,
     terminal or not, into the output of `run --json`."""

@@ -5,14 +5,12 @@ before 02:00 UTC each day, so a missed or failed daily run turns them stale in t
 (the freshness daemon, part of `dagster-daemon`, evaluates the policies).
 """
 
-from datetime import timedelta
-
 import dagster as dg
 
-BILLING_MARTS = ("usage_daily", "quota_status", "billing_periods")
+from odavl_pipeline.marts.freshness import BILLING_MARTS, DEADLINE_CRON, WINDOW
 
 DAILY_BY_2AM_UTC = dg.FreshnessPolicy.cron(
-    deadline_cron="0 2 * * *", lower_bound_delta=timedelta(hours=24), timezone="UTC"
+    deadline_cron=DEADLINE_CRON, lower_bound_delta=WINDOW, timezone="UTC"
 )
 
 
