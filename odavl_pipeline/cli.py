@@ -37,10 +37,13 @@ def console() -> None:
     """The `odavl-pipeline` command: `main`, then out without tearing the interpreter down, which
     for Dagster's object graph takes more than a second once the work is done and recorded."""
     sys.stdout.reconfigure(line_buffering=True)  # in order with standard error, also in one file
-    code = main()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        code = main()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # `odavl-pipeline quota | head`: the reader has what it wanted
+        code = 128 + signal.SIGPIPE
     os._exit(code)
 
 

@@ -166,6 +166,34 @@ def test_db_url_prints_the_configured_url(settings):
     assert cli("db", "url").stdout.strip().startswith("postgresql+psycopg://")
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """`odavl-pipeline quota | head`: the command ends quietly as the pipe closes (here before
+    the first line, so that it is sure to write into a closed pipe)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "odavl_pipeline.cli",
+            "generate",
+            "--out",
+            str(tmp_path / "out"),
+            "--reference-out",
+            str(tmp_path / "reference.json"),
+            "--days",
+            "1",
+            "--organizations",
+            "1",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and stderr == ""
+
+
 def test_quota_explains_what_to_do_before_the_first_run(settings):
     result = cli("quota", check=False)
     assert result.returncode == 1
