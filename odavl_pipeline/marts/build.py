@@ -329,19 +329,7 @@ def _billing(
     reset = _plans_changed(con, versions, build.fresh)
     _load(con, "reset_orgs", pa.table({"org_id": pa.array(sorted(reset), pa.int32())}))
 
-    # The usage whose late share is recomputed: the touched days, and every day of a reset org.
-    columns = "org_id, day, metric, quantity, occurred_at, ingested_at"
-    if reset:
-        _facts_view(
-            build, "reset_facts", "SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days"
-        )
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled "
-            f"UNION ALL SELECT {columns} FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
-            f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))"
-        )
-    else:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled")
+    _late_candidates(build, bool(reset))
     _periods(con, versions, reset, latest, as_of)
     # due: closed by this build at `as_of`, recorded once their figures are computed below
     con.execute(
@@ -365,12 +353,24 @@ def _billing(
     con.execute(PUBLISH_CLOSED_PERIODS)
     con.execute(PUBLISH_OPEN_PERIODS)
     con.execute("DELETE FROM billing_adjustments")
-    con.execute(
-        "INSERT INTO billing_adjustments SELECT o.org, l.period_start, l.metric, "
-        "l.occurred_period_start, sum(l.quantity), sum(l.events) FROM _late_usage AS l "
-        "JOIN org_dim AS o USING (org_id) GROUP BY ALL"
-    )
+    con.execute(PUBLISH_ADJUSTMENTS)
     return _scalar(con, "SELECT count(*) FROM affected")
+
+
+def _late_candidates(build: MartsBuild, any_reset: bool) -> None:
+    """Temp view `late_candidates`: the usage whose late share is recomputed, the touched
+    days' and every day's of the organizations in `reset_orgs`."""
+    columns = "org_id, day, metric, quantity, occurred_at, ingested_at"
+    view = f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled"
+    if any_reset:
+        _facts_view(
+            build, "reset_facts", "SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days"
+        )
+        view += (
+            f" UNION ALL SELECT {columns} FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
+            f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))"
+        )
+    build.con.execute(view)
 
 
 # the periods that had late usage of the touched days: their late share may drop to nothing
@@ -462,6 +462,15 @@ PUBLISH_CLOSED_PERIODS = """
     FROM closes AS c
     JOIN closed_usage AS u USING (org_id, period_start)
     JOIN org_dim AS o USING (org_id)
+"""
+
+PUBLISH_ADJUSTMENTS = """
+    INSERT INTO billing_adjustments
+    SELECT o.org, l.period_start, l.metric, l.occurred_period_start, sum(l.quantity),
+           sum(l.events)
+    FROM _late_usage AS l
+    JOIN org_dim AS o USING (org_id)
+    GROUP BY ALL
 """
 
 PUBLISH_OPEN_PERIODS = """
