@@ -45,34 +45,23 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from common import STARTED, Environment, log, server_facts, tear_down
-from ingest_bench import checkpoint
-from pipeline_bench import (
-    CLI,
-    SERVER_SETTINGS,
-    cli_environment,
-    odavl,
-    run_counts,
-    step_timeline,
-)
+from common import STARTED, Environment, log, server_facts
+import pipeline_bench
+from pipeline_bench import CLI, SERVER_SETTINGS, odavl
 
 from odavl_pipeline.db.server import (
     DAGSTER_DB,
     libpq_url,
-    server_url,
-    stop_embedded_server,
 )
 from odavl_pipeline.marts.store import facts_dir, open_marts
 from odavl_pipeline.settings import Settings
@@ -88,25 +77,6 @@ LOWER_LIMITS = (300, 120, 60)  # a PRO "downgrade": custom analyses, fixes, audi
 
 
 # --- state folder -----------------------------------------------------------------------
-
-
-@contextmanager
-def billing_environment(home: Path, remove: bool, keep: bool):
-    """A fresh state folder with its embedded PostgreSQL started and migrated by the CLI;
-    the server stopped (and the folder removed when `remove`) afterwards, unless `keep`."""
-    settings = Settings.from_env({"ODAVL_HOME": str(home)})
-    if home.exists():  # left by an earlier run with the same --home
-        stop_embedded_server(settings)
-        shutil.rmtree(home)
-    home.mkdir(parents=True)
-    home.chmod(0o755)  # as root, the embedded server runs as its own user
-    log(f"state folder {home}")
-    env = Environment(home, server_url(settings), settings, remove)
-    try:
-        odavl(env, "db", "upgrade")
-        yield env
-    finally:
-        tear_down(env, keep)
 
 
 # --- plan changes -----------------------------------------------------------------------
@@ -261,36 +231,9 @@ def plan_changes(env: Environment, first_day: date, last_day: date, share: float
 
 
 def timed_run(env: Environment, label: str, *extra: str) -> dict[str, Any]:
-    """`odavl-pipeline run [extra] --log-level WARNING --json` as a subprocess, timed from its
-    launch to its exit (its output kept as <label>.stdout/.stderr in the state folder)."""
-    checkpoint(env)  # the run does not pay for the setup's dirty buffers
-    out_path, err_path = env.home / f"{label}.stdout", env.home / f"{label}.stderr"
-    command = [str(CLI), "run", *extra, "--log-level", "WARNING", "--json"]
-    log(f"{label}: odavl-pipeline {' '.join(command[1:])}")
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        launched_at = datetime.now(UTC).replace(tzinfo=None)  # Dagster's event log is naive UTC
-        started = time.perf_counter()
-        child = subprocess.Popen(command, env=cli_environment(env.home), stdout=out, stderr=err)
-        try:
-            code = child.wait()
-            seconds = time.perf_counter() - started
-        finally:
-            if child.poll() is None:  # interrupted: do not leave the run behind
-                child.terminate()
-                child.wait()
-    if code != 0:
-        raise SystemExit(
-            f"`odavl-pipeline run` ({label}) failed with exit code {code}:\n"
-            f"{err_path.read_text()[-4000:]}"
-        )
-    log(f"{label}: done in {seconds:.2f} s")
-    steps = step_timeline(env, launched_at)
-    return {
-        "seconds": round(seconds, 3),
-        "counts": run_counts(out_path.read_text(), label),
-        "steps": steps,
-        "checks": check_results(env, launched_at),
-    }
+    """The pipeline benchmark's timed `odavl-pipeline run`, with the asset checks it evaluated."""
+    figure = pipeline_bench.timed_run(env, label, extra=extra)
+    return {**figure.as_dict(), "checks": check_results(env, figure.launched_at)}
 
 
 def check_results(env: Environment, launched_at: datetime) -> dict[str, Any]:
@@ -565,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     result: dict[str, Any] = {"cores": os.cpu_count()}
     try:
-        with billing_environment(home, remove, args.keep) as env:
+        with pipeline_bench.state_folder(home, remove, args.keep) as env:
             result["server"] = server_facts(env, SERVER_SETTINGS)
             result["billing"] = billing_bench(env, args, yesterday)
     finally:

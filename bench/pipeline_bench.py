@@ -143,6 +143,7 @@ class RunFigure:
     seconds: float
     counts: dict[str, dict[str, int]]
     steps: list[dict[str, Any]]
+    launched_at: datetime  # naive UTC, as Dagster's event log
     first_file_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -152,13 +153,16 @@ class RunFigure:
         return figure
 
 
-def timed_run(env: Environment, label: str, watch_first_file: bool = False) -> RunFigure:
-    """`odavl-pipeline run --log-level WARNING --json` as a subprocess, timed from its launch to
-    its exit (its output kept as <label>.stdout/.stderr in the state folder). With
+def timed_run(
+    env: Environment, label: str, watch_first_file: bool = False, extra: tuple[str, ...] = ()
+) -> RunFigure:
+    """`odavl-pipeline run [extra] --log-level WARNING --json` as a subprocess, timed from its
+    launch to its exit (its output kept as <label>.stdout/.stderr in the state folder). With
     `watch_first_file`, also the time until the ledger holds an ingested file."""
     checkpoint(env)  # the run does not pay for the setup's dirty buffers
     out_path, err_path = env.home / f"{label}.stdout", env.home / f"{label}.stderr"
-    log(f"{label}: odavl-pipeline run --log-level WARNING --json")
+    command = [str(CLI), "run", *extra, "--log-level", "WARNING", "--json"]
+    log(f"{label}: odavl-pipeline {' '.join(command[1:])}")
     with (
         psycopg.connect(env.dsn, autocommit=True) as watcher,
         open(out_path, "wb") as out,
@@ -167,7 +171,7 @@ def timed_run(env: Environment, label: str, watch_first_file: bool = False) -> R
         launched_at = datetime.now(UTC).replace(tzinfo=None)  # Dagster's event log is naive UTC
         started = time.perf_counter()
         child = subprocess.Popen(
-            [str(CLI), "run", "--log-level", "WARNING", "--json"],
+            command,
             env=cli_environment(env.home),
             stdout=out,
             stderr=err,
@@ -192,6 +196,7 @@ def timed_run(env: Environment, label: str, watch_first_file: bool = False) -> R
         seconds,
         run_counts(out_path.read_text(), label),
         step_timeline(env, launched_at),
+        launched_at,
         first_file,
     )
 
@@ -246,16 +251,22 @@ def step_timeline(env: Environment, launched_at: datetime) -> list[dict[str, Any
 
 @contextmanager
 def scenario_environment(base: Path, key: str, remove: bool, keep: bool) -> Iterator[Environment]:
+    """Scenario `key`'s state folder (see `state_folder`)."""
+    with state_folder(base / SCENARIOS[key], remove, keep, f"({key}) ") as env:
+        yield env
+
+
+@contextmanager
+def state_folder(home: Path, remove: bool, keep: bool, label: str = "") -> Iterator[Environment]:
     """A fresh state folder with its embedded PostgreSQL started and migrated by the CLI;
     the server stopped (and the folder removed when `remove`) afterwards, unless `keep`."""
-    home = base / SCENARIOS[key]
     settings = Settings.from_env({"ODAVL_HOME": str(home)})
     if home.exists():  # left by an earlier run with the same --home
         stop_embedded_server(settings)
         shutil.rmtree(home)
     home.mkdir(parents=True)
     home.chmod(0o755)  # as root, the embedded server runs as its own user
-    log(f"({key}) state folder {home}")
+    log(f"{label}state folder {home}")
     env = Environment(home, server_url(settings), settings, remove)
     try:
         odavl(env, "db", "upgrade")
