@@ -9,6 +9,8 @@ import streamlit as st
 
 from dashlib.data import Viewer
 from dashlib.filters import Filters, show as show_filters
+from odavl_pipeline.domain.quota import AT_RISK
+from odavl_pipeline.domain.quota import quota_state as domain_quota_state
 
 # Paul Tol's colour-blind-safe colours, the strongest for the most severe.
 SEVERITY_COLOURS = {
@@ -19,7 +21,7 @@ SEVERITY_COLOURS = {
     "INFO": "#BBBBBB",
 }
 
-OK, AT_RISK, WARNING, EXCEEDED = "ok", "at risk", "warning", "exceeded"
+OK, WARNING, EXCEEDED = "ok", "warning", "exceeded"
 STATE_COLOURS = {OK: "#0077BB", AT_RISK: "#DDAA33", WARNING: "#EE7733", EXCEEDED: "#CC3311"}
 STATE_SYMBOLS = {OK: "✓", AT_RISK: "◔", WARNING: "▲", EXCEEDED: "✕"}  # never colour alone
 STATES = list(STATE_COLOURS)  # by precedence, the last the strongest
@@ -81,15 +83,12 @@ def period_label(start, end) -> str:
 
 
 def quota_state(status: str, projected_exhaustion, period_end) -> str:
-    """The state a quota shows: the mart's `status` (ok, warning, exceeded), except that an ok
-    quota whose forecast reaches it before the period ends is "at risk"."""
-    if (
-        status == OK
-        and not pd.isna(projected_exhaustion)
-        and (pd.Timestamp(projected_exhaustion).tz_localize("UTC") < pd.Timestamp(period_end))
-    ):
-        return AT_RISK
-    return status
+    """The state a quota shows (`domain.quota.quota_state`), from a frame's values (NaT for a
+    missing day)."""
+    exhaustion = (
+        None if pd.isna(projected_exhaustion) else pd.Timestamp(projected_exhaustion).date()
+    )
+    return domain_quota_state(status, exhaustion, pd.Timestamp(period_end).to_pydatetime())
 
 
 def with_states(quotas: pd.DataFrame) -> pd.DataFrame:

@@ -11,9 +11,11 @@ The rule is the dashboards' (dashboards/dashlib/ui.py `quota_state`): `warning` 
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 
 import psycopg
+
+from odavl_pipeline.domain.quota import AT_RISK, quota_state
 
 THRESHOLDS = ("80", "100", "forecast")
 _UID_NAMESPACE = uuid.UUID("6f1c2a4e-9d0b-4e57-8a43-0d5f8e6b7c21")
@@ -35,17 +37,10 @@ def thresholds_crossed(
     status: str, projected_exhaustion: date | None, period_end: datetime
 ) -> tuple[str, ...]:
     """The thresholds a quota_status row has crossed, in THRESHOLDS order."""
-    if status == "exceeded":
-        return ("80", "100")
-    if status == "warning":
-        return ("80",)
-    if (
-        status == "ok"
-        and projected_exhaustion is not None
-        and (datetime.combine(projected_exhaustion, time(), UTC) < period_end)
-    ):
-        return ("forecast",)
-    return ()
+    return _THRESHOLDS_OF_STATE.get(quota_state(status, projected_exhaustion, period_end), ())
+
+
+_THRESHOLDS_OF_STATE = {"exceeded": ("80", "100"), "warning": ("80",), AT_RISK: ("forecast",)}
 
 
 def alert_uid(org: str, period_start: datetime, metric: str, threshold: str) -> str:
@@ -58,40 +53,40 @@ def record_alerts(conn: psycopg.Connection, rows: Iterable[Mapping]) -> list[str
     """Records the alerts of quota_status `rows` (mappings with QUOTA_COLUMNS) and commits;
     returns the uids of those new. An alert already recorded, by this process or a concurrent
     one, is left as it is: the unique (organization, period_start, metric, threshold) decides."""
-    new = []
+    alerts = [
+        (alert_uid(row["org"], row["period_start"], row["metric"], threshold), threshold, row)
+        for row in rows
+        for threshold in thresholds_crossed(
+            row["status"], row["projected_exhaustion"], row["period_end"]
+        )
+    ]
+    columns = [[uid for uid, _, _ in alerts], [threshold for _, threshold, _ in alerts]]
+    columns += [[row[name] for _, _, row in alerts] for name in QUOTA_COLUMNS]
     try:
-        for row in rows:
-            for threshold in thresholds_crossed(
-                row["status"], row["projected_exhaustion"], row["period_end"]
-            ):
-                uid = alert_uid(row["org"], row["period_start"], row["metric"], threshold)
-                inserted = conn.execute(
-                    "INSERT INTO quota_alerts (uid, organization_id, period_start, period_end, "
-                    "metric, threshold, used, quota, status, projected, projected_exhaustion, "
-                    "as_of) SELECT %s, id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
-                    "FROM organizations WHERE slug = %s ON CONFLICT DO NOTHING RETURNING uid",
-                    (
-                        uid,
-                        row["period_start"],
-                        row["period_end"],
-                        row["metric"],
-                        threshold,
-                        row["used"],
-                        row["quota"],
-                        row["status"],
-                        row["projected"],
-                        row["projected_exhaustion"],
-                        row["as_of"],
-                        row["org"],
-                    ),
-                ).fetchone()
-                if inserted:
-                    new.append(inserted[0])
+        new = [uid for (uid,) in conn.execute(_RECORD_ALERTS, columns).fetchall()]
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
     return new
+
+
+# one statement for every alert of a build; those already recorded are left as they are
+_RECORD_ALERTS = """
+    INSERT INTO quota_alerts (uid, organization_id, period_start, period_end, metric, threshold,
+        used, quota, status, projected, projected_exhaustion, as_of)
+    SELECT a.uid, o.id, a.period_start, a.period_end, a.metric, a.threshold, a.used, a.quota,
+           a.status, a.projected, a.projected_exhaustion, a.as_of
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[],
+                %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::date[],
+                %s::timestamptz[])
+         AS a(uid, threshold, org, period_start, period_end, metric, used, quota, status,
+              projected, projected_exhaustion, as_of)
+    JOIN organizations AS o ON o.slug = a.org
+    ORDER BY a.uid
+    ON CONFLICT DO NOTHING
+    RETURNING uid
+"""
 
 
 def record_from_marts(settings) -> list[str]:

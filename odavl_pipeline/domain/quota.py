@@ -1,7 +1,7 @@
 """Quota status and its linear forecast to the end of the billing period."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 WARNING_PCT = 80
 _MICROSECOND = timedelta(microseconds=1)
@@ -56,3 +56,19 @@ def forecast(
         projected=min(projected, MAX_PROJECTED),
         projected_exhaustion=exhaustion,
     )
+
+
+AT_RISK = "at risk"
+
+
+def quota_state(status: str, projected_exhaustion: date | None, period_end: datetime) -> str:
+    """The state a quota shows, the dashboards' and the alerts' alike: the mart's `status` (ok,
+    warning, exceeded), except that an ok quota whose forecast reaches it (a UTC day) before the
+    period ends is "at risk"."""
+    if (
+        status == "ok"
+        and projected_exhaustion is not None
+        and datetime.combine(projected_exhaustion, time(), UTC) < period_end
+    ):
+        return AT_RISK
+    return status
