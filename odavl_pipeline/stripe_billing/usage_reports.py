@@ -175,8 +175,9 @@ def report_usage(
         with conn.transaction():
             customers = _customers(conn)
             latest = {
-                (row.organization_id, row.metric, row.period_start): row for row in _ledger(conn)
-            }  # ordered by cumulative: the last one stays
+                (row.organization_id, row.metric, row.period_start): row
+                for row in _latest_increments(conn)
+            }
         unreachable = False
         for period in sorted(periods, key=lambda p: (p.org, p.metric, p.period_start)):
             if period.metric not in EVENT_NAMES or period.period_start > now:
@@ -307,6 +308,19 @@ def _ledger(conn: psycopg.Connection) -> list[LedgerRow]:
         for row in conn.execute(
             "SELECT " + _LEDGER_COLUMNS + " FROM stripe_usage_reports "
             "ORDER BY organization_id, metric, period_start, cumulative"
+        )
+    ]
+
+
+def _latest_increments(conn: psycopg.Connection) -> list[LedgerRow]:
+    """Each period's latest increment (the one with its cumulative total so far)."""
+    return [
+        LedgerRow(*row)
+        for row in conn.execute(
+            "SELECT DISTINCT ON (organization_id, metric, period_start) "
+            + _LEDGER_COLUMNS
+            + " FROM stripe_usage_reports "
+            "ORDER BY organization_id, metric, period_start, cumulative DESC"
         )
     ]
 
