@@ -27,7 +27,6 @@ recreated); otherwise it starts an embedded PostgreSQL under its state folder.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import random
@@ -35,8 +34,8 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -62,7 +61,7 @@ END_DAY = date(2025, 12, 31)  # the last day of history; the new days follow it
 AS_OF_AFTER_MIDNIGHT = timedelta(minutes=15)  # each build runs just after its last day
 SLOTS = 10_000  # organizations are drawn from this many slots, in proportion to their weight
 
-# Shares of the synthetic generator (odavl_pipeline.generate.synthetic): event types, the
+# Shares of the synthetic generator (odavl_pipeline.generate): event types, the
 # share of quantities above 1 (non-API events only), the tiers of the fleet.
 EVENT_TYPE_CUMULATIVE = (
     ("api_call", 0.72),
@@ -355,8 +354,18 @@ def run_build(env: Environment, label: str, full: bool, as_of: datetime, steps: 
     return result
 
 
+# The builder's own names of the steps that wrap its file, as the report shows them.
+STEP_LABELS = {
+    "open": "open (copy of the published file)",
+    "publish": "publish (checkpoint, rename, old facts removed)",
+}
+
+
 class Spans:
-    """Wall-clock totals of nested, labelled spans, keyed by their path ("a > b")."""
+    """Wall-clock totals of nested, labelled spans, keyed by their path ("a > b").
+
+    A `StepTimer` (odavl_pipeline.marts.timing): `refresh_marts(..., timer=spans)` reports
+    each step of the build and each DuckDB statement to it."""
 
     def __init__(self) -> None:
         self.stack: list[str] = []
@@ -374,94 +383,23 @@ class Spans:
             entry[1] += time.perf_counter() - started
             self.stack.pop()
 
-    def wrap(self, function: Callable, label: str) -> Callable:
-        @functools.wraps(function)
-        def timed(*args, **kwargs):
-            with self.span(label):
-                return function(*args, **kwargs)
+    def step(self, name: str) -> AbstractContextManager[None]:
+        return self.span(STEP_LABELS.get(name, name))
 
-        return timed
-
-
-class TimedConnection:
-    """A DuckDB connection whose `execute` calls are timed as spans (the rest passes through)."""
-
-    def __init__(self, con, spans: Spans):
-        self._con = con
-        self._spans = spans
-
-    def execute(self, query: str, *args, **kwargs):
-        with self._spans.span("sql: " + statement_label(query)):
-            return self._con.execute(query, *args, **kwargs)
-
-    def executemany(self, query: str, *args, **kwargs):
-        with self._spans.span("sql: " + statement_label(query)):
-            return self._con.executemany(query, *args, **kwargs)
-
-    def __getattr__(self, name: str):
-        return getattr(self._con, name)
+    def statement(self, sql: str) -> AbstractContextManager[None]:
+        return self.span("sql: " + statement_label(sql))
 
 
 def statement_label(query: str) -> str:
     text = re.sub(r"\s+", " ", query).strip()
-    text = re.sub(r"'[^']*'", "'…'", text)  # file paths and build ids
+    text = re.sub(r"'[^']*'", "'…'", text)  # literals such as time zones
     return text[:72]
-
-
-def instrument(spans: Spans) -> None:
-    """Time the builder's steps in this (child) process by wrapping its module functions.
-
-    Nothing in the package changes; the wrappers only record how long each call took.
-    """
-    from odavl_pipeline.marts import build
-
-    for name in (
-        "_build",
-        "_load",
-        "_publish_dimensions",
-        "_usage",
-        "_touched",
-        "_replace_days",
-        "_billing",
-        "_anchors",
-        "_periods",
-        "_close_due_periods",
-        "_facts_view",
-        "_quota_status",
-        "_errors",
-        "_fixes",
-        "_audits",
-        "read_changes",
-        "forget_changes",
-        "record_closes",
-    ):
-        setattr(build, name, spans.wrap(getattr(build, name), name.lstrip("_")))
-    original_building = build.building
-
-    @contextmanager
-    def building(*args, **kwargs):
-        with spans.span("open (copy of the published file)"):
-            manager = original_building(*args, **kwargs)
-            marts_build = manager.__enter__()
-        marts_build.con = TimedConnection(marts_build.con, spans)
-        try:
-            yield marts_build
-        except BaseException:
-            if not manager.__exit__(*sys.exc_info()):
-                raise
-        else:
-            with spans.span("publish (checkpoint, rename, old facts removed)"):
-                manager.__exit__(None, None, None)
-
-    build.building = building
 
 
 def child_build(spec_json: str) -> None:
     """The child side of a build: `refresh_marts` exactly as the marts asset calls it."""
     spec = json.loads(spec_json)
     spans = Spans()
-    if spec["steps"]:
-        instrument(spans)
     from odavl_pipeline.marts.build import refresh_marts
 
     settings = Settings.from_env(
@@ -484,6 +422,7 @@ def child_build(spec_json: str) -> None:
         as_of=datetime.fromisoformat(spec["as_of"]),
         grace=settings.billing_grace,
         progress=progress,
+        timer=spans if spec["steps"] else None,
     )
     seconds = time.perf_counter() - started
     Path(spec["result"]).write_text(
@@ -779,7 +718,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-steps",
         action="store_true",
-        help="do not time the builder's steps (no wrappers in the build process)",
+        help="do not time the builder's steps (no timer passed to refresh_marts)",
     )
     parser.add_argument("--child-build", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

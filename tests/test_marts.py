@@ -2,6 +2,8 @@
 late usage, incremental builds equal to full rebuilds, and readers during a build."""
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import duckdb
@@ -380,3 +382,62 @@ def test_duckdb_draws_no_progress_bar_into_the_commands_output(settings, conn, o
         assert marts.execute(setting).fetchone() == (False,)
     with building(settings.marts_path) as build:
         assert build.con.execute(setting).fetchone() == (False,)
+
+
+class RecordingTimer:
+    """A `StepTimer` that keeps the path of each step, and each statement with its step's path."""
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+        self.steps: list[str] = []
+        self.statements: list[tuple[str, str]] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.stack.append(name)
+        self.steps.append(" > ".join(self.stack))
+        try:
+            yield
+        finally:
+            self.stack.pop()
+
+    @contextmanager
+    def statement(self, sql: str) -> Iterator[None]:
+        self.statements.append((" > ".join(self.stack), sql))
+        yield
+
+
+def test_a_timer_is_told_of_each_step_and_statement_and_no_path_is_written_into_sql(
+    settings, conn, october
+):
+    quoted = elsewhere(settings, "it's marts.duckdb")  # its facts' paths hold the quote too
+    add_many(conn, ORG, "a", 10, "2026-10-05T00:00:00Z", "2026-10-05T00:00:00Z")
+    refresh_marts(quoted, as_of=at("2026-10-06T00:00:00Z"))
+    add_many(conn, ORG, "b", 5, "2026-10-06T00:00:00Z", "2026-10-06T00:00:00Z")
+    timer = RecordingTimer()
+    report = refresh_marts(quoted, as_of=at("2026-10-07T00:00:00Z"), timer=timer)
+    assert report.usage_events_read == 5
+    for path in (
+        "open",
+        "read_changes",
+        "build > load",
+        "build > publish_dimensions",
+        "build > usage > touched",
+        "build > usage > replace_days",
+        "build > billing > periods",
+        "build > billing > facts_view",
+        "build > quota_status > facts_view",
+        "build > errors",
+        "build > fixes",
+        "build > audits",
+        "publish > forget_changes",
+    ):
+        assert path in timer.steps
+    assert timer.stack == []
+    owners = {owner for owner, _ in timer.statements}
+    assert {"build > usage", "build > billing", "build > quota_status"} <= owners
+    folder = str(quoted.marts_path.parent)
+    assert not [sql for _, sql in timer.statements if folder in sql]
+    rebuilt = elsewhere(settings, "rebuilt.duckdb")
+    refresh_marts(rebuilt, as_of=at("2026-10-07T00:00:00Z"))
+    assert every_mart(quoted.marts_path) == every_mart(rebuilt.marts_path)

@@ -154,55 +154,73 @@ def deliver_due(
             row = cursor.execute(_CLAIM, {"now": clock}).fetchone()
             if row is None:
                 break
-            if row["destination"] == "default":
-                url, key = default_url, secret
-            else:
-                url, key = (
-                    row["organization_url"],
-                    organization_secret(secret, row["organization_id"]),
-                )
+            url, key = _destination(row, default_url, secret)
             attempt = row["attempts"] + 1
-            if not url:
-                result = Delivery(False, "no URL configured for this destination any more")
-            else:
-                body = json.dumps(payload(row), separators=(",", ":")).encode()
-                result = send(
-                    url, body, {SIGNATURE_HEADER: sign(key, body), "ODAVL-Alert-Id": row["uid"]}
-                )
-            cursor.execute(
-                "INSERT INTO quota_alert_attempts (delivery_id, attempt, attempted_at, "
-                "status_code, error, delivered) VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    row["delivery_id"],
-                    attempt,
-                    clock,
-                    result.status,
-                    None if result.delivered else result.detail,
-                    result.delivered,
-                ),
-            )
-            if result.delivered:
-                state, next_at = "sent", clock
-                report.sent += 1
-            elif attempt >= policy.max_attempts or not url:
-                state, next_at = "failed", clock
-                report.failed += 1
-            else:
-                state, next_at = "pending", clock + policy.delay(attempt)
-                report.retrying += 1
-            if not result.delivered:
-                report.errors.append(f"{row['uid']} to {row['destination']}: {result.detail}")
-            cursor.execute(
-                "UPDATE quota_alert_deliveries SET state = %s, attempts = %s, next_attempt_at = %s, "
-                "delivered_at = CASE WHEN %s THEN %s END, last_error = %s WHERE id = %s",
-                (
-                    state,
-                    attempt,
-                    next_at,
-                    result.delivered,
-                    clock,
-                    None if result.delivered else result.detail,
-                    row["delivery_id"],
-                ),
-            )
+            result = _attempt(row, url, key, send)
+            state, next_at = _next_state(result, attempt, bool(url), policy, clock)
+            _record_attempt(cursor, row, attempt, clock, result, state, next_at)
+            _tally(report, row, result, state)
     return report
+
+
+def _destination(row: dict, default_url: str | None, secret: str) -> tuple[str | None, str]:
+    """Where a claimed delivery goes and the key that signs it: (URL or None, key)."""
+    if row["destination"] == "default":
+        return default_url, secret
+    return row["organization_url"], organization_secret(secret, row["organization_id"])
+
+
+def _attempt(
+    row: dict, url: str | None, key: str, send: Callable[[str, bytes, dict], Delivery]
+) -> Delivery:
+    """POST the signed alert, or fail at once when its destination has no URL any more."""
+    if not url:
+        return Delivery(False, "no URL configured for this destination any more")
+    body = json.dumps(payload(row), separators=(",", ":")).encode()
+    return send(url, body, {SIGNATURE_HEADER: sign(key, body), "ODAVL-Alert-Id": row["uid"]})
+
+
+def _next_state(
+    result: Delivery, attempt: int, has_url: bool, policy: RetryPolicy, clock: datetime
+) -> tuple[str, datetime]:
+    """The delivery's state after this attempt, and when it is next due."""
+    if result.delivered:
+        return "sent", clock
+    if attempt >= policy.max_attempts or not has_url:
+        return "failed", clock
+    return "pending", clock + policy.delay(attempt)
+
+
+def _record_attempt(
+    cursor: psycopg.Cursor,
+    row: dict,
+    attempt: int,
+    clock: datetime,
+    result: Delivery,
+    state: str,
+    next_at: datetime,
+) -> None:
+    """The attempt's row in the ledger, and the delivery's new state."""
+    error = None if result.delivered else result.detail
+    cursor.execute(
+        "INSERT INTO quota_alert_attempts (delivery_id, attempt, attempted_at, "
+        "status_code, error, delivered) VALUES (%s, %s, %s, %s, %s, %s)",
+        (row["delivery_id"], attempt, clock, result.status, error, result.delivered),
+    )
+    cursor.execute(
+        "UPDATE quota_alert_deliveries SET state = %s, attempts = %s, next_attempt_at = %s, "
+        "delivered_at = CASE WHEN %s THEN %s END, last_error = %s WHERE id = %s",
+        (state, attempt, next_at, result.delivered, clock, error, row["delivery_id"]),
+    )
+
+
+def _tally(report: DeliveryReport, row: dict, result: Delivery, state: str) -> None:
+    """Count the attempt's outcome in `report`, with why it failed."""
+    if state == "sent":
+        report.sent += 1
+    elif state == "failed":
+        report.failed += 1
+    else:
+        report.retrying += 1
+    if not result.delivered:
+        report.errors.append(f"{row['uid']} to {row['destination']}: {result.detail}")

@@ -67,8 +67,18 @@ def load_reference(conn: Connection, reference: dict, now: datetime | None = Non
     subscriptions, API keys); existing rows are left as they are."""
     now = now or datetime.now(UTC)
     report = SeedReport()
+    _load_users(conn, reference.get("users", []), report)
+    users = dict(conn.execute(select(User.email, User.id)).all())
+    for org in reference.get("organizations", []):
+        _load_organization(conn, org, users, now, report)
+    _load_api_keys(conn, reference.get("api_keys", []), users, report)
+    return report
+
+
+def _load_users(conn: Connection, users: list[dict], report: SeedReport) -> None:
+    """Each new user, with a generated password reported once."""
     known = set(conn.execute(select(User.email)).scalars())
-    for user in reference.get("users", []):
+    for user in users:
         if user["email"] in known:
             continue
         password = secrets.token_urlsafe(12)
@@ -83,54 +93,60 @@ def load_reference(conn: Connection, reference: dict, now: datetime | None = Non
         _count(report, "users", inserted)
         if inserted:
             report.secrets.append(f"password for {user['email']}: {password}")
-    users = dict(conn.execute(select(User.email, User.id)).all())
-    for org in reference.get("organizations", []):
+
+
+def _load_organization(
+    conn: Connection, org: dict, users: dict[str, int], now: datetime, report: SeedReport
+) -> None:
+    """An organization with its projects, members (`users`: id by email) and subscription."""
+    _count(
+        report,
+        "organizations",
+        _insert(conn, Organization, ["slug"], slug=org["slug"], name=org["name"], tier=org["tier"]),
+    )
+    org_id = conn.execute(
+        select(Organization.id).where(Organization.slug == org["slug"])
+    ).scalar_one()
+    for project in org.get("projects", []):
+        _count(report, "projects", _insert_project(conn, org_id, project))
+    for member in org.get("members", []):
         _count(
             report,
-            "organizations",
+            "organization_members",
             _insert(
-                conn, Organization, ["slug"], slug=org["slug"], name=org["name"], tier=org["tier"]
+                conn,
+                OrganizationMember,
+                ["organization_id", "user_id"],
+                organization_id=org_id,
+                user_id=users[member["email"]],
+                role=member["role"],
             ),
         )
-        org_id = conn.execute(
-            select(Organization.id).where(Organization.slug == org["slug"])
-        ).scalar_one()
-        for project in org.get("projects", []):
-            _count(
-                report,
-                "projects",
-                _insert(
-                    conn,
-                    Project,
-                    ["organization_id", "slug"],
-                    organization_id=org_id,
-                    slug=project["slug"],
-                    name=project.get("name", project["slug"]),
-                    repository=project.get("repository"),
-                    branch=project.get("branch"),
-                    language=project.get("language"),
-                ),
-            )
-        for member in org.get("members", []):
-            _count(
-                report,
-                "organization_members",
-                _insert(
-                    conn,
-                    OrganizationMember,
-                    ["organization_id", "user_id"],
-                    organization_id=org_id,
-                    user_id=users[member["email"]],
-                    role=member["role"],
-                ),
-            )
-        if "subscription" in org:
-            _count(
-                report,
-                "subscriptions",
-                _insert_subscription(conn, org_id, org["subscription"], now),
-            )
-    for key in reference.get("api_keys", []):
+    if "subscription" in org:
+        _count(
+            report, "subscriptions", _insert_subscription(conn, org_id, org["subscription"], now)
+        )
+
+
+def _insert_project(conn: Connection, org_id: int, project: dict) -> bool:
+    return _insert(
+        conn,
+        Project,
+        ["organization_id", "slug"],
+        organization_id=org_id,
+        slug=project["slug"],
+        name=project.get("name", project["slug"]),
+        repository=project.get("repository"),
+        branch=project.get("branch"),
+        language=project.get("language"),
+    )
+
+
+def _load_api_keys(
+    conn: Connection, keys: list[dict], users: dict[str, int], report: SeedReport
+) -> None:
+    """Each new API key (by user and name), generated and reported once, stored as a hash."""
+    for key in keys:
         user_id = users[key["email"]]
         exists = conn.execute(
             select(ApiKey.id).where(ApiKey.user_id == user_id, ApiKey.name == key["name"])
@@ -150,7 +166,6 @@ def load_reference(conn: Connection, reference: dict, now: datetime | None = Non
         )
         _count(report, "api_keys", True)
         report.secrets.append(f"API key {key['name']!r} for {key['email']}: {secret}")
-    return report
 
 
 def copy_seed_landing(landing_dir: Path, seeds_dir: Path = SEEDS_DIR) -> int:

@@ -4,6 +4,9 @@ Postgres rows travel as Arrow into DuckDB and are aggregated there. Each source'
 days (marked by triggers in `mart_changes`) are read again whole and their rows in the day-keyed
 marts replaced; billing periods containing those days are recomputed from the Parquet usage facts;
 quota status is recomputed for the current periods. A full build reads everything.
+
+Each step's SQL is a named statement beside the function that runs it. Values, file paths
+included, are bound as DuckDB parameters, never written into the SQL; only table names are.
 """
 
 import time
@@ -11,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import psycopg
@@ -25,7 +29,7 @@ from odavl_pipeline.domain.plans import (
     rated_periods,
 )
 from odavl_pipeline.domain.quota import forecast
-from odavl_pipeline.domain.records import AUDIT_SCORES, SOURCES
+from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.marts.extract import (
     CLOSED_USAGE_QUERY,
     CLOSES_QUERY,
@@ -40,16 +44,12 @@ from odavl_pipeline.marts.extract import (
 )
 from odavl_pipeline.marts.schema import MARTS
 from odavl_pipeline.marts.store import MartsBuild, building
+from odavl_pipeline.marts.timing import StepTimer, statement, timed, timed_by
 from odavl_pipeline.settings import BILLING_GRACE_MINUTES, Settings
 
 DEFAULT_GRACE = timedelta(minutes=BILLING_GRACE_MINUTES)
 TIMESTAMP = pa.timestamp("us", "UTC")
 CHUNK_ROWS = 1_000_000  # usage is copied in chunks: memory stays flat as history grows
-USAGE_FACT_COLUMNS = (
-    "(org_id INTEGER, metric VARCHAR, event_id VARCHAR, occurred_at TIMESTAMPTZ, "
-    "ingested_at TIMESTAMPTZ, quantity BIGINT, project_id INTEGER, file_id BIGINT, "
-    "line_no INTEGER, day DATE)"
-)
 QUOTA_STATUS_TYPES = (
     pa.string(),
     pa.string(),
@@ -86,12 +86,20 @@ def refresh_marts(
     as_of: datetime | None = None,
     grace: timedelta = DEFAULT_GRACE,
     progress: Callable[[str], None] = lambda message: None,
+    timer: StepTimer | None = None,
 ) -> MartsReport:
-    """Bring the marts up to date with Postgres and publish them at once; see the module doc."""
+    """Bring the marts up to date with Postgres and publish them at once; see the module doc.
+
+    `timer`, when given, is told of each step of the build and each DuckDB statement it runs
+    (`timing.StepTimer`)."""
     started = time.perf_counter()
     extractor = Extractor(libpq_url(server_url(settings)))
     try:
-        with connect(settings) as conn, building(settings.marts_path, full) as build:
+        with (
+            timed_by(timer),
+            connect(settings) as conn,
+            building(settings.marts_path, full) as build,
+        ):
             changes = read_changes(conn)  # before any row is read: a later change keeps its mark
             report = MartsReport(
                 full=build.fresh, build_id=build.build_id, as_of=as_of or usage_cut(conn)
@@ -105,6 +113,7 @@ def refresh_marts(
     return report
 
 
+@timed("build")
 def _build(
     build: MartsBuild,
     conn: psycopg.Connection,
@@ -155,91 +164,203 @@ def _build(
     report.rows = {name: _scalar(con, f"SELECT count(*) FROM {name}") for name in MARTS}
 
 
-def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple], types: tuple) -> None:
-    """Insert Python rows in one statement, through Arrow (DuckDB is slow row by row)."""
-    _rows_table(con, "appended", {f"c{index}": kind for index, kind in enumerate(types)}, rows)
-    con.execute(f"INSERT INTO {table} SELECT * FROM appended")
+# --- running statements ------------------------------------------------------------------
 
 
+def _execute(
+    con: duckdb.DuckDBPyConnection, sql: str, parameters: dict | list | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Run one statement, its values bound; the build's timer (if any) times it."""
+    with statement(sql):
+        return con.execute(sql, parameters)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, query: str):
+    """The one value a query returns (its result fully read, as DuckDB wants before a register)."""
+    return _execute(con, query).fetchall()[0][0]
+
+
+def _view(
+    con: duckdb.DuckDBPyConnection, name: str, query: str, parameters: dict | None = None
+) -> None:
+    """Temp view `name` of `query`, its parameters bound. DuckDB cannot prepare CREATE VIEW,
+    so the query is bound as a relation (DuckDB holds the values) and registered as the view;
+    it is read anew at each use, as a view is."""
+    with statement(query):
+        con.register(name, con.sql(query, params=parameters))
+
+
+@timed("load")
 def _load(con: duckdb.DuckDBPyConnection, name: str, data) -> None:
     """A temporary table from Arrow data (a reader is consumed once)."""
     con.register("arrow_input", data)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS FROM arrow_input")
+    _execute(con, f"CREATE OR REPLACE TEMP TABLE {name} AS FROM arrow_input")
     con.unregister("arrow_input")
 
 
-def _replace_days(con: duckdb.DuckDBPyConnection, mart: str, query: str) -> None:
-    """Replace the rows of the touched days of a day-keyed mart by `query`'s."""
-    con.execute(f"DELETE FROM {mart} WHERE day IN (SELECT day FROM touched_days)")
-    con.execute(f"INSERT INTO {mart} {query}")
+def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple], types: tuple) -> None:
+    """Insert Python rows in one statement, through Arrow (DuckDB is slow row by row)."""
+    _rows_table(con, "appended", {f"c{index}": kind for index, kind in enumerate(types)}, rows)
+    _execute(con, f"INSERT INTO {table} SELECT * FROM appended")
 
 
-def _touched(
-    con: duckdb.DuckDBPyConnection, days: list[date] | None, facts: str, column: str
+def _rows_table(
+    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, pa.DataType], rows: list[tuple]
 ) -> None:
-    """Temp table touched_days: the days asked for, or (full build) the days of the facts."""
+    """A temporary table `name` of `rows`, with these columns and types."""
+    values = list(zip(*rows)) if rows else [[] for _ in columns]
+    _load(
+        con,
+        name,
+        pa.table(
+            {column: pa.array(data, kind) for (column, kind), data in zip(columns.items(), values)}
+        ),
+    )
+
+
+def _replace_all(
+    con: duckdb.DuckDBPyConnection, mart: str, insert: str, parameters: dict | None = None
+) -> None:
+    """Replace every row of `mart` by what the statement `insert` inserts."""
+    _execute(con, f"DELETE FROM {mart}")
+    _execute(con, insert, parameters)
+
+
+@timed("replace_days")
+def _replace_days(con: duckdb.DuckDBPyConnection, mart: str, insert: str) -> None:
+    """Replace the rows of the touched days of a day-keyed mart by what `insert` inserts."""
+    _execute(con, f"DELETE FROM {mart} WHERE day IN (SELECT day FROM touched_days)")
+    _execute(con, insert)
+
+
+@timed("touched")
+def _touched(con: duckdb.DuckDBPyConnection, days: list[date] | None, all_days: str) -> None:
+    """Temp table touched_days: the days asked for, or (a full build) those the statement
+    `all_days` finds in the facts."""
     if days is None:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE touched_days AS "
-            f"SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::DATE AS day FROM {facts}"
-        )
+        _execute(con, all_days)
     else:
         _load(con, "touched_days", pa.table({"day": pa.array(days, pa.date32())}))
 
 
+# --- the dimensions ----------------------------------------------------------------------
+
+# each mart's rows, from the dimensions read from Postgres
+DIMENSION_MARTS = {
+    "organizations": """
+        INSERT INTO organizations
+        SELECT o.org, o.name, o.tier, o.status, s.org_id IS NOT NULL, o.org_id
+        FROM org_dim AS o
+        LEFT JOIN subscription_dim AS s USING (org_id)
+    """,
+    "projects": """
+        INSERT INTO projects
+        SELECT org, project, name, status, project_id
+        FROM project_dim
+    """,
+    "memberships": """
+        INSERT INTO memberships
+        SELECT org, email, name, role
+        FROM membership_rows
+    """,
+    "landing_files": """
+        INSERT INTO landing_files
+        SELECT file_id, source, path, ingested_at
+        FROM file_rows
+    """,
+    "quarantine_summary": """
+        INSERT INTO quarantine_summary
+        SELECT source, reason, org, sum(records)
+        FROM quarantine_rows
+        GROUP BY ALL
+    """,
+}
+
+
+@timed("publish_dimensions")
 def _publish_dimensions(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("DELETE FROM organizations")
-    con.execute(
-        "INSERT INTO organizations SELECT o.org, o.name, o.tier, o.status, "
-        "s.org_id IS NOT NULL, o.org_id FROM org_dim AS o "
-        "LEFT JOIN subscription_dim AS s USING (org_id)"
-    )
-    con.execute("DELETE FROM projects")
-    con.execute(
-        "INSERT INTO projects SELECT org, project, name, status, project_id FROM project_dim"
-    )
-    con.execute("DELETE FROM memberships")
-    con.execute("INSERT INTO memberships SELECT org, email, name, role FROM membership_rows")
-    con.execute("DELETE FROM landing_files")
-    con.execute(
-        "INSERT INTO landing_files SELECT file_id, source, path, ingested_at FROM file_rows"
-    )
-    con.execute("DELETE FROM quarantine_summary")
-    con.execute(
-        "INSERT INTO quarantine_summary SELECT source, reason, org, sum(records) "
-        "FROM quarantine_rows GROUP BY ALL"
-    )
+    for mart, insert in DIMENSION_MARTS.items():
+        _replace_all(con, mart, insert)
 
 
-# --- usage and billing -----------------------------------------------------------
+# --- usage ---------------------------------------------------------------------------------
+
+# a chunk of usage (registered as `arrow_input`) into this build's Parquet facts, a folder per
+# UTC day under $folder
+WRITE_USAGE_FACTS = """
+    COPY (
+        SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day
+        FROM arrow_input
+    ) TO $folder (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd, APPEND)
+"""
+
+# view `pulled`: the usage this build read, in the facts it wrote ($files: their glob)
+PULLED = """
+    SELECT *
+    FROM read_parquet($files, hive_partitioning = true, hive_types = {'day': DATE})
+"""
+
+# `pulled` when this build read no usage: the facts' columns, no rows
+NOTHING_PULLED = """
+    CREATE OR REPLACE TEMP TABLE pulled (
+        org_id INTEGER, metric VARCHAR, event_id VARCHAR, occurred_at TIMESTAMPTZ,
+        ingested_at TIMESTAMPTZ, quantity BIGINT, project_id INTEGER, file_id BIGINT,
+        line_no INTEGER, day DATE)
+"""
+
+# a full build's touched days: every day with usage
+USAGE_DAYS = """
+    CREATE OR REPLACE TEMP TABLE touched_days AS
+    SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::DATE AS day
+    FROM pulled
+"""
+
+# the touched days' facts are this build's (listed again below)
+FORGET_FACT_FILES = """
+    DELETE FROM _fact_files
+    WHERE day IN (SELECT day FROM touched_days)
+"""
+
+# the organizations with usage on a touched day, before this build or now
+TOUCHED_ORG_DAYS = """
+    CREATE OR REPLACE TEMP TABLE touched_org_days AS
+    SELECT o.org_id, u.day
+    FROM usage_daily AS u
+    JOIN org_dim AS o USING (org)
+    WHERE u.day IN (SELECT day FROM touched_days)
+    UNION
+    SELECT DISTINCT org_id, day
+    FROM pulled
+"""
+
+USAGE_DAILY = """
+    INSERT INTO usage_daily
+    SELECT o.org, p.day, p.metric, sum(p.quantity), count(*)
+    FROM pulled AS p
+    JOIN org_dim AS o USING (org_id)
+    GROUP BY ALL
+"""
 
 
+@timed("usage")
 def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> int:
     """Copy the touched days' usage (all of it in a full build) from Postgres into this build's
-    Parquet facts (temp view `pulled` over them), list them in `_fact_files`, replace their
-    usage_daily rows. One read, written in chunks while the next chunk is read."""
+    Parquet facts, list them in `_fact_files` and replace the days' usage_daily rows; returns
+    how many events were read. One read, written in chunks while the next chunk is read."""
     con = build.con
     folder = build.fact_folder("usage")
     folder.parent.mkdir(parents=True, exist_ok=True)
     for rows in _chunks(extractor.facts("usage_events", days), CHUNK_ROWS):
         con.register("arrow_input", rows)
-        con.execute(
-            f"COPY (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE AS day "
-            f"FROM arrow_input) TO {_quote(str(folder))} (FORMAT parquet, "
-            f"PARTITION_BY (day), COMPRESSION zstd, APPEND)"
-        )
+        _execute(con, WRITE_USAGE_FACTS, {"folder": str(folder)})
         con.unregister("arrow_input")
     written = sorted(child.name.removeprefix("day=") for child in folder.glob("day=*"))
     if written:
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW pulled AS SELECT * FROM read_parquet("
-            f"{_quote(str(folder / '*' / '*.parquet'))}, hive_partitioning = true, "
-            f"hive_types = {{'day': DATE}})"
-        )
+        _view(con, "pulled", PULLED, {"files": str(folder / "*" / "*.parquet")})
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE pulled {USAGE_FACT_COLUMNS}")
-    _touched(con, days, "pulled", "occurred_at")
-    con.execute("DELETE FROM _fact_files WHERE day IN (SELECT day FROM touched_days)")
+        _execute(con, NOTHING_PULLED)
+    _touched(con, days, USAGE_DAYS)
+    _execute(con, FORGET_FACT_FILES)
     _append(
         con,
         "_fact_files",
@@ -249,18 +370,8 @@ def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> 
         ],
         (pa.date32(), pa.string()),
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE touched_org_days AS "
-        "SELECT o.org_id, u.day FROM usage_daily AS u JOIN org_dim AS o USING (org) "
-        "WHERE u.day IN (SELECT day FROM touched_days) "
-        "UNION SELECT DISTINCT org_id, day FROM pulled"
-    )
-    _replace_days(
-        con,
-        "usage_daily",
-        "SELECT o.org, p.day, p.metric, sum(p.quantity), count(*) FROM pulled AS p "
-        "JOIN org_dim AS o USING (org_id) GROUP BY ALL",
-    )
+    _execute(con, TOUCHED_ORG_DAYS)
+    _replace_days(con, "usage_daily", USAGE_DAILY)
     return _scalar(con, "SELECT count(*) FROM pulled")
 
 
@@ -286,92 +397,104 @@ def _chunks(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
             yield table
 
 
-def _facts_view(build: MartsBuild, name: str, days_query: str) -> None:
-    """A view over the Parquet usage facts of the days `days_query` selects."""
-    con = build.con
-    paths = [
-        str(build.facts_root / path)
-        for (path,) in con.execute(
-            f"SELECT path FROM _fact_files WHERE day IN ({days_query}) ORDER BY day"
-        ).fetchall()
-    ]
+# a view of the usage facts in the files $files (a list of paths), as written
+FACTS = """
+    SELECT *
+    FROM read_parquet($files, hive_partitioning = false)
+"""
+
+# the same view when no file is listed: the facts' columns, no rows
+NO_FACTS = """
+    SELECT * EXCLUDE (day)
+    FROM pulled
+    LIMIT 0
+"""
+
+# the facts' files of the days that the periods of table {periods} span, in order of day
+_FACT_FILES_OF_PERIODS = """
+    SELECT path
+    FROM _fact_files
+    WHERE day IN (
+        SELECT f.day
+        FROM _fact_files AS f
+        JOIN {periods} AS p
+          ON f.day >= (p.period_start AT TIME ZONE 'UTC')::DATE
+         AND f.day <= ((p.period_end - INTERVAL 1 MICROSECOND) AT TIME ZONE 'UTC')::DATE)
+    ORDER BY day
+"""
+AFFECTED_FACT_FILES = _FACT_FILES_OF_PERIODS.format(periods="affected")
+CURRENT_FACT_FILES = _FACT_FILES_OF_PERIODS.format(periods="current_periods")
+
+# the facts' files of the days not touched (a reset organization's other usage is there)
+UNTOUCHED_FACT_FILES = """
+    SELECT path
+    FROM _fact_files
+    WHERE day IN (SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days)
+    ORDER BY day
+"""
+
+
+@timed("facts_view")
+def _facts_view(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: str) -> None:
+    """View `name` over the Parquet usage facts (under `root`) in the files `files` lists."""
+    paths = [str(root / path) for (path,) in _execute(con, files).fetchall()]
     if paths:
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet("
-            f"[{', '.join(_quote(p) for p in paths)}], hive_partitioning = false)"
-        )
+        _view(con, name, FACTS, {"files": paths})
     else:
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (day) FROM pulled LIMIT 0"
-        )
+        _view(con, name, NO_FACTS)
 
 
-def _billing(
-    build: MartsBuild,
-    conn: psycopg.Connection,
-    extractor: Extractor,
-    as_of: datetime,
-    grace: timedelta,
-) -> int:
-    """Recompute the open billing periods the touched days reach, close the periods due, and
-    publish every period; returns how many were recomputed.
+# --- billing ---------------------------------------------------------------------------------
+#
+# The closing rule: a period closes at the first build after its end plus the grace, with the
+# usage that had arrived by then, and is never recomputed after: its figures are what Postgres
+# recorded when it closed (`billing_close_usage`), whatever is rebuilt. Usage that arrives after
+# its period closed counts in the period open at its arrival (`billing_adjustments`).
 
-    A closed period is what Postgres recorded when it closed (`billing_close_usage`), never
-    recomputed, whatever is rebuilt. An open period counts its usage; usage arriving after its
-    period closed is carried into the period that contains its arrival (`billing_adjustments`).
-    A period closes at the first build after its end plus `grace`, with the usage that had
-    arrived by then."""
-    con = build.con
-    latest = max(as_of, _scalar(con, "SELECT max(ingested_at) FROM pulled") or as_of)
-    _load(con, "closes", extractor.read(CLOSES_QUERY))
-    _load(con, "closed_usage", extractor.read(CLOSED_USAGE_QUERY))
-    versions = _plan_versions(extractor)
-    reset = _plans_changed(con, versions, build.fresh)
-    _load(con, "reset_orgs", pa.table({"org_id": pa.array(sorted(reset), pa.int32())}))
+# the usage whose late share is placed again: the touched days'
+LATE_CANDIDATES = """
+    CREATE OR REPLACE TEMP VIEW late_candidates AS
+    SELECT org_id, day, metric, quantity, occurred_at, ingested_at
+    FROM pulled
+"""
 
-    _late_candidates(build, bool(reset))
-    _periods(con, versions, reset, latest, as_of)
-    # due: closed by this build at `as_of`, recorded once their figures are computed below
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE due AS SELECT p.org_id, p.period_start, "
-        "p.period_end FROM periods AS p WHERE p.period_end + to_microseconds(?) <= ? "
-        "AND (p.org_id, p.period_start) NOT IN (SELECT org_id, period_start FROM closes)",
-        [grace // timedelta(microseconds=1), as_of],
-    )
-    con.execute(
-        "INSERT INTO closes SELECT org_id, period_start, period_end, ?, NULL FROM due", [as_of]
-    )
+# ... and, when some organizations' plan history changed, every other day's of those
+LATE_CANDIDATES_WITH_RESETS = """
+    CREATE OR REPLACE TEMP VIEW late_candidates AS
+    SELECT org_id, day, metric, quantity, occurred_at, ingested_at
+    FROM pulled
+    UNION ALL
+    SELECT org_id, (occurred_at AT TIME ZONE 'UTC')::DATE AS day, metric, quantity,
+           occurred_at, ingested_at
+    FROM reset_facts
+    WHERE org_id IN (SELECT org_id FROM reset_orgs)
+"""
 
-    con.execute(LATE_TARGETS_BEFORE)
-    con.execute(FORGET_LATE_USAGE)
-    con.execute(LATE_USAGE)
-    con.execute(AFFECTED_PERIODS)
-    _facts_view(build, "period_facts", _days_of("affected"))
-    con.execute(RECOMPUTED_PERIODS)
-    _close_due_periods(con, conn, extractor, as_of)
-    con.execute(PUBLISH_BILLING_PERIODS_DELETE)
-    con.execute(PUBLISH_CLOSED_PERIODS)
-    con.execute(PUBLISH_OPEN_PERIODS)
-    con.execute("DELETE FROM billing_adjustments")
-    con.execute(PUBLISH_ADJUSTMENTS)
-    return _scalar(con, "SELECT count(*) FROM affected")
+# every period: the closed ones as Postgres recorded them, then the open ones
+PERIODS = """
+    CREATE OR REPLACE TEMP TABLE periods AS
+    SELECT org_id, period_start, period_end
+    FROM closes
+    UNION ALL
+    SELECT *
+    FROM open_periods
+"""
 
+# the periods this build closes: ended $grace_us microseconds or more before $as_of, not closed
+DUE_PERIODS = """
+    CREATE OR REPLACE TEMP TABLE due AS
+    SELECT p.org_id, p.period_start, p.period_end
+    FROM periods AS p
+    WHERE p.period_end + to_microseconds($grace_us) <= $as_of
+      AND (p.org_id, p.period_start) NOT IN (SELECT org_id, period_start FROM closes)
+"""
 
-def _late_candidates(build: MartsBuild, any_reset: bool) -> None:
-    """Temp view `late_candidates`: the usage whose late share is recomputed, the touched
-    days' and every day's of the organizations in `reset_orgs`."""
-    columns = "org_id, day, metric, quantity, occurred_at, ingested_at"
-    view = f"CREATE OR REPLACE TEMP VIEW late_candidates AS SELECT {columns} FROM pulled"
-    if any_reset:
-        _facts_view(
-            build, "reset_facts", "SELECT day FROM _fact_files EXCEPT SELECT day FROM touched_days"
-        )
-        view += (
-            f" UNION ALL SELECT {columns} FROM (SELECT *, (occurred_at AT TIME ZONE 'UTC')::DATE "
-            f"AS day FROM reset_facts WHERE org_id IN (SELECT org_id FROM reset_orgs))"
-        )
-    build.con.execute(view)
-
+# ... closed at $as_of; recorded in Postgres once their figures are computed
+CLOSE_DUE_PERIODS = """
+    INSERT INTO closes
+    SELECT org_id, period_start, period_end, $as_of, NULL
+    FROM due
+"""
 
 # the periods that had late usage of the touched days: their late share may drop to nothing
 LATE_TARGETS_BEFORE = """
@@ -448,6 +571,7 @@ RECOMPUTED_PERIODS = """
          AND l.metric = q.metric
 """
 
+# the rows published below, and the periods that no longer exist
 PUBLISH_BILLING_PERIODS_DELETE = """
     DELETE FROM billing_periods AS b
     WHERE b.closed
@@ -456,6 +580,7 @@ PUBLISH_BILLING_PERIODS_DELETE = """
                       WHERE o.org = b.org AND p.period_start = b.period_start)
 """
 
+# closed periods as Postgres recorded them
 PUBLISH_CLOSED_PERIODS = """
     INSERT INTO billing_periods
     SELECT o.org, c.period_start, c.period_end, u.metric, u.used, u.quota, u.overage, true
@@ -464,6 +589,15 @@ PUBLISH_CLOSED_PERIODS = """
     JOIN org_dim AS o USING (org_id)
 """
 
+# open periods as recomputed
+PUBLISH_OPEN_PERIODS = """
+    INSERT INTO billing_periods
+    SELECT org, period_start, period_end, metric, used, quota, greatest(used - quota, 0), false
+    FROM recomputed
+    WHERE (org_id, period_start) NOT IN (SELECT org_id, period_start FROM closes)
+"""
+
+# late usage, by the period it occurred in and the period it counts in
 PUBLISH_ADJUSTMENTS = """
     INSERT INTO billing_adjustments
     SELECT o.org, l.period_start, l.metric, l.occurred_period_start, sum(l.quantity),
@@ -473,45 +607,78 @@ PUBLISH_ADJUSTMENTS = """
     GROUP BY ALL
 """
 
-PUBLISH_OPEN_PERIODS = """
-    INSERT INTO billing_periods
-    SELECT org, period_start, period_end, metric, used, quota, greatest(used - quota, 0), false
-    FROM recomputed
-    WHERE (org_id, period_start) NOT IN (SELECT org_id, period_start FROM closes)
+# the periods this build closes (or closed before their figures were kept), as recomputed
+CLOSING_PERIODS = """
+    SELECT DISTINCT r.org_id, r.period_start, r.period_end, r.tier
+    FROM recomputed AS r
+    JOIN closes AS c USING (org_id, period_start)
+"""
+
+# ... and their figures per metric
+CLOSING_USAGE = """
+    SELECT r.org_id, r.period_start, r.metric, r.used, r.quota, greatest(r.used - r.quota, 0)
+    FROM recomputed AS r
+    JOIN closes AS c USING (org_id, period_start)
 """
 
 
+@timed("billing")
+def _billing(
+    build: MartsBuild,
+    conn: psycopg.Connection,
+    extractor: Extractor,
+    as_of: datetime,
+    grace: timedelta,
+) -> int:
+    """Recompute the open billing periods the touched days reach, close the periods due (the
+    closing rule above), and publish every period; returns how many were recomputed."""
+    con = build.con
+    latest = max(as_of, _scalar(con, "SELECT max(ingested_at) FROM pulled") or as_of)
+    _load_closes(con, extractor)
+    versions = _plan_versions(extractor)
+    reset = _plans_changed(con, versions, build.fresh)
+    _load(con, "reset_orgs", pa.table({"org_id": pa.array(sorted(reset), pa.int32())}))
+    if reset:
+        _facts_view(con, build.facts_root, "reset_facts", UNTOUCHED_FACT_FILES)
+        _execute(con, LATE_CANDIDATES_WITH_RESETS)
+    else:
+        _execute(con, LATE_CANDIDATES)
+    _periods(con, versions, reset, latest, as_of)
+    grace_us = grace // timedelta(microseconds=1)
+    _execute(con, DUE_PERIODS, {"grace_us": grace_us, "as_of": as_of})
+    _execute(con, CLOSE_DUE_PERIODS, {"as_of": as_of})
+    for sql in (LATE_TARGETS_BEFORE, FORGET_LATE_USAGE, LATE_USAGE, AFFECTED_PERIODS):
+        _execute(con, sql)
+    _facts_view(con, build.facts_root, "period_facts", AFFECTED_FACT_FILES)
+    _execute(con, RECOMPUTED_PERIODS)
+    _close_due_periods(con, conn, extractor, as_of)
+    for sql in (PUBLISH_BILLING_PERIODS_DELETE, PUBLISH_CLOSED_PERIODS, PUBLISH_OPEN_PERIODS):
+        _execute(con, sql)
+    _replace_all(con, "billing_adjustments", PUBLISH_ADJUSTMENTS)
+    return _scalar(con, "SELECT count(*) FROM affected")
+
+
+def _load_closes(con: duckdb.DuckDBPyConnection, extractor: Extractor) -> None:
+    """Temp tables `closes` and `closed_usage`: the closed periods and their figures, as
+    Postgres holds them."""
+    _load(con, "closes", extractor.read(CLOSES_QUERY))
+    _load(con, "closed_usage", extractor.read(CLOSED_USAGE_QUERY))
+
+
+@timed("close_due_periods")
 def _close_due_periods(
     con: duckdb.DuckDBPyConnection, conn: psycopg.Connection, extractor: Extractor, as_of: datetime
 ) -> None:
     """Record in Postgres the periods closed by this build, and the figures of periods closed
     before their figures were kept, then read back what Postgres holds (a concurrent build that
     closed a period first keeps its figures)."""
-    closing = con.execute(
-        "SELECT DISTINCT r.org_id, r.period_start, r.period_end, r.tier FROM recomputed AS r "
-        "JOIN closes AS c USING (org_id, period_start)"
-    ).fetchall()
+    closing = _execute(con, CLOSING_PERIODS).fetchall()
     if not closing:
         return
-    usage = con.execute(
-        "SELECT r.org_id, r.period_start, r.metric, r.used, r.quota, greatest(r.used - r.quota, 0) "
-        "FROM recomputed AS r JOIN closes AS c USING (org_id, period_start)"
-    ).fetchall()
-    due = {
-        (row[0], row[1]) for row in con.execute("SELECT org_id, period_start FROM due").fetchall()
-    }
+    usage = _execute(con, CLOSING_USAGE).fetchall()
+    due = set(_execute(con, "SELECT org_id, period_start FROM due").fetchall())
     record_closes(conn, [row for row in closing if (row[0], row[1]) in due], usage, as_of)
-    _load(con, "closes", extractor.read(CLOSES_QUERY))
-    _load(con, "closed_usage", extractor.read(CLOSED_USAGE_QUERY))
-
-
-def _days_of(periods: str) -> str:
-    """A query of the fact days that the periods of table `periods` span."""
-    return (
-        f"SELECT f.day FROM _fact_files AS f JOIN {periods} AS a ON "
-        f"f.day >= (a.period_start AT TIME ZONE 'UTC')::DATE "
-        f"AND f.day <= ((a.period_end - INTERVAL 1 MICROSECOND) AT TIME ZONE 'UTC')::DATE"
-    )
+    _load_closes(con, extractor)
 
 
 def _plan_versions(extractor: Extractor) -> dict[int, list[PlanVersion]]:
@@ -532,7 +699,7 @@ def _plans_changed(
 ) -> set[int]:
     """The organizations whose plan history changed since the last build (all, from scratch):
     their open periods may have moved, so all their late usage is placed again."""
-    seen = dict(con.execute("SELECT org_id, plan FROM _billing_orgs").fetchall())
+    seen = dict(_execute(con, "SELECT org_id, plan FROM _billing_orgs").fetchall())
     return {
         org_id
         for org_id, history in versions.items()
@@ -554,6 +721,17 @@ def _fingerprint(history: list[PlanVersion]) -> str:
     )
 
 
+OPEN_PERIOD_COLUMNS = {"org_id": pa.int32(), "period_start": TIMESTAMP, "period_end": TIMESTAMP}
+PERIOD_PLAN_COLUMNS = {
+    "org_id": pa.int32(),
+    "period_start": TIMESTAMP,
+    "tier": pa.string(),
+    "metric": pa.string(),
+    "quota": pa.int64(),
+}
+
+
+@timed("periods")
 def _periods(
     con: duckdb.DuckDBPyConnection,
     versions: dict[int, list[PlanVersion]],
@@ -567,13 +745,13 @@ def _periods(
     organization's first usage and plan history in `_billing_orgs`."""
     firsts = _first_usage(con, reset)
     closed: dict[int, list[tuple[datetime, datetime]]] = {}
-    for org_id, start, end in con.execute(
-        "SELECT org_id, period_start, period_end FROM closes ORDER BY ALL"
+    for org_id, start, end in _execute(
+        con, "SELECT org_id, period_start, period_end FROM closes ORDER BY ALL"
     ).fetchall():
         closed.setdefault(org_id, []).append((start, end))
     last = max(latest, as_of)
     open_periods, plans, recorded = [], [], []
-    for (org_id,) in con.execute("SELECT org_id FROM org_dim ORDER BY org_id").fetchall():
+    for (org_id,) in _execute(con, "SELECT org_id FROM org_dim ORDER BY org_id").fetchall():
         history = versions.get(org_id) or [
             PlanVersion(ALWAYS_BEFORE, "FREE", None, quotas("FREE", {}))
         ]
@@ -586,24 +764,11 @@ def _periods(
                     (org_id, start, period.tier, metric, quota)
                     for metric, quota in period.quotas.items()
                 )
-    con.execute("DELETE FROM _billing_orgs")
+    _execute(con, "DELETE FROM _billing_orgs")
     _append(con, "_billing_orgs", recorded, (pa.int32(), TIMESTAMP, pa.string()))
     _rows_table(con, "open_periods", OPEN_PERIOD_COLUMNS, open_periods)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE periods AS SELECT org_id, period_start, period_end "
-        "FROM closes UNION ALL SELECT * FROM open_periods"
-    )
+    _execute(con, PERIODS)
     _rows_table(con, "period_plans", PERIOD_PLAN_COLUMNS, plans)
-
-
-OPEN_PERIOD_COLUMNS = {"org_id": pa.int32(), "period_start": TIMESTAMP, "period_end": TIMESTAMP}
-PERIOD_PLAN_COLUMNS = {
-    "org_id": pa.int32(),
-    "period_start": TIMESTAMP,
-    "tier": pa.string(),
-    "metric": pa.string(),
-    "quota": pa.int64(),
-}
 
 
 def _first_usage(con: duckdb.DuckDBPyConnection, reset: set[int]) -> dict[int, datetime]:
@@ -611,28 +776,14 @@ def _first_usage(con: duckdb.DuckDBPyConnection, reset: set[int]) -> dict[int, d
     changed), or among the usage read now, whichever is earlier."""
     firsts = {
         org_id: first
-        for org_id, first in con.execute("SELECT org_id, first_at FROM _billing_orgs").fetchall()
+        for org_id, first in _execute(con, "SELECT org_id, first_at FROM _billing_orgs").fetchall()
         if org_id not in reset and first is not None
     }
-    for org_id, first in con.execute(
-        "SELECT org_id, min(occurred_at) FROM late_candidates GROUP BY org_id"
+    for org_id, first in _execute(
+        con, "SELECT org_id, min(occurred_at) FROM late_candidates GROUP BY org_id"
     ).fetchall():
         firsts[org_id] = min(first, firsts.get(org_id, first))
     return firsts
-
-
-def _rows_table(
-    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, pa.DataType], rows: list[tuple]
-) -> None:
-    """A temporary table `name` of `rows`, with these columns and types."""
-    values = list(zip(*rows)) if rows else [[] for _ in columns]
-    _load(
-        con,
-        name,
-        pa.table(
-            {column: pa.array(data, kind) for (column, kind), data in zip(columns.items(), values)}
-        ),
-    )
 
 
 def _outside(
@@ -650,33 +801,64 @@ def _outside(
         yield start, end
 
 
+# --- quota status ----------------------------------------------------------------------------
+
+# each organization's open period containing $as_of
+CURRENT_PERIODS = """
+    CREATE OR REPLACE TEMP TABLE current_periods AS
+    SELECT org_id, period_start, period_end
+    FROM open_periods
+    WHERE period_start <= $as_of AND $as_of < period_end
+"""
+
+# each current period's use per metric by occurred_at, its quota, and when the use reached it
+QUOTA_USE = """
+    WITH events AS (
+        SELECT c.org_id, f.metric, f.occurred_at, f.quantity
+        FROM current_facts AS f
+        JOIN current_periods AS c ON c.org_id = f.org_id
+             AND f.occurred_at >= c.period_start AND f.occurred_at < c.period_end),
+    quota_now AS (
+        SELECT q.*
+        FROM period_plans AS q
+        JOIN current_periods USING (org_id, period_start)),
+    running AS (
+        SELECT org_id, metric, occurred_at,
+               sum(quantity) OVER (
+                   PARTITION BY org_id, metric ORDER BY occurred_at
+                   RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total
+        FROM events),
+    used AS (
+        SELECT org_id, metric, sum(quantity) AS used
+        FROM events
+        GROUP BY ALL),
+    reached AS (
+        SELECT r.org_id, r.metric, min(r.occurred_at) AS reached_at
+        FROM running AS r
+        JOIN quota_now AS q USING (org_id, metric)
+        WHERE r.total >= q.quota
+        GROUP BY ALL)
+    SELECT o.org, q.tier, c.period_start, c.period_end, q.metric, coalesce(u.used, 0), q.quota,
+           r.reached_at
+    FROM current_periods AS c
+    JOIN org_dim AS o USING (org_id)
+    JOIN quota_now AS q USING (org_id)
+    LEFT JOIN used AS u USING (org_id, metric)
+    LEFT JOIN reached AS r USING (org_id, metric)
+    ORDER BY o.org, q.metric
+"""
+
+
+@timed("quota_status")
 def _quota_status(build: MartsBuild, as_of: datetime) -> None:
     """quota_status for each organization's current period, by occurred_at."""
     con = build.con
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE current_periods AS SELECT org_id, period_start, "
-        "period_end FROM open_periods WHERE period_start <= ? AND ? < period_end",
-        [as_of, as_of],
-    )
-    _facts_view(build, "current_facts", _days_of("current_periods"))
-    rows = con.execute(
-        "WITH events AS (SELECT c.org_id, f.metric, f.occurred_at, f.quantity FROM current_facts AS f "
-        "  JOIN current_periods AS c ON c.org_id = f.org_id AND f.occurred_at >= c.period_start "
-        "  AND f.occurred_at < c.period_end), "
-        "quota_now AS (SELECT q.* FROM period_plans AS q JOIN current_periods USING (org_id, period_start)), "
-        "running AS (SELECT org_id, metric, occurred_at, sum(quantity) OVER (PARTITION BY org_id, "
-        "  metric ORDER BY occurred_at RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total "
-        "  FROM events), "
-        "used AS (SELECT org_id, metric, sum(quantity) AS used FROM events GROUP BY ALL), "
-        "reached AS (SELECT r.org_id, r.metric, min(r.occurred_at) AS reached_at FROM running AS r "
-        "  JOIN quota_now AS q USING (org_id, metric) WHERE r.total >= q.quota GROUP BY ALL) "
-        "SELECT o.org, q.tier, c.period_start, c.period_end, q.metric, coalesce(u.used, 0), "
-        "  q.quota, r.reached_at FROM current_periods AS c JOIN org_dim AS o USING (org_id) "
-        "JOIN quota_now AS q USING (org_id) LEFT JOIN used AS u USING (org_id, metric) "
-        "LEFT JOIN reached AS r USING (org_id, metric) ORDER BY o.org, q.metric"
-    ).fetchall()
+    _execute(con, CURRENT_PERIODS, {"as_of": as_of})
+    _facts_view(con, build.facts_root, "current_facts", CURRENT_FACT_FILES)
     statuses = []
-    for org, tier, start, end, metric, used, quota, reached_at in rows:
+    for org, tier, start, end, metric, used, quota, reached_at in _execute(
+        con, QUOTA_USE
+    ).fetchall():
         status = forecast(used, quota, start, end, as_of, reached_at)
         statuses.append(
             (
@@ -694,88 +876,129 @@ def _quota_status(build: MartsBuild, as_of: datetime) -> None:
                 as_of,
             )
         )
-    con.execute("DELETE FROM quota_status")
+    _execute(con, "DELETE FROM quota_status")
     _append(con, "quota_status", statuses, QUOTA_STATUS_TYPES)
 
 
-# --- the dashboards' marts -----------------------------------------------------------
+# --- the dashboards' marts -------------------------------------------------------------------
+
+ERROR_DAYS = """
+    CREATE OR REPLACE TEMP TABLE touched_days AS
+    SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::DATE AS day
+    FROM error_rows
+"""
+
+ERROR_TRENDS = """
+    INSERT INTO error_trends
+    SELECT p.org, p.project, (e.occurred_at AT TIME ZONE 'UTC')::DATE AS day, e.detector,
+           e.severity, count(*), count(DISTINCT e.signature_hash)
+    FROM error_rows AS e
+    JOIN project_dim AS p USING (project_id)
+    GROUP BY ALL
+"""
+
+ERROR_SIGNATURES = """
+    INSERT INTO error_signatures
+    SELECT p.org, p.project, s.hash, s.detector, s.severity, s.message, s.file, s.line, s.count,
+           s.first_seen, s.last_seen, s.status, s.resolved_at
+    FROM signature_rows AS s
+    JOIN project_dim AS p USING (project_id)
+"""
 
 
+@timed("errors")
 def _errors(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
     _load(con, "error_rows", extractor.facts("error_events", days))
-    _touched(con, days, "error_rows", "occurred_at")
-    _replace_days(
-        con,
-        "error_trends",
-        "SELECT p.org, p.project, (e.occurred_at AT TIME ZONE 'UTC')::DATE AS day, "
-        "e.detector, e.severity, count(*), count(DISTINCT e.signature_hash) "
-        "FROM error_rows AS e JOIN project_dim AS p USING (project_id) GROUP BY ALL",
-    )
-    con.execute("DELETE FROM error_signatures")
-    con.execute(
-        "INSERT INTO error_signatures SELECT p.org, p.project, s.hash, s.detector, "
-        "s.severity, s.message, s.file, s.line, s.count, s.first_seen, s.last_seen, "
-        "s.status, s.resolved_at FROM signature_rows AS s JOIN project_dim AS p USING (project_id)"
-    )
+    _touched(con, days, ERROR_DAYS)
+    _replace_days(con, "error_trends", ERROR_TRENDS)
+    _replace_all(con, "error_signatures", ERROR_SIGNATURES)
 
 
+FIX_DAYS = """
+    CREATE OR REPLACE TEMP TABLE touched_days AS
+    SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::DATE AS day
+    FROM fix_rows
+"""
+
+FIX_OUTCOMES = """
+    INSERT INTO fix_outcomes
+    SELECT p.org, p.project, (a.created_at AT TIME ZONE 'UTC')::DATE AS day, a.status,
+           count(*), sum(a.files_changed), sum(a.lines_added), sum(a.lines_removed),
+           avg(a.risk_score), max(a.risk_score),
+           count(*) FILTER (a.chain_status = 'verified'),
+           count(*) FILTER (a.chain_status = 'pending')
+    FROM fix_rows AS a
+    JOIN project_dim AS p USING (project_id)
+    GROUP BY ALL
+"""
+
+# each project's chain, with the attestations rejected for a link of the reasons $rejected
+ATTESTATION_CHAINS = """
+    INSERT INTO attestation_chains
+    SELECT p.org, p.project, coalesce(c.verified, 0), coalesce(c.pending, 0),
+           coalesce(q.rejected, 0), c.head_hash, c.head_created_at
+    FROM project_dim AS p
+    LEFT JOIN chain_rows AS c USING (project_id)
+    LEFT JOIN (
+        SELECT org, project, sum(records) AS rejected
+        FROM quarantine_rows
+        WHERE source = 'fix_attestations' AND reason IN (SELECT unnest($rejected))
+        GROUP BY ALL
+    ) AS q ON q.org = p.org AND q.project = p.project
+    WHERE c.project_id IS NOT NULL OR q.rejected IS NOT NULL
+"""
+
+
+@timed("fixes")
 def _fixes(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
     _load(con, "fix_rows", extractor.facts("fix_attestations", days))
-    _touched(con, days, "fix_rows", "created_at")
-    _replace_days(
-        con,
-        "fix_outcomes",
-        "SELECT p.org, p.project, (a.created_at AT TIME ZONE 'UTC')::DATE AS day, a.status, "
-        "count(*), sum(a.files_changed), sum(a.lines_added), sum(a.lines_removed), "
-        "avg(a.risk_score), max(a.risk_score), count(*) FILTER (a.chain_status = 'verified'), "
-        "count(*) FILTER (a.chain_status = 'pending') "
-        "FROM fix_rows AS a JOIN project_dim AS p USING (project_id) GROUP BY ALL",
-    )
-    con.execute("DELETE FROM attestation_chains")
-    con.execute(
-        "INSERT INTO attestation_chains SELECT p.org, p.project, coalesce(c.verified, 0), "
-        "coalesce(c.pending, 0), coalesce(q.rejected, 0), c.head_hash, c.head_created_at "
-        "FROM project_dim AS p LEFT JOIN chain_rows AS c USING (project_id) "
-        "LEFT JOIN (SELECT org, project, sum(records) AS rejected FROM quarantine_rows "
-        "  WHERE source = 'fix_attestations' AND reason IN (SELECT unnest(?)) GROUP BY ALL) AS q "
-        "  ON q.org = p.org AND q.project = p.project "
-        "WHERE c.project_id IS NOT NULL OR q.rejected IS NOT NULL",
-        [list(REJECTED_LINKS)],
-    )
+    _touched(con, days, FIX_DAYS)
+    _replace_days(con, "fix_outcomes", FIX_OUTCOMES)
+    _replace_all(con, "attestation_chains", ATTESTATION_CHAINS, {"rejected": list(REJECTED_LINKS)})
 
 
+AUDIT_DAYS = """
+    CREATE OR REPLACE TEMP TABLE touched_days AS
+    SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::DATE AS day
+    FROM audit_rows
+"""
+
+AUDIT_SCORES = """
+    INSERT INTO audit_scores
+    SELECT p.org, p.project, (r.occurred_at AT TIME ZONE 'UTC')::DATE AS day, r.url, r.device,
+           r.environment, count(*),
+           avg(r.score_accessibility), avg(r.score_performance), avg(r.score_security),
+           avg(r.score_seo), avg(r.lighthouse_performance), avg(r.lighthouse_accessibility),
+           avg(r.lighthouse_best_practices), avg(r.lighthouse_seo),
+           sum(r.total_issues)
+    FROM audit_rows AS r
+    JOIN project_dim AS p USING (project_id)
+    GROUP BY ALL
+"""
+
+AUDIT_ISSUES = """
+    INSERT INTO audit_issues
+    SELECT p.org, p.project, (i.occurred_at AT TIME ZONE 'UTC')::DATE AS day, i.suite,
+           i.severity, count(*)
+    FROM audit_issue_rows AS i
+    JOIN project_dim AS p USING (project_id)
+    GROUP BY ALL
+"""
+
+LATEST_AUDIT_ISSUES = """
+    INSERT INTO latest_audit_issues
+    SELECT p.org, p.project, l.url, l.device, l.occurred_at, l.suite, l.severity, l.message,
+           l.recommendation, l.element, l.documentation
+    FROM latest_audit_issue_rows AS l
+    JOIN project_dim AS p USING (project_id)
+"""
+
+
+@timed("audits")
 def _audits(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date] | None) -> None:
     _load(con, "audit_rows", extractor.facts("audit_results", days))
-    _touched(con, days, "audit_rows", "occurred_at")
-    scores = ", ".join(f"avg(r.{column})" for column in AUDIT_SCORES)
-    _replace_days(
-        con,
-        "audit_scores",
-        f"SELECT p.org, p.project, (r.occurred_at AT TIME ZONE 'UTC')::DATE AS day, r.url, "
-        f"r.device, r.environment, count(*), {scores}, sum(r.total_issues) "
-        f"FROM audit_rows AS r JOIN project_dim AS p USING (project_id) GROUP BY ALL",
-    )
+    _touched(con, days, AUDIT_DAYS)
+    _replace_days(con, "audit_scores", AUDIT_SCORES)
     _load(con, "audit_issue_rows", extractor.facts("audit_issues", days))
-    _replace_days(
-        con,
-        "audit_issues",
-        "SELECT p.org, p.project, (i.occurred_at AT TIME ZONE 'UTC')::DATE AS day, i.suite, "
-        "i.severity, count(*) FROM audit_issue_rows AS i JOIN project_dim AS p "
-        "USING (project_id) GROUP BY ALL",
-    )
-    con.execute("DELETE FROM latest_audit_issues")
-    con.execute(
-        "INSERT INTO latest_audit_issues SELECT p.org, p.project, l.url, l.device, "
-        "l.occurred_at, l.suite, l.severity, l.message, l.recommendation, l.element, "
-        "l.documentation FROM latest_audit_issue_rows AS l JOIN project_dim AS p USING (project_id)"
-    )
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, query: str):
-    """The one value a query returns (its result fully read, as DuckDB wants before a register)."""
-    return con.execute(query).fetchall()[0][0]
-
-
-def _quote(text: str) -> str:
-    """A SQL string literal (for the file paths DuckDB's COPY and read_parquet take)."""
-    return "'" + text.replace("'", "''") + "'"
+    _replace_days(con, "audit_issues", AUDIT_ISSUES)
+    _replace_all(con, "latest_audit_issues", LATEST_AUDIT_ISSUES)

@@ -45,6 +45,16 @@ def _compare(
     )
 
 
+# every accepted usage event's quantity per organization and metric
+USAGE_TOTALS_SQL = f"""
+SELECT o.slug, {METRIC_SQL}, sum(u.quantity)
+FROM usage_events AS u
+JOIN organizations AS o ON o.id = u.organization_id
+WHERE {held("usage_events", "u")}
+GROUP BY 1, 2
+"""
+
+
 def usage_daily_totals(
     marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection
 ) -> Reconciliation:
@@ -57,11 +67,7 @@ def usage_daily_totals(
     }
     postgres = {
         (org, metric): quantity
-        for org, metric, quantity in conn.execute(
-            f"SELECT o.slug, {METRIC_SQL}, sum(u.quantity) FROM usage_events AS u "
-            f"JOIN organizations AS o ON o.id = u.organization_id WHERE {held('usage_events', 'u')} "
-            f"GROUP BY 1, 2"
-        ).fetchall()
+        for org, metric, quantity in conn.execute(USAGE_TOTALS_SQL).fetchall()
     }
     return _compare(mart, postgres, ("org", "metric"))
 
@@ -116,6 +122,15 @@ def billing_periods_usage(
     return _compare(mart, postgres, ("org", "period_start", "metric"))
 
 
+# each closed period's figures per metric, as recorded when it closed
+CLOSED_PERIODS_SQL = """
+SELECT o.slug, c.period_start, c.period_end, u.metric, u.used, u.quota, u.overage
+FROM billing_close_usage AS u
+JOIN billing_closes AS c USING (organization_id, period_start)
+JOIN organizations AS o ON o.id = u.organization_id
+"""
+
+
 def closed_periods_as_recorded(
     marts: duckdb.DuckDBPyConnection, conn: psycopg.Connection
 ) -> Reconciliation:
@@ -131,13 +146,22 @@ def closed_periods_as_recorded(
     postgres = {
         (org, start, metric): (end, used, quota, overage)
         for org, start, end, metric, used, quota, overage in conn.execute(
-            "SELECT o.slug, c.period_start, c.period_end, u.metric, u.used, u.quota, "
-            "u.overage FROM billing_close_usage AS u JOIN billing_closes AS c "
-            "USING (organization_id, period_start) "
-            "JOIN organizations AS o ON o.id = u.organization_id"
+            CLOSED_PERIODS_SQL
         ).fetchall()
     }
     return _compare(mart, postgres, ("org", "period_start", "metric"))
+
+
+# the billed usage that occurred in each of the given periods (org, start, end), per metric
+QUOTA_USED_SQL = f"""
+SELECT p.org, {METRIC_SQL}, sum(u.quantity)
+FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS p(org, period_start, period_end)
+JOIN organizations AS o ON o.slug = p.org
+JOIN usage_events AS u ON u.organization_id = o.id
+ AND u.occurred_at >= p.period_start AND u.occurred_at < p.period_end
+WHERE u.event_type <> 'api_call' AND {held("usage_events", "u")}
+GROUP BY 1, 2
+"""
 
 
 def quota_status_usage(
@@ -152,12 +176,7 @@ def quota_status_usage(
     postgres = {
         (org, metric): used
         for org, metric, used in conn.execute(
-            f"SELECT p.org, {METRIC_SQL}, sum(u.quantity) FROM unnest(%s::text[], %s::timestamptz[], "
-            f"%s::timestamptz[]) AS p(org, period_start, period_end) "
-            f"JOIN organizations AS o ON o.slug = p.org JOIN usage_events AS u "
-            f"ON u.organization_id = o.id AND u.occurred_at >= p.period_start "
-            f"AND u.occurred_at < p.period_end WHERE u.event_type <> 'api_call' "
-            f"AND {held('usage_events', 'u')} GROUP BY 1, 2",
+            QUOTA_USED_SQL,
             ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods]),
         ).fetchall()
     }

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from odavl_pipeline.marts.schema import SCHEMA_VERSION, create_all
+from odavl_pipeline.marts.timing import step
 
 
 def facts_dir(marts_path: Path) -> Path:
@@ -101,38 +102,60 @@ class MartsBuild:
 
 @contextmanager
 def building(marts_path: Path, full: bool = False) -> Iterator[MartsBuild]:
-    """Yield a build on a private copy of the marts; publish it atomically when the block succeeds."""
+    """Yield a build on a private copy of the marts; publish it atomically when the block succeeds.
+
+    Opening the copy and publishing it are the steps `open` and `publish` of a timed build."""
     marts_path.parent.mkdir(parents=True, exist_ok=True)
     with open(marts_path.with_name(f".{marts_path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; readers never wait
-        staging = marts_path.with_name(f".{marts_path.name}.building")
-        _remove(staging)
-        fresh = full or published_version(marts_path) != SCHEMA_VERSION
-        kept_builds = set() if fresh else _builds_in(marts_path)
-        if not fresh:
-            shutil.copyfile(marts_path, staging)
-        build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        con = duckdb.connect(str(staging))
-        try:
-            _configure(con)
-            if fresh:
-                create_all(con)
-            build = MartsBuild(marts_path, con, fresh, build_id)
-            yield build
-            con.execute("DELETE FROM _meta")
-            con.execute("INSERT INTO _meta VALUES (?, now(), ?)", [SCHEMA_VERSION, build_id])
-            con.execute("CHECKPOINT")
-            con.close()
-            _fsync(staging)
-            os.replace(staging, marts_path)
-            _fsync(marts_path.parent)
-        except BaseException:
-            con.close()
+        with step("open"):
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; readers never wait
+            staging = marts_path.with_name(f".{marts_path.name}.building")
             _remove(staging)
+            fresh = full or published_version(marts_path) != SCHEMA_VERSION
+            kept_builds = set() if fresh else _builds_in(marts_path)
+            if not fresh:
+                shutil.copyfile(marts_path, staging)
+            build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+            con = duckdb.connect(str(staging))
+            try:
+                _configure(con)
+                if fresh:
+                    create_all(con)
+            except BaseException:
+                _discard(con, staging)
+                raise
+        build = MartsBuild(marts_path, con, fresh, build_id)
+        try:
+            yield build
+        except BaseException:
+            _discard(con, staging)
             raise
-        for callback in build.published_callbacks:
-            callback()
-        _collect_garbage(facts_dir(marts_path), keep=kept_builds | _builds_in(marts_path))
+        with step("publish"):
+            _swap_in(con, staging, build)
+            for callback in build.published_callbacks:
+                callback()
+            _collect_garbage(facts_dir(marts_path), keep=kept_builds | _builds_in(marts_path))
+
+
+def _swap_in(con: duckdb.DuckDBPyConnection, staging: Path, build: MartsBuild) -> None:
+    """Finish the build's copy and rename it over the published file."""
+    try:
+        con.execute("DELETE FROM _meta")
+        con.execute("INSERT INTO _meta VALUES (?, now(), ?)", [SCHEMA_VERSION, build.build_id])
+        con.execute("CHECKPOINT")
+        con.close()
+        _fsync(staging)
+        os.replace(staging, build.marts_path)
+        _fsync(build.marts_path.parent)
+    except BaseException:
+        _discard(con, staging)
+        raise
+
+
+def _discard(con: duckdb.DuckDBPyConnection, staging: Path) -> None:
+    """A failed build: its copy closed and removed, the published file untouched."""
+    con.close()
+    _remove(staging)
 
 
 def _builds_in(marts_path: Path) -> set[str]:

@@ -223,6 +223,32 @@ def apply_subscription(
         )
     org_id, slug = org
     state = subscription_state(subscription, product_metadata)
+    live = _live_subscription_kept(conn, org_id, state)
+    if live is not None:
+        return Change(
+            False,
+            f"subscription {state.subscription_id} ended; organization {slug} "
+            f"keeps its live subscription {live}",
+        )
+    _upsert_subscription(conn, org_id, state)
+    tier = "FREE" if state.status == "CANCELED" else state.tier
+    conn.execute(
+        "UPDATE organizations SET stripe_subscription_id = %s, "
+        "tier = COALESCE(%s::tier, tier) WHERE id = %s",
+        (state.subscription_id, tier, org_id),
+    )
+    return Change(
+        True,
+        f"organization {slug}: subscription {state.subscription_id} "
+        f"{state.status}, tier {tier or 'unchanged (no tier metadata)'}",
+    )
+
+
+def _live_subscription_kept(
+    conn: psycopg.Connection, org_id: int, state: SubscriptionState
+) -> str | None:
+    """The organization's other subscription, still live, when `state` is an ended one that
+    must not replace it; else None."""
     current = conn.execute(
         "SELECT stripe_subscription_id, status FROM subscriptions WHERE organization_id = %s",
         (org_id,),
@@ -233,11 +259,12 @@ def apply_subscription(
         and state.status == "CANCELED"
         and current[1] != "CANCELED"
     ):
-        return Change(
-            False,
-            f"subscription {state.subscription_id} ended; organization {slug} "
-            f"keeps its live subscription {current[0]}",
-        )
+        return current[0]
+    return None
+
+
+def _upsert_subscription(conn: psycopg.Connection, org_id: int, state: SubscriptionState) -> None:
+    """The organization's row of `subscriptions`, created or overwritten with `state`."""
     conn.execute(
         """INSERT INTO subscriptions (organization_id, stripe_subscription_id, stripe_price_id,
                status, analyses_limit, fixes_limit, audits_limit, projects_limit,
@@ -263,17 +290,6 @@ def apply_subscription(
             state.cancel_at,
             state.canceled_at,
         ),
-    )
-    tier = "FREE" if state.status == "CANCELED" else state.tier
-    conn.execute(
-        "UPDATE organizations SET stripe_subscription_id = %s, "
-        "tier = COALESCE(%s::tier, tier) WHERE id = %s",
-        (state.subscription_id, tier, org_id),
-    )
-    return Change(
-        True,
-        f"organization {slug}: subscription {state.subscription_id} "
-        f"{state.status}, tier {tier or 'unchanged (no tier metadata)'}",
     )
 
 

@@ -169,8 +169,7 @@ def report_usage(
         raise ValueError(
             "report_usage commits step by step: pass a connection outside a transaction"
         )
-    now = now or datetime.now(UTC)
-    summary = ReportSummary()
+    report = _UsageReport(conn, client, now or datetime.now(UTC))
     with _report_lock(conn):
         with conn.transaction():
             customers = _customers(conn)
@@ -178,64 +177,98 @@ def report_usage(
                 (row.organization_id, row.metric, row.period_start): row
                 for row in _latest_increments(conn)
             }
-        unreachable = False
         for period in sorted(periods, key=lambda p: (p.org, p.metric, p.period_start)):
-            if period.metric not in EVENT_NAMES or period.period_start > now:
+            if period.metric not in EVENT_NAMES or period.period_start > report.now:
                 continue
             organization_id, customer_id = customers.get(period.org, (None, None))
             if organization_id is None or customer_id is None:
-                summary.without_customer += 1
+                report.summary.without_customer += 1
                 continue
             row = latest.get((organization_id, period.metric, period.period_start))
-            sent_now = False
-            if row is not None and row.status == "pending":  # a send whose outcome is unknown
-                if unreachable:
-                    summary.not_attempted += 1
-                    continue
-                reachable, delivered = _send(conn, client, row, now, summary)
-                unreachable = not reachable
-                if not delivered:
-                    continue
-                row, sent_now = _as_sent(row), True
-            reported = row.cumulative if row else 0
-            where = f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}"
-            if period.used < reported:
-                summary.discrepancies.append(
-                    f"{where}: reported {reported}, the marts now say {period.used}"
+            report.report_period(period, organization_id, customer_id, row)
+    return report.summary
+
+
+@dataclass
+class _UsageReport:
+    """One report's sends; once Stripe is found unreachable, the rest is left for later."""
+
+    conn: psycopg.Connection
+    client: stripe.StripeClient
+    now: datetime
+    summary: ReportSummary = field(default_factory=ReportSummary)
+    unreachable: bool = False
+
+    def report_period(
+        self,
+        period: BillingPeriod,
+        organization_id: int,
+        customer_id: str,
+        row: LedgerRow | None,
+    ) -> None:
+        """Bring a period's reported total up to its usage: send its pending increment first
+        (`row`, its latest, if its outcome is unknown), then a further one if it needs one."""
+        sent_now = False
+        if row is not None and row.status == "pending":  # a send whose outcome is unknown
+            if self._left_for_later() or not self._deliver(row):
+                return
+            row, sent_now = _as_sent(row), True
+        reported = row.cumulative if row else 0
+        if self._nothing_to_send(period, row, reported, sent_now):
+            return
+        if event_timestamp(period.period_end, self.now) < (self.now - REPORT_WINDOW).timestamp():
+            self.summary.outside_window += 1
+            return
+        if self._left_for_later():
+            return
+        row = _reserve(self.conn, organization_id, customer_id, period, reported)
+        if self._deliver(row) and period.closed:
+            self.summary.settled += 1
+
+    def _nothing_to_send(
+        self, period: BillingPeriod, row: LedgerRow | None, reported: int, sent_now: bool
+    ) -> bool:
+        """True when the period needs no further increment, counted by why: a discrepancy, a
+        settled or already reported period, no usage. A closed period whose increments add up
+        to its usage is settled here: its latest row is marked `final`."""
+        where = f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}"
+        if period.used < reported:
+            self.summary.discrepancies.append(
+                f"{where}: reported {reported}, the marts now say {period.used}"
+            )
+            return True
+        if row is not None and row.final:
+            if period.used != reported:
+                self.summary.discrepancies.append(
+                    f"{where}: settled with {reported}, the marts now say {period.used}"
                 )
-                continue
-            if row is not None and row.final:
-                if period.used != reported:
-                    summary.discrepancies.append(
-                        f"{where}: settled with {reported}, the marts now say {period.used}"
-                    )
-                elif sent_now:
-                    summary.settled += 1
-                else:
-                    summary.already_reported += 1
-                continue
-            if period.used == reported:
-                if row is None:
-                    summary.nothing_to_bill += 1
-                    continue
-                if period.closed:
-                    _mark_final(conn, row)
-                    summary.settled += 1
-                elif not sent_now:
-                    summary.already_reported += 1
-                continue
-            if event_timestamp(period.period_end, now) < (now - REPORT_WINDOW).timestamp():
-                summary.outside_window += 1
-                continue
-            if unreachable:
-                summary.not_attempted += 1
-                continue
-            row = _reserve(conn, organization_id, customer_id, period, reported)
-            reachable, delivered = _send(conn, client, row, now, summary)
-            unreachable = not reachable
-            if delivered and period.closed:
-                summary.settled += 1
-    return summary
+            elif sent_now:
+                self.summary.settled += 1
+            else:
+                self.summary.already_reported += 1
+            return True
+        if period.used != reported:
+            return False
+        if row is None:
+            self.summary.nothing_to_bill += 1
+        elif period.closed:
+            _mark_final(self.conn, row)
+            self.summary.settled += 1
+        elif not sent_now:
+            self.summary.already_reported += 1
+        return True
+
+    def _left_for_later(self) -> bool:
+        """True, and counted as not attempted, once Stripe was found unreachable."""
+        if self.unreachable:
+            self.summary.not_attempted += 1
+        return self.unreachable
+
+    def _deliver(self, row: LedgerRow) -> bool:
+        """Send a pending increment; True when Stripe has it."""
+        reachable, delivered = _send(self.conn, self.client, row, self.now, self.summary)
+        self.unreachable = not reachable
+        return delivered
 
 
 def reconcile(
