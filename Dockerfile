@@ -1,5 +1,5 @@
-# The project's image: one image for the code location, the run workers, the Dagster webserver
-# and daemon, the migrations and the dashboards (docker-compose.yml, deploy/helm/values.yaml).
+# The project's image: one image for the code location, the run workers, the Celery workers, the
+# Dagster webserver and daemon, the migrations and the dashboards (docker-compose.yml, deploy/helm/).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,10 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 odavl
 
 # Installed in place (editable): the migrations, alembic.ini, seeds/ and dashboards/ are read
-# from the source tree, as in a clone.
+# from the source tree, as in a clone. With the `celery` extra: the same image runs the Celery
+# workers (deploy/helm/celery-workers.yaml).
 WORKDIR /opt/odavl
 COPY . .
-RUN pip install -e . \
+RUN pip install -e '.[celery,s3]' \
  && mkdir -p "$DAGSTER_HOME" /var/lib/odavl/landing /var/lib/odavl/marts /var/lib/dagster \
  && cp deploy/docker/dagster.yaml deploy/docker/workspace.yaml "$DAGSTER_HOME"/ \
  && chown -R odavl:odavl /var/lib/odavl /var/lib/dagster "$DAGSTER_HOME"

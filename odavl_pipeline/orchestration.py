@@ -17,7 +17,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Protocol, Self
 
 from odavl_pipeline.db.server import dagster_url
-from odavl_pipeline.defs.execution import FORKSERVER, STEP_PROCESSES
+from odavl_pipeline.defs.execution import CELERY, FORKSERVER, executor_name, step_execution
 from odavl_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,9 +37,10 @@ concurrency:
   runs:
     max_concurrent_runs: 4
     tag_concurrency_limits:
-      # the pipeline and ingest jobs: one ingesting run at a time (ranges included)
+      # the pipeline and ingest jobs: two ingesting runs at a time (ranges included); they may
+      # overlap (docs/ingestion.md), the limit spares PostgreSQL
       - key: odavl/ingest
-        limit: 1
+        limit: 2
       # any run of one partition, also one started from the asset graph
       - key: dagster/partition
         value:
@@ -273,16 +274,19 @@ def start_step_server(settings: Settings) -> None:
     """Start the server the step processes fork from now, in the instance's environment, so that
     it loads the code while this process does the same (instead of after it)."""
     os.environ.update(prepare_instance_environment(settings))
-    if _execution()["config"]["start_method"] == FORKSERVER:
+    if _execution()["config"].get("start_method") == FORKSERVER:  # not with Celery's workers
         multiprocessing.set_forkserver_preload(FORKSERVER["forkserver"]["preload_modules"])
         multiprocessing.forkserver.ensure_running()
 
 
 def _execution() -> dict:
-    """The job's step processes: forked from a server with the code loaded, unless this process
-    started that server in another environment (the steps would inherit it: tests run many);
-    then spawned."""
+    """The job's executor configuration. With Celery, that of defs/execution.py: the steps run in
+    the workers, in their environment. Else the step processes: forked from a server with the code
+    loaded, unless this process started that server in another environment (the steps would
+    inherit it: tests run many); then spawned."""
     global _forkserver_environment
+    if executor_name() == CELERY:
+        return step_execution()["execution"]
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -290,7 +294,7 @@ def _execution() -> dict:
     }
     if _forkserver_environment is None:
         _forkserver_environment = environment
-    config = STEP_PROCESSES["execution"]["config"]
+    config = step_execution()["execution"]["config"]
     if environment != _forkserver_environment:
         config = {**config, "start_method": {"spawn": {}}}
     return {"config": config}

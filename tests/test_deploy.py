@@ -15,14 +15,23 @@ import yaml
 # No public validator of dagster.yaml exists; this is the one `dagster instance` commands use.
 from dagster._core.instance.config import dagster_instance_config
 
-from odavl_pipeline.definitions import INGEST_TAGS, defs
+from odavl_pipeline.definitions import defs
+from odavl_pipeline.defs.jobs import INGEST_TAGS
+from odavl_pipeline.defs.execution import (
+    BROKER_VARIABLE,
+    CELERY_QUEUE_TAG,
+    DEFAULT_QUEUE,
+    EXECUTOR_VARIABLE,
+    MARTS_QUEUE,
+    celery_execution,
+)
 from odavl_pipeline.orchestration import INSTANCE_YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 LONG_RUNNING = {"postgres", "code", "webserver", "daemon", "dashboards", "stripe-webhooks"}
 TAG_LIMITS = [
-    {"key": "odavl/ingest", "limit": 1},
+    {"key": "odavl/ingest", "limit": 2},
     {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
 ]
 
@@ -185,7 +194,8 @@ def test_every_dagster_yaml_is_valid_and_limits_ingestion_the_same_way(tmp_path)
         docker["run_monitoring"]["enabled"]
         and docker["run_launcher"]["class"] == "DefaultRunLauncher"
     )
-    assert celery["run_launcher"]["class"] == "CeleryK8sRunLauncher"
+    # the Celery deployment's runs execute beside the code location; only the steps go to Celery
+    assert celery["run_launcher"]["class"] == "DefaultRunLauncher"
     # the tag the limits name is the one the ingesting jobs carry
     assert {**INGEST_TAGS} == {"odavl/ingest": "true"}
     assert all(
@@ -216,3 +226,94 @@ def test_helm_values_use_the_k8s_run_launcher_and_an_external_postgres():
         "failure",
         "started",
     }
+
+
+CELERY_YAML = ROOT / "deploy/celery/celery.yaml"
+
+
+def test_the_workers_celery_yaml_is_the_executor_config_the_runs_send(monkeypatch):
+    """What the workers start with (deploy/celery/celery.yaml, which the Celery test uses) is what
+    defs/execution.py gives the runs, and dagster-celery's own validation accepts it."""
+    from dagster_celery.cli import get_validated_config
+
+    workers = yaml.safe_load(CELERY_YAML.read_text())
+    runs = celery_execution({BROKER_VARIABLE: "redis://broker:6379/0"})
+    assert workers == runs
+    assert workers["execution"]["config"]["broker"] == {"env": BROKER_VARIABLE}  # never a URL
+    monkeypatch.setenv(BROKER_VARIABLE, "redis://broker:6379/0")
+    validated = get_validated_config(str(CELERY_YAML))
+    assert validated["broker"] == "redis://broker:6379/0"
+    assert validated["config_source"]["worker_concurrency"] == 1
+    # with a backend for the runs, the file says what to add for the workers
+    with_backend = celery_execution({BROKER_VARIABLE: "x", "ODAVL_CELERY_BACKEND_URL": "y"})
+    assert with_backend["execution"]["config"]["backend"] == {"env": "ODAVL_CELERY_BACKEND_URL"}
+    assert "env: ODAVL_CELERY_BACKEND_URL" in CELERY_YAML.read_text()
+
+
+def test_the_marts_step_has_a_queue_of_its_own_and_the_ingest_steps_the_default_one():
+    job = defs.resolve_job_def("pipeline")
+    queues = {
+        node.name: node.definition.tags.get(CELERY_QUEUE_TAG, DEFAULT_QUEUE)
+        for node in job.graph.node_dict.values()
+    }
+    assert queues == {
+        "marts": MARTS_QUEUE,
+        **{source: DEFAULT_QUEUE for source in queues if source != "marts"},
+    }
+    assert len(queues) == 5
+
+
+def _worker_queues(deployment: dict) -> tuple[str, list[str]]:
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[:5] == ["dagster-celery", "worker", "start", "-A", "dagster_celery.app"]
+    assert command.count("-q") == 1  # several queues as one comma-separated -q (README)
+    return command[command.index("-n") + 1], command[command.index("-q") + 1].split(",")
+
+
+def test_the_kubernetes_celery_workers_are_the_tested_setup():
+    """deploy/helm/celery-workers.yaml: the tested workers (queues, worker settings, variables)
+    beside the chart's values (the same image, secret, volume and instance)."""
+    values = yaml.safe_load((ROOT / "deploy/helm/values.yaml").read_text())
+    [code] = values["dagster-user-deployments"]["deployments"]
+    assert code["env"][EXECUTOR_VARIABLE] == "celery"
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"  # the run pod sends the steps
+    header = (ROOT / "deploy/helm/values.yaml").read_text().split("\n\n")[0]
+    assert f"--from-literal={BROKER_VARIABLE}=redis://" in header
+    assert "kubectl apply -f deploy/helm/celery-workers.yaml" in header
+
+    config_map, *deployments = yaml.safe_load_all(
+        (ROOT / "deploy/helm/celery-workers.yaml").read_text()
+    )
+    assert config_map["kind"] == "ConfigMap"
+    assert yaml.safe_load(config_map["data"]["celery.yaml"]) == yaml.safe_load(
+        CELERY_YAML.read_text()
+    )
+    queues = {}
+    for deployment in deployments:
+        assert deployment["kind"] == "Deployment"
+        spec = deployment["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        name, its_queues = _worker_queues(deployment)
+        queues[name] = its_queues
+        assert container["image"] == f"{code['image']['repository']}:{code['image']['tag']}"
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert env[EXECUTOR_VARIABLE] == "celery"
+        for variable in ("ODAVL_HOME", "ODAVL_LANDING_DIR", "ODAVL_MARTS_PATH"):
+            assert env[variable] == code["env"][variable], variable
+        assert "DAGSTER_PG_PASSWORD" in env and "DAGSTER_HOME" in env
+        assert container["envFrom"] == [{"secretRef": {"name": "odavl-env"}}]
+        assert code["envSecrets"] == [{"name": "odavl-env"}]
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
+        assert volumes["odavl-data"] == code["volumes"][0]
+        assert volumes["dagster-instance"]["configMap"]["name"] == "odavl-dagster-instance"
+        assert volumes["celery-config"]["configMap"]["name"] == config_map["metadata"]["name"]
+        mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+        assert mounts["odavl-data"] == code["volumeMounts"][0]["mountPath"]
+        assert mounts["dagster-instance"] == f"{env['DAGSTER_HOME']}/dagster.yaml"
+        yaml_path = container["command"][container["command"].index("-y") + 1]
+        assert yaml_path == f"{mounts['celery-config']}/celery.yaml"
+    # as tests/test_celery.py starts them: one on the default queue, one also on the marts'
+    assert queues == {"ingest": [DEFAULT_QUEUE], "marts": [DEFAULT_QUEUE, MARTS_QUEUE]}
+    [marts] = [d for d in deployments if _worker_queues(d)[0] == "marts"]
+    assert marts["spec"]["replicas"] == 1  # one writer of the marts file

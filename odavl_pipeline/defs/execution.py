@@ -1,4 +1,28 @@
-"""How the jobs' steps run, shared by the definitions and the command line's orchestration."""
+"""How the jobs' steps run, shared by the definitions and the command line's orchestration.
+
+Chosen here, and only here, from the environment:
+
+- `ODAVL_EXECUTOR`: `multiprocess` (the default) runs each step of a run in a process of its own
+  on the machine of the run; `celery` sends each step to a Celery queue, for the workers
+  listening to it (dagster-celery's executor: `pip install -e '.[celery]'`).
+- `ODAVL_CELERY_BROKER_URL` (required with `celery`): the broker, e.g. `redis://host:6379/0`.
+- `ODAVL_CELERY_BACKEND_URL` (optional): where the workers put the steps' results; unset, they
+  come back as messages through the broker (Celery's `rpc://`).
+
+The run's configuration names these variables, never their values (a broker URL may hold a
+password): every process that resolves it, the run's and the workers', reads them from its own
+environment. Nothing here imports Dagster: the command line reads it before it loads Dagster.
+"""
+
+import os
+from collections.abc import Mapping
+
+EXECUTOR_VARIABLE = "ODAVL_EXECUTOR"
+BROKER_VARIABLE = "ODAVL_CELERY_BROKER_URL"
+BACKEND_VARIABLE = "ODAVL_CELERY_BACKEND_URL"
+MULTIPROCESS = "multiprocess"
+CELERY = "celery"
+EXECUTORS = (MULTIPROCESS, CELERY)
 
 # Each step of a run in a process of its own, forked from one that has the code loaded: the four
 # sources ingest at once, the marts after them. Loaded beforehand too: the instance's storage (a
@@ -14,3 +38,66 @@ FORKSERVER = {
     }
 }
 STEP_PROCESSES = {"execution": {"config": {"max_concurrent": 4, "start_method": FORKSERVER}}}
+
+# With Celery, a step goes to the queue its op tag names (dagster-celery's tag), else to the
+# default queue. The four ingest steps need PostgreSQL and the landing zone, so any worker takes
+# them; the marts step writes the DuckDB file, so it has a queue of its own, which only workers
+# on the machine (or volume) of the marts file listen to.
+CELERY_QUEUE_TAG = "dagster-celery/queue"  # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG
+DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue
+MARTS_QUEUE = "marts"
+# Settings of the Celery app, the same in the run (which sends) and in the workers (which start
+# with the same block: deploy/celery/celery.yaml). Each worker runs one step at a time, in its
+# own process (`solo`): a step starts a parser process, which a pool's (daemonic) child could
+# not, and a worker that runs one step takes no other before it is done.
+CELERY_SETTINGS = {
+    "worker_pool": "solo",
+    "worker_concurrency": 1,
+    "worker_prefetch_multiplier": 1,
+    "broker_connection_retry_on_startup": True,
+}
+
+
+def executor_name(environ: Mapping[str, str] | None = None) -> str:
+    """`multiprocess` or `celery`, from ODAVL_EXECUTOR."""
+    env = os.environ if environ is None else environ
+    name = (env.get(EXECUTOR_VARIABLE) or MULTIPROCESS).strip().lower()
+    if name not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_VARIABLE} must be one of {', '.join(EXECUTORS)}, not {name!r}")
+    if name == CELERY and not env.get(BROKER_VARIABLE):
+        raise ValueError(
+            f"{EXECUTOR_VARIABLE}=celery needs {BROKER_VARIABLE} (redis://host:port/db)"
+        )
+    return name
+
+
+def celery_execution(environ: Mapping[str, str] | None = None) -> dict:
+    """The run configuration of dagster-celery's executor: the variables, not their values."""
+    env = os.environ if environ is None else environ
+    config: dict = {"broker": {"env": BROKER_VARIABLE}}
+    if env.get(BACKEND_VARIABLE):
+        config["backend"] = {"env": BACKEND_VARIABLE}
+    config["config_source"] = dict(CELERY_SETTINGS)
+    return {"execution": {"config": config}}
+
+
+def step_execution(environ: Mapping[str, str] | None = None) -> dict:
+    """The jobs' run configuration of their executor."""
+    if executor_name(environ) == CELERY:
+        return celery_execution(environ)
+    return STEP_PROCESSES
+
+
+def step_executor(environ: Mapping[str, str] | None = None):
+    """The jobs' executor definition (Dagster's multiprocess executor, or dagster-celery's)."""
+    if executor_name(environ) == CELERY:
+        try:
+            from dagster_celery import celery_executor
+        except ImportError:
+            raise ImportError(
+                f"{EXECUTOR_VARIABLE}=celery needs dagster-celery: pip install -e '.[celery]'"
+            ) from None
+        return celery_executor
+    import dagster as dg
+
+    return dg.multiprocess_executor

@@ -7,6 +7,7 @@ Postgres (`mart_changes`) and rebuilds what they name, whichever days a run inge
 import dagster as dg
 from pydantic import Field
 
+from odavl_pipeline.defs.execution import CELERY_QUEUE_TAG, MARTS_QUEUE
 from odavl_pipeline.defs.marts.checks import evaluate_mart_checks, mart_check_specs
 from odavl_pipeline.defs.monitoring.freshness import freshness_policy
 from odavl_pipeline.defs.resources import OdavlResource
@@ -73,7 +74,15 @@ class MartsConfig(dg.Config):
     )
 
 
-@dg.multi_asset(name="marts", specs=mart_specs, check_specs=mart_check_specs, can_subset=False)
+# With the Celery executor the marts step goes to a queue of its own, for the workers beside the
+# marts file (defs/execution.py); other executors ignore the tag.
+@dg.multi_asset(
+    name="marts",
+    specs=mart_specs,
+    check_specs=mart_check_specs,
+    can_subset=False,
+    op_tags={CELERY_QUEUE_TAG: MARTS_QUEUE},
+)
 def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlResource):
     """Brings every mart up to date with Postgres: the changed days, their billing periods, quota;
     then reconciles them with Postgres."""
