@@ -40,7 +40,7 @@ from common import Environment, log, run_child, server_facts, set_up, tear_down,
 from odavl_pipeline.db.models import UsageEvent, UsageEventType
 from odavl_pipeline.db.seed import SEEDS_DIR, load_reference, read_reference
 from odavl_pipeline.domain.records import Rejected
-from odavl_pipeline.generate.synthetic import GenerateOptions, generate_landing, synthetic_reference
+from odavl_pipeline.generate import GenerateOptions, generate_landing, synthetic_reference
 from odavl_pipeline.ingest.landing import landed_days, read_lines, scan_landing
 from odavl_pipeline.ingest.sources import SPECS
 
@@ -246,7 +246,7 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
     sample: list[dict[str, Any]] = []
     validate_usage = SPECS[SOURCE].validate
     for landed in scan_landing(landing, (SOURCE,)).files:
-        with open(landed.path, "rb") as handle:
+        with open(landed.location, "rb") as handle:
             for line_no, raw, _ in read_lines(handle, landed.relative_path.endswith(".gz")):
                 try:
                     obj = orjson.loads(raw)

@@ -167,14 +167,14 @@ def cmd_run(args, settings: Settings) -> int:
 
     _require_migrated(settings)
     with connect(settings) as conn:
-        days = days_to_run(conn, settings.landing_dir, args.start, args.end)
+        days = days_to_run(conn, settings.landing, args.start, args.end)
     counts: dict[str, Counts] = {source: Counts() for source in SOURCES}
     unread: list[dict] = []
     succeeded = True
     if not days:
-        print(f"nothing has landed in {settings.landing_dir} for that range", file=sys.stderr)
+        print(f"nothing has landed in {settings.landing} for that range", file=sys.stderr)
     else:
-        print(f"ingesting {_days_text(days)} from {settings.landing_dir}", file=sys.stderr)
+        print(f"ingesting {_days_text(days)} from {settings.landing}", file=sys.stderr)
         with StageLines(settings) as stages:
             results = orchestration.run_pipeline(
                 settings, days, args.log_level, full_marts=args.full_marts, listener=stages

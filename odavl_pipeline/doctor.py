@@ -110,7 +110,7 @@ def check_configuration(env: Mapping[str, str]) -> Finding:
     return Finding(
         "configuration",
         OK,
-        f"database: {where}; landing: {settings.landing_dir}; marts: {settings.marts_path}; "
+        f"database: {where}; landing: {settings.landing}; marts: {settings.marts_path}; "
         f"DAGSTER_HOME: {settings.dagster_home}; {alerts}",
     )
 
@@ -218,22 +218,26 @@ def check_dagster(settings: Settings, now: datetime) -> Finding:
 
 def check_landing(settings: Settings) -> Finding:
     from odavl_pipeline.ingest.landing import scan_landing
+    from odavl_pipeline.ingest.zones import landing_zone
 
-    root = settings.landing_dir
-    fix_missing = (
-        f"create it (`mkdir -p {root}`) or set ODAVL_LANDING_DIR to where the products "
-        f"write <source>/<YYYY-MM-DD>/<name>.ndjson"
-    )
-    if not root.exists():
-        return Finding("landing", PROBLEM, f"the landing zone {root} does not exist", fix_missing)
-    if not root.is_dir():
-        return Finding("landing", PROBLEM, f"the landing zone {root} is not a folder", fix_missing)
-    if not os.access(root, os.R_OK | os.X_OK):
+    root = landing_zone(settings.landing)
+    problem = root.problem()
+    if problem and settings.landing_url:
         return Finding(
             "landing",
             PROBLEM,
-            f"the landing zone {root} is not readable by this user",
-            "give this user read access to it",
+            f"the landing zone {root} {problem}",
+            "check ODAVL_LANDING_URL (s3://bucket/prefix), the credentials and endpoint in the "
+            "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) and that "
+            "the products write <source>/<YYYY-MM-DD>/<name>.ndjson under it",
+        )
+    if problem:
+        return Finding(
+            "landing",
+            PROBLEM,
+            f"the landing zone {root} {problem}",
+            f"create it (`mkdir -p {root}`) and give this user read access, or set "
+            f"ODAVL_LANDING_DIR to where the products write <source>/<YYYY-MM-DD>/<name>.ndjson",
         )
     scan = scan_landing(root)
     days = scan.days()

@@ -25,6 +25,12 @@ class Settings:
     alert_webhook_secret: str | None = None
     staff_emails: frozenset[str] = frozenset()  # ODAVL's analysts (ODAVL_STAFF_EMAILS), lowercase
     session_lifetime: timedelta = timedelta(hours=12)  # a dashboard sign-in (ODAVL_SESSION_HOURS)
+    landing_url: str | None = None  # object storage instead of the folder (ODAVL_LANDING_URL)
+
+    @property
+    def landing(self) -> str | Path:
+        """Where the landing zone is: ODAVL_LANDING_URL when set, else the folder."""
+        return self.landing_url or self.landing_dir
 
     @property
     def embedded_pgdata(self) -> Path:
@@ -39,6 +45,7 @@ class Settings:
             home=home,
             database_url=env.get("ODAVL_DATABASE_URL") or None,
             landing_dir=_path(env.get("ODAVL_LANDING_DIR"), home / "landing"),
+            landing_url=_url(env.get("ODAVL_LANDING_URL")),
             marts_path=_path(env.get("ODAVL_MARTS_PATH"), home / "marts.duckdb"),
             dagster_home=_path(env.get("DAGSTER_HOME"), home / "dagster"),
             billing_grace=_duration(
@@ -67,6 +74,16 @@ class Settings:
 
 def _path(value: str | None, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
+
+
+def _url(value: str | None) -> str | None:
+    """An object-storage URL (`s3://bucket/prefix`), without a trailing slash."""
+    if not value:
+        return None
+    scheme, separator, rest = value.partition("://")
+    if not separator or not scheme.isidentifier() or not rest.strip("/"):
+        raise ValueError(f"ODAVL_LANDING_URL must be a URL such as s3://bucket/prefix: {value!r}")
+    return value.rstrip("/")
 
 
 def _duration(

@@ -152,6 +152,29 @@ def landing(settings) -> Landing:
     return Landing(settings.landing_dir)
 
 
+# --- Object storage: moto's S3 server on loopback (tests/s3_server.py) ----------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from .s3_server import running_s3_server
+
+    with running_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def landing_url(settings, s3_endpoint, monkeypatch) -> str:
+    """A bucket of this test's own as its landing zone, in ODAVL_LANDING_URL."""
+    from .s3_server import new_bucket, s3_environment
+
+    for key, value in s3_environment(s3_endpoint).items():
+        monkeypatch.setenv(key, value)
+    url = new_bucket()
+    monkeypatch.setenv("ODAVL_LANDING_URL", url)
+    return url
+
+
 # --- Stripe: localstripe on loopback (tests/stripe_emulator.py) ---------------------------
 
 

@@ -15,7 +15,7 @@ from odavl_pipeline.ingest.run import ingest_days
 
 from .processes import descendants, wait_until_gone
 from .records import chain, error, usage
-from .state import fingerprint
+from .state import fingerprint, sibling_database
 
 pytestmark = pytest.mark.slow
 
@@ -34,24 +34,11 @@ def _write_large_landing(landing) -> None:
 
 def _clean_run_state(settings, database_url, server_url) -> dict:
     """The fingerprint of one uninterrupted ingestion of the same landing zone, in a sibling DB."""
-    import dataclasses
-
-    from .conftest import TEMPLATE_DB, _admin
-
-    name = database_url.database + "_clean"
-    with _admin(server_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    clean = dataclasses.replace(
-        settings, database_url=database_url.set(database=name).render_as_string(hide_password=False)
-    )
-    try:
+    with sibling_database(settings, database_url, server_url, "clean") as clean:
         with connect(clean) as conn:
             for source in SOURCES:
                 ingest_days(conn, clean.landing_dir, source, [date.fromisoformat(DAY)])
             return fingerprint(conn)
-    finally:
-        with _admin(server_url) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _cli(*args: str) -> list[str]:

@@ -8,13 +8,16 @@ import pytest
 from odavl_pipeline.ingest.landing import LandedFile
 from odavl_pipeline.ingest.parser import FileChanged, ParserProcess
 from odavl_pipeline.ingest.staging import PreparedFile, References
+from odavl_pipeline.ingest.zones import LocalZone
 
 from .records import usage
 
 
 def _prepared(landing, records, refs: References, sha256: str | None = None) -> PreparedFile:
     path = landing.write("usage_events", "2026-11-03", "a.ndjson", records)
-    landed = LandedFile("usage_events", date(2026, 11, 3), path, "usage_events/2026-11-03/a.ndjson")
+    landed = LandedFile(
+        "usage_events", date(2026, 11, 3), str(path), "usage_events/2026-11-03/a.ndjson"
+    )
     status = path.stat()
     return PreparedFile(
         landed,
@@ -29,7 +32,7 @@ def _prepared(landing, records, refs: References, sha256: str | None = None) -> 
 def test_batches_hold_staged_lines_repeats_and_rejects(landing):
     refs = References(orgs={"odavl-test-org": 1}, projects={})
     prepared = _prepared(landing, [usage("u1"), usage("u1"), usage("u2", org="nobody"), "{x"], refs)
-    with ParserProcess() as parser:
+    with ParserProcess(LocalZone(landing.root)) as parser:
         parser.submit(prepared)
         [batch] = list(parser.batches(prepared))
     assert batch.lines == 4
@@ -43,6 +46,6 @@ def test_batches_hold_staged_lines_repeats_and_rejects(landing):
 
 def test_bytes_other_than_those_hashed_are_refused(landing):
     prepared = _prepared(landing, [usage("u1")], References({}, {}), sha256="0" * 64)
-    with ParserProcess() as parser, pytest.raises(FileChanged):
+    with ParserProcess(LocalZone(landing.root)) as parser, pytest.raises(FileChanged):
         parser.submit(prepared)
         list(parser.batches(prepared))

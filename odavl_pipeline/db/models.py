@@ -573,17 +573,18 @@ class AuditIssue(Base):
 
 
 class MartChange(Base):
-    """A (source, UTC day) whose landed facts changed since the marts last read it.
+    """A write that changed the landed facts of a (source, UTC day) since the marts read it.
 
-    Written by triggers on the fact tables (migration 0002), so no write escapes the marts;
-    the mart builder deletes a row only if its version is still the one it read.
+    Appended by triggers on the fact tables (migrations 0002, 0009), so no write escapes the
+    marts and concurrent writers never wait on each other's marks; the mart builder deletes
+    exactly the rows it read.
     """
 
     __tablename__ = "mart_changes"
 
-    source: Mapped[Source] = mapped_column(pg_enum(Source, "landing_source"), primary_key=True)
-    day: Mapped[date] = mapped_column(primary_key=True)
-    version: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    source: Mapped[Source] = mapped_column(pg_enum(Source, "landing_source"))
+    day: Mapped[date]
 
 
 class BillingClose(Base):

@@ -20,7 +20,12 @@ class OdavlResource(dg.ConfigurableResource):
         "or the embedded server under ODAVL_HOME.",
     )
     landing_dir: str | None = Field(
-        default=None, description="Landing zone root; unset means ODAVL_LANDING_DIR."
+        default=None, description="Landing zone folder; unset means ODAVL_LANDING_DIR."
+    )
+    landing_url: str | None = Field(
+        default=None,
+        description="Landing zone on object storage (s3://bucket/prefix); unset means "
+        "ODAVL_LANDING_URL. When set, it is used instead of the folder.",
     )
 
     def settings(self) -> Settings:
@@ -29,6 +34,8 @@ class OdavlResource(dg.ConfigurableResource):
             settings = dataclasses.replace(settings, database_url=self.database_url)
         if self.landing_dir:
             settings = dataclasses.replace(settings, landing_dir=Path(self.landing_dir))
+        if self.landing_url:
+            settings = dataclasses.replace(settings, landing_url=self.landing_url.rstrip("/"))
         return settings
 
     def connect(self) -> psycopg.Connection:

@@ -10,20 +10,23 @@ a file that failed). Only the infrastructure failing stops a run: `is_infrastruc
 import errno
 import hashlib
 import os
-import stat
 
 import psycopg
 from psycopg import Cursor
 
 from odavl_pipeline.domain.records import Reason
-from odavl_pipeline.ingest.landing import LandedFile, MisplacedFile, open_landed, sha256_of
+from odavl_pipeline.ingest.landing import LandedFile, MisplacedFile, sha256_of
 from odavl_pipeline.ingest.parser import ParserDied
-from odavl_pipeline.ingest.writer import Counts, forget_unread, lock_source, storable
+from odavl_pipeline.ingest.writer import Counts, forget_unread, lock_file, storable
+from odavl_pipeline.ingest.zones import LandingZone
 
-# SQLSTATE classes of a server that cannot go on: connection, transaction rollback (deadlock,
-# serialization), insufficient resources (disk full, out of memory), object not in prerequisite
-# state (lock not available), operator intervention (shutdown, cancel), system and config errors.
+# SQLSTATE classes of a server that cannot go on: connection, transaction rollback, insufficient
+# resources (disk full, out of memory), object not in prerequisite state (lock not available),
+# operator intervention (shutdown, cancel), system and config errors.
 INFRASTRUCTURE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "F0", "XX"})
+# ... but a deadlock or a serialization failure with a concurrent run is not: what it rolled back
+# is tried again.
+CONCURRENCY_SQLSTATES = frozenset({"40P01", "40001"})
 INFRASTRUCTURE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EROFS}
 )
@@ -38,7 +41,10 @@ def is_infrastructure_failure(error: BaseException, conn: psycopg.Connection) ->
     if isinstance(error, psycopg.Error):
         if error.sqlstate is None:  # raised by the client: the connection, or a value it refused
             return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
-        return error.sqlstate[:2] in INFRASTRUCTURE_SQLSTATE_CLASSES
+        return (
+            error.sqlstate[:2] in INFRASTRUCTURE_SQLSTATE_CLASSES
+            and error.sqlstate not in CONCURRENCY_SQLSTATES
+        )
     return isinstance(error, OSError) and error.errno in INFRASTRUCTURE_ERRNOS
 
 
@@ -57,12 +63,8 @@ def record_failed_file(
 ) -> Counts | None:
     """Record a file whose ingestion raised, so that it shows and is retried; None when another
     run ingested this content meanwhile."""
-    try:
-        size = landed.path.stat().st_size
-    except OSError:
-        size = 0
     with conn.transaction(), conn.cursor() as cur:
-        lock_source(cur, landed.source)
+        lock_file(cur, landed.source, landed.relative_path)
         forget_unread(cur, landed.source, landed.relative_path)
         file_id = _insert_file(
             cur,
@@ -70,7 +72,7 @@ def record_failed_file(
             landed.relative_path,
             landed.day,
             sha256,
-            size,
+            landed.size,
             run_id,
             "failed",
             describe(error),
@@ -82,18 +84,20 @@ def record_failed_file(
 
 
 def record_misplaced(
-    conn: psycopg.Connection, misplaced: list[MisplacedFile], run_id: str | None
+    conn: psycopg.Connection,
+    zone: LandingZone,
+    misplaced: list[MisplacedFile],
+    run_id: str | None,
 ) -> dict[str | None, Counts]:
     """Report each misplaced file not reported yet at its path and size; counts per source."""
     counts: dict[str | None, Counts] = {}
     reported = _reported(conn, {stray.source for stray in misplaced})
     for stray in misplaced:
-        try:
-            info = stray.path.lstat()
-        except OSError:  # gone since the scan
+        if (stray.source, stray.relative_path, stray.size) in reported:
             continue
-        size = info.st_size if stat.S_ISREG(info.st_mode) else 0
-        if (stray.source, stray.relative_path, size) in reported:
+        try:
+            fingerprint = _fingerprint(zone, stray)
+        except FileNotFoundError:  # gone since the scan
             continue
         with conn.transaction(), conn.cursor() as cur:
             file_id = _insert_file(
@@ -101,8 +105,8 @@ def record_misplaced(
                 stray.source,
                 stray.relative_path,
                 None,
-                _fingerprint(stray, info.st_mode),
-                size,
+                fingerprint,
+                stray.size,
                 run_id,
                 "misplaced",
                 None,
@@ -133,15 +137,17 @@ def _reported(conn: psycopg.Connection, sources: set[str | None]) -> set[tuple]:
     return set(rows)
 
 
-def _fingerprint(stray: MisplacedFile, mode: int) -> str:
-    """SHA-256 of a regular file's bytes, of a link's target; of nothing for anything else.
-    A link is never followed, a pipe never opened."""
-    if stat.S_ISLNK(mode):
-        return hashlib.sha256(os.fsencode(os.readlink(stray.path))).hexdigest()
-    if stat.S_ISREG(mode):
+def _fingerprint(zone: LandingZone, stray: MisplacedFile) -> str:
+    """SHA-256 of a link's target, of a regular file's bytes; of nothing for anything else.
+    A link is never followed, a pipe never opened. Raises FileNotFoundError for a file gone."""
+    if stray.link_target is not None:
+        return hashlib.sha256(os.fsencode(stray.link_target)).hexdigest()
+    if stray.readable:
         try:
-            with open_landed(stray.path) as handle:
+            with zone.open(stray.location) as handle:
                 return sha256_of(handle)
+        except FileNotFoundError:
+            raise
         except OSError:
             return UNKNOWN_SHA256
     return hashlib.sha256(b"").hexdigest()

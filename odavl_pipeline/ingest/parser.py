@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from odavl_pipeline.domain.records import Limits
-from odavl_pipeline.ingest.landing import UnreadableFile, open_landed, read_lines
+from odavl_pipeline.ingest.landing import UnreadableFile, read_lines
 from odavl_pipeline.ingest.sources import SPECS, source_limits
 from odavl_pipeline.ingest.staging import Batch, Line, PreparedFile, References, validated_batches
+from odavl_pipeline.ingest.zones import LandingZone
 
 _POLL_SECONDS = 1.0
 
@@ -40,11 +41,13 @@ class ParserDied(RuntimeError):
 
 
 class ParserProcess:
-    """A child process that turns landed files into validated batches, started on first use."""
+    """A child process that turns the landed files of a zone into validated batches, started on
+    first use."""
 
     _process = None
 
-    def __init__(self):
+    def __init__(self, zone: LandingZone):
+        self._zone = zone
         self._finished: set[int] = set()  # files whose batches have all been received
 
     def __enter__(self) -> "ParserProcess":
@@ -66,7 +69,7 @@ class ParserProcess:
         self._results = context.Queue(maxsize=3)
         self._process = context.Process(
             target=_serve,
-            args=(self._tasks, self._results, os.getpid()),
+            args=(self._zone, self._tasks, self._results, os.getpid()),
             name="odavl-parser",
             daemon=True,
         )
@@ -79,7 +82,7 @@ class ParserProcess:
         landed = prepared.landed
         self._tasks.put(
             (
-                str(landed.path),
+                landed.location,
                 landed.relative_path.endswith(".gz"),
                 landed.source,
                 prepared.refs,
@@ -126,7 +129,7 @@ class ParserProcess:
                     ) from None
 
 
-def _serve(tasks, results, parent_pid: int) -> None:
+def _serve(zone: LandingZone, tasks, results, parent_pid: int) -> None:
     """The child: parse each file it is given until told to stop or orphaned."""
 
     def put(item) -> None:
@@ -149,9 +152,9 @@ def _serve(tasks, results, parent_pid: int) -> None:
             continue
         if task is None:
             return
-        path, gzipped, source, refs, limits, file_id = task
+        location, gzipped, source, refs, limits, file_id = task
         try:
-            put(_FileDone(_parse(path, gzipped, source, refs, limits, file_id, put)))
+            put(_FileDone(_parse(zone, location, gzipped, source, refs, limits, file_id, put)))
         except UnreadableFile as error:
             put(error)
         except Exception as error:  # the writer records this file as failed and goes on
@@ -165,11 +168,18 @@ def _orphaned(results) -> None:
 
 
 def _parse(
-    path: str, gzipped: bool, source: str, refs: References, limits: Limits, file_id: int, put
+    zone: LandingZone,
+    location: str,
+    gzipped: bool,
+    source: str,
+    refs: References,
+    limits: Limits,
+    file_id: int,
+    put,
 ) -> str:
     """Send the file's batches; return the SHA-256 of the bytes that were read."""
     digest = hashlib.sha256()
-    with open_landed(path) as raw:
+    with zone.open(location) as raw:
         handle = _Hashing(raw, digest)
         lines = (
             Line(file_id, no, text, length) for no, text, length in read_lines(handle, gzipped)

@@ -6,7 +6,6 @@ ingested before the ledger kept times) makes its day pending: the run hashes tha
 those whose content is already ingested are skipped, their time recorded.
 """
 
-import os
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from odavl_pipeline.ingest.landing import LandedFile, scan_landing
+from odavl_pipeline.ingest.zones import LandingZone
 
 
 def known_files(conn: psycopg.Connection) -> set[tuple[str, str, int, int]]:
@@ -30,23 +30,14 @@ def pending_days(conn: psycopg.Connection, files: Iterable[LandedFile]) -> set[d
     known = known_files(conn)
     pending: set[date] = set()
     for landed in files:
-        if landed.day in pending:
-            continue
-        try:
-            status = os.stat(landed.path)
-        except FileNotFoundError:  # gone since the scan
-            continue
-        except OSError:  # the run reads it, and records why it cannot
-            pending.add(landed.day)
-            continue
-        if (landed.source, landed.relative_path, status.st_size, status.st_mtime_ns) not in known:
+        if (landed.source, landed.relative_path, landed.size, landed.mtime_ns) not in known:
             pending.add(landed.day)
     return pending
 
 
 def days_to_run(
     conn: psycopg.Connection,
-    landing_root: Path,
+    landing: LandingZone | Path | str,
     first: date | None = None,
     last: date | None = None,
 ) -> list[date]:
@@ -55,7 +46,7 @@ def days_to_run(
     rebuilds the marts. Empty when nothing has landed in the range."""
     files = [
         landed
-        for landed in scan_landing(landing_root).files
+        for landed in scan_landing(landing).files
         if (first is None or landed.day >= first) and (last is None or landed.day <= last)
     ]
     if not files:

@@ -7,7 +7,8 @@ every source's folder, are reported on the way.
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,6 +32,12 @@ from odavl_pipeline.ingest.writer import (
     prepare_file,
     retry_quarantine,
 )
+from odavl_pipeline.ingest.zones import LandingZone, landing_zone
+
+
+# A file rolled back because its writes deadlocked with a concurrent run's is tried again, after
+# the others; after this many attempts it is recorded as failed, for the next run.
+DEADLOCK_ATTEMPTS = 3
 
 
 @dataclass
@@ -52,7 +59,7 @@ class IngestReport:
 
 def ingest_days(
     conn: psycopg.Connection,
-    landing_root: Path,
+    landing: LandingZone | Path | str,
     source: str,
     days: list[date],
     run_id: str | None = None,
@@ -61,14 +68,16 @@ def ingest_days(
     """Ingest every file landed for `source` on `days`, each file in its own transaction."""
     report = IngestReport(source)
     started = time.perf_counter()
-    scan = scan_landing(landing_root, (source,))
+    zone = landing_zone(landing)
+    scan = scan_landing(zone, (source,))
     wanted = set(days)
-    files = (landed for landed in scan.files if landed.day in wanted)
-    with ParserProcess() as parser:
-        upcoming = _submit_next(conn, parser, files, report, run_id)
+    files = deque(landed for landed in scan.files if landed.day in wanted)
+    deadlocks: Counter = Counter()
+    with ParserProcess(zone) as parser:
+        upcoming = _submit_next(conn, zone, parser, files, report, run_id)
         while upcoming is not None:
             prepared = upcoming
-            upcoming = _submit_next(conn, parser, files, report, run_id)  # parsed meanwhile
+            upcoming = _submit_next(conn, zone, parser, files, report, run_id)  # parsed meanwhile
             try:
                 batches = parser.batches(prepared)
                 counts = ingest_file(conn, prepared, batches, run_id=run_id, progress=progress)
@@ -77,13 +86,21 @@ def ingest_days(
             except FileChanged:
                 counts = None
                 report.changed.append(prepared.landed.relative_path)
+            except psycopg.errors.DeadlockDetected as error:
+                parser.discard(prepared)
+                deadlocks[prepared.landed] += 1
+                if deadlocks[prepared.landed] < DEADLOCK_ATTEMPTS:
+                    files.append(prepared.landed)  # rolled back whole: it goes again, last
+                    upcoming = upcoming or _submit_next(conn, zone, parser, files, report, run_id)
+                    continue
+                counts = _failed(conn, prepared.landed, prepared.sha256, error, report, run_id)
             except Exception as error:
                 if is_infrastructure_failure(error, conn):
                     raise
                 parser.discard(prepared)
                 counts = _failed(conn, prepared.landed, prepared.sha256, error, report, run_id)
             _count(report, counts)
-    report.misplaced = record_misplaced(conn, scan.misplaced, run_id)
+    report.misplaced = record_misplaced(conn, zone, scan.misplaced, run_id)
     if source in report.misplaced:
         report.counts.add(report.misplaced[source])
     report.retried, report.retry_error = _retry(conn, source)
@@ -93,15 +110,17 @@ def ingest_days(
 
 def _submit_next(
     conn: psycopg.Connection,
+    zone: LandingZone,
     parser: ParserProcess,
-    files: Iterator[LandedFile],
+    files: deque[LandedFile],
     report: IngestReport,
     run_id: str | None,
 ) -> PreparedFile | None:
     """Prepare the next file not yet ingested and submit it to the parser."""
-    for landed in files:
+    while files:
+        landed = files.popleft()
         try:
-            prepared = prepare_file(conn, landed)
+            prepared = prepare_file(conn, zone, landed)
         except FileNotFoundError:  # gone since the scan: renamed or withdrawn by its producer
             report.skipped_files += 1
             continue

@@ -4,7 +4,8 @@ Every source stages the same leading columns (file_id, line_no, scope_id, key, a
 the raw line as payload) followed by its own. Each `insert_sql` moves the staged rows whose key is
 new into the table, does the source's follow-up work in the same statement (error
 signatures, audit issues), and returns the (file_id, line_no) of the rows it inserted.
-The staged keys are distinct: the writer keeps the first line of a key per batch.
+The staged keys are distinct: the writer keeps the first line of a key per batch. Rows are
+inserted in key order, so that two files written at once take their keys' locks in one order.
 
 Each source validates with its limits (`source_limits`): the contract's rules narrowed to the
 columns of the models that store its fields. They are derived in the writer's process and sent
@@ -155,6 +156,7 @@ USAGE = SourceSpec(
         SELECT scope_id, key, event_type, occurred_at, quantity, project_id, user_email,
                payload::jsonb, file_id, line_no
         FROM stage
+        ORDER BY scope_id, key
         ON CONFLICT DO NOTHING
         RETURNING file_id, line_no""",
 )
@@ -185,6 +187,7 @@ ERRORS = SourceSpec(
             SELECT scope_id, key, signature_hash, detector, severity, message, file, line,
                    "column", occurred_at, payload::jsonb, file_id, line_no
             FROM stage
+            ORDER BY scope_id, key
             ON CONFLICT DO NOTHING
             RETURNING project_id, event_id, signature_hash, detector, severity, message, file,
                       line, "column", occurred_at, file_id, line_no
@@ -199,6 +202,7 @@ ERRORS = SourceSpec(
                    count(*), min(occurred_at), max(occurred_at), 'open'
             FROM inserted
             GROUP BY project_id, signature_hash
+            ORDER BY project_id, signature_hash
             ON CONFLICT (project_id, hash) DO UPDATE SET
                 count = sig.count + excluded.count,
                 severity = GREATEST(sig.severity, excluded.severity),
@@ -245,6 +249,7 @@ ATTESTATIONS = SourceSpec(
         SELECT scope_id, key, status, files_changed, lines_added, lines_removed, risk_score,
                recipes, created_at, prev_hash, hash, 'pending', payload::jsonb, file_id, line_no
         FROM stage
+        ORDER BY scope_id, key
         ON CONFLICT DO NOTHING
         RETURNING file_id, line_no""",
 )
@@ -282,6 +287,7 @@ AUDITS = SourceSpec(
                    duration_ms, occurred_at, total_issues, critical_issues, high_issues,
                    medium_issues, low_issues, info_issues, payload::jsonb, file_id, line_no
             FROM stage
+            ORDER BY scope_id, key
             ON CONFLICT DO NOTHING
             RETURNING id, file_id, line_no
         ), issues AS (

@@ -9,7 +9,6 @@ lines it did not insert repeat an accepted record (a duplicate: the same JSON va
 or conflict with it.
 """
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -19,9 +18,10 @@ from psycopg import Cursor
 
 from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason
 from odavl_pipeline.ingest import chains
-from odavl_pipeline.ingest.landing import LandedFile, UnreadableFile, open_landed, sha256_of
+from odavl_pipeline.ingest.landing import LandedFile, UnreadableFile, sha256_of
 from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec, source_limits
 from odavl_pipeline.ingest.staging import Batch, Line, PreparedFile, References, validated_batches
+from odavl_pipeline.ingest.zones import LandingZone
 
 
 @dataclass
@@ -53,11 +53,13 @@ def _load_references(cur: Cursor) -> References:
     return References(orgs, projects)
 
 
-def prepare_file(conn: psycopg.Connection, landed: LandedFile) -> PreparedFile | None:
+def prepare_file(
+    conn: psycopg.Connection, zone: LandingZone, landed: LandedFile
+) -> PreparedFile | None:
     """Hash a landed file, reserve its ledger id and read the references; None when this
     content was already ingested."""
-    with open_landed(landed.path) as handle:
-        status = os.fstat(handle.fileno())
+    with zone.open(landed.location) as handle:
+        size_bytes, mtime_ns = zone.status(handle)
         digest = sha256_of(handle)
     with conn.transaction(), conn.cursor() as cur:
         if _already_ingested(cur, landed, digest):
@@ -65,21 +67,13 @@ def prepare_file(conn: psycopg.Connection, landed: LandedFile) -> PreparedFile |
             cur.execute(
                 "UPDATE ingested_files SET mtime_ns = %s WHERE source = %s AND path = %s "
                 "AND sha256 = %s AND mtime_ns IS DISTINCT FROM %s",
-                (
-                    status.st_mtime_ns,
-                    landed.source,
-                    landed.relative_path,
-                    digest,
-                    status.st_mtime_ns,
-                ),
+                (mtime_ns, landed.source, landed.relative_path, digest, mtime_ns),
             )
             return None
         file_id = cur.execute(
             "SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
         ).fetchone()[0]
-        return PreparedFile(
-            landed, digest, file_id, _load_references(cur), status.st_size, status.st_mtime_ns
-        )
+        return PreparedFile(landed, digest, file_id, _load_references(cur), size_bytes, mtime_ns)
 
 
 def ingest_file(
@@ -94,7 +88,8 @@ def ingest_file(
     landed, file_id = prepared.landed, prepared.file_id
     spec = SPECS[landed.source]
     with conn.transaction(), conn.cursor() as cur:
-        lock_source(cur, spec.name)
+        lock_file(cur, spec.name, landed.relative_path)
+        share_source(cur, spec.name)
         if _already_ingested(cur, landed, prepared.sha256):
             return None
         forget_unread(cur, spec.name, landed.relative_path)
@@ -102,53 +97,46 @@ def ingest_file(
             "INSERT INTO ingested_files (id, source, path, day, sha256, size_bytes, mtime_ns, "
             "run_id, lines, accepted, duplicate, pending, rejected) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 0, 0)",
-            (
-                file_id,
-                spec.name,
-                landed.relative_path,
-                landed.day,
-                prepared.sha256,
-                prepared.size_bytes,
-                prepared.mtime_ns,
-                run_id,
-            ),
+            (file_id, spec.name, landed.relative_path, landed.day, prepared.sha256)
+            + (prepared.size_bytes, prepared.mtime_ns, run_id),
         )
         _create_stage(cur, spec)
-        lines, duplicates, touched = 0, Counter(), {file_id}
         try:
             with conn.transaction():  # a savepoint: an unreadable file leaves nothing behind
-                for batch in batches:
-                    lines += batch.lines
-                    duplicates.update(_write_batch(cur, spec, batch))
-                    if progress:
-                        progress(f"{landed.relative_path}: {lines:,} lines")
-                if spec.name == "fix_attestations":
-                    touched |= chains.settle_attestation_chains(cur)
+                lines, duplicates, touched = _write_batches(cur, spec, prepared, batches, progress)
         except UnreadableFile as error:
             lines, duplicates, touched = 1, Counter(), {file_id}
-            _quarantine(
-                cur,
-                [
-                    (
-                        spec.name,
-                        file_id,
-                        None,
-                        Reason.UNREADABLE_FILE.value,
-                        str(error),
-                        None,
-                        None,
-                        None,
-                    )
-                ],
-            )
+            reason = Reason.UNREADABLE_FILE.value
+            _quarantine(cur, [(spec.name, file_id, None, reason, str(error), None, None, None)])
         _settle_ledger(cur, spec, duplicates, touched, lines={file_id: lines})
         return Counts(
             1,
             *cur.execute(
-                "SELECT lines, accepted, duplicate, pending, rejected FROM ingested_files WHERE id = %s",
+                "SELECT lines, accepted, duplicate, pending, rejected FROM ingested_files "
+                "WHERE id = %s",
                 (file_id,),
             ).fetchone(),
         )
+
+
+def _write_batches(
+    cur: Cursor,
+    spec: SourceSpec,
+    prepared: PreparedFile,
+    batches: Iterable[Batch],
+    progress: Callable[[str], None] | None,
+) -> tuple[int, Counter, set[int]]:
+    """Write a file's batches; its lines, the duplicates found per file, and the files whose
+    lines changed outcome (attestation chains settled by this file's arrival)."""
+    lines, duplicates, touched = 0, Counter(), {prepared.file_id}
+    for batch in batches:
+        lines += batch.lines
+        duplicates.update(_write_batch(cur, spec, batch))
+        if progress:
+            progress(f"{prepared.landed.relative_path}: {lines:,} lines")
+    if spec.name == "fix_attestations":
+        touched |= chains.settle_attestation_chains(cur)
+    return lines, duplicates, touched
 
 
 def _already_ingested(cur: Cursor, landed: LandedFile, digest: str) -> bool:
@@ -178,7 +166,7 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
     """
     spec = SPECS[source]
     with conn.transaction(), conn.cursor() as cur:
-        lock_source(cur, spec.name)
+        share_source(cur, spec.name)
         cur.execute(
             """DELETE FROM quarantine q
                WHERE q.source = %s AND q.reason = ANY(%s)
@@ -253,13 +241,22 @@ def _settle_ledger(
 
 
 def source_lock(source: str) -> str:
-    """The advisory lock key that serializes the writes of one source."""
+    """The advisory lock key of one source's writes (docs/ingestion.md, "Parallel ingestion")."""
     return f"odavl:ingest:{source}"
 
 
-def lock_source(cur: Cursor, source: str) -> None:
-    """Ingestion of one source is serialized: concurrent runs cannot interleave or deadlock."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock(source),))
+def share_source(cur: Cursor, source: str) -> None:
+    """Writers of a source share its lock until they commit, so they run at once; a billing
+    cut takes it alone (`marts.extract.usage_cut`), waiting for the writes in progress."""
+    cur.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (source_lock(source),))
+
+
+def lock_file(cur: Cursor, source: str, path: str) -> None:
+    """One writer at a time per landed path: a second run reaching the same file waits, then
+    finds it ingested."""
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (source_lock(source), path)
+    )
 
 
 def forget_unread(cur: Cursor, source: str | None, path: str) -> None:

@@ -1,7 +1,7 @@
 """Reading the operational database for the marts: what changed, and the rows, as Arrow."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -11,21 +11,23 @@ import pyarrow as pa
 from odavl_pipeline.ingest.writer import source_lock
 from odavl_pipeline.marts.bounds import EARLIEST_DAY_SQL, LATEST_DAY_SQL, held, outside
 from odavl_pipeline.marts.metrics import METRIC_SQL
+from odavl_pipeline.marts.timing import timed
 
 
 @dataclass(frozen=True)
 class Changes:
-    """The (source, day) pairs marked changed, with the version each had when read."""
+    """The marks read: one (source, day, version) per write that changed the day since."""
 
-    versions: dict[tuple[str, date], int] = field(default_factory=dict)
+    marks: tuple[tuple[str, date, int], ...] = ()
 
     def days(self, source: str) -> list[date]:
-        return sorted(day for (changed, day) in self.versions if changed == source)
+        return sorted({day for changed, day, _ in self.marks if changed == source})
 
     def __len__(self) -> int:
-        return len(self.versions)
+        return len(self.marks)
 
 
+@timed("read_changes")
 def read_changes(conn: psycopg.Connection) -> Changes:
     """The marks of the days the marts can hold; a day outside (its rows are left out) keeps its
     mark unread."""
@@ -34,23 +36,18 @@ def read_changes(conn: psycopg.Connection) -> Changes:
         f"WHERE day >= {EARLIEST_DAY_SQL} AND day < {LATEST_DAY_SQL}"
     ).fetchall()
     conn.commit()
-    return Changes({(source, day): version for source, day, version in rows})
+    return Changes(tuple(rows))
 
 
+@timed("forget_changes")
 def forget_changes(conn: psycopg.Connection, changes: Changes) -> int:
-    """Delete the marks the marts now reflect; a mark re-set since then (new version) stays."""
+    """Delete the marks the marts now reflect; a mark written since (committed after the read)
+    stays for the next build."""
     if not changes:
         return 0
-    keys = list(changes.versions.items())
     cursor = conn.execute(
-        "DELETE FROM mart_changes AS m USING unnest(%s::text[], %s::date[], %s::bigint[]) "
-        "AS seen(source, day, version) WHERE m.source::text = seen.source AND m.day = seen.day "
-        "AND m.version = seen.version",
-        (
-            [source for (source, _), _ in keys],
-            [day for (_, day), _ in keys],
-            [version for _, version in keys],
-        ),
+        "DELETE FROM mart_changes WHERE version = ANY(%s)",
+        ([version for _, _, version in changes.marks],),
     )
     conn.commit()
     return cursor.rowcount
@@ -59,8 +56,11 @@ def forget_changes(conn: psycopg.Connection, changes: Changes) -> int:
 def usage_cut(conn: psycopg.Connection) -> datetime:
     """A moment before which every usage row is committed: read while no usage write is open.
 
-    Writers take the source lock before they insert, and stamp rows with their statement's
-    time, so rows stamped before this moment are all visible to reads that start after it.
+    Writers share the source lock from before their first insert until they commit, and stamp
+    rows with their statement's time; this takes the lock alone, so it waits for the writes in
+    progress to commit, and writes that start meanwhile wait for it. So rows stamped before this
+    moment are all committed, and visible to reads that start after it; rows committed later
+    are stamped after it (docs/ingestion.md, "Parallel ingestion").
     """
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock("usage_events"),))
     moment = conn.execute("SELECT statement_timestamp()").fetchone()[0]
@@ -68,6 +68,26 @@ def usage_cut(conn: psycopg.Connection) -> datetime:
     return moment
 
 
+# the periods closed, unless closed already (Postgres parameters: closed_at, then the columns)
+RECORD_CLOSES = """
+    INSERT INTO billing_closes (organization_id, period_start, period_end, closed_at, tier)
+    SELECT org_id, period_start, period_end, %s, tier::tier
+    FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[], %s::text[])
+         AS p(org_id, period_start, period_end, tier)
+    ON CONFLICT DO NOTHING
+"""
+
+# ... and their figures per metric, unless recorded already
+RECORD_CLOSE_USAGE = """
+    INSERT INTO billing_close_usage (organization_id, period_start, metric, used, quota, overage)
+    SELECT *
+    FROM unnest(%s::int[], %s::timestamptz[], %s::text[], %s::bigint[], %s::bigint[],
+                %s::bigint[])
+    ON CONFLICT DO NOTHING
+"""
+
+
+@timed("record_closes")
 def record_closes(
     conn: psycopg.Connection,
     closes: list[tuple[int, datetime, datetime, str]],
@@ -79,38 +99,31 @@ def record_closes(
     period another build closed first keeps that build's figures. Returns how many closed."""
     columns = [list(column) for column in zip(*closes)] or [[], [], [], []]
     with conn.transaction():
-        closed = conn.execute(
-            "INSERT INTO billing_closes (organization_id, period_start, period_end, closed_at, tier) "
-            "SELECT org_id, period_start, period_end, %s, tier::tier FROM unnest(%s::int[], "
-            "%s::timestamptz[], %s::timestamptz[], %s::text[]) "
-            "AS p(org_id, period_start, period_end, tier) ON CONFLICT DO NOTHING",
-            (closed_at, *columns),
-        ).rowcount
+        closed = conn.execute(RECORD_CLOSES, (closed_at, *columns)).rowcount
         if usage:
-            conn.execute(
-                "INSERT INTO billing_close_usage (organization_id, period_start, metric, used, "
-                "quota, overage) SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::text[], "
-                "%s::bigint[], %s::bigint[], %s::bigint[]) ON CONFLICT DO NOTHING",
-                tuple(list(column) for column in zip(*usage)),
-            )
+            conn.execute(RECORD_CLOSE_USAGE, tuple(list(column) for column in zip(*usage)))
     return closed
 
 
-CLOSES_QUERY = (
-    "SELECT organization_id AS org_id, period_start, period_end, closed_at, "
-    "tier::text AS tier FROM billing_closes"
-)
-CLOSED_USAGE_QUERY = (
-    "SELECT organization_id AS org_id, period_start, metric, used, quota, "
-    "overage FROM billing_close_usage"
-)
+CLOSES_QUERY = """
+    SELECT organization_id AS org_id, period_start, period_end, closed_at, tier::text AS tier
+    FROM billing_closes
+"""
+
+CLOSED_USAGE_QUERY = """
+    SELECT organization_id AS org_id, period_start, metric, used, quota, overage
+    FROM billing_close_usage
+"""
+
 # a version with a time the marts cannot hold is left out (its subscription row is reported)
-PLAN_VERSIONS_QUERY = (
-    "SELECT v.organization_id AS org_id, v.effective_at, v.tier::text AS tier, v.anchor, "
-    "v.analyses_limit, v.fixes_limit, v.audits_limit FROM plan_versions AS v "
-    f"WHERE {outside('v.effective_at')} IS NOT TRUE AND {outside('v.anchor')} IS NOT TRUE "
-    "ORDER BY v.organization_id, v.effective_at, v.id"
-)
+PLAN_VERSIONS_QUERY = f"""
+    SELECT v.organization_id AS org_id, v.effective_at, v.tier::text AS tier, v.anchor,
+           v.analyses_limit, v.fixes_limit, v.audits_limit
+    FROM plan_versions AS v
+    WHERE {outside("v.effective_at")} IS NOT TRUE
+      AND {outside("v.anchor")} IS NOT TRUE
+    ORDER BY v.organization_id, v.effective_at, v.id
+"""
 
 
 def day_ranges(days: Iterable[date]) -> list[tuple[datetime, datetime]]:
@@ -133,37 +146,50 @@ def _midnight(day: date) -> datetime:
 # condition they are read under: the rows the marts cannot hold are left out (bounds.py).
 FACT_QUERIES = {
     "usage_events": (
-        f"SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.event_id, u.occurred_at, "
-        f"u.ingested_at, u.quantity::bigint AS quantity, u.project_id, u.file_id, u.line_no "
-        f"FROM usage_events AS u",
+        f"""
+        SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.event_id, u.occurred_at,
+               u.ingested_at, u.quantity::bigint AS quantity, u.project_id, u.file_id, u.line_no
+        FROM usage_events AS u
+        """,
         "u.occurred_at",
         held("usage_events", "u"),
     ),
     "error_events": (
-        "SELECT e.project_id, e.occurred_at, e.detector, e.severity::text AS severity, "
-        "e.signature_hash FROM error_events AS e",
+        """
+        SELECT e.project_id, e.occurred_at, e.detector, e.severity::text AS severity,
+               e.signature_hash
+        FROM error_events AS e
+        """,
         "e.occurred_at",
         held("error_events", "e"),
     ),
     "fix_attestations": (
-        "SELECT a.project_id, a.created_at, a.status::text AS status, a.files_changed, "
-        "a.lines_added, a.lines_removed, a.risk_score, a.chain_status::text AS chain_status "
-        "FROM fix_attestations AS a",
+        """
+        SELECT a.project_id, a.created_at, a.status::text AS status, a.files_changed,
+               a.lines_added, a.lines_removed, a.risk_score, a.chain_status::text AS chain_status
+        FROM fix_attestations AS a
+        """,
         "a.created_at",
         held("fix_attestations", "a"),
     ),
     "audit_results": (
-        "SELECT r.id AS audit_id, r.project_id, r.occurred_at, r.url, r.device::text AS device, "
-        "r.environment::text AS environment, r.score_accessibility, r.score_performance, "
-        "r.score_security, r.score_seo, r.lighthouse_performance, r.lighthouse_accessibility, "
-        "r.lighthouse_best_practices, r.lighthouse_seo, r.total_issues "
-        "FROM audit_results AS r",
+        """
+        SELECT r.id AS audit_id, r.project_id, r.occurred_at, r.url, r.device::text AS device,
+               r.environment::text AS environment, r.score_accessibility, r.score_performance,
+               r.score_security, r.score_seo, r.lighthouse_performance,
+               r.lighthouse_accessibility, r.lighthouse_best_practices, r.lighthouse_seo,
+               r.total_issues
+        FROM audit_results AS r
+        """,
         "r.occurred_at",
         held("audit_results", "r"),
     ),
     "audit_issues": (
-        "SELECT r.project_id, r.occurred_at, i.suite::text AS suite, i.severity::text AS severity "
-        "FROM audit_issues AS i JOIN audit_results AS r ON r.id = i.audit_id",
+        """
+        SELECT r.project_id, r.occurred_at, i.suite::text AS suite, i.severity::text AS severity
+        FROM audit_issues AS i
+        JOIN audit_results AS r ON r.id = i.audit_id
+        """,
         "r.occurred_at",
         held("audit_results", "r"),
     ),

@@ -51,7 +51,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         with odavl.connect() as conn:
             report = ingest_days(
                 conn,
-                odavl.settings().landing_dir,
+                odavl.settings().landing,
                 source,
                 days,
                 run_id=context.run.run_id,

@@ -17,14 +17,13 @@ from odavl_pipeline.ingest.changes import changes_since
 def landing_zone_sensor(
     context: dg.SensorEvaluationContext, odavl: OdavlResource
 ) -> dg.SensorResult:
-    since = int(context.cursor or 0)
-    changes = changes_since(odavl.settings().landing_dir, since)
+    changes = changes_since(odavl.settings().landing, context.cursor)
     days = set().union(*changes.partitions.values())
     registered = context.instance.get_dynamic_partitions(landed_days.name)
     new_days = sorted(days - set(registered))
     requests = [
         dg.RunRequest(
-            run_key=f"{key_range.start}..{key_range.end}:{changes.newest_mtime_ns}",
+            run_key=f"{key_range.start}..{key_range.end}:{changes.digest}",
             tags=range_tags(key_range),
         )
         # the new days are added in this order, after the ones registered already
@@ -32,6 +31,6 @@ def landing_zone_sensor(
     ]
     return dg.SensorResult(
         run_requests=requests,
-        cursor=str(changes.newest_mtime_ns),
+        cursor=changes.cursor,
         dynamic_partitions_requests=[landed_days.build_add_request(new_days)] if new_days else [],
     )

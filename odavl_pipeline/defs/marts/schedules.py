@@ -21,9 +21,9 @@ def daily_billing(
 ) -> list[dg.RunRequest] | dg.SkipReason:
     settings = odavl.settings()
     with odavl.connect() as conn:
-        days = days_to_run(conn, settings.landing_dir)
+        days = days_to_run(conn, settings.landing)
     if not days:
-        return dg.SkipReason(f"nothing has landed in {settings.landing_dir}")
+        return dg.SkipReason(f"nothing has landed in {settings.landing}")
     # a schedule cannot ask the daemon to add partitions (a sensor can): it registers them itself
     tick = context.scheduled_execution_time.date().isoformat()
     return [
