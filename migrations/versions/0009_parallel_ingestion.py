@@ -7,6 +7,9 @@ Before, a write marked its (source, day) by updating that day's one row, whose l
 until it committed: two files of the same day were serialized there, and two files touching two
 days in opposite orders could deadlock. Now each write appends a row per day it touched, with a
 version of its own; the marts read the rows and delete exactly those they read.
+
+Also an index of the attestations waiting for their parent, which every attestation file's chain
+settling reads: without it, each file scanned the whole table.
 """
 
 from typing import Sequence, Union
@@ -52,9 +55,16 @@ def upgrade() -> None:
     op.drop_constraint("pk_mart_changes", "mart_changes", type_="primary")
     op.create_primary_key("pk_mart_changes", "mart_changes", ["version"])
     op.execute(APPEND_MARKS)
+    op.create_index(
+        "ix_fix_attestations_pending",
+        "fix_attestations",
+        ["project_id", "prev_hash", "created_at", "hash"],
+        postgresql_where="chain_status = 'pending'",
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_fix_attestations_pending", table_name="fix_attestations")
     # keep each day's newest mark, as the table held them before
     op.execute(
         "DELETE FROM mart_changes m USING mart_changes newer WHERE newer.source = m.source "

@@ -493,6 +493,15 @@ class FixAttestation(_Provenance, Base):
             unique=True,
             postgresql_where="chain_status = 'verified'",
         ),
+        # the attestations waiting for their parent: what every file's chain settling reads
+        Index(
+            "ix_fix_attestations_pending",
+            "project_id",
+            "prev_hash",
+            "created_at",
+            "hash",
+            postgresql_where="chain_status = 'pending'",
+        ),
         Index(None, "created_at"),
         Index(None, "file_id"),
     )

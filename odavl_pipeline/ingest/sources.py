@@ -2,8 +2,9 @@
 
 Every source stages the same leading columns (file_id, line_no, scope_id, key, and
 the raw line as payload) followed by its own. Each `insert_sql` moves the staged rows whose key is
-new into the table, does the source's follow-up work in the same statement (error
-signatures, audit issues), and returns the (file_id, line_no) of the rows it inserted.
+new into the table, does the source's follow-up work in the same statement (audit issues; the
+errors it added are noted, and their signatures counted once per file by `after_file`), and
+returns the (file_id, line_no) of the rows it inserted.
 The staged keys are distinct: the writer keeps the first line of a key per batch. Rows are
 inserted in key order, so that two files written at once take their keys' locks in one order.
 
@@ -40,6 +41,9 @@ class SourceSpec:
     stage_columns: tuple[tuple[str, str], ...]
     row: Callable[[Any, int | None], tuple]  # (record, project_id) -> source columns
     insert_sql: str  # returns (file_id, line_no) of the inserted rows
+    # statements run once per file (or quarantine retry): before its first batch, after its last
+    before_file: tuple[str, ...] = ()
+    after_file: tuple[str, ...] = ()
 
     def validate(self, obj: dict, now: datetime, limits: r.Limits | None = None):
         """The record of a parsed line, or `Rejected`; limits default to the source's own."""
@@ -161,6 +165,37 @@ USAGE = SourceSpec(
         RETURNING file_id, line_no""",
 )
 
+# The error signatures of the events a file added, counted once per file, in one statement that
+# takes the signatures' rows in key order: two files of one project written at once then wait
+# for each other at most once, and never in a cycle.
+COUNT_SIGNATURES = """
+    INSERT INTO error_signatures AS sig (project_id, hash, detector, severity, message, file, line,
+                                         "column", count, first_seen, last_seen, status)
+    SELECT e.project_id, e.signature_hash, min(e.detector), max(e.severity),
+           (array_agg(e.message ORDER BY e.occurred_at DESC, e.event_id))[1], min(e.file),
+           (array_agg(e.line ORDER BY e.occurred_at DESC, e.event_id))[1],
+           (array_agg(e."column" ORDER BY e.occurred_at DESC, e.event_id))[1],
+           count(*), min(e.occurred_at), max(e.occurred_at), 'open'
+    FROM new_error_events AS n
+    JOIN error_events AS e ON e.project_id = n.project_id AND e.event_id = n.event_id
+    GROUP BY e.project_id, e.signature_hash
+    ORDER BY e.project_id, e.signature_hash
+    ON CONFLICT (project_id, hash) DO UPDATE SET
+        count = sig.count + excluded.count,
+        severity = GREATEST(sig.severity, excluded.severity),
+        message = CASE WHEN excluded.last_seen >= sig.last_seen
+                       THEN excluded.message ELSE sig.message END,
+        line = CASE WHEN excluded.last_seen >= sig.last_seen THEN excluded.line ELSE sig.line END,
+        "column" = CASE WHEN excluded.last_seen >= sig.last_seen
+                        THEN excluded."column" ELSE sig."column" END,
+        first_seen = LEAST(sig.first_seen, excluded.first_seen),
+        last_seen = GREATEST(sig.last_seen, excluded.last_seen),
+        -- a resolved signature seen again after its resolution has regressed
+        status = CASE WHEN sig.status = 'resolved'
+                       AND excluded.last_seen > COALESCE(sig.resolved_at, '-infinity')
+                      THEN 'regressed'::signature_status ELSE sig.status END
+"""
+
 ERRORS = SourceSpec(
     name="error_events",
     table="error_events",
@@ -179,6 +214,12 @@ ERRORS = SourceSpec(
         ("occurred_at", "timestamptz"),
     ),
     row=_error_row,
+    before_file=(
+        "DROP TABLE IF EXISTS new_error_events",
+        "CREATE TEMPORARY TABLE new_error_events (project_id integer, event_id text) "
+        "ON COMMIT DROP",
+    ),
+    after_file=(COUNT_SIGNATURES, "TRUNCATE new_error_events"),
     insert_sql="""
         WITH inserted AS (
             INSERT INTO error_events (project_id, event_id, signature_hash, detector, severity,
@@ -189,35 +230,10 @@ ERRORS = SourceSpec(
             FROM stage
             ORDER BY scope_id, key
             ON CONFLICT DO NOTHING
-            RETURNING project_id, event_id, signature_hash, detector, severity, message, file,
-                      line, "column", occurred_at, file_id, line_no
-        ), signatures AS (
-            INSERT INTO error_signatures AS sig (project_id, hash, detector, severity, message,
-                                                 file, line, "column", count, first_seen,
-                                                 last_seen, status)
-            SELECT project_id, signature_hash, min(detector), max(severity),
-                   (array_agg(message ORDER BY occurred_at DESC, event_id))[1], min(file),
-                   (array_agg(line ORDER BY occurred_at DESC, event_id))[1],
-                   (array_agg("column" ORDER BY occurred_at DESC, event_id))[1],
-                   count(*), min(occurred_at), max(occurred_at), 'open'
-            FROM inserted
-            GROUP BY project_id, signature_hash
-            ORDER BY project_id, signature_hash
-            ON CONFLICT (project_id, hash) DO UPDATE SET
-                count = sig.count + excluded.count,
-                severity = GREATEST(sig.severity, excluded.severity),
-                message = CASE WHEN excluded.last_seen >= sig.last_seen
-                               THEN excluded.message ELSE sig.message END,
-                line = CASE WHEN excluded.last_seen >= sig.last_seen
-                            THEN excluded.line ELSE sig.line END,
-                "column" = CASE WHEN excluded.last_seen >= sig.last_seen
-                                THEN excluded."column" ELSE sig."column" END,
-                first_seen = LEAST(sig.first_seen, excluded.first_seen),
-                last_seen = GREATEST(sig.last_seen, excluded.last_seen),
-                -- a resolved signature seen again after its resolution has regressed
-                status = CASE WHEN sig.status = 'resolved'
-                               AND excluded.last_seen > COALESCE(sig.resolved_at, '-infinity')
-                              THEN 'regressed'::signature_status ELSE sig.status END
+            RETURNING project_id, event_id, file_id, line_no
+        ), noted AS (
+            INSERT INTO new_error_events (project_id, event_id)
+            SELECT project_id, event_id FROM inserted
         )
         SELECT file_id, line_no FROM inserted""",
 )

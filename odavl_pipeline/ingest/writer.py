@@ -134,6 +134,8 @@ def _write_batches(
         duplicates.update(_write_batch(cur, spec, batch))
         if progress:
             progress(f"{prepared.landed.relative_path}: {lines:,} lines")
+    for statement in spec.after_file:
+        cur.execute(statement)
     if spec.name == "fix_attestations":
         touched |= chains.settle_attestation_chains(cur)
     return lines, duplicates, touched
@@ -190,6 +192,8 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
         )
         for batch in validated_batches(spec, refs, lines, source_limits(spec.name)):
             duplicates.update(_write_batch(cur, spec, batch))
+        for statement in spec.after_file:
+            cur.execute(statement)
         if spec.name == "fix_attestations":
             touched |= chains.settle_attestation_chains(cur)
         _settle_ledger(cur, spec, duplicates, touched)
@@ -271,9 +275,12 @@ def forget_unread(cur: Cursor, source: str | None, path: str) -> None:
 
 
 def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
+    """The staging table, and what the source notes per file (its `before_file`)."""
     columns = ", ".join(f'"{name}" {kind}' for name, kind in COMMON_STAGE + spec.stage_columns)
     cur.execute("DROP TABLE IF EXISTS stage")
     cur.execute(f"CREATE TEMPORARY TABLE stage ({columns}) ON COMMIT DROP")
+    for statement in spec.before_file:
+        cur.execute(statement)
 
 
 def _write_batch(cur: Cursor, spec: SourceSpec, batch: Batch) -> Counter:
