@@ -154,11 +154,16 @@ class RunFigure:
 
 
 def timed_run(
-    env: Environment, label: str, watch_first_file: bool = False, extra: tuple[str, ...] = ()
+    env: Environment,
+    label: str,
+    watch_first_file: bool = False,
+    extra: tuple[str, ...] = (),
+    variables: dict[str, str] | None = None,
 ) -> RunFigure:
     """`odavl-pipeline run [extra] --log-level WARNING --json` as a subprocess, timed from its
-    launch to its exit (its output kept as <label>.stdout/.stderr in the state folder). With
-    `watch_first_file`, also the time until the ledger holds an ingested file."""
+    launch to its exit (its output kept as <label>.stdout/.stderr in the state folder), with
+    `variables` added to its environment. With `watch_first_file`, also the time until the
+    ledger holds an ingested file."""
     checkpoint(env)  # the run does not pay for the setup's dirty buffers
     out_path, err_path = env.home / f"{label}.stdout", env.home / f"{label}.stderr"
     command = [str(CLI), "run", *extra, "--log-level", "WARNING", "--json"]
@@ -172,7 +177,7 @@ def timed_run(
         started = time.perf_counter()
         child = subprocess.Popen(
             command,
-            env=cli_environment(env.home),
+            env={**cli_environment(env.home), **(variables or {})},
             stdout=out,
             stderr=err,
         )

@@ -419,22 +419,13 @@ def child_ingest(spec_json: str) -> None:
 # --- (b) and (c): odavl-pipeline run ----------------------------------------------------
 
 
-@contextmanager
-def command_variables(variables: dict[str, str]) -> Iterator[None]:
-    """pipeline_bench's commands (its `timed_run`) with these variables added to their
-    environment, which is otherwise the caller's without its ODAVL_*/DAGSTER_* settings."""
-    plain = pipeline_bench.cli_environment
-    pipeline_bench.cli_environment = lambda home: {**plain(home), **variables}
-    try:
-        yield
-    finally:
-        pipeline_bench.cli_environment = plain
-
-
-def metered_run(env: Environment, label: str) -> dict[str, Any]:
-    """pipeline_bench's `timed_run`, with the CPU it cost."""
+def metered_run(
+    env: Environment, label: str, variables: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """pipeline_bench's `timed_run` (with `variables` added to the command's environment), with
+    the CPU it cost."""
     with CpuMeter(env) as meter:
-        run = timed_run(env, label)
+        run = timed_run(env, label, variables=variables)
     return {**run_figures(run), "cpu": meter.figures}
 
 
@@ -489,8 +480,7 @@ def celery_run(env: Environment) -> dict[str, Any]:
         workers.wait_ready()
         ready = time.perf_counter() - started
         log(f"(c) two dagster-celery workers ready in {ready:.1f} s (untimed)")
-        with command_variables(variables):
-            figures = metered_run(env, "c-run")
+        figures = metered_run(env, "c-run", variables)
         figures["workers_ready_seconds"] = round(ready, 1)
         figures["workers"] = worker_placements(env, figures["launched_at"])
         return figures

@@ -31,12 +31,13 @@ def changes_since(landing: LandingZone | Path | str, cursor: str | None) -> Land
     """Files new or changed (another size or modification time) since the look that gave
     `cursor`; every file when there was none."""
     newest, recent = _read(cursor)
+    seen = {tuple(file) for file in recent}
     files = scan_landing(landing).files
     partitions: dict[str, set[str]] = {}
     for landed in files:
         stamp = landed.mtime_ns
-        seen = [landed.relative_path, landed.size, stamp] in recent
-        if stamp > newest or (stamp >= newest - CLOCK_SLACK_NS and not seen):
+        known = (landed.relative_path, landed.size, stamp) in seen
+        if stamp > newest or (stamp >= newest - CLOCK_SLACK_NS and not known):
             partitions.setdefault(landed.source, set()).add(landed.day.isoformat())
     newest = max([newest, *(landed.mtime_ns for landed in files)])
     recent = sorted(
