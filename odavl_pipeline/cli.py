@@ -7,10 +7,11 @@ import os
 import shutil
 import signal
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
+from odavl_pipeline import clock
 from odavl_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def cmd_generate(args, settings: Settings) -> None:
     options = GenerateOptions(
         seed=args.seed,
         days=args.days,
-        end_day=args.end or datetime.now(UTC).date() - timedelta(days=1),
+        end_day=args.end or clock.today() - timedelta(days=1),
         organizations=args.organizations,
         usage_per_day=args.usage_per_day,
         errors_per_day=args.errors_per_day,

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
+from odavl_pipeline import clock
 from odavl_pipeline.marts.freshness import BILLING_MARTS, is_stale
 from odavl_pipeline.settings import Settings
 
@@ -33,7 +34,7 @@ def run_checks(
 ) -> list[Finding]:
     """Every check, in order; the ones that need the database are skipped when it is unreachable."""
     env = os.environ if environ is None else environ
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     config = check_configuration(env)
     if config.status == PROBLEM:
         return [

@@ -1,6 +1,11 @@
-"""Test fixtures: a real PostgreSQL (embedded, or ODAVL_DATABASE_URL's server) and real files.
+"""Test fixtures: a real PostgreSQL (embedded, or ODAVL_DATABASE_URL's server), real files, and
+the clock.
 
-Each test gets its own database, cloned from a template migrated once per session.
+Each test gets its own database, cloned from a template migrated once per session. The clock
+(odavl_pipeline/clock.py) runs from the instant in ODAVL_TEST_NOW when it is set, else from the
+system's; a module or test marked `@pytest.mark.clock("2026-11-29T12:00:00Z")` runs from that
+instant, and `clock_at(instant)` moves it within a test. Each reaches this process, the
+processes a test starts and PostgreSQL.
 """
 
 import json
@@ -9,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -17,11 +23,60 @@ from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
 
+from odavl_pipeline import clock
+from .calendar import CALENDAR_INSTANTS
 from odavl_pipeline.db import migrate, seed
 from odavl_pipeline.db.server import ensure_embedded_server, libpq_url, stop_embedded_server
 from odavl_pipeline.settings import Settings
 
 TEMPLATE_DB = f"odavl_template_{os.getpid()}"
+SUITE_INSTANT_VARIABLE = "ODAVL_TEST_NOW"  # the instant the whole suite runs from
+
+
+# --- the clock ------------------------------------------------------------------------------
+
+
+def instant(text: str) -> datetime:
+    """An RFC 3339 instant with its offset (`2027-01-31T23:59:59Z`)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"an instant needs its offset (Z or +hh:mm): {text!r}")
+    return moment.astimezone(UTC)
+
+
+def pytest_configure(config):
+    """ODAVL_TEST_NOW moves the clock of the whole run, its processes and PostgreSQL."""
+    text = os.environ.get(SUITE_INSTANT_VARIABLE)
+    if text:
+        os.environ.update(clock.environment(clock.offset_to(instant(text))))
+
+
+class ClockSetter:
+    """Moves the clock for the rest of a test: `clock_at(instant)` then reads `instant`, and
+    time flows on from there."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.monkeypatch = monkeypatch
+
+    def __call__(self, moment: datetime | str) -> datetime:
+        moment = instant(moment) if isinstance(moment, str) else moment.astimezone(UTC)
+        system_now = datetime.now(UTC)
+        for key, value in clock.environment(clock.offset_to(moment, system_now)).items():
+            self.monkeypatch.setenv(key, value)
+        return moment
+
+
+@pytest.fixture
+def clock_at(monkeypatch) -> ClockSetter:
+    return ClockSetter(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _clock_mark(request, monkeypatch) -> None:
+    """A test or module marked `clock(instant)` runs from that instant."""
+    mark = request.node.get_closest_marker("clock")
+    if mark:
+        ClockSetter(monkeypatch)(mark.args[0])
 
 
 @pytest.fixture(scope="session")
@@ -241,3 +296,10 @@ def pytest_sessionfinish(session, exitstatus):
             f"\nthe tests left {len(left)} process(es) running:\n{lines}", red=True
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(params=CALENDAR_INSTANTS, ids=lambda moment: moment or "clock-as-is")
+def calendar_now(request, clock_at) -> datetime:
+    """The calendar tier: the test runs at each instant of tests/calendar.py, the clock set there
+    for everything it starts; returns the instant the clock read when set."""
+    return clock_at(request.param) if request.param else clock.now()

@@ -14,6 +14,8 @@ import streamlit as st
 
 from dashlib import data
 
+from odavl_pipeline import clock
+
 DEFAULT_DAYS = 30
 ALL_PROJECTS = ""
 
@@ -85,7 +87,7 @@ def _keep(key: str, value) -> None:
 
 def _default_dates(viewer: data.Viewer, org: str | None) -> tuple[date, date]:
     """The DEFAULT_DAYS up to the organization's latest day with data (else today)."""
-    last = (data.data_days(viewer, org)[1] if org else None) or date.today()
+    last = (data.data_days(viewer, org)[1] if org else None) or clock.today()
     return last - timedelta(days=DEFAULT_DAYS - 1), last
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.rows import dict_row
 
+from odavl_pipeline import clock
 from odavl_pipeline.alerts.http import Delivery, post
 from odavl_pipeline.alerts.signing import SIGNATURE_HEADER, organization_secret, sign
 
@@ -54,7 +55,7 @@ def enqueue(conn: psycopg.Connection, default_url: bool, now: datetime | None = 
     """Adds a delivery for each alert of a still open period and each destination configured
     now (`default_url`: ODAVL_ALERT_WEBHOOK_URL is set; an organization's endpoint row), once.
     Alerts of periods already over are not sent to a destination configured after them."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     added = 0
     try:
         if default_url:
@@ -149,16 +150,16 @@ def deliver_due(
         raise ValueError("deliver_due needs a connection without an open transaction")
     report = DeliveryReport()
     for _ in range(limit):
-        clock = now or datetime.now(UTC)
+        moment = now or clock.now()
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
-            row = cursor.execute(_CLAIM, {"now": clock}).fetchone()
+            row = cursor.execute(_CLAIM, {"now": moment}).fetchone()
             if row is None:
                 break
             url, key = _destination(row, default_url, secret)
             attempt = row["attempts"] + 1
             result = _attempt(row, url, key, send)
-            state, next_at = _next_state(result, attempt, bool(url), policy, clock)
-            _record_attempt(cursor, row, attempt, clock, result, state, next_at)
+            state, next_at = _next_state(result, attempt, bool(url), policy, moment)
+            _record_attempt(cursor, row, attempt, moment, result, state, next_at)
             _tally(report, row, result, state)
     return report
 

@@ -7,7 +7,8 @@ the body is the exact bytes received. A receiver may get several `v1=` while a s
 
 import hashlib
 import hmac
-import time
+
+from odavl_pipeline import clock
 
 SIGNATURE_HEADER = "ODAVL-Signature"
 TOLERANCE_SECONDS = 300  # what `verify` accepts between the signature's time and now
@@ -19,7 +20,7 @@ def _hmac(secret: str, timestamp: int, body: bytes) -> str:
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     """The value of the `ODAVL-Signature` header for `body`, signed at `timestamp` (now)."""
-    t = int(time.time()) if timestamp is None else timestamp
+    t = int(clock.now().timestamp()) if timestamp is None else timestamp
     return f"t={t},v1={_hmac(secret, t, body)}"
 
 
@@ -40,7 +41,7 @@ def verify(
     if len(timestamps) != 1 or not signatures:
         return False
     t = timestamps[0]
-    if abs((time.time() if now is None else now) - t) > tolerance:
+    if abs((clock.now().timestamp() if now is None else now) - t) > tolerance:
         return False
     expected = _hmac(secret, t, body)
     return any(hmac.compare_digest(expected, candidate) for candidate in signatures)

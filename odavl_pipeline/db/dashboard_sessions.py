@@ -26,7 +26,7 @@ def start_session(conn: psycopg.Connection, email: str, lifetime: timedelta) -> 
     with conn.transaction():
         started = conn.execute(
             "INSERT INTO dashboard_sessions (token_sha256, user_id, expires_at) "
-            "SELECT %s, id, now() + %s FROM users WHERE email = %s RETURNING 1",
+            "SELECT %s, id, odavl_now() + %s FROM users WHERE email = %s RETURNING 1",
             (token_hash(token), lifetime, email),
         ).fetchone()
         conn.execute(_FORGET_OLD_SESSIONS)
@@ -43,7 +43,7 @@ def session_email(conn: psycopg.Connection, token: str | None) -> str | None:
         conn.execute("SET TRANSACTION READ ONLY")
         row = conn.execute(
             "SELECT u.email FROM dashboard_sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.token_sha256 = %s AND s.ended_at IS NULL AND s.expires_at > now()",
+            "WHERE s.token_sha256 = %s AND s.ended_at IS NULL AND s.expires_at > odavl_now()",
             (token_hash(token),),
         ).fetchone()
     return row[0] if row else None
@@ -54,7 +54,7 @@ def end_session(conn: psycopg.Connection, token: str | None) -> None:
     if token and len(token) <= LONGEST_TOKEN and is_storable_text(token):
         with conn.transaction():
             conn.execute(
-                "UPDATE dashboard_sessions SET ended_at = now() "
+                "UPDATE dashboard_sessions SET ended_at = odavl_now() "
                 "WHERE token_sha256 = %s AND ended_at IS NULL",
                 (token_hash(token),),
             )
@@ -64,7 +64,7 @@ def end_sessions_of(conn: psycopg.Connection, email: str) -> int:
     """End every live session of the user with this email (as stored); how many there were."""
     with conn.transaction():
         return conn.execute(
-            "UPDATE dashboard_sessions SET ended_at = now() WHERE ended_at IS NULL "
+            "UPDATE dashboard_sessions SET ended_at = odavl_now() WHERE ended_at IS NULL "
             "AND user_id IN (SELECT id FROM users WHERE email = %s)",
             (email,),
         ).rowcount
@@ -78,6 +78,6 @@ def token_hash(token: str) -> str:
 _FORGET_OLD_SESSIONS = """
     DELETE FROM dashboard_sessions WHERE token_sha256 IN (
         SELECT token_sha256 FROM dashboard_sessions
-        WHERE expires_at <= now() OR ended_at IS NOT NULL
+        WHERE expires_at <= odavl_now() OR ended_at IS NOT NULL
         FOR UPDATE SKIP LOCKED LIMIT 1000)
 """

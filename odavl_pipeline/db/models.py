@@ -152,7 +152,7 @@ class Source(enum.Enum):
 
 
 def _created() -> Mapped[datetime]:
-    return mapped_column(server_default=func.now())
+    return mapped_column(server_default=func.odavl_now())
 
 
 # --- identity (the console's) -------------------------------------------------
@@ -284,7 +284,9 @@ class Subscription(Base):
     current_period_end: Mapped[datetime]
     cancel_at: Mapped[datetime | None]
     canceled_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.odavl_now(), onupdate=func.odavl_now()
+    )
 
 
 class ApiKey(Base):
@@ -423,7 +425,7 @@ class UsageEvent(_Provenance, Base):
     user_email: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]]
     # when the row was written (after the source lock): decides late usage of closed periods
-    ingested_at: Mapped[datetime] = mapped_column(server_default=func.statement_timestamp())
+    ingested_at: Mapped[datetime] = mapped_column(server_default=func.odavl_now())
 
 
 class ErrorSignature(Base):

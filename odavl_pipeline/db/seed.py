@@ -10,12 +10,13 @@ import json
 import secrets
 import shutil
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert
 
+from odavl_pipeline import clock
 from odavl_pipeline.db.models import (
     ApiKey,
     Organization,
@@ -65,7 +66,7 @@ def hash_api_key(key: str) -> str:
 def load_reference(conn: Connection, reference: dict, now: datetime | None = None) -> SeedReport:
     """Insert what is missing of `reference` (users, organizations, projects, members,
     subscriptions, API keys); existing rows are left as they are."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     report = SeedReport()
     _load_users(conn, reference.get("users", []), report)
     users = dict(conn.execute(select(User.email, User.id)).all())

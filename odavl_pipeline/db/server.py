@@ -7,6 +7,7 @@ import warnings
 
 from sqlalchemy.engine import URL, make_url
 
+from odavl_pipeline import clock
 from odavl_pipeline.settings import Settings
 
 OPERATIONAL_DB = "odavl"
@@ -16,23 +17,27 @@ _EMBEDDED_SERVER_LOCK = threading.Lock()
 
 
 def server_url(settings: Settings) -> URL:
-    """URL of the operational database; starts the embedded server if none is configured."""
+    """URL of the operational database; starts the embedded server if none is configured.
+
+    Under a moved clock (a test's), the URL carries the offset to PostgreSQL's `odavl_now()`."""
     if settings.database_url:
-        return make_url(settings.database_url)
-    socket_dir = ensure_embedded_server(settings)
-    url = URL.create(
-        "postgresql+psycopg",
-        username="postgres",
-        database=OPERATIONAL_DB,
-        query={"host": socket_dir},
-    )
-    ensure_database(url)
-    return url
+        url = make_url(settings.database_url)
+    else:
+        socket_dir = ensure_embedded_server(settings)
+        url = URL.create(
+            "postgresql+psycopg",
+            username="postgres",
+            database=OPERATIONAL_DB,
+            query={"host": socket_dir},
+        )
+        ensure_database(url)
+    options = clock.database_options()
+    return url.update_query_dict({"options": options}) if options else url
 
 
 def dagster_url(settings: Settings) -> URL:
     """URL of the Dagster instance database (`dagster` on the same server)."""
-    url = server_url(settings).set(database=DAGSTER_DB)
+    url = server_url(settings).set(database=DAGSTER_DB).difference_update_query(["options"])
     ensure_database(url)
     return url
 
@@ -117,4 +122,6 @@ def connect(settings: Settings):
     """
     import psycopg
 
-    return psycopg.connect(libpq_url(server_url(settings)), options="-c temp_buffers=64MB")
+    url = server_url(settings)
+    options = " ".join(filter(None, ["-c temp_buffers=64MB", url.query.get("options")]))
+    return psycopg.connect(libpq_url(url), options=options)

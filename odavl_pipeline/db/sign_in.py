@@ -101,8 +101,8 @@ def throttle_wait(conn: psycopg.Connection, email: str, client: str | None) -> f
     """Seconds before `email` or `client` may try again; 0 when neither is blocked."""
     with conn.transaction():
         wait = conn.execute(
-            "SELECT extract(epoch FROM max(blocked_until) - now()) "
-            "FROM sign_in_throttle WHERE key = ANY(%s) AND blocked_until > now()",
+            "SELECT extract(epoch FROM max(blocked_until) - odavl_now()) "
+            "FROM sign_in_throttle WHERE key = ANY(%s) AND blocked_until > odavl_now()",
             ([_email_key(email), _client_key(client)],),
         ).fetchone()[0]
     return float(wait or 0)
@@ -158,29 +158,29 @@ def _key(text: str) -> str:
 def _blocked_until(failures: str) -> str:
     """SQL: when a key with `failures` failures is blocked until (NULL while they are free)."""
     return (
-        f"CASE WHEN {failures} > %(free)s THEN now() + least(%(first_wait)s * "
+        f"CASE WHEN {failures} > %(free)s THEN odavl_now() + least(%(first_wait)s * "
         f"power(2, least({failures} - %(free)s - 1, 30)), %(longest_wait)s) END"
     )
 
 
 _FAILURES_NOW = (
-    "CASE WHEN t.last_failure_at > now() - %(forget_after)s THEN t.failures + 1 ELSE 1 END"
+    "CASE WHEN t.last_failure_at > odavl_now() - %(forget_after)s THEN t.failures + 1 ELSE 1 END"
 )
 
 _RECORD_FAILURE = f"""
     INSERT INTO sign_in_throttle AS t (key, kind, failures, last_failure_at, blocked_until)
-    VALUES (%(key)s, %(kind)s, 1, now(), {_blocked_until("1")})
+    VALUES (%(key)s, %(kind)s, 1, odavl_now(), {_blocked_until("1")})
     ON CONFLICT (key) DO UPDATE SET
         failures = {_FAILURES_NOW},
-        last_failure_at = now(),
+        last_failure_at = odavl_now(),
         blocked_until = {_blocked_until(_FAILURES_NOW)}
-    RETURNING extract(epoch FROM blocked_until - now())
+    RETURNING extract(epoch FROM blocked_until - odavl_now())
 """
 
 # rows another attempt is updating right now are left for a later failure (no waiting)
 _FORGET_OLD_FAILURES = """
     DELETE FROM sign_in_throttle WHERE key IN (
-        SELECT key FROM sign_in_throttle WHERE last_failure_at <= now() - %(forget_after)s
+        SELECT key FROM sign_in_throttle WHERE last_failure_at <= odavl_now() - %(forget_after)s
         FOR UPDATE SKIP LOCKED)
 """
 

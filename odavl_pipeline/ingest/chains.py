@@ -26,7 +26,7 @@ LINK_PENDING_ATTESTATIONS = f"""
         SELECT c.id, c.project_id, c.hash
         FROM candidate c JOIN linked l ON c.project_id = l.project_id AND c.prev_hash = l.hash
     )
-    UPDATE fix_attestations f SET chain_status = 'verified', verified_at = now()
+    UPDATE fix_attestations f SET chain_status = 'verified', verified_at = odavl_now()
     FROM linked WHERE f.id = linked.id
     RETURNING f.file_id
 """

@@ -15,10 +15,11 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from odavl_pipeline import clock
 from odavl_pipeline.domain.records import EARLIEST, SOURCES
 from odavl_pipeline.ingest.zones import LandingZone, is_in_progress, landing_zone
 
@@ -71,7 +72,7 @@ def is_landing_file(name: str) -> bool:
 
 def last_landing_day(today: date | None = None) -> date:
     """The latest day folder that can be taken: tomorrow, UTC (a producer ahead of midnight)."""
-    return (today or datetime.now(UTC).date()) + timedelta(days=1)
+    return (today or clock.today()) + timedelta(days=1)
 
 
 def parse_day(text: str, today: date | None = None) -> date | None:

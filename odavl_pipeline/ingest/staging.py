@@ -6,8 +6,9 @@ retry); the writer only sends the batches' bytes and classifies what it did not 
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from odavl_pipeline import clock
 from odavl_pipeline.domain.records import Limits, Reason, Rejected, parse_record
 from odavl_pipeline.ingest.landing import MAX_LINE_BYTES, LandedFile, UnreadableFile
 from odavl_pipeline.ingest.sources import SourceSpec
@@ -83,7 +84,7 @@ class _BatchBuilder:
     def __init__(self, limits: Limits):
         self.batch = Batch()
         self.limits = limits
-        self.now = datetime.now(UTC)
+        self.now = clock.now()
         self.staged: list[tuple] = []
         self.repeats: list[tuple] = []
         self.keys: set[tuple[int, str]] = set()

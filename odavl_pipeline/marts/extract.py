@@ -63,7 +63,7 @@ def usage_cut(conn: psycopg.Connection) -> datetime:
     are stamped after it (docs/ingestion.md, "Parallel ingestion").
     """
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock("usage_events"),))
-    moment = conn.execute("SELECT statement_timestamp()").fetchone()[0]
+    moment = conn.execute("SELECT odavl_now()").fetchone()[0]
     conn.commit()
     return moment
 

@@ -13,11 +13,11 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from odavl_pipeline import clock
 from odavl_pipeline.marts.schema import SCHEMA_VERSION, create_all
 from odavl_pipeline.marts.timing import step
 
@@ -115,7 +115,7 @@ def building(marts_path: Path, full: bool = False) -> Iterator[MartsBuild]:
             kept_builds = set() if fresh else _builds_in(marts_path)
             if not fresh:
                 shutil.copyfile(marts_path, staging)
-            build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+            build_id = f"{clock.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
             con = duckdb.connect(str(staging))
             try:
                 _configure(con)
@@ -141,7 +141,9 @@ def _swap_in(con: duckdb.DuckDBPyConnection, staging: Path, build: MartsBuild) -
     """Finish the build's copy and rename it over the published file."""
     try:
         con.execute("DELETE FROM _meta")
-        con.execute("INSERT INTO _meta VALUES (?, now(), ?)", [SCHEMA_VERSION, build.build_id])
+        con.execute(
+            "INSERT INTO _meta VALUES (?, ?, ?)", [SCHEMA_VERSION, clock.now(), build.build_id]
+        )
         con.execute("CHECKPOINT")
         con.close()
         _fsync(staging)

@@ -278,7 +278,7 @@ def _upsert_subscription(conn: psycopg.Connection, org_id: int, state: Subscript
                current_period_start = excluded.current_period_start,
                current_period_end = excluded.current_period_end,
                cancel_at = excluded.cancel_at, canceled_at = excluded.canceled_at,
-               updated_at = now()""",
+               updated_at = odavl_now()""",
         (
             org_id,
             state.subscription_id,

@@ -47,6 +47,7 @@ from pathlib import Path
 import psycopg
 import stripe
 
+from odavl_pipeline import clock
 from odavl_pipeline.marts.store import open_marts
 
 EVENT_NAMES = {"analyses": "odavl_analyses", "fixes": "odavl_fixes", "audits": "odavl_audits"}
@@ -169,7 +170,7 @@ def report_usage(
         raise ValueError(
             "report_usage commits step by step: pass a connection outside a transaction"
         )
-    report = _UsageReport(conn, client, now or datetime.now(UTC))
+    report = _UsageReport(conn, client, now or clock.now())
     with _report_lock(conn):
         with conn.transaction():
             customers = _customers(conn)
@@ -282,7 +283,7 @@ def reconcile(
     must have been reported. Pass every period (`read_billing_periods`): increments of open
     periods are in the ledger too.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     with conn.transaction():
         customers = _customers(conn)
         rows = _ledger(conn)
@@ -435,7 +436,7 @@ def _send(
             return not _is_unreachable(error), False
     with conn.transaction():
         conn.execute(
-            "UPDATE stripe_usage_reports SET status = 'sent', sent_at = now(), "
+            "UPDATE stripe_usage_reports SET status = 'sent', sent_at = odavl_now(), "
             "attempts = attempts + 1, last_error = NULL WHERE id = %s",
             (row.id,),
         )
