@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -24,24 +24,17 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
 
 from odavl_pipeline import clock
-from .calendar import CALENDAR_INSTANTS
 from odavl_pipeline.db import migrate, seed
 from odavl_pipeline.db.server import ensure_embedded_server, libpq_url, stop_embedded_server
 from odavl_pipeline.settings import Settings
+
+from .clocks import CALENDAR_INSTANTS, ClockSetter, instant
 
 TEMPLATE_DB = f"odavl_template_{os.getpid()}"
 SUITE_INSTANT_VARIABLE = "ODAVL_TEST_NOW"  # the instant the whole suite runs from
 
 
-# --- the clock ------------------------------------------------------------------------------
-
-
-def instant(text: str) -> datetime:
-    """An RFC 3339 instant with its offset (`2027-01-31T23:59:59Z`)."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"an instant needs its offset (Z or +hh:mm): {text!r}")
-    return moment.astimezone(UTC)
+# --- the clock (tests/clocks.py) ----------------------------------------------------------
 
 
 def pytest_configure(config):
@@ -51,23 +44,9 @@ def pytest_configure(config):
         os.environ.update(clock.environment(clock.offset_to(instant(text))))
 
 
-class ClockSetter:
-    """Moves the clock for the rest of a test: `clock_at(instant)` then reads `instant`, and
-    time flows on from there."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch):
-        self.monkeypatch = monkeypatch
-
-    def __call__(self, moment: datetime | str) -> datetime:
-        moment = instant(moment) if isinstance(moment, str) else moment.astimezone(UTC)
-        system_now = datetime.now(UTC)
-        for key, value in clock.environment(clock.offset_to(moment, system_now)).items():
-            self.monkeypatch.setenv(key, value)
-        return moment
-
-
 @pytest.fixture
 def clock_at(monkeypatch) -> ClockSetter:
+    """`clock_at(instant)` sets the clock for the rest of the test."""
     return ClockSetter(monkeypatch)
 
 
@@ -300,6 +279,6 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(params=CALENDAR_INSTANTS, ids=lambda moment: moment or "clock-as-is")
 def calendar_now(request, clock_at) -> datetime:
-    """The calendar tier: the test runs at each instant of tests/calendar.py, the clock set there
+    """The calendar tier: the test runs at each instant of tests/clocks.py, the clock set there
     for everything it starts; returns the instant the clock read when set."""
     return clock_at(request.param) if request.param else clock.now()
