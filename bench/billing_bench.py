@@ -59,6 +59,7 @@ from common import STARTED, Environment, log, server_facts
 import pipeline_bench
 from pipeline_bench import CLI, SERVER_SETTINGS, odavl
 
+from odavl_pipeline import clock
 from odavl_pipeline.db.server import (
     DAGSTER_DB,
     libpq_url,
@@ -499,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not CLI.exists():
         raise SystemExit(f"no {CLI}: run this script with the virtualenv's Python")
-    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    yesterday = clock.today() - timedelta(days=1)
     remove = args.home is None
     home = (
         Path(args.home).resolve()

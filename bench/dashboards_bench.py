@@ -31,7 +31,7 @@ import os
 import shutil
 import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "dashboards")]
 
 import marts_bench as mb  # noqa: E402  (the fleet and its usage, shared with the marts benchmark)
-
+from odavl_pipeline import clock  # noqa: E402
 from odavl_pipeline.db import seed  # noqa: E402
 from odavl_pipeline.db.server import libpq_url  # noqa: E402
 from odavl_pipeline.settings import Settings  # noqa: E402
@@ -77,7 +77,7 @@ def demo_marts(env: mb.Environment) -> tuple[Settings, str]:
     generate_landing(
         settings.landing_dir,
         GenerateOptions(
-            end_day=date.today() - timedelta(days=1), chain_heads=seed.seed_chain_heads()
+            end_day=clock.today() - timedelta(days=1), chain_heads=seed.seed_chain_heads()
         ),
     )
     engine = create_engine(url)

@@ -26,7 +26,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from common import Environment, log, run_child, server_facts, set_up, tear_down, throttled
+from odavl_pipeline import clock
 from odavl_pipeline.db.models import UsageEvent, UsageEventType
 from odavl_pipeline.db.seed import SEEDS_DIR, load_reference, read_reference
 from odavl_pipeline.domain.records import Rejected
@@ -121,7 +122,7 @@ def generate(
     landing: Path, events: int, organizations: int, days: int, seed: int
 ) -> tuple[dict[str, Any], float]:
     """About `events` usage events over `days` days, no other sources; (summary, seconds)."""
-    end_day = datetime.now(UTC).date() - timedelta(days=1)
+    end_day = clock.today() - timedelta(days=1)
     probe = GenerateOptions(seed=seed, days=days, end_day=end_day, organizations=organizations)
     total_orgs = len(synthetic_reference(probe)["organizations"])
     options = GenerateOptions(
@@ -238,7 +239,7 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
                 "'bench/baseline.ndjson', current_date, repeat('0', 64), 0, 0, 0, 0, 0, 0) "
                 "RETURNING id"
             ).fetchone()[0]
-    now = datetime.now(UTC)
+    now = clock.now()
     seen: set[tuple[int, str]] = set()
     chunks: list[bytes] = []
     buffer: list[str] = []

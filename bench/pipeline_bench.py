@@ -45,6 +45,7 @@ import psycopg
 
 from common import STARTED, Environment, log, server_facts, tear_down
 from ingest_bench import COLUMNS, COPY_CHUNK_BYTES, Prepared, checkpoint, run_copy, verdict
+from odavl_pipeline import clock
 from odavl_pipeline.db.server import DAGSTER_DB, libpq_url, server_url, stop_embedded_server
 from odavl_pipeline.generate import GenerateOptions, synthetic_reference
 from odavl_pipeline.settings import Settings
@@ -601,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not CLI.exists():
         raise SystemExit(f"no {CLI}: run this script with the virtualenv's Python")
-    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    yesterday = clock.today() - timedelta(days=1)
     remove = args.home is None
     base = (
         Path(args.home).resolve()

@@ -54,7 +54,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ import psycopg
 import pipeline_bench
 from common import STARTED, T0_VARIABLE, Environment, log, server_facts
 from ingest_bench import checkpoint, run_copy
+from odavl_pipeline import clock
 from odavl_pipeline.db.server import DAGSTER_DB, libpq_url
 from odavl_pipeline.defs.execution import (
     BROKER_VARIABLE,
@@ -773,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     if not CLI.exists():
         raise SystemExit(f"no {CLI}: run this script with the virtualenv's Python")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
-    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    yesterday = clock.today() - timedelta(days=1)
     remove = args.home is None
     base = Path(args.home).resolve() if args.home else Path(tempfile.mkdtemp(prefix="odavl-scale-"))
     base.mkdir(parents=True, exist_ok=True)

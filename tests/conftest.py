@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
@@ -31,6 +32,11 @@ from odavl_pipeline.settings import Settings
 from .clocks import CALENDAR_INSTANTS, ClockSetter, instant
 
 TEMPLATE_DB = f"odavl_template_{os.getpid()}"
+
+# Hypothesis's per-example deadline is a timed assertion: on a loaded machine it fails examples
+# that are only slow, so no property here has one.
+hypothesis_settings.register_profile("odavl", deadline=None)
+hypothesis_settings.load_profile("odavl")
 SUITE_INSTANT_VARIABLE = "ODAVL_TEST_NOW"  # the instant the whole suite runs from
 
 

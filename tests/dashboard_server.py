@@ -33,7 +33,9 @@ def running_dashboards(
     settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[str]:
     """The dashboards on these settings, serving on a free loopback port; its base URL. The
-    server is stopped (SIGTERM, then SIGKILL) when the block ends."""
+    server runs on this process's clock as it is when the block starts (it inherits the
+    environment): set the clock before. It is stopped (SIGTERM, then SIGKILL) when the block
+    ends."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(

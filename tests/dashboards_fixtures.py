@@ -1,6 +1,7 @@
 """Helpers for the dashboards' tests: real marts built from generated demo data, people with
 known passwords and roles, and the dashboards' own modules importable."""
 
+import json
 import sys
 import uuid
 from collections.abc import Iterator
@@ -12,17 +13,18 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db import seed
-from odavl_pipeline.db.server import libpq_url
+from odavl_pipeline.db.server import connect, libpq_url, server_url
 from odavl_pipeline.generate import GenerateOptions, generate_landing
 from odavl_pipeline.ingest.landing import SOURCES, landed_days
 from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.marts.build import refresh_marts
 from odavl_pipeline.settings import Settings
 
+from .clocks import clock_set_to
 from .marts_helpers import add_usage, anchor_subscription, at
 from .records import ORG, OTHER_ORG
 
@@ -39,6 +41,9 @@ OIDC_SECRETS = {
     }
 }
 PASSWORD = "correct horse battery staple"  # every test person's password
+# the demo's instants: its landing files are ingested, then its marts built; the clock reads
+# them, so that the demo's fixed days are the recent past on any date
+INGESTED_AT = at("2026-11-06T00:00:00Z")
 BUILT_AT = at("2026-11-06T02:00:00Z")
 
 
@@ -65,6 +70,37 @@ def signed_in_app(person: Person, query: dict | None = None) -> AppTest:
     app.user = {"is_logged_in": True, "email": person.email, "email_verified": True}
     app.query_params = dict(query or {})
     return app.run()
+
+
+def no_exceptions(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def markdown(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def texts(at: AppTest) -> str:
+    """Every text the page shows: titles, markdown, captions, notices, metrics and tables."""
+    parts = [
+        e.value
+        for kind in ("title", "markdown", "caption", "info", "error", "success")
+        for e in getattr(at, kind)
+    ]
+    parts += [str(m.value) for m in at.metric]
+    parts += [df.value.to_csv() for df in at.dataframe]
+    return "\n".join(parts)
+
+
+def headers(table) -> list[str]:
+    """The headers a table shows: each column's configured label, else its name."""
+    config = json.loads(table.proto.columns or "{}")
+    return [config.get(name, {}).get("label") or name for name in table.value.columns]
 
 
 @contextmanager
@@ -96,6 +132,23 @@ def scratch_database(server_url: URL, template: str) -> Iterator[URL]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@contextmanager
+def demo_marts(server: URL, template: str, root: Path) -> Iterator[Settings]:
+    """Settings on a database of their own with the demo marts built (`build_demo_marts`), and
+    the clock at BUILT_AT within the block: for this process, PostgreSQL and any server started
+    in it (for module-scoped fixtures, which the `clock` mark does not reach)."""
+    with scratch_database(server, template) as url, clock_set_to(BUILT_AT):
+        settings = Settings.from_env(
+            {
+                "ODAVL_HOME": str(root / "home"),
+                "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
+                "ODAVL_LANDING_DIR": str(root / "landing"),
+            }
+        )
+        build_demo_marts(settings)
+        yield settings
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -143,7 +196,8 @@ def build_demo_marts(settings: Settings) -> None:
     """Ten days of generated data of every source around a period boundary, ingested and
     built; then one late October event, so November carries a late adjustment, and a burst of
     audits on November 5, so ORG's audits quota is ok but at risk (forecast to run out on
-    November 18, before its period ends)."""
+    November 18, before its period ends). The files are ingested with the clock at INGESTED_AT,
+    so they arrive the night after their last day, whatever the date."""
     options = GenerateOptions(
         end_day=date(2026, 11, 5),
         days=10,
@@ -157,19 +211,21 @@ def build_demo_marts(settings: Settings) -> None:
         chain_heads=seed.seed_chain_heads(),
     )
     generate_landing(settings.landing_dir, options)
-    engine = create_engine(settings.database_url)
-    with engine.begin() as connection:
-        seed.load_reference(
-            connection, seed.read_reference(settings.landing_dir / "reference.json")
-        )
-    engine.dispose()
-    with psycopg.connect(libpq_url(make_url(settings.database_url))) as conn:
-        add_people(conn)
-        anchor_subscription(conn, ORG, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
-        anchor_subscription(conn, OTHER_ORG, "2026-10-15T00:00:00Z", "2026-11-15T00:00:00Z")
-        for source in SOURCES:
-            ingest_days(conn, settings.landing_dir, source, landed_days(settings.landing_dir))
-        refresh_marts(settings, as_of=at("2026-11-06T00:30:00Z"))  # closes October
+    with clock_set_to(INGESTED_AT):
+        engine = create_engine(server_url(settings))
+        with engine.begin() as connection:
+            seed.load_reference(
+                connection, seed.read_reference(settings.landing_dir / "reference.json")
+            )
+        engine.dispose()
+        with connect(settings) as conn:
+            add_people(conn)
+            anchor_subscription(conn, ORG, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+            anchor_subscription(conn, OTHER_ORG, "2026-10-15T00:00:00Z", "2026-11-15T00:00:00Z")
+            for source in SOURCES:
+                ingest_days(conn, settings.landing_dir, source, landed_days(settings.landing_dir))
+    refresh_marts(settings, as_of=at("2026-11-06T00:30:00Z"))  # closes October
+    with connect(settings) as conn:
         add_usage(
             conn, ORG, "late-october", "2026-10-30T12:00:00Z", "2026-11-06T01:00:00Z", quantity=3
         )

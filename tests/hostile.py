@@ -11,10 +11,11 @@ import gzip
 import itertools
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from hypothesis import strategies as st
 
+from odavl_pipeline import clock
 from odavl_pipeline.domain.attestations import attestation_hash
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.domain.signatures import error_signature
@@ -22,7 +23,7 @@ from odavl_pipeline.domain.signatures import error_signature
 from .records import OTHER_ORG, attestation, audit, chain, error, usage, with_signature
 
 MIB = 1024 * 1024
-TODAY = datetime.now(UTC).date()
+TODAY = clock.today()
 LANDING_DAYS = ("1970-01-01", "2000-02-29", "2026-11-03", TODAY.isoformat())
 NOT_DAYS = (
     b"2026-13-45",
@@ -303,7 +304,7 @@ def _near_now() -> st.SearchStrategy[str]:
         (timedelta(minutes=4), timedelta(minutes=6), timedelta(days=1), -timedelta(days=1))
     )
     return st.one_of(
-        moments.map(lambda delta: (datetime.now(UTC) + delta).isoformat()),
+        moments.map(lambda delta: (clock.now() + delta).isoformat()),
         st.sampled_from(
             (
                 "1970-01-01T00:00:00Z",

@@ -3,6 +3,9 @@ event route it lacks; and our webhook endpoint served by uvicorn on loopback.
 
 localstripe signs and delivers its own webhooks (`/_config/webhooks/<id>`); the emulator can
 hold them back and deliver them later in a chosen order, or deliver one again (a replay).
+Stripe's clock is ours (`clock.now()`): objects' and events' creation times (so the signatures
+of its deliveries), subscription periods and the meter events' 35-day window follow the clock
+a test sets, as the code under test does.
 Also the test data: two plans, and a marts file of billing periods for the usage report.
 """
 
@@ -23,6 +26,8 @@ import requests
 import uvicorn
 from aiohttp import web
 
+from odavl_pipeline import clock
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # localstripe's sync handlers, for aiohttp
     from localstripe import resources as localstripe_resources
@@ -32,6 +37,24 @@ with warnings.catch_warnings():
 STRIPE_BACKDATE_LIMIT = 35 * 24 * 3600
 STRIPE_FUTURE_LIMIT = 300
 WAIT_SECONDS = 15
+
+
+def stripe_now() -> int:
+    """Stripe's clock in tests, in Unix seconds: ours."""
+    return int(clock.now().timestamp())
+
+
+class _OurTime:
+    """localstripe's `time` module, with `time()` read from our clock."""
+
+    def time(self) -> float:
+        return clock.now().timestamp()
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+localstripe_resources.time = _OurTime()
 
 
 @dataclass
@@ -71,12 +94,12 @@ class MeterEvents:
             )
         event = {
             "object": "billing.meter_event",
-            "created": int(time.time()),
+            "created": stripe_now(),
             "event_name": data["event_name"],
             "identifier": identifier,
             "livemode": False,
             "payload": data["payload"],
-            "timestamp": int(data.get("timestamp") or time.time()),
+            "timestamp": int(data.get("timestamp") or stripe_now()),
         }
         self.stored[identifier] = event
         self.accepted.append(identifier)
@@ -103,7 +126,7 @@ class MeterEvents:
             timestamp = str(data["timestamp"])
             if not timestamp.isdigit():
                 return "Invalid integer: timestamp."
-            age = time.time() - int(timestamp)
+            age = stripe_now() - int(timestamp)
             if age > STRIPE_BACKDATE_LIMIT or age < -STRIPE_FUTURE_LIMIT:
                 return (
                     "Timestamp must be within the past 35 calendar days or up to 5 minutes "

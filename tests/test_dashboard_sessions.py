@@ -27,8 +27,7 @@ from .dashboards_fixtures import (
     MAYA,
     PASSWORD,
     add_people,
-    build_demo_marts,
-    scratch_database,
+    demo_marts,
 )
 
 from dashlib.session_routes import LARGEST_FORM, return_path  # noqa: E402 (dashboards_fixtures)
@@ -159,20 +158,15 @@ def test_any_link_becomes_a_path_of_this_server(link):
 
 @pytest.fixture(scope="module")
 def dashboards(server_url, template_url, tmp_path_factory) -> str:
+    """The dashboards on the demo marts, started and used with the clock where they were built."""
     root = tmp_path_factory.mktemp("sessions")
-    with scratch_database(server_url, template_url.database) as url:
-        settings = Settings.from_env(
-            {
-                "ODAVL_HOME": str(root / "home"),
-                "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
-                "ODAVL_LANDING_DIR": str(root / "landing"),
-            }
-        )
-        build_demo_marts(settings)
-        with running_dashboards(
+    with (
+        demo_marts(server_url, template_url.database, root) as settings,
+        running_dashboards(
             settings, root / "server.log", {"ODAVL_SESSION_HOURS": str(SESSION_HOURS)}
-        ) as base:
-            yield base
+        ) as base,
+    ):
+        yield base
 
 
 def sign_in(

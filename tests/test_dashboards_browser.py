@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from odavl_pipeline.settings import Settings
-
 from .dashboard_server import running_dashboards
-from .dashboards_fixtures import MAYA, PASSWORD, STAFF, build_demo_marts, scratch_database
+from .dashboards_fixtures import MAYA, PASSWORD, STAFF, demo_marts
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,19 +42,14 @@ def chromium_executable() -> str:
 
 @pytest.fixture(scope="module")
 def server(server_url, template_url, tmp_path_factory):
-    """The demo marts, and the dashboards serving them on a loopback port."""
+    """The demo marts, and the dashboards serving them on a loopback port, started and used
+    with the clock where the marts were built."""
     root = tmp_path_factory.mktemp("browser")
-    with scratch_database(server_url, template_url.database) as url:
-        settings = Settings.from_env(
-            {
-                "ODAVL_HOME": str(root / "home"),
-                "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
-                "ODAVL_LANDING_DIR": str(root / "landing"),
-            }
-        )
-        build_demo_marts(settings)
-        with running_dashboards(settings, root / "server.log") as base:
-            yield base
+    with (
+        demo_marts(server_url, template_url.database, root) as settings,
+        running_dashboards(settings, root / "server.log") as base,
+    ):
+        yield base
 
 
 def no_exception_text(page: Page) -> None:

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 
-
 from odavl_pipeline.db.seed import hash_password, verify_password
 from odavl_pipeline.marts.build import refresh_marts
 
@@ -30,6 +29,7 @@ def test_verify_password_accepts_only_the_password_it_was_made_from():
 
 
 @pytest.mark.slow
+@pytest.mark.clock("2026-11-04T00:00:00Z")  # the build's instant: its usage is the recent past
 def test_the_dashboards_keep_answering_while_the_marts_are_rebuilt(settings, conn, monkeypatch):
     add_people(conn)
     anchor_subscription(conn, ORG, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")

@@ -29,11 +29,15 @@ from .dashboards_fixtures import (
     MAYA,
     STAFF,
     VERA,
-    build_demo_marts,
+    demo_marts,
     environment,
+    headers,
     main_module_kept,
-    scratch_database,
+    markdown,
+    metrics,
+    no_exceptions,
     signed_in_app,
+    texts,
 )
 from .records import ORG, OTHER_ORG
 
@@ -48,16 +52,10 @@ def app_test_leaves_main_alone():
 
 @pytest.fixture(scope="module")
 def marts(server_url, template_url, tmp_path_factory) -> Settings:
-    root = tmp_path_factory.mktemp("dashboards")
-    with scratch_database(server_url, template_url.database) as url:
-        settings = Settings.from_env(
-            {
-                "ODAVL_HOME": str(root / "home"),
-                "ODAVL_DATABASE_URL": url.render_as_string(hide_password=False),
-                "ODAVL_LANDING_DIR": str(root / "landing"),
-            }
-        )
-        build_demo_marts(settings)
+    """The demo marts, the module's tests running with the clock where they were built."""
+    with demo_marts(
+        server_url, template_url.database, tmp_path_factory.mktemp("dashboards")
+    ) as settings:
         yield settings
 
 
@@ -72,36 +70,12 @@ def marts_rows(settings: Settings, query: str, *parameters) -> list[tuple]:
         return con.execute(query, list(parameters)).fetchall()
 
 
-def no_exceptions(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def records(frame, *columns) -> list[tuple]:
     """The rows of `frame` as tuples, missing values as None (as the marts give them)."""
     return [
         tuple(None if value != value else value for value in row)
         for row in frame[list(columns)].itertuples(index=False)
     ]
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def texts(at: AppTest) -> str:
-    parts = [
-        e.value
-        for kind in ("title", "markdown", "caption", "info", "error", "success")
-        for e in getattr(at, kind)
-    ]
-    parts += [str(m.value) for m in at.metric]
-    parts += [df.value.to_csv() for df in at.dataframe]
-    return "\n".join(parts)
-
-
-def markdown(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown]
 
 
 def charts(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
@@ -117,12 +91,6 @@ def charts(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
 
 def chart_titled(at: AppTest, words: str) -> tuple[dict, pd.DataFrame]:
     return next((spec, rows) for spec, rows in charts(at) if words in spec.get("title", ""))
-
-
-def headers(table) -> list[str]:
-    """The headers a table shows: each column's configured label, else its name."""
-    config = json.loads(table.proto.columns or "{}")
-    return [config.get(name, {}).get("label") or name for name in table.value.columns]
 
 
 def luminance(hex_colour: str) -> float:
@@ -572,9 +540,7 @@ def test_viewers_and_developers_cannot_open_billing(marts, person):
     for query in (
         lambda: data.billing_periods(viewer, ORG),
         lambda: data.billing_adjustments(viewer, ORG),
-        lambda: data.usage_events(
-            viewer, ORG, __import__("datetime").date(2026, 11, 3), "analyses"
-        ),
+        lambda: data.usage_events(viewer, ORG, date(2026, 11, 3), "analyses"),
     ):
         with pytest.raises(data.AccessDenied):
             query()
@@ -603,7 +569,7 @@ def test_a_member_of_one_organization_sees_nothing_of_another_by_any_parameter(m
             shown = texts(no_exceptions(at.switch_page(page).run()))
             assert "web-app" not in shown and "api-backend" not in shown, page
     bob = data.Viewer(BOB.email)
-    window = (__import__("datetime").date(2026, 10, 1), __import__("datetime").date(2026, 11, 30))
+    window = (date(2026, 10, 1), date(2026, 11, 30))
     for org in (ORG, EMPTY_ORG, "x' OR 1=1 --", "%"):
         for query in (
             lambda: data.organization(bob, org),

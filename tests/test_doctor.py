@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
+from odavl_pipeline import clock
 from odavl_pipeline import doctor
 from odavl_pipeline.db import migrate
 from odavl_pipeline.marts.build import refresh_marts
@@ -136,7 +137,7 @@ def test_marts_missing_stale_or_unreadable(healthy, tmp_path):
     assert (absent.status, absent.fix) == ("problem", "run `odavl-pipeline run` to build them now")
 
     with duckdb.connect(str(healthy.marts_path)) as marts:  # as if the last build were 3 days old
-        marts.execute("UPDATE _meta SET built_at = ?", [datetime.now(UTC) - timedelta(days=3)])
+        marts.execute("UPDATE _meta SET built_at = ?", [clock.now() - timedelta(days=3)])
     stale = findings()["marts"]
     assert stale.status == "problem" and stale.summary.startswith("stale: ")
     assert "daily_billing (00:15 UTC) has not rebuilt them" in stale.fix

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from psycopg import sql
 
+from odavl_pipeline import clock
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.ingest.landing import landed_days
@@ -183,7 +184,7 @@ def check_quarantine(conn: psycopg.Connection) -> None:
 
 def check_accepted(conn: psycopg.Connection, settings: Settings, landing: HostileLanding) -> None:
     """Accepted rows keep the contract's bounds; valid usage is accepted and reaches usage_daily."""
-    now = datetime.now(UTC)
+    now = clock.now()
     for table, column in TIMESTAMP_COLUMNS.items():
         query = sql.SQL("SELECT min({0}), max({0}), count(*) FROM {1}").format(
             sql.Identifier(column), sql.Identifier(table)

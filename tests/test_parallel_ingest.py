@@ -8,10 +8,11 @@ progress. These tests run real concurrent writers against PostgreSQL.
 import threading
 import time
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
+from odavl_pipeline import clock
 from odavl_pipeline.db.seed import seed_chain_heads
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.generate import GenerateOptions, generate_landing
@@ -255,7 +256,7 @@ class _PauseAtTheBuild:
 
 @pytest.mark.parametrize("commit", ["before the cut", "after the cut"])
 def test_a_period_close_counts_exactly_what_committed_before_it(settings, landing, conn, commit):
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     anchor_subscription(
         conn, ORG, (now - timedelta(days=5)).isoformat(), (now + timedelta(days=25)).isoformat()
     )  # the period before ended five days ago: the next build closes it

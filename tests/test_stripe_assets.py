@@ -1,10 +1,9 @@
 """The Stripe assets and their check in Dagster, and the `odavl-pipeline stripe` commands."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 import pytest
 
+from odavl_pipeline import clock
 from odavl_pipeline.cli import main
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.defs.stripe.assets import stripe_assets, stripe_job
@@ -77,7 +76,7 @@ def test_the_assets_sync_report_and_reconcile_against_the_emulator(
     for slug, plan in (("odavl-test-org", plans.enterprise), ("enterprise-corp", plans.pro)):
         customer = client.v1.customers.create({"metadata": {"org_slug": slug}})
         client.v1.subscriptions.create({"customer": customer.id, "items": [{"plan": plan}]})
-    rows = sample_billing_periods(datetime.now(UTC))
+    rows = sample_billing_periods(clock.now())
     write_billing_periods(stripe_settings.marts_path, rows)
     instance = dg.DagsterInstance.ephemeral()
 
@@ -126,6 +125,6 @@ def test_the_stripe_commands_sync_and_report(stripe_settings, stripe_emulator, c
         "customers: 1 (1 linked to an organization); subscriptions: 1 (1 applied)"
         in capsys.readouterr().out
     )
-    write_billing_periods(stripe_settings.marts_path, sample_billing_periods(datetime.now(UTC)))
+    write_billing_periods(stripe_settings.marts_path, sample_billing_periods(clock.now()))
     assert main(["stripe", "report"]) == 0
     assert capsys.readouterr().out.startswith("sent 3, already reported 0, without customer 6,")

@@ -1,7 +1,8 @@
-"""Stripe-Signature verification through the `stripe` package, without network: tolerance,
-rotation, and headers of any shape refused with a reason, never an exception."""
+"""Stripe-Signature verification through the `stripe` package, without network: tolerance
+(on our clock), rotation, and headers of any shape refused with a reason, never an exception."""
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
@@ -10,14 +11,10 @@ from hypothesis import strategies as st
 
 from odavl_pipeline.stripe_billing.signatures import SignatureError, parse_secrets, verify_signature
 
-from .stripe_signing import signature, signature_header
+from .stripe_signing import signature, signature_header, signed_now
 
 BODY = '{"id": "evt_1", "type": "customer.updated", "note": "été"}'
 OLD, NEW = "whsec_old", "whsec_new"
-
-
-def now() -> int:
-    return int(time.time())
 
 
 def header(*signatures: str, timestamp: int | str) -> str:
@@ -35,7 +32,7 @@ def reason(value: str | None, secrets=(NEW,), body: str = BODY) -> str:
 
 
 def test_our_test_signatures_are_the_ones_stripe_computes_and_they_are_accepted():
-    t = now()
+    t = signed_now()
     assert signature_header(
         BODY.encode(), NEW, t
     ) == stripe.WebhookSignature.generate_signature_header(BODY, NEW, t)
@@ -43,7 +40,7 @@ def test_our_test_signatures_are_the_ones_stripe_computes_and_they_are_accepted(
 
 
 def test_a_forged_signature_or_a_changed_body_is_refused():
-    t = now()
+    t = signed_now()
     assert reason(header(sign("whsec_attacker", t), timestamp=t)) == "invalid_signature"
     assert reason(header(sign(NEW, t), timestamp=t), body=BODY + " ") == "invalid_signature"
     # the timestamp is signed too: moving it breaks the signature
@@ -51,21 +48,32 @@ def test_a_forged_signature_or_a_changed_body_is_refused():
 
 
 def test_a_signature_older_than_300_seconds_is_refused_a_future_one_accepted_as_by_stripe():
-    t = now()
+    t = signed_now()
     verify_signature(BODY, header(sign(NEW, t - 250), timestamp=t - 250), (NEW,))
     assert reason(header(sign(NEW, t - 301), timestamp=t - 301)) == "timestamp_outside_tolerance"
     verify_signature(BODY, header(sign(NEW, t + 3600), timestamp=t + 3600), (NEW,))
 
 
+def test_the_age_of_a_signature_is_measured_on_our_clock(clock_at):
+    system_now = int(time.time())
+    t = int(clock_at(datetime.now(UTC) + timedelta(days=400)).timestamp())
+    assert reason(header(sign(NEW, system_now), timestamp=system_now)) == (
+        "timestamp_outside_tolerance"
+    )
+    verify_signature(BODY, header(sign(NEW, t - 250), timestamp=t - 250), (NEW,))
+    assert reason(header(sign(NEW, t - 301), timestamp=t - 301)) == "timestamp_outside_tolerance"
+    verify_signature(BODY, signature_header(BODY.encode(), NEW), (NEW,))
+
+
 def test_a_stale_signature_by_the_second_secret_is_told_apart_from_a_forged_one():
-    stale = now() - 301
+    stale = signed_now() - 301
     assert reason(header(sign(NEW, stale), timestamp=stale), secrets=(OLD, NEW)) == (
         "timestamp_outside_tolerance"
     )
 
 
 def test_any_of_several_secrets_and_any_of_several_v1_values_is_enough_during_rotation():
-    t = now()
+    t = signed_now()
     by_old, by_new = sign(OLD, t), sign(NEW, t)
     verify_signature(BODY, header("0" * 64, by_new, timestamp=t), (OLD, NEW))
     verify_signature(BODY, header(by_old, by_new, timestamp=t), (NEW,))
@@ -74,7 +82,7 @@ def test_any_of_several_secrets_and_any_of_several_v1_values_is_enough_during_ro
 
 
 def test_other_schemes_are_ignored():
-    t = now()
+    t = signed_now()
     assert reason(f"t={t},v0={sign(NEW, t)}") == "invalid_signature"
     verify_signature(BODY, f"t={t},v0=abc,v1={sign(NEW, t)}", (NEW,))
 
@@ -138,7 +146,7 @@ def test_any_header_and_body_end_in_acceptance_or_a_signature_error(value, body)
 
 
 def test_a_refusal_carries_stripes_message_not_the_header_or_body():
-    t = now()
+    t = signed_now()
     with pytest.raises(SignatureError) as refused:
         verify_signature(BODY, header(sign("whsec_attacker", t), timestamp=t), (NEW,))
     assert BODY not in str(refused.value) and "v1=" not in refused.value.detail

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from psycopg.rows import dict_row
 
+from odavl_pipeline import clock
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.stripe_billing.client import StripeNotConfigured, stripe_client
 from odavl_pipeline.stripe_billing.sync import initial_sync, subscription_state
@@ -61,6 +62,7 @@ def test_initial_sync_links_customers_and_writes_subscriptions_and_tiers(
     assert len(report.notes) == 2  # the customers without an organization
     state = organizations(stripe_settings)
     emulated = client.v1.subscriptions.retrieve(live.id)
+    assert abs(emulated.current_period_start - clock.now().timestamp()) < 60  # Stripe's clock: ours
     assert state["odavl-test-org"] == {
         "tier": "ENTERPRISE",
         "stripe_customer_id": test_org.id,

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import logging
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,7 +25,7 @@ from .stripe_emulator import (
     create_plans,
     wait_until,
 )
-from .stripe_signing import signature_header
+from .stripe_signing import signature_header, signed_now
 
 pytestmark = pytest.mark.stripe
 
@@ -67,7 +66,7 @@ def event(**fields) -> dict:
     return {
         "id": "evt_odd",
         "type": "customer.updated",
-        "created": int(time.time()),
+        "created": signed_now(),
         "data": {"object": {"id": "cus_odd"}},
         **fields,
     }
@@ -80,6 +79,7 @@ def subscribe(client, plan: str, slug: str = ORG):
     )
 
 
+@pytest.mark.clock("2031-06-15T08:00:00Z")  # years from the system's: Stripe signs on our clock
 def test_a_delivered_event_is_applied_once_and_its_replay_changes_nothing(
     stripe_settings, stripe_emulator
 ):
@@ -89,6 +89,7 @@ def test_a_delivered_event_is_applied_once_and_its_replay_changes_nothing(
         plans = create_plans(client)
         customer, subscription = subscribe(client, plans.enterprise)
         every_event = {event.id for event in stripe_emulator.events()}
+        assert all(abs(event.created - signed_now()) < 60 for event in stripe_emulator.events())
         wait_until(lambda: applied_events(stripe_settings) >= every_event, "every delivery")
         assert organization(stripe_settings) == {
             "tier": "ENTERPRISE",
@@ -161,9 +162,7 @@ def test_a_signature_by_another_secret_is_refused_and_changes_nothing(
 def test_an_old_timestamp_is_refused(stripe_settings):
     body = json.dumps(event()).encode()
     with endpoint(stripe_settings) as server:
-        stale = post(
-            server, body, signature_header(body, TEST_WEBHOOK_SECRET, int(time.time()) - 301)
-        )
+        stale = post(server, body, signature_header(body, TEST_WEBHOOK_SECRET, signed_now() - 301))
     assert (stale.status_code, stale.json()["error"]) == (400, "timestamp_outside_tolerance")
     assert applied_events(stripe_settings) == set()
 

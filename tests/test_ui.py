@@ -11,11 +11,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from odavl_pipeline import clock
 from odavl_pipeline.defs.marts.assets import MARTS
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
 from odavl_pipeline.domain.records import SOURCES
@@ -136,7 +136,7 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
     settings, landing, tmp_path, dagster_instance
 ):
     """A backfill from 2019 to today, one run; the UI's partitions are exactly the landed days."""
-    today = datetime.now(UTC).date().isoformat()
+    today = clock.today().isoformat()
     landed = [*HISTORY, DAY, today]
     for day in landed:
         landing.write(

@@ -15,7 +15,6 @@ Each property runs 150 examples; for a longer run set ODAVL_FUZZ_EXAMPLES, e.g.
 import asyncio
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from odavl_pipeline.stripe_billing.client import stripe_client
 from odavl_pipeline.stripe_billing.webhooks import MAX_BODY_BYTES, create_app
 
 from .stripe_emulator import TEST_WEBHOOK_SECRET, create_plans
-from .stripe_signing import signature
+from .stripe_signing import signature, signed_now
 
 pytestmark = pytest.mark.stripe
 
@@ -47,7 +46,7 @@ class Signed:
     extra: tuple[str, ...] = ()
 
     def header(self, body: bytes) -> bytes:
-        t = str(int(time.time())) if self.t is None else self.t
+        t = str(signed_now()) if self.t is None else self.t
         parts = [f"t={t}", *self.extra, f"v1={signature(self.secret, t, body)}"]
         return ",".join(parts).encode("utf-8", "surrogatepass")
 

@@ -156,9 +156,9 @@ USAGE = SourceSpec(
     row=_usage_row,
     insert_sql="""
         INSERT INTO usage_events (organization_id, event_id, event_type, occurred_at, quantity,
-                                  project_id, user_email, payload, file_id, line_no)
+                                  project_id, user_email, payload, file_id, line_no, ingested_at)
         SELECT scope_id, key, event_type, occurred_at, quantity, project_id, user_email,
-               payload::jsonb, file_id, line_no
+               payload::jsonb, file_id, line_no, (SELECT odavl_now())  -- read once, not per row
         FROM stage
         ORDER BY scope_id, key
         ON CONFLICT DO NOTHING
