@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from odavl_pipeline import clock
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.assets import ingest_assets, landing_specs
 from odavl_pipeline.defs.ingest.partitions import landed_days
@@ -24,10 +25,6 @@ OLD_DAYS = ("2019-03-01", "2019-03-02")
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-def tomorrow() -> str:
-    return (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
-
-
 def test_the_partitions_are_the_landed_days_and_the_marts_have_none():
     dg.Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("pipeline").partitions_def == landed_days
@@ -39,18 +36,19 @@ def test_the_partitions_are_the_landed_days_and_the_marts_have_none():
 def test_the_sensor_and_the_schedule_register_1970_and_tomorrow(
     settings, landing, dagster_instance
 ):
+    tomorrow = (clock.today() + timedelta(days=1)).isoformat()  # the latest day that can land
     landing.write(
         "usage_events", FIRST_DAY, "a.ndjson", [usage("u1", occurred_at=f"{FIRST_DAY}T10:00:00Z")]
     )
-    landing.write("usage_events", tomorrow(), "a.ndjson", [usage("u2")])
+    landing.write("usage_events", tomorrow, "a.ndjson", [usage("u2")])
     with dg.build_sensor_context(
         resources={"odavl": OdavlResource()}, instance=dagster_instance
     ) as context:
         evaluation = landing_zone_sensor(context)
     [added] = evaluation.dynamic_partitions_requests
-    assert added.partition_keys == [FIRST_DAY, tomorrow()]
+    assert added.partition_keys == [FIRST_DAY, tomorrow]
     assert [tuple(r.tags[tag] for tag in RANGE_TAGS) for r in evaluation.run_requests] == [
-        (FIRST_DAY, tomorrow())
+        (FIRST_DAY, tomorrow)
     ]
 
     with dg.build_schedule_context(
@@ -59,8 +57,8 @@ def test_the_sensor_and_the_schedule_register_1970_and_tomorrow(
         scheduled_execution_time=datetime(2026, 11, 4, 0, 15, tzinfo=UTC),
     ) as context:
         [request] = daily_billing(context)  # both days are new to the ledger
-    assert tuple(request.tags[tag] for tag in RANGE_TAGS) == (FIRST_DAY, tomorrow())
-    assert dagster_instance.get_dynamic_partitions(landed_days.name) == [FIRST_DAY, tomorrow()]
+    assert tuple(request.tags[tag] for tag in RANGE_TAGS) == (FIRST_DAY, tomorrow)
+    assert dagster_instance.get_dynamic_partitions(landed_days.name) == [FIRST_DAY, tomorrow]
 
 
 def land_history(landing, day: str, **attestation_fields) -> None:

@@ -281,6 +281,7 @@ def test_concurrent_builds_end_as_one(settings, conn, october):
 
 
 @pytest.mark.slow
+@pytest.mark.clock("2026-10-20T23:59:00Z")  # ingestion stamps the rows just before the builds' cut
 def test_every_mart_built_day_by_day_equals_a_rebuild_from_scratch(settings, conn):
     """Generated data of every source, ingested and built one landing day at a time (late
     records included), against one full build of the end state."""

@@ -1,9 +1,8 @@
 """The marts in Dagster: lineage, the single-run backfill, the schedule, the reconciliation checks
 (in the marts' own step)."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
+import pytest
 
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.assets import ingest_assets
@@ -13,10 +12,14 @@ from odavl_pipeline.defs.marts.checks import mart_check_specs
 from odavl_pipeline.defs.marts.schedules import daily_billing
 from odavl_pipeline.defs.resources import OdavlResource
 
+from .clocks import instant
 from .marts_helpers import rows
 from .records import ORG, error, usage
 
 DAY = "2026-11-03"
+# the daily schedule's tick after DAY: the clock runs from it, so DAY's billing period is open
+TICK = instant("2026-11-04T00:15:00Z")
+pytestmark = pytest.mark.clock(TICK)
 
 
 def test_lineage_runs_from_the_landing_sources_through_postgres_to_every_mart():
@@ -44,7 +47,7 @@ def _schedule_tick(instance):
     with dg.build_schedule_context(
         instance=instance,
         resources={"odavl": OdavlResource()},
-        scheduled_execution_time=datetime(2026, 11, 4, 0, 15, tzinfo=UTC),
+        scheduled_execution_time=TICK,
     ) as context:
         return daily_billing(context)
 

@@ -193,7 +193,7 @@ def test_the_billing_marts_turn_stale_when_the_daily_build_is_missed(settings):
         assert dg.materialize(
             [marts], instance=instance, resources={"odavl": OdavlResource()}
         ).success
-        built = datetime.now(UTC)
+        built = datetime.now(UTC)  # Dagster's time: it stamps runs with the system clock
 
         def states_at(moment: datetime) -> dict[str, str]:
             with (

@@ -33,13 +33,16 @@ from odavl_pipeline.domain.quota import quota_status
 from odavl_pipeline.marts.schema import MARTS
 
 from .alert_receiver import AlertReceiver
+from .clocks import instant
 from . import dashboards_fixtures  # noqa: F401  (puts dashboards/ on sys.path, for dashlib)
 from .records import ORG, OTHER_ORG
 
 from dashlib import ui  # noqa: E402
 
 SECRET = "whsec_test_quota_alerts"
-NOW = datetime.now(UTC).replace(microsecond=0)
+# the alerts' periods are around NOW, and the clock (delivery's, the signatures') runs from it
+NOW = instant("2026-11-20T12:00:00Z")
+pytestmark = pytest.mark.clock(NOW)
 START = NOW - timedelta(days=10)
 END = NOW + timedelta(days=20)
 IMMEDIATE = RetryPolicy(base=timedelta(0), cap=timedelta(0), max_attempts=5)
