@@ -248,7 +248,8 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
     validate_usage = SPECS[SOURCE].validate
     for landed in scan_landing(landing, (SOURCE,)).files:
         with open(landed.location, "rb") as handle:
-            for line_no, raw, _ in read_lines(handle, landed.relative_path.endswith(".gz")):
+            gzipped = landed.relative_path.endswith(".gz")
+            for line_no, raw, _ in read_lines(handle, gzipped, landed.size):
                 try:
                     obj = orjson.loads(raw)
                     record = validate_usage(obj, now) if type(obj) is dict else None

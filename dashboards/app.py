@@ -1,14 +1,18 @@
 """ODAVL dashboards: sign-in, the shared filters, and the pages this viewer may open.
 
-Served by `server.py`, with the password sign-in beside it: `odavl-pipeline dashboard`.
+Served by `server.py`, with the password sign-in beside it: `odavl-pipeline dashboard`. While
+PostgreSQL cannot be reached, a page says so plainly (its address answers 503 meanwhile).
 """
 
+import psycopg
 import streamlit as st
 
 from dashlib import auth, data, filters
+from dashlib.session_routes import DATABASE_DOWN
 from odavl_pipeline.marts.store import MartsNotBuilt
 
-st.set_page_config(page_title="ODAVL dashboards", page_icon=":material/monitoring:", layout="wide")
+# an emoji favicon is drawn in the browser: a Material icon would be fetched from a font host
+st.set_page_config(page_title="ODAVL dashboards", page_icon="📊", layout="wide")
 
 PAGES = {
     "overview": st.Page(
@@ -21,7 +25,12 @@ PAGES = {
     "staff": st.Page("views/staff.py", title="Staff", icon=":material/groups:"),
 }
 
-viewer = auth.signed_in_viewer()
+try:
+    viewer = auth.signed_in_viewer()
+except psycopg.OperationalError:
+    st.navigation(list(PAGES.values()), position="hidden")
+    st.error(DATABASE_DOWN)
+    st.stop()
 if viewer is None:
     st.navigation(list(PAGES.values()), position="hidden")  # keeps a shared link's page
     auth.sign_in_screen()
@@ -49,3 +58,5 @@ except data.AccessDenied:
     st.error("You do not have access to this view of this organization.")
 except MartsNotBuilt as missing:
     st.info(f"No marts yet: {missing}.")
+except psycopg.OperationalError:
+    st.error(DATABASE_DOWN)

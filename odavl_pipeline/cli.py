@@ -171,25 +171,30 @@ def cmd_run(args, settings: Settings) -> int:
         days = days_to_run(conn, settings.landing, args.start, args.end)
     counts: dict[str, Counts] = {source: Counts() for source in SOURCES}
     unread: list[dict] = []
-    succeeded = True
+    succeeded, interrupted = True, None
     if not days:
         print(f"nothing has landed in {settings.landing} for that range", file=sys.stderr)
     else:
         print(f"ingesting {_days_text(days)} from {settings.landing}", file=sys.stderr)
         with StageLines(settings) as stages:
-            results = orchestration.run_pipeline(
-                settings, days, args.log_level, full_marts=args.full_marts, listener=stages
-            )
+            try:
+                results = orchestration.run_pipeline(
+                    settings, days, args.log_level, full_marts=args.full_marts, listener=stages
+                )
+            except orchestration.RunInterrupted as stopped:  # its run ended, as Dagster records
+                results, interrupted = stopped.results, stopped.signum
+            except KeyboardInterrupt:  # SIGINT or SIGTERM before a run started: none to end
+                return 128 + signal.SIGINT
         with connect(settings) as conn:
             for result in results:
                 for source, run_source_counts in run_counts(conn, result.run_id).items():
                     counts[source].add(run_source_counts)
                 unread += unread_files(conn, result.run_id)
         for result in results:
-            print(
-                f"dagster run {result.run_id}: {'success' if result.success else 'FAILED'}",
-                file=sys.stderr,
-            )
+            ended = "success" if result.success else "FAILED"
+            if interrupted and result is results[-1]:
+                ended += f" ({signal.Signals(interrupted).name})"
+            print(f"dagster run {result.run_id}: {ended}", file=sys.stderr)
         succeeded = all(result.success for result in results)
         if settings.marts_path.exists():
             print(
@@ -207,6 +212,8 @@ def cmd_run(args, settings: Settings) -> int:
             "the quarantine, `odavl-pipeline dashboard` the dashboards and `odavl-pipeline ui` "
             "the runs and the asset graph."
         )
+    if interrupted:
+        return 128 + interrupted
     return 0 if succeeded else 1
 
 
@@ -227,6 +234,14 @@ class StageLines:
     def step_ended(self, step: "StepReport") -> None:
         self.erase_status()
         print(self.line(step), file=sys.stderr, flush=True)
+        if step.closes_held_by:
+            print(
+                "  billing periods past their end wait to close until these usage files are "
+                "ingested as they are (`odavl-pipeline run` again; `doctor`):\n"
+                + "\n".join(f"    {held}" for held in step.closes_held_by),
+                file=sys.stderr,
+                flush=True,
+            )
 
     def status(self, status: "RunStatus") -> None:
         """The cursor stays at the start of the line: what a step process prints covers it."""
@@ -267,10 +282,10 @@ class StageLines:
 
         with connect(self.settings) as conn:
             counts = run_counts(conn, step.run_id)[step.step]
-        pending = f"{counts.pending:>8,} pending" if counts.pending else ""
-        return (
-            f"{counts.files:>5,} files{counts.accepted:>11,} rows accepted"
-            f"{counts.rejected:>7,} rejected{pending}"
+        pending = f"  {counts.pending:>6,} pending" if counts.pending else ""
+        return (  # two spaces between the figures, whatever their width
+            f"{counts.files:>5,} files  {counts.accepted:>9,} rows accepted"
+            f"  {counts.rejected:>5,} rejected{pending}"
         )
 
 
@@ -348,13 +363,18 @@ def cmd_quota(args, settings: Settings) -> None:
 
 def cmd_rejects(args, settings: Settings) -> None:
     from odavl_pipeline.db.server import connect
-    from odavl_pipeline.ingest.report import RejectFilter, list_rejects, reject_totals
+    from odavl_pipeline.ingest.report import (
+        RejectFilter,
+        list_rejects,
+        reject_totals,
+        rejects_json,
+    )
 
     _require_migrated(settings)
     filters = RejectFilter(args.source, args.reason, args.file, args.day)
     with connect(settings) as conn:
-        if args.json:
-            print(json.dumps(list_rejects(conn, filters)))
+        if args.json:  # written as read: a file's million identical lines are a million entries
+            sys.stdout.writelines(rejects_json(conn, filters))
             return
         rows = list_rejects(conn, filters, limit=args.limit)
         totals = reject_totals(conn, filters)
@@ -533,6 +553,26 @@ def cmd_stripe_report(args, settings: Settings) -> int:
     return 0 if summary.ok else 1
 
 
+def cmd_stripe_retry(args, settings: Settings) -> int:
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.stripe_billing.inbox import requeue
+
+    _require_migrated(settings)
+    with connect(settings) as conn:
+        requeued = requeue(conn, args.event or None)
+    for event_id in requeued:
+        print(f"  {event_id}")
+    print(
+        f"{len(requeued):,} Stripe event(s) set aside are pending again; `odavl-pipeline stripe "
+        f"listen` processes them"
+    )
+    missing = sorted(set(args.event) - set(requeued))
+    if missing:
+        print(f"not set aside (unknown, or not dead): {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _stripe_client(settings: Settings):
     from odavl_pipeline.stripe_billing.client import StripeNotConfigured, stripe_client
 
@@ -590,7 +630,8 @@ def cmd_ui(args, settings: Settings) -> int:
 
 
 def cmd_dashboard(args, settings: Settings) -> int:
-    """The Streamlit dashboards (`dashboards/server.py` of the clone) on these settings' marts."""
+    """The Streamlit dashboards (`dashboards/server.py` of the clone, which serves them within
+    bounds) on these settings' marts."""
     server = Path(__file__).resolve().parents[1] / "dashboards" / "server.py"
     if not server.exists():
         raise PipelineError(
@@ -603,23 +644,7 @@ def cmd_dashboard(args, settings: Settings) -> int:
         "ODAVL_HOME": str(settings.home),
         "ODAVL_MARTS_PATH": str(settings.marts_path),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(server),
-        "--server.address",
-        args.host,
-        "--server.port",
-        str(args.port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "viewer",
-    ]
+    command = [sys.executable, str(server), "--host", args.host, "--port", str(args.port)]
     print(
         f"dashboards on http://{args.host}:{args.port} (marts {settings.marts_path})",
         file=sys.stderr,
@@ -900,6 +925,11 @@ def _add_service_commands(commands) -> None:
         help="report usage to Stripe meter events: increments of "
         "open periods, the true-up of closed ones",
     ).set_defaults(handler=cmd_stripe_report)
+    retry = stripe_actions.add_parser(
+        "retry", help="process again the Stripe events set aside (all, or these ids)"
+    )
+    retry.add_argument("event", nargs="*", help="event ids (evt_…); all when none")
+    retry.set_defaults(handler=cmd_stripe_retry)
 
     ui = commands.add_parser("ui", help="the Dagster UI on the same instance")
     ui.add_argument("--host", default="127.0.0.1")

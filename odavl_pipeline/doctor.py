@@ -16,6 +16,7 @@ from odavl_pipeline.settings import Settings
 OK, WARNING, PROBLEM, SKIPPED = "ok", "warning", "problem", "skipped"
 CONNECT_TIMEOUT_SECONDS = 5
 DAEMON_HEARTBEAT_TOLERANCE = timedelta(minutes=5)
+FAILED_RUNS_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -41,18 +42,39 @@ def run_checks(
             config,
             *(
                 Finding(name, SKIPPED, "needs a valid configuration")
-                for name in ("database", "migrations", "dagster", "landing", "marts", "stripe")
+                for name in (
+                    "database",
+                    "migrations",
+                    "dagster",
+                    "runs",
+                    "closes",
+                    "landing",
+                    "marts",
+                    "stripe",
+                    "stripe events",
+                )
             ),
         ]
     settings = Settings.from_env(env)
     findings = [config, database := check_database(settings)]
     if database.status == OK:
-        findings += [check_migrations(settings), check_dagster(settings, now)]
+        findings += [
+            check_migrations(settings),
+            check_dagster(settings, now),
+            check_runs(settings, now),
+            check_closes(settings, now),
+        ]
     else:
         findings += [
-            Finding(name, SKIPPED, "needs the database") for name in ("migrations", "dagster")
+            Finding(name, SKIPPED, "needs the database")
+            for name in ("migrations", "dagster", "runs", "closes")
         ]
     findings += [check_landing(settings), check_marts(settings, now), check_stripe(settings)]
+    findings.append(
+        check_stripe_events(settings)
+        if database.status == OK
+        else Finding("stripe events", SKIPPED, "needs the database")
+    )
     return findings
 
 
@@ -212,6 +234,113 @@ def check_dagster(settings: Settings, now: datetime) -> Finding:
             "start `odavl-pipeline ui` (webserver and daemon), or the daemon service",
         )
     return Finding("dagster", OK, f"{summary}; daemon alive")
+
+
+def check_runs(settings: Settings, now: datetime) -> Finding:
+    """Runs stuck (in progress, their process gone: they hold places in the run queue) and runs
+    failed in the last FAILED_RUNS_WINDOW."""
+    import dagster as dg
+
+    from odavl_pipeline import orchestration
+
+    instance = orchestration.instance(settings)
+    in_progress = instance.get_runs(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
+    )
+    stuck = [run for run in in_progress if _process_gone(instance, run)]
+    failed = instance.get_run_records(
+        dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.FAILURE], updated_after=now - FAILED_RUNS_WINDOW
+        )
+    )
+    if stuck:
+        return Finding(
+            "runs",
+            PROBLEM,
+            f"{len(stuck)} run(s) stuck, their process gone: "
+            + "; ".join(f"{run.run_id} ({run.job_name}, {run.status.value})" for run in stuck[:5]),
+            "the daemon's run monitoring marks them failed within a minute: start "
+            "`odavl-pipeline ui` or the daemon service; or, in the UI, terminate each run",
+        )
+    summary = f"{len(in_progress)} in progress, none stuck"
+    if failed:
+        shown = "; ".join(
+            f"{record.dagster_run.run_id} ({record.dagster_run.job_name}, "
+            f"{record.update_timestamp.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+            for record in failed[:5]
+        )
+        return Finding(
+            "runs",
+            WARNING,
+            f"{summary}; {len(failed)} run(s) failed in the last {_hours(FAILED_RUNS_WINDOW)}: "
+            f"{shown}",
+            "see why in the UI (`odavl-pipeline ui`, Runs); the next `odavl-pipeline run` "
+            "or scheduled run tries again",
+        )
+    return Finding("runs", OK, f"{summary}; none failed in the last {_hours(FAILED_RUNS_WINDOW)}")
+
+
+def _process_gone(instance, run) -> bool:
+    """Whether the run's process is gone, as run monitoring asks the run launcher."""
+    from dagster._core.launcher import WorkerStatus
+
+    launcher = instance.run_launcher
+    if not launcher.supports_check_run_worker_health:
+        return False
+    return launcher.check_run_worker_health(run).status == WorkerStatus.FAILED
+
+
+def check_closes(settings: Settings, now: datetime) -> Finding:
+    """Billing periods past their end and grace that the marts still hold open, and the usage
+    files that keep them from closing (landed, not ingested as they are: marts.closing)."""
+    import duckdb
+    import psycopg
+
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.ingest.zones import ZoneUnavailable
+    from odavl_pipeline.marts.closing import files_holding_closes
+    from odavl_pipeline.marts.store import MartsNotBuilt, open_marts
+
+    waiting = 0
+    try:
+        with open_marts(settings.marts_path) as marts:
+            waiting = marts.execute(
+                "SELECT count(DISTINCT (org, period_start)) FROM billing_periods "
+                "WHERE NOT closed AND period_end <= ?",
+                [now - settings.billing_grace],
+            ).fetchone()[0]
+    except (duckdb.Error, MartsNotBuilt):  # no marts, or unreadable: the marts check says so
+        pass
+    try:
+        with connect(settings) as conn:
+            held = files_holding_closes(conn, settings.landing)
+    except psycopg.ProgrammingError:  # a schema before the ledger: the migrations say so
+        return Finding("closes", SKIPPED, "needs the database at the newest revision")
+    except ZoneUnavailable as error:
+        return Finding("closes", SKIPPED, str(error))
+    shown = ", ".join(map(str, held[:5])) + (f" and {len(held) - 5:,} more" if held[5:] else "")
+    if waiting and held:
+        return Finding(
+            "closes",
+            WARNING,
+            f"{waiting} billing period(s) past their end wait to close until these usage "
+            f"file(s) are ingested as they are: {shown}",
+            "run `odavl-pipeline run` (it reads new, changed and failed files); a file that "
+            "keeps failing says why in `odavl-pipeline rejects --reason ingest_error`",
+        )
+    if waiting:
+        return Finding(
+            "closes",
+            WARNING,
+            f"{waiting} billing period(s) past their end and grace not closed yet",
+            "the next build closes them: `odavl-pipeline run`, or the daily schedule",
+        )
+    return Finding(
+        "closes",
+        OK,
+        "no billing period waits to close"
+        + (f"; usage file(s) not ingested yet: {shown}" if held else ""),
+    )
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -405,6 +534,56 @@ def _stripe_reachable(settings: Settings) -> Finding:
             "check the network, and STRIPE_API_BASE if it is set",
         )
     return Finding("stripe", OK, f"key accepted by {where}; webhook secret set")
+
+
+# --- Stripe's webhook inbox ----------------------------------------------------------------
+
+STRIPE_EVENTS_OVERDUE = timedelta(minutes=15)
+
+
+def check_stripe_events(settings: Settings) -> Finding:
+    """Stripe events received but not processed: set aside with a reason, or still waiting."""
+    import psycopg
+
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.stripe_billing import inbox
+
+    try:
+        with connect(settings) as conn:
+            found = inbox.summary(conn, STRIPE_EVENTS_OVERDUE)
+            oldest = inbox.dead_letters(conn, limit=3)
+    except psycopg.ProgrammingError:  # a schema before the inbox: the migrations say so
+        return Finding("stripe events", SKIPPED, "needs the database at the newest revision")
+    if found.dead:
+        shown = "; ".join(f"{d.id} ({d.type}) {d.reason}: {d.detail}" for d in oldest)
+        return Finding(
+            "stripe events",
+            PROBLEM,
+            f"{found.dead:,} Stripe event(s) set aside, not processed; the oldest: {shown}",
+            "fix what the reason says (the API key, the object at Stripe, the customer's "
+            "org_slug), then `odavl-pipeline stripe retry` processes them again; the Staff page "
+            "lists them all",
+        )
+    if found.overdue:
+        return Finding(
+            "stripe events",
+            WARNING,
+            f"{found.overdue:,} Stripe event(s) due for over "
+            f"{_hours(STRIPE_EVENTS_OVERDUE)} and not processed"
+            + (f" (last error: {found.last_error})" if found.last_error else ""),
+            "start `odavl-pipeline stripe listen` (it processes the inbox), or see why Stripe or "
+            "the database fails: events are retried for about three days",
+        )
+    if found.failing:
+        return Finding(
+            "stripe events",
+            WARNING,
+            f"{found.failing:,} Stripe event(s) failed and will be retried: {found.last_error}",
+            "see the error: Stripe or the database failing; events are retried with backoff for "
+            "about three days, then set aside",
+        )
+    waiting = f"{found.pending:,} waiting to be processed" if found.pending else "all processed"
+    return Finding("stripe events", OK, f"Stripe events: {waiting}, none set aside")
 
 
 # --- helpers -------------------------------------------------------------------------------

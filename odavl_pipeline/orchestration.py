@@ -8,10 +8,15 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import select
+import signal
+import socket
+import sys
 import threading
 import time
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Protocol, Self
@@ -33,6 +38,19 @@ storage:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
+# Dagster's default launcher, extended to tell run monitoring whether the process of a run of
+# `odavl-pipeline run` lives (odavl_pipeline/defs/run_launcher.py)
+run_launcher:
+  module: odavl_pipeline.defs.run_launcher
+  class: OdavlRunLauncher
+# the daemon marks a run whose process is gone failed within a poll or two: it leaves the run
+# queue's limits and the failure sensor alerts
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
 concurrency:
   runs:
     max_concurrent_runs: 4
@@ -75,6 +93,26 @@ PLANNED_EVENTS_AS_RANGES = "true"
 # has run, and meanwhile the watcher finds the run by this tag.
 CLI_RUN_TAG = "odavl/cli_run"
 WATCH_SECONDS = 0.5  # how often the watcher reads the run's new events
+# the marts' metadata naming the usage files that keep billing periods from closing
+CLOSES_HELD_BY = "closes_held_by"
+# After SIGINT or SIGTERM, Dagster's executor stops the run's steps and ends the run; a run whose
+# steps do not stop within this time (Celery's workers finish a step under way) is ended here.
+INTERRUPT_GRACE_SECONDS = 5.0
+
+
+class RunInterrupted(Exception):
+    """`run_pipeline` ended its run on SIGINT or SIGTERM: the signal and the runs."""
+
+    def __init__(self, signum: int, results: list):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.results = results
+
+
+def cli_run_presence(token: str) -> str:
+    """The presence (defs/presence.py) `run_pipeline` holds while it executes the run tagged
+    `token`: run monitoring marks the run failed once nobody holds it (defs/run_launcher.py)."""
+    return f"cli-run:{token}"
 
 
 def prepare_instance_environment(settings: Settings) -> dict[str, str]:
@@ -127,6 +165,7 @@ class StepReport:
     assets: set[str] = field(default_factory=set)
     failed_checks: list[str] = field(default_factory=list)  # "<asset> <check>"
     error: str = ""
+    closes_held_by: list[str] = field(default_factory=list)  # files, as the marts tell
 
 
 @dataclass
@@ -156,10 +195,12 @@ def run_pipeline(
     """Register `days` as partitions and run the pipeline job (the sources at once, then the marts)
     over them, recorded in the instance like any other run: one run per range of partitions, so
     one unless older days were registered after newer ones. `listener` hears of each step as it
-    ends, and of the run's status meanwhile."""
+    ends, and of the run's status meanwhile. SIGINT or SIGTERM ends the run under way within
+    INTERRUPT_GRACE_SECONDS, then raises RunInterrupted."""
     import dagster as dg
 
     from odavl_pipeline.defs.ingest.partitions import day_ranges, range_tags
+    from odavl_pipeline.defs.presence import held
 
     dagster_instance = instance(settings)
     run_config = {
@@ -168,31 +209,69 @@ def run_pipeline(
         "execution": _execution(),
     }
     results = []
-    for key_range in day_ranges(dagster_instance, days):
-        token = uuid.uuid4().hex
-        with RunWatcher(dagster_instance, token, listener) if listener else nullcontext():
-            result = dg.execute_job(
-                dg.reconstructable(pipeline_job),
-                instance=dagster_instance,
-                run_config=run_config,
-                tags={**range_tags(key_range), CLI_RUN_TAG: token},
-            )
-        results.append(result)
-        if not result.success:
-            break
+    with _signals_as_interrupts() as signals:
+        for key_range in day_ranges(dagster_instance, days):
+            token = uuid.uuid4().hex
+            with (
+                held(dagster_instance, cli_run_presence(token)),
+                RunWatcher(dagster_instance, token, listener, signals) as watcher,
+            ):
+                result = dg.execute_job(
+                    dg.reconstructable(pipeline_job),
+                    instance=dagster_instance,
+                    run_config=run_config,
+                    tags={**range_tags(key_range), CLI_RUN_TAG: token},
+                )
+            results.append(result)
+            if watcher.signum is not None:
+                raise RunInterrupted(watcher.signum, results)
+            if not result.success:
+                break
     return results
 
 
-class RunWatcher(threading.Thread):
-    """Reads the events of the run tagged with `token` while it runs, every WATCH_SECONDS, and
-    tells `listener` of each step as it ends and of the run's status. A context manager: its exit
-    reads the last events."""
+@contextmanager
+def _signals_as_interrupts() -> Iterator[socket.socket | None]:
+    """Within the block, SIGTERM interrupts as SIGINT does (Dagster's executor handles both while
+    a run executes), and each signal also sends its number as a byte to the socket yielded, for
+    the watcher. Out of the main thread, where signals cannot be handled, it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield reader
+    finally:
+        signal.set_wakeup_fd(wakeup)
+        signal.signal(signal.SIGTERM, sigterm)
+        reader.close()
+        writer.close()
 
-    def __init__(self, dagster_instance: dg.DagsterInstance, token: str, listener: RunListener):
+
+class RunWatcher(threading.Thread):
+    """Watches the run tagged with `token` while it runs. Every WATCH_SECONDS it reads the run's
+    events and tells `listener` (if any) of each step as it ends and of the run's status. When a
+    byte arrives on `signals` (a signal's number), it gives the run INTERRUPT_GRACE_SECONDS to end,
+    then ends it: the run is reported failed and this process exits with 128 + the signal. A
+    context manager: its exit reads the last events."""
+
+    def __init__(
+        self,
+        dagster_instance: dg.DagsterInstance,
+        token: str,
+        listener: RunListener | None,
+        signals: socket.socket | None = None,
+    ):
         super().__init__(name="run-watcher", daemon=True)
         self.instance = dagster_instance
         self.token = token
         self.listener = listener
+        self.signals = signals
+        self.signum: int | None = None
+        self.deadline = 0.0  # after a signal: when the run must have ended
         self.started = time.monotonic()
         self.stopping = threading.Event()
         self.run_id: str | None = None
@@ -209,21 +288,56 @@ class RunWatcher(threading.Thread):
         self.join()
 
     def run(self) -> None:
-        while not self.stopping.wait(WATCH_SECONDS):
+        while not self.stopping.is_set():
+            self.wait_for_signal(WATCH_SECONDS)
+            if self.signum is not None and time.monotonic() > self.deadline:
+                self.end_run()
+            if self.listener:
+                self.read_events()
+                self.listener.status(
+                    RunStatus(time.monotonic() - self.started, list(self.running), self.latest)
+                )
+        if self.listener:
             self.read_events()
-            self.listener.status(
-                RunStatus(time.monotonic() - self.started, list(self.running), self.latest)
-            )
-        self.read_events()
 
-    def read_events(self) -> None:
+    def wait_for_signal(self, seconds: float) -> None:
+        """Sleep `seconds`, or less when a signal's byte arrives: note the first signal."""
+        if self.signals is None:
+            self.stopping.wait(seconds)
+            return
+        readable, _, _ = select.select([self.signals], [], [], seconds)
+        received = self.signals.recv(64) if readable else b""
+        interrupts = [number for number in received if number in (signal.SIGINT, signal.SIGTERM)]
+        if interrupts and self.signum is None:
+            self.signum = interrupts[0]
+            self.deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
+
+    def end_run(self) -> None:
+        """The run did not end within the grace: report it failed and exit, as the signal asks."""
+        name = signal.Signals(self.signum).name
+        run = self.instance.get_run_by_id(self.run_id) if self.find_run() else None
+        if run is not None and not run.is_finished:
+            self.instance.report_run_failed(
+                run,
+                f"odavl-pipeline run received {name} and ended the run: its steps did not stop "
+                f"within {INTERRUPT_GRACE_SECONDS:.0f} s",
+            )
+        if run is not None:
+            print(f"dagster run {run.run_id}: FAILED ({name})", file=sys.stderr, flush=True)
+        os._exit(128 + self.signum)
+
+    def find_run(self) -> bool:
+        """Whether the run has been created; its id is kept."""
         import dagster as dg
 
         if self.run_id is None:
             runs = self.instance.get_runs(dg.RunsFilter(tags={CLI_RUN_TAG: self.token}), limit=1)
-            if not runs:
-                return
-            self.run_id = runs[0].run_id
+            self.run_id = runs[0].run_id if runs else None
+        return self.run_id is not None
+
+    def read_events(self) -> None:
+        if not self.find_run():
+            return
         connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
         self.cursor = connection.cursor
         for record in connection.records:
@@ -244,6 +358,9 @@ class RunWatcher(threading.Thread):
 
         if event.is_step_materialization:
             step.assets.add(event.asset_key.to_user_string())
+            held = event.step_materialization_data.materialization.metadata.get(CLOSES_HELD_BY)
+            if held is not None:
+                step.closes_held_by = held.value
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
             if not evaluation.passed:

@@ -1,5 +1,6 @@
 """Settings from the environment, in one typed object (CONTRACT.md section 1)."""
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,8 @@ class Settings:
     staff_emails: frozenset[str] = frozenset()  # ODAVL's analysts (ODAVL_STAFF_EMAILS), lowercase
     session_lifetime: timedelta = timedelta(hours=12)  # a dashboard sign-in (ODAVL_SESSION_HOURS)
     landing_url: str | None = None  # object storage instead of the folder (ODAVL_LANDING_URL)
+    # the reverse proxies whose X-Forwarded-For the dashboards believe (ODAVL_TRUSTED_PROXIES)
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def landing(self) -> str | Path:
@@ -69,6 +72,7 @@ class Settings:
                 longest=LONGEST_SESSION_HOURS,
                 zero_allowed=False,
             ),
+            trusted_proxies=_networks(env.get("ODAVL_TRUSTED_PROXIES")),
         )
 
 
@@ -84,6 +88,20 @@ def _url(value: str | None) -> str | None:
     if not separator or not scheme.isidentifier() or not rest.strip("/"):
         raise ValueError(f"ODAVL_LANDING_URL must be a URL such as s3://bucket/prefix: {value!r}")
     return value.rstrip("/")
+
+
+def _networks(value: str | None) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (`10.0.0.5`, `10.0.0.0/24`, `::1`), normalized."""
+    try:
+        return tuple(
+            str(ipaddress.ip_network(item.strip(), strict=False))
+            for item in (value or "").split(",")
+            if item.strip()
+        )
+    except ValueError:
+        raise ValueError(
+            f"ODAVL_TRUSTED_PROXIES must be IP addresses or networks, comma-separated: {value!r}"
+        ) from None
 
 
 def _duration(

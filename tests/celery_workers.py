@@ -46,11 +46,12 @@ class CeleryWorkers:
         self.env = env
         self.folder = folder
         self.workers: list[Worker] = []
+        self.ended: list[Worker] = []  # replaced, their processes reaped at `close`
 
     def start(self, name: str, *queues: str) -> Worker:
         bin_dir = Path(sys.executable).parent  # dagster-celery starts `celery` from the PATH
         env = {**self.env, "PATH": f"{bin_dir}{os.pathsep}{self.env.get('PATH', '')}"}
-        log = self.folder / f"worker-{name}.log"
+        log = self.folder / f"worker-{name}-{len(self.workers)}.log"  # a restart: a new log
         command = [
             str(bin_dir / "dagster-celery"),
             "worker",
@@ -79,6 +80,12 @@ class CeleryWorkers:
         worker = Worker(name, queues, process, log)
         self.workers.append(worker)
         return worker
+
+    def replace(self, dead: Worker) -> Worker:
+        """Start a worker in the place of `dead` (ended), as an operator restarts it."""
+        self.workers.remove(dead)
+        self.ended.append(dead)
+        return self.start(dead.name, *dead.queues)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_SECONDS
@@ -111,7 +118,7 @@ class CeleryWorkers:
                     os.killpg(pgid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        for worker in self.workers:
+        for worker in self.workers + self.ended:
             try:
                 worker.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -1,5 +1,6 @@
-"""The dashboards as users meet them: `odavl-pipeline dashboard` started as a server on a
-loopback port, with a plain HTTP client for its sign-in routes."""
+"""The dashboards as users meet them: their server (`dashboards/server.py`, what
+`odavl-pipeline dashboard` runs) started on a loopback port, with a plain HTTP client for its
+sign-in routes."""
 
 import http.client
 import os
@@ -17,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 from odavl_pipeline.settings import Settings
 
-from .dashboards_fixtures import environment
+from .dashboards_fixtures import DASHBOARDS, environment
 
 STARTUP_SECONDS = 60
 
@@ -36,14 +37,21 @@ def running_dashboards(
     server runs on this process's clock as it is when the block starts (it inherits the
     environment): set the clock before. It is stopped (SIGTERM, then SIGKILL) when the block
     ends."""
+    with dashboards_process(settings, log_path, extra_env) as (base, _):
+        yield base
+
+
+@contextmanager
+def dashboards_process(
+    settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`running_dashboards`, with the server's process."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "odavl_pipeline.cli",
-                "dashboard",
+                str(DASHBOARDS / "server.py"),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -57,7 +65,7 @@ def running_dashboards(
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_until_healthy(base, process, log_path)
-            yield base
+            yield base, process
         finally:
             process.terminate()
             try:
@@ -93,10 +101,14 @@ class Reply:
 
     def cookie(self, name: str):
         """The Set-Cookie of `name` (a Morsel), or None."""
+        return self.cookies().get(name)
+
+    def cookies(self) -> SimpleCookie:
+        """Every Set-Cookie of the reply, by name."""
         jar = SimpleCookie()
         for header in self.headers.get_all("set-cookie") or []:
             jar.load(header)
-        return jar.get(name)
+        return jar
 
 
 def call(
@@ -106,14 +118,18 @@ def call(
     form: dict[str, str] | bytes | None = None,
     cookie: str | None = None,
     headers: dict[str, str] | None = None,
+    source: str | None = None,
 ) -> Reply:
-    """One request, redirects not followed (they are what is tested)."""
+    """One request, redirects not followed (they are what is tested); from the loopback
+    address `source` (127.0.0.2, …: another client to the server) when given."""
     address = urlsplit(base)
     body = form if isinstance(form, bytes) or form is None else urlencode(form).encode()
     sent = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else {}
     if cookie:
         sent["Cookie"] = cookie
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    connection = http.client.HTTPConnection(
+        address.hostname, address.port, timeout=30, source_address=(source, 0) if source else None
+    )
     try:
         connection.request(method, path, body=body, headers={**sent, **(headers or {})})
         reply = connection.getresponse()

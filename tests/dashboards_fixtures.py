@@ -31,7 +31,7 @@ from .records import ORG, OTHER_ORG
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 APP = DASHBOARDS / "app.py"
 if str(DASHBOARDS) not in sys.path:
-    sys.path.insert(0, str(DASHBOARDS))  # `dashlib`, as `streamlit run` makes it importable
+    sys.path.insert(0, str(DASHBOARDS))  # `dashlib`, as running server.py makes it importable
 
 EMPTY_ORG = "empty-org"  # a member organization with no data at all
 OIDC_SECRETS = {
@@ -89,7 +89,7 @@ def texts(at: AppTest) -> str:
     """Every text the page shows: titles, markdown, captions, notices, metrics and tables."""
     parts = [
         e.value
-        for kind in ("title", "markdown", "caption", "info", "error", "success")
+        for kind in ("title", "markdown", "caption", "info", "warning", "error", "success")
         for e in getattr(at, kind)
     ]
     parts += [str(m.value) for m in at.metric]
@@ -156,6 +156,7 @@ def environment(settings: Settings) -> dict[str, str]:
     return {
         "ODAVL_HOME": str(settings.home),
         "ODAVL_MARTS_PATH": str(settings.marts_path),
+        "ODAVL_LANDING_DIR": str(settings.landing_dir),
         "ODAVL_DATABASE_URL": settings.database_url,
         "ODAVL_STAFF_EMAILS": STAFF.email,
     }

@@ -19,6 +19,7 @@ from odavl_pipeline import clock
 from odavl_pipeline.domain.attestations import attestation_hash
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.domain.signatures import error_signature
+from odavl_pipeline.ingest.landing import MIN_EXPANSION_BYTES, expansion_limit
 
 from .records import OTHER_ORG, attestation, audit, chain, error, usage, with_signature
 
@@ -686,7 +687,9 @@ class Planted:
     kind: str
     lines: tuple[Line, ...] = ()
     gzipped: bool = False
-    damage: str | None = None  # no_final_newline, not_utf8 (a line), truncated (gzip), mislabelled
+    # no_final_newline, not_utf8 (a line), truncated (gzip), expanding (gzip: a run of blank lines
+    # past what it may expand to), mislabelled
+    damage: str | None = None
     target: str | None = None
 
     @property
@@ -695,10 +698,17 @@ class Planted:
         folder = self.path[0].decode("utf-8", "replace")
         return folder if folder in SOURCES and len(self.path) > 1 else None
 
-    def data(self) -> bytes:
+    def plain(self) -> bytes:
+        """Its lines, as they are read."""
         plain = b"".join(line.data + b"\n" for line in self.lines)
         if self.damage == "no_final_newline":
             plain = plain.removesuffix(b"\n")
+        if self.damage == "expanding":
+            plain += b"\n" * MIN_EXPANSION_BYTES
+        return plain
+
+    def data(self) -> bytes:
+        plain = self.plain()
         if self.damage == "mislabelled":
             return plain if self.gzipped else gzip.compress(plain, mtime=0)
         if not self.gzipped:
@@ -708,11 +718,14 @@ class Planted:
 
     @property
     def readable(self) -> bool:
-        """Whether its lines can be read: gzip whole and as named, every line UTF-8."""
+        """Whether its lines can be read: gzip whole, as named and expanding at most to its
+        limit (long runs of one byte, as in padded records, go far beyond), every line UTF-8."""
         if self.damage == "truncated":
             return False
         if self.damage == "mislabelled":
             return self.gzipped and not self.data()  # an empty file is empty gzip too
+        if self.gzipped and len(self.plain()) > expansion_limit(len(self.data())):
+            return False
         return all(line.utf8 for line in self.lines)
 
     def line_numbers(self) -> list[int]:
@@ -751,7 +764,7 @@ def landed_files(draw, source: str, keys) -> Planted:
         st.sampled_from(
             (None,) * 8
             + ("no_final_newline", "mislabelled", "not_utf8")
-            + (("truncated",) if gzipped else ())
+            + (("truncated", "expanding") if gzipped else ())
         )
     )
     path = (source.encode(), draw(_days()), draw(names(EXTENSIONS[gzipped])))

@@ -25,28 +25,52 @@ CREDENTIALS = {
 START_SECONDS = 30
 
 
+class S3Server:
+    """moto's server on a loopback port that stays its own: it can be stopped (as an outage) and
+    started again there, empty, as moto keeps nothing."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log = tempfile.TemporaryFile()  # a line per request: a pipe nobody reads would fill
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_until_up(self.endpoint, self.process, self.log)
+
+    def kill(self) -> None:
+        """Gone at once, mid-request: connections refused from now on."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+
+
 @contextmanager
 def running_s3_server() -> Iterator[str]:
     """Start moto's server on a free loopback port; yield its endpoint URL; stop it."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    # its log (a line per request) goes to a file: a pipe nobody reads would fill and stop it
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_up(endpoint, process, log)
-            yield endpoint
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    server = S3Server()
+    try:
+        server.start()
+        yield server.endpoint
+    finally:
+        server.close()
 
 
 def _wait_until_up(endpoint: str, process: subprocess.Popen, log) -> None:

@@ -19,7 +19,7 @@ TABLES = {
     "audit_issues": "SELECT a.request_id, i.position, i.suite, i.severity FROM audit_issues i "
     "JOIN audit_results a ON a.id = i.audit_id",
     # the time of ingestion a future timestamp is measured against differs from run to run
-    "quarantine": "SELECT q.source, f.path, q.line_no, q.reason, "
+    "quarantine": "SELECT q.source, f.path, q.line_no, q.more_line_nos, q.reason, "
     "regexp_replace(q.detail, 'after ingestion \\(.*\\)$', 'after ingestion') "
     "FROM quarantine q JOIN ingested_files f ON f.id = q.file_id",
     "ingested_files": "SELECT source, path, sha256, lines, accepted, duplicate, pending, rejected "

@@ -2,7 +2,10 @@
 event route it lacks; and our webhook endpoint served by uvicorn on loopback.
 
 localstripe signs and delivers its own webhooks (`/_config/webhooks/<id>`); the emulator can
-hold them back and deliver them later in a chosen order, or deliver one again (a replay).
+hold them back and deliver them later in a chosen order, or deliver one again (a replay), signed
+when delivered as Stripe signs each attempt. It also sends `customer.subscription.updated` when
+a subscription is updated, as Stripe does (localstripe does not), and can make Stripe's API
+answer a chosen status, or hold requests until released (`StripeFaults`).
 Stripe's clock is ours (`clock.now()`): objects' and events' creation times (so the signatures
 of its deliveries), subscription periods and the meter events' 35-day window follow the clock
 a test sets, as the code under test does.
@@ -10,6 +13,8 @@ Also the test data: two plans, and a marts file of billing periods for the usage
 """
 
 import asyncio
+import hashlib
+import hmac
 import json
 import socket
 import threading
@@ -23,10 +28,10 @@ from pathlib import Path
 
 import duckdb
 import requests
-import uvicorn
 from aiohttp import web
 
 from odavl_pipeline import clock
+from odavl_pipeline.stripe_billing import webhooks
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # localstripe's sync handlers, for aiohttp
@@ -148,6 +153,71 @@ localstripe_server.app.router.add_post("/v1/billing/meter_events", METER_EVENTS.
 localstripe_resources.store.dump_to_disk = lambda: None  # keep the store in memory only
 
 
+@dataclass
+class FaultRule:
+    path_prefix: str
+    status: int | None  # the status to answer, or None to hold the request until released
+    times: int | None  # how many requests it takes, None for all
+
+
+@dataclass
+class StripeFaults:
+    """Stripe's API answering a chosen status (with Stripe's error body), or holding requests
+    until `release`; and the API requests seen, as (method, path)."""
+
+    rules: list[FaultRule] = field(default_factory=list)
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    held: int = 0
+    gate: asyncio.Event | None = None
+
+    def answer(self, path_prefix: str, status: int, times: int | None = None) -> None:
+        self.rules.append(FaultRule(path_prefix, status, times))
+
+    def hold(self, path_prefix: str) -> None:
+        self.rules.append(FaultRule(path_prefix, None, None))
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler):
+        if not request.path.startswith("/v1/"):
+            return await handler(request)
+        self.seen.append((request.method, request.path))
+        for rule in self.rules:
+            if request.path.startswith(rule.path_prefix) and rule.times != 0:
+                if rule.times is not None:
+                    rule.times -= 1
+                if rule.status is None:
+                    self.gate = self.gate or asyncio.Event()
+                    self.held += 1
+                    await self.gate.wait()
+                    break
+                kind = {401: "authentication_error", 403: "permission_error"}.get(
+                    rule.status, "invalid_request_error" if rule.status < 500 else "api_error"
+                )
+                return _error(rule.status, kind, f"Emulated answer {rule.status}.")
+        return await handler(request)
+
+
+FAULTS = StripeFaults()
+localstripe_server.app.middlewares.append(FAULTS.middleware)
+
+
+def _updated_with_event(update):
+    """localstripe's Subscription._update, then Stripe's `customer.subscription.updated`."""
+
+    def updating(self, **data):
+        update(self, **data)
+        localstripe_resources.schedule_webhook(
+            localstripe_resources.Event("customer.subscription.updated", self)
+        )
+
+    return updating
+
+
+localstripe_resources.Subscription._update = _updated_with_event(
+    localstripe_resources.Subscription._update
+)
+
+
 class _Deliveries:
     """localstripe's webhook scheduling (one task per event, sent after a second), with a switch
     to hold events back, and the tasks kept so that a reset cancels what is still to be sent."""
@@ -179,6 +249,7 @@ class StripeEmulator:
 
     def __init__(self):
         self.meter_events = METER_EVENTS
+        self.faults = FAULTS
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -205,6 +276,17 @@ class StripeEmulator:
         METER_EVENTS.accepted.clear()
         METER_EVENTS.faults.clear()
         METER_EVENTS.requests = 0
+        self.release()
+        FAULTS.rules.clear()
+        FAULTS.seen.clear()
+        FAULTS.held = 0
+
+    def release(self) -> None:
+        """Let every held API request through, and stop holding."""
+        FAULTS.rules[:] = [rule for rule in FAULTS.rules if rule.status is not None]
+        gate, FAULTS.gate = FAULTS.gate, None
+        if gate is not None:
+            self.loop.call_soon_threadsafe(gate.set)
 
     def register_webhook(self, url: str, secret: str, name: str = "odavl") -> None:
         """Point localstripe's signed webhook deliveries at `url` (its `_config` route)."""
@@ -215,13 +297,42 @@ class StripeEmulator:
     def hold_webhooks(self) -> None:
         DELIVERIES.holding = True
 
-    def held(self, event_type: str) -> list:
-        return [event for event in DELIVERIES.held if event.type == event_type]
+    def held(self, event_type: str | None) -> list:
+        """The events held back, of one type or all, in the order Stripe made them."""
+        return [event for event in DELIVERIES.held if event_type in (None, event.type)]
 
-    def deliver(self, *events) -> None:
-        """Sign and deliver these events now, one after the other (localstripe's own sender)."""
+    def deliver(self, *events) -> list[requests.Response]:
+        """Deliver these events now, one after the other, to every registered endpoint; their
+        answers."""
+        return [
+            answer
+            for event in events
+            for webhook in list(localstripe_webhooks._webhooks.values())
+            for answer in self.deliver_to(webhook.url, webhook.secret, event)
+        ]
+
+    def deliver_to(self, url: str, secret: str, *events) -> list[requests.Response]:
+        """Deliver these events to `url`, each signed with `secret` at the time of its delivery,
+        as Stripe signs each attempt; their answers."""
+        answers = []
         for event in events:
-            self._call(localstripe_webhooks._send_webhook(event))
+            payload = json.dumps(event._export(), indent=2, sort_keys=True).encode()
+            signed_at = stripe_now()
+            signature = hmac.new(
+                secret.encode(), b"%d.%s" % (signed_at, payload), hashlib.sha256
+            ).hexdigest()
+            answers.append(
+                requests.post(
+                    url,
+                    data=payload,
+                    headers={
+                        "Content-Type": "application/json; charset=utf-8",
+                        "Stripe-Signature": f"t={signed_at},v1={signature}",
+                    },
+                    timeout=WAIT_SECONDS,
+                )
+            )
+        return answers
 
     def events(self, event_type: str | None = None) -> list:
         """The events localstripe created, of one type or all."""
@@ -239,8 +350,9 @@ class StripeEmulator:
 
 
 class WebhookServer:
-    """An ASGI app served by uvicorn on 127.0.0.1 from a thread; keeps each (status, JSON body)
-    it answered, so a test sees what a delivery by the emulator got."""
+    """The webhook app served by its bounded uvicorn (`webhooks.server`) on 127.0.0.1 from a
+    thread, its inbox workers running (the app's lifespan); keeps each (status, JSON body) it
+    answered, so a test sees what a delivery by the emulator got."""
 
     def __init__(self, app):
         self.app = app
@@ -249,8 +361,8 @@ class WebhookServer:
         sock.bind(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.url = f"{self.base}/stripe/webhook"
-        self.server = uvicorn.Server(
-            uvicorn.Config(self._recording, interface="asgi3", log_level="warning", lifespan="off")
+        self.server = webhooks.server(
+            self._recording, interface="asgi3", log_level="warning", lifespan="on"
         )
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
@@ -260,6 +372,9 @@ class WebhookServer:
 
     async def _recording(self, scope, receive, send) -> None:
         status, body = [], []
+
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
 
         async def record(message) -> None:  # kept before it is sent: no race with the reader
             if message["type"] == "http.response.start":

@@ -1,7 +1,8 @@
 """Properties of the calendar (Hypothesis), over every instant the marts hold (1970 to 9999),
 anchors on any day (the 28th to the 31st drawn often) at any time of day, and grace periods:
 periods tile time, every usage instant is in exactly one period, a period closes at the first
-build after its end plus the grace and never before, a FREE organization's periods are calendar
+build after its end plus the grace at which no usage file that may hold its usage waits, and
+never before, a FREE organization's periods are calendar
 months, and the forecast never overflows or goes negative. Pure functions, and the closing
 rule's SQL run in DuckDB on tiny tables: no database, no clock.
 
@@ -32,7 +33,7 @@ from odavl_pipeline.domain.plans import (
 )
 from odavl_pipeline.domain.quota import MAX_PROJECTED, forecast, quota_state
 from odavl_pipeline.marts.bounds import EARLIEST, LATEST
-from odavl_pipeline.marts.build import CLOSE_DUE_PERIODS, DUE_PERIODS
+from odavl_pipeline.marts.build import CLOSE_DUE_PERIODS, DUE_PERIODS, PAST_PERIODS
 
 MICROSECOND = timedelta(microseconds=1)
 BIGINT = st.one_of(st.integers(0, MAX_PROJECTED), st.sampled_from([0, 1, 2**62, MAX_PROJECTED]))
@@ -198,9 +199,12 @@ def closed_at_by_builds(
     periods: list[tuple[datetime, datetime]],
     grace: timedelta,
     builds: list[datetime],
+    held: list[tuple[date, int]],
 ) -> dict[datetime, datetime]:
-    """Run the builder's closing statements (`DUE_PERIODS`, `CLOSE_DUE_PERIODS`) at each build
-    instant in turn, on one organization's periods: {period start: when it closed}."""
+    """Run the builder's closing statements (`PAST_PERIODS`, `DUE_PERIODS`,
+    `CLOSE_DUE_PERIODS`) at each build instant in turn, on one organization's periods, with the
+    usage files `held` (their day, and the first build at which they are ingested) holding
+    closes: {period start: when it closed}."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE periods "
         "(org_id INTEGER, period_start TIMESTAMPTZ, period_end TIMESTAMPTZ)"
@@ -210,8 +214,13 @@ def closed_at_by_builds(
         "period_end TIMESTAMPTZ, closed_at TIMESTAMPTZ, tier VARCHAR)"
     )
     con.executemany("INSERT INTO periods VALUES (1, ?, ?)", periods)
-    for as_of in builds:
-        con.execute(DUE_PERIODS, {"grace_us": grace // MICROSECOND, "as_of": as_of})
+    for number, as_of in enumerate(builds):
+        con.execute("CREATE OR REPLACE TEMP TABLE held_days (day DATE)")
+        waiting = [(day,) for day, ingested_at in held if ingested_at > number]
+        if waiting:
+            con.executemany("INSERT INTO held_days VALUES (?)", waiting)
+        con.execute(PAST_PERIODS, {"grace_us": grace // MICROSECOND, "as_of": as_of})
+        con.execute(DUE_PERIODS)
         con.execute(CLOSE_DUE_PERIODS, {"as_of": as_of})
     closes = con.execute("SELECT period_start, closed_at FROM closes").fetchall()
     assert len(closes) == len({start for start, _ in closes})  # each closed once
@@ -220,7 +229,7 @@ def closed_at_by_builds(
 
 @settings(max_examples=EXAMPLES // 2, deadline=None, database=None)
 @given(data=st.data(), anchor=ANCHORS, first=INSTANTS, grace=GRACES)
-def test_a_period_closes_at_the_first_build_after_its_end_plus_the_grace_never_before(
+def test_a_period_closes_at_the_first_build_after_its_end_plus_the_grace_with_no_file_waiting(
     duck, data, anchor, first, grace
 ):
     first = min(first, LATEST - timedelta(days=200))  # the builds stay before 9999
@@ -236,12 +245,31 @@ def test_a_period_closes_at_the_first_build_after_its_end_plus_the_grace_never_b
         lambda offset: first + offset
     )
     builds = sorted(set(data.draw(st.lists(near_a_close | anywhere, max_size=12), label="builds")))
+    # usage files landed for days around the periods, each ingested at some build (or never)
+    held = data.draw(
+        st.lists(
+            st.tuples(
+                st.timedeltas(min_value=-timedelta(days=5), max_value=timedelta(days=70)).map(
+                    lambda offset: (first + offset).date()
+                ),
+                st.integers(0, len(builds)),
+            ),
+            max_size=3,
+        ),
+        label="held files (day, ingested at build)",
+    )
 
-    closed_at = closed_at_by_builds(duck, periods, grace, builds)
+    closed_at = closed_at_by_builds(duck, periods, grace, builds, held)
 
     for start, end in periods:
-        after_the_grace = [build for build in builds if build >= end + grace]
-        assert closed_at.get(start) == (after_the_grace[0] if after_the_grace else None)
+        # a file of day D may hold usage of every period that starts by the day after D
+        may_hold = [at for day, at in held if day >= start.date() - timedelta(days=1)]
+        due = [
+            build
+            for number, build in enumerate(builds)
+            if build >= end + grace and all(at <= number for at in may_hold)
+        ]
+        assert closed_at.get(start) == (due[0] if due else None)
 
 
 # --- the forecast ----------------------------------------------------------------------------

@@ -8,8 +8,14 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
 
 import pytest
+from dagster import DagsterEventType
 
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.defs.execution import (
@@ -20,16 +26,18 @@ from odavl_pipeline.defs.execution import (
 )
 from odavl_pipeline.defs.marts.assets import MARTS
 from odavl_pipeline.ingest.landing import SOURCES
-from odavl_pipeline.orchestration import prepare_instance_environment
+from odavl_pipeline.ingest.run import ingest_days
+from odavl_pipeline.orchestration import instance, prepare_instance_environment
 from odavl_pipeline.settings import Settings
 
 from .celery_workers import ROOT, CeleryWorkers
 from .commands import cli
 from .conftest import TEMPLATE_DB, _admin
 from .marts_helpers import every_mart
-from .records import usage
+from .processes import wait_until_gone
+from .records import error, usage
 from .redis_server import RedisServer
-from .state import fingerprint
+from .state import fingerprint, sibling_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.celery]
 
@@ -189,3 +197,103 @@ def test_celery_workers_run_the_steps_on_both_workers_and_end_as_a_multiprocess_
     assert re.search(r"^usage_events\s+1 files\s", failed.stderr, re.MULTILINE), failed.stderr
     assert re.search(r"^marts\s+FAILED after ", failed.stderr, re.MULTILINE), failed.stderr
     assert re.search(r"^dagster run [0-9a-f-]{36}: FAILED$", failed.stderr, re.MULTILINE)
+
+
+LARGE = 150_000
+LOST_STEP_SECONDS = 180  # bounds of the waits below, not speed claims
+SIGNAL_SECONDS = 10  # the bound `run` promises after SIGINT or SIGTERM
+
+
+def _worker_of(settings: Settings, since: datetime, step: str, seconds: float) -> str:
+    """The Celery node that took `step` of the first run created after `since`, once its task
+    runs."""
+    from dagster import RunsFilter
+
+    dagster_instance = instance(settings)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        runs = dagster_instance.get_runs(RunsFilter(created_after=since), limit=1)
+        nodes, _ = _step_placements(settings, runs[0].run_id) if runs else ({}, {})
+        if step in nodes:
+            return nodes[step]
+        time.sleep(0.5)
+    raise AssertionError(f"no worker took {step} in {seconds} s")
+
+
+def _start_large_run(landing) -> tuple[subprocess.Popen, datetime]:
+    """`odavl-pipeline run` of a landing zone whose usage_events step takes a while; when."""
+    lines = [json.dumps(usage(f"u{i}", quantity=1 + i % 5)) for i in range(LARGE)]
+    landing.write("usage_events", "2026-11-03", "large.ndjson", lines)
+    landing.write("error_events", "2026-11-03", "e.ndjson", [error(f"e{i}") for i in range(20)])
+    since = datetime.now(UTC)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "odavl_pipeline.cli", "run", "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    return run, since
+
+
+def test_a_step_whose_worker_is_killed_fails_its_run_and_a_rerun_ends_as_a_clean_run(
+    celery_settings, workers, landing, database_url, server_url
+):
+    settings = celery_settings
+    run, since = _start_large_run(landing)
+    node = _worker_of(settings, since, "usage_events", LOST_STEP_SECONDS)
+    [killed] = [worker for worker in workers.workers if worker.node == node]
+    pids = killed.pids()
+    os.killpg(killed.process.pid, signal.SIGKILL)  # mid-step: the launcher and the worker
+    assert wait_until_gone(pids) == []
+
+    try:
+        _, err = run.communicate(timeout=LOST_STEP_SECONDS)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.communicate()
+        pytest.fail(f"the run still waits for the killed worker after {LOST_STEP_SECONDS} s")
+    assert run.returncode == 1, err[-3000:]
+    [run_id] = re.findall(r"^dagster run ([0-9a-f-]{36}): FAILED$", err, re.MULTILINE)
+    failure = instance(settings).all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
+    assert "WorkerLost" in str(failure[-1].dagster_event.event_specific_data.error)
+    lost = str(failure[-1].dagster_event.event_specific_data.error)
+    assert f"the Celery worker {node} that ran step usage_events" in lost
+    with connect(settings) as conn:
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM ingested_files WHERE path LIKE '%large%'"
+            ).fetchone()[0]
+            == 0
+        )  # the killed step's file rolled back whole
+
+    workers.replace(killed)  # the operator restarts it
+    workers.wait_ready()
+    cli("run", "--log-level", "WARNING")
+    with connect(settings) as conn:
+        after = fingerprint(conn)
+    with sibling_database(settings, database_url, server_url, "clean") as clean:
+        with connect(clean) as conn:
+            for source in SOURCES:
+                ingest_days(conn, clean.landing_dir, source, [date(2026, 11, 3)])
+            assert after == fingerprint(conn)
+
+
+def test_the_command_ends_its_run_on_sigterm_while_a_worker_runs_a_step(
+    celery_settings, workers, landing
+):
+    run, since = _start_large_run(landing)
+    _worker_of(celery_settings, since, "usage_events", LOST_STEP_SECONDS)
+    run.send_signal(signal.SIGTERM)
+    try:
+        _, err = run.communicate(timeout=SIGNAL_SECONDS)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.communicate()
+        pytest.fail(f"`run` did not end within {SIGNAL_SECONDS} s of SIGTERM")
+    assert run.returncode == 128 + signal.SIGTERM, err[-3000:]
+    [run_id] = re.findall(r"^dagster run ([0-9a-f-]{36}): FAILED \(SIGTERM\)$", err, re.M)
+    ended = instance(celery_settings).get_run_by_id(run_id)
+    assert ended.status.value == "FAILURE"
+    [failure] = instance(celery_settings).all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
+    assert "odavl-pipeline run received SIGTERM and ended the run" in failure.message

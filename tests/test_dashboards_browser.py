@@ -9,12 +9,18 @@ README's in docs/dashboards/."""
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from .dashboard_server import running_dashboards
-from .dashboards_fixtures import MAYA, PASSWORD, STAFF, demo_marts
+from odavl_pipeline.db.dashboard_sessions import COOKIE
+from odavl_pipeline.db.server import connect
+from odavl_pipeline.db.sign_in import set_password
+from odavl_pipeline.settings import Settings
+
+from .dashboard_server import call, running_dashboards
+from .dashboards_fixtures import BOB, MAYA, PASSWORD, STAFF, VERA, demo_marts
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,15 +47,31 @@ def chromium_executable() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(server_url, template_url, tmp_path_factory):
-    """The demo marts, and the dashboards serving them on a loopback port, started and used
-    with the clock where the marts were built."""
+def demo(server_url, template_url, tmp_path_factory) -> tuple[Settings, Path]:
+    """The demo marts and their database, with the clock where the marts were built."""
     root = tmp_path_factory.mktemp("browser")
-    with (
-        demo_marts(server_url, template_url.database, root) as settings,
-        running_dashboards(settings, root / "server.log") as base,
-    ):
+    with demo_marts(server_url, template_url.database, root) as settings:
+        yield settings, root
+
+
+@pytest.fixture(scope="module")
+def server(demo):
+    """The dashboards serving the demo marts on a loopback port."""
+    settings, root = demo
+    with running_dashboards(settings, root / "server.log") as base:
         yield base
+
+
+@pytest.fixture
+def browser():
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium_executable(), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 def no_exception_text(page: Page) -> None:
@@ -62,8 +84,10 @@ def no_exception_text(page: Page) -> None:
 
 def shot(page: Page, name: str) -> None:
     """A screenshot of the page once its charts are drawn; kept for the docs when asked."""
-    page.wait_for_load_state("networkidle")
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)  # no script running
+    # loaded, and no script running: the app's own signal (a second tab's scripts, from the
+    # browser's cache, may never count as finished for "networkidle")
+    page.wait_for_load_state("load")
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
     page.wait_for_timeout(800)  # the charts' own rendering
     no_exception_text(page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -152,3 +176,58 @@ def test_staff_see_the_staff_page(server):
             shot(page, "staff")
         finally:
             browser.close()
+
+
+def download(page: Page, name: str) -> tuple[str, bytes]:
+    """Click the download button of the table `name`: the address it was served from (a path of
+    the server) and its bytes."""
+    with page.expect_download() as started:
+        page.get_by_role("button", name=f"Download {name} (CSV)").click()
+    served = started.value
+    return urlsplit(served.url).path, Path(served.path()).read_bytes()
+
+
+def session_cookie(context) -> str:
+    (value,) = [cookie["value"] for cookie in context.cookies() if cookie["name"] == COOKIE]
+    return f"{COOKIE}={value}"
+
+
+def test_a_download_is_served_only_to_the_session_it_was_shown_to(server, demo, browser):
+    """The issue's download leak: the address of a download, fetched without the session that
+    was shown it, by another organization's member, after signing out, after a new password."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    page.goto(server + SHARED_LINK)
+    sign_in(page, VERA.email, PASSWORD)
+    expect(page.get_by_role("heading", name="Insight")).to_be_visible()
+    path, content = download(page, "top signatures")
+    assert path.startswith("/media/") and content.startswith(b"Project,Detector,Severity,")
+    cookie = session_cookie(context)
+    served = call(server, "GET", path, cookie=cookie)
+    assert served.status == 200 and served.body == content.decode()
+    assert served.headers["cache-control"] == "no-store"
+
+    without = call(server, "GET", path)
+    assert without.status == 404 and "Detector" not in without.body
+    assert call(server, "GET", path, cookie=f"{COOKIE}=forged-{'x' * 36}").status == 404
+    bobs = call(
+        server, "POST", "/auth/sign-in", {"email": BOB.email, "password": PASSWORD, "next": "/"}
+    )
+    assert bobs.status == 303
+    bob = f"{COOKIE}={bobs.cookie(COOKIE).value}"
+    assert call(server, "GET", path, cookie=bob).status == 404  # another organization's member
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_have_text("You are signed out.")
+    assert call(server, "GET", path, cookie=cookie).status == 404  # the ended session's copy
+
+    page.goto(server + SHARED_LINK)
+    sign_in(page, VERA.email, PASSWORD)
+    expect(page.get_by_role("heading", name="Insight")).to_be_visible()
+    path, content = download(page, "top signatures")
+    cookie = session_cookie(context)
+    assert call(server, "GET", path, cookie=cookie).status == 200
+    with connect(demo[0]) as conn:  # what `odavl-pipeline users set-password` does
+        set_password(conn, VERA.email, "a brand new password")
+    assert call(server, "GET", path, cookie=cookie).status == 404

@@ -6,7 +6,7 @@ import dagster as dg
 
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.assets import ingest_assets
-from odavl_pipeline.defs.ingest.checks import INVARIANTS
+from odavl_pipeline.defs.ingest.checks import INVARIANTS, evaluate_checks
 from odavl_pipeline.defs.ingest.partitions import landed_days
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.resources import OdavlResource
@@ -70,30 +70,28 @@ def test_materializing_a_partition_ingests_it_and_the_checks_pass(settings, land
     assert all(evaluation.passed for evaluation in evaluations)
 
 
+def _check(conn, source: str, run_id: str, name: str) -> dg.AssetCheckResult:
+    """The check `name` of `source`, evaluated as the asset does, on run `run_id`'s files."""
+    [result] = [r for r in evaluate_checks(conn, source, run_id) if r.check_name == name]
+    return result
+
+
 def test_a_check_fails_when_the_ledger_and_the_table_disagree(settings, landing, conn):
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1"), usage("u2")])
-    instance = instance_with(DAY)
-    materialize("usage_events", instance)
+    ingested = materialize("usage_events", instance_with(DAY))
     conn.execute("DELETE FROM usage_events WHERE event_id = 'u2'")  # a row lost behind our back
     conn.commit()
-    result = materialize("usage_events", instance)  # the file is not re-ingested
-    [evaluation] = [
-        e for e in result.get_asset_check_evaluations() if e.check_name == "rows_match_ledger"
-    ]
+    evaluation = _check(conn, "usage_events", ingested.run_id, "rows_match_ledger")
     assert not evaluation.passed
     assert evaluation.metadata["violations"].value == 1
 
 
 def test_references_resolve_fails_for_a_row_whose_project_vanished(settings, landing, conn):
     landing.write("error_events", DAY, "a.ndjson", [error("e1")])
-    instance = instance_with(DAY)
-    materialize("error_events", instance)
+    ingested = materialize("error_events", instance_with(DAY))
     conn.execute("UPDATE error_events SET project_id = -1")  # what a foreign key would refuse
     conn.commit()
-    result = materialize("error_events", instance)
-    [evaluation] = [
-        e for e in result.get_asset_check_evaluations() if e.check_name == "references_resolve"
-    ]
+    evaluation = _check(conn, "error_events", ingested.run_id, "references_resolve")
     assert (evaluation.passed, evaluation.metadata["violations"].value) == (False, 1)
 
 

@@ -190,12 +190,14 @@ def test_every_dagster_yaml_is_valid_and_limits_ingestion_the_same_way(tmp_path)
         assert config["concurrency"]["runs"]["tag_concurrency_limits"] == TAG_LIMITS
         assert config["retention"]["sensor"]["purge_after_days"]["skipped"] == 7
         assert config["freshness"] == {"enabled": True}
-    assert (
-        docker["run_monitoring"]["enabled"]
-        and docker["run_launcher"]["class"] == "DefaultRunLauncher"
-    )
+    # every instance monitors runs, so a run whose process died is failed and frees its place
+    for config in (local, docker, celery):
+        assert config["run_monitoring"]["enabled"]
+        assert config["run_launcher"] == {
+            "module": "odavl_pipeline.defs.run_launcher",
+            "class": "OdavlRunLauncher",
+        }
     # the Celery deployment's runs execute beside the code location; only the steps go to Celery
-    assert celery["run_launcher"]["class"] == "DefaultRunLauncher"
     # the tag the limits name is the one the ingesting jobs carry
     assert {**INGEST_TAGS} == {"odavl/ingest": "true"}
     assert all(

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -14,6 +16,7 @@ from odavl_pipeline import doctor
 from odavl_pipeline.db import migrate
 from odavl_pipeline.marts.build import refresh_marts
 
+from .processes import descendants
 from .records import usage
 
 DAY = "2026-11-03"
@@ -25,12 +28,26 @@ def healthy(settings, landing, monkeypatch):
     command line sees it (the Dagster variables are restored after the test)."""
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     refresh_marts(settings)
+    _end_runs_left_stuck(settings)
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
     monkeypatch.setenv("ODAVL_DAGSTER_URL", "set by odavl-pipeline")
     monkeypatch.delenv("ODAVL_ALERT_WEBHOOK_URL", raising=False)
     for name in ("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET"):
         monkeypatch.delenv(name, raising=False)
     return settings
+
+
+def _end_runs_left_stuck(settings) -> None:
+    """The runs that earlier tests killed (their instance is shared) are marked failed, as the
+    daemon's run monitoring would: no run here is stuck."""
+    import dagster as dg
+
+    from odavl_pipeline import orchestration
+
+    instance = orchestration.instance(settings)
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        if instance.run_launcher.check_run_worker_health(run).status.value == "FAILED":
+            instance.report_run_failed(run, "left by an earlier test")
 
 
 def findings(**changes: str | None) -> dict[str, doctor.Finding]:
@@ -60,14 +77,18 @@ def test_a_healthy_setup_with_stripe_passes_every_check(healthy, stripe_settings
     result = doctor_cli("--json")
     assert result.returncode == 0, result.stdout + result.stderr
     found = {f["check"]: f for f in json.loads(result.stdout)}
+    # the runs of earlier tests (the instance is shared) may have failed in the last day
+    assert found.pop("runs")["status"] in {"ok", "warning"}
     assert {check: f["status"] for check, f in found.items()} == {
         "configuration": "ok",
         "database": "ok",
         "migrations": "ok",
         "dagster": "warning",  # no daemon runs in this test: said, but not a problem
+        "closes": "ok",
         "landing": "ok",
         "marts": "ok",
         "stripe": "ok",
+        "stripe events": "ok",
     }
     assert "no dagster-daemon heartbeat" in found["dagster"]["summary"]
     assert "1 files over 1 days (2026-11-03 .. 2026-11-03)" in found["landing"]["summary"]
@@ -216,3 +237,47 @@ def test_a_dagster_instance_outside_postgres_is_a_problem(healthy):
     )
     found = findings()["dagster"]
     assert found.status == "problem" and "would not share one history" in found.summary
+
+
+@pytest.mark.slow
+def test_a_run_whose_process_is_gone_is_stuck_until_run_monitoring_fails_it(healthy):
+    import logging
+
+    import dagster as dg
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+    from odavl_pipeline import orchestration
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.ingest.writer import source_lock
+
+    instance = orchestration.instance(healthy)
+    since = datetime.now(UTC)
+    with connect(healthy) as blocker:  # the run's usage_events step waits for the source
+        blocker.execute("SELECT pg_advisory_lock(hashtext(%s))", (source_lock("usage_events"),))
+        run = subprocess.Popen(
+            [sys.executable, "-m", "odavl_pipeline.cli", "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=os.environ.copy(),
+        )
+        while not blocker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+            assert run.poll() is None
+            time.sleep(0.5)
+        [record] = instance.get_run_records(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], created_after=since)
+        )
+        assert findings()["runs"].status in {"ok", "warning"}  # alive: not stuck
+        for pid in descendants(run.pid):
+            os.kill(pid, signal.SIGKILL)
+        run.kill()
+        run.wait()
+
+    stuck = findings()["runs"]
+    assert stuck.status == "problem" and f"{record.dagster_run.run_id} (pipeline, STARTED)" in (
+        stuck.summary
+    )
+    assert "run monitoring marks them failed" in stuck.fix
+    # the daemon's run monitoring, on this run: failed, it is listed among the failed runs
+    monitor_started_run(instance, None, record, logging.getLogger("test"))
+    failed = findings()["runs"]
+    assert failed.status == "warning" and record.dagster_run.run_id in failed.summary

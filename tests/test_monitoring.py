@@ -3,38 +3,46 @@ to the alert webhook; the billing marts' freshness policy turns them stale when 
 missed (evaluated by Dagster's own freshness daemon)."""
 
 import json
+import math
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 
+from odavl_pipeline import clock
+from odavl_pipeline.alerts import record_alerts
+from odavl_pipeline.alerts.http import TIMEOUT_SECONDS
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.partitions import landed_days
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.marts.assets import MARTS, marts
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
+from odavl_pipeline.defs.monitoring.quota_alerts import TICK_SECONDS, quota_alert_delivery
 from odavl_pipeline.defs.monitoring.sensors import AlertNotDelivered, run_failure_alert
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.defs.stripe.schedules import hourly_stripe
 
-from .records import usage
+from .records import ORG, OTHER_ORG, usage
 
 DAY = "2026-11-03"
 RANGE_START = "dagster/asset_partition_range_start"
 
 
 class Webhook:
-    """An HTTP endpoint on loopback that records what is posted to it."""
+    """An HTTP endpoint on loopback that records what is posted to it, answering after `delay`
+    seconds."""
 
-    def __init__(self, status: int = 200):
+    def __init__(self, status: int = 200, delay: float = 0.0):
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((self.path, self.headers["Content-Type"], json.loads(body)))
+                time.sleep(delay)
                 self.send_response(status)
                 self.end_headers()
 
@@ -216,3 +224,34 @@ def test_the_billing_marts_turn_stale_when_the_daily_build_is_missed(settings):
             **{name: "FAIL" for name in BILLING_MARTS},
             "error_trends": "NOT_APPLICABLE",
         }
+
+
+@pytest.mark.slow
+def test_the_quota_alert_sensor_ends_within_its_tick_whatever_the_webhook(
+    settings, conn, monkeypatch
+):
+    slow = Webhook(delay=9)  # answers within the POST's 10 s, just
+    monkeypatch.setenv("ODAVL_ALERT_WEBHOOK_URL", slow.url)
+    monkeypatch.setenv("ODAVL_ALERT_WEBHOOK_SECRET", "whsec_tick")
+    now = clock.now()
+    exceeded = {"used": 500, "quota": 500, "status": "exceeded", "projected": 900, "as_of": now}
+    period = {"period_start": now - timedelta(days=1), "period_end": now + timedelta(days=20)}
+    rows = [
+        {**exceeded, **period, "org": org, "metric": metric, "projected_exhaustion": None}
+        for org in (ORG, OTHER_ORG)
+        for metric in ("analyses", "fixes", "audits")
+    ]
+    assert len(record_alerts(conn, rows)) == 12  # 80 % and 100 % each: 108 s of POSTs
+    try:
+        with dg.build_sensor_context(resources={"odavl": OdavlResource()}) as context:
+            skipped = quota_alert_delivery(context)
+    finally:
+        slow.close()
+
+    attempts = len(slow.received)  # each started while a whole POST still fit in the budget
+    assert 1 <= attempts <= math.floor((TICK_SECONDS - TIMEOUT_SECONDS) / 9) + 1
+    assert "out of time, the next call sends the rest" in skipped.skip_message
+    untried = conn.execute(
+        "SELECT count(*) FROM quota_alert_deliveries WHERE state = 'pending' AND attempts = 0"
+    ).fetchone()[0]
+    assert untried == 12 - attempts  # left for the next tick

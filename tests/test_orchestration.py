@@ -76,3 +76,24 @@ def test_the_listener_hears_each_step_end_with_what_it_materialized(
     assert heard.steps[-1].assets == set(MARTS)
     assert heard.steps[0].assets == {heard.steps[0].step}
     assert heard.statuses and heard.statuses[-1].seconds > heard.statuses[0].seconds
+
+
+def test_each_run_checks_the_files_it_ingested_not_the_latest_ones(
+    settings, landing, dagster_instance
+):
+    landing.write("usage_events", DAY, "a.ndjson", [usage("u1"), usage("u2")])
+    [first] = orchestration.run_pipeline(settings, [date.fromisoformat(DAY)], "WARNING")
+    with connect(settings) as conn:  # a fault in the first run's files: a row gone
+        conn.execute("DELETE FROM usage_events WHERE event_id = 'u1'")
+    # a second run finds nothing new: its checks are of its own (no) files, not of the first run's
+    [second] = orchestration.run_pipeline(settings, [date.fromisoformat(DAY)], "WARNING")
+
+    checks = {
+        evaluation.check_name: evaluation
+        for evaluation in second.get_asset_check_evaluations()
+        if evaluation.asset_key.to_user_string() == "usage_events"
+    }
+    assert checks["rows_match_ledger"].passed
+    assert {evaluation.metadata["ingestion_run"].value for evaluation in checks.values()} == {
+        second.run_id
+    }

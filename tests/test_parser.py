@@ -37,9 +37,9 @@ def test_batches_hold_staged_lines_repeats_and_rejects(landing):
         [batch] = list(parser.batches(prepared))
     assert batch.lines == 4
     assert (batch.staged_lines, batch.repeat_lines) == ([(9, 1)], [(9, 2)])
-    assert [(reject[2], reject[3]) for reject in batch.rejects] == [
-        (3, "unknown_org"),
-        (4, "invalid_json"),
+    assert [(line_nos, reason) for _, line_nos, reason, *_ in batch.rejects.entries()] == [
+        ([3], "unknown_org"),
+        ([4], "invalid_json"),
     ]
     assert batch.staged.startswith(b'9,1,1,"u1",')
 

@@ -1,6 +1,6 @@
 """Signing in to the dashboards: only a verified identity-provider email counts, and password
-sign-ins are throttled per email and per client in PostgreSQL, across connections and threads,
-whatever text is typed."""
+sign-ins are throttled per email, per client (by the accounts it failed for) and per trusted
+device in PostgreSQL, across connections and threads, whatever text is typed."""
 
 import re
 import threading
@@ -11,7 +11,10 @@ from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.db.sign_in import (
+    CLIENT_FREE_ACCOUNTS,
+    DEVICE_LIFETIME,
     Attempt,
+    is_trusted_device,
     record_failure,
     sign_in,
     throttle_wait,
@@ -30,6 +33,8 @@ OIDC_SECRETS = {
     }
 }
 CLIENT = "203.0.113.7"
+ELSEWHERE = "198.51.100.1"
+ANY_TEXT = st.text(st.characters(exclude_categories=()))  # lone surrogates and NUL included
 
 
 class Verifier:
@@ -97,7 +102,8 @@ def test_the_sign_in_screen_says_when_the_provider_gave_no_verified_email(
 def test_three_free_failures_then_waits_that_double_up_to_15_minutes(conn):
     waits = [record_failure(conn, EMAIL, CLIENT) for _ in range(16)]
     assert waits == [0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
-    assert failures(conn, "email") == failures(conn, "client") == [16]
+    assert failures(conn, "email") == failures(conn, "pair") == [16]
+    assert failures(conn, "client") == [1]  # one account: the client counts it once
     assert wait_message(8) == (
         "Too many failed sign-ins for this account or this connection: try again in 8 s."
     )
@@ -136,29 +142,91 @@ def test_a_blocked_attempt_is_refused_before_any_password_is_hashed(conn):
 
 def test_a_success_clears_the_email_not_the_client(conn):
     verify = Verifier()
+    for n in range(CLIENT_FREE_ACCOUNTS - 1):
+        sign_in(conn, f"guess{n}@odavl.com", "wrong", CLIENT, verify)
     for _ in range(3):
         sign_in(conn, EMAIL, "wrong", CLIENT, verify)
     assert sign_in(conn, EMAIL.upper(), RIGHT, CLIENT, verify).email == EMAIL
-    assert failures(conn, "email") == [] and failures(conn, "client") == [3]
-    assert sign_in(conn, EMAIL, "wrong", CLIENT, verify).wait == 1  # the client's fourth
+    assert sorted(failures(conn, "email")) == [1] * (CLIENT_FREE_ACCOUNTS - 1)  # not EMAIL's
+    assert failures(conn, "client") == [CLIENT_FREE_ACCOUNTS]
+    assert sign_in(conn, "another@odavl.com", "wrong", CLIENT, verify).wait == 1
 
 
 def test_one_client_guessing_many_emails_stays_slowed(conn):
     verify = Verifier()
-    for n in range(10):
+    for n in range(20):
         sign_in(conn, f"guess{n}@odavl.com", "wrong", CLIENT, verify)
-    assert verify.calls == 4  # the client was blocked from its fourth failure on
+    assert verify.calls == CLIENT_FREE_ACCOUNTS + 1  # blocked from its eleventh account on
     attempt = sign_in(conn, EMAIL, RIGHT, CLIENT, verify)
-    assert attempt.refused and verify.calls == 4
-    assert sign_in(conn, EMAIL, RIGHT, "198.51.100.1", verify).email == EMAIL  # another client
+    assert attempt.refused and verify.calls == CLIENT_FREE_ACCOUNTS + 1
+    assert sign_in(conn, EMAIL, RIGHT, ELSEWHERE, verify).email == EMAIL  # another client
+
+
+def test_one_accounts_failures_never_block_its_clients_other_accounts(conn):
+    """An address stands for everyone behind it (an office, a carrier): guessing one account
+    from it blocks that account, not the others."""
+    verify = Verifier()
+    for _ in range(30):
+        record_failure(conn, "erin@odavl.com", CLIENT)
+    assert sign_in(conn, "erin@odavl.com", RIGHT, CLIENT, verify).refused
+    assert failures(conn, "client") == [1]
+    assert sign_in(conn, EMAIL, RIGHT, CLIENT, verify).email == EMAIL
 
 
 def test_an_unknown_client_is_one_client(conn):
-    for n in range(4):
+    for n in range(CLIENT_FREE_ACCOUNTS + 1):
         record_failure(conn, f"guess{n}@odavl.com", None)
     assert throttle_wait(conn, "y@odavl.com", None) > 0
     assert throttle_wait(conn, "y@odavl.com", "") > 0
     assert throttle_wait(conn, "y@odavl.com", CLIENT) == 0
+
+
+def test_a_browser_that_signed_in_keeps_its_own_allowance(conn):
+    """OWASP's device cookies: an attacker elsewhere blocks the account for browsers new to
+    it, not for one it signed in with; that browser's own failures block only itself."""
+    verify = Verifier()
+    device = sign_in(conn, EMAIL, RIGHT, CLIENT, verify).device
+    assert device and is_trusted_device(conn, device, EMAIL.upper())
+    for n in range(10):  # blocked for minutes, and the address too (many accounts)
+        record_failure(conn, EMAIL, ELSEWHERE)
+        record_failure(conn, f"guess{n}@odavl.com", CLIENT)
+    assert sign_in(conn, EMAIL, RIGHT, "192.0.2.1", verify).refused  # a new browser waits
+    assert sign_in(conn, EMAIL, RIGHT, "192.0.2.1", verify, device="forged").refused
+    again = sign_in(conn, EMAIL, RIGHT, CLIENT, verify, device=device)
+    assert again.email == EMAIL and again.device == device  # trusted, from a blocked address
+    for _ in range(3):
+        assert sign_in(conn, EMAIL, "wrong", CLIENT, verify, device=device).wait == 0
+    fourth = sign_in(conn, EMAIL, "wrong", CLIENT, verify, device=device)
+    assert fourth.wait == 1 and failures(conn, "device") == [4]
+    assert sign_in(conn, EMAIL, RIGHT, CLIENT, verify, device=device).refused
+
+
+def test_a_device_is_trusted_only_for_its_own_user_and_not_after_90_days(conn):
+    verify = Verifier()
+    device = sign_in(conn, EMAIL, RIGHT, CLIENT, verify).device
+    assert not is_trusted_device(conn, device, "bob@odavl.com")
+    other = sign_in(conn, "bob@odavl.com", RIGHT, CLIENT, verify, device=device)
+    assert other.email == "bob@odavl.com" and other.device != device  # a device of his own
+    conn.execute(
+        "UPDATE sign_in_devices SET last_signed_in_at = last_signed_in_at - %s "
+        "WHERE token_sha256 = encode(sha256(convert_to(%s, 'UTF8')), 'hex')",
+        (DEVICE_LIFETIME, device),
+    )
+    conn.commit()
+    assert not is_trusted_device(conn, device, EMAIL)
+    renewed = sign_in(conn, EMAIL, RIGHT, CLIENT, verify, device=device)
+    assert renewed.device != device and is_trusted_device(conn, renewed.device, EMAIL)
+    stored = conn.execute("SELECT token_sha256 FROM sign_in_devices").fetchall()
+    assert renewed.device not in str(stored)  # only its hash
+    assert device not in str(stored) and len(stored) == 2  # the stale one deleted
+
+
+@given(device=st.one_of(st.none(), ANY_TEXT))
+@hypothesis_settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_text_as_a_device_is_just_untrusted(conn, device):
+    assert not is_trusted_device(conn, device, EMAIL)
 
 
 def test_the_throttle_holds_in_another_process(conn, settings):
@@ -187,10 +255,10 @@ def test_concurrent_failures_are_all_counted(conn, settings):
     for thread in threads:
         thread.join(timeout=60)
     assert not errors
-    assert failures(conn, "email") == failures(conn, "client") == [50]
+    assert failures(conn, "email") == failures(conn, "pair") == [50]
+    assert failures(conn, "client") == [1]
 
 
-ANY_TEXT = st.text(st.characters(exclude_categories=()))  # lone surrogates and NUL included
 HEX_KEY = re.compile(r"[0-9a-f]{64}")
 HOSTILE = [
     "a" * 10_000 + "@odavl.com",
@@ -207,7 +275,7 @@ HOSTILE = [
 def assert_only_hex_keys(conn) -> None:
     """The table's only text is its keys and kinds: nothing typed is kept in clear."""
     for key, kind, _ in rows(conn):
-        assert HEX_KEY.fullmatch(key) and kind in ("email", "client")
+        assert HEX_KEY.fullmatch(key) and kind in ("email", "client", "pair")
 
 
 @pytest.mark.parametrize("email", HOSTILE)
@@ -226,5 +294,5 @@ def test_any_text_is_counted_never_stored_and_never_raises(conn, email, password
     verify = Verifier()
     attempt = sign_in(conn, email, password, client, verify)
     assert attempt.email is None and not attempt.refused and verify.calls == 1
-    assert failures(conn, "email") == failures(conn, "client") == [1]
+    assert failures(conn, "email") == failures(conn, "client") == failures(conn, "pair") == [1]
     assert_only_hex_keys(conn)

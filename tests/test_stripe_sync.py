@@ -5,12 +5,17 @@ from datetime import UTC, datetime
 import pytest
 from psycopg.rows import dict_row
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+
 from odavl_pipeline import clock
 from odavl_pipeline.db.server import connect
+from odavl_pipeline.stripe_billing import inbox
 from odavl_pipeline.stripe_billing.client import StripeNotConfigured, stripe_client
-from odavl_pipeline.stripe_billing.sync import initial_sync, subscription_state
+from odavl_pipeline.stripe_billing.subscriptions import subscription_state
+from odavl_pipeline.stripe_billing.sync import initial_sync, process_due
 
-from .stripe_emulator import create_plans
+from .stripe_emulator import create_plans, wait_until
 
 pytestmark = pytest.mark.stripe
 
@@ -108,6 +113,53 @@ def test_an_organization_linked_to_a_customer_is_not_taken_by_another(
     report = sync(stripe_settings)
     assert report.customers_linked == 1
     assert organizations(stripe_settings)["odavl-test-org"]["stripe_customer_id"] == first.id
+
+
+def test_the_sync_holds_no_lock_while_stripe_answers(stripe_settings, stripe_emulator):
+    """While Stripe holds the sync's request for a subscription's product (where the lock was
+    held before), a webhook event of another customer is processed; then the sync ends."""
+    client = stripe_client(stripe_settings)
+    plans = create_plans(client)
+    customer = client.v1.customers.create({"metadata": {"org_slug": "enterprise-corp"}})
+    client.v1.subscriptions.create({"customer": customer.id, "items": [{"plan": plans.pro}]})
+    with connect(stripe_settings) as conn:
+        conn.execute(
+            "UPDATE organizations SET stripe_customer_id = 'cus_other' WHERE slug = %s",
+            ("odavl-test-org",),
+        )
+    event = {
+        "id": "evt_meanwhile",
+        "type": "customer.subscription.updated",
+        "created": int(clock.now().timestamp()),
+        "data": {
+            "object": {
+                "id": "sub_other",
+                "customer": "cus_other",
+                "status": "active",
+                "items": {
+                    "data": [{"price": {"id": "price_e", "metadata": {"tier": "ENTERPRISE"}}}]
+                },
+                "current_period_start": int(clock.now().timestamp()),
+                "current_period_end": int(clock.now().timestamp()) + 30 * 86400,
+            }
+        },
+    }
+    with connect(stripe_settings) as conn:
+        inbox.receive(conn, inbox.parse_event(event), json.dumps(event))
+    stripe_emulator.faults.hold("/v1/products/")
+    with ThreadPoolExecutor(1) as pool:
+        syncing = pool.submit(sync, stripe_settings)
+        wait_until(lambda: stripe_emulator.faults.held == 1, "the sync's product request")
+        assert [o.status for o in process_due(stripe_settings, client)] == ["processed"]
+        assert not syncing.done()
+        stripe_emulator.release()
+        report = syncing.result(timeout=30)
+    assert (report.subscriptions, report.subscriptions_applied) == (1, 1)
+    state = organizations(stripe_settings)
+    assert (state["odavl-test-org"]["tier"], state["enterprise-corp"]["tier"]) == (
+        "ENTERPRISE",
+        "PRO",
+    )
 
 
 def test_without_an_api_key_there_is_no_client(settings):

@@ -1,5 +1,7 @@
 """Property-based fuzzing of the webhook endpoint: whatever arrives, no 5xx while the database
-and the Stripe emulator are up; a 4xx carries a JSON reason and applies nothing.
+and the Stripe emulator are up; a 4xx carries a JSON reason and stores nothing. And of its
+inbox: whatever a signed subscription or customer holds, processing it ends `processed`, or
+set aside with a reason that says what is wrong with it, never as a failure of ours.
 
 The Starlette app of `create_app` is called in-process, as uvicorn calls it, with generated
 `Stripe-Signature` headers (random bytes and text, unicode digits, many `v1=`, huge or
@@ -25,7 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from odavl_pipeline.db.server import connect
+from odavl_pipeline.stripe_billing import inbox
 from odavl_pipeline.stripe_billing.client import stripe_client
+from odavl_pipeline.stripe_billing.subscriptions import STATUSES
+from odavl_pipeline.stripe_billing.sync import process_due
 from odavl_pipeline.stripe_billing.webhooks import MAX_BODY_BYTES, create_app
 
 from .stripe_emulator import TEST_WEBHOOK_SECRET, create_plans
@@ -167,10 +172,10 @@ EVENT_TYPES = st.sampled_from(
 
 
 def routable(object_id) -> bool:
-    """Not an id holding "{" or "}": localstripe (aiohttp) routes no such path segment and
-    answers a plain-text 404, which the stripe package reads as an API failure (our 503),
-    where Stripe answers its JSON 404 (the event is then ignored)."""
-    return not (isinstance(object_id, str) and {"{", "}"} & set(object_id))
+    """Not an id holding "{", "}" or "/": localstripe (aiohttp) routes no such path segment
+    and answers a plain-text 404, which the stripe package reads as an API failure (retried),
+    where Stripe answers its JSON 404 (the event is then set aside)."""
+    return not (isinstance(object_id, str) and {"{", "}", "/"} & set(object_id))
 
 
 @st.composite
@@ -282,6 +287,122 @@ SIGNED = st.builds(
 HEADERS = st.sampled_from([UNSIGNED, SIGNED, st.just(Signed())]).flatmap(lambda kind: kind)
 
 
+# --- what a subscription or a customer holds ---------------------------------------------------
+
+
+def sometimes_odd(sensible: st.SearchStrategy) -> st.SearchStrategy:
+    """Sensible 15 times in 16, else any JSON (ids among it routable)."""
+    return st.sampled_from([sensible] * 15 + [JSON.filter(routable)]).flatmap(lambda kind: kind)
+
+
+EPOCHS = st.integers(0, 253402300799) | st.sampled_from([-1, 10**13, 2**63, 1.5e9, True])
+TIER_VALUES = st.sampled_from(["PRO", "enterprise", " Free ", "GOLD", ""])
+LIMIT_VALUES = st.sampled_from(["9000", "0", " 12 ", "-1", "1e3", "2147483647", "2147483648", ""])
+
+
+@st.composite
+def subscription_objects(draw, customers: list[str], products: list[str]) -> dict:
+    metadata = st.fixed_dictionaries(
+        {},
+        optional={
+            "tier": sometimes_odd(TIER_VALUES),
+            "analyses_limit": sometimes_odd(LIMIT_VALUES),
+            "fixes_limit": sometimes_odd(LIMIT_VALUES),
+        },
+    )
+    price = st.fixed_dictionaries(
+        {"id": sometimes_odd(st.just("price_fuzz")), "metadata": sometimes_odd(metadata)},
+        optional={"product": sometimes_odd(st.sampled_from([*products, "prod_missing"]))},
+    )
+    item = st.fixed_dictionaries(
+        {
+            "price": sometimes_odd(price),
+            "current_period_start": sometimes_odd(EPOCHS),
+            "current_period_end": sometimes_odd(EPOCHS),
+        }
+    )
+    customer = st.sampled_from([*customers, "cus_missing"])
+    return draw(
+        st.fixed_dictionaries(
+            {
+                "id": sometimes_odd(st.builds(lambda: f"sub_{uuid.uuid4().hex}")),
+                "customer": sometimes_odd(customer | customer.map(lambda c: {"id": c})),
+                "status": sometimes_odd(st.sampled_from([*STATUSES, "frozen"])),
+                "items": sometimes_odd(
+                    st.fixed_dictionaries(
+                        {"data": sometimes_odd(st.lists(item, min_size=1, max_size=3))}
+                    )
+                ),
+            },
+            optional={
+                "current_period_start": sometimes_odd(EPOCHS),
+                "current_period_end": sometimes_odd(EPOCHS),
+                "cancel_at": sometimes_odd(st.none() | EPOCHS),
+                "canceled_at": sometimes_odd(st.none() | EPOCHS),
+                "ended_at": sometimes_odd(st.none() | EPOCHS),
+            },
+        )
+    )
+
+
+@st.composite
+def customer_objects(draw, customers: list[str]) -> dict:
+    return draw(
+        st.fixed_dictionaries(
+            {"id": sometimes_odd(st.sampled_from(customers))},
+            optional={
+                "metadata": sometimes_odd(
+                    st.fixed_dictionaries(
+                        {}, optional={"org_slug": sometimes_odd(st.sampled_from(ORG_SLUGS))}
+                    )
+                ),
+                "deleted": sometimes_odd(st.booleans()),
+            },
+        )
+    )
+
+
+ORG_SLUGS = ["odavl-test-org", "enterprise-corp", "no-such-org", ""]
+
+
+@st.composite
+def processed_events(draw, catalog: "Catalog") -> dict:
+    kind = draw(EVENT_TYPES.filter(inbox.follows))
+    obj = draw(
+        customer_objects(catalog.customers)
+        if kind.startswith("customer.") and not kind.startswith("customer.subscription.")
+        else subscription_objects(catalog.customers, catalog.products)
+    )
+    event = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": kind,
+        "created": draw(st.integers(1_700_000_000, 2_000_000_000)),
+        "data": {"object": obj},
+    }
+    try:
+        return inbox.parse_event(event)
+    except inbox.MalformedEvent:  # an object id the endpoint refuses: another one
+        return {**event, "data": {"object": {**obj, "id": f"odd_{uuid.uuid4().hex}"}}}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What exists at Stripe: customers (of an organization, and of none) and products."""
+
+    customers: list[str]
+    products: list[str]
+
+
+@pytest.fixture
+def stripe_catalog(stripe_settings) -> Catalog:
+    client = stripe_client(stripe_settings)
+    plans = create_plans(client)
+    linked = client.v1.customers.create({"metadata": {"org_slug": "odavl-test-org"}})
+    stranger = client.v1.customers.create({})
+    products = [client.v1.plans.retrieve(plan).product for plan in (plans.pro, plans.enterprise)]
+    return Catalog([linked.id, stranger.id], products)
+
+
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -326,3 +447,20 @@ def check(endpoint: Endpoint, app_settings, body: bytes, header: bytes | Signed 
     if status >= 400:
         assert isinstance(answer.get("error"), str), answer
         assert stored_events(app_settings) == before
+
+
+@FUZZ
+@given(data=st.data())
+def test_processing_any_stored_event_ends_processed_or_set_aside_with_its_reason(
+    webhook_endpoint, stripe_catalog, stripe_settings, data
+):
+    body = json.dumps(data.draw(processed_events(stripe_catalog), label="event")).encode()
+    status, answer = webhook_endpoint.post(body, Signed().header(body))
+    assert (status, answer.get("outcome")) == (200, "received"), answer
+    # a customer linked now brings back its events set aside before: they are processed too
+    outcomes = process_due(stripe_settings, stripe_client(stripe_settings))
+    assert answer["event"] in [outcome.event_id for outcome in outcomes]
+    for outcome in outcomes:
+        hypothesis.event(f"{outcome.status} {outcome.detail.split(':')[0]}")
+        assert outcome.status in ("processed", "dead"), outcome
+        assert not outcome.detail.startswith("internal_error"), outcome

@@ -16,15 +16,11 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
+from dashlib import downloads
 from dashlib.data import Viewer
-from dashlib.session_routes import SIGN_OUT, sign_in_link, viewer_email
+from dashlib.session_routes import SIGN_OUT, oidc_configured, sign_in_link, viewer_email
 from odavl_pipeline.db.dashboard_sessions import COOKIE
 from odavl_pipeline.db.sign_in import verified_email
-
-
-def oidc_configured() -> bool:
-    """True when Streamlit's secrets have an `[auth]` section."""
-    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
 
 
 def signed_in_viewer() -> Viewer | None:
@@ -34,6 +30,11 @@ def signed_in_viewer() -> Viewer | None:
     else:
         email = viewer_email(st.context.cookies.get(COOKIE))
     return Viewer(email) if email else None
+
+
+def browser_credential() -> str | None:
+    """What proves this page run's browser session (`downloads.credential`)."""
+    return downloads.credential(st.context.cookies, password_sign_in=not oidc_configured())
 
 
 def sign_in_screen() -> None:

@@ -601,3 +601,64 @@ def staff_days(viewer: Viewer) -> tuple[date | None, date | None]:
     rows = _staff_query(viewer, "SELECT min(day) AS first, max(day) AS last FROM usage_daily")
     first, last = rows.iloc[0]["first"], rows.iloc[0]["last"]
     return (None, None) if pd.isna(last) else (_day(first), _day(last))
+
+
+# --- Stripe events set aside (PostgreSQL) ------------------------------------------------
+
+STRIPE_DEAD_LETTER_COLUMNS = ["received_at", "id", "type", "reason", "detail", "attempts"]
+
+
+def stripe_dead_letters(viewer: Viewer) -> pd.DataFrame:
+    """Stripe events set aside, not processed, with their reason, oldest first (staff only;
+    read afresh each time: a retried event leaves the list at once)."""
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.stripe_billing.inbox import dead_letters
+
+    if not viewer.staff:
+        raise AccessDenied(f"{viewer.email} may not see the staff view")
+    with connect(Settings.from_env()) as conn:
+        rows = dead_letters(conn)
+    return pd.DataFrame(
+        [[getattr(row, name) for name in STRIPE_DEAD_LETTER_COLUMNS] for row in rows],
+        columns=STRIPE_DEAD_LETTER_COLUMNS,
+    )
+
+
+# --- Billing periods waiting to close (marts, PostgreSQL and the landing zone) --------------
+
+HELD_FILE_COLUMNS = ["path", "day", "why"]
+
+
+def periods_waiting_to_close(viewer: Viewer) -> pd.DataFrame:
+    """Billing periods past their end and grace that the last build left open (staff only)."""
+    from odavl_pipeline import clock
+
+    settings = Settings.from_env()
+    return _staff_query(
+        viewer,
+        "SELECT p.org, o.name, p.metric, p.period_start, p.period_end, p.used "
+        "FROM billing_periods p JOIN organizations o USING (org) "
+        "WHERE NOT p.closed AND p.period_end <= ? ORDER BY p.period_end, p.org, p.metric",
+        clock.now() - settings.billing_grace,
+    )
+
+
+def files_holding_closes(viewer: Viewer) -> pd.DataFrame:
+    """The landed usage files not ingested as they are, which keep periods from closing (staff
+    only; read from the ledger and the landing zone, at most once a minute)."""
+    if not viewer.staff:
+        raise AccessDenied(f"{viewer.email} may not see the staff view")
+    return _held_files()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _held_files() -> pd.DataFrame:
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.marts.closing import files_holding_closes as held_files
+
+    settings = Settings.from_env()
+    with connect(settings) as conn:
+        held = held_files(conn, settings.landing)
+    return pd.DataFrame(
+        [[file.path, file.day, file.why] for file in held], columns=HELD_FILE_COLUMNS
+    )

@@ -5,23 +5,35 @@ out are two routes of the dashboards' server (`server.py`), and a middleware sen
 for a page without a live session to the sign-in form, which then returns to that page (a
 shared link keeps its page and filters). The session itself is `dashboard_sessions`'s: an
 HTTP-only, SameSite=Lax cookie holding a random token; the database checks it on every page
-run (`auth.signed_in_viewer`). With OpenID Connect configured, none of this applies.
+run (`auth.signed_in_viewer`). A successful sign-in also leaves a device cookie, which gives the
+browser its own allowance at the throttle (`odavl_pipeline.db.sign_in`). The client a failure
+counts against is the connection's address, or the one a proxy of ODAVL_TRUSTED_PROXIES
+forwarded (the server, `server.py`, decides). With OpenID Connect configured, none of this
+applies. While PostgreSQL cannot be reached, every route that needs it answers a plain 503.
 """
 
 import functools
 import html
+import logging
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import psycopg
+import streamlit as st
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from odavl_pipeline.db.dashboard_sessions import COOKIE, end_session, session_email, start_session
 from odavl_pipeline.db.server import libpq_url, server_url
-from odavl_pipeline.db.sign_in import LONGEST_PASSWORD, sign_in, wait_message
+from odavl_pipeline.db.sign_in import (
+    DEVICE_COOKIE,
+    DEVICE_LIFETIME,
+    LONGEST_PASSWORD,
+    sign_in,
+    wait_message,
+)
 from odavl_pipeline.settings import Settings
 
 SIGN_IN = "/auth/sign-in"
@@ -31,6 +43,16 @@ LONGEST_LINK = 2048
 PAGE_PATHS = frozenset(
     {"/"} | {f"/{page.stem}" for page in (Path(__file__).parents[1] / "views").glob("*.py")}
 )
+CONNECT_SECONDS = 5  # an unreachable database answers 503 after this, not a hung request
+DATABASE_DOWN = "The dashboards cannot reach their database right now: try again in a minute.\n"
+RETRY_AFTER_SECONDS = 60
+log = logging.getLogger(__name__)
+
+
+def oidc_configured() -> bool:
+    """True when Streamlit's secrets have an `[auth]` section: people sign in with OpenID
+    Connect, and the password sign-in is off."""
+    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
 
 
 @functools.cache
@@ -39,11 +61,15 @@ def database_url() -> str:
     return libpq_url(server_url(Settings.from_env()))
 
 
+def database() -> psycopg.Connection:
+    """A connection to the operational database; psycopg.OperationalError when unreachable."""
+    return psycopg.connect(database_url(), autocommit=True, connect_timeout=CONNECT_SECONDS)
+
+
 def viewer_email(token: str | None) -> str | None:
-    """The email of the live session of this cookie's token, or None."""
-    if not token:
-        return None
-    with psycopg.connect(database_url(), autocommit=True) as conn:
+    """The email of the live session of this cookie's token, or None (asking the database even
+    without a token, so that its outage shows on every page)."""
+    with database() as conn:
         return session_email(conn, token)
 
 
@@ -66,6 +92,38 @@ def return_path(link: str | None) -> str:
 def sign_in_link(path: str, query: str = "") -> str:
     """The sign-in form's address, returning to `path?query` afterwards."""
     return f"{SIGN_IN}?{urlencode({'next': path + ('?' + query if query else '')})}"
+
+
+class DatabaseDown:
+    """ASGI middleware: a request that needed PostgreSQL while it could not be reached gets a
+    plain 503 (and a Retry-After), not a stack trace."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_note(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except psycopg.OperationalError as error:
+            if started:
+                raise
+            log.warning("PostgreSQL is unreachable (%s): answered 503", type(error).__name__)
+            response = PlainTextResponse(
+                DATABASE_DOWN,
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"},
+            )
+            await response(scope, receive, send)
 
 
 class SignInRequired:
@@ -94,6 +152,7 @@ async def sign_in_form(request: Request) -> Response:
     """GET: the form. POST: check the password (behind the throttle), start a session."""
     link = return_path(request.query_params.get("next"))
     if request.method == "GET":
+        await run_in_threadpool(_reach_database)  # no form while no password can be checked
         signed_out = request.query_params.get("signed_out") == "1"
         return _page(link, "You are signed out." if signed_out else "", kind="ok")
     form = await _form(request)
@@ -108,8 +167,9 @@ async def sign_in_form(request: Request) -> Response:
 
 def _check_and_start(request: Request, link: str, email: str, password: str) -> Response:
     client = request.client.host if request.client else None
-    with psycopg.connect(database_url(), autocommit=True) as conn:
-        attempt = sign_in(conn, email, password, client)
+    device = request.cookies.get(DEVICE_COOKIE)
+    with database() as conn:
+        attempt = sign_in(conn, email, password, client, device=device)
         if attempt.email:
             lifetime = Settings.from_env().session_lifetime
             token = start_session(conn, attempt.email, lifetime)
@@ -119,6 +179,7 @@ def _check_and_start(request: Request, link: str, email: str, password: str) -> 
             message += " " + wait_message(attempt.wait)
         return _page(link, message, email, status=429 if attempt.refused else 401)
     response = RedirectResponse(link, status_code=303)
+    secure = request.url.scheme == "https"
     response.set_cookie(
         COOKIE,
         token,
@@ -126,7 +187,16 @@ def _check_and_start(request: Request, link: str, email: str, password: str) -> 
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure,
+    )
+    response.set_cookie(
+        DEVICE_COOKIE,
+        attempt.device,
+        max_age=int(DEVICE_LIFETIME.total_seconds()),
+        path=SIGN_IN,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
     )
     return response
 
@@ -141,8 +211,13 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
+def _reach_database() -> None:
+    with database():
+        pass
+
+
 def _end(token: str | None) -> None:
-    with psycopg.connect(database_url(), autocommit=True) as conn:
+    with database() as conn:
         end_session(conn, token)
 
 

@@ -7,6 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from dashlib import auth, downloads
 from dashlib.data import Viewer
 from dashlib.filters import Filters, show as show_filters
 from odavl_pipeline.domain.quota import AT_RISK
@@ -276,7 +277,8 @@ def date_column(label: str) -> dict:
 def table(frame: pd.DataFrame, columns: dict, name: str, coloured: tuple[str, ...] = ()) -> None:
     """The `columns` of `frame` (name to header or column config) with human headers, missing
     values as MISSING, the `coloured` columns' severities and quota states in their colours;
-    and a CSV download of exactly these rows, under the same headers."""
+    and a CSV download of exactly these rows, under the same headers, for this browser session
+    only (`downloads`)."""
     shown = frame[list(columns)]
     st.dataframe(
         _styled(shown, coloured), hide_index=True, column_config=columns, placeholder=MISSING
@@ -284,9 +286,11 @@ def table(frame: pd.DataFrame, columns: dict, name: str, coloured: tuple[str, ..
     headers = [
         config if isinstance(config, str) else config["label"] for config in columns.values()
     ]
+    csv = shown.to_csv(index=False, header=headers).encode("utf-8")
+    downloads.allow(auth.browser_credential(), csv)
     st.download_button(
         f"Download {name} (CSV)",
-        shown.to_csv(index=False, header=headers),
+        csv,
         file_name=f"{name.replace(' ', '-')}.csv",
         mime="text/csv",
         key=f"download {name}",

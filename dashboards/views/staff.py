@@ -1,9 +1,12 @@
 """Staff view for ODAVL's analysts: every organization side by side, the quotas exceeded, near
-or at risk, usage by tier, and the quarantine by reason."""
+or at risk, usage by tier, the quarantine by reason, the billing periods waiting to close and
+the Stripe events set aside."""
 
+import pandas as pd
 import streamlit as st
 
 from dashlib import data, ui
+from odavl_pipeline.ingest.zones import ZoneUnavailable
 
 viewer, filters = ui.current(organization=False, dates=True)
 st.title("Staff: all organizations")
@@ -98,4 +101,67 @@ else:
             "organizations": ui.count_column("Organizations"),
         },
         "quarantine",
+    )
+
+st.subheader("Billing periods waiting to close")
+waiting = data.periods_waiting_to_close(viewer)
+try:
+    held = data.files_holding_closes(viewer)
+except ZoneUnavailable as error:
+    st.error(f"Cannot tell which usage files hold closes: {error}")
+    held = pd.DataFrame()
+if waiting.empty:
+    st.success("No billing period past its end and grace waits to close.")
+else:
+    st.warning(
+        f"{len(waiting):,} billing period(s) past their end and grace are still open: a period "
+        "closes only once every usage file that may hold its usage is ingested as it is."
+    )
+    ui.table(
+        waiting,
+        {
+            "name": "Organization",
+            "org": "Slug",
+            "metric": "Metric",
+            "period_start": ui.date_column("Period start"),
+            "period_end": ui.date_column("Ended"),
+            "used": ui.count_column("Used so far"),
+        },
+        "billing periods waiting to close",
+    )
+if not held.empty:
+    ui.table(
+        held,
+        {"path": "Usage file", "day": ui.date_column("Day"), "why": "Why it is not ingested"},
+        "usage files holding closes",
+    )
+    st.caption(
+        "`odavl-pipeline run` reads new, changed and failed files; a file that keeps failing "
+        "says why in `odavl-pipeline rejects --reason ingest_error`."
+    )
+
+st.subheader("Stripe events not processed")
+dead_letters = data.stripe_dead_letters(viewer)
+if dead_letters.empty:
+    st.success("Every Stripe event received was processed, or is waiting for its retry.")
+else:
+    st.error(
+        f"{len(dead_letters):,} Stripe event(s) set aside: their organizations' plans may be "
+        "out of date until they are processed."
+    )
+    ui.table(
+        dead_letters,
+        {
+            "received_at": ui.time_column("Received"),
+            "id": "Event",
+            "type": "Type",
+            "reason": "Reason",
+            "detail": "Detail",
+            "attempts": ui.count_column("Attempts"),
+        },
+        "stripe events set aside",
+    )
+    st.caption(
+        "Fix what the reason says, then `odavl-pipeline stripe retry` processes them again "
+        "(`odavl-pipeline doctor` lists them too)."
     )

@@ -13,6 +13,7 @@ delivery is at least once, and receivers de-duplicate by `id`.
 """
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from odavl_pipeline import clock
-from odavl_pipeline.alerts.http import Delivery, post
+from odavl_pipeline.alerts.http import TIMEOUT_SECONDS, Delivery, post
 from odavl_pipeline.alerts.signing import SIGNATURE_HEADER, organization_secret, sign
 
 
@@ -44,10 +45,12 @@ class DeliveryReport:
     retrying: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)  # "qa_… to default: HTTP 500"; no URL
+    out_of_time: bool = False  # stopped with deliveries maybe still due: the time was spent
 
     def summary(self) -> str:
         return (
             f"quota alerts: {self.sent} delivered, {self.retrying} to retry, {self.failed} given up"
+            + ("; out of time, the next call sends the rest" if self.out_of_time else "")
         )
 
 
@@ -140,8 +143,10 @@ def deliver_due(
     now: datetime | None = None,
     send: Callable[[str, bytes, dict], Delivery] = post,
     limit: int = 100,
+    seconds: float | None = None,
 ) -> DeliveryReport:
-    """Sends every delivery due at `now` (at most `limit` attempts), one transaction each.
+    """Sends every delivery due at `now` (at most `limit` attempts), one transaction each; with
+    `seconds`, only as long as an attempt (at most TIMEOUT_SECONDS) still fits in them.
 
     `conn` must have no transaction open. Each attempt is a row of `quota_alert_attempts`.
     `default_url` and `secret` come from the environment and are never logged.
@@ -149,7 +154,11 @@ def deliver_due(
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise ValueError("deliver_due needs a connection without an open transaction")
     report = DeliveryReport()
+    deadline = None if seconds is None else time.monotonic() + seconds - TIMEOUT_SECONDS
     for _ in range(limit):
+        if deadline is not None and time.monotonic() > deadline:
+            report.out_of_time = True
+            break
         moment = now or clock.now()
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
             row = cursor.execute(_CLAIM, {"now": moment}).fetchone()

@@ -13,6 +13,7 @@ must outlive them, and the `references_resolve` asset check verifies each run.
 """
 
 import enum
+import uuid
 from datetime import date, datetime
 from typing import Any
 
@@ -24,11 +25,13 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -307,13 +310,13 @@ class ApiKey(Base):
 
 
 class SignInThrottle(Base):
-    """Failed password sign-ins to the dashboards, per email and per client, shared by every
-    dashboard process: after a few failures each next attempt must wait longer."""
+    """Failed password sign-ins to the dashboards, per email, client and trusted device, shared
+    by every dashboard process: after a few failures each next attempt must wait longer."""
 
     __tablename__ = "sign_in_throttle"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 hex of kind:value
-    kind: Mapped[str] = mapped_column(String(10))  # "email" or "client"
+    kind: Mapped[str] = mapped_column(String(10))  # "email", "client", "pair" or "device"
     failures: Mapped[int]
     last_failure_at: Mapped[datetime]
     blocked_until: Mapped[datetime | None]
@@ -330,6 +333,18 @@ class DashboardSession(Base):
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
+
+
+class SignInDevice(Base):
+    """A browser that signed in to the dashboards with a password: it holds the token in a
+    cookie, the database its SHA-256; its failures have their own allowance for that user."""
+
+    __tablename__ = "sign_in_devices"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = _created()
+    last_signed_in_at: Mapped[datetime] = mapped_column(server_default=func.odavl_now(), index=True)
 
 
 # --- the pipeline's bookkeeping ---------------------------------------------
@@ -379,15 +394,24 @@ class IngestedFile(Base):
 
 class QuarantinedRecord(Base):
     """A rejected line (or a whole file, line NULL), kept with its reason; source NULL for a
-    misplaced file outside every source's folder."""
+    misplaced file outside every source's folder. The identical rejected lines of a file (the
+    same text, reason, detail and slugs) are one row: its first line, and the others in
+    `more_line_nos`; `lines` counts them all."""
 
     __tablename__ = "quarantine"
-    __table_args__ = (Index(None, "source", "reason"),)
+    __table_args__ = (
+        Index(None, "source", "reason"),
+        CheckConstraint(
+            "lines = 1 + coalesce(cardinality(more_line_nos), 0)", name="lines_counted"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     source: Mapped[Source | None] = mapped_column(pg_enum(Source, "landing_source"))
     file_id: Mapped[int] = mapped_column(ForeignKey("ingested_files.id"), index=True)
     line_no: Mapped[int | None]
+    more_line_nos: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))  # ascending
+    lines: Mapped[int] = mapped_column(server_default=text("1"))
     reason: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text)
     raw: Mapped[str | None] = mapped_column(Text)
@@ -637,8 +661,9 @@ class BillingCloseUsage(Base):
 
 class PlanVersion(Base):
     """An organization's plan from `effective_at` until its next version (migration 0006's
-    trigger appends them; nothing updates them). No anchor: calendar months (FREE without a
-    live subscription)."""
+    trigger appends them, and Stripe's processing at Stripe's times: stripe_billing/timeline.py;
+    nothing updates them; of two at one instant the later counts). No anchor: calendar months
+    (FREE without a live subscription)."""
 
     __tablename__ = "plan_versions"
     __table_args__ = (
@@ -662,14 +687,71 @@ class PlanVersion(Base):
 
 
 class StripeEvent(Base):
-    """A Stripe webhook event applied once: its id is inserted in the transaction of its effect."""
+    """The webhook inbox: a verified Stripe event, stored before it is answered, then processed
+    once (`processed`, in the transaction of its effect), retried (`pending`, with backoff) or
+    set aside with its reason (`dead`). Events of types we do not follow are stored processed,
+    without their payload."""
 
     __tablename__ = "stripe_events"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'processed', 'dead')", name="status_known"),
+        Index(
+            "ix_stripe_events_pending",
+            "ordering_key",
+            "created",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_stripe_events_dead", "received_at", postgresql_where=text("status = 'dead'")),
+    )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
-    created: Mapped[datetime]
-    applied_at: Mapped[datetime] = _created()
+    created: Mapped[datetime]  # Stripe's time of the event
+    received_at: Mapped[datetime] = _created()
+    payload: Mapped[str | None] = mapped_column(Text)  # the body as delivered (verified)
+    ordering_key: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH))  # the customer
+    status: Mapped[str] = mapped_column(String(10), server_default="pending")
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    lease_token: Mapped[uuid.UUID | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(30))  # why it is dead
+    detail: Mapped[str | None] = mapped_column(Text)  # what processing did, or why it is dead
+    processed_at: Mapped[datetime | None]
+
+
+class StripeSubscriptionState(Base):
+    """A state of a Stripe subscription at the time Stripe reported it for (an event's
+    `created`, a sync's fetch): plan history follows these in Stripe's order."""
+
+    __tablename__ = "stripe_subscription_states"
+    __table_args__ = (
+        Index(
+            "ix_stripe_subscription_states_customer_id_observed_at", "customer_id", "observed_at"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(String(STRIPE_ID_LENGTH))
+    customer_id: Mapped[str] = mapped_column(String(STRIPE_ID_LENGTH))
+    observed_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(100))  # the event's type, or "sync"
+    event_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH), unique=True)
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        pg_enum(SubscriptionStatus, "subscription_status")
+    )
+    tier: Mapped[Tier | None] = mapped_column(pg_enum(Tier, "tier"))
+    price_id: Mapped[str | None] = mapped_column(String(STRIPE_ID_LENGTH))
+    analyses_limit: Mapped[int | None]
+    fixes_limit: Mapped[int | None]
+    audits_limit: Mapped[int | None]
+    projects_limit: Mapped[int | None]
+    current_period_start: Mapped[datetime]
+    current_period_end: Mapped[datetime]
+    cancel_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    recorded_at: Mapped[datetime] = _created()
 
 
 class StripeUsageReport(Base):

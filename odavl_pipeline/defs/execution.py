@@ -49,12 +49,15 @@ MARTS_QUEUE = "marts"
 # Settings of the Celery app, the same in the run (which sends) and in the workers (which start
 # with the same block: deploy/celery/celery.yaml). Each worker runs one step at a time, in its
 # own process (`solo`): a step starts a parser process, which a pool's (daemonic) child could
-# not, and a worker that runs one step takes no other before it is done.
+# not, and a worker that runs one step takes no other before it is done. Each worker imports
+# CELERY_WORKER_MODULE, which holds its presence: a run fails the step of a worker that is gone.
+CELERY_WORKER_MODULE = "odavl_pipeline.defs.celery_steps"
 CELERY_SETTINGS = {
     "worker_pool": "solo",
     "worker_concurrency": 1,
     "worker_prefetch_multiplier": 1,
     "broker_connection_retry_on_startup": True,
+    "imports": [CELERY_WORKER_MODULE],
 }
 
 
@@ -89,15 +92,16 @@ def step_execution(environ: Mapping[str, str] | None = None) -> dict:
 
 
 def step_executor(environ: Mapping[str, str] | None = None):
-    """The jobs' executor definition (Dagster's multiprocess executor, or dagster-celery's)."""
+    """The jobs' executor definition (Dagster's multiprocess executor, or dagster-celery's, its
+    steps watched: defs/celery_steps.py)."""
     if executor_name(environ) == CELERY:
         try:
-            from dagster_celery import celery_executor
+            from odavl_pipeline.defs.celery_steps import watched_celery_executor
         except ImportError:
             raise ImportError(
                 f"{EXECUTOR_VARIABLE}=celery needs dagster-celery: pip install -e '.[celery]'"
             ) from None
-        return celery_executor
+        return watched_celery_executor
     import dagster as dg
 
     return dg.multiprocess_executor

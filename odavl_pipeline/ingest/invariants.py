@@ -14,13 +14,6 @@ class Finding:
     violations: int
 
 
-def latest_run_id(conn: psycopg.Connection, source: str) -> str | None:
-    row = conn.execute(
-        "SELECT run_id FROM ingested_files WHERE source = %s ORDER BY id DESC LIMIT 1", (source,)
-    ).fetchone()
-    return row[0] if row else None
-
-
 def lines_balance(conn: psycopg.Connection, source: str, run_id: str | None) -> Finding:
     """Every file: lines read = accepted + duplicate + pending + rejected."""
     bad = conn.execute(

@@ -24,14 +24,21 @@ from odavl_pipeline.domain.records import EARLIEST, SOURCES
 from odavl_pipeline.ingest.zones import LandingZone, is_in_progress, landing_zone
 
 MAX_LINE_BYTES = 1024 * 1024
+# A gzip file may expand to 100 times its size (landing files compress 3 to 10 times; a gzip bomb
+# reaches 1,000), and to 1 MiB whatever its size: beyond, it is refused whole as unreadable.
+MAX_EXPANSION_RATIO = 100
+MIN_EXPANSION_BYTES = 1024 * 1024
 FIRST_DAY = EARLIEST.date()  # no record is older (CONTRACT.md section 3)
 _CHUNK = 1024 * 1024
+_BLANK_BYTES = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() and isspace() take as white space
+_BLANK_STARTS = frozenset(bytes([byte]) for byte in _BLANK_BYTES) | {b""}  # or the chunk's end
+_NEWLINE = ord("\n")
 _DAY_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _LANDING_SUFFIXES = (".ndjson", ".ndjson.gz")
 
 
 class UnreadableFile(Exception):
-    """The file is not gzip (for .gz) or not UTF-8: it is rejected whole."""
+    """The file is not gzip (for .gz), expands too far, or is not UTF-8: it is rejected whole."""
 
 
 @dataclass(frozen=True)
@@ -147,33 +154,128 @@ def sha256_of(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def read_lines(handle: BinaryIO, gzipped: bool) -> Iterator[tuple[int, bytes, int]]:
+def expansion_limit(compressed_size: int) -> int:
+    """How many bytes a gzip file of `compressed_size` bytes may expand to before it is refused."""
+    return max(MIN_EXPANSION_BYTES, MAX_EXPANSION_RATIO * compressed_size)
+
+
+def read_lines(handle: BinaryIO, gzipped: bool, size: int = 0) -> Iterator[tuple[int, bytes, int]]:
     """Yield (1-based line number, line without its newline, full length in bytes).
 
-    Blank lines are skipped but counted in the numbering. A line longer than
-    `MAX_LINE_BYTES` is yielded truncated to that many bytes, with its full
-    length, so memory stays bounded whatever the file holds.
+    Blank lines are skipped but counted in the numbering, a run of them at the speed of
+    reading. A line longer than `MAX_LINE_BYTES` is yielded truncated to that many bytes,
+    with its full length, so memory stays bounded whatever the file holds. A gzip file of
+    `size` bytes that expands beyond `expansion_limit(size)` is unreadable.
     """
     stream = gzip.GzipFile(fileobj=handle, mode="rb") if gzipped else handle
-    line_no = 0
+    limit = expansion_limit(size) if gzipped else None
+    lines = _LineSplitter()
+    expanded = 0
     try:
-        while chunk := stream.readline(MAX_LINE_BYTES + 1):
-            line_no += 1
-            if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
-                yield line_no, chunk[:MAX_LINE_BYTES], len(chunk) + _skip_rest_of_line(stream)
-                continue
-            line = chunk.rstrip(b"\r\n")
-            if line.strip():
-                yield line_no, line, len(line)
+        while chunk := stream.read(_CHUNK):
+            expanded += len(chunk)
+            if limit is not None and expanded > limit:
+                raise UnreadableFile(
+                    f"gzip stream expands to more than {limit:,} bytes ({MAX_EXPANSION_RATIO} "
+                    f"times its {size:,} bytes, at least {MIN_EXPANSION_BYTES:,}) by line "
+                    f"{lines.line_no + 1:,}: refused whole, as a gzip bomb would be"
+                )
+            yield from lines.feed(chunk)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise UnreadableFile(f"not a readable gzip stream after line {line_no}: {error}") from error
+        raise UnreadableFile(
+            f"not a readable gzip stream after line {lines.line_no}: {error}"
+        ) from error
+    yield from lines.finish()
 
 
-def _skip_rest_of_line(stream: BinaryIO) -> int:
-    """Read past the rest of an over-long line; return how many bytes it had."""
-    skipped = 0
-    while rest := stream.readline(_CHUNK):
-        if rest.endswith(b"\n"):
-            return skipped + len(rest) - 1
-        skipped += len(rest)
-    return skipped
+class _LineSplitter:
+    """Cuts a stream of chunks into numbered lines: non-blank ones yielded, blank ones counted.
+
+    A line that goes on past its chunk is kept open, at most `MAX_LINE_BYTES` + 1 bytes of it
+    held, with its length so far, its trailing carriage returns and whether it has content.
+    """
+
+    def __init__(self):
+        self.line_no = 0  # lines ended so far
+        self._forget_open_line()
+
+    def _forget_open_line(self) -> None:
+        self.open = False
+        self.head = bytearray()
+        self.length = 0
+        self.returns = 0  # carriage returns at its end so far
+        self.content = False
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes, int]]:
+        pos, size = 0, len(chunk)
+        if self.open:
+            end = chunk.find(b"\n")
+            self._extend(chunk if end < 0 else chunk[:end])
+            if end < 0:
+                return
+            if line := self._close():
+                yield line
+            pos = end + 1
+        no, find, blank = self.line_no, chunk.find, _BLANK_BYTES  # locals: this loop is hot
+        while pos < size:
+            if chunk[pos] in blank:
+                if chunk[pos] == _NEWLINE and chunk[pos + 1 : pos + 2] not in _BLANK_STARTS:
+                    no += 1  # one empty line: the common case, taken at once
+                    pos += 1
+                    continue
+                found = _first_content(chunk, pos)
+                nl = chunk.rfind(b"\n", pos, size if found is None else found)
+                if nl >= 0:
+                    no += chunk.count(b"\n", pos, nl + 1)
+                    pos = nl + 1
+                if found is None:
+                    break
+            end = find(b"\n", pos)
+            if end < 0:
+                break
+            no += 1
+            line = chunk[pos:end].rstrip(b"\r")
+            yield no, line[:MAX_LINE_BYTES], len(line)
+            pos = end + 1
+        self.line_no = no
+        if pos < size:  # the start of a line that goes on in the next chunk
+            self._extend(chunk[pos:])
+
+    def finish(self) -> Iterator[tuple[int, bytes, int]]:
+        """The last line, when the stream does not end with a newline."""
+        if self.open and (line := self._close()):
+            yield line
+
+    def _extend(self, piece: bytes) -> None:
+        """Add a piece (without newline) to the open line, opening it if need be."""
+        self.open = True
+        room = MAX_LINE_BYTES + 1 - len(self.head)
+        if room > 0:
+            self.head += piece[:room]
+        self.length += len(piece)
+        kept = len(piece.rstrip(b"\r"))
+        self.returns = self.returns + len(piece) if kept == 0 else len(piece) - kept
+        self.content = self.content or (kept > 0 and not piece.isspace())
+
+    def _close(self) -> tuple[int, bytes, int] | None:
+        """End the open line: the line, or None when it is blank."""
+        self.line_no += 1
+        line = None
+        if self.content:
+            length = self.length - self.returns
+            line = (self.line_no, bytes(self.head[: min(length, MAX_LINE_BYTES)]), length)
+        self._forget_open_line()
+        return line
+
+
+def _first_content(chunk: bytes, pos: int) -> int | None:
+    """Where the first byte that is not white space lies from `pos` on, or None: the blank
+    stretch is looked at in windows that double, so a long one costs what reading it costs."""
+    window = 64
+    while pos < len(chunk):
+        piece = chunk[pos : pos + window]
+        if not piece.isspace():
+            return pos + len(piece) - len(piece.lstrip())
+        pos += len(piece)
+        window *= 2
+    return None

@@ -18,7 +18,7 @@ from odavl_pipeline.domain.records import Limits
 from odavl_pipeline.ingest.landing import UnreadableFile, read_lines
 from odavl_pipeline.ingest.sources import SPECS, source_limits
 from odavl_pipeline.ingest.staging import Batch, Line, PreparedFile, References, validated_batches
-from odavl_pipeline.ingest.zones import LandingZone
+from odavl_pipeline.ingest.zones import LandingZone, ZoneUnavailable
 
 _POLL_SECONDS = 1.0
 
@@ -84,6 +84,7 @@ class ParserProcess:
             (
                 landed.location,
                 landed.relative_path.endswith(".gz"),
+                prepared.size_bytes,
                 landed.source,
                 prepared.refs,
                 source_limits(landed.source),
@@ -98,7 +99,7 @@ class ParserProcess:
             item = self._next_result()
             if isinstance(item, (BaseException, _FileDone)):
                 self._finished.add(prepared.file_id)
-            if isinstance(item, BaseException):  # UnreadableFile, or ParsingFailed
+            if isinstance(item, BaseException):  # UnreadableFile, ZoneUnavailable, ParsingFailed
                 raise item
             if isinstance(item, _FileDone):
                 if item.sha256 != prepared.sha256:
@@ -152,10 +153,12 @@ def _serve(zone: LandingZone, tasks, results, parent_pid: int) -> None:
             continue
         if task is None:
             return
-        location, gzipped, source, refs, limits, file_id = task
+        location, gzipped, size, source, refs, limits, file_id = task
         try:
-            put(_FileDone(_parse(zone, location, gzipped, source, refs, limits, file_id, put)))
-        except UnreadableFile as error:
+            put(
+                _FileDone(_parse(zone, location, gzipped, size, source, refs, limits, file_id, put))
+            )
+        except (UnreadableFile, ZoneUnavailable) as error:  # the file's fault, or the zone's
             put(error)
         except Exception as error:  # the writer records this file as failed and goes on
             put(ParsingFailed(f"{type(error).__name__}: {error}"))
@@ -171,18 +174,21 @@ def _parse(
     zone: LandingZone,
     location: str,
     gzipped: bool,
+    size: int,
     source: str,
     refs: References,
     limits: Limits,
     file_id: int,
     put,
 ) -> str:
-    """Send the file's batches; return the SHA-256 of the bytes that were read."""
+    """Send the file's batches; return the SHA-256 of the bytes that were read. A gzip file
+    may expand to `landing.expansion_limit` of its `size`."""
     digest = hashlib.sha256()
     with zone.open(location) as raw:
         handle = _Hashing(raw, digest)
         lines = (
-            Line(file_id, no, text, length) for no, text, length in read_lines(handle, gzipped)
+            Line(file_id, no, text, length)
+            for no, text, length in read_lines(handle, gzipped, size)
         )
         for batch in validated_batches(SPECS[source], refs, lines, limits):
             put(batch)

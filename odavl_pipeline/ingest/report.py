@@ -1,5 +1,7 @@
 """What a run did, and what the quarantine holds, read back from the ledger."""
 
+import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
 
@@ -65,31 +67,48 @@ class RejectFilter:
 def list_rejects(
     conn: psycopg.Connection, filters: RejectFilter = RejectFilter(), limit: int | None = None
 ) -> list[dict]:
-    """Quarantined records, the newest landing day first (misplaced files, which have none,
-    last), then by file and line: file relative to the landing root, 1-based line (None for a
-    whole file)."""
+    """Quarantined records, one per line, the newest landing day first (misplaced files, which
+    have none, last), then by file and line: file relative to the landing root, 1-based line
+    (None for a whole file). The identical lines of a quarantine row are listed each."""
+    return list(iter_rejects(conn, filters, limit))
+
+
+def iter_rejects(
+    conn: psycopg.Connection, filters: RejectFilter = RejectFilter(), limit: int | None = None
+) -> Iterator[dict]:
+    """As `list_rejects`, read from the server as they are listed: memory stays flat."""
     where, parameters = filters.where()
-    rows = conn.execute(
-        f"""SELECT q.source::text, f.path, q.line_no, q.reason, q.detail
-            FROM quarantine q JOIN ingested_files f ON f.id = q.file_id
-            WHERE {where}
-            ORDER BY f.day DESC NULLS LAST, f.path, f.id, q.line_no NULLS FIRST, q.id
-            LIMIT %(limit)s""",
-        {**parameters, "limit": limit},
-    ).fetchall()
-    return [
-        {"source": source, "file": path, "line": line, "reason": why, "detail": detail}
-        for source, path, line, why, detail in rows
-    ]
+    with conn.transaction(), conn.cursor(name="odavl_rejects") as cur:
+        cur.itersize = 10_000
+        cur.execute(
+            f"""SELECT q.source::text, f.path, l.line_no, q.reason, q.detail
+                FROM quarantine q JOIN ingested_files f ON f.id = q.file_id
+                CROSS JOIN LATERAL unnest(q.line_no || coalesce(q.more_line_nos, '{{}}'))
+                    AS l(line_no)
+                WHERE {where}
+                ORDER BY f.day DESC NULLS LAST, f.path, f.id, l.line_no NULLS FIRST, q.id
+                LIMIT %(limit)s""",
+            {**parameters, "limit": limit},
+        )
+        for source, path, line, why, detail in cur:
+            yield {"source": source, "file": path, "line": line, "reason": why, "detail": detail}
+
+
+def rejects_json(conn: psycopg.Connection, filters: RejectFilter = RejectFilter()) -> Iterator[str]:
+    """`rejects --json`: one JSON array of every listed line, in pieces."""
+    yield "["
+    for number, row in enumerate(iter_rejects(conn, filters)):
+        yield (", " if number else "") + json.dumps(row)
+    yield "]\n"
 
 
 def reject_totals(
     conn: psycopg.Connection, filters: RejectFilter = RejectFilter()
 ) -> list[tuple[str | None, str, int]]:
-    """(source, reason, records) of the quarantined records that pass `filters`."""
+    """(source, reason, lines) of the quarantined records that pass `filters`."""
     where, parameters = filters.where()
     return conn.execute(
-        f"""SELECT q.source::text, q.reason, count(*)
+        f"""SELECT q.source::text, q.reason, sum(q.lines)::bigint
             FROM quarantine q JOIN ingested_files f ON f.id = q.file_id
             WHERE {where} GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2""",
         parameters,

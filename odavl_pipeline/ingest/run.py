@@ -2,8 +2,10 @@
 
 One file can never stop a run: a file whose ingestion raises anything but a failure of the
 infrastructure is rolled back, recorded as failed (`ingest_error`) and tried again by the next
-run, while the run goes on with the other files. Misplaced files of the source, and those outside
-every source's folder, are reported on the way.
+run, while the run goes on with the other files. The infrastructure is the database, the machine
+and the landing zone: a zone that cannot be listed or read stops the run with ZoneUnavailable, as
+does a file's failure while the zone does not answer (`zone.problem()`), and marks no file.
+Misplaced files of the source, and those outside every source's folder, are reported on the way.
 """
 
 import time
@@ -32,7 +34,7 @@ from odavl_pipeline.ingest.writer import (
     prepare_file,
     retry_quarantine,
 )
-from odavl_pipeline.ingest.zones import LandingZone, landing_zone
+from odavl_pipeline.ingest.zones import LandingZone, ZoneUnavailable, landing_zone
 
 
 # A file rolled back because its writes deadlocked with a concurrent run's is tried again, after
@@ -95,8 +97,7 @@ def ingest_days(
                     continue
                 counts = _failed(conn, prepared.landed, prepared.sha256, error, report, run_id)
             except Exception as error:
-                if is_infrastructure_failure(error, conn):
-                    raise
+                _raise_if_outage(error, conn, zone)
                 parser.discard(prepared)
                 counts = _failed(conn, prepared.landed, prepared.sha256, error, report, run_id)
             _count(report, counts)
@@ -125,8 +126,7 @@ def _submit_next(
             report.skipped_files += 1
             continue
         except Exception as error:
-            if is_infrastructure_failure(error, conn):
-                raise
+            _raise_if_outage(error, conn, zone)
             _count(report, _failed(conn, landed, UNKNOWN_SHA256, error, report, run_id))
             continue
         if prepared is None:
@@ -135,6 +135,16 @@ def _submit_next(
         parser.submit(prepared)
         return prepared
     return None
+
+
+def _raise_if_outage(error: Exception, conn: psycopg.Connection, zone: LandingZone) -> None:
+    """Raise when a file's failure is the infrastructure's: the database or the machine, or the
+    landing zone (ZoneUnavailable, or any other error while the zone answers a probe badly)."""
+    if isinstance(error, ZoneUnavailable) or is_infrastructure_failure(error, conn):
+        raise error
+    problem = zone.problem()
+    if problem is not None:
+        raise ZoneUnavailable(f"the landing zone {zone} {problem}") from error
 
 
 def _failed(

@@ -7,6 +7,7 @@ retry); the writer only sends the batches' bytes and classifies what it did not 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from odavl_pipeline import clock
 from odavl_pipeline.domain.records import Limits, Reason, Rejected, parse_record
@@ -15,11 +16,11 @@ from odavl_pipeline.ingest.sources import SourceSpec
 
 BATCH_SIZE = 5_000
 FIRST_BATCH_SIZE = 2_000  # small, so that writing starts while the next batch is parsed
+BATCH_BYTES = 32 * 1024 * 1024  # a batch of long lines ends sooner: memory stays bounded
 
 
-@dataclass(frozen=True)
-class Line:
-    """One non-blank landing line, with its provenance."""
+class Line(NamedTuple):
+    """One non-blank landing line, with its provenance (a tuple: millions are made)."""
 
     file_id: int
     line_no: int
@@ -35,6 +36,40 @@ class References:
     projects: dict[tuple[int, str], int]
 
 
+class Rejects:
+    """Rejected lines, the identical ones of a file together: the same text, reason, detail and
+    slugs are one entry with all their line numbers."""
+
+    def __init__(self):
+        self.groups: dict[tuple, list[int]] = {}
+
+    def add(
+        self,
+        file_id: int,
+        line_no: int,
+        reason: str,
+        detail: str,
+        raw: str,
+        org: str | None = None,
+        project: str | None = None,
+    ) -> list[int]:
+        """Add a line; return the line numbers of its entry, for its repeats to be added to."""
+        line_nos = self.groups.setdefault((file_id, reason, detail, raw, org, project), [])
+        line_nos.append(line_no)
+        return line_nos
+
+    def entries(self) -> list[tuple[int, list[int], str, str, str, str | None, str | None]]:
+        """(file_id, line numbers ascending, reason, detail, raw, org, project), by file and
+        first line."""
+        return sorted(
+            (file_id, sorted(line_nos), *rest) for (file_id, *rest), line_nos in self.groups.items()
+        )
+
+    def __len__(self) -> int:
+        """How many lines."""
+        return sum(map(len, self.groups.values()))
+
+
 @dataclass
 class Batch:
     """One batch of lines, validated, ready to send: COPY data for the staging table.
@@ -48,7 +83,7 @@ class Batch:
     staged: bytes = b""
     repeat_lines: list[tuple[int, int]] = field(default_factory=list)
     repeats: bytes = b""
-    rejects: list[tuple] = field(default_factory=list)
+    rejects: Rejects = field(default_factory=Rejects)
 
 
 @dataclass(frozen=True)
@@ -71,7 +106,7 @@ def validated_batches(
     builder = _BatchBuilder(limits)
     for line in lines:
         _stage_line(spec, refs, line, builder)
-        if builder.batch.lines >= size:
+        if builder.batch.lines >= size or builder.bytes >= BATCH_BYTES:
             yield builder.finish()
             builder, size = _BatchBuilder(limits), BATCH_SIZE
     if builder.batch.lines:
@@ -88,6 +123,10 @@ class _BatchBuilder:
         self.staged: list[tuple] = []
         self.repeats: list[tuple] = []
         self.keys: set[tuple[int, str]] = set()
+        self.bytes = 0
+        # each line text rejected in this batch: (file_id, its entry's line numbers); its repeats
+        # in the file are added there without being validated again
+        self.rejected: dict[bytes, tuple[int, list[int]]] = {}
 
     def finish(self) -> Batch:
         batch = self.batch
@@ -125,6 +164,12 @@ def _csv_field(value) -> str:
 def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchBuilder) -> None:
     """Validate one line: stage it for insertion or record why it is rejected."""
     builder.batch.lines += 1
+    builder.bytes += len(line.raw)
+    whole = line.length == len(line.raw)  # not cut to its first MiB
+    known = builder.rejected.get(line.raw) if whole else None
+    if known is not None and known[0] == line.file_id:
+        known[1].append(line.line_no)
+        return
     obj: dict = {}
     text = ""
     try:
@@ -145,18 +190,11 @@ def _stage_line(spec: SourceSpec, refs: References, line: Line, builder: _BatchB
         raw = (text or line.raw.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
         org = obj.get("org") if isinstance(obj.get("org"), str) else None
         project = obj.get("project") if isinstance(obj.get("project"), str) else None
-        builder.batch.rejects.append(
-            (
-                spec.name,
-                line.file_id,
-                line.line_no,
-                rejected.reason.value,
-                rejected.detail,
-                raw,
-                org,
-                project,
-            )
+        line_nos = builder.batch.rejects.add(
+            line.file_id, line.line_no, rejected.reason.value, rejected.detail, raw, org, project
         )
+        if whole:
+            builder.rejected[line.raw] = (line.file_id, line_nos)
         return
     key = getattr(record, spec.key_column)
     row = (line.file_id, line.line_no, scope_id, key, text, *spec.row(record, project_id))

@@ -6,11 +6,13 @@ move in batches: validated in Python by `staging` (in a parser process, while th
 one writes the previous batch), COPY'd into a temporary staging table, then one
 set-based `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` per batch. The few
 lines it did not insert repeat an accepted record (a duplicate: the same JSON value)
-or conflict with it.
+or conflict with it. Rejected lines wait in a temporary table until the file ends: then
+the identical ones of the file become one quarantine row with all their line numbers.
 """
 
+import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import psycopg
@@ -20,7 +22,14 @@ from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason
 from odavl_pipeline.ingest import chains
 from odavl_pipeline.ingest.landing import LandedFile, UnreadableFile, sha256_of
 from odavl_pipeline.ingest.sources import COMMON_STAGE, SPECS, SourceSpec, source_limits
-from odavl_pipeline.ingest.staging import Batch, Line, PreparedFile, References, validated_batches
+from odavl_pipeline.ingest.staging import (
+    Batch,
+    Line,
+    PreparedFile,
+    References,
+    Rejects,
+    validated_batches,
+)
 from odavl_pipeline.ingest.zones import LandingZone
 
 
@@ -106,8 +115,11 @@ def ingest_file(
                 lines, duplicates, touched = _write_batches(cur, spec, prepared, batches, progress)
         except UnreadableFile as error:
             lines, duplicates, touched = 1, Counter(), {file_id}
-            reason = Reason.UNREADABLE_FILE.value
-            _quarantine(cur, [(spec.name, file_id, None, reason, str(error), None, None, None)])
+            cur.execute(
+                "INSERT INTO quarantine (source, file_id, line_no, reason, detail) "
+                "VALUES (%s, %s, NULL, %s, %s)",
+                (spec.name, file_id, Reason.UNREADABLE_FILE.value, storable(str(error))),
+            )
         _settle_ledger(cur, spec, duplicates, touched, lines={file_id: lines})
         return Counts(
             1,
@@ -128,12 +140,14 @@ def _write_batches(
 ) -> tuple[int, Counter, set[int]]:
     """Write a file's batches; its lines, the duplicates found per file, and the files whose
     lines changed outcome (attestation chains settled by this file's arrival)."""
-    lines, duplicates, touched = 0, Counter(), {prepared.file_id}
-    for batch in batches:
+    lines, duplicates, touched, rejected = 0, Counter(), {prepared.file_id}, 0
+    for number, batch in enumerate(batches):
         lines += batch.lines
-        duplicates.update(_write_batch(cur, spec, batch))
+        rejected += _write_batch(cur, spec, batch, number, duplicates)
         if progress:
             progress(f"{prepared.landed.relative_path}: {lines:,} lines")
+    if rejected:
+        _quarantine_rejects(cur, spec.name)
     for statement in spec.after_file:
         cur.execute(statement)
     if spec.name == "fix_attestations":
@@ -169,41 +183,67 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
     spec = SPECS[source]
     with conn.transaction(), conn.cursor() as cur:
         share_source(cur, spec.name)
+        cur.execute("DROP TABLE IF EXISTS pg_temp.retried")
         cur.execute(
-            """DELETE FROM quarantine q
-               WHERE q.source = %s AND q.reason = ANY(%s)
-                 AND EXISTS (SELECT 1 FROM organizations o
-                             LEFT JOIN projects p ON p.organization_id = o.id AND p.slug = q.project_slug
-                             WHERE o.slug = q.org_slug
-                               AND (q.reason = 'unknown_org' OR p.id IS NOT NULL))
-               RETURNING q.file_id, q.line_no, q.raw""",
+            "CREATE TEMPORARY TABLE retried (file_id bigint, line_no integer) ON COMMIT DROP"
+        )
+        cur.execute(
+            """WITH gone AS (
+                   DELETE FROM quarantine q
+                   WHERE q.source = %s AND q.reason = ANY(%s)
+                     AND EXISTS (SELECT 1 FROM organizations o
+                                 LEFT JOIN projects p ON p.organization_id = o.id
+                                                     AND p.slug = q.project_slug
+                                 WHERE o.slug = q.org_slug
+                                   AND (q.reason = 'unknown_org' OR p.id IS NOT NULL))
+                   RETURNING q.file_id, q.line_no, q.more_line_nos, q.raw
+               ), listed AS (
+                   INSERT INTO retried
+                   SELECT g.file_id, n
+                   FROM gone g, unnest(g.line_no || coalesce(g.more_line_nos, '{}')) AS n
+               )
+               SELECT file_id, line_no, more_line_nos, raw FROM gone ORDER BY file_id, line_no""",
             (source, [reason.value for reason in RETRYABLE_REASONS]),
         )
-        retried = sorted(cur.fetchall())
-        if not retried:
+        entries = cur.fetchall()
+        if not entries:
             return RetryOutcome()
         refs = _load_references(cur)
         _create_stage(cur, spec)
         duplicates: Counter = Counter()
-        touched = {file_id for file_id, _, _ in retried}
-        lines = (
-            Line(file_id, line_no, raw.encode(), len(raw.encode()))
-            for file_id, line_no, raw in retried
+        touched = {file_id for file_id, *_ in entries}
+        lines = heapq.merge(
+            *(_entry_lines(*entry) for entry in entries),
+            key=lambda line: (line.file_id, line.line_no),
         )
-        for batch in validated_batches(spec, refs, lines, source_limits(spec.name)):
-            duplicates.update(_write_batch(cur, spec, batch))
+        rejected = 0
+        for number, batch in enumerate(
+            validated_batches(spec, refs, lines, source_limits(spec.name))
+        ):
+            rejected += _write_batch(cur, spec, batch, number, duplicates)
+        if rejected:
+            _quarantine_rejects(cur, spec.name)
         for statement in spec.after_file:
             cur.execute(statement)
         if spec.name == "fix_attestations":
             touched |= chains.settle_attestation_chains(cur)
         _settle_ledger(cur, spec, duplicates, touched)
-        rejected = cur.execute(
-            "SELECT count(*) FROM quarantine WHERE (file_id, line_no) IN "
-            "(SELECT * FROM unnest(%s::bigint[], %s::integer[]))",
-            ([f for f, _, _ in retried], [n for _, n, _ in retried]),
-        ).fetchone()[0]
+        cur.execute("ANALYZE retried")
+        retried, landed = cur.execute(
+            f"""SELECT count(*), count(t.line_no) FROM retried r
+                LEFT JOIN {spec.table} t ON t.file_id = r.file_id AND t.line_no = r.line_no"""
+        ).fetchone()
         duplicate = sum(duplicates.values())
-        return RetryOutcome(len(retried), len(retried) - duplicate - rejected, duplicate, rejected)
+        return RetryOutcome(retried, landed, duplicate, retried - landed - duplicate)
+
+
+def _entry_lines(
+    file_id: int, line_no: int, more_line_nos: list[int] | None, raw: str
+) -> Iterator[Line]:
+    """The lines of one quarantine row, in order."""
+    data = raw.encode()
+    for number in (line_no, *(more_line_nos or ())):
+        yield Line(file_id, number, data, len(data))
 
 
 def _settle_ledger(
@@ -215,7 +255,7 @@ def _settle_ledger(
 ) -> None:
     """Recount the touched files' outcomes from where their lines now are, in one statement.
 
-    Accepted and pending lines are rows of the table, rejected ones are quarantine
+    Accepted and pending lines are rows of the table, rejected ones the lines of quarantine
     rows, duplicates are counted as they are found. The ledger's CHECK constraint
     (lines = accepted + duplicate + pending + rejected) then proves no line was lost.
     """
@@ -237,7 +277,8 @@ def _settle_ledger(
                 duplicate = f.duplicate + v.duplicates,
                 accepted = (SELECT count(*) FROM {spec.table} t WHERE t.file_id = f.id {verified}),
                 pending = {pending},
-                rejected = (SELECT count(*) FROM quarantine q WHERE q.file_id = f.id)
+                rejected = (SELECT coalesce(sum(q.lines), 0) FROM quarantine q
+                            WHERE q.file_id = f.id)
             FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS v(id, lines, duplicates)
             WHERE f.id = v.id""",
         (ids, [lines.get(i) for i in ids], [duplicates.get(i, 0) for i in ids]),
@@ -283,12 +324,13 @@ def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
         cur.execute(statement)
 
 
-def _write_batch(cur: Cursor, spec: SourceSpec, batch: Batch) -> Counter:
-    """Insert the staged lines, classify the others, quarantine the rejects.
+def _write_batch(
+    cur: Cursor, spec: SourceSpec, batch: Batch, number: int, duplicates: Counter
+) -> int:
+    """Insert the staged lines, classify the others, stage the rejects for the quarantine.
 
-    Returns the duplicates found, per file.
+    Counts the duplicates found, per file; returns how many lines were rejected.
     """
-    duplicates: Counter = Counter()
     cur.execute("TRUNCATE stage")
     leftovers: list[tuple[int, int]] = []
     if batch.staged_lines:
@@ -301,8 +343,8 @@ def _write_batch(cur: Cursor, spec: SourceSpec, batch: Batch) -> Counter:
         leftovers += batch.repeat_lines
     if leftovers:
         _classify(cur, spec, leftovers, batch.rejects, duplicates)
-    _quarantine(cur, batch.rejects)
-    return duplicates
+    _stage_rejects(cur, batch.rejects, number)
+    return len(batch.rejects)
 
 
 def _copy_into_stage(cur: Cursor, spec: SourceSpec, copy_data: bytes) -> None:
@@ -315,7 +357,7 @@ def _classify(
     cur: Cursor,
     spec: SourceSpec,
     lines: list[tuple[int, int]],
-    rejects: list[tuple],
+    rejects: Rejects,
     duplicates: Counter,
 ) -> None:
     """Each of these staged lines repeats the accepted record of its key (a duplicate: the
@@ -334,29 +376,60 @@ def _classify(
             duplicates[file_id] += 1
             continue
         where = f"{kept_path}:{kept_line}" if kept_path else "an earlier record"
-        rejects.append(
-            (
-                spec.name,
-                file_id,
-                line_no,
-                Reason.CONFLICTING_DUPLICATE.value,
-                f"{spec.key_column}: already accepted with different content from {where}",
-                raw,
-                None,
-                None,
-            )
+        rejects.add(
+            file_id,
+            line_no,
+            Reason.CONFLICTING_DUPLICATE.value,
+            f"{spec.key_column}: already accepted with different content from {where}",
+            raw,
         )
 
 
-def _quarantine(cur: Cursor, rows: list[tuple]) -> None:
-    if not rows:
+# A quarantine row holds the line numbers of at most this many batches of a file (ten million
+# lines, 40 MB), far below what one PostgreSQL value may hold (1 GB).
+BATCHES_PER_QUARANTINE_ROW = 2_000
+
+
+def _stage_rejects(cur: Cursor, rejects: Rejects, batch: int) -> None:
+    """Keep a batch's rejected lines in a temporary table until the end of the transaction: each
+    entry with its line numbers as text ("3,5,8")."""
+    if not rejects.groups:
         return
+    cur.execute(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS staged_rejects (file_id bigint, batch integer, "
+        "line_nos text, reason text, detail text, raw text, org_slug text, project_slug text) "
+        "ON COMMIT DROP"
+    )
     with cur.copy(
-        "COPY quarantine (source, file_id, line_no, reason, detail, raw, org_slug, "
+        "COPY staged_rejects (file_id, batch, line_nos, reason, detail, raw, org_slug, "
         "project_slug) FROM STDIN"
     ) as copy:
-        for row in rows:
-            copy.write_row([storable(value) if type(value) is str else value for value in row])
+        for file_id, line_nos, *texts in rejects.entries():
+            numbers = ",".join(map(str, line_nos))
+            copy.write_row([file_id, batch, numbers, *(storable(t) if t else t for t in texts)])
+
+
+def _quarantine_rejects(cur: Cursor, source: str) -> None:
+    """Move the staged rejects into the quarantine: the identical lines of a file (the same text,
+    reason, detail and slugs) as one row holding all their line numbers.
+
+    Batches come in line order and each lists its lines in order, so joining a group's lists in
+    batch order lists its lines in order."""
+    cur.execute(
+        """INSERT INTO quarantine (source, file_id, line_no, more_line_nos, lines, reason, detail,
+                                   raw, org_slug, project_slug)
+           SELECT %s, file_id, line_nos[1], nullif(line_nos[2:], '{}'), cardinality(line_nos),
+                  reason, detail, raw, org_slug, project_slug
+           FROM (SELECT file_id, reason, detail, raw, org_slug, project_slug,
+                        ('{' || string_agg(line_nos, ',' ORDER BY batch) || '}')::integer[]
+                            AS line_nos
+                 FROM staged_rejects
+                 GROUP BY file_id, batch / %s, reason, detail, raw, org_slug, project_slug
+                ) AS grouped
+           ORDER BY file_id, line_nos[1]""",
+        (source, BATCHES_PER_QUARANTINE_ROW),
+    )
+    cur.execute("TRUNCATE staged_rejects")
 
 
 def storable(text: str) -> str:

@@ -6,6 +6,9 @@ the same way for every zone. Object storage goes through fsspec: `s3://bucket/pr
 whose credentials and endpoint come from the environment (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for an S3-compatible server), and any other protocol
 fsspec has a filesystem for (`gs://`, `az://`, `memory://`, ...).
+
+A zone that cannot be listed or read (connection refused, a timeout, a 5xx, credentials refused)
+raises `ZoneUnavailable`: the storage failed, not a file, so the run stops and no file is marked.
 """
 
 import hashlib
@@ -22,6 +25,10 @@ from typing import BinaryIO
 MAX_PATH_BYTES = 2000
 READ_BLOCK_BYTES = 8 * 1024 * 1024  # an object is read in ranges of this size, ahead of the parser
 LINE_BUFFER_BYTES = 1024 * 1024
+
+
+class ZoneUnavailable(Exception):
+    """The landing zone cannot be listed or read: an outage, not a bad file."""
 
 
 def is_in_progress(name: str) -> bool:
@@ -174,13 +181,18 @@ class ObjectZone(LandingZone):
     def entries(self, skipped_folders: frozenset[str] = frozenset()) -> Iterator[Entry]:
         fs, root = self._filesystem
         fs.invalidate_cache()  # a listing is always read fresh
-        if not fs.isdir(root):
+        if not self._storage(fs.isdir, root):
             return
-        for top in sorted(fs.ls(root, detail=True), key=lambda info: _names(root, info)):
+        tops = self._storage(fs.ls, root, detail=True)
+        for top in sorted(tops, key=lambda info: _names(root, info)):
             name = _names(root, top)[0]
             if is_in_progress(name) or (name in skipped_folders and top["type"] == "directory"):
                 continue
-            found = fs.find(top["name"], detail=True) if top["type"] == "directory" else {0: top}
+            found = (
+                self._storage(fs.find, top["name"], detail=True)
+                if top["type"] == "directory"
+                else {0: top}
+            )
             for info in sorted(found.values(), key=lambda info: _names(root, info)):
                 names = _names(root, info)
                 if info["name"].endswith("/") or any(map(is_in_progress, names)):
@@ -196,12 +208,24 @@ class ObjectZone(LandingZone):
     def open(self, location: str) -> BinaryIO:
         """Buffered as a local file is, so that `readline(limit)` works as it does there."""
         fs, _ = self._filesystem
-        raw = fs.open(location, "rb", block_size=READ_BLOCK_BYTES)
-        return io.BufferedReader(raw, buffer_size=LINE_BUFFER_BYTES)
+        raw = self._storage(fs.open, location, "rb", block_size=READ_BLOCK_BYTES)
+        return io.BufferedReader(_StorageReads(self, raw), buffer_size=LINE_BUFFER_BYTES)
 
     def status(self, handle: BinaryIO) -> tuple[int, int]:
-        details = handle.raw.details
+        details = handle.raw.stream.details
         return int(details.get("size") or 0), _mtime_ns(details)
+
+    def _storage(self, call, *args, **kwargs):
+        """`call` to the storage; any failure but a missing object is the zone's
+        (ZoneUnavailable): only what an object holds can be a file's fault."""
+        try:
+            return call(*args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # the library's errors differ per protocol
+            raise ZoneUnavailable(
+                f"the landing zone {self} cannot be read: {type(error).__name__}: {error}"
+            ) from error
 
     def problem(self) -> str | None:
         """An empty prefix is a zone where nothing has landed yet; a missing bucket is not."""
@@ -212,6 +236,32 @@ class ObjectZone(LandingZone):
             return None if fs.exists(bucket) else f"is in a bucket that does not exist ({bucket})"
         except Exception as error:  # the library's errors differ per protocol
             return f"cannot be listed: {type(error).__name__}: {error}"
+
+
+class _StorageReads(io.RawIOBase):
+    """An object's stream whose failures to read are the zone's (ZoneUnavailable)."""
+
+    def __init__(self, zone: ObjectZone, stream):
+        self.zone, self.stream = zone, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self.zone._storage(self.stream.readinto, buffer)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
 
 
 def landing_zone(where: "LandingZone | Path | str") -> LandingZone:

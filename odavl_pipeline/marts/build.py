@@ -30,6 +30,7 @@ from odavl_pipeline.domain.plans import (
 )
 from odavl_pipeline.domain.quota import forecast
 from odavl_pipeline.domain.records import SOURCES
+from odavl_pipeline.marts.closing import HeldFile, files_holding_closes
 from odavl_pipeline.marts.extract import (
     CLOSED_USAGE_QUERY,
     CLOSES_QUERY,
@@ -77,6 +78,8 @@ class MartsReport:
     periods_recomputed: int = 0
     rows: dict[str, int] = field(default_factory=dict)  # rows per mart after the build
     seconds: float = 0.0
+    held_files: list[HeldFile] = field(default_factory=list)  # they hold closes (marts.closing)
+    closes_waiting: int = 0  # periods past their end and grace that wait for held files
 
 
 def refresh_marts(
@@ -101,9 +104,10 @@ def refresh_marts(
             building(settings.marts_path, full) as build,
         ):
             changes = read_changes(conn)  # before any row is read: a later change keeps its mark
-            report = MartsReport(
-                full=build.fresh, build_id=build.build_id, as_of=as_of or usage_cut(conn)
-            )
+            cut = None if as_of else usage_cut(conn)
+            report = MartsReport(full=build.fresh, build_id=build.build_id, as_of=as_of or cut)
+            # the files not in the build by its cut (a build given its instant: as they are)
+            report.held_files = files_holding_closes(conn, settings.landing, cut)
             _build(build, conn, extractor, changes, report, grace, progress)
             build.after_publish(lambda: forget_changes(conn, changes))
     finally:
@@ -146,7 +150,16 @@ def _build(
         f"usage: {report.usage_events_read:,} events of {report.days['usage_events']} "
         f"days read; usage_daily and Parquet facts written"
     )
-    report.periods_recomputed = _billing(build, conn, extractor, report.as_of, grace)
+    report.periods_recomputed = _billing(
+        build, conn, extractor, report.as_of, grace, {held.day for held in report.held_files}
+    )
+    report.closes_waiting = _scalar(con, "SELECT count(*) FROM waiting")
+    if report.closes_waiting:
+        progress(
+            f"{report.closes_waiting} billing period(s) past their end wait to close for "
+            f"{len(report.held_files)} usage file(s) not ingested as they are: "
+            + ", ".join(map(str, report.held_files[:10]))
+        )
     _quota_status(build, report.as_of)
     progress(
         f"billing: {report.periods_recomputed:,} billing periods recomputed, quota status updated"
@@ -446,7 +459,8 @@ def _facts_view(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: st
 
 # --- billing ---------------------------------------------------------------------------------
 #
-# The closing rule: a period closes at the first build after its end plus the grace, with the
+# The closing rule: a period closes at the first build after its end plus the grace at which no
+# landed usage file that may hold its usage waits to be ingested (marts.closing), with the
 # usage that had arrived by then, and is never recomputed after: its figures are what Postgres
 # recorded when it closed (`billing_close_usage`), whatever is rebuilt. Usage that arrives after
 # its period closed counts in the period open at its arrival (`billing_adjustments`).
@@ -480,13 +494,29 @@ PERIODS = """
     FROM open_periods
 """
 
-# the periods this build closes: ended $grace_us microseconds or more before $as_of, not closed
-DUE_PERIODS = """
-    CREATE OR REPLACE TEMP TABLE due AS
+# the periods past their end: ended $grace_us microseconds or more before $as_of, not closed
+PAST_PERIODS = """
+    CREATE OR REPLACE TEMP TABLE past AS
     SELECT p.org_id, p.period_start, p.period_end
     FROM periods AS p
     WHERE p.period_end + to_microseconds($grace_us) <= $as_of
       AND (p.org_id, p.period_start) NOT IN (SELECT org_id, period_start FROM closes)
+"""
+
+# ... those this build closes: no usage file that can hold their usage waits (marts.closing)
+DUE_PERIODS = """
+    CREATE OR REPLACE TEMP TABLE due AS
+    SELECT * FROM past AS p
+    WHERE NOT EXISTS (
+        SELECT 1 FROM held_days AS h
+        WHERE h.day >= CAST(timezone('UTC', p.period_start) AS DATE) - 1
+    )
+"""
+
+# ... and those that wait
+WAITING_PERIODS = """
+    CREATE OR REPLACE TEMP TABLE waiting AS
+    SELECT * FROM past EXCEPT SELECT * FROM due
 """
 
 # ... closed at $as_of; recorded in Postgres once their figures are computed
@@ -629,9 +659,11 @@ def _billing(
     extractor: Extractor,
     as_of: datetime,
     grace: timedelta,
+    held_days: set[date],
 ) -> int:
     """Recompute the open billing periods the touched days reach, close the periods due (the
-    closing rule above), and publish every period; returns how many were recomputed."""
+    closing rule above) but those a usage file of `held_days` may hold usage of (temp table
+    `waiting`), and publish every period; returns how many were recomputed."""
     con = build.con
     latest = max(as_of, _scalar(con, "SELECT max(ingested_at) FROM pulled") or as_of)
     _load_closes(con, extractor)
@@ -645,7 +677,10 @@ def _billing(
         _execute(con, LATE_CANDIDATES)
     _periods(con, versions, reset, latest, as_of)
     grace_us = grace // timedelta(microseconds=1)
-    _execute(con, DUE_PERIODS, {"grace_us": grace_us, "as_of": as_of})
+    _load(con, "held_days", pa.table({"day": pa.array(sorted(held_days), pa.date32())}))
+    _execute(con, PAST_PERIODS, {"grace_us": grace_us, "as_of": as_of})
+    _execute(con, DUE_PERIODS)
+    _execute(con, WAITING_PERIODS)
     _execute(con, CLOSE_DUE_PERIODS, {"as_of": as_of})
     for sql in (LATE_TARGETS_BEFORE, FORGET_LATE_USAGE, LATE_USAGE, AFFECTED_PERIODS):
         _execute(con, sql)

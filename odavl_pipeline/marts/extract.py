@@ -233,7 +233,7 @@ DIMENSION_QUERIES = {
     ),
     "quarantine_rows": (
         "SELECT COALESCE(q.source::text, '(no source)') AS source, q.reason, q.org_slug AS org, q.project_slug AS project, "
-        "count(*) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"
+        "sum(q.lines) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"
     ),
     "file_rows": (
         "SELECT f.id AS file_id, f.source::text AS source, f.path, f.ingested_at "

@@ -1,90 +1,78 @@
-"""Stripe customers and subscriptions into Postgres: the initial sync and one event at a time.
+"""Stripe into Postgres: the initial sync, and the processing of the webhook inbox's events.
 
-Rules:
-- An organization is linked by `organizations.stripe_customer_id`. A customer whose metadata
-  `org_slug` names an organization that has no customer id yet links it; an organization
-  already linked to another customer is never relinked.
-- The plan tier is the metadata `tier` (FREE, PRO or ENTERPRISE, any case) of the first
-  subscription item whose price, or else the price's product, carries one; the same metadata
-  may carry `analyses_limit`, `fixes_limit`, `audits_limit`, `projects_limit`, and a limit
-  it lacks is NULL (the tier's plan limit). A canceled subscription puts the tier back to FREE.
-- An event never carries the state we write: the subscription or customer is fetched again
-  from the API under a lock, so deliveries in any order end in Stripe's current state.
-- Each event is applied once: its id goes into `stripe_events` in the transaction of its
-  effect; a replay finds the id there and changes nothing.
+Stripe is called first, outside any transaction; what it answered is then written in one short
+transaction under `timeline.lock`, so a slow Stripe delays only the event that waits for it.
+
+- **An organization** is linked by `organizations.stripe_customer_id`: a customer whose
+  metadata `org_slug` names an organization without a customer id links it, once.
+- **A subscription event** carries the subscription as it was when the event happened: that
+  state, at the event's `created`, goes into the organization's plan history in Stripe's
+  order (`timeline`). Stripe is asked for a product's metadata when a price names its product
+  by id, and for the customer when it is linked to no organization yet.
+- **A customer event** links its organization, and requeues the customer's events that were
+  set aside for want of one.
+- **The initial sync** (`stripe sync`, the hourly `stripe_subscriptions` asset) links every
+  customer and writes every subscription as Stripe holds it when the sync starts.
+
+`process_next` processes one event of the inbox: `processed`; retried later when the database
+or Stripe failed (connection, 5xx, 429, 409); set aside with its reason when retrying cannot
+help (Stripe answered 400, 401, 403 or 404; the subscription cannot be applied as sent; its
+customer has no organization); a failure of ours is set aside too, logged with its traceback.
 """
 
+import json
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import stripe
 
-from odavl_pipeline.db.limits import is_storable_text
-from odavl_pipeline.db.models import StripeEvent
+from odavl_pipeline import clock
+from odavl_pipeline.db.server import connect
+from odavl_pipeline.settings import Settings
+from odavl_pipeline.stripe_billing import inbox, timeline
+from odavl_pipeline.stripe_billing.inbox import CUSTOMER_EVENTS, Claim
+from odavl_pipeline.stripe_billing.subscriptions import (
+    STATUSES,
+    InvalidSubscription,
+    ProductMetadata,
+    customer_link,
+    subscription_state,
+)
 
-TIERS = ("FREE", "PRO", "ENTERPRISE")
-LIMIT_KEYS = ("analyses_limit", "fixes_limit", "audits_limit", "projects_limit")
+# The database or Stripe failed, not the event: it is retried.
+RETRIABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    stripe.APIConnectionError,
+    stripe.APIError,
+    stripe.RateLimitError,
+)
+ANOTHER_KEY = (
+    " (not found with this API key: a key of another Stripe account, or a test key for live "
+    "events or the reverse?)"
+)
 
-# Stripe's subscription statuses onto ours (ACTIVE, PAST_DUE, CANCELED, TRIALING).
-STATUSES = {
-    "active": "ACTIVE",
-    "trialing": "TRIALING",
-    "past_due": "PAST_DUE",
-    "unpaid": "PAST_DUE",
-    "incomplete": "PAST_DUE",  # the first payment has not succeeded yet
-    "paused": "PAST_DUE",  # a trial ended without a payment method
-    "canceled": "CANCELED",
-    "incomplete_expired": "CANCELED",
-}
-
-# What `stripe_events` can hold: Stripe's ids are at most 255 characters, as its id column.
-EVENT_ID_MAX_LENGTH = StripeEvent.__table__.c.id.type.length
-EVENT_TYPE_MAX_LENGTH = StripeEvent.__table__.c.type.type.length
-CREATED_MAX = int(
-    datetime.max.replace(microsecond=0, tzinfo=UTC).timestamp()
-)  # 9999-12-31T23:59:59Z
-
-CUSTOMER_EVENTS = ("customer.created", "customer.updated")
-SUBSCRIPTION_EVENT_PREFIX = "customer.subscription."
-
-ProductMetadata = Callable[[str], dict[str, str]]
+log = logging.getLogger("odavl_pipeline.stripe.sync")
 
 
-class MalformedEvent(ValueError):
-    """A webhook body that is not a Stripe event."""
+class Unprocessable(Exception):
+    """An event that retrying cannot process; `reason` is one of the inbox's reasons."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
-class EventOutcome:
+class Outcome:
     event_id: str
     type: str
-    status: str  # applied, already_applied, ignored
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Change:
-    applied: bool
+    status: str  # processed, pending (to be retried), dead, lost (another worker has it)
     detail: str
-
-
-@dataclass(frozen=True)
-class SubscriptionState:
-    """What we keep of a Stripe subscription."""
-
-    subscription_id: str
-    customer_id: str
-    status: str
-    price_id: str | None
-    tier: str | None  # None: no tier metadata, the organization keeps its tier
-    limits: dict[str, int | None]
-    current_period_start: datetime
-    current_period_end: datetime
-    cancel_at: datetime | None
-    canceled_at: datetime | None
 
 
 @dataclass
@@ -96,344 +84,214 @@ class SyncReport:
     notes: list[str] = field(default_factory=list)
 
 
-# --- events ------------------------------------------------------------------------------
+# --- the inbox's events --------------------------------------------------------------------
 
 
-def parse_event(event: Any) -> dict[str, Any]:
-    """The event as a dict, checked for the fields we rely on; `MalformedEvent` otherwise.
-
-    Every field that reaches the database or the Stripe API is bounded here, so that an
-    event we cannot store is refused as malformed rather than failing on the way in.
-    """
-    if not isinstance(event, dict):
-        raise MalformedEvent("an event is a JSON object")
-    _check_text(event.get("id"), "id", EVENT_ID_MAX_LENGTH)
-    _check_text(event.get("type"), "type", EVENT_TYPE_MAX_LENGTH)
-    created = event.get("created")
-    if type(created) is not int or not 0 <= created <= CREATED_MAX:
-        raise MalformedEvent(f"created: an integer of Unix seconds, 0 to {CREATED_MAX}")
-    data = event.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
-        raise MalformedEvent("data.object: an object")
-    if "id" in data["object"]:
-        object_id = data["object"]["id"]
-        _check_text(object_id, "data.object.id", EVENT_ID_MAX_LENGTH)
-        if object_id in (".", ".."):  # a path segment that would fetch another resource
-            raise MalformedEvent("data.object.id: not an id (a dot path segment)")
-    return event
+def process_due(settings: Settings, client: stripe.StripeClient) -> list[Outcome]:
+    """Process events until none is due."""
+    outcomes = []
+    while (outcome := process_next(settings, client)) is not None:
+        outcomes.append(outcome)
+    return outcomes
 
 
-def _check_text(value: Any, field: str, max_length: int) -> None:
-    """A string Postgres and the Stripe API can take: 1 to `max_length` characters, UTF-8
-    (no lone surrogate), no NUL."""
-    if not isinstance(value, str) or not 0 < len(value) <= max_length:
-        raise MalformedEvent(f"{field}: a string of 1 to {max_length} characters")
-    if not is_storable_text(value):
-        raise MalformedEvent(f"{field}: not storable text (NUL or a lone surrogate)")
+def process_next(
+    settings: Settings, client: stripe.StripeClient, conn: psycopg.Connection | None = None
+) -> Outcome | None:
+    """Claim the next due event and process it, on `conn` (in autocommit) or a connection of
+    its own; None when none is due."""
+    if conn is None:
+        with connect(settings) as own:
+            own.autocommit = True
+            return process_next(settings, client, own)
+    claim = inbox.claim_next(conn)
+    if claim is None:
+        return None
+    try:
+        outcome = Outcome(claim.id, claim.type, "processed", _process(conn, client, claim))
+    except inbox.LeaseLost as error:
+        outcome = Outcome(claim.id, claim.type, "lost", str(error))
+    except Unprocessable as error:
+        inbox.set_aside(conn, claim, error.reason, str(error))
+        outcome = Outcome(claim.id, claim.type, "dead", f"{error.reason}: {error}")
+    except RETRIABLE as error:
+        outcome = _retry(settings, claim, _described(error))
+    except Exception as error:
+        log.exception("event %r (%r): a failure of ours", claim.id, claim.type)
+        detail = _redacted(f"{type(error).__name__}: {error}")
+        inbox.set_aside(conn, claim, inbox.INTERNAL_ERROR, detail)
+        outcome = Outcome(claim.id, claim.type, "dead", f"{inbox.INTERNAL_ERROR}: {detail}")
+    log.log(
+        logging.WARNING if outcome.status == "dead" else logging.INFO,
+        "event %r (%r): %s, %s",
+        outcome.event_id,
+        outcome.type,
+        outcome.status,
+        outcome.detail,
+    )
+    return outcome
 
 
-def apply_event(
-    conn: psycopg.Connection, client: stripe.StripeClient, event: dict[str, Any]
-) -> EventOutcome:
-    """Apply one Stripe event exactly once, in one transaction with its id."""
-    event = parse_event(event)
-    event_id, event_type = event["id"], event["type"]
+def _process(conn: psycopg.Connection, client: stripe.StripeClient, claim: Claim) -> str:
+    obj = json.loads(claim.payload)["data"]["object"]
+    if claim.type in CUSTOMER_EVENTS:
+        return _process_customer(conn, claim, obj)
+    return _process_subscription(conn, client, claim, obj)
+
+
+def _process_subscription(
+    conn: psycopg.Connection, client: stripe.StripeClient, claim: Claim, obj: dict[str, Any]
+) -> str:
+    try:
+        state = subscription_state(obj, product_metadata(client))
+    except InvalidSubscription as error:
+        raise Unprocessable(inbox.INVALID, str(error)) from None
+    customer = None
+    if timeline.organization_of(conn, state.customer_id) is None:  # its customer's event may
+        customer = _customer(client, state.customer_id)  # come later: ask Stripe
     with conn.transaction():
-        inserted = conn.execute(
-            "INSERT INTO stripe_events (id, type, created) VALUES (%s, %s, to_timestamp(%s)) "
-            "ON CONFLICT (id) DO NOTHING",
-            (event_id, event_type, event["created"]),
-        ).rowcount
-        if not inserted:
-            return EventOutcome(event_id, event_type, "already_applied")
-        # a plan change takes effect when Stripe made it, not when its event reached us
-        conn.execute(
-            "SELECT set_config('odavl.plan_effective_at', to_timestamp(%s)::text, true)",
-            (event["created"],),
-        )
-        object_id = event["data"]["object"].get("id")
-        if event_type.startswith(SUBSCRIPTION_EVENT_PREFIX) and isinstance(object_id, str):
-            _lock(conn)
-            change = refresh_subscription(conn, client, object_id)
-        elif event_type in CUSTOMER_EVENTS and isinstance(object_id, str):
-            _lock(conn)
-            change = refresh_customer(conn, client, object_id)
-        else:
-            return EventOutcome(event_id, event_type, "ignored", "not an event we follow")
-        return EventOutcome(
-            event_id, event_type, "applied" if change.applied else "ignored", change.detail
-        )
-
-
-# --- initial sync ------------------------------------------------------------------------
-
-
-def initial_sync(conn: psycopg.Connection, client: stripe.StripeClient) -> SyncReport:
-    """Link every customer, then apply every subscription (fetched again under the lock)."""
-    report = SyncReport()
-    for customer in client.v1.customers.list({"limit": 100}).auto_paging_iter():
-        report.customers += 1
-        with conn.transaction():
-            _lock(conn)
-            change = _link(conn, customer.to_dict())
-        report.customers_linked += change.applied
-        if not change.applied:
-            report.notes.append(change.detail)
-    listed = list(client.v1.subscriptions.list({"status": "all", "limit": 100}).auto_paging_iter())
-    # Ended subscriptions first, live ones last: an organization ends on its live subscription.
-    listed.sort(key=lambda sub: (STATUSES.get(sub.status) != "CANCELED", sub.created))
-    for subscription in listed:
-        report.subscriptions += 1
-        with conn.transaction():
-            _lock(conn)
-            change = refresh_subscription(conn, client, subscription.id)
-        report.subscriptions_applied += change.applied
-        if not change.applied:
-            report.notes.append(change.detail)
-    return report
-
-
-# --- subscriptions -----------------------------------------------------------------------
-
-
-def refresh_subscription(
-    conn: psycopg.Connection, client: stripe.StripeClient, subscription_id: str
-) -> Change:
-    """Fetch a subscription from Stripe and write it; call under `_lock`, in a transaction."""
-    subscription = _retrieve(client.v1.subscriptions, subscription_id)
-    if subscription is None:
-        return Change(False, f"subscription {subscription_id} does not exist at Stripe")
-    customer_id = _id_of(subscription["customer"])
-    if _organization_of(conn, customer_id) is None:  # its customer's events may come later
-        refresh_customer(conn, client, customer_id)
-    return apply_subscription(conn, subscription, _product_metadata_from(client))
-
-
-def apply_subscription(
-    conn: psycopg.Connection, subscription: dict[str, Any], product_metadata: ProductMetadata
-) -> Change:
-    """Write a subscription's state onto its organization."""
-    customer_id = _id_of(subscription["customer"])
-    org = _organization_of(conn, customer_id)
-    if org is None:
-        return Change(
-            False,
-            f"subscription {subscription['id']}: customer {customer_id} is "
-            f"linked to no organization",
-        )
-    org_id, slug = org
-    state = subscription_state(subscription, product_metadata)
-    live = _live_subscription_kept(conn, org_id, state)
-    if live is not None:
-        return Change(
-            False,
-            f"subscription {state.subscription_id} ended; organization {slug} "
-            f"keeps its live subscription {live}",
-        )
-    _upsert_subscription(conn, org_id, state)
-    tier = "FREE" if state.status == "CANCELED" else state.tier
-    conn.execute(
-        "UPDATE organizations SET stripe_subscription_id = %s, "
-        "tier = COALESCE(%s::tier, tier) WHERE id = %s",
-        (state.subscription_id, tier, org_id),
-    )
-    return Change(
-        True,
-        f"organization {slug}: subscription {state.subscription_id} "
-        f"{state.status}, tier {tier or 'unchanged (no tier metadata)'}",
-    )
-
-
-def _live_subscription_kept(
-    conn: psycopg.Connection, org_id: int, state: SubscriptionState
-) -> str | None:
-    """The organization's other subscription, still live, when `state` is an ended one that
-    must not replace it; else None."""
-    current = conn.execute(
-        "SELECT stripe_subscription_id, status FROM subscriptions WHERE organization_id = %s",
-        (org_id,),
-    ).fetchone()
-    if (
-        current
-        and current[0] not in (None, state.subscription_id)
-        and state.status == "CANCELED"
-        and current[1] != "CANCELED"
-    ):
-        return current[0]
-    return None
-
-
-def _upsert_subscription(conn: psycopg.Connection, org_id: int, state: SubscriptionState) -> None:
-    """The organization's row of `subscriptions`, created or overwritten with `state`."""
-    conn.execute(
-        """INSERT INTO subscriptions (organization_id, stripe_subscription_id, stripe_price_id,
-               status, analyses_limit, fixes_limit, audits_limit, projects_limit,
-               current_period_start, current_period_end, cancel_at, canceled_at)
-           VALUES (%s, %s, %s, %s::subscription_status, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (organization_id) DO UPDATE SET
-               stripe_subscription_id = excluded.stripe_subscription_id,
-               stripe_price_id = excluded.stripe_price_id, status = excluded.status,
-               analyses_limit = excluded.analyses_limit, fixes_limit = excluded.fixes_limit,
-               audits_limit = excluded.audits_limit, projects_limit = excluded.projects_limit,
-               current_period_start = excluded.current_period_start,
-               current_period_end = excluded.current_period_end,
-               cancel_at = excluded.cancel_at, canceled_at = excluded.canceled_at,
-               updated_at = odavl_now()""",
-        (
-            org_id,
-            state.subscription_id,
-            state.price_id,
-            state.status,
-            *(state.limits[key] for key in LIMIT_KEYS),
-            state.current_period_start,
-            state.current_period_end,
-            state.cancel_at,
-            state.canceled_at,
-        ),
-    )
-
-
-def subscription_state(
-    subscription: dict[str, Any], product_metadata: ProductMetadata
-) -> SubscriptionState:
-    """Our view of a Stripe subscription (any API version: the current period is on the
-    subscription in older versions, on its items since 2025-03-31)."""
-    items = (subscription.get("items") or {}).get("data") or []
-    item, metadata = _plan_item(items, product_metadata)
-    start = subscription.get("current_period_start") or item.get("current_period_start")
-    end = subscription.get("current_period_end") or item.get("current_period_end")
-    if start is None or end is None:
-        raise ValueError(f"subscription {subscription['id']} has no current period")
-    status = STATUSES.get(subscription["status"])
-    if status is None:
-        raise ValueError(
-            f"subscription {subscription['id']}: unknown status {subscription['status']!r}"
-        )
-    tier = str(metadata.get("tier", "")).upper()
-    price = item.get("price") or item.get("plan") or {}
-    canceled_at = subscription.get("canceled_at") or (
-        subscription.get("ended_at") if status == "CANCELED" else None
-    )
-    return SubscriptionState(
-        subscription_id=subscription["id"],
-        customer_id=_id_of(subscription["customer"]),
-        status=status,
-        price_id=price.get("id"),
-        tier=tier if tier in TIERS else None,
-        limits={key: _limit(metadata.get(key)) for key in LIMIT_KEYS},
-        current_period_start=_moment(start),
-        current_period_end=_moment(end),
-        cancel_at=_moment(subscription.get("cancel_at")),
-        canceled_at=_moment(canceled_at),
-    )
-
-
-def _plan_item(
-    items: list[dict[str, Any]], product_metadata: ProductMetadata
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """The first item whose price or product names a tier, with their metadata (the price's
-    wins); else the first item (metered prices carry no tier)."""
-    for item in items:
-        price = item.get("price") or item.get("plan") or {}
-        metadata = dict(price.get("metadata") or {})
-        if "tier" not in metadata and price.get("product"):
-            product = price["product"]
-            found = (
-                product.get("metadata") if isinstance(product, dict) else product_metadata(product)
+        inbox.hold(conn, claim)
+        timeline.lock(conn)
+        link = _link(conn, customer) if customer else None
+        change = timeline.apply_state(conn, state, claim.created, claim.type, claim.id)
+        if change is None:
+            raise Unprocessable(
+                inbox.NO_ORGANIZATION,
+                f"subscription {state.subscription_id}: "
+                + (link.detail if link else f"customer {state.customer_id} has no organization"),
             )
-            metadata = {**(found or {}), **metadata}
-        if "tier" in metadata:
-            return item, metadata
-    return (items[0] if items else {}), {}
+        inbox.mark_processed(conn, claim, change.detail)
+    return change.detail
 
 
-def _product_metadata_from(client: stripe.StripeClient) -> ProductMetadata:
-    cache: dict[str, dict[str, str]] = {}
+def _process_customer(conn: psycopg.Connection, claim: Claim, obj: dict[str, Any]) -> str:
+    try:
+        customer = customer_link(obj)
+    except InvalidSubscription as error:
+        raise Unprocessable(inbox.INVALID, str(error)) from None
+    with conn.transaction():
+        inbox.hold(conn, claim)
+        timeline.lock(conn)
+        change = _link(conn, customer)
+        if not change.applied and customer.org_slug and not customer.deleted:
+            raise Unprocessable(inbox.NO_ORGANIZATION, change.detail)
+        inbox.mark_processed(conn, claim, change.detail)
+    return change.detail
 
-    def lookup(product_id: str) -> dict[str, str]:
+
+def _link(conn: psycopg.Connection, customer) -> timeline.Change:
+    """Link the customer; when the link is new, its events set aside for want of an
+    organization are pending again."""
+    change, new = timeline.link_customer(conn, customer)
+    if new:
+        requeued = inbox.requeue_customer(conn, customer.customer_id)
+        if requeued:
+            return timeline.Change(True, f"{change.detail}; {requeued} event(s) requeued")
+    return change
+
+
+def _retry(settings: Settings, claim: Claim, error: str) -> Outcome:
+    """Due again after the backoff, recorded on a connection of its own (the failure may have
+    broken the event's)."""
+    with connect(settings) as conn:
+        conn.autocommit = True
+        status, due = inbox.retry_later(conn, claim, error)
+    when = f"; next attempt at {due:%Y-%m-%d %H:%M:%S}" if due else ""
+    return Outcome(claim.id, claim.type, status, f"attempt {claim.attempts} failed: {error}{when}")
+
+
+# --- Stripe calls --------------------------------------------------------------------------
+
+
+def product_metadata(client: stripe.StripeClient) -> ProductMetadata:
+    """A product's metadata, fetched once per product."""
+    cache: dict[str, dict[str, Any]] = {}
+
+    def lookup(product_id: str) -> dict[str, Any]:
         if product_id not in cache:
-            product = client.v1.products.retrieve(product_id).to_dict()
+            product = _asked(lambda: client.v1.products.retrieve(product_id), "product", product_id)
             cache[product_id] = dict(product.get("metadata") or {})
         return cache[product_id]
 
     return lookup
 
 
-# --- customers ---------------------------------------------------------------------------
-
-
-def link_customer(conn: psycopg.Connection, customer: dict[str, Any]) -> int | None:
-    """The organization of a customer, linking it through metadata `org_slug` if needed."""
-    org = _organization_of(conn, customer["id"])
-    if org is not None:
-        return org[0]
-    slug = (customer.get("metadata") or {}).get("org_slug")
-    if customer.get("deleted") or not slug:
-        return None
-    row = conn.execute(
-        "UPDATE organizations SET stripe_customer_id = %s "
-        "WHERE slug = %s AND stripe_customer_id IS NULL RETURNING id",
-        (customer["id"], slug),
-    ).fetchone()
-    return row[0] if row else None
-
-
-def refresh_customer(
-    conn: psycopg.Connection, client: stripe.StripeClient, customer_id: str
-) -> Change:
-    """Fetch a customer from Stripe and link its organization; call under `_lock`."""
-    customer = _retrieve(client.v1.customers, customer_id)
-    if customer is None:
-        return Change(False, f"customer {customer_id} does not exist at Stripe")
-    return _link(conn, customer)
-
-
-def _link(conn: psycopg.Connection, customer: dict[str, Any]) -> Change:
-    org_id = link_customer(conn, customer)
-    if org_id is not None:
-        return Change(True, f"customer {customer['id']} is organization {org_id}")
-    slug = (customer.get("metadata") or {}).get("org_slug")
-    if not slug:
-        return Change(False, f"customer {customer['id']}: no organization, no metadata org_slug")
-    return Change(
-        False,
-        f"customer {customer['id']}: organization {slug!r} does not exist or "
-        f"is linked to another customer",
-    )
-
-
-def _organization_of(conn: psycopg.Connection, customer_id: str) -> tuple[int, str] | None:
-    return conn.execute(
-        "SELECT id, slug FROM organizations WHERE stripe_customer_id = %s", (customer_id,)
-    ).fetchone()
-
-
-# --- helpers -----------------------------------------------------------------------------
-
-
-def _lock(conn: psycopg.Connection) -> None:
-    """Stripe writes are serialized, so the last to fetch from Stripe is the last to write."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('odavl:stripe:sync'))")
-
-
-def _retrieve(service: Any, object_id: str) -> dict[str, Any] | None:
-    """The object as a dict, or None when Stripe answers 404."""
+def _customer(client: stripe.StripeClient, customer_id: str):
+    customer = _asked(lambda: client.v1.customers.retrieve(customer_id), "customer", customer_id)
     try:
-        return service.retrieve(object_id).to_dict()
-    except stripe.InvalidRequestError as error:
-        if error.http_status == 404:
-            return None
+        return customer_link(customer)
+    except InvalidSubscription as error:
+        raise Unprocessable(inbox.INVALID, str(error)) from None
+
+
+def _asked(call: Callable[[], Any], kind: str, object_id: str) -> dict[str, Any]:
+    """Stripe's answer as a dict; what Stripe refuses (4xx) is `Unprocessable`."""
+    try:
+        return call().to_dict()
+    except RETRIABLE:
         raise
+    except stripe.StripeError as error:
+        raise Unprocessable(
+            inbox.STRIPE_REFUSED,
+            f"{kind} {object_id}: {_described(error)}"
+            + (ANOTHER_KEY if error.http_status == 404 else ""),
+        ) from None
 
 
-def _id_of(value: str | dict[str, Any]) -> str:
-    return value["id"] if isinstance(value, dict) else value
+def _described(error: Exception) -> str:
+    """An error for the log and the inbox: its kind, Stripe's status and message, no secret."""
+    status = getattr(error, "http_status", None)
+    message = getattr(error, "user_message", None) or str(error) or type(error).__name__
+    answered = f"Stripe answered {status} " if status else ""
+    return _redacted(f"{answered}({type(error).__name__}): {message}".strip())
 
 
-def _moment(epoch: int | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+def _redacted(text: str) -> str:
+    """Keys and secrets cut to their kind."""
+    return re.sub(r"\b(sk|rk|pk|whsec)_[A-Za-z0-9_]+", r"\1_…", text)
 
 
-def _limit(value: Any) -> int | None:
-    text = str(value).strip() if value is not None else ""
-    return int(text) if text.isdigit() else None
+# --- initial sync --------------------------------------------------------------------------
+
+
+def initial_sync(conn: psycopg.Connection, client: stripe.StripeClient) -> SyncReport:
+    """Link every customer, then write every subscription as Stripe holds it now."""
+    report = SyncReport()
+    observed_at = clock.now()  # what the lists show is Stripe's state from this moment at least
+    for customer in client.v1.customers.list({"limit": 100}).auto_paging_iter():
+        report.customers += 1
+        try:
+            link = customer_link(customer.to_dict())
+        except InvalidSubscription as error:
+            report.notes.append(str(error))
+            continue
+        with conn.transaction():
+            timeline.lock(conn)
+            change = _link(conn, link)
+        report.customers_linked += change.applied
+        if not change.applied:
+            report.notes.append(change.detail)
+    listed = list(client.v1.subscriptions.list({"status": "all", "limit": 100}).auto_paging_iter())
+    # Ended subscriptions first, live ones last, as they happened.
+    listed.sort(key=lambda sub: (STATUSES.get(sub.status) != "CANCELED", sub.created))
+    lookup = product_metadata(client)
+    for subscription in listed:
+        report.subscriptions += 1
+        try:
+            state = subscription_state(subscription.to_dict(), lookup)
+        except (InvalidSubscription, Unprocessable) as error:
+            report.notes.append(str(error))
+            continue
+        with conn.transaction():
+            timeline.lock(conn)
+            change = timeline.apply_state(conn, state, observed_at, timeline.SYNC)
+        if change is None:
+            report.notes.append(
+                f"subscription {state.subscription_id}: customer {state.customer_id} is "
+                f"linked to no organization"
+            )
+            continue
+        report.subscriptions_applied += change.applied
+        if not change.applied:
+            report.notes.append(change.detail)
+    return report

@@ -57,7 +57,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                 run_id=context.run.run_id,
                 progress=Throttled(context.log.info, PROGRESS_SECONDS),
             )
-            checks = evaluate_checks(conn, source)
+            checks = evaluate_checks(conn, source, context.run.run_id)
         misplaced = _log_report(context, report)
         return dg.MaterializeResult(
             metadata={

@@ -1,5 +1,5 @@
 """Ingestion's invariants, checked by each ingest asset right after it ingests (in the same step,
-so that a run pays no start-up per check), on its source's latest ingestion run."""
+so that a run pays no start-up per check), on the files its own run ingested."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +22,7 @@ class Invariant:
 COMMON = [
     Invariant(
         "lines_balance",
-        "Lines read = accepted + duplicate + pending + rejected, for every "
-        "file of the latest ingestion.",
+        "Lines read = accepted + duplicate + pending + rejected, for every file this run ingested.",
         invariants.lines_balance,
     ),
     Invariant(
@@ -34,7 +33,7 @@ COMMON = [
     ),
     Invariant(
         "references_resolve",
-        "Every row of the latest ingestion refers to an existing "
+        "Every row this run ingested refers to an existing "
         "organization and project (the ids are not foreign keys, for speed).",
         invariants.references_resolve,
     ),
@@ -84,9 +83,10 @@ def check_specs(source: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def evaluate_checks(conn: psycopg.Connection, source: str) -> list[dg.AssetCheckResult]:
-    """Every invariant of `source` on its latest ingestion run."""
-    run_id = invariants.latest_run_id(conn, source)
+def evaluate_checks(
+    conn: psycopg.Connection, source: str, run_id: str
+) -> list[dg.AssetCheckResult]:
+    """Every invariant of `source` on the files run `run_id` ingested."""
     results = []
     for invariant in INVARIANTS[source]:
         found = (
@@ -100,7 +100,7 @@ def evaluate_checks(conn: psycopg.Connection, source: str) -> list[dg.AssetCheck
                 check_name=invariant.name,
                 passed=found.passed,
                 description=found.description,
-                metadata={"violations": found.violations, "ingestion_run": run_id or "none"},
+                metadata={"violations": found.violations, "ingestion_run": run_id},
             )
         )
     return results

@@ -12,6 +12,7 @@ from odavl_pipeline.defs.marts.checks import evaluate_mart_checks, mart_check_sp
 from odavl_pipeline.defs.monitoring.freshness import freshness_policy
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.domain.records import SOURCES
+from odavl_pipeline.orchestration import CLOSES_HELD_BY
 
 USAGE, ERRORS, FIXES, AUDITS = (dg.AssetKey([source]) for source in SOURCES)
 
@@ -99,12 +100,20 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
     new_alerts = record_from_marts(settings)
     if new_alerts:
         context.log.info(f"{len(new_alerts)} new quota alert(s)")
+    held = [str(held) for held in report.held_files] if report.closes_waiting else []
+    if held:
+        context.log.warning(
+            f"{report.closes_waiting} billing period(s) past their end wait to close until these "
+            f"usage file(s) are ingested as they are: {', '.join(held)}"
+        )
     shared = {
         "build_id": report.build_id,
         "full_build": report.full,
         "as_of": report.as_of.isoformat(),
         "usage_events_read": report.usage_events_read,
         "billing_periods_recomputed": report.periods_recomputed,
+        "closes_waiting": report.closes_waiting,
+        CLOSES_HELD_BY: dg.JsonMetadataValue(held),
         "days_recomputed": dg.JsonMetadataValue(report.days),
         "seconds": dg.FloatMetadataValue(round(report.seconds, 2)),
         "path": dg.MetadataValue.path(str(settings.marts_path)),

@@ -1,6 +1,7 @@
 """Reconciliation checks, run by the marts step right after the build: the billing marts
 recomputed in Postgres must agree to the unit, and every row the marts leave out is reported."""
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -111,7 +112,10 @@ def _matches_postgres(
         metadata={
             "compared": result.compared,
             "differences": result.difference_count,
-            "first_differences": dg.JsonMetadataValue(result.differences),
+            # as text: a closed period's figures hold its end, a datetime
+            "first_differences": dg.JsonMetadataValue(
+                json.loads(json.dumps(result.differences, default=str))
+            ),
         },
     )
 

@@ -56,6 +56,9 @@ def _root_cause(error) -> str:
 @dg.run_failure_sensor(
     name="run_failure_alert",
     default_status=dg.DefaultSensorStatus.RUNNING,
+    # all: the runs of `odavl-pipeline run` are executed from the code, not from a code location,
+    # and a sensor watching its own code location alone never sees them
+    monitor_all_code_locations=True,
     description="Reports every failed run of this code location to the log, and to "
     "ODAVL_ALERT_WEBHOOK_URL (JSON with a `text` field) when it is set.",
 )
