@@ -242,6 +242,13 @@ class StageLines:
                 file=sys.stderr,
                 flush=True,
             )
+        if step.late_carried:
+            print(
+                "  late usage (it arrived after its own period closed) billed in the open "
+                "period instead:\n" + "\n".join(f"    {late}" for late in step.late_carried),
+                file=sys.stderr,
+                flush=True,
+            )
 
     def status(self, status: "RunStatus") -> None:
         """The cursor stays at the start of the line: what a step process prints covers it."""

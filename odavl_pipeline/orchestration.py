@@ -95,6 +95,8 @@ CLI_RUN_TAG = "odavl/cli_run"
 WATCH_SECONDS = 0.5  # how often the watcher reads the run's new events
 # the marts' metadata naming the usage files that keep billing periods from closing
 CLOSES_HELD_BY = "closes_held_by"
+# ... and the late usage it counted in open billing periods
+LATE_CARRIED = "late_usage_carried"
 # After SIGINT or SIGTERM, Dagster's executor stops the run's steps and ends the run; a run whose
 # steps do not stop within this time (Celery's workers finish a step under way) is ended here.
 INTERRUPT_GRACE_SECONDS = 5.0
@@ -166,6 +168,7 @@ class StepReport:
     failed_checks: list[str] = field(default_factory=list)  # "<asset> <check>"
     error: str = ""
     closes_held_by: list[str] = field(default_factory=list)  # files, as the marts tell
+    late_carried: list[str] = field(default_factory=list)  # late usage in open periods, as told
 
 
 @dataclass
@@ -358,9 +361,11 @@ class RunWatcher(threading.Thread):
 
         if event.is_step_materialization:
             step.assets.add(event.asset_key.to_user_string())
-            held = event.step_materialization_data.materialization.metadata.get(CLOSES_HELD_BY)
-            if held is not None:
-                step.closes_held_by = held.value
+            metadata = event.step_materialization_data.materialization.metadata
+            if CLOSES_HELD_BY in metadata:
+                step.closes_held_by = metadata[CLOSES_HELD_BY].value
+            if LATE_CARRIED in metadata:
+                step.late_carried = metadata[LATE_CARRIED].value
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
             if not evaluation.passed:

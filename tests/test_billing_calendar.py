@@ -261,17 +261,16 @@ def test_the_open_period_its_quota_status_its_close_and_late_usage(
     assert periods[end] == (_month_after(end), 5, False)
     assert rows(
         settings,
-        "SELECT period_start, metric, occurred_period_start, quantity, events "
+        "SELECT period_start, metric, kind, quantity, events, from_period_start, batch "
         "FROM billing_adjustments WHERE org = ?",
         [ORG],
-    ) == [(end, "analyses", start, 5, 1)]
-    # quota_status counts what occurred in the period, without the late usage: CONTRACT.md
-    # section 6 now counts adjustments in quota_status.used too (issue 22)
+    ) == [(end, "analyses", "late", 5, 1, start, None)]
+    # one number: quota_status counts what the open period will be billed for, late usage too
     assert rows(
         settings,
         "SELECT period_start, used FROM quota_status WHERE org = ? AND metric = 'analyses'",
         [ORG],
-    ) == [(end, 0)]
+    ) == [(end, 5)]
     check_reconciled(settings, conn)
 
 

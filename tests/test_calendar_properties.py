@@ -282,13 +282,15 @@ def test_a_period_closes_at_the_first_build_after_its_end_plus_the_grace_with_no
     anchor=ANCHORS,
     as_of=INSTANTS,
     reached=st.none() | st.floats(0, 1),
+    booked_share=st.sampled_from([0.0, 1.0]) | st.floats(0, 1),
 )
 def test_the_forecast_never_overflows_or_goes_negative_at_any_instant_of_any_period(
-    used, quota, anchor, as_of, reached
+    used, quota, anchor, as_of, reached, booked_share
 ):
     start, end = period_containing(anchor, as_of)
     reached_at = None if reached is None else start + (as_of - start) * reached
-    result = forecast(used, quota, start, end, as_of, reached_at)
+    booked = min(used, int(used * booked_share))  # what adjustments booked of the use
+    result = forecast(used, quota, start, end, as_of, reached_at, booked)
 
     assert used <= result.projected <= MAX_PROJECTED  # what a BIGINT holds, never below the use
     assert result.pct_used is None if quota == 0 else result.pct_used >= 0

@@ -74,6 +74,26 @@ def test_a_period_waits_for_its_unread_files_then_closes_as_a_clean_run(
         cli("run", env=env)
         assert billing == every_mart(tmp_path / "clean" / "marts.duckdb")["billing_periods"]
 
+    # November's usage landing now is late: December bills it, and `run` and `quota` say so
+    landing.write(
+        "usage_events",
+        "2026-11-28",
+        "late.ndjson",
+        [usage(f"l{i}", occurred_at="2026-11-28T10:00:00Z") for i in range(40)],
+    )
+    third = cli("run")
+    assert (
+        f"    {ORG} analyses: 40 of the period from 2026-11-01 into the open period from "
+        "2026-12-01" in third.stderr
+    ), third.stderr[-3000:]
+    assert _november(settings.marts_path) == [(700, True)]  # the invoice never changes
+    [analyses] = [
+        row
+        for row in json.loads(cli("quota", "--org", ORG, "--json").stdout)
+        if row["metric"] == "analyses"
+    ]
+    assert analyses["period_start"].startswith("2026-12-01") and analyses["used"] == 40
+
 
 def test_the_files_that_hold_closes_are_those_not_ingested_as_they_are(settings, landing, conn):
     _land_november(landing)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from odavl_pipeline import clock
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.marts.build import DEFAULT_GRACE, refresh_marts
 from odavl_pipeline.settings import Settings
@@ -254,3 +255,37 @@ def billing_shows_closed_periods_billed_and_open_ones_so_far(
             for option in at.selectbox(key=key).options
         )
         assert "None" not in texts(at) and "None" not in options, (org, period)
+
+
+def test_late_usage_is_one_number_on_the_overview_and_the_billing_page(calendar):
+    """Usage of ORG's closed period that arrives now is billed in the current period: the
+    Overview counts it in the quota and says where it came from, Billing lists it."""
+    previous, current = calendar.periods[ORG]
+    late_at = clock.now()  # after the build that closed the previous period
+    with connect(calendar.settings) as conn:
+        add_usage(
+            conn,
+            ORG,
+            "late-1",
+            (previous.start + timedelta(hours=1)).isoformat(),
+            late_at.isoformat(),
+            quantity=5,
+        )
+    refresh_marts(calendar.settings)
+    own = current.used("analyses")
+    assert rows(
+        calendar.settings,
+        "SELECT used FROM quota_status WHERE org = ? AND metric = 'analyses'",
+        [ORG],
+    ) == [(own + 5,)]
+
+    at = no_exceptions(signed_in_app(ALICE, {"org": ORG}))
+    assert f"{own + 5:,} of 500 used" in "\n".join(markdown(at))
+    assert (
+        f"{own:,} used in this period, +5 late usage of the period from {previous.start:%Y-%m-%d}"
+        in [caption.value for caption in at.caption]
+    )
+    billing = no_exceptions(at.switch_page("views/billing.py").run())
+    adjustments = next(f.value for f in billing.dataframe if "kind" in f.value)
+    assert list(zip(adjustments["kind"], adjustments["quantity"])) == [("Late usage", 5)]
+    assert list(adjustments["from_period_start"]) == [previous.start]

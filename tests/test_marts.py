@@ -10,6 +10,7 @@ import duckdb
 import pytest
 from sqlalchemy import create_engine
 
+from odavl_pipeline.alerts import record_from_marts
 from odavl_pipeline.db import seed
 from odavl_pipeline.generate import GenerateOptions, generate_landing
 from odavl_pipeline.ingest.landing import SOURCES, landed_days
@@ -22,6 +23,7 @@ from .marts_helpers import add_many, add_usage, anchor_subscription, at, elsewhe
 from .records import ORG, OTHER_ORG
 
 HOUR = timedelta(hours=1)
+AUDIT = "guardian_test_run"
 
 
 @pytest.fixture
@@ -147,18 +149,58 @@ def test_late_usage_for_a_closed_period_is_carried_into_the_open_one(settings, c
     assert billed(settings)[("2026-11-01", "analyses")] == (7, 500, 0, False)
     assert rows(
         settings,
-        "SELECT period_start::DATE::VARCHAR, metric, occurred_period_start::DATE::VARCHAR, "
-        "quantity, events FROM billing_adjustments WHERE org = ?",
+        "SELECT period_start::DATE::VARCHAR, metric, kind, from_period_start::DATE::VARCHAR, "
+        "quantity, events, batch FROM billing_adjustments WHERE org = ?",
         [ORG],
-    ) == [("2026-11-01", "analyses", "2026-10-01", 7, 1)]
+    ) == [("2026-11-01", "analyses", "late", "2026-10-01", 7, 1, None)]
     assert report.days["usage_events"] == 1
-    # usage_daily and quota_status go by occurrence; the late event is on October 31st
+    # usage_daily goes by occurrence (the late event is on October 31st); quota_status by what
+    # November is billed for, the late usage with it
     assert rows(
         settings, "SELECT quantity FROM usage_daily WHERE org = ? AND day = '2026-10-31'", [ORG]
     ) == [(8,)]
-    assert quota(settings)["analyses"][0] == 0
+    assert quota(settings)["analyses"][0] == 7
     with open_marts(settings.marts_path) as marts:
         assert reconcile.billing_periods_usage(marts, conn).passed
+
+
+def test_one_number_the_open_period_quota_status_and_alerts_count_late_usage(
+    settings, conn, october
+):
+    """A backfill of a closed month arrives late: the open period bills it, and quota_status
+    (so `quota`, the Overview and the alerts) shows the same number (CONTRACT.md section 6)."""
+    add_usage(conn, ORG, "october", "2026-10-20T00:00:00Z", "2026-10-20T00:01:00Z", AUDIT)
+    refresh_marts(settings, as_of=at("2026-11-01T01:05:00Z"))  # closes October with 1
+    add_many(conn, ORG, "own", 60, "2026-11-05T00:00:00Z", "2026-11-05T01:00:00Z", AUDIT)
+    add_many(conn, ORG, "late", 50, "2026-10-20T00:00:00Z", "2026-11-05T02:00:00Z", AUDIT)
+    report = refresh_marts(settings, as_of=at("2026-11-11T00:00:00Z"))  # 10 of 30 days gone
+
+    assert billed(settings)[("2026-10-01", "audits")] == (1, 100, 0, True)  # never changes
+    assert billed(settings)[("2026-11-01", "audits")] == (110, 100, 10, False)
+    used, quota_, pct, status, projected, exhaustion = quota(settings)["audits"]
+    assert (used, quota_, pct, status) == (110, 100, 110.0, "exceeded")
+    # the late 50 are booked, not a rate: 50 + 60 x 30 / 10
+    assert projected == 230
+    assert exhaustion == date(2026, 11, 5)  # the 40th audit of November reached the quota
+    assert [str(late) for late in report.late_carried] == [
+        f"{ORG} audits: 50 of the period from 2026-10-01 into the open period from 2026-11-01"
+    ]
+    assert record_from_marts(settings)
+    assert conn.execute(
+        "SELECT metric, threshold, used FROM quota_alerts ORDER BY threshold"
+    ).fetchall() == [("audits", "100", 110), ("audits", "80", 110)]
+    with open_marts(settings.marts_path) as marts:
+        assert reconcile.quota_status_usage(marts, conn).passed
+        assert reconcile.billing_periods_usage(marts, conn).passed
+
+
+def test_booked_usage_alone_can_use_up_a_quota(settings, conn, october):
+    add_usage(conn, ORG, "october", "2026-10-20T00:00:00Z", "2026-10-20T00:01:00Z", AUDIT)
+    refresh_marts(settings, as_of=at("2026-11-01T01:05:00Z"))
+    add_many(conn, ORG, "late", 100, "2026-10-20T00:00:00Z", "2026-11-05T02:00:00Z", AUDIT)
+    refresh_marts(settings, as_of=at("2026-11-11T00:00:00Z"))
+    # exhausted from the period's start: the adjustments count from there
+    assert quota(settings)["audits"] == (100, 100, 100.0, "exceeded", 100, date(2026, 11, 1))
 
 
 def test_a_backfill_of_old_months_is_billed_in_those_months(settings, conn, october):

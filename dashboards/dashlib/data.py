@@ -214,6 +214,20 @@ def quota_status(viewer: Viewer, org: str) -> pd.DataFrame:
     )
 
 
+def current_adjustments(viewer: Viewer, org: str) -> pd.DataFrame:
+    """What was booked into the current period from outside it, per metric, kind and origin:
+    the part of quota_status.used that did not occur in the period."""
+    return _query(
+        viewer,
+        org,
+        "SELECT a.metric, a.kind, a.from_period_start, a.batch, a.quantity "
+        "FROM billing_adjustments AS a "
+        "JOIN (SELECT DISTINCT org, period_start FROM quota_status) USING (org, period_start) "
+        "WHERE a.org = ? ORDER BY a.metric, a.kind, a.from_period_start, a.batch",
+        org,
+    )
+
+
 def usage_trend(viewer: Viewer, org: str, start: date, end: date) -> pd.DataFrame:
     """Usage per UTC day and metric (api_calls included) in [start, end]."""
     return _query(
@@ -294,11 +308,13 @@ def billing_periods(viewer: Viewer, org: str) -> pd.DataFrame:
 
 
 def billing_adjustments(viewer: Viewer, org: str) -> pd.DataFrame:
+    """What was booked into each period from outside it (late usage, corrections)."""
     return _query(
         viewer,
         org,
-        "SELECT period_start, metric, occurred_period_start, quantity, events "
-        "FROM billing_adjustments WHERE org = ? ORDER BY period_start DESC, metric",
+        "SELECT period_start, metric, kind, from_period_start, batch, quantity, events "
+        "FROM billing_adjustments WHERE org = ? "
+        "ORDER BY period_start DESC, metric, kind, from_period_start, batch",
         org,
         roles=BILLING_ROLES,
     )

@@ -25,6 +25,7 @@ SEVERITY_COLOURS = {
 OK, WARNING, EXCEEDED = "ok", "warning", "exceeded"
 STATE_COLOURS = {OK: "#0077BB", AT_RISK: "#DDAA33", WARNING: "#EE7733", EXCEEDED: "#CC3311"}
 STATE_SYMBOLS = {OK: "✓", AT_RISK: "◔", WARNING: "▲", EXCEEDED: "✕"}  # never colour alone
+ADJUSTMENT_KINDS = {"late": "Late usage", "correction": "Correction"}  # billing_adjustments.kind
 STATES = list(STATE_COLOURS)  # by precedence, the last the strongest
 STATE_MEANINGS = {
     OK: "below 80 %",
@@ -74,6 +75,17 @@ def require_organization(filters: Filters) -> str:
 def empty(what: str, how: str) -> None:
     """An empty state: what is missing, and how to get it."""
     st.info(f"No {what} yet: {how}")
+
+
+def adjustment_origin(kind: str, from_period_start, batch) -> str:
+    """Where an adjustment comes from, in words: the period of late usage, a correction's batch."""
+    if kind == "late":
+        return f"late usage of the period from {pd.Timestamp(from_period_start):%Y-%m-%d}"
+    return f"correction batch {int(batch)}" + (
+        ""
+        if pd.isna(from_period_start)
+        else f" of the period from {pd.Timestamp(from_period_start):%Y-%m-%d}"
+    )
 
 
 def period_label(start, end) -> str:

@@ -1,6 +1,6 @@
 """Billing: every period with used, quota and overage per metric, closed (billed) or open (so
-far), with late adjustments; and a drill-down from each number to its days, one day's events, and
-the landing file and line of each."""
+far), with the adjustments booked into them; and a drill-down from each number to its days,
+one day's events, and the landing file and line of each."""
 
 import pandas as pd
 import streamlit as st
@@ -46,17 +46,23 @@ ui.table(
 
 adjustments = data.billing_adjustments(viewer, org)
 if not adjustments.empty:
-    st.subheader("Late adjustments")
+    st.subheader("Adjustments")
+    st.caption(
+        "Booked into a period from outside it, and counted in its Used: late usage (it arrived "
+        "after its own period closed) and corrections of closed periods."
+    )
     ui.table(
-        adjustments,
+        adjustments.assign(kind=adjustments["kind"].map(ui.ADJUSTMENT_KINDS)),
         {
-            "period_start": ui.time_column("Counted in period starting (UTC)"),
+            "period_start": ui.time_column("Booked in period starting (UTC)"),
             "metric": "Metric",
-            "occurred_period_start": ui.time_column("Occurred in period starting (UTC)"),
+            "kind": "Kind",
+            "from_period_start": ui.time_column("From period starting (UTC)"),
+            "batch": ui.count_column("Correction batch"),
             "quantity": ui.count_column("Quantity"),
             "events": ui.count_column("Events"),
         },
-        "late adjustments",
+        "adjustments",
     )
 
 st.subheader("Where each number comes from")

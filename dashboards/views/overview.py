@@ -10,6 +10,7 @@ viewer, filters = ui.current(dates=True)
 org = ui.require_organization(filters)
 about = data.organization(viewer, org).iloc[0]
 quota = ui.with_states(data.quota_status(viewer, org))
+booked = data.current_adjustments(viewer, org)
 
 st.title(about["name"])
 plan, period, role = st.columns(3)
@@ -37,6 +38,16 @@ else:
             ui.quota_bar(row.used, row.quota, row.state)
             pct = "–" if pd.isna(row.pct_used) else f"{row.pct_used:.1f} %"
             st.markdown(f"{row.used:,} of {row.quota:,} used ({pct})")
+            outside = booked[booked["metric"] == row.metric]
+            if not outside.empty:
+                parts = [
+                    f"{item.quantity:+,} {ui.adjustment_origin(item.kind, item.from_period_start, item.batch)}"
+                    for item in outside.itertuples()
+                ]
+                st.caption(
+                    f"{row.used - outside['quantity'].sum():,} used in this period, "
+                    + ", ".join(parts)
+                )
             st.metric(
                 f"{row.metric.title()} projected at period end",
                 f"{row.projected:,}",

@@ -31,22 +31,35 @@ def forecast(
     period_end: datetime,
     as_of: datetime,
     reached_at: datetime | None = None,
+    booked: int = 0,
 ) -> QuotaForecast:
-    """The quota status at `as_of`; `reached_at` is when the usage reached the quota, if it did.
+    """The quota status at `as_of` of a period billed for `used`, of which `booked` was booked
+    into it from outside (adjustments: late usage, corrections) and the rest occurred in it;
+    `reached_at` is when `used` reached the quota, if it did.
 
-    The projection is linear in elapsed time: used × period length / elapsed, rounded half up,
-    in whole microseconds, so that any usage and quota a BIGINT holds can be projected.
+    The projection is the booked part plus the period's own usage extrapolated linearly in
+    elapsed time (own × period length / elapsed, rounded half up, in whole microseconds), so
+    that any usage and quota a BIGINT holds can be projected.
     """
+    own = used - booked
     length_us = (period_end - period_start) // _MICROSECOND
     elapsed_us = min(max((as_of - period_start) // _MICROSECOND, 0), length_us)
-    projected = used if elapsed_us == 0 else (2 * used * length_us + elapsed_us) // (2 * elapsed_us)
+    rate_projected = (
+        own if elapsed_us == 0 else (2 * own * length_us + elapsed_us) // (2 * elapsed_us)
+    )
+    projected = booked + rate_projected
+    left = quota - booked  # what the period's own usage may still take
     if quota > 0 and used >= quota and reached_at is not None:
         exhaustion = reached_at.astimezone(UTC).date()
     elif (
-        quota > 0 and 0 < used < quota and elapsed_us > 0 and quota * elapsed_us < used * length_us
+        quota > 0
+        and used < quota
+        and own > 0
+        and elapsed_us > 0
+        and left * elapsed_us < own * length_us
     ):
-        # reached at elapsed × quota / used, which is before the period's end
-        moment = period_start + timedelta(microseconds=elapsed_us * quota // used)
+        # the own usage reaches what is left at elapsed × left / own, before the period's end
+        moment = period_start + timedelta(microseconds=elapsed_us * left // own)
         exhaustion = moment.astimezone(UTC).date()
     else:
         exhaustion = None

@@ -68,6 +68,24 @@ QUOTA_STATUS_TYPES = (
 REJECTED_LINKS = ("hash_mismatch", "chain_fork")
 
 
+@dataclass(frozen=True)
+class LateCarried:
+    """Usage of a closed period that arrived late and counts in an open period instead."""
+
+    org: str
+    metric: str
+    from_period_start: datetime  # the closed period it occurred in
+    into_period_start: datetime  # the open period that bills it
+    quantity: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.org} {self.metric}: {self.quantity:,} of the period from "
+            f"{self.from_period_start:%Y-%m-%d} into the open period from "
+            f"{self.into_period_start:%Y-%m-%d}"
+        )
+
+
 @dataclass
 class MartsReport:
     full: bool
@@ -80,6 +98,8 @@ class MartsReport:
     seconds: float = 0.0
     held_files: list[HeldFile] = field(default_factory=list)  # they hold closes (marts.closing)
     closes_waiting: int = 0  # periods past their end and grace that wait for held files
+    # late usage of the days this build read, counted in open periods (`LATE_INTO_OPEN`)
+    late_carried: list[LateCarried] = field(default_factory=list)
 
 
 def refresh_marts(
@@ -154,6 +174,12 @@ def _build(
         build, conn, extractor, report.as_of, grace, {held.day for held in report.held_files}
     )
     report.closes_waiting = _scalar(con, "SELECT count(*) FROM waiting")
+    report.late_carried = [LateCarried(*row) for row in _execute(con, LATE_INTO_OPEN).fetchall()]
+    if report.late_carried:
+        progress(
+            "late usage counted in open billing periods: "
+            + "; ".join(map(str, report.late_carried[:10]))
+        )
     if report.closes_waiting:
         progress(
             f"{report.closes_waiting} billing period(s) past their end wait to close for "
@@ -627,14 +653,25 @@ PUBLISH_OPEN_PERIODS = """
     WHERE (org_id, period_start) NOT IN (SELECT org_id, period_start FROM closes)
 """
 
-# late usage, by the period it occurred in and the period it counts in
+# late usage, by the period it counts in and the period it occurred in
 PUBLISH_ADJUSTMENTS = """
     INSERT INTO billing_adjustments
-    SELECT o.org, l.period_start, l.metric, l.occurred_period_start, sum(l.quantity),
-           sum(l.events)
+    SELECT o.org, l.period_start, l.metric, 'late', sum(l.quantity), sum(l.events),
+           l.occurred_period_start, NULL
     FROM _late_usage AS l
     JOIN org_dim AS o USING (org_id)
+    GROUP BY o.org, l.period_start, l.metric, l.occurred_period_start
+"""
+
+# the late usage of the days this build read that open periods bill, per origin
+LATE_INTO_OPEN = """
+    SELECT o.org, l.metric, l.occurred_period_start, l.period_start, sum(l.quantity)
+    FROM _late_usage AS l
+    JOIN org_dim AS o USING (org_id)
+    WHERE l.day IN (SELECT day FROM touched_days)
+      AND (l.org_id, l.period_start) NOT IN (SELECT org_id, period_start FROM closes)
     GROUP BY ALL
+    ORDER BY o.org, l.metric, l.occurred_period_start, l.period_start
 """
 
 # the periods this build closes (or closed before their figures were kept), as recomputed
@@ -846,13 +883,20 @@ CURRENT_PERIODS = """
     WHERE period_start <= $as_of AND $as_of < period_end
 """
 
-# each current period's use per metric by occurred_at, its quota, and when the use reached it
+# each current period's use per metric, as billed: what occurred in it plus the adjustments
+# booked into it (late usage of closed periods); its quota, when the use reached it (adjustments
+# count from the period's start), and the booked part
 QUOTA_USE = """
     WITH events AS (
         SELECT c.org_id, f.metric, f.occurred_at, f.quantity
         FROM current_facts AS f
         JOIN current_periods AS c ON c.org_id = f.org_id
              AND f.occurred_at >= c.period_start AND f.occurred_at < c.period_end),
+    booked AS (
+        SELECT l.org_id, l.metric, sum(l.quantity) AS quantity
+        FROM _late_usage AS l
+        JOIN current_periods USING (org_id, period_start)
+        GROUP BY ALL),
     quota_now AS (
         SELECT q.*
         FROM period_plans AS q
@@ -871,14 +915,19 @@ QUOTA_USE = """
         SELECT r.org_id, r.metric, min(r.occurred_at) AS reached_at
         FROM running AS r
         JOIN quota_now AS q USING (org_id, metric)
-        WHERE r.total >= q.quota
+        LEFT JOIN booked AS b USING (org_id, metric)
+        WHERE r.total + coalesce(b.quantity, 0) >= q.quota
         GROUP BY ALL)
-    SELECT o.org, q.tier, c.period_start, c.period_end, q.metric, coalesce(u.used, 0), q.quota,
-           r.reached_at
+    SELECT o.org, q.tier, c.period_start, c.period_end, q.metric,
+           coalesce(u.used, 0) + coalesce(b.quantity, 0), q.quota,
+           CASE WHEN coalesce(b.quantity, 0) >= q.quota THEN c.period_start
+                ELSE r.reached_at END,
+           coalesce(b.quantity, 0)
     FROM current_periods AS c
     JOIN org_dim AS o USING (org_id)
     JOIN quota_now AS q USING (org_id)
     LEFT JOIN used AS u USING (org_id, metric)
+    LEFT JOIN booked AS b USING (org_id, metric)
     LEFT JOIN reached AS r USING (org_id, metric)
     ORDER BY o.org, q.metric
 """
@@ -886,15 +935,16 @@ QUOTA_USE = """
 
 @timed("quota_status")
 def _quota_status(build: MartsBuild, as_of: datetime) -> None:
-    """quota_status for each organization's current period, by occurred_at."""
+    """quota_status for each organization's current period: `used` as the period is billed
+    (its open `billing_periods` row's), and the forecast."""
     con = build.con
     _execute(con, CURRENT_PERIODS, {"as_of": as_of})
     _facts_view(con, build.facts_root, "current_facts", CURRENT_FACT_FILES)
     statuses = []
-    for org, tier, start, end, metric, used, quota, reached_at in _execute(
+    for org, tier, start, end, metric, used, quota, reached_at, booked in _execute(
         con, QUOTA_USE
     ).fetchall():
-        status = forecast(used, quota, start, end, as_of, reached_at)
+        status = forecast(used, quota, start, end, as_of, reached_at, booked)
         statuses.append(
             (
                 org,

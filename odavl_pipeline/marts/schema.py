@@ -3,7 +3,7 @@
 Tables whose name begins with `_` are the builder's bookkeeping, not for readers.
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MARTS = {
     # CONTRACT.md section 6
@@ -19,10 +19,10 @@ MARTS = {
         org VARCHAR NOT NULL, period_start TIMESTAMPTZ NOT NULL, period_end TIMESTAMPTZ NOT NULL,
         metric VARCHAR NOT NULL, used BIGINT NOT NULL, quota BIGINT NOT NULL,
         overage BIGINT NOT NULL, closed BOOLEAN NOT NULL)""",
-    # usage that arrived after its period closed, carried into the period open at its arrival
     "billing_adjustments": """(
         org VARCHAR NOT NULL, period_start TIMESTAMPTZ NOT NULL, metric VARCHAR NOT NULL,
-        occurred_period_start TIMESTAMPTZ NOT NULL, quantity BIGINT NOT NULL, events BIGINT NOT NULL)""",
+        kind VARCHAR NOT NULL, quantity BIGINT NOT NULL, events BIGINT NOT NULL,
+        from_period_start TIMESTAMPTZ, batch BIGINT)""",
     # the dashboards' marts (README, "Marts")
     "organizations": """(
         org VARCHAR NOT NULL, name VARCHAR NOT NULL, tier VARCHAR NOT NULL, status VARCHAR NOT NULL,

@@ -12,21 +12,26 @@ from odavl_pipeline.defs.marts.checks import evaluate_mart_checks, mart_check_sp
 from odavl_pipeline.defs.monitoring.freshness import freshness_policy
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.domain.records import SOURCES
-from odavl_pipeline.orchestration import CLOSES_HELD_BY
+from odavl_pipeline.orchestration import CLOSES_HELD_BY, LATE_CARRIED
 
 USAGE, ERRORS, FIXES, AUDITS = (dg.AssetKey([source]) for source in SOURCES)
+LATE_SHOWN = 50  # lines of late usage a build's metadata (and so `run`) names at most
 
 MARTS = {
     "usage_daily": ([USAGE], "Usage per organization, UTC day and metric (quantity and events)."),
     "quota_status": (
         [USAGE],
-        "Each organization's usage against its quota in the current "
-        "billing period, with the forecast to the period's end.",
+        "Each organization's current billing period against its quota: used as the period "
+        "is billed (adjustments included), with the forecast to the period's end.",
     ),
-    "billing_periods": ([USAGE], "Every monthly billing period: used, quota, overage, closed."),
+    "billing_periods": (
+        [USAGE],
+        "Every monthly billing period: used (adjustments included), quota, overage, closed.",
+    ),
     "billing_adjustments": (
         [USAGE],
-        "Usage that arrived after its period closed, carried into the period open at its arrival.",
+        "What was booked into a period from outside it: late usage (it arrived after its own "
+        "period closed), counted in the period open at its arrival.",
     ),
     "organizations": ([], "Organizations with their tier and status (from the console's data)."),
     "projects": ([], "Projects of each organization (from the console's data)."),
@@ -106,6 +111,9 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
             f"{report.closes_waiting} billing period(s) past their end wait to close until these "
             f"usage file(s) are ingested as they are: {', '.join(held)}"
         )
+    late = [str(carried) for carried in report.late_carried[:LATE_SHOWN]]
+    if len(report.late_carried) > LATE_SHOWN:
+        late.append(f"and {len(report.late_carried) - LATE_SHOWN:,} more")
     shared = {
         "build_id": report.build_id,
         "full_build": report.full,
@@ -114,6 +122,7 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
         "billing_periods_recomputed": report.periods_recomputed,
         "closes_waiting": report.closes_waiting,
         CLOSES_HELD_BY: dg.JsonMetadataValue(held),
+        LATE_CARRIED: dg.JsonMetadataValue(late),
         "days_recomputed": dg.JsonMetadataValue(report.days),
         "seconds": dg.FloatMetadataValue(round(report.seconds, 2)),
         "path": dg.MetadataValue.path(str(settings.marts_path)),
