@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from odavl_pipeline.billing.catalogue import PLAN_LIMITS
 from odavl_pipeline.domain.plans import (
     ALWAYS_BEFORE,
-    PLAN_LIMITS,
     PlanVersion,
     add_months,
     period_containing,

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
+from odavl_pipeline.billing.catalogue import PLAN_LIMITS, QUOTA_METRICS
 from odavl_pipeline.domain.plans import (
     CALENDAR_MONTHS,
-    PLAN_LIMITS,
-    QUOTA_METRICS,
     PlanVersion,
     periods_covering,
     quotas,

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from odavl_pipeline.billing.catalogue import ALERT_THRESHOLDS
 from odavl_pipeline.alerts import (
-    THRESHOLDS,
     RetryPolicy,
     alert_uid,
     deliver_due,
@@ -92,7 +92,7 @@ def test_the_thresholds_are_the_dashboards_quota_states(used, quota, exhaustion,
     assert ("100" in crossed) == (state == "exceeded")
     assert ("forecast" in crossed) == (state == "at risk")
     assert "100" not in crossed or "80" in crossed  # past 100 % is past 80 % too
-    assert list(crossed) == [t for t in THRESHOLDS if t in crossed]
+    assert list(crossed) == [t for t in ALERT_THRESHOLDS if t in crossed]
     if quota > 0:
         assert ("80" in crossed) == (used * 100 >= 80 * quota)
         assert ("100" in crossed) == (used >= quota)
@@ -274,7 +274,8 @@ def test_a_sender_dying_between_sending_and_recording_leads_to_a_resend_with_the
     [uid] = record_alerts(conn, [quota_row(used=410)])
     with AlertReceiver(SECRET) as receiver:
         enqueue(conn, default_url=True)
-        child = multiprocessing.get_context("fork").Process(
+        # spawned, not forked: a fork of this process (pytest-xdist's threads) may hang
+        child = multiprocessing.get_context("spawn").Process(
             target=_send_then_die, args=(settings, receiver.url)
         )
         child.start()

@@ -17,11 +17,11 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from odavl_pipeline.billing.catalogue import QUOTA_METRICS
 from odavl_pipeline.domain.records import AUDIT_SCORES
 from odavl_pipeline.marts.store import MartsNotBuilt, facts_dir, open_marts
 from odavl_pipeline.settings import Settings
 
-QUOTA_METRICS = ("analyses", "fixes", "audits")
 BILLING_ROLES = ("OWNER", "ADMIN")
 EVERY_ROLE = ("OWNER", "ADMIN", "DEVELOPER", "VIEWER")
 CACHE_SECONDS = 300

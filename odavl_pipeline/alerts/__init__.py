@@ -15,7 +15,6 @@ from odavl_pipeline.alerts.delivery import (
     payload,
 )
 from odavl_pipeline.alerts.detect import (
-    THRESHOLDS,
     alert_uid,
     record_alerts,
     record_from_marts,
@@ -30,7 +29,6 @@ from odavl_pipeline.alerts.signing import (
 
 __all__ = [
     "SIGNATURE_HEADER",
-    "THRESHOLDS",
     "DeliveryReport",
     "RetryPolicy",
     "alert_uid",

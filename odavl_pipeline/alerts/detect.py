@@ -17,7 +17,6 @@ import psycopg
 
 from odavl_pipeline.domain.quota import AT_RISK, quota_state
 
-THRESHOLDS = ("80", "100", "forecast")
 _UID_NAMESPACE = uuid.UUID("6f1c2a4e-9d0b-4e57-8a43-0d5f8e6b7c21")
 QUOTA_COLUMNS = (
     "org",
@@ -36,7 +35,7 @@ QUOTA_COLUMNS = (
 def thresholds_crossed(
     status: str, projected_exhaustion: date | None, period_end: datetime
 ) -> tuple[str, ...]:
-    """The thresholds a quota_status row has crossed, in THRESHOLDS order."""
+    """The thresholds a quota_status row has crossed, in ALERT_THRESHOLDS order."""
     return _THRESHOLDS_OF_STATE.get(quota_state(status, projected_exhaustion, period_end), ())
 
 

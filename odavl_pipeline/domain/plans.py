@@ -4,14 +4,7 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-# Metrics with a monthly quota (CONTRACT.md section 5); api_calls is counted but not limited.
-QUOTA_METRICS = ("analyses", "fixes", "audits")
-
-PLAN_LIMITS = {
-    "FREE": {"analyses": 100, "fixes": 50, "audits": 20, "projects": 3},
-    "PRO": {"analyses": 500, "fixes": 200, "audits": 100, "projects": 10},
-    "ENTERPRISE": {"analyses": 5_000, "fixes": 2_000, "audits": 1_000, "projects": 50},
-}
+from odavl_pipeline.billing.catalogue import PLAN_LIMITS, QUOTA_METRICS
 
 
 def quotas(tier: str, overrides: dict[str, int | None]) -> dict[str, int]:

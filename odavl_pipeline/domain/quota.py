@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-WARNING_PCT = 80
+from odavl_pipeline.billing.catalogue import WARNING_PCT
+
 _MICROSECOND = timedelta(microseconds=1)
 # What the mart's BIGINT holds: a forecast made in a period's first microseconds is clamped there.
 MAX_PROJECTED = 2**63 - 1

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import orjson
 
+from odavl_pipeline.billing.catalogue import METRIC_OF_EVENT_TYPE
 from odavl_pipeline.domain.attestations import attestation_hash
 from odavl_pipeline.domain.signatures import error_signature
 
@@ -57,15 +58,7 @@ class Rejected(Exception):
         self.detail = detail
 
 
-USAGE_EVENT_TYPES = frozenset(
-    {"insight_analysis", "autopilot_job", "guardian_test_run", "api_call"}
-)
-USAGE_METRICS = {
-    "insight_analysis": "analyses",
-    "autopilot_job": "fixes",
-    "guardian_test_run": "audits",
-    "api_call": "api_calls",
-}
+USAGE_EVENT_TYPES = frozenset(METRIC_OF_EVENT_TYPE)
 USAGE_COUNTS = ("duration_ms", "files_analyzed", "lines_analyzed", "files_modified", "tests_run")
 SEVERITIES = frozenset({"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"})
 RUN_STATUSES = frozenset({"SUCCESS", "PARTIAL", "FAILED"})

@@ -21,9 +21,9 @@ import psycopg
 import pyarrow as pa
 
 from odavl_pipeline.db.server import connect, libpq_url, server_url
+from odavl_pipeline.billing.catalogue import QUOTA_METRICS
 from odavl_pipeline.domain.plans import (
     ALWAYS_BEFORE,
-    QUOTA_METRICS,
     PlanVersion,
     quotas,
     rated_periods,

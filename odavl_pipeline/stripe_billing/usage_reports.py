@@ -48,9 +48,9 @@ import psycopg
 import stripe
 
 from odavl_pipeline import clock
+from odavl_pipeline.billing.catalogue import STRIPE_EVENT_NAMES
 from odavl_pipeline.marts.store import open_marts
 
-EVENT_NAMES = {"analyses": "odavl_analyses", "fixes": "odavl_fixes", "audits": "odavl_audits"}
 REPORT_WINDOW = timedelta(days=34)  # Stripe accepts meter events up to 35 days old
 
 
@@ -179,7 +179,7 @@ def report_usage(
                 for row in _latest_increments(conn)
             }
         for period in sorted(periods, key=lambda p: (p.org, p.metric, p.period_start)):
-            if period.metric not in EVENT_NAMES or period.period_start > report.now:
+            if period.metric not in STRIPE_EVENT_NAMES or period.period_start > report.now:
                 continue
             organization_id, customer_id = customers.get(period.org, (None, None))
             if organization_id is None or customer_id is None:
@@ -288,7 +288,9 @@ def reconcile(
         customers = _customers(conn)
         rows = _ledger(conn)
     slugs = {organization_id: slug for slug, (organization_id, _) in customers.items()}
-    billed = {(p.org, p.metric, p.period_start): p for p in periods if p.metric in EVENT_NAMES}
+    billed = {
+        (p.org, p.metric, p.period_start): p for p in periods if p.metric in STRIPE_EVENT_NAMES
+    }
     by_period: dict[tuple, list[LedgerRow]] = {}
     for row in rows:
         by_period.setdefault(
@@ -420,7 +422,7 @@ def _send(
     try:
         client.v1.billing.meter_events.create(
             {
-                "event_name": EVENT_NAMES[row.metric],
+                "event_name": STRIPE_EVENT_NAMES[row.metric],
                 "payload": {
                     "stripe_customer_id": row.stripe_customer_id,
                     "value": str(row.quantity),

@@ -1,0 +1,1 @@
+"""Billing: what is metered and sold (`catalogue`), for rating, closing and reporting."""
