@@ -21,7 +21,8 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -390,6 +391,17 @@ class WebhookServer:
     def close(self) -> None:
         self.server.should_exit = True
         self.thread.join(WAIT_SECONDS)
+
+
+@contextmanager
+def endpoint(settings, **options) -> Iterator[WebhookServer]:
+    """The webhook endpoint of `settings` (`create_app`'s `options`), served until the block
+    ends."""
+    server = WebhookServer(webhooks.create_app(settings, **options))
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def wait_until(condition: Callable[[], object], what: str, seconds: float = WAIT_SECONDS):

@@ -19,24 +19,20 @@ from odavl_pipeline.marts.build import refresh_marts
 from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.stripe_billing.client import stripe_client
 from odavl_pipeline.stripe_billing.sync import process_due
-from odavl_pipeline.stripe_billing.webhooks import create_app
 
-from .stripe_emulator import TEST_WEBHOOK_SECRET, WebhookServer, create_plans, wait_until
+from .stripe_emulator import (
+    TEST_WEBHOOK_SECRET,
+    WebhookServer,
+    create_plans,
+    endpoint,
+    wait_until,
+)
 
 pytestmark = pytest.mark.stripe
 
 ORG = "odavl-test-org"
 START = datetime(2031, 3, 10, 9, tzinfo=UTC)  # Stripe signs on our clock, years from the system's
 FREE_CANCELED = ("FREE", "CANCELED", None)
-
-
-@contextmanager
-def endpoint(app_settings, **options) -> Iterator[WebhookServer]:
-    server = WebhookServer(create_app(app_settings, **options))
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @contextmanager

@@ -6,8 +6,6 @@ import dataclasses
 import json
 import logging
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import requests
@@ -16,12 +14,12 @@ from psycopg.rows import dict_row
 from odavl_pipeline.db import migrate
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.stripe_billing.client import stripe_client
-from odavl_pipeline.stripe_billing.webhooks import create_app
 
 from .stripe_emulator import (
     TEST_WEBHOOK_SECRET,
     WebhookServer,
     create_plans,
+    endpoint,
     wait_until,
 )
 from .stripe_signing import signature_header, signed_now
@@ -29,15 +27,6 @@ from .stripe_signing import signature_header, signed_now
 pytestmark = pytest.mark.stripe
 
 ORG = "odavl-test-org"
-
-
-@contextmanager
-def endpoint(settings, **options) -> Iterator[WebhookServer]:
-    server = WebhookServer(create_app(settings, **options))
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def organization(settings, slug: str = ORG) -> dict:

@@ -5,8 +5,6 @@ never answered 500 for ever nor "ignored"; `doctor` lists what is set aside, `st
 brings it back."""
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,11 +16,10 @@ from odavl_pipeline.db.server import connect
 from odavl_pipeline.stripe_billing import inbox
 from odavl_pipeline.stripe_billing.client import stripe_client
 from odavl_pipeline.stripe_billing.sync import process_due, process_next
-from odavl_pipeline.stripe_billing.webhooks import create_app
 
 from .commands import cli
 from .records import ORG, OTHER_ORG
-from .stripe_emulator import TEST_API_KEY, TEST_WEBHOOK_SECRET, WebhookServer, wait_until
+from .stripe_emulator import TEST_API_KEY, TEST_WEBHOOK_SECRET, endpoint, wait_until
 from .stripe_signing import signature_header, signed_now
 
 pytestmark = [pytest.mark.stripe, pytest.mark.clock("2031-06-15T08:00:00Z")]
@@ -30,15 +27,6 @@ pytestmark = [pytest.mark.stripe, pytest.mark.clock("2031-06-15T08:00:00Z")]
 PERIOD_START = int(datetime(2031, 6, 1, tzinfo=UTC).timestamp())
 PERIOD_END = int(datetime(2031, 7, 1, tzinfo=UTC).timestamp())
 ENTERPRISE_PRICE = {"id": "price_ent", "metadata": {"tier": "ENTERPRISE"}, "product": "prod_e"}
-
-
-@contextmanager
-def endpoint(app_settings, **options) -> Iterator[WebhookServer]:
-    server = WebhookServer(create_app(app_settings, **options))
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def subscription(

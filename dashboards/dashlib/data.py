@@ -220,7 +220,7 @@ def current_adjustments(viewer: Viewer, org: str) -> pd.DataFrame:
     return _query(
         viewer,
         org,
-        "SELECT a.metric, a.kind, a.from_period_start, a.batch, a.quantity "
+        "SELECT a.metric, a.kind, a.from_period_start, a.quantity "
         "FROM billing_adjustments AS a "
         "JOIN (SELECT DISTINCT org, period_start FROM quota_status) USING (org, period_start) "
         "WHERE a.org = ? ORDER BY a.metric, a.kind, a.from_period_start, a.batch",

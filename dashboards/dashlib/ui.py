@@ -77,15 +77,10 @@ def empty(what: str, how: str) -> None:
     st.info(f"No {what} yet: {how}")
 
 
-def adjustment_origin(kind: str, from_period_start, batch) -> str:
-    """Where an adjustment comes from, in words: the period of late usage, a correction's batch."""
-    if kind == "late":
-        return f"late usage of the period from {pd.Timestamp(from_period_start):%Y-%m-%d}"
-    return f"correction batch {int(batch)}" + (
-        ""
-        if pd.isna(from_period_start)
-        else f" of the period from {pd.Timestamp(from_period_start):%Y-%m-%d}"
-    )
+def adjustment_origin(kind: str, from_period_start) -> str:
+    """Where an adjustment comes from, in words: its kind and the period it came from."""
+    since = pd.Timestamp(from_period_start)
+    return f"{ADJUSTMENT_KINDS[kind].lower()} of the period from {since:%Y-%m-%d}"
 
 
 def period_label(start, end) -> str:

@@ -28,7 +28,8 @@ RECONCILED: dict[str, tuple[str, Callable[..., reconcile.Reconciliation]]] = {
         reconcile.billing_periods_usage,
     ),
     "quota_status": (
-        "Used in each current period equals the usage that occurred in it, in Postgres.",
+        "Used in each current period equals what Postgres bills it for: the usage that "
+        "occurred in it and the late usage carried into it.",
         reconcile.quota_status_usage,
     ),
 }
