@@ -295,5 +295,9 @@ def test_the_command_ends_its_run_on_sigterm_while_a_worker_runs_a_step(
     [run_id] = re.findall(r"^dagster run ([0-9a-f-]{36}): FAILED \(SIGTERM\)$", err, re.M)
     ended = instance(celery_settings).get_run_by_id(run_id)
     assert ended.status.value == "FAILURE"
-    [failure] = instance(celery_settings).all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
-    assert "odavl-pipeline run received SIGTERM and ended the run" in failure.message
+    # the executor may end the run in the same instant as the watcher does: each reports it
+    failures = instance(celery_settings).all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
+    assert any(
+        "odavl-pipeline run received SIGTERM and ended the run" in failure.message
+        for failure in failures
+    ), [failure.message for failure in failures]
