@@ -11,7 +11,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from odavl_pipeline import clock
+from odavl_pipeline import cli_corrections, clock
+from odavl_pipeline.errors import PipelineError
 from odavl_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,10 +47,6 @@ def console() -> None:
     except BrokenPipeError:  # `odavl-pipeline quota | head`: the reader has what it wanted
         code = 128 + signal.SIGPIPE
     os._exit(code)
-
-
-class PipelineError(Exception):
-    """A problem the user can fix; printed without a traceback."""
 
 
 # --- db ----------------------------------------------------------------------
@@ -777,6 +774,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_commands(commands)
     _add_reading_commands(commands)
     _add_service_commands(commands)
+    cli_corrections.add_commands(commands)
     return parser
 
 

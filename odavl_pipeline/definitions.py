@@ -4,7 +4,7 @@ import dagster as dg
 
 from odavl_pipeline.defs.ingest.assets import ingest_assets, landing_specs
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
-from odavl_pipeline.defs.jobs import ingest_job, pipeline_job
+from odavl_pipeline.defs.jobs import ingest_job, marts_job, pipeline_job
 from odavl_pipeline.defs.marts.assets import marts
 from odavl_pipeline.defs.marts.schedules import daily_billing
 from odavl_pipeline.defs.monitoring.quota_alerts import quota_alert_delivery
@@ -17,7 +17,7 @@ from odavl_pipeline.defs.stripe.schedules import hourly_stripe
 defs = dg.Definitions(
     assets=[*landing_specs, *ingest_assets, marts, *stripe_assets],
     asset_checks=stripe_checks,
-    jobs=[pipeline_job, ingest_job, stripe_job],
+    jobs=[pipeline_job, ingest_job, marts_job, stripe_job],
     schedules=[daily_billing, hourly_stripe],
     sensors=[landing_zone_sensor, run_failure_alert, quota_alert_delivery],
     resources={"odavl": OdavlResource()},

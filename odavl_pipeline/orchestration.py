@@ -155,6 +155,27 @@ def pipeline_job() -> dg.JobDefinition:
     return defs.resolve_job_def("pipeline")
 
 
+def marts_job() -> dg.JobDefinition:
+    """The marts job, as `dg.reconstructable` wants it (see `pipeline_job`)."""
+    from odavl_pipeline.definitions import defs
+
+    return defs.resolve_job_def("rebuild_marts")
+
+
+def rebuild_marts(settings: Settings, tags: dict[str, str]) -> dg.JobExecutionResult:
+    """Run the marts job in this process, recorded in the instance with `tags`: the marts take in
+    what changed in PostgreSQL (a correction's commit or revert tags its batch)."""
+    import dagster as dg
+
+    return dg.execute_job(
+        dg.reconstructable(marts_job),
+        instance=instance(settings),
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        tags=tags,
+        raise_on_error=False,
+    )
+
+
 @dataclass
 class StepReport:
     """A step of a run as its events tell: what it materialized and checked, how it ended."""

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -787,6 +788,120 @@ class StripeUsageReport(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     sent_at: Mapped[datetime | None]
+
+
+# --- usage corrections (CONTRACT.md section 8) -------------------------------------
+
+
+class CorrectionBatch(Base):
+    """A correction of one organization's usage in the window [window_start, window_end):
+    draft, then committed and maybe reverted, or discarded. `changes` is its preview as
+    committed; the counts are what it added, amended and voided (odavl_pipeline/billing)."""
+
+    __tablename__ = "correction_batches"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('draft', 'committed', 'reverted', 'discarded')", name="state_known"
+        ),
+        CheckConstraint("window_start < window_end", name="window_ordered"),
+        Index(None, "organization_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(10), default="draft")
+    replace: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    committed_at: Mapped[datetime | None]
+    reverted_at: Mapped[datetime | None]
+    reverted_by: Mapped[str | None] = mapped_column(Text)
+    revert_reason: Mapped[str | None] = mapped_column(Text)
+    discarded_at: Mapped[datetime | None]
+    changes: Mapped[list[Any] | None] = mapped_column(JSONB)
+    added: Mapped[int] = mapped_column(default=0)
+    amended: Mapped[int] = mapped_column(default=0)
+    voided: Mapped[int] = mapped_column(default=0)
+
+
+class CorrectionRecord(Base):
+    """A usage record a draft carries (`corrections add`): validated like a landed line."""
+
+    __tablename__ = "correction_records"
+
+    batch_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("correction_batches.id"), primary_key=True
+    )
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    file_name: Mapped[str] = mapped_column(Text)  # as given to `add`
+    line_no: Mapped[int]
+    event_type: Mapped[UsageEventType] = mapped_column(pg_enum(UsageEventType, "usage_event_type"))
+    occurred_at: Mapped[datetime]
+    quantity: Mapped[int]
+    project_id: Mapped[int | None]
+    user_email: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+
+
+class CorrectionReject(Base):
+    """A line of a file added to a draft that was refused, with the reason: a draft with any
+    cannot be committed (adding the file again replaces them)."""
+
+    __tablename__ = "correction_rejects"
+
+    batch_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("correction_batches.id"), primary_key=True
+    )
+    file_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    line_no: Mapped[int] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+
+
+class CorrectionVoid(Base):
+    """An event a draft voids (`corrections void`), by its id."""
+
+    __tablename__ = "correction_voids"
+
+    batch_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("correction_batches.id"), primary_key=True
+    )
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class UsageCorrection(Base):
+    """The usage ledger's corrections: a committed batch writes, per event it changes, the
+    version it retracts (sign -1) and the version it makes (sign +1), booked at its commit; a
+    revert writes their opposites. An event's versions are its landed row and its +1 rows; it
+    counts while its landed row plus its signs sum to 1. Nothing here is updated or deleted."""
+
+    __tablename__ = "usage_corrections"
+    __table_args__ = (
+        CheckConstraint("sign IN (-1, 1)", name="sign_known"),
+        Index(None, "organization_id", "event_id"),
+        Index(None, "batch_id"),
+        Index(None, "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("correction_batches.id"))
+    reverting: Mapped[bool] = mapped_column(default=False)  # written by the batch's revert
+    organization_id: Mapped[int]
+    event_id: Mapped[str] = mapped_column(String(200))
+    sign: Mapped[int] = mapped_column(SmallInteger)
+    event_type: Mapped[UsageEventType] = mapped_column(pg_enum(UsageEventType, "usage_event_type"))
+    occurred_at: Mapped[datetime]
+    quantity: Mapped[int]
+    project_id: Mapped[int | None]
+    user_email: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    file_name: Mapped[str | None] = mapped_column(Text)  # a version from a batch's record: its
+    line_no: Mapped[int | None]  # file and line as added
+    booked_at: Mapped[datetime] = _created()
 
 
 # --- quota alerts ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The jobs that ingest: the whole pipeline, and ingestion alone."""
+"""The jobs: the whole pipeline, ingestion alone, and the marts alone."""
 
 import dagster as dg
 
@@ -22,4 +22,14 @@ ingest_job = dg.define_asset_job(
     executor_def=step_executor(),
     config=step_execution(),
     description="Ingest the landing zone into PostgreSQL for a range of landed days.",
+)
+# A correction's commit or revert runs it, tagged with the batch (CORRECTION_TAG): the marts
+# read the days it changed from `mart_changes`, like after any ingestion.
+CORRECTION_TAG = "odavl/correction"
+marts_job = dg.define_asset_job(
+    "rebuild_marts",
+    selection=dg.AssetSelection.groups("marts"),
+    executor_def=dg.in_process_executor,
+    description="Rebuild the marts from what changed in PostgreSQL since the last build "
+    "(usage corrections run it, tagged odavl/correction=<batch>).",
 )

@@ -2,6 +2,7 @@
 
 from calendar import monthrange
 from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from odavl_pipeline.billing.catalogue import PLAN_LIMITS, QUOTA_METRICS
@@ -47,6 +48,21 @@ def periods_covering(
         (add_months(anchor, index), add_months(anchor, index + 1))
         for index in range(period_index(anchor, first), period_index(anchor, last) + 1)
     ]
+
+
+def uncovered(
+    start: datetime, end: datetime, closed: list[tuple[datetime, datetime]]
+) -> Iterator[tuple[datetime, datetime]]:
+    """The parts of [start, end) that no closed period (sorted) covers: a closed period stays as
+    it closed, even when the plan history now draws the periods differently."""
+    for closed_start, closed_end in closed:
+        if closed_end <= start or closed_start >= end:
+            continue
+        if closed_start > start:
+            yield start, closed_start
+        start = max(start, closed_end)
+    if start < end:
+        yield start, end
 
 
 # --- plan history ---------------------------------------------------------------------------

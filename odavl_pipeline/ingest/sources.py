@@ -44,6 +44,9 @@ class SourceSpec:
     # statements run once per file (or quarantine retry): before its first batch, after its last
     before_file: tuple[str, ...] = ()
     after_file: tuple[str, ...] = ()
+    # SQL: true when the staged line `s` equals another version of its key's record (a
+    # correction's, CONTRACT.md section 8): then it is a duplicate too
+    other_versions: str = "false"
 
     def validate(self, obj: dict, now: datetime, limits: r.Limits | None = None):
         """The record of a parsed line, or `Rejected`; limits default to the source's own."""
@@ -160,9 +163,16 @@ USAGE = SourceSpec(
         SELECT scope_id, key, event_type, occurred_at, quantity, project_id, user_email,
                payload::jsonb, file_id, line_no, (SELECT odavl_now())  -- read once, not per row
         FROM stage
+        WHERE NOT EXISTS (  -- a key a correction added is taken (CONTRACT.md section 8)
+            SELECT 1 FROM usage_corrections AS v
+            WHERE v.organization_id = stage.scope_id AND v.event_id = stage.key)
         ORDER BY scope_id, key
         ON CONFLICT DO NOTHING
         RETURNING file_id, line_no""",
+    other_versions="""EXISTS (
+        SELECT 1 FROM usage_corrections AS v
+        WHERE v.organization_id = s.scope_id AND v.event_id = s.key
+          AND v.sign = 1 AND v.payload = s.payload::jsonb)""",
 )
 
 # The error signatures of the events a file added, counted once per file, in one statement that

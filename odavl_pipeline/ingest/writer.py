@@ -360,10 +360,11 @@ def _classify(
     rejects: Rejects,
     duplicates: Counter,
 ) -> None:
-    """Each of these staged lines repeats the accepted record of its key (a duplicate: the
-    same JSON value) or conflicts with it."""
+    """Each of these staged lines repeats the accepted record of its key or one of its corrected
+    versions (a duplicate: the same JSON value) or conflicts with it."""
     cur.execute(
-        f"""SELECT s.file_id, s.line_no, t.payload = s.payload::jsonb, s.payload, f.path, t.line_no
+        f"""SELECT s.file_id, s.line_no, t.payload = s.payload::jsonb OR {spec.other_versions},
+                   s.payload, f.path, t.line_no
             FROM unnest(%s::bigint[], %s::integer[]) AS l(file_id, line_no)
             JOIN stage s ON s.file_id = l.file_id AND s.line_no = l.line_no
             LEFT JOIN {spec.table} t ON t.{spec.scope_column} = s.scope_id

@@ -27,6 +27,7 @@ from odavl_pipeline.domain.plans import (
     PlanVersion,
     quotas,
     rated_periods,
+    uncovered,
 )
 from odavl_pipeline.domain.quota import forecast
 from odavl_pipeline.domain.records import SOURCES
@@ -343,8 +344,8 @@ PULLED = """
 NOTHING_PULLED = """
     CREATE OR REPLACE TEMP TABLE pulled (
         org_id INTEGER, metric VARCHAR, event_id VARCHAR, occurred_at TIMESTAMPTZ,
-        ingested_at TIMESTAMPTZ, quantity BIGINT, project_id INTEGER, file_id BIGINT,
-        line_no INTEGER, day DATE)
+        ingested_at TIMESTAMPTZ, quantity BIGINT, events INTEGER, project_id INTEGER,
+        file_id BIGINT, line_no INTEGER, batch_id BIGINT, day DATE)
 """
 
 # a full build's touched days: every day with usage
@@ -374,10 +375,11 @@ TOUCHED_ORG_DAYS = """
 
 USAGE_DAILY = """
     INSERT INTO usage_daily
-    SELECT o.org, p.day, p.metric, sum(p.quantity), count(*)
+    SELECT o.org, p.day, p.metric, sum(p.quantity), sum(p.events)
     FROM pulled AS p
     JOIN org_dim AS o USING (org_id)
     GROUP BY ALL
+    HAVING sum(p.events) > 0
 """
 
 
@@ -494,18 +496,18 @@ def _facts_view(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: st
 # the usage whose late share is placed again: the touched days'
 LATE_CANDIDATES = """
     CREATE OR REPLACE TEMP VIEW late_candidates AS
-    SELECT org_id, day, metric, quantity, occurred_at, ingested_at
+    SELECT org_id, day, metric, quantity, events, batch_id, occurred_at, ingested_at
     FROM pulled
 """
 
 # ... and, when some organizations' plan history changed, every other day's of those
 LATE_CANDIDATES_WITH_RESETS = """
     CREATE OR REPLACE TEMP VIEW late_candidates AS
-    SELECT org_id, day, metric, quantity, occurred_at, ingested_at
+    SELECT org_id, day, metric, quantity, events, batch_id, occurred_at, ingested_at
     FROM pulled
     UNION ALL
-    SELECT org_id, (occurred_at AT TIME ZONE 'UTC')::DATE AS day, metric, quantity,
-           occurred_at, ingested_at
+    SELECT org_id, (occurred_at AT TIME ZONE 'UTC')::DATE AS day, metric, quantity, events,
+           batch_id, occurred_at, ingested_at
     FROM reset_facts
     WHERE org_id IN (SELECT org_id FROM reset_orgs)
 """
@@ -566,11 +568,13 @@ FORGET_LATE_USAGE = """
        OR org_id NOT IN (SELECT org_id FROM periods)
 """
 
-# usage that arrived after the period it occurred in had closed, by the period of its arrival
+# usage that arrived after the period it occurred in had closed, by the period of its arrival:
+# a landed row is late usage, a correction's entry (usage_ledger) a correction of its batch
 LATE_USAGE = """
     INSERT INTO _late_usage
     SELECT c.org_id, c.day, c.metric, occurred.period_start, arrived.period_start,
-           sum(c.quantity), count(*)
+           sum(c.quantity), sum(c.events),
+           CASE WHEN c.batch_id IS NULL THEN 'late' ELSE 'correction' END, c.batch_id
     FROM late_candidates AS c
     JOIN periods AS occurred ON occurred.org_id = c.org_id
          AND c.occurred_at >= occurred.period_start AND c.occurred_at < occurred.period_end
@@ -653,14 +657,16 @@ PUBLISH_OPEN_PERIODS = """
     WHERE (org_id, period_start) NOT IN (SELECT org_id, period_start FROM closes)
 """
 
-# late usage, by the period it counts in and the period it occurred in
+# late usage and corrections of closed periods, by the period they count in, their kind, the
+# period they occurred in and their batch
 PUBLISH_ADJUSTMENTS = """
     INSERT INTO billing_adjustments
-    SELECT o.org, l.period_start, l.metric, 'late', sum(l.quantity), sum(l.events),
-           l.occurred_period_start, NULL
+    SELECT o.org, l.period_start, l.metric, l.kind, sum(l.quantity), sum(l.events),
+           l.occurred_period_start, l.batch
     FROM _late_usage AS l
     JOIN org_dim AS o USING (org_id)
-    GROUP BY o.org, l.period_start, l.metric, l.occurred_period_start
+    GROUP BY o.org, l.period_start, l.metric, l.kind, l.occurred_period_start, l.batch
+    HAVING sum(l.quantity) <> 0 OR sum(l.events) <> 0
 """
 
 # the late usage of the days this build read that open periods bill, per origin
@@ -668,7 +674,7 @@ LATE_INTO_OPEN = """
     SELECT o.org, l.metric, l.occurred_period_start, l.period_start, sum(l.quantity)
     FROM _late_usage AS l
     JOIN org_dim AS o USING (org_id)
-    WHERE l.day IN (SELECT day FROM touched_days)
+    WHERE l.kind = 'late' AND l.day IN (SELECT day FROM touched_days)
       AND (l.org_id, l.period_start) NOT IN (SELECT org_id, period_start FROM closes)
     GROUP BY ALL
     ORDER BY o.org, l.metric, l.occurred_period_start, l.period_start
@@ -830,7 +836,7 @@ def _periods(
         first = firsts.get(org_id)
         recorded.append((org_id, first, _fingerprint(history)))
         for period in rated_periods(history, min(first or as_of, as_of), last):
-            for start, end in _outside(period.start, period.end, closed.get(org_id, [])):
+            for start, end in uncovered(period.start, period.end, closed.get(org_id, [])):
                 open_periods.append((org_id, start, end))
                 plans.extend(
                     (org_id, start, period.tier, metric, quota)
@@ -856,21 +862,6 @@ def _first_usage(con: duckdb.DuckDBPyConnection, reset: set[int]) -> dict[int, d
     ).fetchall():
         firsts[org_id] = min(first, firsts.get(org_id, first))
     return firsts
-
-
-def _outside(
-    start: datetime, end: datetime, closed: list[tuple[datetime, datetime]]
-) -> Iterator[tuple[datetime, datetime]]:
-    """The parts of [start, end) that no closed period (sorted) covers: a closed period stays as
-    it closed, even when the plan history now draws the periods differently."""
-    for closed_start, closed_end in closed:
-        if closed_end <= start or closed_start >= end:
-            continue
-        if closed_start > start:
-            yield start, closed_start
-        start = max(start, closed_end)
-    if start < end:
-        yield start, end
 
 
 # --- quota status ----------------------------------------------------------------------------

@@ -148,8 +148,10 @@ FACT_QUERIES = {
     "usage_events": (
         f"""
         SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.event_id, u.occurred_at,
-               u.ingested_at, u.quantity::bigint AS quantity, u.project_id, u.file_id, u.line_no
-        FROM usage_events AS u
+               u.ingested_at, u.quantity::bigint AS quantity, u.events, u.project_id,
+               u.file_id, u.line_no,
+               u.batch_id
+        FROM usage_ledger AS u
         """,
         "u.occurred_at",
         held("usage_events", "u"),

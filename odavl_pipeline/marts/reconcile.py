@@ -48,7 +48,7 @@ def _compare(
 # every accepted usage event's quantity per organization and metric
 USAGE_TOTALS_SQL = f"""
 SELECT o.slug, {METRIC_SQL}, sum(u.quantity)
-FROM usage_events AS u
+FROM usage_ledger AS u
 JOIN organizations AS o ON o.id = u.organization_id
 WHERE {held("usage_events", "u")}
 GROUP BY 1, 2
@@ -80,7 +80,7 @@ WITH periods AS (
 occurred AS (
     SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.quantity, u.ingested_at,
            p.period_start, c.closed_at
-    FROM usage_events AS u
+    FROM usage_ledger AS u
     JOIN periods AS p ON p.org_id = u.organization_id
      AND u.occurred_at >= p.period_start AND u.occurred_at < p.period_end
     LEFT JOIN billing_closes AS c ON c.organization_id = p.org_id AND c.period_start = p.period_start

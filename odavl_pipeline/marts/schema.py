@@ -3,7 +3,7 @@
 Tables whose name begins with `_` are the builder's bookkeeping, not for readers.
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MARTS = {
     # CONTRACT.md section 6
@@ -74,10 +74,11 @@ BOOKKEEPING = {
     "_meta": "(schema_version INTEGER NOT NULL, built_at TIMESTAMPTZ NOT NULL, build_id VARCHAR NOT NULL)",
     # the Parquet files of usage facts in force, one glob per UTC day
     "_fact_files": "(day DATE NOT NULL, path VARCHAR NOT NULL)",
-    # late usage per day of occurrence, so a day's rebuild replaces exactly its share
+    # adjustments (late usage, corrections of closed periods: their `kind` and `batch`) per day
+    # of occurrence, so a day's rebuild replaces exactly its share
     "_late_usage": """(org_id INTEGER NOT NULL, day DATE NOT NULL, metric VARCHAR NOT NULL,
         occurred_period_start TIMESTAMPTZ NOT NULL, period_start TIMESTAMPTZ NOT NULL,
-        quantity BIGINT NOT NULL, events BIGINT NOT NULL)""",
+        quantity BIGINT NOT NULL, events BIGINT NOT NULL, kind VARCHAR NOT NULL, batch BIGINT)""",
     # each organization's first usage and plan history (a fingerprint), as last built
     "_billing_orgs": "(org_id INTEGER NOT NULL, first_at TIMESTAMPTZ, plan VARCHAR NOT NULL)",
 }

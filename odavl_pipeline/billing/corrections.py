@@ -1,0 +1,708 @@
+"""Usage corrections (CONTRACT.md section 8): batches that add, amend and void usage events of
+one organization's window without editing a landed row.
+
+A draft collects records (`add`) and voids (`void_ids`, `void_where`). Committing computes, in
+one transaction, the batch's entries: per event it changes, the current version it retracts
+(sign -1) and the version it makes (sign +1), appended to `usage_corrections` and booked at the
+commit (migration 0014). The marts sum the landed rows and these entries (`usage_ledger`): an
+open period's figures change, a closed period's difference is booked into the open period as
+a `correction` adjustment (marts/build.py). A revert appends the opposite entries.
+
+Every function takes a psycopg connection and leaves it outside a transaction; what a command
+refuses raises `CorrectionRefused` with the line to print.
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from odavl_pipeline import clock
+from odavl_pipeline.billing.catalogue import METRIC_OF_EVENT_TYPE, QUOTA_METRICS
+from odavl_pipeline.billing.filters import FilterError, filter_sql, parse_filter
+from odavl_pipeline.domain.plans import ALWAYS_BEFORE, PlanVersion, quotas, rated_periods, uncovered
+from odavl_pipeline.domain.records import Reason, Rejected, parse_record
+from odavl_pipeline.errors import PipelineError
+
+STATES = ("draft", "committed", "reverted", "discarded")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # a window starts then or later
+
+
+class CorrectionRefused(PipelineError):
+    """What a corrections command will not do, in one line saying why."""
+
+
+@dataclass(frozen=True)
+class Added:
+    """What `add` did with a file: records staged, lines refused."""
+
+    accepted: int
+    rejected: int
+
+
+# --- drafts --------------------------------------------------------------------------------
+
+
+def create(
+    conn: psycopg.Connection,
+    org: str,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    by: str,
+    replace: bool = False,
+) -> int:
+    """A new draft of `org` for the window [start, end); returns its id. Refused when the
+    window is empty or before 1970, the organization unknown, or another draft overlaps."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise CorrectionRefused("the window's start and end need a time zone")
+    if start >= end:
+        raise CorrectionRefused(f"the window is empty: --start {start} is not before --end {end}")
+    if start < EARLIEST:
+        raise CorrectionRefused(f"the window starts before 1970-01-01: {start}")
+    if not reason.strip():
+        raise CorrectionRefused("--reason is empty: say why the usage is corrected")
+    with conn.transaction():
+        org_id = _org_id(conn, org)
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('odavl:corrections'), %s)", (org_id,))
+        overlapping = conn.execute(
+            "SELECT id FROM correction_batches WHERE organization_id = %s AND state = 'draft' "
+            "AND window_start < %s AND window_end > %s ORDER BY id LIMIT 1",
+            (org_id, end, start),
+        ).fetchone()
+        if overlapping:
+            raise CorrectionRefused(
+                f"draft {overlapping[0]} of {org} overlaps this window: commit or discard it first"
+            )
+        (batch_id,) = conn.execute(
+            "INSERT INTO correction_batches (organization_id, window_start, window_end, state, "
+            "replace, reason, created_by, added, amended, voided) "
+            "VALUES (%s, %s, %s, 'draft', %s, %s, %s, 0, 0, 0) RETURNING id",
+            (org_id, start, end, replace, reason, by),
+        ).fetchone()
+    return batch_id
+
+
+def add(conn: psycopg.Connection, batch_id: int, name: str, lines: Iterable[bytes]) -> Added:
+    """Stage the usage records of a file (NDJSON lines) in a draft, validated as landed lines
+    are, plus: the batch's organization, `occurred_at` within its window, an event id once per
+    batch, and an amended event that now occurs within the window. Adding a file of the same
+    name again replaces what it staged before, its refused lines included."""
+    from odavl_pipeline.ingest.sources import USAGE  # loads the models
+
+    with conn.transaction():
+        batch = _batch_for_update(conn, batch_id, "draft")
+        org_id = batch["organization_id"]
+        projects = dict(
+            conn.execute(
+                "SELECT slug, id FROM projects WHERE organization_id = %s", (org_id,)
+            ).fetchall()
+        )
+        conn.execute(
+            "DELETE FROM correction_records WHERE batch_id = %s AND file_name = %s",
+            (batch_id, name),
+        )
+        conn.execute(
+            "DELETE FROM correction_rejects WHERE batch_id = %s AND file_name = %s",
+            (batch_id, name),
+        )
+        staged = {
+            event_id: f"{file_name}:{line_no}"
+            for event_id, file_name, line_no in conn.execute(
+                "SELECT event_id, file_name, line_no FROM correction_records WHERE batch_id = %s",
+                (batch_id,),
+            ).fetchall()
+        }
+        now = clock.now()
+        records, rejects = [], []
+        for line_no, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            try:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise Rejected(
+                        Reason.INVALID_JSON, f"not UTF-8 at byte {error.start}"
+                    ) from None
+                record = USAGE.validate(parse_record(text), now)
+                if record.org != batch["org"]:
+                    raise Rejected(
+                        Reason.SCHEMA_VIOLATION,
+                        f"org: {record.org!r} is not the batch's organization {batch['org']!r}",
+                    )
+                if not batch["window_start"] <= record.occurred_at < batch["window_end"]:
+                    raise Rejected(
+                        Reason.SCHEMA_VIOLATION,
+                        f"occurred_at: {record.occurred_at.isoformat()} is outside the batch's "
+                        f"window [{batch['window_start'].isoformat()}, "
+                        f"{batch['window_end'].isoformat()})",
+                    )
+                project_id = None
+                if record.project is not None:
+                    project_id = projects.get(record.project)
+                    if project_id is None:
+                        raise Rejected(
+                            Reason.UNKNOWN_PROJECT,
+                            f"project: no project {record.project!r} in {batch['org']!r}",
+                        )
+                if record.event_id in staged:
+                    raise Rejected(
+                        Reason.CONFLICTING_DUPLICATE,
+                        f"event_id: {record.event_id!r} is already in this batch at "
+                        f"{staged[record.event_id]}",
+                    )
+            except Rejected as rejected:
+                rejects.append((line_no, rejected.reason.value, rejected.detail, text))
+                continue
+            staged[record.event_id] = f"{name}:{line_no}"
+            event_type, occurred_at, quantity, project, user = USAGE.row(record, project_id)
+            records.append(
+                (record.event_id, line_no, event_type, occurred_at, quantity, project, user, text)
+            )
+        with conn.cursor().copy(
+            "COPY correction_records (batch_id, file_name, event_id, line_no, event_type, "
+            "occurred_at, quantity, project_id, user_email, payload) FROM STDIN"
+        ) as copy:
+            for row in records:
+                copy.write_row((batch_id, name, *row))
+        with conn.cursor().copy(
+            "COPY correction_rejects (batch_id, file_name, line_no, reason, detail, raw) FROM STDIN"
+        ) as copy:
+            for row in rejects:
+                copy.write_row((batch_id, name, *row))
+        outside = conn.execute(
+            "SELECT r.event_id, c.occurred_at FROM correction_records AS r "
+            "JOIN usage_current AS c ON c.organization_id = %s AND c.event_id = r.event_id "
+            "WHERE r.batch_id = %s AND r.file_name = %s "
+            "AND NOT (c.occurred_at >= %s AND c.occurred_at < %s) ORDER BY r.line_no",
+            (org_id, batch_id, name, batch["window_start"], batch["window_end"]),
+        ).fetchall()
+        for event_id, occurred_at in outside:
+            line_no = conn.execute(
+                "DELETE FROM correction_records WHERE batch_id = %s AND event_id = %s "
+                "RETURNING line_no, payload::text",
+                (batch_id, event_id),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO correction_rejects VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    batch_id,
+                    name,
+                    line_no[0],
+                    Reason.SCHEMA_VIOLATION.value,
+                    f"event_id: {event_id!r} occurred at {occurred_at.isoformat()}, outside "
+                    "the batch's window: a batch amends events of its window only",
+                    line_no[1],
+                ),
+            )
+    return Added(len(records) - len(outside), len(rejects) + len(outside))
+
+
+def void_ids(conn: psycopg.Connection, batch_id: int, event_ids: Iterable[str]) -> list[str]:
+    """Void the listed events of the draft's window; returns the ids that are no counted
+    event of the window (not voided)."""
+    wanted = sorted({event_id.strip() for event_id in event_ids if event_id.strip()})
+    with conn.transaction():
+        batch = _batch_for_update(conn, batch_id, "draft")
+        found = {
+            event_id
+            for (event_id,) in conn.execute(
+                "INSERT INTO correction_voids (batch_id, event_id) "
+                "SELECT %s, c.event_id FROM usage_current AS c "
+                "WHERE c.organization_id = %s AND c.event_id = ANY(%s) AND c.live "
+                "AND c.occurred_at >= %s AND c.occurred_at < %s "
+                "ON CONFLICT DO NOTHING RETURNING event_id",
+                (
+                    batch_id,
+                    batch["organization_id"],
+                    wanted,
+                    batch["window_start"],
+                    batch["window_end"],
+                ),
+            ).fetchall()
+        }
+        already = {
+            event_id
+            for (event_id,) in conn.execute(
+                "SELECT event_id FROM correction_voids WHERE batch_id = %s AND event_id = ANY(%s)",
+                (batch_id, wanted),
+            ).fetchall()
+        }
+    return [event_id for event_id in wanted if event_id not in found | already]
+
+
+def void_where(conn: psycopg.Connection, batch_id: int, text: str) -> int:
+    """Void the counted events of the draft's window that match the filter (billing/filters.py)
+    now; returns how many the draft voids anew."""
+    try:
+        condition, parameters = filter_sql(parse_filter(text))
+    except FilterError as error:
+        raise CorrectionRefused(f"--where: {error}") from None
+    with conn.transaction():
+        batch = _batch_for_update(conn, batch_id, "draft")
+        return conn.execute(
+            "INSERT INTO correction_voids (batch_id, event_id) "
+            "SELECT %s, c.event_id FROM ("
+            "  SELECT c.event_id, c.event_type::text AS event_type, p.slug AS project, "
+            "         c.user_email, c.payload, c.quantity::bigint AS quantity "
+            "  FROM usage_current AS c LEFT JOIN projects AS p ON p.id = c.project_id "
+            "  WHERE c.organization_id = %s AND c.live "
+            "    AND c.occurred_at >= %s AND c.occurred_at < %s) AS c "
+            f"WHERE {condition} ON CONFLICT DO NOTHING",
+            (
+                batch_id,
+                batch["organization_id"],
+                batch["window_start"],
+                batch["window_end"],
+                *parameters,
+            ),
+        ).rowcount
+
+
+def discard(conn: psycopg.Connection, batch_id: int) -> None:
+    """End a draft; what it staged stays, unused."""
+    with conn.transaction():
+        _batch_for_update(conn, batch_id, "draft")
+        conn.execute(
+            "UPDATE correction_batches SET state = 'discarded', discarded_at = odavl_now() "
+            "WHERE id = %s",
+            (batch_id,),
+        )
+
+
+# --- what a batch changes ------------------------------------------------------------------
+
+# The entries a draft's commit writes (temp table `entries`), from the events it touches as they
+# are now: a record of a new key adds a version (+1); a record of a known key that differs from
+# its current version retracts that version if it counts (-1) and adds its own (+1); a void, or
+# with --replace an event of the window the batch does not carry, retracts the counted version.
+ENTRIES = """
+    INSERT INTO entries
+    WITH touched AS (
+        SELECT c.* FROM usage_current AS c
+        WHERE c.organization_id = %(org)s
+          AND (c.event_id IN (SELECT event_id FROM correction_records WHERE batch_id = %(batch)s)
+            OR c.event_id IN (SELECT event_id FROM correction_voids WHERE batch_id = %(batch)s)
+            OR (%(replace)s AND c.occurred_at >= %(start)s AND c.occurred_at < %(end)s))),
+    records AS (
+        SELECT * FROM correction_records WHERE batch_id = %(batch)s)
+    SELECT t.event_id, -1 AS sign, t.event_type, t.occurred_at, t.quantity, t.project_id,
+           t.user_email, t.payload, NULL::text AS file_name, NULL::integer AS line_no,
+           CASE WHEN r.event_id IS NULL THEN 'voided' ELSE 'amended' END AS action,
+           t.occurred_at AS was_at
+    FROM touched AS t
+    LEFT JOIN records AS r USING (event_id)
+    WHERE t.live AND (r.event_id IS NULL OR r.payload <> t.payload)
+    UNION ALL
+    SELECT r.event_id, 1, r.event_type, r.occurred_at, r.quantity, r.project_id, r.user_email,
+           r.payload, r.file_name, r.line_no,
+           CASE WHEN t.event_id IS NULL THEN 'added' ELSE 'amended' END, t.occurred_at
+    FROM records AS r
+    LEFT JOIN touched AS t USING (event_id)
+    WHERE t.event_id IS NULL OR NOT t.live OR r.payload <> t.payload
+"""
+
+ENTRIES_TABLE = """
+    CREATE TEMP TABLE entries (
+        event_id varchar(200), sign integer, event_type usage_event_type, occurred_at timestamptz,
+        quantity integer, project_id integer, user_email text, payload jsonb, file_name text,
+        line_no integer, action text, was_at timestamptz
+    ) ON COMMIT DROP
+"""
+
+# what the batch changes per metric and UTC instant of occurrence
+ENTRY_SUMS = """
+    SELECT event_type::text, occurred_at, sum(sign * quantity)::bigint
+    FROM entries
+    GROUP BY 1, 2
+"""
+
+COUNTS = """
+    SELECT count(*) FILTER (WHERE sign = 1 AND action = 'added'),
+           count(*) FILTER (WHERE sign = 1 AND action = 'amended'),
+           count(*) FILTER (WHERE sign = -1 AND action = 'voided')
+    FROM entries
+"""
+
+
+def preview(conn: psycopg.Connection, marts_path: Path, batch_id: int) -> dict:
+    """What committing the batch changes, changing nothing (CONTRACT.md section 8). A committed
+    or reverted batch shows what it changed when committed."""
+    batch = _batch(conn, batch_id)
+    result = {
+        "batch": batch_id,
+        "state": batch["state"],
+        "rejected": _rejected(conn, batch_id),
+    }
+    conn.rollback()
+    if batch["state"] != "draft":
+        return {**result, "events": _counts(batch), "changes": batch["changes"] or []}
+    try:
+        with conn.transaction():
+            events, changes = _stage(conn, marts_path, batch)
+            raise _Rollback
+    except _Rollback:
+        pass
+    return {**result, "events": events, "changes": changes}
+
+
+class _Rollback(Exception):
+    """Ends a preview's transaction, undoing it."""
+
+
+def _stage(conn: psycopg.Connection, marts_path: Path, batch: dict) -> tuple[dict, list]:
+    """Within a transaction: temp table `entries`, the counts and the changes per period."""
+    conn.execute(ENTRIES_TABLE)
+    conn.execute(
+        ENTRIES,
+        {
+            "org": batch["organization_id"],
+            "batch": batch["id"],
+            "replace": batch["replace"],
+            "start": batch["window_start"],
+            "end": batch["window_end"],
+        },
+    )
+    moved_out = conn.execute(
+        "SELECT event_id, was_at FROM entries WHERE sign = 1 AND action = 'amended' "
+        "AND NOT (was_at >= %s AND was_at < %s) ORDER BY event_id LIMIT 5",
+        (batch["window_start"], batch["window_end"]),
+    ).fetchall()
+    if moved_out:
+        raise CorrectionRefused(
+            f"batch {batch['id']} amends events that now occur outside its window "
+            f"(another batch moved them): "
+            + ", ".join(f"{event_id} at {at.isoformat()}" for event_id, at in moved_out)
+        )
+    added, amended, voided = conn.execute(COUNTS).fetchone()
+    events = {"added": added, "amended": amended, "voided": voided}
+    sums = conn.execute(ENTRY_SUMS).fetchall()
+    return events, _changes(conn, marts_path, batch, sums)
+
+
+def _changes(
+    conn: psycopg.Connection, marts_path: Path, batch: dict, sums: list[tuple]
+) -> list[dict]:
+    """One change per period and metric whose billed `used` moves: a closed period's
+    difference is booked into the period open now (`booked_in`), whose figure takes it."""
+    if not sums:
+        return []
+    org_id = batch["organization_id"]
+    now = clock.now()
+    first = min(min(at for _, at, _ in sums), now)
+    last = max(max(at for _, at, _ in sums), now)
+    periods = _periods(conn, org_id, first, last)
+    deltas: dict[tuple[datetime, str], int] = {}
+    for event_type, at, quantity in sums:
+        metric = METRIC_OF_EVENT_TYPE[event_type]
+        if metric in QUOTA_METRICS:
+            start = _period_of(periods, at)[0]
+            deltas[start, metric] = deltas.get((start, metric), 0) + quantity
+    open_now = _period_of(periods, now)
+    booked: dict[str, int] = {}
+    for (start, metric), quantity in deltas.items():
+        if periods[start][2]:
+            booked[metric] = booked.get(metric, 0) + quantity
+    figures = _billed(marts_path, batch["org"])
+    changes = []
+    for start in sorted({start for start, _ in deltas} | ({open_now[0]} if booked else set())):
+        end, period_quotas, closed = periods[start]
+        for metric in QUOTA_METRICS:
+            delta = deltas.get((start, metric), 0)
+            own = delta if not closed else 0
+            taken = booked.get(metric, 0) if start == open_now[0] else 0
+            if delta == 0 and taken == 0:
+                continue
+            before, quota = figures.get((start, metric), (0, period_quotas[metric]))
+            after = before + (delta if closed else own + taken)
+            changes.append(
+                {
+                    "org": batch["org"],
+                    "metric": metric,
+                    "period_start": start.isoformat(),
+                    "period_end": end.isoformat(),
+                    "closed": closed,
+                    "used_before": before,
+                    "used_after": after,
+                    "quota": quota,
+                    "overage_before": max(before - quota, 0),
+                    "overage_after": max(after - quota, 0),
+                    "booked_in": open_now[0].isoformat() if closed else None,
+                }
+            )
+    return changes
+
+
+def _periods(
+    conn: psycopg.Connection, org_id: int, first: datetime, last: datetime
+) -> dict[datetime, tuple[datetime, dict[str, int], bool]]:
+    """The organization's billing periods from the one holding `first` to the one holding
+    `last`, by start: (end, quotas, closed). Closed ones as recorded, the others drawn by the
+    plan history, as the marts draw them."""
+    closed = {
+        start: (end, dict(figures or {}), True)
+        for start, end, figures in conn.execute(
+            "SELECT c.period_start, c.period_end, "
+            "  (SELECT jsonb_object_agg(u.metric, u.quota) FROM billing_close_usage AS u "
+            "   WHERE u.organization_id = c.organization_id AND u.period_start = c.period_start) "
+            "FROM billing_closes AS c WHERE c.organization_id = %s ORDER BY c.period_start",
+            (org_id,),
+        ).fetchall()
+    }
+    history = [
+        PlanVersion(effective_at, tier, anchor, quotas(tier, limits))
+        for effective_at, tier, anchor, limits in conn.execute(
+            "SELECT effective_at, tier::text, anchor, jsonb_build_object('analyses', "
+            "analyses_limit, 'fixes', fixes_limit, 'audits', audits_limit) "
+            "FROM plan_versions WHERE organization_id = %s ORDER BY effective_at, id",
+            (org_id,),
+        ).fetchall()
+    ] or [PlanVersion(ALWAYS_BEFORE, "FREE", None, quotas("FREE", {}))]
+    periods = dict(closed)
+    covered = sorted((start, end) for start, (end, _, _) in closed.items())
+    for period in rated_periods(history, first, last):
+        for start, end in uncovered(period.start, period.end, covered):
+            periods[start] = (end, period.quotas, False)
+    for start, (end, figures, is_closed) in list(periods.items()):
+        if is_closed:  # a period closed before its quotas were kept: the plan's
+            for metric in QUOTA_METRICS:
+                figures.setdefault(metric, 0)
+    return dict(sorted(periods.items()))
+
+
+def _period_of(periods: dict, at: datetime) -> tuple[datetime, tuple]:
+    for start, value in periods.items():
+        if start <= at < value[0]:
+            return start, value
+    raise AssertionError(f"no billing period holds {at}")  # _periods covers first..last
+
+
+def _billed(marts_path: Path, org: str) -> dict[tuple[datetime, str], tuple[int, int]]:
+    """The published `used` and `quota` of the organization's periods, by (start, metric)."""
+    from odavl_pipeline.marts.store import MartsNotBuilt, open_marts
+
+    try:
+        with open_marts(marts_path) as marts:
+            rows = marts.execute(
+                "SELECT period_start, metric, used, quota FROM billing_periods WHERE org = ?",
+                [org],
+            ).fetchall()
+    except MartsNotBuilt:
+        return {}
+    return {(start, metric): (used, quota) for start, metric, used, quota in rows}
+
+
+# --- commit and revert -----------------------------------------------------------------------
+
+
+def commit(conn: psycopg.Connection, marts_path: Path, batch_id: int) -> bool:
+    """Apply a draft whole, in one transaction; returns False when it was committed already
+    (a second commit, or one after a crash, changes nothing). The marts are rebuilt after."""
+    with conn.transaction():
+        batch = _batch_for_update(conn, batch_id, "draft", "committed")
+        if batch["state"] == "committed":
+            return False
+        rejected = _rejected(conn, batch_id)
+        if rejected:
+            first = rejected[0]
+            raise CorrectionRefused(
+                f"batch {batch_id} has {len(rejected)} rejected record(s), the first at "
+                f"{first['file']}:{first['line']} ({first['reason']}: {first['detail']}): "
+                "add the file again once corrected"
+            )
+        _take_usage_lock(conn)
+        events, changes = _stage(conn, marts_path, batch)
+        conn.execute(
+            "INSERT INTO usage_corrections (batch_id, reverting, organization_id, event_id, "
+            "sign, event_type, occurred_at, quantity, project_id, user_email, payload, "
+            "file_name, line_no, booked_at) "
+            "SELECT %s, false, %s, event_id, sign, event_type, occurred_at, quantity, "
+            "project_id, user_email, payload, file_name, line_no, odavl_now() FROM entries "
+            "ORDER BY event_id, sign",
+            (batch_id, batch["organization_id"]),
+        )
+        conn.execute(
+            "UPDATE correction_batches SET state = 'committed', committed_at = odavl_now(), "
+            "changes = %s, added = %s, amended = %s, voided = %s WHERE id = %s",
+            (
+                json.dumps(changes),
+                events["added"],
+                events["amended"],
+                events["voided"],
+                batch_id,
+            ),
+        )
+    return True
+
+
+def revert(conn: psycopg.Connection, batch_id: int, reason: str, by: str) -> bool:
+    """Put back each event's version from before the batch, booking the opposite entries now;
+    returns False when it was reverted already. Refused while a later committed batch changed
+    one of the same events (revert that one first)."""
+    if not reason.strip():
+        raise CorrectionRefused("--reason is empty: say why the batch is reverted")
+    with conn.transaction():
+        batch = _batch_for_update(conn, batch_id, "committed", "reverted")
+        if batch["state"] == "reverted":
+            return False
+        later = [
+            later_id
+            for (later_id,) in conn.execute(
+                "SELECT DISTINCT x.batch_id FROM usage_corrections AS x "
+                "JOIN correction_batches AS b ON b.id = x.batch_id AND b.state = 'committed' "
+                "WHERE x.organization_id = %(org)s AND x.batch_id <> %(batch)s "
+                "  AND x.id > (SELECT max(id) FROM usage_corrections WHERE batch_id = %(batch)s) "
+                "  AND x.event_id IN (SELECT event_id FROM usage_corrections "
+                "                     WHERE batch_id = %(batch)s) "
+                "ORDER BY 1",
+                {"org": batch["organization_id"], "batch": batch_id},
+            ).fetchall()
+        ]
+        if later:
+            raise CorrectionRefused(
+                f"batch {batch_id} cannot be reverted: later committed batch(es) "
+                f"{', '.join(map(str, later))} changed the same events; revert them first"
+            )
+        _take_usage_lock(conn)
+        conn.execute(
+            "INSERT INTO usage_corrections (batch_id, reverting, organization_id, event_id, "
+            "sign, event_type, occurred_at, quantity, project_id, user_email, payload, "
+            "file_name, line_no, booked_at) "
+            "SELECT batch_id, true, organization_id, event_id, -sign, event_type, occurred_at, "
+            "quantity, project_id, user_email, payload, file_name, line_no, odavl_now() "
+            "FROM usage_corrections WHERE batch_id = %s AND NOT reverting ORDER BY id DESC",
+            (batch_id,),
+        )
+        conn.execute(
+            "UPDATE correction_batches SET state = 'reverted', reverted_at = odavl_now(), "
+            "revert_reason = %s, reverted_by = %s WHERE id = %s",
+            (reason, by, batch_id),
+        )
+    return True
+
+
+# --- reading batches ---------------------------------------------------------------------------
+
+BATCHES = """
+    SELECT b.id, o.slug AS org, b.organization_id, b.window_start, b.window_end, b.state,
+           b.replace, b.reason, b.created_by, b.created_at, b.committed_at, b.reverted_at,
+           b.reverted_by, b.revert_reason, b.changes, b.added, b.amended, b.voided
+    FROM correction_batches AS b
+    JOIN organizations AS o ON o.id = b.organization_id
+"""
+
+
+def listing(conn: psycopg.Connection, org: str | None = None) -> list[dict]:
+    """Every batch (of one organization), newest first, as CONTRACT.md section 8 lists them."""
+    if org is not None:
+        _org_id(conn, org)
+    rows = _rows(
+        conn, f"{BATCHES} WHERE %s::text IS NULL OR o.slug = %s ORDER BY b.id DESC", (org, org)
+    )
+    conn.rollback()
+    return [_listed(row, conn) for row in rows]
+
+
+def show(conn: psycopg.Connection, batch_id: int) -> dict:
+    """A batch as listed, with its revert's reason and author and its changes as committed."""
+    batch = _batch(conn, batch_id)
+    conn.rollback()
+    return {
+        **_listed(batch, conn),
+        "reverted_by": batch["reverted_by"],
+        "revert_reason": batch["revert_reason"],
+        "changes": batch["changes"] or [],
+    }
+
+
+def _listed(batch: dict, conn: psycopg.Connection) -> dict:
+    return {
+        "id": batch["id"],
+        "org": batch["org"],
+        "start": batch["window_start"].isoformat(),
+        "end": batch["window_end"].isoformat(),
+        "state": batch["state"],
+        "replace": batch["replace"],
+        "reason": batch["reason"],
+        "by": batch["created_by"],
+        "created_at": batch["created_at"].isoformat(),
+        "committed_at": _iso(batch["committed_at"]),
+        "reverted_at": _iso(batch["reverted_at"]),
+        "events": _counts(batch) if batch["state"] != "draft" else _draft_counts(conn, batch),
+    }
+
+
+def _draft_counts(conn: psycopg.Connection, batch: dict) -> dict:
+    """What a draft carries so far: records and voids (what they change shows in `preview`)."""
+    records, voids = conn.execute(
+        "SELECT (SELECT count(*) FROM correction_records WHERE batch_id = %s), "
+        "(SELECT count(*) FROM correction_voids WHERE batch_id = %s)",
+        (batch["id"], batch["id"]),
+    ).fetchone()
+    conn.rollback()
+    return {"records": records, "voids": voids}
+
+
+def _counts(batch: dict) -> dict:
+    return {"added": batch["added"], "amended": batch["amended"], "voided": batch["voided"]}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _rejected(conn: psycopg.Connection, batch_id: int) -> list[dict]:
+    return [
+        {"file": file_name, "line": line_no, "reason": reason, "detail": detail}
+        for file_name, line_no, reason, detail in conn.execute(
+            "SELECT file_name, line_no, reason, detail FROM correction_rejects "
+            "WHERE batch_id = %s ORDER BY file_name, line_no",
+            (batch_id,),
+        ).fetchall()
+    ]
+
+
+def _rows(conn: psycopg.Connection, query: str, parameters: tuple) -> list[dict]:
+    cursor = conn.execute(query, parameters)
+    names = [column.name for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _batch(conn: psycopg.Connection, batch_id: int, lock: bool = False) -> dict:
+    rows = _rows(
+        conn, f"{BATCHES} WHERE b.id = %s{' FOR UPDATE OF b' if lock else ''}", (batch_id,)
+    )
+    if not rows:
+        raise CorrectionRefused(f"no correction batch {batch_id}: `corrections list` shows them")
+    return rows[0]
+
+
+def _batch_for_update(conn: psycopg.Connection, batch_id: int, *states: str) -> dict:
+    """The batch, locked until the transaction ends; refused unless in one of `states`."""
+    batch = _batch(conn, batch_id, lock=True)
+    if batch["state"] not in states:
+        raise CorrectionRefused(
+            f"batch {batch_id} is {batch['state']}: this needs a {' or '.join(states)} batch"
+        )
+    return batch
+
+
+def _take_usage_lock(conn: psycopg.Connection) -> None:
+    """Until the transaction ends, no usage is written but this: the usage writers share the
+    lock (ingest/writer.py), so none is writing a key of the batch meanwhile, and the marts' cut
+    (marts/extract.py, usage_cut) orders the entries among the landed rows."""
+    from odavl_pipeline.ingest.writer import source_lock
+
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock("usage_events"),))
+
+
+def _org_id(conn: psycopg.Connection, org: str) -> int:
+    row = conn.execute("SELECT id FROM organizations WHERE slug = %s", (org,)).fetchone()
+    if row is None:
+        raise CorrectionRefused(f"no organization with slug {org!r}")
+    return row[0]
