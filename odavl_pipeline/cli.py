@@ -552,6 +552,8 @@ def cmd_stripe_report(args, settings: Settings) -> int:
         print(f"  failed {identifier}: {reason}")
     for discrepancy in summary.discrepancies:
         print(f"  discrepancy, not billed again: {discrepancy}")
+    for credit in summary.credits_due:
+        print(f"  credit due, nothing negative sent: {credit}")
     if summary.not_attempted:
         print(f"  Stripe was unreachable: {summary.not_attempted:,} left for the next report")
     return 0 if summary.ok else 1

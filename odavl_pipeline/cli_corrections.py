@@ -108,6 +108,10 @@ def _work(settings: Settings, action):
     try:
         with connect(settings) as conn:
             return action(conn)
+    except psycopg.errors.UndefinedTable:
+        raise PipelineError(
+            "the database is not migrated to this version: run `odavl-pipeline db upgrade`"
+        ) from None
     except psycopg.OperationalError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(
@@ -132,10 +136,13 @@ def cmd_add(args, settings: Settings) -> int:
     from odavl_pipeline.billing import corrections
 
     try:
-        lines = args.file.read_bytes().split(b"\n")
+        lines = args.file.open("rb")  # read line by line as the records are copied
     except OSError as error:
         raise PipelineError(f"cannot read {args.file}: {error.strerror}") from None
-    added = _work(settings, lambda conn: corrections.add(conn, args.batch, args.file.name, lines))
+    with lines:
+        added = _work(
+            settings, lambda conn: corrections.add(conn, args.batch, args.file.name, lines)
+        )
     print(
         f"batch {args.batch}: {added.accepted:,} record(s) of {args.file.name} staged, "
         f"{added.rejected:,} refused"
@@ -246,12 +253,12 @@ def cmd_list(args, settings: Settings) -> None:
     if args.json:
         print(json.dumps(batches))
         return
-    print(f"{'id':>6}  {'org':<22}{'state':<11}{'window':<35}{'events':<28}by / reason")
+    print(f"{'id':>6}  {'org':<22}{'state':<11}{'window':<37}{'events':<48}by: reason")
     for batch in batches:
         window = f"{batch['start'][:16]} – {batch['end'][:16]}"
         print(
-            f"{batch['id']:>6}  {batch['org']:<22}{batch['state']:<11}{window:<35}"
-            f"{_events(batch['events']):<28}{batch['by']}: {batch['reason']}"
+            f"{batch['id']:>6}  {batch['org']:<22}{batch['state']:<11}{window:<37}"
+            f"{_events(batch['events']):<48}{batch['by']}: {batch['reason']}"
         )
 
 
@@ -299,8 +306,8 @@ def _reject_line(reject: dict) -> str:
 def _print_rejects(settings: Settings, batch_id: int) -> None:
     from odavl_pipeline.billing import corrections
 
-    result = _work(settings, lambda conn: corrections.preview(conn, settings.marts_path, batch_id))
-    for reject in result["rejected"][:SHOWN_REJECTS]:
+    shown = _work(settings, lambda conn: corrections.rejected_lines(conn, batch_id, SHOWN_REJECTS))
+    for reject in shown:
         print(_reject_line(reject), file=sys.stderr)
     print(
         f"a batch with refused records cannot be committed: correct them and add "

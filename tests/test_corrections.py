@@ -232,3 +232,233 @@ def test_refusals_are_one_line_and_exit_1(settings, tmp_path):
     cli("corrections", "discard", str(batch))
     again = cli("corrections", "commit", str(batch), check=False)
     assert again.returncode == 1 and f"batch {batch} is discarded" in again.stderr
+
+
+@pytest.mark.stripe
+def test_a_correction_below_what_stripe_was_sent_sends_nothing_negative_and_records_a_credit(
+    stripe_settings, stripe_emulator, landing, conn, tmp_path
+):
+    from odavl_pipeline.stripe_billing.client import stripe_client
+
+    customer = stripe_client(stripe_settings).v1.customers.create({"name": ORG}).id
+    conn.execute(
+        "UPDATE organizations SET stripe_customer_id = %s WHERE slug = %s", (customer, ORG)
+    )
+    conn.commit()
+    december = [usage(f"d{i}", occurred_at="2026-12-02T10:00:00Z") for i in range(5)]
+    _land(landing, conn, "2026-12-02", "december.ndjson", december)
+    refresh_marts(stripe_settings)
+    assert "sent 1," in cli("stripe", "report").stdout  # the 5 analyses so far
+    sent = stripe_emulator.meter_events.requests
+
+    batch = _create("--start", "2026-12-01", "--end", "2027-01-01", "--reason", "a test run")
+    cli("corrections", "void", str(batch), "--ids", str(_ids(tmp_path, ["d0", "d1", "d2"])))
+    cli("corrections", "commit", str(batch))
+    second = cli("stripe", "report")
+    assert (
+        f"credit due, nothing negative sent: {ORG} analyses 2026-12-01: reported 5, billed 2: "
+        "a credit of 3 is due" in second.stdout
+    ), second.stdout
+    assert stripe_emulator.meter_events.requests == sent
+    assert conn.execute("SELECT reported, used, credit FROM stripe_credits_due").fetchall() == [
+        (5, 2, 3)
+    ]
+
+
+def test_the_billing_and_staff_pages_show_batches_versions_and_credits(
+    settings, landing, conn, tmp_path, monkeypatch
+):
+    from odavl_pipeline.billing import corrections
+
+    from .dashboards_fixtures import (
+        ALICE,
+        STAFF,
+        add_people,
+        environment,
+        main_module_kept,
+        no_exceptions,
+        signed_in_app,
+        texts,
+    )
+
+    november = [usage(f"n{i}", occurred_at="2026-11-03T10:00:00Z") for i in range(3)]
+    _land(landing, conn, "2026-11-03", "november.ndjson", november)
+    refresh_marts(settings)
+    add_people(conn)
+    batch = _create("--start", NOVEMBER[0], "--end", NOVEMBER[1], "--reason", "counted twice")
+    fix = _ndjson(
+        tmp_path / "fix.ndjson", [usage("n0", occurred_at="2026-11-03T10:00:00Z", quantity=5)]
+    )
+    cli("corrections", "add", str(batch), str(fix))
+    with connect_to(settings) as own:
+        corrections.commit(own, settings.marts_path, batch)
+        own.execute(
+            "INSERT INTO stripe_credits_due (organization_id, metric, period_start, period_end, "
+            "reported, used, credit) SELECT id, 'analyses', '2026-12-01', '2027-01-01', 9, 7, 2 "
+            "FROM organizations WHERE slug = %s",
+            (ORG,),
+        )
+        own.commit()
+    refresh_marts(settings)
+    for key, value in environment(settings).items():
+        monkeypatch.setenv(key, value)
+
+    with main_module_kept():
+        at = no_exceptions(signed_in_app(ALICE).switch_page("views/billing.py").run())
+        shown = texts(at)
+        assert "counted twice" in shown and "Credits due" in [s.value for s in at.subheader]
+        assert "correction" in shown.lower()
+        periods = at.selectbox(key="drill_period")
+        periods.select_index(len(periods.options) - 1).run()  # November, the oldest
+        versions = at.selectbox(key="drill_event")
+        assert versions.value == "n0"
+        table = at.dataframe[-1].value
+        assert list(table["version"]) == ["landed", "retracted", "made"]
+        assert list(table["quantity"]) == [1, -1, 5]
+        assert list(table["reason"].fillna("")) == ["", "counted twice", "counted twice"]
+
+        staff = no_exceptions(signed_in_app(STAFF).switch_page("views/staff.py").run())
+        assert "Usage corrections" in [s.value for s in staff.subheader]
+        assert "counted twice" in texts(staff)
+
+
+def connect_to(settings):
+    from odavl_pipeline.db.server import connect
+
+    return connect(settings)
+
+
+@pytest.mark.slow
+def test_a_commit_or_revert_killed_at_any_moment_then_run_again_applies_once(
+    settings, landing, conn, tmp_path
+):
+    """Killed while its transaction writes, then while the marts are rebuilt: the batch is
+    applied whole or not at all, and the command run again finishes it once."""
+    events = 5_000
+    _land(
+        landing,
+        conn,
+        "2026-11-03",
+        "november.ndjson",
+        [usage(f"n{i}", occurred_at="2026-11-03T10:00:00Z") for i in range(events)],
+    )
+    refresh_marts(settings)
+    batch = _create("--start", NOVEMBER[0], "--end", NOVEMBER[1], "--reason", "twice")
+    fix = [usage(f"n{i}", occurred_at="2026-11-03T10:00:00Z", quantity=2) for i in range(events)]
+    cli("corrections", "add", str(batch), str(_ndjson(tmp_path / "fix.ndjson", fix)))
+
+    def entries() -> list[tuple]:
+        return conn.execute(
+            "SELECT reverting, sign, count(*) FROM usage_corrections WHERE batch_id = %s "
+            "GROUP BY 1, 2 ORDER BY 1, 2",
+            (batch,),
+        ).fetchall()
+
+    applied = [(False, -1, events), (False, 1, events)]
+    killed_when(conn, "holding the usage lock", "commit", str(batch))
+    assert entries() == []  # its transaction rolled back whole
+    killed_when(conn, "committed", "commit", str(batch))
+    assert entries() == applied  # whole, and the marts not rebuilt yet
+    cli("corrections", "commit", str(batch))  # again: applies nothing, rebuilds the marts
+    assert entries() == applied
+    assert _analyses(settings)["2026-12-01"] == (events, False)  # the difference, booked in
+
+    killed_when(conn, "holding the usage lock", "revert", str(batch), "--reason", "undo")
+    assert entries() == applied
+    cli("corrections", "revert", str(batch), "--reason", "undo")
+    assert entries() == [*applied, (True, -1, events), (True, 1, events)]
+    assert _analyses(settings) == {"2026-11-01": (events, True), "2026-12-01": (0, False)}
+    assert_as_from_scratch(settings)
+
+
+def killed_when(conn, moment: str, *args: str) -> None:
+    """`corrections ARGS`, SIGKILLed once it holds the usage writers' lock in its transaction, or
+    once its batch's state changed (committed or reverted): while the marts are rebuilt."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from odavl_pipeline.ingest.writer import source_lock
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "odavl_pipeline.cli", "corrections", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    batch = int(args[1])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if moment == "holding the usage lock":
+            reached = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND mode = 'ExclusiveLock' AND objid::int = hashtext(%s)",
+                (source_lock("usage_events"),),
+            ).fetchone()[0]
+        else:
+            reached = conn.execute(
+                "SELECT state NOT IN ('draft', 'committed') OR (state = 'committed' AND %s) "
+                "FROM correction_batches WHERE id = %s",
+                (args[0] == "commit", batch),
+            ).fetchone()[0]
+        conn.commit()
+        if reached:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert process.wait() == -signal.SIGKILL, f"{args} ended before it was {moment}"
+
+
+def test_add_refuses_each_line_a_batch_may_not_carry_and_a_second_add_replaces_the_file(
+    settings, landing, conn
+):
+    from odavl_pipeline.billing import corrections
+
+    _land(
+        landing,
+        conn,
+        "2026-10-30",
+        "october.ndjson",
+        [usage("o1", occurred_at="2026-10-30T10:00:00Z")],
+    )
+    batch = _create("--start", NOVEMBER[0], "--end", NOVEMBER[1], "--reason", "test")
+    inside = "2026-11-03T10:00:00Z"
+    lines = [
+        json.dumps(usage("a1", occurred_at=inside)),
+        "",
+        "{not json",
+        json.dumps(usage("a2", occurred_at="2026-12-02T10:00:00Z")),  # outside the window
+        json.dumps({**usage("a3", occurred_at=inside), "org": "enterprise-corp"}),
+        json.dumps(usage("a1", occurred_at=inside, quantity=3)),  # a1 again
+        json.dumps(usage("o1", occurred_at=inside)),  # moves an October event into November
+        json.dumps({**usage("a4", occurred_at=inside), "project": "no-such-project"}),
+        json.dumps(usage("a5", occurred_at=inside)),
+    ]
+    with connect_to(settings) as own:
+        added = corrections.add(own, batch, "fix.ndjson", [line.encode() for line in lines])
+        assert added == corrections.Added(2, 6)
+        assert [
+            (r["line"], r["reason"])
+            for r in corrections.preview(own, settings.marts_path, batch)["rejected"]
+        ] == [
+            (3, "invalid_json"),
+            (4, "schema_violation"),
+            (5, "schema_violation"),
+            (6, "conflicting_duplicate"),
+            (7, "schema_violation"),
+            (8, "unknown_project"),
+        ]
+        with pytest.raises(corrections.CorrectionRefused, match="6 rejected record"):
+            corrections.commit(own, settings.marts_path, batch)
+        assert corrections.add(own, batch, "fix.ndjson", [lines[0].encode()]) == corrections.Added(
+            1, 0
+        )
+        assert corrections.preview(own, settings.marts_path, batch)["events"] == {
+            "added": 1,
+            "amended": 0,
+            "voided": 0,
+        }
+        assert corrections.add(own, batch, "more.ndjson", [lines[0].encode()]) == corrections.Added(
+            0, 1
+        )

@@ -306,8 +306,8 @@ def test_corrections_agree_with_the_model_and_a_build_from_scratch(settings, lan
     run_state_machine_as_test(
         lambda: CorrectionsMachine(settings, landing, clock_at),
         settings=hypothesis_settings(
-            max_examples=8,
-            stateful_step_count=25,
+            max_examples=6,
+            stateful_step_count=22,
             deadline=None,
             suppress_health_check=list(HealthCheck),
         ),

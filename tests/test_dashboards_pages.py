@@ -270,9 +270,9 @@ def test_billing_shows_every_period_and_each_billed_number_drills_down_to_landin
     )
     assert sorted(
         zip(
-            periods.loc[periods["late_quantity"] > 0, "period_start"],
-            periods.loc[periods["late_quantity"] > 0, "metric"],
-            periods.loc[periods["late_quantity"] > 0, "late_quantity"],
+            periods.loc[periods["adjusted_quantity"] > 0, "period_start"],
+            periods.loc[periods["adjusted_quantity"] > 0, "metric"],
+            periods.loc[periods["adjusted_quantity"] > 0, "adjusted_quantity"],
         )
     ) == sorted(late)
     adjustments = at.dataframe[1].value

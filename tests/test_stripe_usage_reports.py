@@ -100,6 +100,7 @@ def test_each_period_is_sent_once_and_a_second_report_sends_nothing(
         "outside_window": 1,
         "failed": 0,
         "discrepancies": 0,
+        "credits_due": 0,
         "not_attempted": 0,
         "settled": BILLED,
     }
@@ -384,7 +385,7 @@ def test_a_crash_between_sending_and_recording_never_counts_twice(
     assert reconciliation(stripe_settings, now=period.end + timedelta(minutes=80)).passed
 
 
-def test_less_usage_than_reported_is_a_discrepancy_never_sent(
+def test_less_usage_than_reported_sends_nothing_negative_and_records_the_credit_due(
     stripe_settings, stripe_emulator, billing, period
 ):
     at(stripe_settings, period, 100, False, period.start + timedelta(days=2))
@@ -392,16 +393,32 @@ def test_less_usage_than_reported_is_a_discrepancy_never_sent(
 
     lower = at(
         stripe_settings, period, 90, False, period.start + timedelta(days=3)
-    )  # usage deleted
+    )  # a correction lowered the open period
     closed = at(stripe_settings, period, 90, True, period.end + timedelta(minutes=70))
 
     where = f"enterprise-corp analyses {period.start:%Y-%m-%d}"
-    assert lower.discrepancies == [f"{where}: reported 100, the marts now say 90"]
-    assert closed.discrepancies == [f"{where}: reported 100, the marts now say 90"]
-    assert stripe_emulator.meter_events.requests == requests_so_far
-    assert reconciliation(stripe_settings, now=period.end + timedelta(minutes=70)).violations == [
-        f"{where}: reported 100, the marts say 90"
-    ]
+    due = [f"{where}: reported 100, billed 90: a credit of 10 is due"]
+    assert (lower.credits_due, closed.credits_due) == (due, due)
+    assert lower.discrepancies == closed.discrepancies == []
+    assert stripe_emulator.meter_events.requests == requests_so_far  # nothing negative
+    with connect(stripe_settings) as conn:
+        assert conn.execute(
+            "SELECT metric, reported, used, credit FROM stripe_credits_due"
+        ).fetchall() == [("analyses", 100, 90, 10)]
+    assert reconciliation(stripe_settings, now=period.end + timedelta(minutes=70)).passed
+
+
+def test_a_credit_due_ends_when_the_usage_catches_up(
+    stripe_settings, stripe_emulator, billing, period
+):
+    at(stripe_settings, period, 100, False, period.start + timedelta(days=2))
+    at(stripe_settings, period, 90, False, period.start + timedelta(days=3))
+    caught_up = at(stripe_settings, period, 130, False, period.start + timedelta(days=4))
+    assert caught_up.credits_due == [] and len(caught_up.sent) == 1  # the 30 above 100
+    with connect(stripe_settings) as conn:
+        assert conn.execute(
+            "SELECT reported, used, credit FROM stripe_credits_due"
+        ).fetchall() == [(100, 130, 0)]
 
 
 def test_rows_of_before_the_increments_become_final_first_increments(

@@ -220,7 +220,7 @@ def current_adjustments(viewer: Viewer, org: str) -> pd.DataFrame:
     return _query(
         viewer,
         org,
-        "SELECT a.metric, a.kind, a.from_period_start, a.quantity "
+        "SELECT a.metric, a.kind, a.from_period_start, a.batch, a.quantity "
         "FROM billing_adjustments AS a "
         "JOIN (SELECT DISTINCT org, period_start FROM quota_status) USING (org, period_start) "
         "WHERE a.org = ? ORDER BY a.metric, a.kind, a.from_period_start, a.batch",
@@ -289,13 +289,14 @@ def _quota_alerts(email: str, org: str, database: str) -> pd.DataFrame:
 
 
 def billing_periods(viewer: Viewer, org: str) -> pd.DataFrame:
-    """Every billing period and quota metric, with the late usage carried into it."""
+    """Every billing period and quota metric, with the adjustments booked into it (late usage,
+    corrections of closed periods)."""
     return _query(
         viewer,
         org,
         "SELECT b.period_start, b.period_end, b.metric, b.used, b.quota, b.overage, "
-        "b.closed, coalesce(a.quantity, 0)::BIGINT AS late_quantity, "
-        "coalesce(a.events, 0)::BIGINT AS late_events FROM billing_periods AS b "
+        "b.closed, coalesce(a.quantity, 0)::BIGINT AS adjusted_quantity, "
+        "coalesce(a.events, 0)::BIGINT AS adjusted_events FROM billing_periods AS b "
         "LEFT JOIN (SELECT period_start, metric, sum(quantity) AS quantity, "
         "sum(events) AS events FROM billing_adjustments WHERE org = ? GROUP BY ALL) "
         "AS a USING (period_start, metric) WHERE b.org = ? "
@@ -346,7 +347,7 @@ def billed_days(
     if globs:
         occurred = (
             "SELECT (occurred_at AT TIME ZONE 'UTC')::DATE AS day, sum(quantity) AS q, "
-            "count(*) AS e FROM read_parquet(?) WHERE org_id = (SELECT org_id "
+            "sum(events) AS e FROM read_parquet(?) WHERE org_id = (SELECT org_id "
             "FROM organizations WHERE org = ?) AND metric = ? AND occurred_at >= ? "
             "AND occurred_at < ? GROUP BY ALL"
         )
@@ -384,8 +385,9 @@ def billed_days(
 
 
 def usage_events(viewer: Viewer, org: str, day: date, metric: str) -> pd.DataFrame:
-    """The individual usage events of one UTC day and metric, each with the landing file and
-    the 1-based line it came from (at most EVENTS_SHOWN rows, the earliest first)."""
+    """The usage entries of one UTC day and metric, each with the landing file and the 1-based
+    line it came from, or the correction batch that booked it (a signed quantity: a version it
+    made, or one it retracted); at most EVENTS_SHOWN rows, the earliest first."""
     globs = _fact_globs(viewer, org, day, day)
     if not globs:
         return pd.DataFrame(
@@ -397,13 +399,15 @@ def usage_events(viewer: Viewer, org: str, day: date, metric: str) -> pd.DataFra
                 "project",
                 "landing_file",
                 "line",
+                "batch",
             ]
         )
     return _query(
         viewer,
         org,
         "SELECT f.event_id, f.occurred_at, f.ingested_at, f.quantity, p.project, "
-        "l.path AS landing_file, f.line_no AS line FROM read_parquet(?) AS f "
+        "l.path AS landing_file, f.line_no AS line, f.batch_id AS batch "
+        "FROM read_parquet(?) AS f "
         "LEFT JOIN landing_files AS l USING (file_id) "
         "LEFT JOIN projects AS p ON p.project_id = f.project_id WHERE f.org_id = (SELECT org_id "
         "FROM organizations WHERE org = ?) AND f.metric = ? "
@@ -617,6 +621,75 @@ def staff_days(viewer: Viewer) -> tuple[date | None, date | None]:
     rows = _staff_query(viewer, "SELECT min(day) AS first, max(day) AS last FROM usage_daily")
     first, last = rows.iloc[0]["first"], rows.iloc[0]["last"]
     return (None, None) if pd.isna(last) else (_day(first), _day(last))
+
+
+# --- usage corrections and credits due (PostgreSQL) ----------------------------------------
+
+_BATCHES = """
+    SELECT b.id AS batch, o.slug AS org, b.state, b.window_start, b.window_end,
+           b.created_by AS by, b.reason, b.created_at, b.committed_at, b.reverted_at,
+           b.added, b.amended, b.voided
+    FROM correction_batches AS b JOIN organizations AS o ON o.id = b.organization_id
+    WHERE %(org)s::text IS NULL OR o.slug = %(org)s
+    ORDER BY b.id DESC
+"""
+
+# every version of one event: landed, then what each batch retracted or made, in order
+_VERSIONS = """
+    SELECT 'landed' AS version, NULL::bigint AS batch, u.occurred_at, u.quantity,
+           u.ingested_at AS at, f.path AS source, u.line_no AS line, NULL AS by, NULL AS reason
+    FROM usage_events AS u
+    JOIN organizations AS o ON o.id = u.organization_id
+    LEFT JOIN ingested_files AS f ON f.id = u.file_id
+    WHERE o.slug = %(org)s AND u.event_id = %(event)s
+    UNION ALL
+    SELECT CASE WHEN c.sign = 1 THEN 'made' ELSE 'retracted' END
+           || CASE WHEN c.reverting THEN ' by the revert' ELSE '' END,
+           c.batch_id, c.occurred_at, c.sign * c.quantity, c.booked_at, c.file_name, c.line_no,
+           CASE WHEN c.reverting THEN b.reverted_by ELSE b.created_by END,
+           CASE WHEN c.reverting THEN b.revert_reason ELSE b.reason END
+    FROM usage_corrections AS c
+    JOIN correction_batches AS b ON b.id = c.batch_id
+    JOIN organizations AS o ON o.id = c.organization_id
+    WHERE o.slug = %(org)s AND c.event_id = %(event)s
+    ORDER BY at, version DESC  -- of one instant: what was retracted, then what was made
+"""
+
+_CREDITS = """
+    SELECT c.metric, c.period_start, c.period_end, c.reported, c.used, c.credit, c.updated_at
+    FROM stripe_credits_due AS c JOIN organizations AS o ON o.id = c.organization_id
+    WHERE o.slug = %(org)s AND c.credit > 0
+    ORDER BY c.period_start DESC, c.metric
+"""
+
+
+def correction_batches(viewer: Viewer, org: str | None) -> pd.DataFrame:
+    """The usage correction batches of an organization (owners and admins), or of every
+    organization (staff, `org` None), newest first, with their effect."""
+    _query(viewer, org, "SELECT 1", roles=BILLING_ROLES)  # refuses whoever may not see them
+    return _postgres(_BATCHES, {"org": org})
+
+
+def event_versions(viewer: Viewer, org: str, event_id: str) -> pd.DataFrame:
+    """Every version of one usage event: as it landed (file and line), then each one a
+    correction batch retracted or made, with who, when and why."""
+    _query(viewer, org, "SELECT 1", roles=BILLING_ROLES)
+    return _postgres(_VERSIONS, {"org": org, "event": event_id})
+
+
+def credits_due(viewer: Viewer, org: str) -> pd.DataFrame:
+    """What Stripe was sent above a period's billed usage (corrections lowered it): a credit to
+    give the customer, per period and metric."""
+    _query(viewer, org, "SELECT 1", roles=BILLING_ROLES)
+    return _postgres(_CREDITS, {"org": org})
+
+
+def _postgres(sql: str, parameters: dict) -> pd.DataFrame:
+    from odavl_pipeline.db.server import connect
+
+    with connect(Settings.from_env()) as conn:
+        cursor = conn.execute(sql, parameters)
+        return pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
 
 
 # --- Stripe events set aside (PostgreSQL) ------------------------------------------------

@@ -77,10 +77,12 @@ def empty(what: str, how: str) -> None:
     st.info(f"No {what} yet: {how}")
 
 
-def adjustment_origin(kind: str, from_period_start) -> str:
-    """Where an adjustment comes from, in words: its kind and the period it came from."""
+def adjustment_origin(kind: str, from_period_start, batch=None) -> str:
+    """Where an adjustment comes from, in words: its kind, the period it came from, and the
+    correction batch that booked it, if one did."""
     since = pd.Timestamp(from_period_start)
-    return f"{ADJUSTMENT_KINDS[kind].lower()} of the period from {since:%Y-%m-%d}"
+    origin = f"{ADJUSTMENT_KINDS[kind].lower()} of the period from {since:%Y-%m-%d}"
+    return origin if pd.isna(batch) else f"{origin} (batch {int(batch)})"
 
 
 def period_label(start, end) -> str:
@@ -334,3 +336,22 @@ def _text_on(hex_colour: str) -> str:
     linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
     luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
     return "#000000" if luminance > 0.179 else "#FFFFFF"
+
+
+def correction_batch_columns() -> dict:
+    """The columns of a list of usage correction batches (Billing and Staff pages)."""
+    return {
+        "batch": st.column_config.NumberColumn("Batch", format="%d"),
+        "org": "Organization",
+        "state": "State",
+        "window_start": time_column("Window from (UTC)"),
+        "window_end": time_column("Window until (UTC)"),
+        "by": "By",
+        "reason": "Why",
+        "created_at": time_column("Created (UTC)"),
+        "committed_at": time_column("Committed (UTC)"),
+        "reverted_at": time_column("Reverted (UTC)"),
+        "added": count_column("Added"),
+        "amended": count_column("Amended"),
+        "voided": count_column("Voided"),
+    }

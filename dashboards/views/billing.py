@@ -35,11 +35,12 @@ ui.table(
         "quota": ui.count_column("Quota"),
         "overage": ui.count_column("Overage"),
         "state": "State",
-        "late_quantity": ui.count_column(
-            "Late usage counted here",
-            help="Usage that arrived after its own period closed, carried into this one.",
+        "adjusted_quantity": ui.count_column(
+            "Adjustments counted here",
+            help="Booked into this period from closed ones: usage that arrived after its own "
+            "period closed, and corrections of closed periods.",
         ),
-        "late_events": ui.count_column("Late events"),
+        "adjusted_events": ui.count_column("Adjusted events"),
     },
     "billing periods",
 )
@@ -64,6 +65,39 @@ if not adjustments.empty:
         },
         "adjustments",
     )
+
+credits = data.credits_due(viewer, org)
+if not credits.empty:
+    st.subheader("Credits due")
+    st.caption(
+        "Stripe was sent more than these periods now bill (corrections lowered them): nothing "
+        "negative is ever sent, so the difference is a credit to give the customer."
+    )
+    ui.table(
+        credits,
+        {
+            "metric": "Metric",
+            "period_start": ui.time_column("Period start (UTC)"),
+            "period_end": ui.time_column("Period end (UTC)"),
+            "reported": ui.count_column("Sent to Stripe"),
+            "used": ui.count_column("Billed"),
+            "credit": ui.count_column("Credit due"),
+            "updated_at": ui.time_column("As of (UTC)"),
+        },
+        "credits due",
+    )
+
+batches = data.correction_batches(viewer, org)
+if not batches.empty:
+    st.subheader("Usage corrections")
+    st.caption(
+        "Batches that corrected this organization's usage (`odavl-pipeline corrections`): a "
+        "closed period never changes, its difference is booked into the open one."
+    )
+    columns = {
+        name: shown for name, shown in ui.correction_batch_columns().items() if name != "org"
+    }
+    ui.table(batches, columns, "usage corrections")
 
 st.subheader("Where each number comes from")
 starts = list(dict.fromkeys(periods["period_start"]))
@@ -100,9 +134,10 @@ ui.table(
         "occurred": ui.count_column("Occurred in this period"),
         "events": ui.count_column("Events"),
         "billed_later": ui.count_column(
-            "Arrived after closing", help="Billed in a later period as a late adjustment."
+            "Arrived or corrected after closing",
+            help="Billed in a later period as an adjustment (late usage, a correction).",
         ),
-        "carried_in": ui.count_column("Late, from an earlier period"),
+        "carried_in": ui.count_column("Booked in from earlier periods"),
         "billed": ui.count_column("Billed here" if closed[start] else "Counted here so far"),
     },
     f"{metric} per day",
@@ -133,6 +168,25 @@ else:
             "project": "Project",
             "landing_file": "Landing file",
             "line": st.column_config.NumberColumn("Line", format="%d"),
+            "batch": st.column_config.NumberColumn("Correction batch", format="%d"),
         },
         f"{metric} events",
     )
+    corrected = list(dict.fromkeys(events.loc[events["batch"].notna(), "event_id"]))
+    if corrected:
+        event_id = st.selectbox("Versions of a corrected event", corrected, key="drill_event")
+        ui.table(
+            data.event_versions(viewer, org, event_id),
+            {
+                "version": "Version",
+                "batch": st.column_config.NumberColumn("Batch", format="%d"),
+                "occurred_at": ui.time_column("Occurred (UTC)", seconds=True),
+                "quantity": ui.count_column("Quantity"),
+                "at": ui.time_column("Landed or booked (UTC)", seconds=True),
+                "source": "Landing file, or file added to the batch",
+                "line": st.column_config.NumberColumn("Line", format="%d"),
+                "by": "By",
+                "reason": "Why",
+            },
+            f"versions of {event_id}",
+        )

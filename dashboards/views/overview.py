@@ -41,7 +41,7 @@ else:
             outside = booked[booked["metric"] == row.metric]
             if not outside.empty:
                 parts = [
-                    f"{item.quantity:+,} {ui.adjustment_origin(item.kind, item.from_period_start)}"
+                    f"{item.quantity:+,} {ui.adjustment_origin(item.kind, item.from_period_start, item.batch)}"
                     for item in outside.itertuples()
                 ]
                 st.caption(

@@ -140,6 +140,16 @@ if not held.empty:
         "says why in `odavl-pipeline rejects --reason ingest_error`."
     )
 
+st.subheader("Usage corrections")
+batches = data.correction_batches(viewer, None)
+if batches.empty:
+    st.info("No usage was corrected: `odavl-pipeline corrections create` starts a batch.")
+else:
+    drafts = int((batches["state"] == "draft").sum())
+    if drafts:
+        st.caption(f"{drafts:,} draft(s) wait to be committed or discarded.")
+    ui.table(batches, ui.correction_batch_columns(), "usage corrections of every organization")
+
 st.subheader("Stripe events not processed")
 dead_letters = data.stripe_dead_letters(viewer)
 if dead_letters.empty:

@@ -1,4 +1,5 @@
-"""Usage corrections: batches, what a draft carries, and the ledger of corrected versions.
+"""Usage corrections: batches, what a draft carries, the ledger of corrected versions, and the
+credits due when corrections leave a period below what Stripe was sent.
 
 Revision ID: 0014
 Revises: 0013
@@ -191,9 +192,42 @@ def upgrade() -> None:
     )
     op.execute(LEDGER_VIEW)
     op.execute(CURRENT_VIEW)
+    op.create_table(
+        "stripe_credits_due",
+        sa.Column("organization_id", sa.Integer(), nullable=False),
+        sa.Column("metric", sa.String(length=20), nullable=False),
+        sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reported", sa.BigInteger(), nullable=False),
+        sa.Column("used", sa.BigInteger(), nullable=False),
+        sa.Column("credit", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "recorded_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("odavl_now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("odavl_now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint("credit >= 0", name=op.f("ck_stripe_credits_due_credit_not_negative")),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_stripe_credits_due_organization_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "organization_id", "metric", "period_start", name=op.f("pk_stripe_credits_due")
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("stripe_credits_due")
     op.execute("DROP VIEW usage_current")
     op.execute("DROP VIEW usage_ledger")
     op.drop_table("usage_corrections")

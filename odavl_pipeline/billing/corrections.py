@@ -27,7 +27,6 @@ from odavl_pipeline.domain.plans import ALWAYS_BEFORE, PlanVersion, quotas, rate
 from odavl_pipeline.domain.records import Reason, Rejected, parse_record
 from odavl_pipeline.errors import PipelineError
 
-STATES = ("draft", "committed", "reverted", "discarded")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # a window starts then or later
 
 
@@ -86,11 +85,53 @@ def create(
     return batch_id
 
 
+# A file's accepted lines are copied here first (one COPY, in the order read), then moved into
+# `correction_records` with set-based SQL: memory stays flat whatever the file's size.
+ADD_STAGE = """
+    CREATE TEMP TABLE added (
+        line_no integer, event_id varchar(200), event_type usage_event_type,
+        occurred_at timestamptz, quantity integer, project_id integer, user_email text,
+        payload jsonb
+    ) ON COMMIT DROP
+"""
+
+# ... the lines whose event the batch carries already (an earlier line, or another file)
+ADD_REPEATS = """
+    SELECT a.line_no, a.event_id, coalesce(r.file_name || ':' || r.line_no,
+                                           %(name)s || ':' || first.line_no), a.payload::text
+    FROM added AS a
+    JOIN (SELECT event_id, min(line_no) AS line_no FROM added GROUP BY event_id) AS first
+      USING (event_id)
+    LEFT JOIN correction_records AS r ON r.batch_id = %(batch)s AND r.event_id = a.event_id
+    WHERE r.event_id IS NOT NULL OR a.line_no > first.line_no
+    ORDER BY a.line_no
+"""
+
+# ... the lines amending an event that now occurs outside the window
+ADD_OUTSIDE = """
+    SELECT a.line_no, a.event_id, c.occurred_at, a.payload::text
+    FROM added AS a
+    JOIN usage_current AS c ON c.organization_id = %(org)s AND c.event_id = a.event_id
+    WHERE NOT (c.occurred_at >= %(start)s AND c.occurred_at < %(end)s)
+    ORDER BY a.line_no
+"""
+
+ADD_RECORDS = """
+    INSERT INTO correction_records (batch_id, event_id, file_name, line_no, event_type,
+                                    occurred_at, quantity, project_id, user_email, payload)
+    SELECT %(batch)s, event_id, %(name)s, line_no, event_type, occurred_at, quantity, project_id,
+           user_email, payload
+    FROM added
+    WHERE line_no NOT IN (SELECT unnest(%(refused)s::integer[]))
+"""
+
+
 def add(conn: psycopg.Connection, batch_id: int, name: str, lines: Iterable[bytes]) -> Added:
-    """Stage the usage records of a file (NDJSON lines) in a draft, validated as landed lines
-    are, plus: the batch's organization, `occurred_at` within its window, an event id once per
-    batch, and an amended event that now occurs within the window. Adding a file of the same
-    name again replaces what it staged before, its refused lines included."""
+    """Stage the usage records of a file (NDJSON lines, read as they come) in a draft,
+    validated as landed lines are, plus: the batch's organization, `occurred_at` within its
+    window, an event id once per batch, and an amended event that now occurs within the window.
+    Adding a file of the same name again replaces what it staged before, its refused lines
+    included."""
     from odavl_pipeline.ingest.sources import USAGE  # loads the models
 
     with conn.transaction():
@@ -101,106 +142,83 @@ def add(conn: psycopg.Connection, batch_id: int, name: str, lines: Iterable[byte
                 "SELECT slug, id FROM projects WHERE organization_id = %s", (org_id,)
             ).fetchall()
         )
-        conn.execute(
-            "DELETE FROM correction_records WHERE batch_id = %s AND file_name = %s",
-            (batch_id, name),
-        )
-        conn.execute(
-            "DELETE FROM correction_rejects WHERE batch_id = %s AND file_name = %s",
-            (batch_id, name),
-        )
-        staged = {
-            event_id: f"{file_name}:{line_no}"
-            for event_id, file_name, line_no in conn.execute(
-                "SELECT event_id, file_name, line_no FROM correction_records WHERE batch_id = %s",
-                (batch_id,),
-            ).fetchall()
-        }
-        now = clock.now()
-        records, rejects = [], []
-        for line_no, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            try:
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise Rejected(
-                        Reason.INVALID_JSON, f"not UTF-8 at byte {error.start}"
-                    ) from None
-                record = USAGE.validate(parse_record(text), now)
-                if record.org != batch["org"]:
-                    raise Rejected(
-                        Reason.SCHEMA_VIOLATION,
-                        f"org: {record.org!r} is not the batch's organization {batch['org']!r}",
-                    )
-                if not batch["window_start"] <= record.occurred_at < batch["window_end"]:
-                    raise Rejected(
-                        Reason.SCHEMA_VIOLATION,
-                        f"occurred_at: {record.occurred_at.isoformat()} is outside the batch's "
-                        f"window [{batch['window_start'].isoformat()}, "
-                        f"{batch['window_end'].isoformat()})",
-                    )
-                project_id = None
-                if record.project is not None:
-                    project_id = projects.get(record.project)
-                    if project_id is None:
-                        raise Rejected(
-                            Reason.UNKNOWN_PROJECT,
-                            f"project: no project {record.project!r} in {batch['org']!r}",
-                        )
-                if record.event_id in staged:
-                    raise Rejected(
-                        Reason.CONFLICTING_DUPLICATE,
-                        f"event_id: {record.event_id!r} is already in this batch at "
-                        f"{staged[record.event_id]}",
-                    )
-            except Rejected as rejected:
-                rejects.append((line_no, rejected.reason.value, rejected.detail, text))
-                continue
-            staged[record.event_id] = f"{name}:{line_no}"
-            event_type, occurred_at, quantity, project, user = USAGE.row(record, project_id)
-            records.append(
-                (record.event_id, line_no, event_type, occurred_at, quantity, project, user, text)
+        for table in ("correction_records", "correction_rejects"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE batch_id = %s AND file_name = %s", (batch_id, name)
             )
+        conn.execute(ADD_STAGE)
+        now, rejects, copied = clock.now(), [], 0
         with conn.cursor().copy(
-            "COPY correction_records (batch_id, file_name, event_id, line_no, event_type, "
-            "occurred_at, quantity, project_id, user_email, payload) FROM STDIN"
+            "COPY added (line_no, event_id, event_type, occurred_at, quantity, project_id, "
+            "user_email, payload) FROM STDIN"
         ) as copy:
-            for row in records:
-                copy.write_row((batch_id, name, *row))
+            for line_no, raw in enumerate(lines, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    text, record, project_id = _checked(raw, batch, projects, now, USAGE)
+                except Rejected as rejected:
+                    text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                    rejects.append((line_no, rejected.reason.value, rejected.detail, text))
+                    continue
+                copy.write_row((line_no, record.event_id, *USAGE.row(record, project_id), text))
+                copied += 1
+        values = {
+            "batch": batch_id,
+            "name": name,
+            "org": org_id,
+            "start": batch["window_start"],
+            "end": batch["window_end"],
+        }
+        late: dict[int, tuple] = {}  # lines refused once copied: the first reason of each
+        for line_no, event_id, where, text in conn.execute(ADD_REPEATS, values).fetchall():
+            detail = f"event_id: {event_id!r} is already in this batch at {where}"
+            late.setdefault(line_no, (line_no, Reason.CONFLICTING_DUPLICATE.value, detail, text))
+        for line_no, event_id, occurred_at, text in conn.execute(ADD_OUTSIDE, values).fetchall():
+            detail = (
+                f"event_id: {event_id!r} occurred at {occurred_at.isoformat()}, outside the "
+                "batch's window: a batch amends events of its window only"
+            )
+            late.setdefault(line_no, (line_no, Reason.SCHEMA_VIOLATION.value, detail, text))
+        conn.execute(ADD_RECORDS, {**values, "refused": sorted(late)})
+        rejects += late.values()
         with conn.cursor().copy(
             "COPY correction_rejects (batch_id, file_name, line_no, reason, detail, raw) FROM STDIN"
         ) as copy:
-            for row in rejects:
+            for row in sorted(rejects):
                 copy.write_row((batch_id, name, *row))
-        outside = conn.execute(
-            "SELECT r.event_id, c.occurred_at FROM correction_records AS r "
-            "JOIN usage_current AS c ON c.organization_id = %s AND c.event_id = r.event_id "
-            "WHERE r.batch_id = %s AND r.file_name = %s "
-            "AND NOT (c.occurred_at >= %s AND c.occurred_at < %s) ORDER BY r.line_no",
-            (org_id, batch_id, name, batch["window_start"], batch["window_end"]),
-        ).fetchall()
-        for event_id, occurred_at in outside:
-            line_no = conn.execute(
-                "DELETE FROM correction_records WHERE batch_id = %s AND event_id = %s "
-                "RETURNING line_no, payload::text",
-                (batch_id, event_id),
-            ).fetchone()
-            conn.execute(
-                "INSERT INTO correction_rejects VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    batch_id,
-                    name,
-                    line_no[0],
-                    Reason.SCHEMA_VIOLATION.value,
-                    f"event_id: {event_id!r} occurred at {occurred_at.isoformat()}, outside "
-                    "the batch's window: a batch amends events of its window only",
-                    line_no[1],
-                ),
+        _analyze(conn, "correction_records")
+    return Added(copied - len(late), len(rejects))
+
+
+def _checked(raw: bytes, batch: dict, projects: dict[str, int], now: datetime, usage_spec):
+    """(text, record, project id) of a line a batch may carry, or `Rejected` with the reason:
+    the landing zone's rules (`usage_spec`), then the batch's organization and window."""
+    try:
+        text = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as error:
+        raise Rejected(Reason.INVALID_JSON, f"not UTF-8 at byte {error.start}") from None
+    record = usage_spec.validate(parse_record(text), now)
+    if record.org != batch["org"]:
+        raise Rejected(
+            Reason.SCHEMA_VIOLATION,
+            f"org: {record.org!r} is not the batch's organization {batch['org']!r}",
+        )
+    if not batch["window_start"] <= record.occurred_at < batch["window_end"]:
+        raise Rejected(
+            Reason.SCHEMA_VIOLATION,
+            f"occurred_at: {record.occurred_at.isoformat()} is outside the batch's window "
+            f"[{batch['window_start'].isoformat()}, {batch['window_end'].isoformat()})",
+        )
+    project_id = None
+    if record.project is not None:
+        project_id = projects.get(record.project)
+        if project_id is None:
+            raise Rejected(
+                Reason.UNKNOWN_PROJECT,
+                f"project: no project {record.project!r} in {batch['org']!r}",
             )
-    return Added(len(records) - len(outside), len(rejects) + len(outside))
+    return text, record, project_id
 
 
 def void_ids(conn: psycopg.Connection, batch_id: int, event_ids: Iterable[str]) -> list[str]:
@@ -233,6 +251,7 @@ def void_ids(conn: psycopg.Connection, batch_id: int, event_ids: Iterable[str]) 
                 (batch_id, wanted),
             ).fetchall()
         }
+        _analyze(conn, "correction_voids")
     return [event_id for event_id in wanted if event_id not in found | already]
 
 
@@ -245,7 +264,7 @@ def void_where(conn: psycopg.Connection, batch_id: int, text: str) -> int:
         raise CorrectionRefused(f"--where: {error}") from None
     with conn.transaction():
         batch = _batch_for_update(conn, batch_id, "draft")
-        return conn.execute(
+        voided = conn.execute(
             "INSERT INTO correction_voids (batch_id, event_id) "
             "SELECT %s, c.event_id FROM ("
             "  SELECT c.event_id, c.event_type::text AS event_type, p.slug AS project, "
@@ -262,6 +281,14 @@ def void_where(conn: psycopg.Connection, batch_id: int, text: str) -> int:
                 *parameters,
             ),
         ).rowcount
+        _analyze(conn, "correction_voids")
+    return voided
+
+
+def _analyze(conn: psycopg.Connection, table: str) -> None:
+    """Fresh statistics of a table a batch just filled, so that the commit's plan fits a batch
+    of a million as well as one of ten (autovacuum would see to it only later)."""
+    conn.execute(f"ANALYZE {table}")
 
 
 def discard(conn: psycopg.Connection, batch_id: int) -> None:
@@ -283,11 +310,15 @@ def discard(conn: psycopg.Connection, batch_id: int) -> None:
 # with --replace an event of the window the batch does not carry, retracts the counted version.
 ENTRIES = """
     INSERT INTO entries
-    WITH touched AS (
+    WITH keys AS (
+        SELECT event_id FROM correction_records WHERE batch_id = %(batch)s
+        UNION
+        SELECT event_id FROM correction_voids WHERE batch_id = %(batch)s),
+    touched AS (  -- one pass over the organization's events, joined to the keys by hash
         SELECT c.* FROM usage_current AS c
+        LEFT JOIN keys AS k USING (event_id)
         WHERE c.organization_id = %(org)s
-          AND (c.event_id IN (SELECT event_id FROM correction_records WHERE batch_id = %(batch)s)
-            OR c.event_id IN (SELECT event_id FROM correction_voids WHERE batch_id = %(batch)s)
+          AND (k.event_id IS NOT NULL
             OR (%(replace)s AND c.occurred_at >= %(start)s AND c.occurred_at < %(end)s))),
     records AS (
         SELECT * FROM correction_records WHERE batch_id = %(batch)s)
@@ -315,10 +346,15 @@ ENTRIES_TABLE = """
     ) ON COMMIT DROP
 """
 
-# what the batch changes per metric and UTC instant of occurrence
+# the span of the entries' occurrences
+ENTRY_SPAN = "SELECT min(occurred_at), max(occurred_at) FROM entries"
+
+# what the batch changes per event type and billing period (their starts and ends given)
 ENTRY_SUMS = """
-    SELECT event_type::text, occurred_at, sum(sign * quantity)::bigint
-    FROM entries
+    SELECT e.event_type::text, p.period_start, sum(e.sign * e.quantity)::bigint
+    FROM entries AS e
+    JOIN unnest(%s::timestamptz[], %s::timestamptz[]) AS p(period_start, period_end)
+      ON e.occurred_at >= p.period_start AND e.occurred_at < p.period_end
     GROUP BY 1, 2
 """
 
@@ -337,7 +373,7 @@ def preview(conn: psycopg.Connection, marts_path: Path, batch_id: int) -> dict:
     result = {
         "batch": batch_id,
         "state": batch["state"],
-        "rejected": _rejected(conn, batch_id),
+        "rejected": rejected_lines(conn, batch_id),
     }
     conn.rollback()
     if batch["state"] != "draft":
@@ -356,18 +392,9 @@ class _Rollback(Exception):
 
 
 def _stage(conn: psycopg.Connection, marts_path: Path, batch: dict) -> tuple[dict, list]:
-    """Within a transaction: temp table `entries`, the counts and the changes per period."""
-    conn.execute(ENTRIES_TABLE)
-    conn.execute(
-        ENTRIES,
-        {
-            "org": batch["organization_id"],
-            "batch": batch["id"],
-            "replace": batch["replace"],
-            "start": batch["window_start"],
-            "end": batch["window_end"],
-        },
-    )
+    """Within a transaction: temp table `entries`, the counts and the changes per period.
+    Refused when the batch amends an event that now occurs outside its window."""
+    events = _entries(conn, batch)
     moved_out = conn.execute(
         "SELECT event_id, was_at FROM entries WHERE sign = 1 AND action = 'amended' "
         "AND NOT (was_at >= %s AND was_at < %s) ORDER BY event_id LIMIT 5",
@@ -379,29 +406,44 @@ def _stage(conn: psycopg.Connection, marts_path: Path, batch: dict) -> tuple[dic
             f"(another batch moved them): "
             + ", ".join(f"{event_id} at {at.isoformat()}" for event_id, at in moved_out)
         )
+    return events, _changes(conn, marts_path, batch)
+
+
+def _entries(conn: psycopg.Connection, batch: dict) -> dict:
+    """Within a transaction: temp table `entries` of the batch as things are now; how many
+    events it adds, amends and voids."""
+    # a batch's records and voids are sorted and hashed in memory: a million of each fit
+    conn.execute("SET LOCAL work_mem = '256MB'")
+    conn.execute(ENTRIES_TABLE)
+    conn.execute(
+        ENTRIES,
+        {
+            "org": batch["organization_id"],
+            "batch": batch["id"],
+            "replace": batch["replace"],
+            "start": batch["window_start"],
+            "end": batch["window_end"],
+        },
+    )
     added, amended, voided = conn.execute(COUNTS).fetchone()
-    events = {"added": added, "amended": amended, "voided": voided}
-    sums = conn.execute(ENTRY_SUMS).fetchall()
-    return events, _changes(conn, marts_path, batch, sums)
+    return {"added": added, "amended": amended, "voided": voided}
 
 
-def _changes(
-    conn: psycopg.Connection, marts_path: Path, batch: dict, sums: list[tuple]
-) -> list[dict]:
+def _changes(conn: psycopg.Connection, marts_path: Path, batch: dict) -> list[dict]:
     """One change per period and metric whose billed `used` moves: a closed period's
-    difference is booked into the period open now (`booked_in`), whose figure takes it."""
-    if not sums:
+    difference is booked into the period open now (`booked_in`), whose figure takes it. The
+    entries are summed per period in the database: memory stays flat in the batch's size."""
+    first, last = conn.execute(ENTRY_SPAN).fetchone()
+    if first is None:
         return []
-    org_id = batch["organization_id"]
     now = clock.now()
-    first = min(min(at for _, at, _ in sums), now)
-    last = max(max(at for _, at, _ in sums), now)
-    periods = _periods(conn, org_id, first, last)
+    periods = _periods(conn, batch["organization_id"], min(first, now), max(last, now))
     deltas: dict[tuple[datetime, str], int] = {}
-    for event_type, at, quantity in sums:
+    for event_type, start, quantity in conn.execute(
+        ENTRY_SUMS, ([*periods], [end for end, _, _ in periods.values()])
+    ).fetchall():
         metric = METRIC_OF_EVENT_TYPE[event_type]
         if metric in QUOTA_METRICS:
-            start = _period_of(periods, at)[0]
             deltas[start, metric] = deltas.get((start, metric), 0) + quantity
     open_now = _period_of(periods, now)
     booked: dict[str, int] = {}
@@ -469,7 +511,7 @@ def _periods(
         for start, end in uncovered(period.start, period.end, covered):
             periods[start] = (end, period.quotas, False)
     for start, (end, figures, is_closed) in list(periods.items()):
-        if is_closed:  # a period closed before its quotas were kept: the plan's
+        if is_closed:  # closed before migration 0006, it kept no quotas
             for metric in QUOTA_METRICS:
                 figures.setdefault(metric, 0)
     return dict(sorted(periods.items()))
@@ -507,7 +549,7 @@ def commit(conn: psycopg.Connection, marts_path: Path, batch_id: int) -> bool:
         batch = _batch_for_update(conn, batch_id, "draft", "committed")
         if batch["state"] == "committed":
             return False
-        rejected = _rejected(conn, batch_id)
+        rejected = rejected_lines(conn, batch_id)
         if rejected:
             first = rejected[0]
             raise CorrectionRefused(
@@ -638,14 +680,15 @@ def _listed(batch: dict, conn: psycopg.Connection) -> dict:
 
 
 def _draft_counts(conn: psycopg.Connection, batch: dict) -> dict:
-    """What a draft carries so far: records and voids (what they change shows in `preview`)."""
-    records, voids = conn.execute(
-        "SELECT (SELECT count(*) FROM correction_records WHERE batch_id = %s), "
-        "(SELECT count(*) FROM correction_voids WHERE batch_id = %s)",
-        (batch["id"], batch["id"]),
-    ).fetchone()
+    """What a draft would add, amend and void if committed now (a preview's counts)."""
     conn.rollback()
-    return {"records": records, "voids": voids}
+    try:
+        with conn.transaction():
+            counts = _entries(conn, batch)
+            raise _Rollback
+    except _Rollback:
+        pass
+    return counts
 
 
 def _counts(batch: dict) -> dict:
@@ -656,13 +699,14 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _rejected(conn: psycopg.Connection, batch_id: int) -> list[dict]:
+def rejected_lines(conn: psycopg.Connection, batch_id: int, limit: int | None = None) -> list[dict]:
+    """The lines `add` refused for the batch (the first `limit`), by file and line."""
     return [
         {"file": file_name, "line": line_no, "reason": reason, "detail": detail}
         for file_name, line_no, reason, detail in conn.execute(
             "SELECT file_name, line_no, reason, detail FROM correction_rejects "
-            "WHERE batch_id = %s ORDER BY file_name, line_no",
-            (batch_id,),
+            "WHERE batch_id = %s ORDER BY file_name, line_no LIMIT %s",
+            (batch_id, limit),
         ).fetchall()
     ]
 

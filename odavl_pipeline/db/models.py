@@ -904,6 +904,27 @@ class UsageCorrection(Base):
     booked_at: Mapped[datetime] = _created()
 
 
+class StripeCreditDue(Base):
+    """What a period's Stripe meter events exceed its billed usage by, once corrections lowered
+    it below what was reported (never sent as a negative value): a credit to give the customer.
+    Kept up to date by each report; `credit` 0 once the usage caught up again."""
+
+    __tablename__ = "stripe_credits_due"
+    __table_args__ = (CheckConstraint("credit >= 0", name="credit_not_negative"),)
+
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(String(20), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    period_end: Mapped[datetime]
+    reported: Mapped[int] = mapped_column(BigInteger)
+    used: Mapped[int] = mapped_column(BigInteger)
+    credit: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
 # --- quota alerts ----------------------------------------------------------------
 
 

@@ -161,7 +161,14 @@ def _series(versions: list[PlanVersion]) -> list[tuple[datetime, datetime, list]
 def _same_series(anchor: datetime | None, other: datetime | None) -> bool:
     if anchor is None or other is None:
         return anchor is other
-    return add_months(anchor, period_index(anchor, other)) == other
+    return on_series(anchor, other)
+
+
+def on_series(anchor: datetime, moment: datetime) -> bool:
+    """Whether `moment` starts a period of `anchor`'s monthly series (as Stripe moves a
+    subscription to its next period). The plan-history trigger's `odavl_on_series` (migration
+    0006) is the same rule in SQL; tests/test_plan_series.py ties the two."""
+    return add_months(anchor, period_index(anchor, moment)) == moment
 
 
 ALWAYS_BEFORE = CALENDAR_MONTHS

@@ -27,10 +27,12 @@ true-up when the period closes, so that a period's meter events add up to its cl
   or a crash in between leaves it `pending`; the next report sends it again first, with the
   same identifier, quantity and cumulative (a refusal as a duplicate proves Stripe has it),
   and only then computes a further increment. A `sent` row is never sent again.
-- Never negative: when the marts say less than was already reported (usage deleted from an
-  open period), or a settled (`final`) period's usage changed, it is a discrepancy to settle
-  by hand, never sent. Periods without usage and organizations without a Stripe customer send
-  nothing.
+- Never negative: when the marts say less than was already reported (a correction lowered the
+  period, CONTRACT.md section 8), the difference is recorded as a credit due
+  (`stripe_credits_due`, listed by the report and the Billing page) and nothing is sent until
+  the usage exceeds what was reported; when a settled (`final`) period's usage changed, it is a
+  discrepancy to settle by hand, never sent. Periods without usage and organizations without a
+  Stripe customer send nothing.
 - On time: Stripe finalizes a subscription's invoice after its finalization grace (1 hour
   after the period end by default, Dashboard, invoice settings, "Invoice finalization grace
   period"). The increments keep the bulk of a period's usage on time whatever the delays;
@@ -93,6 +95,7 @@ class ReportSummary:
     outside_window: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (identifier, reason)
     discrepancies: list[str] = field(default_factory=list)
+    credits_due: list[str] = field(default_factory=list)  # periods reported above their usage
     not_attempted: int = 0  # left for later after Stripe became unreachable in this report
     settled: int = 0  # closed periods settled now (true-up sent, or none needed)
 
@@ -109,6 +112,7 @@ class ReportSummary:
             "outside_window": self.outside_window,
             "failed": len(self.failed),
             "discrepancies": len(self.discrepancies),
+            "credits_due": len(self.credits_due),
             "not_attempted": self.not_attempted,
             "settled": self.settled,
         }
@@ -178,6 +182,12 @@ def report_usage(
                 (row.organization_id, row.metric, row.period_start): row
                 for row in _latest_increments(conn)
             }
+            report.credited = set(
+                conn.execute(
+                    "SELECT organization_id, metric, period_start FROM stripe_credits_due "
+                    "WHERE credit > 0"
+                ).fetchall()
+            )
         for period in sorted(periods, key=lambda p: (p.org, p.metric, p.period_start)):
             if period.metric not in STRIPE_EVENT_NAMES or period.period_start > report.now:
                 continue
@@ -199,6 +209,7 @@ class _UsageReport:
     now: datetime
     summary: ReportSummary = field(default_factory=ReportSummary)
     unreachable: bool = False
+    credited: set[tuple[int, str, datetime]] = field(default_factory=set)  # credits due before
 
     def report_period(
         self,
@@ -215,7 +226,7 @@ class _UsageReport:
                 return
             row, sent_now = _as_sent(row), True
         reported = row.cumulative if row else 0
-        if self._nothing_to_send(period, row, reported, sent_now):
+        if self._nothing_to_send(period, organization_id, row, reported, sent_now):
             return
         if event_timestamp(period.period_end, self.now) < (self.now - REPORT_WINDOW).timestamp():
             self.summary.outside_window += 1
@@ -227,12 +238,26 @@ class _UsageReport:
             self.summary.settled += 1
 
     def _nothing_to_send(
-        self, period: BillingPeriod, row: LedgerRow | None, reported: int, sent_now: bool
+        self,
+        period: BillingPeriod,
+        organization_id: int,
+        row: LedgerRow | None,
+        reported: int,
+        sent_now: bool,
     ) -> bool:
-        """True when the period needs no further increment, counted by why: a discrepancy, a
-        settled or already reported period, no usage. A closed period whose increments add up
-        to its usage is settled here: its latest row is marked `final`."""
+        """True when the period needs no further increment, counted by why: a credit due or a
+        discrepancy, a settled or already reported period, no usage. A closed period whose
+        increments add up to its usage is settled here: its latest row is marked `final`."""
         where = f"{period.org} {period.metric} {period.period_start:%Y-%m-%d}"
+        if period.used < reported and not (row is not None and row.final):
+            _record_credit(self.conn, organization_id, period, reported)
+            self.summary.credits_due.append(
+                f"{where}: reported {reported}, billed {period.used}: "
+                f"a credit of {reported - period.used} is due"
+            )
+            return True
+        if (organization_id, period.metric, period.period_start) in self.credited:
+            _record_credit(self.conn, organization_id, period, reported)  # caught up: 0
         if period.used < reported:
             self.summary.discrepancies.append(
                 f"{where}: reported {reported}, the marts now say {period.used}"
@@ -287,6 +312,7 @@ def reconcile(
     with conn.transaction():
         customers = _customers(conn)
         rows = _ledger(conn)
+        credits = credits_due(conn)
     slugs = {organization_id: slug for slug, (organization_id, _) in customers.items()}
     billed = {
         (p.org, p.metric, p.period_start): p for p in periods if p.metric in STRIPE_EVENT_NAMES
@@ -312,7 +338,7 @@ def reconcile(
         period = billed.get(key)
         if period is None:
             violations.append(f"{where}: reported, but no such period in the marts")
-        elif reported > period.used or (
+        elif (reported > period.used and credits.get(key) != reported - period.used) or (
             period.closed
             and reported < period.used
             and event_timestamp(period.period_end) >= oldest
@@ -327,6 +353,58 @@ def reconcile(
                 f"{period.used} not reported to Stripe"
             )
     return Reconciliation(checked=len(by_period) + len(billed), violations=violations)
+
+
+# --- credits due ---------------------------------------------------------------------------
+
+RECORD_CREDIT = """
+    INSERT INTO stripe_credits_due AS c (organization_id, metric, period_start, period_end,
+                                         reported, used, credit)
+    VALUES (%(org)s, %(metric)s, %(start)s, %(end)s, %(reported)s, %(used)s, %(credit)s)
+    ON CONFLICT (organization_id, metric, period_start) DO UPDATE
+    SET reported = excluded.reported, used = excluded.used, credit = excluded.credit,
+        updated_at = odavl_now()
+    WHERE (c.reported, c.used, c.credit) IS DISTINCT FROM (excluded.reported, excluded.used,
+                                                           excluded.credit)
+"""
+
+
+def _record_credit(
+    conn: psycopg.Connection, organization_id: int, period: BillingPeriod, reported: int
+) -> None:
+    """Keep the period's credit due: what was reported above its usage (a row once there was
+    one; its credit 0 when the usage caught up)."""
+    credit = max(reported - period.used, 0)
+    values = {
+        "org": organization_id,
+        "metric": period.metric,
+        "start": period.period_start,
+        "end": period.period_end,
+        "reported": reported,
+        "used": period.used,
+        "credit": credit,
+    }
+    with conn.transaction():
+        if credit:
+            conn.execute(RECORD_CREDIT, values)
+        else:
+            conn.execute(
+                "UPDATE stripe_credits_due SET reported = %(reported)s, used = %(used)s, "
+                "credit = 0, updated_at = odavl_now() WHERE organization_id = %(org)s "
+                "AND metric = %(metric)s AND period_start = %(start)s AND credit > 0",
+                values,
+            )
+
+
+def credits_due(conn: psycopg.Connection) -> dict[tuple[str, str, datetime], int]:
+    """The credits due now, by (organization slug, metric, period start)."""
+    return {
+        (slug, metric, start): credit
+        for slug, metric, start, credit in conn.execute(
+            "SELECT o.slug, c.metric, c.period_start, c.credit FROM stripe_credits_due AS c "
+            "JOIN organizations AS o ON o.id = c.organization_id WHERE c.credit > 0"
+        ).fetchall()
+    }
 
 
 # --- the ledger --------------------------------------------------------------------------

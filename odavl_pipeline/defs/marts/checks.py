@@ -28,8 +28,8 @@ RECONCILED: dict[str, tuple[str, Callable[..., reconcile.Reconciliation]]] = {
         reconcile.billing_periods_usage,
     ),
     "quota_status": (
-        "Used in each current period equals what Postgres bills it for: the usage that "
-        "occurred in it and the late usage carried into it.",
+        "Used in each current period equals its billing_periods row (one number per period), "
+        "which the billing_periods check compares with Postgres.",
         reconcile.quota_status_usage,
     ),
 }

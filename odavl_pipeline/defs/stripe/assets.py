@@ -63,6 +63,8 @@ def stripe_usage_reports(
         summary = report_usage(conn, client, periods)
     for discrepancy in summary.discrepancies:
         context.log.warning(f"discrepancy, not billed again: {discrepancy}")
+    for credit in summary.credits_due:
+        context.log.warning(f"credit due, nothing negative sent: {credit}")
     if summary.failed or summary.not_attempted:
         failures = "; ".join(f"{identifier}: {reason}" for identifier, reason in summary.failed)
         raise dg.Failure(
