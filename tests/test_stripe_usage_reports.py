@@ -416,9 +416,9 @@ def test_a_credit_due_ends_when_the_usage_catches_up(
     caught_up = at(stripe_settings, period, 130, False, period.start + timedelta(days=4))
     assert caught_up.credits_due == [] and len(caught_up.sent) == 1  # the 30 above 100
     with connect(stripe_settings) as conn:
-        assert conn.execute(
-            "SELECT reported, used, credit FROM stripe_credits_due"
-        ).fetchall() == [(100, 130, 0)]
+        assert conn.execute("SELECT reported, used, credit FROM stripe_credits_due").fetchall() == [
+            (100, 130, 0)
+        ]
 
 
 def test_rows_of_before_the_increments_become_final_first_increments(
