@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from odavl_pipeline.db.server import connect
 from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.marts.build import refresh_marts
 from odavl_pipeline.orchestration import instance
@@ -167,7 +168,6 @@ def test_two_commits_of_one_batch_at_once_apply_it_once(settings, landing, conn,
     from concurrent.futures import ThreadPoolExecutor
 
     from odavl_pipeline.billing import corrections
-    from odavl_pipeline.db.server import connect
 
     _land(
         landing,
@@ -290,7 +290,7 @@ def test_the_billing_and_staff_pages_show_batches_versions_and_credits(
         tmp_path / "fix.ndjson", [usage("n0", occurred_at="2026-11-03T10:00:00Z", quantity=5)]
     )
     cli("corrections", "add", str(batch), str(fix))
-    with connect_to(settings) as own:
+    with connect(settings) as own:
         corrections.commit(own, settings.marts_path, batch)
         own.execute(
             "INSERT INTO stripe_credits_due (organization_id, metric, period_start, period_end, "
@@ -320,12 +320,6 @@ def test_the_billing_and_staff_pages_show_batches_versions_and_credits(
         staff = no_exceptions(signed_in_app(STAFF).switch_page("views/staff.py").run())
         assert "Usage corrections" in [s.value for s in staff.subheader]
         assert "counted twice" in texts(staff)
-
-
-def connect_to(settings):
-    from odavl_pipeline.db.server import connect
-
-    return connect(settings)
 
 
 @pytest.mark.slow
@@ -435,7 +429,7 @@ def test_add_refuses_each_line_a_batch_may_not_carry_and_a_second_add_replaces_t
         json.dumps({**usage("a4", occurred_at=inside), "project": "no-such-project"}),
         json.dumps(usage("a5", occurred_at=inside)),
     ]
-    with connect_to(settings) as own:
+    with connect(settings) as own:
         added = corrections.add(own, batch, "fix.ndjson", [line.encode() for line in lines])
         assert added == corrections.Added(2, 6)
         assert [

@@ -378,17 +378,10 @@ def preview(conn: psycopg.Connection, marts_path: Path, batch_id: int) -> dict:
     conn.rollback()
     if batch["state"] != "draft":
         return {**result, "events": _counts(batch), "changes": batch["changes"] or []}
-    try:
-        with conn.transaction():
-            events, changes = _stage(conn, marts_path, batch)
-            raise _Rollback
-    except _Rollback:
-        pass
+    with conn.transaction():
+        events, changes = _stage(conn, marts_path, batch)
+        raise psycopg.Rollback  # a preview changes nothing
     return {**result, "events": events, "changes": changes}
-
-
-class _Rollback(Exception):
-    """Ends a preview's transaction, undoing it."""
 
 
 def _stage(conn: psycopg.Connection, marts_path: Path, batch: dict) -> tuple[dict, list]:
@@ -682,12 +675,9 @@ def _listed(batch: dict, conn: psycopg.Connection) -> dict:
 def _draft_counts(conn: psycopg.Connection, batch: dict) -> dict:
     """What a draft would add, amend and void if committed now (a preview's counts)."""
     conn.rollback()
-    try:
-        with conn.transaction():
-            counts = _entries(conn, batch)
-            raise _Rollback
-    except _Rollback:
-        pass
+    with conn.transaction():
+        counts = _entries(conn, batch)
+        raise psycopg.Rollback
     return counts
 
 
