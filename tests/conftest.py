@@ -151,9 +151,15 @@ def dagster_instance(settings):
     """The Dagster instance the command line uses, with no day landed (registered) yet: its
     storage, the server's `dagster` database, is shared by the session's tests."""
     from odavl_pipeline import orchestration
+
+    return forget_landed_days(orchestration.instance(settings))
+
+
+def forget_landed_days(instance):
+    """Unregister every landed day: a run then covers exactly this test's days, in one range,
+    whatever the earlier tests of this worker registered."""
     from odavl_pipeline.defs.ingest.partitions import landed_days
 
-    instance = orchestration.instance(settings)
     for key in instance.get_dynamic_partitions(landed_days.name):
         instance.delete_dynamic_partition(landed_days.name, key)
     return instance

@@ -32,7 +32,7 @@ from odavl_pipeline.settings import Settings
 
 from .celery_workers import ROOT, CeleryWorkers
 from .commands import cli
-from .conftest import TEMPLATE_DB, _admin
+from .conftest import TEMPLATE_DB, _admin, forget_landed_days
 from .marts_helpers import every_mart
 from .processes import wait_until_gone
 from .records import error, usage
@@ -70,6 +70,7 @@ def celery_settings(settings, redis_server, monkeypatch) -> Settings:
         monkeypatch.setenv(name, value)
     monkeypatch.setenv(EXECUTOR_VARIABLE, "celery")
     monkeypatch.setenv(BROKER_VARIABLE, redis_server.url)
+    forget_landed_days(instance(settings))  # the storage is shared by this worker's tests
     return settings
 
 
@@ -156,7 +157,7 @@ def test_celery_workers_run_the_steps_on_both_workers_and_end_as_a_multiprocess_
         rf"^marts\s+built {len(MARTS)} tables, checks passed{STAGE}$", run.stderr, re.M
     )
     runs = re.findall(r"^dagster run ([0-9a-f-]{36}): success$", run.stderr, re.MULTILINE)
-    assert len(runs) == 1, run.stderr[-3000:]  # once seen twice under load: say what ran
+    assert len(runs) == 1, run.stderr[-3000:]
     [run_id] = runs
 
     # every step ran in a worker: the worker that took it by the run's log, in that worker's
@@ -297,9 +298,12 @@ def test_the_command_ends_its_run_on_sigterm_while_a_worker_runs_a_step(
     [run_id] = re.findall(r"^dagster run ([0-9a-f-]{36}): FAILED \(SIGTERM\)$", err, re.M)
     ended = instance(celery_settings).get_run_by_id(run_id)
     assert ended.status.value == "FAILURE"
-    # the executor may end the run in the same instant as the watcher does: each reports it
+    # ended by the command's watcher after its grace, or by the executor within it (the
+    # SIGTERM reaches the executor as an interrupt): the run's log says which, as a failure
     failures = instance(celery_settings).all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
-    assert any(
-        "odavl-pipeline run received SIGTERM and ended the run" in failure.message
-        for failure in failures
-    ), [failure.message for failure in failures]
+    said = [failure.message for failure in failures]
+    assert said and all(
+        "odavl-pipeline run received SIGTERM and ended the run" in message
+        or "Execution was interrupted" in message
+        for message in said
+    ), said
