@@ -45,7 +45,7 @@ import psycopg
 
 import common
 from common import Environment, log, run_child, server_facts, tear_down, throttled
-from odavl_pipeline.domain.plans import period_containing, periods_covering
+from odavl_pipeline.billing.plans import period_containing, periods_covering
 from odavl_pipeline.settings import Settings
 
 BENCH_DB = "odavl_marts_bench"

@@ -292,13 +292,13 @@ def _process_gone(instance, run) -> bool:
 
 def check_closes(settings: Settings, now: datetime) -> Finding:
     """Billing periods past their end and grace that the marts still hold open, and the usage
-    files that keep them from closing (landed, not ingested as they are: marts.closing)."""
+    files that keep them from closing (landed, not ingested as they are: billing.closing)."""
     import duckdb
     import psycopg
 
     from odavl_pipeline.db.server import connect
     from odavl_pipeline.ingest.zones import ZoneUnavailable
-    from odavl_pipeline.marts.closing import files_holding_closes
+    from odavl_pipeline.billing.closing import files_holding_closes
     from odavl_pipeline.marts.store import MartsNotBuilt, open_marts
 
     waiting = 0

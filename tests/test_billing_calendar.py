@@ -37,7 +37,7 @@ METRICS = {"insight_analysis": "analyses", "autopilot_job": "fixes", "guardian_t
 Period = tuple[datetime, datetime]
 
 
-# --- the calendar, computed here independently of odavl_pipeline.domain.plans -----------------
+# --- the calendar, computed here independently of odavl_pipeline.billing.plans -----------------
 
 
 def calendar_month(moment: datetime) -> Period:

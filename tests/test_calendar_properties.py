@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odavl_pipeline.billing.catalogue import PLAN_LIMITS
-from odavl_pipeline.domain.plans import (
+from odavl_pipeline.billing.plans import (
     ALWAYS_BEFORE,
     PlanVersion,
     add_months,
@@ -31,7 +31,7 @@ from odavl_pipeline.domain.plans import (
     quotas,
     rated_periods,
 )
-from odavl_pipeline.domain.quota import MAX_PROJECTED, forecast, quota_state
+from odavl_pipeline.billing.quota import MAX_PROJECTED, forecast, quota_state
 from odavl_pipeline.marts.bounds import EARLIEST, LATEST
 from odavl_pipeline.marts.build import CLOSE_DUE_PERIODS, DUE_PERIODS, PAST_PERIODS
 

@@ -15,7 +15,7 @@ from odavl_pipeline import clock, doctor
 from odavl_pipeline.ingest.landing import scan_landing
 from odavl_pipeline.ingest.file_rejects import record_failed_file
 from odavl_pipeline.ingest.run import ingest_days
-from odavl_pipeline.marts.closing import HeldFile, files_holding_closes
+from odavl_pipeline.billing.closing import HeldFile, files_holding_closes
 
 from .commands import cli
 from .marts_helpers import every_mart

@@ -16,7 +16,7 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from odavl_pipeline.domain.quota import forecast
+from odavl_pipeline.billing.quota import forecast
 from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.settings import Settings
 

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from odavl_pipeline.domain.attestations import attestation_hash
-from odavl_pipeline.domain.plans import add_months, period_containing, periods_covering, quotas
-from odavl_pipeline.domain.quota import forecast, quota_status
+from odavl_pipeline.billing.plans import add_months, period_containing, periods_covering, quotas
+from odavl_pipeline.billing.quota import forecast, quota_status
 from odavl_pipeline.domain.records import (
     RULES,
     Reason,

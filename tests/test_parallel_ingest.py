@@ -297,7 +297,7 @@ def test_a_period_close_counts_exactly_what_committed_before_it(settings, landin
         assert _closed_usage(conn, occurred) == 7
         return
     # after the cut, the file is not in the build: landed and unread then, it holds the close
-    # (marts.closing), which the next build makes with it
+    # (billing.closing), which the next build makes with it
     assert _closed_usage(conn, occurred) is None
     refresh_marts(settings)
     assert _closed_usage(conn, occurred) == 7

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from odavl_pipeline.billing.catalogue import PLAN_LIMITS, QUOTA_METRICS
-from odavl_pipeline.domain.plans import (
+from odavl_pipeline.billing.plans import (
     CALENDAR_MONTHS,
     PlanVersion,
     periods_covering,

@@ -1,4 +1,4 @@
-"""The monthly-series rule is written twice: in `domain/plans.py` (`on_series`, which the marts'
+"""The monthly-series rule is written twice: in `billing/plans.py` (`on_series`, which the marts'
 rating uses) and in SQL (`odavl_on_series`, which the plan-history trigger uses to tell Stripe's
 move to the next period from a re-anchoring). They must agree on every pair of instants."""
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from odavl_pipeline.domain.plans import add_months, on_series
+from odavl_pipeline.billing.plans import add_months, on_series
 
 INSTANTS = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2600, 12, 31), timezones=st.just(UTC)

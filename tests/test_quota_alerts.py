@@ -29,7 +29,7 @@ from odavl_pipeline.alerts import (
 )
 from odavl_pipeline.alerts.http import post
 from odavl_pipeline.db.server import connect
-from odavl_pipeline.domain.quota import quota_status
+from odavl_pipeline.billing.quota import quota_status
 from odavl_pipeline.marts.schema import MARTS
 
 from .alert_receiver import AlertReceiver

@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from odavl_pipeline import clock
 from odavl_pipeline.db import migrate
 from odavl_pipeline.db.server import connect
-from odavl_pipeline.domain.plans import CALENDAR_MONTHS, add_months, period_containing
+from odavl_pipeline.billing.plans import CALENDAR_MONTHS, add_months, period_containing
 from odavl_pipeline.marts.store import MartsNotBuilt
 from odavl_pipeline.stripe_billing.client import stripe_client
 from odavl_pipeline.stripe_billing.usage_reports import (

@@ -743,7 +743,7 @@ def files_holding_closes(viewer: Viewer) -> pd.DataFrame:
 @st.cache_data(ttl=60, show_spinner=False)
 def _held_files() -> pd.DataFrame:
     from odavl_pipeline.db.server import connect
-    from odavl_pipeline.marts.closing import files_holding_closes as held_files
+    from odavl_pipeline.billing.closing import files_holding_closes as held_files
 
     settings = Settings.from_env()
     with connect(settings) as conn:

@@ -10,8 +10,8 @@ import streamlit as st
 from dashlib import auth, downloads
 from dashlib.data import Viewer
 from dashlib.filters import Filters, show as show_filters
-from odavl_pipeline.domain.quota import AT_RISK
-from odavl_pipeline.domain.quota import quota_state as domain_quota_state
+from odavl_pipeline.billing.quota import AT_RISK
+from odavl_pipeline.billing.quota import quota_state as domain_quota_state
 
 # Paul Tol's colour-blind-safe colours, the strongest for the most severe.
 SEVERITY_COLOURS = {
@@ -93,7 +93,7 @@ def period_label(start, end) -> str:
 
 
 def quota_state(status: str, projected_exhaustion, period_end) -> str:
-    """The state a quota shows (`domain.quota.quota_state`), from a frame's values (NaT for a
+    """The state a quota shows (`billing.quota.quota_state`), from a frame's values (NaT for a
     missing day)."""
     exhaustion = (
         None if pd.isna(projected_exhaustion) else pd.Timestamp(projected_exhaustion).date()

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 
 import psycopg
 
-from odavl_pipeline.domain.quota import AT_RISK, quota_state
+from odavl_pipeline.billing.quota import AT_RISK, quota_state
 
 _UID_NAMESPACE = uuid.UUID("6f1c2a4e-9d0b-4e57-8a43-0d5f8e6b7c21")
 QUOTA_COLUMNS = (

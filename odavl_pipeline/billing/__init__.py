@@ -1,1 +1,2 @@
-"""Billing: what is metered and sold (`catalogue`), for rating, closing and reporting."""
+"""Billing: what is metered and sold (`catalogue`), the rating rules (`plans`, `quota`), when
+periods close (`closing`) and usage corrections (`corrections`, `filters`)."""

@@ -23,7 +23,13 @@ import psycopg
 from odavl_pipeline import clock
 from odavl_pipeline.billing.catalogue import METRIC_OF_EVENT_TYPE, QUOTA_METRICS
 from odavl_pipeline.billing.filters import FilterError, filter_sql, parse_filter
-from odavl_pipeline.domain.plans import ALWAYS_BEFORE, PlanVersion, quotas, rated_periods, uncovered
+from odavl_pipeline.billing.plans import (
+    ALWAYS_BEFORE,
+    PlanVersion,
+    quotas,
+    rated_periods,
+    uncovered,
+)
 from odavl_pipeline.domain.records import Reason, Rejected, parse_record
 from odavl_pipeline.errors import PipelineError
 

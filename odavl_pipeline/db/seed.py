@@ -25,7 +25,7 @@ from odavl_pipeline.db.models import (
     Subscription,
     User,
 )
-from odavl_pipeline.domain.plans import period_containing
+from odavl_pipeline.billing.plans import period_containing
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 PASSWORD_ITERATIONS = 600_000

@@ -22,16 +22,16 @@ import pyarrow as pa
 
 from odavl_pipeline.db.server import connect, libpq_url, server_url
 from odavl_pipeline.billing.catalogue import QUOTA_METRICS
-from odavl_pipeline.domain.plans import (
+from odavl_pipeline.billing.plans import (
     ALWAYS_BEFORE,
     PlanVersion,
     quotas,
     rated_periods,
     uncovered,
 )
-from odavl_pipeline.domain.quota import forecast
+from odavl_pipeline.billing.quota import forecast
 from odavl_pipeline.domain.records import SOURCES
-from odavl_pipeline.marts.closing import HeldFile, files_holding_closes
+from odavl_pipeline.billing.closing import HeldFile, files_holding_closes
 from odavl_pipeline.marts.extract import (
     CLOSED_USAGE_QUERY,
     CLOSES_QUERY,
@@ -97,7 +97,7 @@ class MartsReport:
     periods_recomputed: int = 0
     rows: dict[str, int] = field(default_factory=dict)  # rows per mart after the build
     seconds: float = 0.0
-    held_files: list[HeldFile] = field(default_factory=list)  # they hold closes (marts.closing)
+    held_files: list[HeldFile] = field(default_factory=list)  # they hold closes (billing.closing)
     closes_waiting: int = 0  # periods past their end and grace that wait for held files
     # late usage of the days this build read, counted in open periods (`LATE_INTO_OPEN`)
     late_carried: list[LateCarried] = field(default_factory=list)
@@ -488,7 +488,7 @@ def _facts_view(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: st
 # --- billing ---------------------------------------------------------------------------------
 #
 # The closing rule: a period closes at the first build after its end plus the grace at which no
-# landed usage file that may hold its usage waits to be ingested (marts.closing), with the
+# landed usage file that may hold its usage waits to be ingested (billing.closing), with the
 # usage that had arrived by then, and is never recomputed after: its figures are what Postgres
 # recorded when it closed (`billing_close_usage`), whatever is rebuilt. Usage that arrives after
 # its period closed counts in the period open at its arrival (`billing_adjustments`).
@@ -531,7 +531,7 @@ PAST_PERIODS = """
       AND (p.org_id, p.period_start) NOT IN (SELECT org_id, period_start FROM closes)
 """
 
-# ... those this build closes: no usage file that can hold their usage waits (marts.closing)
+# ... those this build closes: no usage file that can hold their usage waits (billing.closing)
 DUE_PERIODS = """
     CREATE OR REPLACE TEMP TABLE due AS
     SELECT * FROM past AS p
