@@ -456,3 +456,66 @@ def test_add_refuses_each_line_a_batch_may_not_carry_and_a_second_add_replaces_t
         assert corrections.add(own, batch, "more.ndjson", [lines[0].encode()]) == corrections.Added(
             0, 1
         )
+
+
+@pytest.mark.parametrize("few_keys", [10_000, 0], ids=["looked-up-by-key", "one-pass"])
+def test_a_batch_reads_its_events_by_key_or_in_one_pass_with_the_same_result(
+    settings, landing, conn, monkeypatch, few_keys
+):
+    """Up to FEW_KEYS events a batch touches are looked up one by one, more in one pass over the
+    organization's events: both give the same refusals, entries and changes."""
+    from odavl_pipeline.billing import corrections
+
+    monkeypatch.setattr(corrections, "FEW_KEYS", few_keys)
+    inside = "2026-11-03T10:00:00Z"
+    _land(
+        landing,
+        conn,
+        "2026-10-30",
+        "october.ndjson",
+        [usage("o1", occurred_at="2026-10-30T10:00:00Z")],
+    )
+    _land(
+        landing,
+        conn,
+        "2026-11-03",
+        "november.ndjson",
+        [
+            usage("a1", occurred_at=inside),
+            usage("b1", occurred_at=inside),
+            usage("c1", occurred_at=inside),
+        ],
+    )
+    refresh_marts(settings)
+    batch = _create("--start", NOVEMBER[0], "--end", NOVEMBER[1], "--reason", "test")
+    lines = [
+        usage("a1", occurred_at=inside, quantity=4),  # amended
+        usage("c1", occurred_at=inside),  # as it is: nothing to do
+        usage("n1", occurred_at=inside, quantity=2),  # added
+        usage("o1", occurred_at=inside),  # an October event: refused
+    ]
+    with connect(settings) as own:
+        added = corrections.add(own, batch, "fix.ndjson", [json.dumps(r).encode() for r in lines])
+        assert added == corrections.Added(3, 1)
+        assert corrections.void_ids(own, batch, ["b1"]) == []
+        corrections.add(own, batch, "fix.ndjson", [json.dumps(r).encode() for r in lines[:3]])
+        preview = corrections.preview(own, settings.marts_path, batch)
+        assert preview["events"] == {"added": 1, "amended": 1, "voided": 1}
+        assert [
+            (c["period_start"][:10], c["used_before"], c["used_after"], c["booked_in"])
+            for c in preview["changes"]
+            if c["metric"] == "analyses"
+        ] == [  # a1 1 -> 4, b1 voided, n1 added: +4 to the closed November, booked in December
+            ("2026-11-01", 3, 7, "2026-12-01T00:00:00+00:00"),
+            ("2026-12-01", 0, 4, None),
+        ]
+        assert corrections.commit(own, settings.marts_path, batch)
+    refresh_marts(settings)
+    assert rows(
+        settings, "SELECT quantity FROM usage_daily WHERE org = ? AND day = '2026-11-03'", [ORG]
+    ) == [(7,)]
+    assert _analyses(settings) == {
+        "2026-10-01": (1, True),
+        "2026-11-01": (3, True),
+        "2026-12-01": (4, False),
+    }

@@ -2,8 +2,9 @@
 add, void, replace, commit, revert and discard, with the clock moving across period ends.
 
 After every step the counted versions of the organization's events are the model's; after every
-build the marts equal a build from scratch over the current versions, every closed row is as
-it was recorded when it closed, and the billed periods sum to the corrected truth.
+build its checks pass (of what it rebuilt, and of everything), the marts equal a build from
+scratch over the current versions, every closed row is as it was recorded when it closed, and
+the billed periods sum to the corrected truth.
 """
 
 import json
@@ -26,8 +27,10 @@ from odavl_pipeline.billing import corrections
 from odavl_pipeline.billing.corrections import CorrectionRefused
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.ingest.run import ingest_days
+from odavl_pipeline.marts import reconcile
 from odavl_pipeline.marts.build import refresh_marts
-from odavl_pipeline.marts.store import facts_dir
+from odavl_pipeline.marts.reconcile import Rebuilt
+from odavl_pipeline.marts.store import facts_dir, open_marts
 
 from .marts_helpers import every_mart, rows
 from .records import ORG, usage
@@ -109,8 +112,8 @@ class CorrectionsMachine(RuleBasedStateMachine):
 
     @rule()
     def build(self):
-        refresh_marts(self.settings)
-        self.check_marts()
+        report = refresh_marts(self.settings)
+        self.check_marts(report.rebuilt)
 
     # --- batches -----------------------------------------------------------------------------
 
@@ -279,7 +282,16 @@ class CorrectionsMachine(RuleBasedStateMachine):
             if event.live
         }
 
-    def check_marts(self):
+    def check_marts(self, rebuilt: Rebuilt | None):
+        """The build's checks pass, of what it rebuilt and of everything; the two ways of
+        computing a period's bill in Postgres agree; then the figures themselves."""
+        with connect(self.settings) as conn, open_marts(self.settings.marts_path) as marts:
+            for compare in (reconcile.usage_daily_totals, reconcile.billing_periods_usage):
+                assert compare(marts, conn, rebuilt).passed and compare(marts, conn).passed
+            periods = marts.execute(
+                "SELECT DISTINCT org, period_start, period_end FROM billing_periods"
+            ).fetchall()
+            assert reconcile._billed_periods(conn, periods) == reconcile._billed(conn, periods)
         billed = rows(
             self.settings,
             "SELECT period_start, metric, used, quota, overage, closed FROM billing_periods "

@@ -194,6 +194,54 @@ def test_one_number_the_open_period_quota_status_and_alerts_count_late_usage(
         assert reconcile.billing_periods_usage(marts, conn).passed
 
 
+def test_an_incremental_build_s_checks_compare_what_it_rebuilt_late_usage_included(
+    settings, conn, october
+):
+    """The checks of an incremental build read Postgres's usage of the days and periods it
+    rebuilt (by time, late arrivals included) and find a wrong figure there; the periods and
+    days it did not rebuild are left to the build that made them, or to a full check."""
+    add_usage(conn, ORG, "october", "2026-10-20T00:00:00Z", "2026-10-20T00:01:00Z", AUDIT)
+    add_usage(conn, OTHER_ORG, "other", "2026-10-21T00:00:00Z", "2026-10-21T00:01:00Z", AUDIT)
+    refresh_marts(settings, as_of=at("2026-11-01T01:05:00Z"))  # closes October
+    add_many(conn, ORG, "late", 5, "2026-10-20T00:00:00Z", "2026-11-05T02:00:00Z", AUDIT)
+    add_many(conn, ORG, "own", 3, "2026-11-05T00:00:00Z", "2026-11-05T01:00:00Z", AUDIT)
+    report = refresh_marts(settings, as_of=at("2026-11-06T00:00:00Z"))
+
+    rebuilt = report.rebuilt
+    assert rebuilt.days == [date(2026, 10, 20), date(2026, 11, 5)]
+    assert {(org, start.date().isoformat()) for org, start, _ in rebuilt.periods} == {
+        (ORG, "2026-11-01")  # October is closed; the other organization's periods untouched
+    }
+    checks = (reconcile.usage_daily_totals, reconcile.billing_periods_usage)
+    with open_marts(settings.marts_path) as marts:
+        assert all(check(marts, conn, rebuilt).passed for check in checks)
+        assert all(check(marts, conn).passed for check in checks)
+    assert billed(settings)[("2026-11-01", "audits")][0] == 8  # 3 of its own, 5 late
+
+    with duckdb.connect(str(settings.marts_path)) as marts:  # a bug's figures, by hand
+        marts.execute(
+            "UPDATE billing_periods SET used = used + 1 "
+            "WHERE org = ? AND NOT closed AND metric = 'audits'",
+            [ORG],
+        )
+        marts.execute("UPDATE usage_daily SET quantity = quantity + 1 WHERE day = '2026-11-05'")
+    with open_marts(settings.marts_path) as marts:
+        found = reconcile.billing_periods_usage(marts, conn, rebuilt)
+        assert found.differences == [
+            {
+                "org": ORG,
+                "period_start": "2026-11-01 00:00:00+00:00",
+                "metric": "audits",
+                "marts": 9,
+                "postgres": 8,
+            }
+        ]
+        found = reconcile.usage_daily_totals(marts, conn, rebuilt)
+        assert [(d["org"], d["day"], d["marts"], d["postgres"]) for d in found.differences] == [
+            (ORG, "2026-11-05", 4, 3)
+        ]
+
+
 def test_booked_usage_alone_can_use_up_a_quota(settings, conn, october):
     add_usage(conn, ORG, "october", "2026-10-20T00:00:00Z", "2026-10-20T00:01:00Z", AUDIT)
     refresh_marts(settings, as_of=at("2026-11-01T01:05:00Z"))

@@ -9,7 +9,7 @@ from odavl_pipeline.defs.ingest.assets import ingest_assets
 from odavl_pipeline.defs.marts.assets import MARTS, marts
 from odavl_pipeline.defs.ingest.partitions import landed_days
 from odavl_pipeline.defs.marts.checks import mart_check_specs
-from odavl_pipeline.defs.marts.schedules import daily_billing
+from odavl_pipeline.defs.marts.schedules import CHECK_EVERYTHING, daily_billing
 from odavl_pipeline.defs.resources import OdavlResource
 
 from .clocks import instant
@@ -62,6 +62,7 @@ def test_the_daily_schedule_asks_for_the_days_with_new_files(settings, landing, 
         request.tags["dagster/asset_partition_range_start"],
         request.tags["dagster/asset_partition_range_end"],
     ) == ("2026-11-02", DAY)
+    assert request.run_config == CHECK_EVERYTHING  # the daily run compares every mart row
     assert dagster_instance.get_dynamic_partitions(landed_days.name) == ["2026-11-02", DAY]
     assert defs.resolve_schedule_def("daily_billing").job_name == "pipeline"
     assert defs.resolve_schedule_def("hourly_stripe").job_name == "stripe"
@@ -125,7 +126,7 @@ def test_the_check_fails_when_a_write_escaped_the_marts(settings, landing, conn)
     conn.execute("DELETE FROM usage_events WHERE event_id = 'u2'")  # unseen by the marts
     conn.execute("ALTER TABLE usage_events ENABLE TRIGGER mark_mart_changes_delete")
     conn.commit()
-    result = _materialize(instance)
+    result = _materialize(instance, run_config=CHECK_EVERYTHING)  # as the daily run does
     failed = {
         e.asset_key.path[-1]
         for e in result.get_asset_check_evaluations()

@@ -113,13 +113,35 @@ ADD_REPEATS = """
     ORDER BY a.line_no
 """
 
+# The current versions (`usage_current`) of the events whose ids table {keys} lists, as table
+# `c`: a few are looked up one by one by their key (OFFSET 0 keeps each lookup apart, so that
+# PostgreSQL reads only that event's rows), many in one pass over the organization's events
+# joined to the keys by hash.
+FEW_KEYS = 10_000
+_LOOKED_UP = """
+    {keys} AS k
+    CROSS JOIN LATERAL (
+        SELECT * FROM usage_current AS v
+        WHERE v.organization_id = %(org)s AND v.event_id = k.event_id
+        OFFSET 0) AS c
+"""
+_JOINED = """
+    {keys} AS k
+    JOIN usage_current AS c ON c.organization_id = %(org)s AND c.event_id = k.event_id
+"""
+
+
+def _current_versions(keys: str, count: int) -> str:
+    """SQL (a FROM clause) of the current versions of `count` events listed in table `keys`."""
+    return (_LOOKED_UP if count <= FEW_KEYS else _JOINED).format(keys=keys)
+
+
 # ... the lines amending an event that now occurs outside the window
 ADD_OUTSIDE = """
-    SELECT a.line_no, a.event_id, c.occurred_at, a.payload::text
-    FROM added AS a
-    JOIN usage_current AS c ON c.organization_id = %(org)s AND c.event_id = a.event_id
+    SELECT k.line_no, k.event_id, c.occurred_at, k.payload::text
+    FROM {current}
     WHERE NOT (c.occurred_at >= %(start)s AND c.occurred_at < %(end)s)
-    ORDER BY a.line_no
+    ORDER BY k.line_no
 """
 
 ADD_RECORDS = """
@@ -180,7 +202,8 @@ def add(conn: psycopg.Connection, batch_id: int, name: str, lines: Iterable[byte
         for line_no, event_id, where, text in conn.execute(ADD_REPEATS, values).fetchall():
             detail = f"event_id: {event_id!r} is already in this batch at {where}"
             late.setdefault(line_no, (line_no, Reason.CONFLICTING_DUPLICATE.value, detail, text))
-        for line_no, event_id, occurred_at, text in conn.execute(ADD_OUTSIDE, values).fetchall():
+        outside = ADD_OUTSIDE.format(current=_current_versions("added", copied))
+        for line_no, event_id, occurred_at, text in conn.execute(outside, values).fetchall():
             detail = (
                 f"event_id: {event_id!r} occurred at {occurred_at.isoformat()}, outside the "
                 "batch's window: a batch amends events of its window only"
@@ -310,6 +333,22 @@ def discard(conn: psycopg.Connection, batch_id: int) -> None:
 
 # --- what a batch changes ------------------------------------------------------------------
 
+# the events a batch touches: those it carries or voids, and with --replace every event of its
+# window (one pass over the organization's events)
+TOUCHED_WITH_WINDOW = """
+    SELECT c.* FROM usage_current AS c
+    LEFT JOIN keys AS k USING (event_id)
+    WHERE c.organization_id = %(org)s
+      AND (k.event_id IS NOT NULL OR (c.occurred_at >= %(start)s AND c.occurred_at < %(end)s))
+"""
+# ... without --replace, those it carries or voids
+TOUCHED_BY_KEY = "SELECT c.* FROM {current}"
+
+KEY_COUNT = """
+    SELECT (SELECT count(*) FROM correction_records WHERE batch_id = %(batch)s)
+         + (SELECT count(*) FROM correction_voids WHERE batch_id = %(batch)s)
+"""
+
 # The entries a draft's commit writes (temp table `entries`), from the events it touches as they
 # are now: a record of a new key adds a version (+1); a record of a known key that differs from
 # its current version retracts that version if it counts (-1) and adds its own (+1); a void, or
@@ -320,12 +359,7 @@ ENTRIES = """
         SELECT event_id FROM correction_records WHERE batch_id = %(batch)s
         UNION
         SELECT event_id FROM correction_voids WHERE batch_id = %(batch)s),
-    touched AS (  -- one pass over the organization's events, joined to the keys by hash
-        SELECT c.* FROM usage_current AS c
-        LEFT JOIN keys AS k USING (event_id)
-        WHERE c.organization_id = %(org)s
-          AND (k.event_id IS NOT NULL
-            OR (%(replace)s AND c.occurred_at >= %(start)s AND c.occurred_at < %(end)s))),
+    touched AS ({touched}),
     records AS (
         SELECT * FROM correction_records WHERE batch_id = %(batch)s)
     SELECT t.event_id, -1 AS sign, t.event_type, t.occurred_at, t.quantity, t.project_id,
@@ -414,16 +448,18 @@ def _entries(conn: psycopg.Connection, batch: dict) -> dict:
     # a batch's records and voids are sorted and hashed in memory: a million of each fit
     conn.execute("SET LOCAL work_mem = '256MB'")
     conn.execute(ENTRIES_TABLE)
-    conn.execute(
-        ENTRIES,
-        {
-            "org": batch["organization_id"],
-            "batch": batch["id"],
-            "replace": batch["replace"],
-            "start": batch["window_start"],
-            "end": batch["window_end"],
-        },
-    )
+    values = {
+        "org": batch["organization_id"],
+        "batch": batch["id"],
+        "start": batch["window_start"],
+        "end": batch["window_end"],
+    }
+    if batch["replace"]:
+        touched = TOUCHED_WITH_WINDOW
+    else:
+        [(keys,)] = conn.execute(KEY_COUNT, values).fetchall()
+        touched = TOUCHED_BY_KEY.format(current=_current_versions("keys", keys))
+    conn.execute(ENTRIES.format(touched=touched), values)
     added, amended, voided = conn.execute(COUNTS).fetchone()
     return {"added": added, "amended": amended, "voided": voided}
 

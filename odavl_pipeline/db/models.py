@@ -438,6 +438,7 @@ class UsageEvent(_Provenance, Base):
         Index(None, "organization_id", "occurred_at"),
         Index(None, "occurred_at"),
         Index(None, "file_id"),
+        Index(None, "ingested_at", postgresql_using="brin"),  # rows arrive in its order
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -885,6 +886,7 @@ class UsageCorrection(Base):
         Index(None, "organization_id", "event_id"),
         Index(None, "batch_id"),
         Index(None, "occurred_at"),
+        Index(None, "booked_at", postgresql_using="brin"),  # entries are booked in its order
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

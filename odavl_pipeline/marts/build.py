@@ -20,8 +20,8 @@ import duckdb
 import psycopg
 import pyarrow as pa
 
-from odavl_pipeline.db.server import connect, libpq_url, server_url
 from odavl_pipeline.billing.catalogue import QUOTA_METRICS
+from odavl_pipeline.billing.closing import HeldFile, files_holding_closes
 from odavl_pipeline.billing.plans import (
     ALWAYS_BEFORE,
     PlanVersion,
@@ -30,8 +30,8 @@ from odavl_pipeline.billing.plans import (
     uncovered,
 )
 from odavl_pipeline.billing.quota import forecast
+from odavl_pipeline.db.server import connect, libpq_url, server_url
 from odavl_pipeline.domain.records import SOURCES
-from odavl_pipeline.billing.closing import HeldFile, files_holding_closes
 from odavl_pipeline.marts.extract import (
     CLOSED_USAGE_QUERY,
     CLOSES_QUERY,
@@ -44,6 +44,7 @@ from odavl_pipeline.marts.extract import (
     record_closes,
     usage_cut,
 )
+from odavl_pipeline.marts.reconcile import Rebuilt
 from odavl_pipeline.marts.schema import MARTS
 from odavl_pipeline.marts.store import MartsBuild, building
 from odavl_pipeline.marts.timing import StepTimer, statement, timed, timed_by
@@ -101,6 +102,7 @@ class MartsReport:
     closes_waiting: int = 0  # periods past their end and grace that wait for held files
     # late usage of the days this build read, counted in open periods (`LATE_INTO_OPEN`)
     late_carried: list[LateCarried] = field(default_factory=list)
+    rebuilt: Rebuilt | None = None  # what an incremental build rebuilt, for its checks
 
 
 def refresh_marts(
@@ -166,7 +168,8 @@ def _build(
     )
     # Each step below sets `touched_days` to its source's days, in turn.
     report.usage_events_read = _usage(build, extractor, days("usage_events"))
-    report.days["usage_events"] = _scalar(con, "SELECT count(*) FROM touched_days")
+    usage_days = [day for (day,) in _execute(con, "SELECT day FROM touched_days").fetchall()]
+    report.days["usage_events"] = len(usage_days)
     progress(
         f"usage: {report.usage_events_read:,} events of {report.days['usage_events']} "
         f"days read; usage_daily and Parquet facts written"
@@ -202,6 +205,8 @@ def _build(
         "dashboards: " + ", ".join(f"{source} {report.days[source]} days" for source in SOURCES[1:])
     )
     report.rows = {name: _scalar(con, f"SELECT count(*) FROM {name}") for name in MARTS}
+    if not build.fresh:
+        report.rebuilt = Rebuilt(usage_days, _execute(con, REBUILT_PERIODS).fetchall())
 
 
 # --- running statements ------------------------------------------------------------------
@@ -678,6 +683,13 @@ LATE_INTO_OPEN = """
       AND (l.org_id, l.period_start) NOT IN (SELECT org_id, period_start FROM closes)
     GROUP BY ALL
     ORDER BY o.org, l.metric, l.occurred_period_start, l.period_start
+"""
+
+# the periods recomputed, for the checks
+REBUILT_PERIODS = """
+    SELECT o.org, a.period_start, a.period_end
+    FROM affected AS a
+    JOIN org_dim AS o USING (org_id)
 """
 
 # the periods this build closes (or closed before their figures were kept), as recomputed

@@ -19,12 +19,14 @@ CHECKS_AT_ONCE = 4  # PostgreSQL and DuckDB run them side by side; Python mostly
 # mart -> (description, comparison of the mart with Postgres)
 RECONCILED: dict[str, tuple[str, Callable[..., reconcile.Reconciliation]]] = {
     "usage_daily": (
-        "Usage per organization and metric equals the accepted usage events in Postgres.",
+        "Usage per organization and metric equals the accepted usage events in Postgres "
+        "(after an incremental build: per day, on the days it read again).",
         reconcile.usage_daily_totals,
     ),
     "billing_periods": (
         "Each period's used equals accepted usage in Postgres per organization, "
-        "period and metric, late usage carried as the rule says.",
+        "period and metric, late usage carried as the rule says (after an incremental "
+        "build: the periods it recomputed).",
         reconcile.billing_periods_usage,
     ),
     "quota_status": (
@@ -33,6 +35,10 @@ RECONCILED: dict[str, tuple[str, Callable[..., reconcile.Reconciliation]]] = {
         reconcile.quota_status_usage,
     ),
 }
+
+# The checks that read Postgres's usage for the days and periods an incremental build rebuilt
+# only (reconcile.Rebuilt); the others compare every row, all of them cheap.
+READ_BY_TIME = {"usage_daily", "billing_periods"}
 
 # A closed period is what it closed with: checked on billing_periods beside matches_postgres.
 CLOSED_AS_RECORDED = (
@@ -73,12 +79,20 @@ mart_check_specs = [
 ]
 
 
-def evaluate_mart_checks(settings: Settings) -> list[dg.AssetCheckResult]:
-    """Every reconciliation and left-out check, on the marts just published. Each reads a table
-    whole, so they run at once, each on connections of its own."""
+def evaluate_mart_checks(
+    settings: Settings, rebuilt: reconcile.Rebuilt | None = None
+) -> list[dg.AssetCheckResult]:
+    """Every reconciliation and left-out check, on the marts just published: of what an
+    incremental build `rebuilt`, or of everything. They run at once, each on connections of
+    its own."""
     checks = [
         *(
-            partial(_matches_postgres, settings, mart, compare)
+            partial(
+                _matches_postgres,
+                settings,
+                mart,
+                partial(compare, rebuilt=rebuilt) if mart in READ_BY_TIME else compare,
+            )
             for mart, (_, compare) in RECONCILED.items()
         ),
         partial(
