@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from odavl_pipeline import cli_corrections, clock
+from odavl_pipeline import cli_corrections, cli_keys, clock
 from odavl_pipeline.errors import PipelineError
 from odavl_pipeline.settings import Settings
 
@@ -777,6 +777,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_reading_commands(commands)
     _add_service_commands(commands)
     cli_corrections.add_commands(commands)
+    cli_keys.add_commands(commands)
     return parser
 
 

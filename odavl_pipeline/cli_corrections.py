@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from odavl_pipeline.errors import PipelineError
+from odavl_pipeline.errors import PipelineError, database_work
 from odavl_pipeline.settings import Settings
 
 SHOWN_REJECTS = 20  # refused lines `add` and `preview` print at most (`--json` has them all)
@@ -98,31 +98,10 @@ def _author(by: str | None) -> str:
     return by or getpass.getuser()
 
 
-def _work(settings: Settings, action):
-    """Run `action(conn)` on a connection to the database; an unreachable database is one line
-    for the user, as a refusal is (billing.corrections.CorrectionRefused)."""
-    import psycopg
-
-    from odavl_pipeline.db.server import connect
-
-    try:
-        with connect(settings) as conn:
-            return action(conn)
-    except psycopg.errors.UndefinedTable:
-        raise PipelineError(
-            "the database is not migrated to this version: run `odavl-pipeline db upgrade`"
-        ) from None
-    except psycopg.OperationalError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PipelineError(
-            f"cannot reach the database ({first}): check ODAVL_DATABASE_URL, or `doctor`"
-        ) from None
-
-
 def cmd_create(args, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
-    batch_id = _work(
+    batch_id = database_work(
         settings,
         lambda conn: corrections.create(
             conn, args.org, args.start, args.end, args.reason, _author(args.by), args.replace
@@ -140,7 +119,7 @@ def cmd_add(args, settings: Settings) -> int:
     except OSError as error:
         raise PipelineError(f"cannot read {args.file}: {error.strerror}") from None
     with lines:
-        added = _work(
+        added = database_work(
             settings, lambda conn: corrections.add(conn, args.batch, args.file.name, lines)
         )
     print(
@@ -157,14 +136,16 @@ def cmd_void(args, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
     if args.where is not None:
-        count = _work(settings, lambda conn: corrections.void_where(conn, args.batch, args.where))
+        count = database_work(
+            settings, lambda conn: corrections.void_where(conn, args.batch, args.where)
+        )
         print(f"batch {args.batch}: {count:,} more event(s) of its window to void")
         return
     try:
         ids = args.ids.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise PipelineError(f"cannot read {args.ids}: {error}") from None
-    missing = _work(settings, lambda conn: corrections.void_ids(conn, args.batch, ids))
+    missing = database_work(settings, lambda conn: corrections.void_ids(conn, args.batch, ids))
     print(f"batch {args.batch}: voids the listed events but {len(missing):,}")
     if missing:
         shown = ", ".join(missing[:SHOWN_REJECTS])
@@ -177,7 +158,7 @@ def cmd_void(args, settings: Settings) -> None:
 def cmd_preview(args, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
-    result = _work(
+    result = database_work(
         settings, lambda conn: corrections.preview(conn, settings.marts_path, args.batch)
     )
     if args.json:
@@ -198,7 +179,7 @@ def cmd_commit(args, settings: Settings) -> int:
     from odavl_pipeline.defs.jobs import CORRECTION_TAG
     from odavl_pipeline.orchestration import rebuild_marts
 
-    applied = _work(
+    applied = database_work(
         settings, lambda conn: corrections.commit(conn, settings.marts_path, args.batch)
     )
     print(
@@ -214,7 +195,7 @@ def cmd_revert(args, settings: Settings) -> int:
     from odavl_pipeline.defs.jobs import CORRECTION_TAG
     from odavl_pipeline.orchestration import rebuild_marts
 
-    reverted = _work(
+    reverted = database_work(
         settings,
         lambda conn: corrections.revert(conn, args.batch, args.reason, _author(args.by)),
     )
@@ -242,14 +223,14 @@ def _rebuild(settings: Settings, tags: dict[str, str], rebuild_marts) -> int:
 def cmd_discard(args, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
-    _work(settings, lambda conn: corrections.discard(conn, args.batch))
+    database_work(settings, lambda conn: corrections.discard(conn, args.batch))
     print(f"batch {args.batch} discarded")
 
 
 def cmd_list(args, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
-    batches = _work(settings, lambda conn: corrections.listing(conn, args.org))
+    batches = database_work(settings, lambda conn: corrections.listing(conn, args.org))
     if args.json:
         print(json.dumps(batches))
         return
@@ -265,7 +246,7 @@ def cmd_list(args, settings: Settings) -> None:
 def cmd_show(args, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
-    batch = _work(settings, lambda conn: corrections.show(conn, args.batch))
+    batch = database_work(settings, lambda conn: corrections.show(conn, args.batch))
     if args.json:
         print(json.dumps(batch))
         return
@@ -306,7 +287,9 @@ def _reject_line(reject: dict) -> str:
 def _print_rejects(settings: Settings, batch_id: int) -> None:
     from odavl_pipeline.billing import corrections
 
-    shown = _work(settings, lambda conn: corrections.rejected_lines(conn, batch_id, SHOWN_REJECTS))
+    shown = database_work(
+        settings, lambda conn: corrections.rejected_lines(conn, batch_id, SHOWN_REJECTS)
+    )
     for reject in shown:
         print(_reject_line(reject), file=sys.stderr)
     print(

@@ -17,6 +17,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert
 
 from odavl_pipeline import clock
+from odavl_pipeline.api.keys import PREFIX_LENGTH, hash_key, new_key
+from odavl_pipeline.billing.plans import period_containing
 from odavl_pipeline.db.models import (
     ApiKey,
     Organization,
@@ -25,7 +27,6 @@ from odavl_pipeline.db.models import (
     Subscription,
     User,
 )
-from odavl_pipeline.billing.plans import period_containing
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 PASSWORD_ITERATIONS = 600_000
@@ -57,10 +58,6 @@ def verify_password(password: str, hashed: str | None) -> bool:
         rounds, salt_bytes, expected = PASSWORD_ITERATIONS, b"\0" * 16, b"\0" * 32
     actual = hashlib.pbkdf2_hmac("sha256", password.encode(), salt_bytes, rounds)
     return hmac.compare_digest(actual, expected) and bool(valid)
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def load_reference(conn: Connection, reference: dict, now: datetime | None = None) -> SeedReport:
@@ -154,15 +151,15 @@ def _load_api_keys(
         ).first()
         if exists:
             continue
-        secret = "odavl_" + secrets.token_urlsafe(32)
+        secret = new_key()
         _insert(
             conn,
             ApiKey,
             ["key_hash"],
             user_id=user_id,
             name=key["name"],
-            key_hash=hash_api_key(secret),
-            key_prefix=secret[:8],
+            key_hash=hash_key(secret),
+            key_prefix=secret[:PREFIX_LENGTH],
             scopes=key.get("scopes", []),
         )
         _count(report, "api_keys", True)

@@ -1,0 +1,1 @@
+"""The products' way in (CONTRACT.md section 9): API keys, and the HTTP API built on them."""
