@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -308,6 +309,23 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
+
+
+class ApiRequest(Base):
+    """A request of the HTTP API, kept whole: its records are the lines of the ledger file
+    `file_id` (odavl_pipeline/api/records.py)."""
+
+    __tablename__ = "api_requests"
+
+    file_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("ingested_files.id"), primary_key=True
+    )
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    key_prefix: Mapped[str] = mapped_column(String(8))
+    content_type: Mapped[str] = mapped_column(Text)
+    records: Mapped[int]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = _created()
 
 
 class SignInThrottle(Base):

@@ -1,0 +1,145 @@
+"""Records sent to the HTTP API (CONTRACT.md section 9), taken in by exactly the landing zone's
+rules and code.
+
+A request is ingested as a file of its own: its records, in order, are the lines of a ledger
+file (`ingested_files`, path `api/<source>/<day>/<request>.ndjson`), validated, deduplicated,
+quarantined and counted by `ingest.writer` as a landed file's are, in one transaction with the
+request kept whole (`api_requests`). A billed number then traces to the request and the
+record's position as it traces to a file and line, and a record sent again, by the API or in a
+landed file, is a duplicate. Each record's outcome is read back from where its line went.
+"""
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from odavl_pipeline import clock
+from odavl_pipeline.api.keys import KeyHolder
+from odavl_pipeline.ingest.landing import LandedFile
+from odavl_pipeline.ingest.sources import SPECS, source_limits
+from odavl_pipeline.ingest.staging import Line, PreparedFile, References, validated_batches
+from odavl_pipeline.ingest.writer import ingest_file
+
+WRITER_ROLES = ("OWNER", "ADMIN", "MEMBER")  # a VIEWER may read quota only
+STATUSES = ("accepted", "duplicate", "pending", "rejected")
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    index: int
+    key: str | None  # the record's event_id or request_id as sent, when it is a string
+    status: str
+    reason: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class RequestOutcome:
+    """What became of every record of a request, in order, and the ledger file holding them."""
+
+    file_id: int
+    path: str
+    results: list[RecordResult] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(r.status == status for r in self.results) for status in STATUSES}
+
+
+# the organizations the key's user may write for, and their projects
+WRITABLE_ORGS = """
+    SELECT o.slug, o.id
+    FROM organizations AS o
+    JOIN organization_members AS m ON m.organization_id = o.id
+    WHERE m.user_id = %s AND m.role::text = ANY(%s)
+"""
+PROJECTS_OF = "SELECT organization_id, slug, id FROM projects WHERE organization_id = ANY(%s)"
+
+
+def take_records(
+    conn: psycopg.Connection,
+    holder: KeyHolder,
+    source: str,
+    records: list[Any],
+    body: bytes,
+    content_type: str,
+) -> RequestOutcome:
+    """Ingest `records` (parsed JSON values) of `source` sent by `holder` in one request of
+    `body`: committed when this returns. A record of an organization the key's user may not
+    write for is `unknown_org`, as one that does not exist."""
+    spec = SPECS[source]
+    now = clock.now()
+    path = f"api/{source}/{now:%Y-%m-%d}/{uuid.uuid4().hex}.ndjson"
+    with conn.transaction():
+        file_id = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
+        ).fetchone()[0]
+        refs = _writable_references(conn, holder.user_id)
+        lines = []
+        for index, record in enumerate(records):
+            data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            lines.append(Line(file_id, index + 1, data, len(data)))
+        prepared = PreparedFile(
+            LandedFile(source, now.date(), path, path, len(body), 0),
+            hashlib.sha256(body).hexdigest(),
+            file_id,
+            refs,
+            len(body),
+            0,
+        )
+        ingest_file(conn, prepared, validated_batches(spec, refs, lines, source_limits(source)))
+        conn.execute(
+            "INSERT INTO api_requests (file_id, key_id, key_prefix, content_type, records, body) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (file_id, holder.key_id, holder.prefix, content_type, len(records), body),
+        )
+        outcome = RequestOutcome(file_id, path)
+        outcome.results = _results(conn, source, file_id, records)
+    return outcome
+
+
+def _writable_references(conn: psycopg.Connection, user_id: int) -> References:
+    orgs = dict(conn.execute(WRITABLE_ORGS, (user_id, list(WRITER_ROLES))).fetchall())
+    projects = {
+        (org_id, slug): project_id
+        for org_id, slug, project_id in conn.execute(PROJECTS_OF, (list(orgs.values()),))
+    }
+    return References(orgs, projects)
+
+
+def _results(
+    conn: psycopg.Connection, source: str, file_id: int, records: list[Any]
+) -> list[RecordResult]:
+    """Each record's outcome from where its line went: a row of the table (accepted, or pending
+    for an attestation whose chain waits), a quarantine entry (rejected), else a duplicate."""
+    spec = SPECS[source]
+    pending = "chain_status = 'pending'" if source == "fix_attestations" else "false"
+    stored = dict(
+        conn.execute(
+            f"SELECT line_no, {pending} FROM {spec.table} WHERE file_id = %s", (file_id,)
+        ).fetchall()
+    )
+    rejected, whole = {}, None
+    for line_no, more, reason, detail in conn.execute(
+        "SELECT line_no, more_line_nos, reason, detail FROM quarantine WHERE file_id = %s",
+        (file_id,),
+    ):
+        if line_no is None:  # the request as a whole (its lines could not be read)
+            whole = (reason, detail)
+        for number in (line_no, *(more or ())):
+            rejected[number] = (reason, detail)
+    results = []
+    for index, record in enumerate(records):
+        line_no = index + 1
+        key = record.get(spec.key_column) if isinstance(record, dict) else None
+        key = key if isinstance(key, str) else None
+        if line_no in stored:
+            results.append(RecordResult(index, key, "pending" if stored[line_no] else "accepted"))
+        elif line_no in rejected or whole:
+            results.append(RecordResult(index, key, "rejected", *rejected.get(line_no, whole)))
+        else:
+            results.append(RecordResult(index, key, "duplicate"))
+    return results
