@@ -16,6 +16,7 @@ only from `trusted_proxies` (addresses or networks), and from nobody when there 
 """
 
 import asyncio
+import json
 import logging
 import resource
 from collections.abc import Sequence
@@ -73,21 +74,23 @@ class LargestBody:
             headers = dict(scope["headers"])
             declared = headers.get(b"content-length", b"0")
             if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
-                await _refuse(send, 411, b"A request body needs a Content-Length.")
+                await _refuse(send, 411, "length_required", "a request body needs a Content-Length")
                 return
             if not declared.isdigit() or int(declared) > self.largest:
-                await _refuse(send, 413, b"The request body is too large.")
+                await _refuse(send, 413, "too_large", f"the body is over {self.largest:,} bytes")
                 return
         await self.app(scope, receive, send)
 
 
-async def _refuse(send, status: int, message: bytes) -> None:
+async def _refuse(send, status: int, error: str, detail: str) -> None:
+    """Answer `{"error", "detail"}` with `status`, and close the connection."""
+    message = json.dumps({"error": error, "detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", b"application/json"),
                 (b"content-length", str(len(message)).encode()),
                 (b"connection", b"close"),
             ],

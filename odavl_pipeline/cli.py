@@ -11,8 +11,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from odavl_pipeline import cli_corrections, cli_keys, clock
-from odavl_pipeline.errors import PipelineError
+from odavl_pipeline import cli_api, cli_corrections, cli_keys, clock
+from odavl_pipeline.errors import PipelineError, require_migrated
 from odavl_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def cmd_seed(args, settings: Settings) -> None:
     from odavl_pipeline.db import seed
     from odavl_pipeline.db.server import server_url
 
-    _require_migrated(settings)
+    require_migrated(settings)
     engine = create_engine(server_url(settings))
     references = [seed.SEEDS_DIR / "reference.json", *(Path(p) for p in args.reference)]
     for path in references:
@@ -163,7 +163,7 @@ def cmd_run(args, settings: Settings) -> int:
     from odavl_pipeline.ingest.report import run_counts, unread_files
     from odavl_pipeline.ingest.writer import Counts
 
-    _require_migrated(settings)
+    require_migrated(settings)
     with connect(settings) as conn:
         days = days_to_run(conn, settings.landing, args.start, args.end)
     counts: dict[str, Counts] = {source: Counts() for source in SOURCES}
@@ -374,7 +374,7 @@ def cmd_rejects(args, settings: Settings) -> None:
         rejects_json,
     )
 
-    _require_migrated(settings)
+    require_migrated(settings)
     filters = RejectFilter(args.source, args.reason, args.file, args.day)
     with connect(settings) as conn:
         if args.json:  # written as read: a file's million identical lines are a million entries
@@ -457,7 +457,7 @@ def cmd_rejects_retry(args, settings: Settings) -> None:
     from odavl_pipeline.ingest.landing import SOURCES
     from odavl_pipeline.ingest.writer import retry_quarantine
 
-    _require_migrated(settings)
+    require_migrated(settings)
     with connect(settings) as conn:
         for source in SOURCES:
             outcome = retry_quarantine(conn, source)
@@ -471,7 +471,7 @@ def cmd_users_set_password(args, settings: Settings) -> None:
     from odavl_pipeline.db.server import connect
     from odavl_pipeline.db.sign_in import password_problem, set_password
 
-    _require_migrated(settings)
+    require_migrated(settings)
     password = _read_password()
     if problem := password_problem(password):
         raise PipelineError(problem)
@@ -504,7 +504,7 @@ def cmd_stripe_sync(args, settings: Settings) -> None:
     from odavl_pipeline.stripe_billing.sync import initial_sync
 
     client = _stripe_client(settings)
-    _require_migrated(settings)
+    require_migrated(settings)
     with connect(settings) as conn:
         report = initial_sync(conn, client)
     print(
@@ -521,7 +521,7 @@ def cmd_stripe_listen(args, settings: Settings) -> None:
     from odavl_pipeline.stripe_billing.webhooks import WebhookSecretMissing, serve
 
     _stripe_client(settings)
-    _require_migrated(settings)
+    require_migrated(settings)
     logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("odavl_pipeline").setLevel(logging.INFO)  # each event's outcome
     try:
@@ -536,7 +536,7 @@ def cmd_stripe_report(args, settings: Settings) -> int:
     from odavl_pipeline.stripe_billing.usage_reports import read_billing_periods, report_usage
 
     client = _stripe_client(settings)
-    _require_migrated(settings)
+    require_migrated(settings)
     try:
         periods = read_billing_periods(settings.marts_path)
     except MartsNotBuilt as error:
@@ -563,7 +563,7 @@ def cmd_stripe_retry(args, settings: Settings) -> int:
     from odavl_pipeline.db.server import connect
     from odavl_pipeline.stripe_billing.inbox import requeue
 
-    _require_migrated(settings)
+    require_migrated(settings)
     with connect(settings) as conn:
         requeued = requeue(conn, args.event or None)
     for event_id in requeued:
@@ -644,7 +644,7 @@ def cmd_dashboard(args, settings: Settings) -> int:
             f"no dashboards at {server}: they run from a clone of the repository "
             f"installed with `pip install -e .`"
         )
-    _require_migrated(settings)  # the sign-in keeps its sessions in the database
+    require_migrated(settings)  # the sign-in keeps its sessions in the database
     env = {
         **os.environ,
         "ODAVL_HOME": str(settings.home),
@@ -730,18 +730,6 @@ def _quotas_and_alerts(settings: Settings) -> str:
     )
 
 
-def _require_migrated(settings: Settings) -> None:
-    from odavl_pipeline.db.migrate import revisions
-    from odavl_pipeline.db.server import server_url
-
-    found = revisions(server_url(settings))
-    if found.current != found.head:
-        raise PipelineError(
-            f"the database is at revision {found.current or 'none'}, not {found.head}: "
-            f"run `odavl-pipeline db upgrade` first"
-        )
-
-
 def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -778,6 +766,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_service_commands(commands)
     cli_corrections.add_commands(commands)
     cli_keys.add_commands(commands)
+    cli_api.add_commands(commands)
     return parser
 
 

@@ -24,3 +24,16 @@ def database_work(settings, action):
         raise PipelineError(
             f"cannot reach the database ({first}): check ODAVL_DATABASE_URL, or `doctor`"
         ) from None
+
+
+def require_migrated(settings) -> None:
+    """Refuse, in one line, a database not at this code's newest revision."""
+    from odavl_pipeline.db.migrate import revisions
+    from odavl_pipeline.db.server import server_url
+
+    found = revisions(server_url(settings))
+    if found.current != found.head:
+        raise PipelineError(
+            f"the database is at revision {found.current or 'none'}, not {found.head}: "
+            f"run `odavl-pipeline db upgrade` first"
+        )

@@ -28,27 +28,23 @@ GET /healthz answers 200. Neither secrets nor bodies are logged.
 import asyncio
 import json
 import logging
-import queue
 import resource
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 
 import psycopg
 import stripe
 import uvicorn
-from psycopg.pq import TransactionStatus
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from odavl_pipeline import clock
 from odavl_pipeline.bounded_http import Bounds, bounded_protocol
-from odavl_pipeline.db.server import connect
+from odavl_pipeline.db.connections import Connections
 from odavl_pipeline.settings import Settings
 from odavl_pipeline.stripe_billing import inbox
 from odavl_pipeline.stripe_billing.client import stripe_client
@@ -182,42 +178,6 @@ def server(app, **options) -> uvicorn.Server:
 def serve(settings: Settings, host: str, port: int) -> None:
     """Serve the webhook endpoint, and process its inbox, until interrupted."""
     server(create_app(settings), host=host, port=port, log_level="info").run()
-
-
-class Connections:
-    """Connections to the database kept open between uses (in autocommit), at most `KEPT`: a
-    delivery or an event then costs no new server process. One that broke is dropped; all are
-    when the clock's offset for the database changes (a test's clock, `odavl_pipeline.clock`)."""
-
-    KEPT = 8
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.idle: queue.SimpleQueue[tuple[str | None, psycopg.Connection]] = queue.SimpleQueue()
-
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        key, conn = clock.database_options(), None
-        while conn is None:
-            try:
-                kept_key, kept = self.idle.get_nowait()
-            except queue.Empty:
-                conn = connect(self.settings)
-                conn.autocommit = True
-                break
-            if kept_key == key and not (kept.closed or kept.broken):
-                conn = kept
-            else:
-                kept.close()
-        try:
-            yield conn
-        except BaseException:
-            conn.close()
-            raise
-        if conn.info.transaction_status == TransactionStatus.IDLE and self.idle.qsize() < self.KEPT:
-            self.idle.put((key, conn))
-        else:
-            conn.close()
 
 
 class InboxWorkers:

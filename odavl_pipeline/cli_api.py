@@ -1,0 +1,47 @@
+"""`odavl-pipeline api` (CONTRACT.md sections 7 and 9): the HTTP API, within the bounds of
+bounded_http (head and body timeouts, largest body, a cap on connections)."""
+
+import socket
+
+from odavl_pipeline.errors import PipelineError, require_migrated
+from odavl_pipeline.settings import Settings
+
+HEAD_SECONDS, BODY_SECONDS, CONNECTIONS = 10.0, 30.0, 1_000
+
+
+def add_commands(commands) -> None:
+    api = commands.add_parser("api", help="the HTTP API: records in, with API keys")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(handler=cmd_api)
+
+
+def cmd_api(args, settings: Settings) -> None:
+    import logging
+
+    from odavl_pipeline.api.app import LARGEST_BODY, create_app
+    from odavl_pipeline.bounded_http import Bounds, serve
+
+    require_migrated(settings)
+    _refuse_a_taken_port(args.host, args.port)
+    logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
+    print(f"HTTP API on http://{args.host}:{args.port} (its description at /openapi.json)")
+    serve(
+        create_app(settings),
+        args.host,
+        args.port,
+        Bounds(HEAD_SECONDS, BODY_SECONDS, LARGEST_BODY, CONNECTIONS),
+        settings.trusted_proxies,
+        log_level="info",
+    )
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """One line instead of the server's traceback when it could not listen there."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise PipelineError(
+            f"cannot listen on {host}:{port} ({error.strerror or error}): choose another --port"
+        ) from None
