@@ -157,46 +157,45 @@ def test_cloudevents_in_both_modes_map_to_usage_records(settings, api, alice_key
     assert (status, refused["error"]) == (415, "unsupported_media_type")  # usage events only
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "content_type", "key", "status", "error"),
-    [
-        ("/v1/usage-events", b"[]", "application/json", None, 401, "unauthorized"),
-        ("/v1/usage-events", b"[]", "application/json", "nope", 401, "unauthorized"),
-        ("/v1/usage-events", b"[]", "application/json", "reader", 403, "forbidden"),
-        ("/v1/error-events", b"[]", "application/json", "writer", 403, "forbidden"),
-        ("/v1/usage-events", b"{not json", "application/json", "writer", 400, "invalid_json"),
-        ("/v1/usage-events", b"[]", "application/json", "writer", 400, "not_records"),
-        ("/v1/usage-events", b"[" * 70 + b"]" * 70, "application/json", "writer", 400, "too_deep"),
-        ("/v1/usage-events", b"[1]", "text/plain", "writer", 415, "unsupported_media_type"),
-        (
-            "/v1/usage-events",
-            b"[" + b"1," * 1000 + b"1]",
-            "application/json",
-            "writer",
-            413,
-            "too_many_records",
-        ),
-        (
-            "/v1/usage-events",
-            b" " * (1 << 20) + b"[1]",
-            "application/json",
-            "writer",
-            413,
-            "too_large",
-        ),
-        ("/v1/no-such-thing", b"[]", "application/json", "writer", 404, "not_found"),
-    ],
-)
-def test_bad_requests_get_a_4xx_with_error_and_detail(
-    api, alice_keys, path, body, content_type, key, status, error
-):
+# (path, body, content type, key, status, error): one server for all, each case on its own
+BAD_REQUESTS = [
+    ("/v1/usage-events", b"[]", "application/json", None, 401, "unauthorized"),
+    ("/v1/usage-events", b"[]", "application/json", "nope", 401, "unauthorized"),
+    ("/v1/usage-events", b"[]", "application/json", "reader", 403, "forbidden"),
+    ("/v1/error-events", b"[]", "application/json", "writer", 403, "forbidden"),
+    ("/v1/usage-events", b"{not json", "application/json", "writer", 400, "invalid_json"),
+    ("/v1/usage-events", b"[]", "application/json", "writer", 400, "not_records"),
+    ("/v1/usage-events", b"[" * 70 + b"]" * 70, "application/json", "writer", 400, "too_deep"),
+    ("/v1/usage-events", b"[1]", "text/plain", "writer", 415, "unsupported_media_type"),
+    (
+        "/v1/usage-events",
+        b"[" + b"1," * 1000 + b"1]",
+        "application/json",
+        "writer",
+        413,
+        "too_many_records",
+    ),
+    (
+        "/v1/usage-events",
+        b" " * (1 << 20) + b"[1]",
+        "application/json",
+        "writer",
+        413,
+        "too_large",
+    ),
+    ("/v1/no-such-thing", b"[]", "application/json", "writer", 404, "not_found"),
+]
+
+
+def test_bad_requests_get_a_4xx_with_error_and_detail(api, alice_keys):
     writer, reader = alice_keys
-    key = {"writer": writer, "reader": reader}.get(key, key)
-    got, answer, headers = call(api, "POST", path, body, key, content_type)
-    assert (got, answer["error"]) == (status, error), answer
-    assert answer["detail"]
-    if status == 401:
-        assert headers["WWW-Authenticate"] == "Bearer"
+    for path, body, content_type, key, status, error in BAD_REQUESTS:
+        key = {"writer": writer, "reader": reader}.get(key, key)
+        got, answer, headers = call(api, "POST", path, body, key, content_type)
+        assert (got, answer["error"]) == (status, error), (path, body[:40], answer)
+        assert answer["detail"]
+        if status == 401:
+            assert headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_a_revoked_key_stops_at_once_and_the_description_lists_the_endpoints(
