@@ -189,9 +189,9 @@ def billing_periods_usage(
         periods = sorted({(org, start, end) for org, start, end, _, _ in rows})
         billed = _billed(conn, periods)
     else:
-        periods = sorted(set(rebuilt.periods))
-        billed = _billed_periods(conn, periods)
-        rows = [row for row in rows if row[:3] in set(periods)]
+        wanted = set(rebuilt.periods)
+        billed = _billed_periods(conn, sorted(wanted))
+        rows = [row for row in rows if row[:3] in wanted]
     mart = {(org, start, metric): used for org, start, _, metric, used in rows}
     return _compare(mart, billed, ("org", "period_start", "metric"))
 
