@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit
 from odavl_pipeline.settings import Settings
 
 from .dashboards_fixtures import DASHBOARDS, environment
+from .processes import stop
 
 STARTUP_SECONDS = 60
 
@@ -67,12 +68,7 @@ def dashboards_process(
             _wait_until_healthy(base, process, log_path)
             yield base, process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def _wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path) -> None:

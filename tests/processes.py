@@ -1,6 +1,7 @@
 """The processes a test started, read from /proc: what is below a process, and what still runs."""
 
 import os
+import subprocess
 import time
 
 
@@ -62,3 +63,13 @@ def wait_until_gone(pids, seconds: float = 20.0) -> list[int]:
     while (alive := running(pids)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return alive
+
+
+def stop(process: subprocess.Popen, seconds: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `seconds`; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -18,6 +18,7 @@ from odavl_pipeline.api import keys
 from odavl_pipeline.db.server import connect
 
 from .dashboard_server import free_port
+from .processes import stop
 from .records import OTHER_ORG, usage
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00Z")
@@ -48,12 +49,7 @@ def api_server(settings, log_path) -> Iterator[str]:
                     time.sleep(0.2)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def call(base, method, path, body=b"", key=None, content_type="application/json"):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .dashboard_server import free_port
+from .processes import stop
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_SECONDS = 30
@@ -53,12 +54,7 @@ def bounded_app(
                     time.sleep(0.1)
             yield port
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def connect(port: int) -> socket.socket:

@@ -128,9 +128,6 @@ def _route_records(app: FastAPI, path: str, source: str, scope: str, take) -> No
             raise ApiError(413, "too_large", f"the body is over {LARGEST_BODY:,} bytes")
         return await run_in_threadpool(take, request, source, scope, body)
 
-    kinds = [JSON_TYPE] + (
-        [CLOUDEVENT_TYPE, CLOUDEVENTS_BATCH_TYPE] if source == "usage_events" else []
-    )
     app.add_api_route(
         f"/v1/{path}",
         send_records,
@@ -145,18 +142,25 @@ def _route_records(app: FastAPI, path: str, source: str, scope: str, take) -> No
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {kind: {"schema": {"type": ["object", "array"]}} for kind in kinds},
+                "content": {
+                    kind: {"schema": {"type": ["object", "array"]}} for kind in _media_types(source)
+                },
             }
         },
     )
 
 
+def _media_types(source: str) -> tuple[str, ...]:
+    """What an endpoint of `source` takes: JSON, and CloudEvents for usage events."""
+    if source == "usage_events":
+        return (JSON_TYPE, CLOUDEVENT_TYPE, CLOUDEVENTS_BATCH_TYPE)
+    return (JSON_TYPE,)
+
+
 def _content_type(request: Request, source: str) -> str:
     """The request's media type, if this endpoint takes it; else 415."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    taken = {JSON_TYPE} | (
-        {CLOUDEVENT_TYPE, CLOUDEVENTS_BATCH_TYPE} if source == "usage_events" else set()
-    )
+    taken = _media_types(source)
     if media not in taken:
         raise ApiError(
             415,
