@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from odavl_pipeline import cli_api, cli_corrections, cli_keys, clock
+from odavl_pipeline import cli_api, cli_corrections, cli_keys, cli_trace, clock
 from odavl_pipeline.errors import PipelineError, require_migrated
 from odavl_pipeline.settings import Settings
 
@@ -668,6 +668,7 @@ def _exec(command: list[str], env: dict[str, str]) -> None:
 
 
 DEMO_ENDING = """
+HTTP API     .venv/bin/odavl-pipeline api: records and live quota with the API key printed above
 Dashboards   .venv/bin/odavl-pipeline dashboard, then open http://127.0.0.1:8501
              sign in as alice@odavl.com (owner of the demo organization odavl-test-org)
              with the password printed above for it (shown once, when the user is created);
@@ -767,6 +768,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_corrections.add_commands(commands)
     cli_keys.add_commands(commands)
     cli_api.add_commands(commands)
+    cli_trace.add_commands(commands)
     return parser
 
 

@@ -291,7 +291,9 @@ class CorrectionsMachine(RuleBasedStateMachine):
             periods = marts.execute(
                 "SELECT DISTINCT org, period_start, period_end FROM billing_periods"
             ).fetchall()
-            assert reconcile._billed_periods(conn, periods) == reconcile._billed(conn, periods)
+            assert reconcile._billed_periods(conn, periods, None) == reconcile._billed(
+                conn, periods, None
+            )
         billed = rows(
             self.settings,
             "SELECT period_start, metric, used, quota, overage, closed FROM billing_periods "

@@ -19,6 +19,7 @@ import streamlit as st
 
 from odavl_pipeline.billing.catalogue import QUOTA_METRICS
 from odavl_pipeline.domain.records import AUDIT_SCORES
+from odavl_pipeline.marts import trace
 from odavl_pipeline.marts.store import MartsNotBuilt, facts_dir, open_marts
 from odavl_pipeline.settings import Settings
 
@@ -323,14 +324,7 @@ def billing_adjustments(viewer: Viewer, org: str) -> pd.DataFrame:
 
 def _fact_globs(viewer: Viewer, org: str, first: date, last: date) -> list[str]:
     """Absolute globs of the usage fact files of the UTC days first..last."""
-    rows = _query(
-        viewer,
-        org,
-        "SELECT path FROM _fact_files WHERE day BETWEEN ? AND ? ORDER BY day",
-        first,
-        last,
-        roles=BILLING_ROLES,
-    )
+    rows = _query(viewer, org, trace.FACT_FILES_OF_DAYS, first, last, roles=BILLING_ROLES)
     root = facts_dir(marts_path())
     return [str(root / path) for path in rows["path"]]
 
@@ -342,82 +336,23 @@ def billed_days(
     in the period, the part of it that arrived after the period closed (billed later, in
     another period), the late usage of earlier periods carried into this one, and what is
     billed here. The `billed` column sums to `billing_periods.used`."""
-    last_day = (pd.Timestamp(period_end) - pd.Timedelta(microseconds=1)).date()
+    last_day = trace.last_day(pd.Timestamp(period_end).to_pydatetime())
     globs = _fact_globs(viewer, org, pd.Timestamp(period_start).date(), last_day)
-    if globs:
-        occurred = (
-            "SELECT (occurred_at AT TIME ZONE 'UTC')::DATE AS day, sum(quantity) AS q, "
-            "sum(events) AS e FROM read_parquet(?) WHERE org_id = (SELECT org_id "
-            "FROM organizations WHERE org = ?) AND metric = ? AND occurred_at >= ? "
-            "AND occurred_at < ? GROUP BY ALL"
-        )
-        parameters = [globs, org, metric, period_start, period_end]
-    else:
-        occurred = "SELECT NULL::DATE AS day, 0::BIGINT AS q, 0::BIGINT AS e WHERE false"
-        parameters = []
-    late = (
-        "SELECT day, sum(quantity) AS q, sum(events) AS e FROM _late_usage WHERE org_id = "
-        "(SELECT org_id FROM organizations WHERE org = ?) AND metric = ? AND {} = ? GROUP BY ALL"
-    )
-    sql = (
-        f"WITH occurred AS ({occurred}), "
-        f"late_out AS ({late.format('occurred_period_start')}), "
-        f"late_in AS ({late.format('period_start')}) "
-        "SELECT day, coalesce(o.q, 0)::BIGINT AS occurred, coalesce(o.e, 0)::BIGINT AS events, "
-        "coalesce(lo.q, 0)::BIGINT AS billed_later, coalesce(li.q, 0)::BIGINT AS carried_in, "
-        "(coalesce(o.q, 0) - coalesce(lo.q, 0) + coalesce(li.q, 0))::BIGINT AS billed "
-        "FROM occurred AS o FULL JOIN late_out AS lo USING (day) FULL JOIN late_in AS li "
-        "USING (day) ORDER BY day"
-    )
-    return _query(
-        viewer,
-        org,
-        sql,
-        *parameters,
-        org,
-        metric,
-        period_start,
-        org,
-        metric,
-        period_start,
-        roles=BILLING_ROLES,
-    )
+    sql, parameters = trace.billed_days_statement(globs, org, period_start, period_end, metric)
+    return _query(viewer, org, sql, *parameters, roles=BILLING_ROLES)
 
 
 def usage_events(viewer: Viewer, org: str, day: date, metric: str) -> pd.DataFrame:
-    """The usage entries of one UTC day and metric, each with the landing file and the 1-based
-    line it came from, or the correction batch that booked it (a signed quantity: a version it
-    made, or one it retracted); at most EVENTS_SHOWN rows, the earliest first."""
+    """The usage entries of one UTC day and metric, each with where it came from: the landing
+    file and the 1-based line, the HTTP API request and the record's 0-based `index` in its
+    answer (with the key's prefix and when the request was received, in `api_request`), or the
+    correction batch that booked it (a signed quantity: a version it made, or one it
+    retracted); at most EVENTS_SHOWN rows, the earliest first (`trace.EVENT_COLUMNS`)."""
     globs = _fact_globs(viewer, org, day, day)
     if not globs:
-        return pd.DataFrame(
-            columns=[
-                "event_id",
-                "occurred_at",
-                "ingested_at",
-                "quantity",
-                "project",
-                "landing_file",
-                "line",
-                "batch",
-            ]
-        )
-    return _query(
-        viewer,
-        org,
-        "SELECT f.event_id, f.occurred_at, f.ingested_at, f.quantity, p.project, "
-        "l.path AS landing_file, f.line_no AS line, f.batch_id AS batch "
-        "FROM read_parquet(?) AS f "
-        "LEFT JOIN landing_files AS l USING (file_id) "
-        "LEFT JOIN projects AS p ON p.project_id = f.project_id WHERE f.org_id = (SELECT org_id "
-        "FROM organizations WHERE org = ?) AND f.metric = ? "
-        "ORDER BY f.occurred_at, f.event_id LIMIT ?",
-        globs,
-        org,
-        metric,
-        EVENTS_SHOWN,
-        roles=BILLING_ROLES,
-    )
+        return pd.DataFrame(columns=list(trace.EVENT_COLUMNS))
+    sql, parameters = trace.day_events_statement(globs, org, metric, EVENTS_SHOWN)
+    return _query(viewer, org, sql, *parameters, roles=BILLING_ROLES)
 
 
 # --- Insight ------------------------------------------------------------------------
@@ -634,13 +569,21 @@ _BATCHES = """
     ORDER BY b.id DESC
 """
 
-# every version of one event: landed, then what each batch retracted or made, in order
+# every version of one event: landed (or sent through the API: its request, the record's
+# 0-based index, the key's prefix, when received), then what each batch retracted or made
 _VERSIONS = """
-    SELECT 'landed' AS version, NULL::bigint AS batch, u.occurred_at, u.quantity,
-           u.ingested_at AS at, f.path AS source, u.line_no AS line, NULL AS by, NULL AS reason
+    SELECT CASE WHEN r.file_id IS NULL THEN 'landed' ELSE 'sent through the API' END AS version,
+           NULL::bigint AS batch, u.occurred_at, u.quantity, u.ingested_at AS at,
+           CASE WHEN r.file_id IS NULL THEN f.path
+                ELSE 'API request ' || substring(f.path from '([^/]+)\\.ndjson$')
+                     || ', record ' || (u.line_no - 1) || ', key ' || r.key_prefix || ', '
+                     || to_char(r.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+                     || ' UTC' END AS source,
+           CASE WHEN r.file_id IS NULL THEN u.line_no END AS line, NULL AS by, NULL AS reason
     FROM usage_events AS u
     JOIN organizations AS o ON o.id = u.organization_id
     LEFT JOIN ingested_files AS f ON f.id = u.file_id
+    LEFT JOIN api_requests AS r ON r.file_id = u.file_id
     WHERE o.slug = %(org)s AND u.event_id = %(event)s
     UNION ALL
     SELECT CASE WHEN c.sign = 1 THEN 'made' ELSE 'retracted' END

@@ -1,6 +1,7 @@
 """Billing: every period with used, quota and overage per metric, closed (billed) or open (so
 far), with the adjustments booked into them; and a drill-down from each number to its days,
-one day's events, and the landing file and line of each."""
+one day's events, and where each came from: a landing file and line, an HTTP API request and
+record, or a correction batch."""
 
 import pandas as pd
 import streamlit as st
@@ -168,6 +169,12 @@ else:
             "project": "Project",
             "landing_file": "Landing file",
             "line": st.column_config.NumberColumn("Line", format="%d"),
+            "api_request": st.column_config.TextColumn(
+                "API request",
+                help="Sent through the HTTP API: the request, the record's index in the API's "
+                "answer (0 for the request's first record), the key's prefix and when the "
+                "request was received (UTC).",
+            ),
             "batch": st.column_config.NumberColumn("Correction batch", format="%d"),
         },
         f"{metric} events",
@@ -183,7 +190,7 @@ else:
                 "occurred_at": ui.time_column("Occurred (UTC)", seconds=True),
                 "quantity": ui.count_column("Quantity"),
                 "at": ui.time_column("Landed or booked (UTC)", seconds=True),
-                "source": "Landing file, or file added to the batch",
+                "source": "Landing file, API request, or file added to the batch",
                 "line": st.column_config.NumberColumn("Line", format="%d"),
                 "by": "By",
                 "reason": "Why",

@@ -126,8 +126,9 @@ def refresh_marts(
             connect(settings) as conn,
             building(settings.marts_path, full) as build,
         ):
-            changes = read_changes(conn)  # before any row is read: a later change keeps its mark
-            cut = None if as_of else usage_cut(conn)
+            # the marks before any row is read: a later change keeps its mark
+            cut, changes = (None, read_changes(conn)) if as_of else usage_cut(conn)
+            build.usage_cut = cut
             report = MartsReport(full=build.fresh, build_id=build.build_id, as_of=as_of or cut)
             # the files not in the build by its cut (a build given its instant: as they are)
             report.held_files = files_holding_closes(conn, settings.landing, cut)
@@ -310,7 +311,7 @@ DIMENSION_MARTS = {
     """,
     "landing_files": """
         INSERT INTO landing_files
-        SELECT file_id, source, path, ingested_at
+        SELECT file_id, source, path, ingested_at, request, key_prefix, received_at
         FROM file_rows
     """,
     "quarantine_summary": """
@@ -390,13 +391,14 @@ USAGE_DAILY = """
 
 @timed("usage")
 def _usage(build: MartsBuild, extractor: Extractor, days: list[date] | None) -> int:
-    """Copy the touched days' usage (all of it in a full build) from Postgres into this build's
-    Parquet facts, list them in `_fact_files` and replace the days' usage_daily rows; returns
-    how many events were read. One read, written in chunks while the next chunk is read."""
+    """Copy the touched days' usage (all of it in a full build) stamped before the build's cut
+    from Postgres into this build's Parquet facts, list them in `_fact_files` and replace the
+    days' usage_daily rows; returns how many events were read. One read, written in chunks
+    while the next chunk is read."""
     con = build.con
     folder = build.fact_folder("usage")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    for rows in _chunks(extractor.facts("usage_events", days), CHUNK_ROWS):
+    for rows in _chunks(extractor.facts("usage_events", days, build.usage_cut), CHUNK_ROWS):
         con.register("arrow_input", rows)
         _execute(con, WRITE_USAGE_FACTS, {"folder": str(folder)})
         con.unregister("arrow_input")

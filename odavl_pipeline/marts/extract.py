@@ -27,14 +27,17 @@ class Changes:
         return len(self.marks)
 
 
+# the marks of the days the marts can hold; a day outside (its rows are left out) keeps its mark
+MARKS = f"""
+    SELECT source::text, day, version FROM mart_changes
+    WHERE day >= {EARLIEST_DAY_SQL} AND day < {LATEST_DAY_SQL}
+"""
+
+
 @timed("read_changes")
 def read_changes(conn: psycopg.Connection) -> Changes:
-    """The marks of the days the marts can hold; a day outside (its rows are left out) keeps its
-    mark unread."""
-    rows = conn.execute(
-        f"SELECT source::text, day, version FROM mart_changes "
-        f"WHERE day >= {EARLIEST_DAY_SQL} AND day < {LATEST_DAY_SQL}"
-    ).fetchall()
+    """The change marks as they are now."""
+    rows = conn.execute(MARKS).fetchall()
     conn.commit()
     return Changes(tuple(rows))
 
@@ -53,19 +56,23 @@ def forget_changes(conn: psycopg.Connection, changes: Changes) -> int:
     return cursor.rowcount
 
 
-def usage_cut(conn: psycopg.Connection) -> datetime:
-    """A moment before which every usage row is committed: read while no usage write is open.
+@timed("usage_cut")
+def usage_cut(conn: psycopg.Connection) -> tuple[datetime, Changes]:
+    """A moment before which every usage row is committed, and the change marks as they are at
+    that moment: read while no usage write is open.
 
     Writers share the source lock from before their first insert until they commit, and stamp
     rows with their statement's time; this takes the lock alone, so it waits for the writes in
     progress to commit, and writes that start meanwhile wait for it. So rows stamped before this
-    moment are all committed, and visible to reads that start after it; rows committed later
-    are stamped after it (docs/ingestion.md, "Parallel ingestion").
+    moment are all committed and their marks among those read here; rows committed later are
+    stamped after it, their marks left for the next build (docs/ingestion.md, "Parallel
+    ingestion"). A build that reads the usage stamped before the moment holds exactly that.
     """
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock("usage_events"),))
+    marks = conn.execute(MARKS).fetchall()
     moment = conn.execute("SELECT odavl_now()").fetchone()[0]
     conn.commit()
-    return moment
+    return moment, Changes(tuple(marks))
 
 
 # the periods closed, unless closed already (Postgres parameters: closed_at, then the columns)
@@ -142,8 +149,9 @@ def _midnight(day: date) -> datetime:
 
 
 # The contract's metric of a usage event (`u` in the query), as SQL.
-# Rows for the marts with the timestamp that puts them on a UTC day, read by day, and the
-# condition they are read under: the rows the marts cannot hold are left out (bounds.py).
+# Rows for the marts with the timestamp that puts them on a UTC day, read by day, the condition
+# they are read under (the rows the marts cannot hold are left out: bounds.py), and the column
+# usage is stamped with on arrival (a build holds the usage stamped before its cut).
 FACT_QUERIES = {
     "usage_events": (
         f"""
@@ -155,6 +163,7 @@ FACT_QUERIES = {
         """,
         "u.occurred_at",
         held("usage_events", "u"),
+        "u.ingested_at",
     ),
     "error_events": (
         """
@@ -164,6 +173,7 @@ FACT_QUERIES = {
         """,
         "e.occurred_at",
         held("error_events", "e"),
+        None,
     ),
     "fix_attestations": (
         """
@@ -173,6 +183,7 @@ FACT_QUERIES = {
         """,
         "a.created_at",
         held("fix_attestations", "a"),
+        None,
     ),
     "audit_results": (
         """
@@ -185,6 +196,7 @@ FACT_QUERIES = {
         """,
         "r.occurred_at",
         held("audit_results", "r"),
+        None,
     ),
     "audit_issues": (
         """
@@ -194,6 +206,7 @@ FACT_QUERIES = {
         """,
         "r.occurred_at",
         held("audit_results", "r"),
+        None,
     ),
 }
 
@@ -237,9 +250,13 @@ DIMENSION_QUERIES = {
         "SELECT COALESCE(q.source::text, '(no source)') AS source, q.reason, q.org_slug AS org, q.project_slug AS project, "
         "sum(q.lines) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"
     ),
+    # a request of the HTTP API is a ledger file of its own, named by the request's id
     "file_rows": (
-        "SELECT f.id AS file_id, f.source::text AS source, f.path, f.ingested_at "
-        "FROM ingested_files AS f WHERE f.status = 'ingested'"
+        "SELECT f.id AS file_id, f.source::text AS source, f.path, f.ingested_at, "
+        "CASE WHEN r.file_id IS NOT NULL THEN substring(f.path from '([^/]+)\\.ndjson$') END "
+        "AS request, r.key_prefix, r.received_at "
+        "FROM ingested_files AS f LEFT JOIN api_requests AS r ON r.file_id = f.id "
+        "WHERE f.status = 'ingested'"
     ),
     "latest_audit_issue_rows": (
         "SELECT latest.project_id, latest.url, latest.device, latest.occurred_at, "
@@ -275,15 +292,26 @@ class Extractor:
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
-    def facts(self, name: str, days: list[date] | None) -> pa.RecordBatchReader:
-        """FACT_QUERIES[name]'s rows on the given UTC days (every row when days is None)."""
-        query, timestamp, condition = FACT_QUERIES[name]
-        if days is None:
-            return self.read(f"{query} WHERE {condition}")
-        ranges = day_ranges(days)
-        return self.read(
-            f"{query} JOIN unnest($1::text[]::timestamptz[], $2::text[]::timestamptz[]) "
-            f"AS wanted(lo, hi) ON {timestamp} >= wanted.lo AND {timestamp} < wanted.hi "
-            f"WHERE {condition}",
-            ([lo.isoformat() for lo, _ in ranges], [hi.isoformat() for _, hi in ranges]),
-        )
+    def facts(
+        self, name: str, days: list[date] | None, stamped_before: datetime | None = None
+    ) -> pa.RecordBatchReader:
+        """FACT_QUERIES[name]'s rows on the given UTC days (every row when days is None); of a
+        source stamped on arrival, only the rows stamped before `stamped_before` when given."""
+        query, timestamp, condition, arrival = FACT_QUERIES[name]
+        parameters: list = []
+        if stamped_before is not None:
+            parameters.append(stamped_before.isoformat())
+            condition = f"{condition} AND {arrival} < $1::text::timestamptz"
+        if days is not None:
+            ranges = day_ranges(days)
+            first = len(parameters) + 1
+            query = (
+                f"{query} JOIN unnest(${first}::text[]::timestamptz[], "
+                f"${first + 1}::text[]::timestamptz[]) AS wanted(lo, hi) "
+                f"ON {timestamp} >= wanted.lo AND {timestamp} < wanted.hi"
+            )
+            parameters += [
+                [lo.isoformat() for lo, _ in ranges],
+                [hi.isoformat() for _, hi in ranges],
+            ]
+        return self.read(f"{query} WHERE {condition}", tuple(parameters))

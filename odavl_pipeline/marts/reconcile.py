@@ -37,6 +37,12 @@ class Reconciliation:
         return self.difference_count == 0
 
 
+def published_cut(marts: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The cut of the published build (its usage is what was stamped before it), or None for a
+    build as of an instant, which holds the usage as it was read."""
+    return marts.execute("SELECT max(usage_cut) FROM _meta").fetchall()[0][0]
+
+
 def _compare(
     mart: dict[tuple, int],
     postgres: dict[tuple, int],
@@ -64,7 +70,7 @@ USAGE_TOTALS_SQL = f"""
 SELECT o.slug, {METRIC_SQL}, sum(u.quantity)
 FROM usage_ledger AS u
 JOIN organizations AS o ON o.id = u.organization_id
-WHERE {held("usage_events", "u")}
+WHERE {held("usage_events", "u")} AND (%(cut)s::timestamptz IS NULL OR u.ingested_at < %(cut)s)
 GROUP BY 1, 2
 """
 
@@ -76,7 +82,7 @@ FROM usage_ledger AS u
 JOIN organizations AS o ON o.id = u.organization_id
 WHERE u.occurred_at >= %(first)s AND u.occurred_at < %(after)s
   AND (u.occurred_at AT TIME ZONE 'UTC')::date = ANY(%(days)s::date[])
-  AND {held("usage_events", "u")}
+  AND {held("usage_events", "u")} AND (%(cut)s::timestamptz IS NULL OR u.ingested_at < %(cut)s)
 GROUP BY 1, 2, 3
 """
 
@@ -95,7 +101,9 @@ def usage_daily_totals(
         }
         postgres = {
             (org, metric): quantity
-            for org, metric, quantity in conn.execute(USAGE_TOTALS_SQL).fetchall()
+            for org, metric, quantity in conn.execute(
+                USAGE_TOTALS_SQL, {"cut": published_cut(marts)}
+            ).fetchall()
         }
         return _compare(mart, postgres, ("org", "metric"))
     if not rebuilt.days:
@@ -112,7 +120,12 @@ def usage_daily_totals(
         (org, day, metric): quantity
         for org, day, metric, quantity in conn.execute(
             DAYS_USAGE_SQL,
-            {"days": rebuilt.days, "first": first, "after": last + timedelta(days=1)},
+            {
+                "days": rebuilt.days,
+                "first": first,
+                "after": last + timedelta(days=1),
+                "cut": published_cut(marts),
+            },
         ).fetchall()
     }
     return _compare(mart, postgres, ("org", "day", "metric"))
@@ -121,7 +134,8 @@ def usage_daily_totals(
 BILLED_SQL = f"""
 WITH periods AS (
     SELECT o.id AS org_id, p.period_start, p.period_end
-    FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS p(org, period_start, period_end)
+    FROM unnest(%(orgs)s::text[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+         AS p(org, period_start, period_end)
     JOIN organizations AS o ON o.slug = p.org),
 occurred AS (
     SELECT u.organization_id AS org_id, {METRIC_SQL} AS metric, u.quantity, u.ingested_at,
@@ -130,7 +144,7 @@ occurred AS (
     JOIN periods AS p ON p.org_id = u.organization_id
      AND u.occurred_at >= p.period_start AND u.occurred_at < p.period_end
     LEFT JOIN billing_closes AS c ON c.organization_id = p.org_id AND c.period_start = p.period_start
-    WHERE u.event_type <> 'api_call' AND {held("usage_events", "u")})
+    WHERE u.event_type <> 'api_call' AND {held("usage_events", "u")} AND (%(cut)s::timestamptz IS NULL OR u.ingested_at < %(cut)s))
 SELECT o.slug, CASE WHEN e.closed_at IS NULL OR e.ingested_at < e.closed_at
                     THEN e.period_start ELSE arrival.period_start END, e.metric, sum(e.quantity)
 FROM occurred AS e
@@ -158,7 +172,7 @@ occurred AS (
     LEFT JOIN billing_closes AS c ON c.organization_id = p.org_id AND c.period_start = p.period_start
     WHERE u.occurred_at >= %(first)s AND u.occurred_at < %(after)s
       AND (c.closed_at IS NULL OR u.ingested_at < c.closed_at)
-      AND u.event_type <> 'api_call' AND {held("usage_events", "u")}),
+      AND u.event_type <> 'api_call' AND {held("usage_events", "u")} AND (%(cut)s::timestamptz IS NULL OR u.ingested_at < %(cut)s)),
 arrived_late AS (
     SELECT p.org, p.period_start, {METRIC_SQL} AS metric, u.quantity
     FROM usage_ledger AS u
@@ -169,7 +183,7 @@ arrived_late AS (
      AND u.occurred_at >= c.period_start AND u.occurred_at < c.period_end
      AND u.ingested_at >= c.closed_at
     WHERE u.ingested_at >= %(first)s AND u.ingested_at < %(after)s
-      AND u.event_type <> 'api_call' AND {held("usage_events", "u")})
+      AND u.event_type <> 'api_call' AND {held("usage_events", "u")} AND (%(cut)s::timestamptz IS NULL OR u.ingested_at < %(cut)s))
 SELECT org, period_start, metric, sum(quantity)
 FROM (SELECT * FROM occurred UNION ALL SELECT * FROM arrived_late) AS billed
 GROUP BY 1, 2, 3
@@ -185,18 +199,21 @@ def billing_periods_usage(
     rows = marts.execute(
         "SELECT org, period_start, period_end, metric, used FROM billing_periods"
     ).fetchall()
+    cut = published_cut(marts)
     if rebuilt is None:
         periods = sorted({(org, start, end) for org, start, end, _, _ in rows})
-        billed = _billed(conn, periods)
+        billed = _billed(conn, periods, cut)
     else:
         wanted = set(rebuilt.periods)
-        billed = _billed_periods(conn, sorted(wanted))
+        billed = _billed_periods(conn, sorted(wanted), cut)
         rows = [row for row in rows if row[:3] in wanted]
     mart = {(org, start, metric): used for org, start, _, metric, used in rows}
     return _compare(mart, billed, ("org", "period_start", "metric"))
 
 
-def _billed(conn: psycopg.Connection, periods: list[tuple]) -> dict[tuple, int]:
+def _billed(
+    conn: psycopg.Connection, periods: list[tuple], cut: datetime | None
+) -> dict[tuple, int]:
     """What each of `periods` (org, start, end), every period of the marts, is billed for per
     metric, by BILLED_SQL."""
     # Every usage event is read once: one scan joined by organization. An index scan per
@@ -208,14 +225,21 @@ def _billed(conn: psycopg.Connection, periods: list[tuple]) -> dict[tuple, int]:
             (org, start, metric): used
             for org, start, metric, used in conn.execute(
                 BILLED_SQL,
-                ([p[0] for p in periods], [p[1] for p in periods], [p[2] for p in periods]),
+                {
+                    "orgs": [p[0] for p in periods],
+                    "starts": [p[1] for p in periods],
+                    "ends": [p[2] for p in periods],
+                    "cut": cut,
+                },
             )
         }
     finally:
         conn.execute("RESET enable_nestloop")
 
 
-def _billed_periods(conn: psycopg.Connection, periods: list[tuple]) -> dict[tuple, int]:
+def _billed_periods(
+    conn: psycopg.Connection, periods: list[tuple], cut: datetime | None
+) -> dict[tuple, int]:
     """What each of `periods` (org, start, end), some of them, is billed for per metric, by
     PERIODS_BILLED_SQL."""
     if not periods:
@@ -230,6 +254,7 @@ def _billed_periods(conn: psycopg.Connection, periods: list[tuple]) -> dict[tupl
                 "ends": [p[2] for p in periods],
                 "first": min(p[1] for p in periods),
                 "after": max(p[2] for p in periods),
+                "cut": cut,
             },
         )
     }

@@ -3,7 +3,7 @@
 Tables whose name begins with `_` are the builder's bookkeeping, not for readers.
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # a published file of another version is rebuilt in full
 
 MARTS = {
     # CONTRACT.md section 6
@@ -64,14 +64,20 @@ MARTS = {
         documentation VARCHAR)""",
     "quarantine_summary": """(
         source VARCHAR NOT NULL, reason VARCHAR NOT NULL, org VARCHAR, records BIGINT NOT NULL)""",
-    # provenance: the landing file of each usage fact (see usage_facts in the README)
+    # provenance: the ledger file of each usage fact (see usage_facts in the README); for the
+    # records of an HTTP API request, the request (its id, its key's prefix, when received)
     "landing_files": """(
         file_id BIGINT NOT NULL, source VARCHAR NOT NULL, path VARCHAR NOT NULL,
-        ingested_at TIMESTAMPTZ NOT NULL)""",
+        ingested_at TIMESTAMPTZ NOT NULL, request VARCHAR, key_prefix VARCHAR,
+        received_at TIMESTAMPTZ)""",
 }
 
 BOOKKEEPING = {
-    "_meta": "(schema_version INTEGER NOT NULL, built_at TIMESTAMPTZ NOT NULL, build_id VARCHAR NOT NULL)",
+    # usage_cut: the build holds exactly the usage stamped before it (NULL: a build "as of" an
+    # instant, which holds the usage as it was when read)
+    "_meta": """(
+        schema_version INTEGER NOT NULL, built_at TIMESTAMPTZ NOT NULL, build_id VARCHAR NOT NULL,
+        usage_cut TIMESTAMPTZ)""",
     # the Parquet files of usage facts in force, one glob per UTC day
     "_fact_files": "(day DATE NOT NULL, path VARCHAR NOT NULL)",
     # adjustments (late usage, corrections of closed periods: their `kind` and `batch`) per day

@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class MartsBuild:
         self.con = con
         self.fresh = fresh
         self.build_id = build_id
+        self.usage_cut: datetime | None = None  # the usage it holds was stamped before this
         self.published_callbacks: list[Callable[[], object]] = []
 
     def after_publish(self, callback: Callable[[], object]) -> None:
@@ -142,7 +144,8 @@ def _swap_in(con: duckdb.DuckDBPyConnection, staging: Path, build: MartsBuild) -
     try:
         con.execute("DELETE FROM _meta")
         con.execute(
-            "INSERT INTO _meta VALUES (?, ?, ?)", [SCHEMA_VERSION, clock.now(), build.build_id]
+            "INSERT INTO _meta VALUES (?, ?, ?, ?)",
+            [SCHEMA_VERSION, clock.now(), build.build_id, build.usage_cut],
         )
         con.execute("CHECKPOINT")
         con.close()
