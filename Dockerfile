@@ -1,5 +1,6 @@
 # The project's image: one image for the code location, the run workers, the Celery workers, the
-# Dagster webserver and daemon, the migrations and the dashboards (docker-compose.yml, deploy/helm/).
+# Dagster webserver and daemon, the migrations, the dashboards and the HTTP API (docker-compose.yml,
+# deploy/helm/).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,5 +23,5 @@ RUN pip install -e '.[celery,s3]' \
  && chown -R odavl:odavl /var/lib/odavl /var/lib/dagster "$DAGSTER_HOME"
 
 USER odavl
-EXPOSE 3000 4000 8421 8501
+EXPOSE 3000 4000 8000 8421 8501
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "odavl_pipeline.definitions"]

@@ -7,6 +7,7 @@ from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.jobs import ingest_job, marts_job, pipeline_job
 from odavl_pipeline.defs.marts.assets import marts
 from odavl_pipeline.defs.marts.schedules import daily_billing
+from odavl_pipeline.defs.marts.sensors import api_records_to_marts
 from odavl_pipeline.defs.monitoring.quota_alerts import quota_alert_delivery
 from odavl_pipeline.defs.monitoring.sensors import run_failure_alert
 from odavl_pipeline.defs.resources import OdavlResource
@@ -19,6 +20,6 @@ defs = dg.Definitions(
     asset_checks=stripe_checks,
     jobs=[pipeline_job, ingest_job, marts_job, stripe_job],
     schedules=[daily_billing, hourly_stripe],
-    sensors=[landing_zone_sensor, run_failure_alert, quota_alert_delivery],
+    sensors=[landing_zone_sensor, api_records_to_marts, run_failure_alert, quota_alert_delivery],
     resources={"odavl": OdavlResource()},
 )

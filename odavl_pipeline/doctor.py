@@ -5,6 +5,7 @@ Secrets are never printed: URLs with their password hidden, Stripe keys not at a
 """
 
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,7 @@ def run_checks(
                     "marts",
                     "stripe",
                     "stripe events",
+                    "api",
                 )
             ),
         ]
@@ -70,11 +72,12 @@ def run_checks(
             for name in ("migrations", "dagster", "runs", "closes")
         ]
     findings += [check_landing(settings), check_marts(settings, now), check_stripe(settings)]
-    findings.append(
-        check_stripe_events(settings)
-        if database.status == OK
-        else Finding("stripe events", SKIPPED, "needs the database")
-    )
+    if database.status == OK:
+        findings += [check_stripe_events(settings), check_api(settings, now)]
+    else:
+        findings += [
+            Finding(name, SKIPPED, "needs the database") for name in ("stripe events", "api")
+        ]
     return findings
 
 
@@ -584,6 +587,56 @@ def check_stripe_events(settings: Settings) -> Finding:
         )
     waiting = f"{found.pending:,} waiting to be processed" if found.pending else "all processed"
     return Finding("stripe events", OK, f"Stripe events: {waiting}, none set aside")
+
+
+# --- the HTTP API --------------------------------------------------------------------------
+
+# the sensor api_records_to_marts requests a build within a minute of a request's arrival
+API_RECORDS_OVERDUE = timedelta(minutes=10)
+
+
+def check_api(settings: Settings, now: datetime) -> Finding:
+    """The API keys, and records sent to the HTTP API that the published marts do not hold
+    API_RECORDS_OVERDUE after they came (ingest/api_backlog.py)."""
+    import psycopg
+
+    from odavl_pipeline.api import keys
+    from odavl_pipeline.db.server import connect
+    from odavl_pipeline.ingest.api_backlog import api_backlog, marts_cut
+
+    cut = marts_cut(settings.marts_path)
+    try:
+        with connect(settings) as conn:
+            states = Counter(row["state"] for row in keys.listing(conn))
+            waiting = api_backlog(conn, cut, now)
+            overdue = api_backlog(conn, cut, now - API_RECORDS_OVERDUE)
+    except psycopg.ProgrammingError:  # a schema before the API: the migrations say so
+        return Finding("api", SKIPPED, "needs the database at the newest revision")
+    counts = ", ".join(f"{states[state]:,} {state}" for state in ("active", "expired", "revoked"))
+    if overdue.requests:
+        built = (
+            f"the marts took usage in up to {cut.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+            if cut
+            else "no marts to read"
+        )
+        return Finding(
+            "api",
+            WARNING,
+            f"{overdue.requests:,} API request(s) ({overdue.records:,} record(s)) received from "
+            f"{overdue.oldest.astimezone(UTC):%Y-%m-%d %H:%M} UTC on are not in the marts "
+            f"{_hours(API_RECORDS_OVERDUE)} later ({built}); keys: {counts}",
+            "the sensor api_records_to_marts requests a build within a minute of their arrival: "
+            "check that the daemon runs (`odavl-pipeline ui`, or the daemon service), that the "
+            "sensor is on (UI, Automation) and whether its rebuild_marts runs failed (UI, Runs); "
+            "launching rebuild_marts from the UI builds them now",
+        )
+    waits = (
+        f"{waiting.requests:,} API request(s) of the last {_hours(API_RECORDS_OVERDUE)} wait "
+        "for the next marts build"
+        if waiting.requests
+        else "no API request waits for the marts"
+    )
+    return Finding("api", OK, f"{waits}; keys: {counts}")
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import yaml
 # No public validator of dagster.yaml exists; this is the one `dagster instance` commands use.
 from dagster._core.instance.config import dagster_instance_config
 
+from odavl_pipeline import cli, cli_api
+from odavl_pipeline.api.app import create_app
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.jobs import INGEST_TAGS
 from odavl_pipeline.defs.execution import (
@@ -26,10 +28,11 @@ from odavl_pipeline.defs.execution import (
     celery_execution,
 )
 from odavl_pipeline.orchestration import INSTANCE_YAML
+from odavl_pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
-LONG_RUNNING = {"postgres", "code", "webserver", "daemon", "dashboards", "stripe-webhooks"}
+LONG_RUNNING = {"postgres", "code", "webserver", "daemon", "dashboards", "api", "stripe-webhooks"}
 TAG_LIMITS = [
     {"key": "odavl/ingest", "limit": 2},
     {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
@@ -159,6 +162,9 @@ def test_docker_compose_config_validates_the_file():
         == "postgresql+psycopg://odavl:only-for-this-test@postgres:5432/odavl"
     )
     assert resolved["services"]["webserver"]["ports"] == ["127.0.0.1:3000:3000/tcp"]
+    api = resolved["services"]["api"]
+    assert api["ports"] == ["127.0.0.1:8000-8009:8000/tcp"]  # a port of the range per replica
+    assert Settings.from_env(api["environment"]).api_rate_per_second == 200
 
     without = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
     refused = subprocess.run(
@@ -170,6 +176,72 @@ def test_docker_compose_config_validates_the_file():
         cwd=ROOT,
     )
     assert refused.returncode != 0 and "set POSTGRES_PASSWORD in .env" in refused.stderr
+
+
+def api_command(command: list[str]):
+    """The arguments of `odavl-pipeline api` as the command line parses them."""
+    assert command[:2] == ["odavl-pipeline", "api"]
+    args = cli._parser().parse_args(command[1:])
+    assert args.handler is cli_api.cmd_api
+    return args
+
+
+def api_paths(tmp_path) -> set[str]:
+    """What the HTTP API serves (no database is needed to list it)."""
+    app = create_app(Settings.from_env({"ODAVL_HOME": str(tmp_path)}))
+    return {route.path for route in app.routes}
+
+
+def documented_variables() -> set[str]:
+    """The variables of the README's Configuration table (the contract's, section 1)."""
+    section = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return {
+        name
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([A-Z_]+)`", line.split(" | ")[0])
+    }
+
+
+def with_defaults(env: dict[str, str]) -> dict[str, str]:
+    """A compose environment as it resolves with nothing set in .env but the password."""
+    resolved = {}
+    for name, value in env.items():
+        value = re.sub(r"\$\{POSTGRES_PASSWORD:\?[^}]*\}", "only-for-this-test", value)
+        resolved[name] = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+    return resolved
+
+
+def test_compose_runs_the_api_stateless_and_scalable(tmp_path):
+    services = compose()["services"]
+    api = services["api"]
+    args = api_command(api["command"])
+    assert (args.host, args.port) == ("0.0.0.0", 8000)
+    # as many replicas as asked for (`--scale api=N`): no fixed name, a host port range
+    assert "container_name" not in api
+    [published] = api["ports"]
+    assert published == "${ODAVL_BIND_ADDRESS:-127.0.0.1}:8000-8009:" + str(args.port)
+    # stateless: nothing written, the marts read for live quota
+    assert api["volumes"] == ["marts:/var/lib/odavl/marts:ro"]
+    assert api["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
+    check = api["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]
+    assert f"'http://127.0.0.1:{args.port}/healthz'" in check[-1]
+    assert "/healthz" in api_paths(tmp_path)
+
+    # the environment of the other services, its variables the contract's, its values usable
+    env = api["environment"]
+    assert env == services["code"]["environment"] == services["dashboards"]["environment"]
+    # ODAVL_DAGSTER_URL, the instance's storage, odavl-pipeline derives itself (deploy/README.md)
+    ours = {name for name in env if name.startswith(("ODAVL_", "STRIPE_"))}
+    assert ours - {"ODAVL_DAGSTER_URL"} <= documented_variables()
+    settings = Settings.from_env(with_defaults(env))
+    assert settings.api_rate_per_second == Settings.from_env({}).api_rate_per_second == 200
+    example = (ROOT / ".env.example").read_text().splitlines()
+    assert "ODAVL_API_RATE_PER_SECOND=200" in example
 
 
 def _instance_config(tmp_path, text: str) -> dict:
@@ -263,6 +335,51 @@ def test_the_marts_step_has_a_queue_of_its_own_and_the_ingest_steps_the_default_
         **{source: DEFAULT_QUEUE for source in queues if source != "marts"},
     }
     assert len(queues) == 5
+
+
+def test_the_kubernetes_api_is_replicas_behind_a_service_ready_on_healthz(tmp_path):
+    """deploy/helm/api.yaml: stateless replicas of `odavl-pipeline api` beside the chart, with the
+    code location's image, secret and volume (read-only), behind a Service."""
+    values_text = (ROOT / "deploy/helm/values.yaml").read_text()
+    assert "kubectl apply -f deploy/helm/api.yaml" in values_text.split("\n\n")[0]
+    [code] = yaml.safe_load(values_text)["dagster-user-deployments"]["deployments"]
+    deployment, service = yaml.safe_load_all((ROOT / "deploy/helm/api.yaml").read_text())
+    assert (deployment["kind"], service["kind"]) == ("Deployment", "Service")
+    assert deployment["spec"]["replicas"] >= 2
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    args = api_command(container["command"])
+    assert args.host == "0.0.0.0"
+    assert container["image"] == f"{code['image']['repository']}:{code['image']['tag']}"
+    [port] = container["ports"]
+    assert port == {"name": "http", "containerPort": args.port}
+
+    # ready while the database answers; alive while it serves, whatever the database does
+    paths = api_paths(tmp_path)
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"]["port"] == "http"
+    assert {"/healthz", container["livenessProbe"]["httpGet"]["path"]} <= paths
+
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert set(env) <= documented_variables()
+    for variable in ("ODAVL_HOME", "ODAVL_LANDING_DIR", "ODAVL_MARTS_PATH"):
+        assert env[variable] == code["env"][variable], variable
+    assert Settings.from_env(env).api_rate_per_second == int(env["ODAVL_API_RATE_PER_SECOND"])
+    assert container["envFrom"] == [{"secretRef": {"name": "odavl-env"}}]
+    [volume] = pod["spec"]["volumes"]
+    claim = code["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert volume["persistentVolumeClaim"] == {"claimName": claim, "readOnly": True}
+    assert container["volumeMounts"] == [
+        {
+            "name": volume["name"],
+            "mountPath": code["volumeMounts"][0]["mountPath"],
+            "readOnly": True,
+        }
+    ]
+
+    labels = pod["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == labels == service["spec"]["selector"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": args.port, "targetPort": "http"}]
 
 
 def _worker_queues(deployment: dict) -> tuple[str, list[str]]:

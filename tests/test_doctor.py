@@ -89,6 +89,7 @@ def test_a_healthy_setup_with_stripe_passes_every_check(healthy, stripe_settings
         "marts": "ok",
         "stripe": "ok",
         "stripe events": "ok",
+        "api": "ok",
     }
     assert "no dagster-daemon heartbeat" in found["dagster"]["summary"]
     assert "1 files over 1 days (2026-11-03 .. 2026-11-03)" in found["landing"]["summary"]
@@ -114,6 +115,7 @@ def test_an_unreachable_database_is_a_problem_and_skips_what_needs_it(healthy):
     assert "hunter2" not in result.stdout + result.stderr
     found = findings(ODAVL_DATABASE_URL=url)
     assert (found["migrations"].status, found["dagster"].status) == ("skipped", "skipped")
+    assert found["api"].status == "skipped"
     assert found["marts"].status == "ok"  # the files are still checked
 
 
@@ -169,6 +171,51 @@ def test_marts_missing_stale_or_unreadable(healthy, tmp_path):
     garbage.write_bytes(b"not a database" * 1000)
     unreadable = findings(ODAVL_MARTS_PATH=str(garbage))["marts"]
     assert unreadable.status == "problem" and "cannot be read" in unreadable.summary
+
+
+@pytest.mark.clock("2026-11-20T12:00:00Z")
+def test_api_records_not_in_the_marts_ten_minutes_after_they_came_are_a_warning(
+    healthy, clock_at, tmp_path
+):
+    from odavl_pipeline.api import keys, records
+    from odavl_pipeline.db.server import connect
+
+    with connect(healthy) as conn:  # the seeds hold one active key
+        key, _ = keys.create(conn, "alice@odavl.com", "a day", ["usage:write"], expires_days=1)
+        alice = keys.holder(conn, key)
+        _, revoked = keys.create(conn, "alice@odavl.com", "revoked", ["usage:write"])
+        keys.revoke(conn, revoked["prefix"])
+        sent = [usage("api-1", quantity=2, occurred_at="2026-11-20T11:55:00Z")]
+        for _ in range(2):  # the second request brings nothing new: a duplicate
+            records.take_records(conn, alice, "usage_events", sent, b"[]", "application/json")
+    found = findings()["api"]
+    assert (found.status, found.summary) == (
+        "ok",
+        "1 API request(s) of the last 10 min wait for the next marts build; "
+        "keys: 2 active, 0 expired, 1 revoked",
+    )
+
+    with connect(healthy) as conn:
+        [received] = conn.execute("SELECT min(received_at) FROM api_requests").fetchone()
+    with duckdb.connect(str(healthy.marts_path), read_only=True) as marts:
+        [cut] = marts.execute("SELECT max(as_of) FROM quota_status").fetchone()
+
+    clock_at("2026-11-20T12:15:00Z")  # no build took it in: the sensor should have built
+    found = findings()["api"]
+    assert found.status == "warning"
+    assert found.summary.startswith(
+        f"1 API request(s) (1 record(s)) received from {received.astimezone(UTC):%Y-%m-%d %H:%M} "
+        f"UTC on are not in the marts 10 min later (the marts took usage in up to "
+        f"{cut.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+    )
+    assert "the sensor api_records_to_marts" in found.fix
+    without_marts = findings(ODAVL_MARTS_PATH=str(tmp_path / "none.duckdb"))["api"]
+    assert without_marts.status == "warning" and "(no marts to read)" in without_marts.summary
+
+    refresh_marts(healthy)
+    assert findings()["api"].summary.startswith("no API request waits for the marts")
+    clock_at("2026-11-21T12:30:00Z")
+    assert findings()["api"].summary.endswith("keys: 1 active, 1 expired, 1 revoked")
 
 
 def test_the_staleness_rule_is_the_freshness_policy():

@@ -70,13 +70,12 @@ def test_the_schedules_and_sensors_load_and_evaluate(settings, landing, dagster_
     assert {s.name for s in defs.schedules} == {"daily_billing", "hourly_stripe"}
     assert {s.name for s in defs.sensors} == {
         "landing_zone_sensor",
+        "api_records_to_marts",
         "run_failure_alert",
         "quota_alert_delivery",
     }
-    assert (
-        defs.resolve_sensor_def("run_failure_alert").default_status
-        == dg.DefaultSensorStatus.RUNNING
-    )
+    for running in ("run_failure_alert", "api_records_to_marts", "quota_alert_delivery"):
+        assert defs.resolve_sensor_def(running).default_status == dg.DefaultSensorStatus.RUNNING
     assert (
         defs.resolve_schedule_def("daily_billing").default_status
         == dg.DefaultScheduleStatus.RUNNING
