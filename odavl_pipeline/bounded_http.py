@@ -16,10 +16,16 @@ only from `trusted_proxies` (addresses or networks), and from nobody when there 
 """
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import logging
+import os
 import resource
-from collections.abc import Sequence
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +34,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 SPARE_FILES = 256  # descriptors kept for everything but client connections
+SHORTEST_WORKER_LIFE = 5.0  # seconds: a worker that dies sooner is not replaced
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,90 @@ def serve(
     **uvicorn_options: Any,
 ) -> None:
     """Serve `app` on host:port within `bounds` until SIGINT or SIGTERM."""
+    config = _config(app, host, port, bounds, trusted_proxies, **uvicorn_options)
+    uvicorn.Server(config).run()
+
+
+def serve_workers(
+    make_app: Callable[[], Any],
+    workers: int,
+    host: str,
+    port: int,
+    bounds: Bounds,
+    trusted_proxies: Sequence[str] = (),
+    **uvicorn_options: Any,
+) -> None:
+    """Serve the app `make_app` makes in each of `workers` processes forked from this one, all
+    on one listening socket, each within `bounds`, until SIGINT or SIGTERM: this process then
+    asks each worker to end (SIGTERM) and waits for them. A worker that dies otherwise is
+    replaced."""
+    if workers == 1:
+        serve(make_app(), host, port, bounds, trusted_proxies, **uvicorn_options)
+        return
+    listening = _config(None, host, port, bounds, trusted_proxies).bind_socket()
+
+    supervisor = os.getpid()
+
+    def start_worker() -> int:
+        pid = os.fork()
+        if pid == 0:
+            os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the supervisor, which ends us once
+            _end_with_parent()
+            if os.getppid() != supervisor:  # it died before we asked
+                os._exit(1)
+            status = 1
+            try:
+                config = _config(make_app(), host, port, bounds, trusted_proxies, **uvicorn_options)
+                uvicorn.Server(config).run(sockets=[listening])
+                status = 0
+            finally:
+                os._exit(status)
+        started[pid] = time.monotonic()
+        return pid
+
+    started: dict[int, float] = {}
+    running = {start_worker() for _ in range(workers)}
+    ending = False
+
+    def end(signum=None, frame=None) -> None:
+        nonlocal ending
+        ending = True
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, end)
+    failed = False
+    while running:
+        pid, status = os.wait()
+        running.discard(pid)
+        if ending:
+            continue
+        lived = time.monotonic() - started.pop(pid)
+        logging.getLogger("uvicorn.error").warning(
+            "worker %s ended (wait status %s) after %.0f s", pid, status, lived
+        )
+        if lived < SHORTEST_WORKER_LIFE:  # it cannot start: end the others rather than loop
+            failed = True
+            end()
+        else:
+            running.add(start_worker())
+    listening.close()
+    if failed:
+        raise SystemExit(1)
+
+
+def _end_with_parent() -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux), so that a
+    supervisor killed outright leaves no worker behind."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _config(
+    app, host: str, port: int, bounds: Bounds, trusted_proxies: Sequence[str], **options: Any
+) -> uvicorn.Config:
     bounds = _within_open_files(bounds)
     config = uvicorn.Config(
         LargestBody(app, bounds.largest_body),
@@ -55,11 +147,11 @@ def serve(
         http=bounded_protocol(bounds),
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=list(trusted_proxies),
-        **uvicorn_options,
+        **options,
     )
     # Streamlit, for one, attaches its handler to uvicorn's access log again once it has started
     logging.getLogger("uvicorn.access").disabled = not config.access_log
-    uvicorn.Server(config).run()
+    return config
 
 
 class LargestBody:

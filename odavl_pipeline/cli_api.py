@@ -1,18 +1,26 @@
 """`odavl-pipeline api` (CONTRACT.md sections 7 and 9): the HTTP API, within the bounds of
 bounded_http (head and body timeouts, largest body, a cap on connections)."""
 
+import argparse
 import socket
 
 from odavl_pipeline.errors import PipelineError, require_migrated
 from odavl_pipeline.settings import Settings
 
-HEAD_SECONDS, BODY_SECONDS, CONNECTIONS = 10.0, 30.0, 1_000
+HEAD_SECONDS, BODY_SECONDS, CONNECTIONS = 10.0, 30.0, 1_000  # per process
+MOST_WORKERS = 64
 
 
 def add_commands(commands) -> None:
     api = commands.add_parser("api", help="the HTTP API: records in, with API keys")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    api.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="API processes sharing the port (default 1); keys, rates and quotas are shared",
+    )
     api.set_defaults(handler=cmd_api)
 
 
@@ -20,20 +28,32 @@ def cmd_api(args, settings: Settings) -> None:
     import logging
 
     from odavl_pipeline.api.app import LARGEST_BODY, create_app
-    from odavl_pipeline.bounded_http import Bounds, serve
+    from odavl_pipeline.bounded_http import Bounds, serve_workers
 
     require_migrated(settings)
     _refuse_a_taken_port(args.host, args.port)
     logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
-    print(f"HTTP API on http://{args.host}:{args.port} (its description at /openapi.json)")
-    serve(
-        create_app(settings),
+    processes = f", {args.workers} processes" if args.workers > 1 else ""
+    print(
+        f"HTTP API on http://{args.host}:{args.port} (its description at /openapi.json{processes})",
+        flush=True,
+    )
+    serve_workers(
+        lambda: create_app(settings),
+        args.workers,
         args.host,
         args.port,
         Bounds(HEAD_SECONDS, BODY_SECONDS, LARGEST_BODY, CONNECTIONS),
         settings.trusted_proxies,
         log_level="info",
     )
+
+
+def _workers(text: str) -> int:
+    """--workers: 1 to MOST_WORKERS processes."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MOST_WORKERS:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MOST_WORKERS}: {text!r}")
+    return int(text)
 
 
 def _refuse_a_taken_port(host: str, port: int) -> None:

@@ -7,6 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 BILLING_GRACE_MINUTES = 60  # the default of ODAVL_BILLING_GRACE_MINUTES
+API_RATE_PER_SECOND = 200  # the default of ODAVL_API_RATE_PER_SECOND
+MOST_API_RATE_PER_SECOND = 1_000_000
 LONGEST_SESSION_HOURS = 24 * 30  # a month; longer sign-ins outlive people's access reviews
 
 
@@ -29,6 +31,8 @@ class Settings:
     landing_url: str | None = None  # object storage instead of the folder (ODAVL_LANDING_URL)
     # the reverse proxies whose X-Forwarded-For the dashboards believe (ODAVL_TRUSTED_PROXIES)
     trusted_proxies: tuple[str, ...] = ()
+    # requests per second one API key may make (ODAVL_API_RATE_PER_SECOND)
+    api_rate_per_second: int = API_RATE_PER_SECOND
 
     @property
     def landing(self) -> str | Path:
@@ -73,6 +77,7 @@ class Settings:
                 zero_allowed=False,
             ),
             trusted_proxies=_networks(env.get("ODAVL_TRUSTED_PROXIES")),
+            api_rate_per_second=_rate(env.get("ODAVL_API_RATE_PER_SECOND")),
         )
 
 
@@ -102,6 +107,22 @@ def _networks(value: str | None) -> tuple[str, ...]:
         raise ValueError(
             f"ODAVL_TRUSTED_PROXIES must be IP addresses or networks, comma-separated: {value!r}"
         ) from None
+
+
+def _rate(value: str | None) -> int:
+    """Requests per second, a whole number from 1 to MOST_API_RATE_PER_SECOND."""
+    if not value:
+        return API_RATE_PER_SECOND
+    digits = value.strip()
+    if (
+        not (digits.isascii() and digits.isdigit())
+        or not 1 <= int(digits) <= MOST_API_RATE_PER_SECOND
+    ):
+        raise ValueError(
+            "ODAVL_API_RATE_PER_SECOND must be a whole number of requests per second from 1 to "
+            f"{MOST_API_RATE_PER_SECOND:,}: {value!r}"
+        )
+    return int(digits)
 
 
 def _duration(

@@ -115,9 +115,9 @@ def main_module_kept() -> Iterator[None]:
 
 
 @contextmanager
-def scratch_database(server_url: URL, template: str) -> Iterator[URL]:
+def scratch_database(server_url: URL, template: str, prefix: str = "odavl_dash") -> Iterator[URL]:
     """A database of its own, cloned from the migrated and seeded test template."""
-    name = f"odavl_dash_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = libpq_url(server_url.set(database="postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(

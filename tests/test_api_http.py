@@ -3,53 +3,20 @@ the real database behind it, a plain HTTP client in front."""
 
 import http.client
 import json
-import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from odavl_pipeline.api import keys
 from odavl_pipeline.db.server import connect
 
-from .dashboard_server import free_port
-from .processes import stop
+from .api_server import api_server
 from .records import OTHER_ORG, usage
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00Z")
-STARTUP_SECONDS = 60
-
-
-@contextmanager
-def api_server(settings, log_path) -> Iterator[str]:
-    """`odavl-pipeline api` on a free port; its base URL. Stopped (SIGTERM, then SIGKILL) after."""
-    port = free_port()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "odavl_pipeline.cli", "api", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while True:
-                assert process.poll() is None, log_path.read_text()[-3000:]
-                try:
-                    urllib.request.urlopen(f"{base}/openapi.json", timeout=2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-                    time.sleep(0.2)
-            yield base
-        finally:
-            stop(process)
 
 
 def call(base, method, path, body=b"", key=None, content_type="application/json"):

@@ -8,7 +8,7 @@ underscore, then 256 random bits: nothing in it can be recovered from what is st
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -137,13 +137,68 @@ def revoke(conn: psycopg.Connection, prefix: str) -> dict:
     return row
 
 
+# the key of a hash, unless it is revoked or expired
+VALID_KEY = """
+    SELECT id, user_id, key_prefix, scopes FROM api_keys
+    WHERE key_hash = %(hash)s AND revoked_at IS NULL
+      AND (expires_at IS NULL OR expires_at > odavl_now())
+"""
+# ... and its request admitted at `rate` (GCRA over api_key_rates: its requests spread one `step`
+# apart may run a `burst` ahead of now), in one statement that writes last_used_at only when it
+# is older than `every`
+ADMIT = f"""
+    WITH k AS ({VALID_KEY}),
+    used AS (
+        UPDATE api_keys SET last_used_at = odavl_now()
+        WHERE id = (SELECT id FROM k)
+          AND (last_used_at IS NULL OR last_used_at < odavl_now() - %(every)s)),
+    taken AS (
+        INSERT INTO api_key_rates AS r (key_id, spread_until)
+        SELECT id, odavl_now() + %(step)s FROM k
+        ON CONFLICT (key_id) DO UPDATE
+        SET spread_until = greatest(r.spread_until, odavl_now()) + %(step)s
+        WHERE greatest(r.spread_until, odavl_now()) + %(step)s <= odavl_now() + %(burst)s
+        RETURNING key_id)
+    SELECT k.id, k.user_id, k.key_prefix, k.scopes, EXISTS (SELECT FROM taken),
+           extract(epoch FROM (SELECT spread_until FROM api_key_rates WHERE key_id = k.id)
+                   + %(step)s - %(burst)s - odavl_now())
+    FROM k
+"""
+LAST_USED_EVERY = timedelta(minutes=1)  # how stale `keys list`'s last_used_at may be
+BURST = timedelta(seconds=1)  # a key may send a second's worth of requests at once
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request's key: who it acts for (None: unknown, expired or revoked), and how many
+    seconds it must wait when it is over its rate (None: it may go on)."""
+
+    holder: KeyHolder | None
+    wait_seconds: float | None = None
+
+
+def admit(conn: psycopg.Connection, key: str, rate_per_second: int) -> Admission:
+    """Who `key` acts for, its request counted against `rate_per_second`, the limit every API
+    process shares; its last_used_at written at most once a minute."""
+    row = conn.execute(
+        ADMIT,
+        {
+            "hash": hash_key(key),
+            "every": LAST_USED_EVERY,
+            "step": timedelta(seconds=1 / rate_per_second),
+            "burst": BURST,
+        },
+    ).fetchone()
+    if row is None:
+        return Admission(None)
+    key_id, user_id, prefix, scopes, admitted, wait = row
+    holder = KeyHolder(key_id, user_id, prefix, frozenset(scopes))
+    return Admission(holder, None if admitted else max(float(wait or 0), 0.0))
+
+
 def holder(conn: psycopg.Connection, key: str) -> KeyHolder | None:
     """Who `key` acts for, or None for a key that is unknown, expired or revoked."""
-    row = conn.execute(
-        "SELECT id, user_id, key_prefix, scopes FROM api_keys WHERE key_hash = %s "
-        "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > odavl_now())",
-        (hash_key(key),),
-    ).fetchone()
+    row = conn.execute(VALID_KEY, {"hash": hash_key(key)}).fetchone()
     return KeyHolder(row[0], row[1], row[2], frozenset(row[3])) if row else None
 
 

@@ -45,18 +45,25 @@ class RequestOutcome:
     path: str
     results: list[RecordResult] = field(default_factory=list)
 
+    @property
+    def request_id(self) -> str:
+        """The request's id, as the drill-down shows it: its ledger file's name."""
+        return self.path.rsplit("/", 1)[-1].removesuffix(".ndjson")
+
     def counts(self) -> dict[str, int]:
         return {status: sum(r.status == status for r in self.results) for status in STATUSES}
 
 
-# the organizations the key's user may write for, and their projects
+# the organizations of these slugs that the key's user may write for, with their projects:
+# index lookups per slug, whatever the number of organizations the user belongs to
 WRITABLE_ORGS = """
-    SELECT o.slug, o.id
-    FROM organizations AS o
-    JOIN organization_members AS m ON m.organization_id = o.id
-    WHERE m.user_id = %s AND m.role::text = ANY(%s)
+    SELECT o.slug, o.id, p.slug, p.id
+    FROM unnest(%(slugs)s::text[]) AS named(slug)
+    JOIN organizations AS o ON o.slug = named.slug
+    JOIN organization_members AS m
+      ON m.organization_id = o.id AND m.user_id = %(user_id)s AND m.role::text = ANY(%(roles)s)
+    LEFT JOIN projects AS p ON p.organization_id = o.id
 """
-PROJECTS_OF = "SELECT organization_id, slug, id FROM projects WHERE organization_id = ANY(%s)"
 
 
 def take_records(
@@ -66,10 +73,13 @@ def take_records(
     records: list[Any],
     body: bytes,
     content_type: str,
+    texts: list[bytes] | None = None,
 ) -> RequestOutcome:
     """Ingest `records` (parsed JSON values) of `source` sent by `holder` in one request of
-    `body`: committed when this returns. A record of an organization the key's user may not
-    write for is `unknown_org`, as one that does not exist."""
+    `body`: committed when this returns. Each record is the line `texts` gives for it, its text
+    as sent (so a number keeps its exact spelling, as in a landed line), or else its value
+    written as JSON. A record of an organization the key's user may not write for is
+    `unknown_org`, as one that does not exist."""
     spec = SPECS[source]
     now = clock.now()
     path = f"api/{source}/{now:%Y-%m-%d}/{uuid.uuid4().hex}.ndjson"
@@ -77,10 +87,14 @@ def take_records(
         file_id = conn.execute(
             "SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
         ).fetchone()[0]
-        refs = _writable_references(conn, holder.user_id)
+        refs = _writable_references(conn, holder.user_id, records)
         lines = []
-        for index, record in enumerate(records):
-            data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        if texts is None:
+            texts = [
+                json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+                for record in records
+            ]
+        for index, data in enumerate(texts):
             lines.append(Line(file_id, index + 1, data, len(data)))
         prepared = PreparedFile(
             LandedFile(source, now.date(), path, path, len(body), 0),
@@ -101,12 +115,26 @@ def take_records(
     return outcome
 
 
-def _writable_references(conn: psycopg.Connection, user_id: int) -> References:
-    orgs = dict(conn.execute(WRITABLE_ORGS, (user_id, list(WRITER_ROLES))).fetchall())
-    projects = {
-        (org_id, slug): project_id
-        for org_id, slug, project_id in conn.execute(PROJECTS_OF, (list(orgs.values()),))
+def _writable_references(conn: psycopg.Connection, user_id: int, records: list[Any]) -> References:
+    """The organizations the records name that the user may write for, and their projects: the
+    only ones validation looks up (a record's `org` as sent; any other is `unknown_org`). A
+    slug PostgreSQL cannot hold (a NUL) names no organization."""
+    slugs = {
+        org
+        for record in records
+        if isinstance(record, dict)
+        and isinstance(org := record.get("org"), str)
+        and "\x00" not in org
     }
+    orgs: dict[str, int] = {}
+    projects: dict[tuple[int, str], int] = {}
+    if slugs:
+        for slug, org_id, project, project_id in conn.execute(
+            WRITABLE_ORGS, {"slugs": list(slugs), "user_id": user_id, "roles": list(WRITER_ROLES)}
+        ):
+            orgs[slug] = org_id
+            if project is not None:
+                projects[(org_id, project)] = project_id
     return References(orgs, projects)
 
 

@@ -328,6 +328,17 @@ class ApiRequest(Base):
     received_at: Mapped[datetime] = _created()
 
 
+class ApiKeyRate(Base):
+    """How far ahead one API key's requests are spread at the allowed rate (GCRA), shared by
+    every API process; unlogged: a crash only forgives the last second (migration 0017)."""
+
+    __tablename__ = "api_key_rates"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    key_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    spread_until: Mapped[datetime]
+
+
 class SignInThrottle(Base):
     """Failed password sign-ins to the dashboards, per email, client and trusted device, shared
     by every dashboard process: after a few failures each next attempt must wait longer."""
