@@ -129,3 +129,28 @@ def run_child(script: str, flag: str, spec: dict, result_path: Path) -> ChildRun
     return ChildRun(
         json.loads(result_path.read_text()), process_seconds, round(usage.ru_maxrss / 1024, 1)
     )  # Linux: KiB
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def processes() -> dict[int, tuple[int, int, float]]:
+    """Every process: pid -> (parent, start time, CPU seconds so far, user + system)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            found[int(entry)] = (int(fields[1]), int(fields[19]), cpu)
+    return found
+
+
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds of the whole machine since boot, every core: busy, and idle waiting for I/O."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _, iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS, iowait / CLOCK_TICKS

@@ -61,7 +61,15 @@ from typing import Any
 import psycopg
 
 import pipeline_bench
-from common import STARTED, T0_VARIABLE, Environment, log, server_facts
+from common import (
+    STARTED,
+    T0_VARIABLE,
+    Environment,
+    log,
+    machine_cpu,
+    processes,
+    server_facts,
+)
 from ingest_bench import checkpoint, run_copy
 from odavl_pipeline import clock
 from odavl_pipeline.db.server import DAGSTER_DB, libpq_url
@@ -111,7 +119,6 @@ LEDGER_SQL = (
 CONTENT_SQL = "SELECT md5(string_agg(h, '' ORDER BY h)) FROM (SELECT md5(payload::text) h FROM {})"
 PROGRESS_SECONDS = 10.0
 STOP_SECONDS = 10.0  # a child's grace period after SIGTERM, before SIGKILL
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_SECONDS = 0.5
 
 
@@ -225,7 +232,7 @@ class CpuMeter:
         self.figures: dict[str, float] = {}
 
     def __enter__(self) -> CpuMeter:
-        self.started, (self.busy, self.iowait) = time.perf_counter(), _machine_cpu()
+        self.started, (self.busy, self.iowait) = time.perf_counter(), machine_cpu()
         self._sample(initial=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
@@ -236,7 +243,7 @@ class CpuMeter:
         self._stop.set()
         self._thread.join()
         self._sample()
-        busy, iowait = _machine_cpu()
+        busy, iowait = machine_cpu()
         totals = {"postgres": 0.0, "pipeline": 0.0}
         for key, (whose, cpu) in self.last.items():
             totals[whose] += cpu - self.first[key]
@@ -253,9 +260,9 @@ class CpuMeter:
             self._sample()
 
     def _sample(self, initial: bool = False) -> None:
-        processes = _processes()
+        running = processes()
         below: dict[int, list[int]] = {}
-        for pid, (parent, _, _) in processes.items():
+        for pid, (parent, _, _) in running.items():
             below.setdefault(parent, []).append(pid)
         whose: dict[int, str] = {}
         for name, frontier in (
@@ -268,32 +275,10 @@ class CpuMeter:
                     whose[pid] = name
                     frontier.extend(below.get(pid, []))
         for pid, name in whose.items():
-            if pid in processes:
-                _, start, cpu = processes[pid]
+            if pid in running:
+                _, start, cpu = running[pid]
                 self.first.setdefault((pid, start), cpu if initial else 0.0)
                 self.last[(pid, start)] = (name, cpu)
-
-
-def _processes() -> dict[int, tuple[int, int, float]]:
-    """Every process: pid -> (parent, start time, CPU seconds so far, user + system)."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-            found[int(entry)] = (int(fields[1]), int(fields[19]), cpu)
-    return found
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """CPU seconds of the whole machine since boot, every core: busy, and idle waiting for I/O."""
-    with open("/proc/stat") as stat:
-        user, nice, system, _, iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS, iowait / CLOCK_TICKS
 
 
 # --- (a) and (d): ingest_days in child processes ----------------------------------------

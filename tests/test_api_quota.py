@@ -105,13 +105,17 @@ def test_an_organization_the_key_may_not_read_is_one_that_does_not_exist(setting
         "no-such-org", "X"
     )
     assert check(api, reader, OTHER_ORG, "analyses", 1)[0] == 404
-    # a VIEWER reads quota, and cannot send records
+    # a VIEWER reads quota, and cannot send records; a DEVELOPER (the contract's MEMBER) can
     add_member(settings, "alice@odavl.com", OTHER_ORG, "VIEWER")
     assert call(api, "GET", f"/v1/organizations/{OTHER_ORG}/quota", key=reader)[0] == 200
     writer = new_key(settings, "alice@odavl.com", "usage:write")
     sent = json.dumps(usage("v-1", org=OTHER_ORG)).encode()
     answer = call(api, "POST", "/v1/usage-events", sent, writer)[1]
     assert answer["results"][0]["reason"] == "unknown_org"
+    with connect(settings) as conn:
+        conn.execute("UPDATE organization_members SET role = 'DEVELOPER' WHERE role = 'VIEWER'")
+    answer = call(api, "POST", "/v1/usage-events", sent, writer)[1]
+    assert answer["results"][0]["status"] == "accepted"
 
 
 BAD_CHECKS = [

@@ -1,6 +1,7 @@
 """`odavl-pipeline doctor` on a healthy setup, and on each problem it claims to detect."""
 
 import json
+import contextlib
 import os
 import signal
 import subprocess
@@ -315,7 +316,8 @@ def test_a_run_whose_process_is_gone_is_stuck_until_run_monitoring_fails_it(heal
         )
         assert findings()["runs"].status in {"ok", "warning"}  # alive: not stuck
         for pid in descendants(run.pid):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # one that ended meanwhile
+                os.kill(pid, signal.SIGKILL)
         run.kill()
         run.wait()
 

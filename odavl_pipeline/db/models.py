@@ -468,6 +468,7 @@ class UsageEvent(_Provenance, Base):
         Index(None, "occurred_at"),
         Index(None, "file_id"),
         Index(None, "ingested_at", postgresql_using="brin"),  # rows arrive in its order
+        Index(None, "organization_id", "ingested_at"),  # what one arrived since a cut
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -916,6 +917,7 @@ class UsageCorrection(Base):
         Index(None, "batch_id"),
         Index(None, "occurred_at"),
         Index(None, "booked_at", postgresql_using="brin"),  # entries are booked in its order
+        Index(None, "organization_id", "booked_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
