@@ -67,12 +67,13 @@ from typing import Any
 import orjson
 import psycopg
 
+import common
 from common import (
     STARTED,
     T0_VARIABLE,
     Environment,
     log,
-    machine_cpu,
+    postmaster_pid,
     processes,
     server_facts,
 )
@@ -91,7 +92,6 @@ OCCURRED_SPREAD_SECONDS = 600  # events occurred up to ten minutes before they w
 TIMEOUT_SECONDS = 60.0  # per request
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 10.0
-SAMPLE_SECONDS = 0.5
 WARM_UP_REQUESTS = 4  # per connection, untimed, before each phase
 DUE_AHEAD_SECONDS = 0.2  # an open loop's first request is due this long after its start
 
@@ -550,68 +550,29 @@ def descendants(root: int) -> list[int]:
 # --- where the CPU goes ------------------------------------------------------------------
 
 
-class CpuMeter:
-    """CPU seconds spent while a phase runs, sampled from /proc every half second: by
-    PostgreSQL (its postmaster and every process below it), by the API server (its supervisor
-    and workers), by this script with its other children (the load clients; for the baseline,
-    the `run` command and its processes), and by the whole machine."""
+class CpuMeter(common.CpuMeter):
+    """CPU seconds spent while a phase runs: by PostgreSQL (its postmaster and every process
+    below it), by the API server (its supervisor and workers), by this script with its other
+    children (the load clients; for the baseline, the `run` command and its processes), and by
+    the whole machine."""
 
     def __init__(self, env: Environment, server: ApiServer | None):
-        self.roots = {
-            "postgres": int((env.home / "postgres" / "postmaster.pid").read_text().split()[0]),
-            "api": server.process.pid if server and server.process else None,
-            "bench": os.getpid(),
+        super().__init__(
+            {
+                "postgres": postmaster_pid(env),
+                "api": server.process.pid if server and server.process else None,
+                "bench": os.getpid(),
+            }
+        )
+
+    @property
+    def figures(self) -> dict[str, float]:
+        return {
+            "wall_seconds": round(self.wall, 2),
+            **{f"{name}_cpu": round(seconds, 1) for name, seconds in self.totals.items()},
+            "machine_cpu": round(self.machine_busy, 1),
+            "busy": round(self.machine_busy / ((os.cpu_count() or 1) * self.wall), 3),
         }
-        self.first: dict[tuple[int, int], float] = {}
-        self.last: dict[tuple[int, int], tuple[str, float]] = {}
-        self.figures: dict[str, float] = {}
-
-    def __enter__(self) -> CpuMeter:
-        self.started, self.busy = time.perf_counter(), machine_cpu()[0]
-        self._sample(initial=True)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        totals = dict.fromkeys(self.roots, 0.0)
-        for key, (whose, cpu) in self.last.items():
-            totals[whose] += cpu - self.first[key]
-        wall = time.perf_counter() - self.started
-        machine = machine_cpu()[0] - self.busy
-        self.figures = {
-            "wall_seconds": round(wall, 2),
-            **{f"{name}_cpu": round(seconds, 1) for name, seconds in totals.items()},
-            "machine_cpu": round(machine, 1),
-            "busy": round(machine / ((os.cpu_count() or 1) * wall), 3),
-        }
-
-    def _sample_until_stopped(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            self._sample()
-
-    def _sample(self, initial: bool = False) -> None:
-        found = processes()
-        below: dict[int, list[int]] = {}
-        for pid, (parent, _, _) in found.items():
-            below.setdefault(parent, []).append(pid)
-        whose: dict[int, str] = {}
-        for name, root in self.roots.items():
-            frontier = [root] if root else []
-            while frontier:
-                pid = frontier.pop()
-                if pid not in whose:
-                    whose[pid] = name
-                    frontier.extend(below.get(pid, []))
-        for pid, name in whose.items():
-            if pid in found:
-                _, start, cpu = found[pid]
-                self.first.setdefault((pid, start), cpu if initial else 0.0)
-                self.last[(pid, start)] = (name, cpu)
 
 
 # --- phases -----------------------------------------------------------------------------

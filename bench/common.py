@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,3 +155,66 @@ def machine_cpu() -> tuple[float, float]:
     with open("/proc/stat") as stat:
         user, nice, system, _, iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS, iowait / CLOCK_TICKS
+
+
+SAMPLE_SECONDS = 0.5
+
+
+class CpuMeter:
+    """CPU seconds spent while a measurement runs, by the process trees below `roots` (name ->
+    pid; a pid in `uncounted` is walked through but not counted) and by the whole machine (from
+    /proc/stat: other work on it included). Processes are sampled from /proc every half second,
+    so a process's last half second before it exits is missed. After the block: `wall`,
+    `totals` (name -> CPU seconds), `machine_busy` and `machine_iowait`."""
+
+    def __init__(self, roots: dict[str, int | None], uncounted: frozenset[int] = frozenset()):
+        self.roots, self.uncounted = roots, uncounted
+        self.first: dict[tuple[int, int], float] = {}  # (pid, start) -> CPU at first sight
+        self.last: dict[tuple[int, int], tuple[str, float]] = {}  # -> (whose, CPU at last sight)
+
+    def __enter__(self):
+        self.started, (self._busy, self._iowait) = time.perf_counter(), machine_cpu()
+        self._sample(initial=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        busy, iowait = machine_cpu()
+        self.wall = time.perf_counter() - self.started
+        self.machine_busy, self.machine_iowait = busy - self._busy, iowait - self._iowait
+        self.totals = dict.fromkeys(self.roots, 0.0)
+        for key, (whose, cpu) in self.last.items():
+            self.totals[whose] += cpu - self.first[key]
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self._sample()
+
+    def _sample(self, initial: bool = False) -> None:
+        running = processes()
+        below: dict[int, list[int]] = {}
+        for pid, (parent, _, _) in running.items():
+            below.setdefault(parent, []).append(pid)
+        whose: dict[int, str] = {}
+        for name, root in self.roots.items():
+            frontier = [root] if root else []
+            while frontier:
+                pid = frontier.pop()
+                if pid not in whose:
+                    whose[pid] = name
+                    frontier.extend(below.get(pid, []))
+        for pid, name in whose.items():
+            if pid in running and pid not in self.uncounted:
+                _, start, cpu = running[pid]
+                self.first.setdefault((pid, start), cpu if initial else 0.0)
+                self.last[(pid, start)] = (name, cpu)
+
+
+def postmaster_pid(env: Environment) -> int:
+    """The embedded PostgreSQL server's main process, below which all its processes run."""
+    return int((env.home / "postgres" / "postmaster.pid").read_text().split()[0])

@@ -50,7 +50,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,13 +60,13 @@ from typing import Any
 import psycopg
 
 import pipeline_bench
+import common
 from common import (
     STARTED,
     T0_VARIABLE,
     Environment,
     log,
-    machine_cpu,
-    processes,
+    postmaster_pid,
     server_facts,
 )
 from ingest_bench import checkpoint, run_copy
@@ -119,7 +118,6 @@ LEDGER_SQL = (
 CONTENT_SQL = "SELECT md5(string_agg(h, '' ORDER BY h)) FROM (SELECT md5(payload::text) h FROM {})"
 PROGRESS_SECONDS = 10.0
 STOP_SECONDS = 10.0  # a child's grace period after SIGTERM, before SIGKILL
-SAMPLE_SECONDS = 0.5
 
 
 # --- the landing files, once ------------------------------------------------------------
@@ -217,68 +215,25 @@ def ledger_counts(env: Environment) -> dict[str, dict[str, int]]:
 # --- where the CPU goes ------------------------------------------------------------------
 
 
-class CpuMeter:
+class CpuMeter(common.CpuMeter):
     """CPU seconds spent while a measurement runs: by the scenario's PostgreSQL (its postmaster
     and every process below it, both databases), by the processes below this script (the
-    command, Dagster, the step processes, parsers, Celery workers and Redis), and by the whole
-    machine (from /proc/stat: other work on it included). Processes are sampled from /proc every
-    half second, so a process's last half second before it exits is missed."""
+    command, Dagster, the step processes, parsers, Celery workers and Redis; this script's own
+    too when `this_process`), and by the whole machine."""
 
     def __init__(self, env: Environment, this_process: bool = False):
-        self.this_process = this_process  # count this script's own CPU as the pipeline's
-        self.postmaster = int((env.home / "postgres" / "postmaster.pid").read_text().split()[0])
-        self.first: dict[tuple[int, int], float] = {}  # (pid, start) -> CPU at first sight
-        self.last: dict[tuple[int, int], tuple[str, float]] = {}  # -> (whose, CPU at last sight)
-        self.figures: dict[str, float] = {}
+        uncounted = frozenset() if this_process else frozenset({os.getpid()})
+        super().__init__({"postgres": postmaster_pid(env), "pipeline": os.getpid()}, uncounted)
 
-    def __enter__(self) -> CpuMeter:
-        self.started, (self.busy, self.iowait) = time.perf_counter(), machine_cpu()
-        self._sample(initial=True)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        busy, iowait = machine_cpu()
-        totals = {"postgres": 0.0, "pipeline": 0.0}
-        for key, (whose, cpu) in self.last.items():
-            totals[whose] += cpu - self.first[key]
-        self.figures = {
-            "wall_seconds": round(time.perf_counter() - self.started, 2),
-            "postgres_cpu": round(totals["postgres"], 1),
-            "pipeline_cpu": round(totals["pipeline"], 1),
-            "machine_busy_cpu": round(busy - self.busy, 1),
-            "machine_iowait": round(iowait - self.iowait, 1),
+    @property
+    def figures(self) -> dict[str, float]:
+        return {
+            "wall_seconds": round(self.wall, 2),
+            "postgres_cpu": round(self.totals["postgres"], 1),
+            "pipeline_cpu": round(self.totals["pipeline"], 1),
+            "machine_busy_cpu": round(self.machine_busy, 1),
+            "machine_iowait": round(self.machine_iowait, 1),
         }
-
-    def _sample_until_stopped(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            self._sample()
-
-    def _sample(self, initial: bool = False) -> None:
-        running = processes()
-        below: dict[int, list[int]] = {}
-        for pid, (parent, _, _) in running.items():
-            below.setdefault(parent, []).append(pid)
-        whose: dict[int, str] = {}
-        for name, frontier in (
-            ("postgres", [self.postmaster]),
-            ("pipeline", [os.getpid()] if self.this_process else list(below.get(os.getpid(), []))),
-        ):
-            while frontier:
-                pid = frontier.pop()
-                if pid not in whose:
-                    whose[pid] = name
-                    frontier.extend(below.get(pid, []))
-        for pid, name in whose.items():
-            if pid in running:
-                _, start, cpu = running[pid]
-                self.first.setdefault((pid, start), cpu if initial else 0.0)
-                self.last[(pid, start)] = (name, cpu)
 
 
 # --- (a) and (d): ingest_days in child processes ----------------------------------------
