@@ -227,7 +227,7 @@ def check_dagster(settings: Settings, now: datetime) -> Finding:
         )
     latest = max((beat.timestamp for beat in heartbeats.values()), default=None)
     summary = f"instance {settings.dagster_home}, {runs:,} runs recorded"
-    if latest is None or now - datetime.fromtimestamp(latest, UTC) > DAEMON_HEARTBEAT_TOLERANCE:
+    if latest is None or now - _dagster_time(latest) > DAEMON_HEARTBEAT_TOLERANCE:
         return Finding(
             "dagster",
             WARNING,
@@ -237,6 +237,11 @@ def check_dagster(settings: Settings, now: datetime) -> Finding:
             "start `odavl-pipeline ui` (webserver and daemon), or the daemon service",
         )
     return Finding("dagster", OK, f"{summary}; daemon alive")
+
+
+def _dagster_time(timestamp: float) -> datetime:
+    """A time Dagster recorded (on the system clock, which tests do not move) on the one clock."""
+    return datetime.fromtimestamp(timestamp, UTC) + clock.offset()
 
 
 def check_runs(settings: Settings, now: datetime) -> Finding:
@@ -253,7 +258,8 @@ def check_runs(settings: Settings, now: datetime) -> Finding:
     stuck = [run for run in in_progress if _process_gone(instance, run)]
     failed = instance.get_run_records(
         dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.FAILURE], updated_after=now - FAILED_RUNS_WINDOW
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            updated_after=now - clock.offset() - FAILED_RUNS_WINDOW,  # on Dagster's clock
         )
     )
     if stuck:
@@ -269,7 +275,7 @@ def check_runs(settings: Settings, now: datetime) -> Finding:
     if failed:
         shown = "; ".join(
             f"{record.dagster_run.run_id} ({record.dagster_run.job_name}, "
-            f"{record.update_timestamp.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+            f"{_dagster_time(record.update_timestamp.timestamp()):%Y-%m-%d %H:%M} UTC)"
             for record in failed[:5]
         )
         return Finding(
