@@ -4,6 +4,8 @@ Served by `server.py`, with the password sign-in beside it: `odavl-pipeline dash
 PostgreSQL cannot be reached, a page says so plainly (its address answers 503 meanwhile).
 """
 
+from pathlib import Path
+
 import psycopg
 import streamlit as st
 
@@ -11,8 +13,13 @@ from dashlib import auth, data, filters
 from dashlib.session_routes import DATABASE_DOWN
 from odavl_pipeline.marts.store import MartsNotBuilt
 
-# an emoji favicon is drawn in the browser: a Material icon would be fetched from a font host
-st.set_page_config(page_title="ODAVL dashboards", page_icon="📊", layout="wide")
+# the favicon ships beside this file and is sent inline, as a data URL: an emoji or a Material
+# icon would be fetched by the browser from a font host, which fails offline
+st.set_page_config(
+    page_title="ODAVL dashboards",
+    page_icon=str(Path(__file__).with_name("favicon.svg")),
+    layout="wide",
+)
 
 PAGES = {
     "overview": st.Page(
@@ -22,8 +29,14 @@ PAGES = {
     "insight": st.Page("views/insight.py", title="Insight", icon=":material/bug_report:"),
     "autopilot": st.Page("views/autopilot.py", title="Autopilot", icon=":material/auto_fix_high:"),
     "guardian": st.Page("views/guardian.py", title="Guardian", icon=":material/shield:"),
+    "alerts": st.Page("views/alerts.py", title="Alerts", icon=":material/notifications:"),
     "staff": st.Page("views/staff.py", title="Staff", icon=":material/groups:"),
 }
+# for anyone but staff, /staff is out of the menu and says whom it is for
+STAFF_ONLY = st.Page("views/staff.py", title="Staff", visibility="hidden")
+# for anyone but an OWNER or ADMIN, /alerts and /billing likewise
+ALERTS_ONLY = st.Page("views/alerts.py", title="Alerts", visibility="hidden")
+BILLING_ONLY = st.Page("views/billing.py", title="Billing", visibility="hidden")
 
 try:
     viewer = auth.signed_in_viewer()
@@ -49,11 +62,16 @@ st.session_state["viewer"], st.session_state["filters"] = viewer, chosen
 visible = ["overview", "insight", "autopilot", "guardian"]
 if chosen.org and data.may_see_billing(viewer, chosen.org):
     visible.insert(1, "billing")
-if viewer.staff:
-    visible.append("staff")
+if chosen.org and data.may_change(viewer, chosen.org):
+    visible.append("alerts")
+if data.reads_as_staff(viewer, chosen.org):
+    st.sidebar.info("You are viewing this organization as ODAVL staff: read-only.")
 
 try:
-    st.navigation([PAGES[name] for name in visible]).run()
+    staff_page = PAGES["staff"] if viewer.staff else STAFF_ONLY
+    hidden = [ALERTS_ONLY] if "alerts" not in visible else []
+    hidden += [BILLING_ONLY] if "billing" not in visible else []
+    st.navigation([PAGES[name] for name in visible] + hidden + [staff_page]).run()
 except data.AccessDenied:
     st.error("You do not have access to this view of this organization.")
 except MartsNotBuilt as missing:

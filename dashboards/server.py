@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 from starlette.middleware import Middleware
 
+import dashlib.ui  # noqa: F401  (the pages' libraries, Altair and pandas, loaded at start)
 from dashlib.downloads import DownloadsBehindSession
 from dashlib.session_routes import ROUTES, DatabaseDown, SignInRequired, oidc_configured
 from odavl_pipeline.bounded_http import Bounds, serve

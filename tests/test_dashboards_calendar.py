@@ -70,8 +70,24 @@ class Period:
     def used(self, metric: str) -> int:
         return sum(quantity for _, quantity in self.events.get(metric, []))
 
-    def label(self) -> str:
-        return f"{self.start:%Y-%m-%d %H:%M} – {self.end:%Y-%m-%d %H:%M} UTC"
+    @property
+    def key(self) -> str:
+        """How the Billing page's URL and drill-down name it: its first day (at midnight)."""
+        return f"{self.start:%Y-%m-%d}"
+
+    def labels(self, years: set[int]) -> set[str]:
+        """Its label by its first and last day, both included: with the year when it is not
+        this year (one of `years`: the clock may cross a new year while a page is drawn), with
+        both when it crosses one."""
+        first, last = self.start.date(), (self.end - timedelta(days=1)).date()  # midnight ends
+        if first.year != last.year:
+            return {f"{first:%b %d, %Y} – {last:%b %d, %Y}"}
+        return {
+            f"{first:%b %d} – {last:%b %d}"
+            if year == first.year
+            else f"{first:%b %d} – {last:%b %d, %Y}"
+            for year in years
+        }
 
 
 @dataclass(frozen=True)
@@ -165,15 +181,18 @@ def calendar(calendar_now, settings, monkeypatch) -> Calendar:
 def test_the_overview_and_billing_show_the_periods_of_the_instant(calendar):
     assert calendar.now <= calendar.as_of < calendar.now + timedelta(minutes=1)
     for org in (ORG, FREE_ORG):
+        years = {clock.today().year}
         at = no_exceptions(signed_in_app(ALICE, {"org": org}))
-        overview_shows_the_current_period(at, calendar, org)
-        billing_shows_closed_periods_billed_and_open_ones_so_far(
-            no_exceptions(at.switch_page("views/billing.py").run()), calendar, org
-        )
+        years.add(clock.today().year)
+        overview_shows_the_current_period(at, calendar, org, years)
+        billing = no_exceptions(at.switch_page("views/billing.py").run())
+        years.add(clock.today().year)
+        billing_shows_closed_periods_billed_and_open_ones_so_far(billing, calendar, org, years)
 
 
-def overview_shows_the_current_period(at, calendar: Calendar, org: str) -> None:
-    """The period containing the instant, with the marts' quota numbers, state and forecast."""
+def overview_shows_the_current_period(at, calendar: Calendar, org: str, years: set[int]) -> None:
+    """The period containing the instant, with the marts' quota numbers, state and forecast;
+    `years` holds the clock's years while the page was drawn."""
     _, current = calendar.periods[org]
     quotas = rows(
         calendar.settings,
@@ -188,11 +207,12 @@ def overview_shows_the_current_period(at, calendar: Calendar, org: str) -> None:
         for metric in ("analyses", "fixes", "audits")
     ]
     shown = metrics(at)
-    assert shown["Billing period"] == f"{current.start:%b %d} – {current.end:%b %d}"
+    assert shown["Billing period"] in current.labels(years)
     assert any(
-        f"Current period {current.label()}; figures as of {calendar.as_of:%Y-%m-%d %H:%M} UTC"
-        in caption.value
+        f"Current period {label}, from {current.start:%Y-%m-%d %H:%M} UTC, both days included; "
+        f"figures as of {calendar.as_of:%Y-%m-%d %H:%M} UTC" in caption.value
         for caption in at.caption
+        for label in current.labels(years)
     )
     for metric, _, end, used, quota, pct, status, projected, exhaustion in quotas:
         state = ui.quota_state(status, exhaustion, end)
@@ -206,7 +226,7 @@ def overview_shows_the_current_period(at, calendar: Calendar, org: str) -> None:
 
 
 def billing_shows_closed_periods_billed_and_open_ones_so_far(
-    at, calendar: Calendar, org: str
+    at, calendar: Calendar, org: str, years: set[int]
 ) -> None:
     """Both periods with their start, end, use and state; each one's drill-down in its words."""
     previous, current = calendar.periods[org]
@@ -233,17 +253,22 @@ def billing_shows_closed_periods_billed_and_open_ones_so_far(
         for period in (previous, current)
         for metric in ("analyses", "fixes", "audits")
     )
-    assert at.selectbox(key="drill_period").value == current.start  # the latest, first
+    assert at.selectbox(key="drill_period").value == current.key  # the latest, first
     for period in (current, previous):
         if period is previous:
-            at.selectbox(key="drill_period").set_value(period.start).run()
+            years.add(clock.today().year)
+            at.selectbox(key="drill_period").set_value(period.key).run()
+            years.add(clock.today().year)
         closed = calendar.closed(period)
-        assert at.selectbox(key="drill_period").format_func(period.start) == (
-            f"{period.label()} ({'closed' if closed else 'open'})"
-        )
+        assert at.selectbox(key="drill_period").format_func(period.key) in {
+            f"{label} ({'closed' if closed else 'open'})" for label in period.labels(years)
+        }
         counted = "billed for" if closed else "used so far in the open period"
         used = period.used("analyses")
-        assert f"**{used:,} analyses** {counted} {period.label()}, from" in " ".join(markdown(at))
+        assert any(
+            f"**{used:,} analyses** {counted} {label}, from" in " ".join(markdown(at))
+            for label in period.labels(years)
+        )
         days = next(t for t in no_exceptions(at).dataframe if DAY in headers(t))
         assert ("Billed here" if closed else "Counted here so far") in headers(days)
         assert days.value["billed"].sum() == used
@@ -285,7 +310,10 @@ def test_late_usage_is_one_number_on_the_overview_and_the_billing_page(calendar)
         f"{own:,} used in this period, +5 late usage of the period from {previous.start:%Y-%m-%d}"
         in [caption.value for caption in at.caption]
     )
+    years = {clock.today().year}
     billing = no_exceptions(at.switch_page("views/billing.py").run())
+    years.add(clock.today().year)
     adjustments = next(f.value for f in billing.dataframe if "kind" in f.value)
     assert list(zip(adjustments["kind"], adjustments["quantity"])) == [("Late usage", 5)]
-    assert list(adjustments["from_period_start"]) == [previous.start]
+    [(into, since)] = zip(adjustments["into"], adjustments["since"])
+    assert into in current.labels(years) and since in previous.labels(years)

@@ -3,11 +3,12 @@
 import os
 
 import dagster as dg
+from markdown_it import MarkdownIt
 
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.assets import ingest_assets
 from odavl_pipeline.defs.ingest.checks import INVARIANTS, evaluate_checks
-from odavl_pipeline.defs.ingest.partitions import landed_days
+from odavl_pipeline.defs.ingest.partitions import landed_days, range_tags
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.resources import OdavlResource
 
@@ -54,7 +55,11 @@ def test_materializing_a_partition_ingests_it_and_the_checks_pass(settings, land
         resources={"odavl": OdavlResource()},
     )
     assert result.success
-    usage_metadata = result.asset_materializations_for_node("usage_events")[0].metadata
+    [usage_metadata] = [
+        m.metadata
+        for m in result.asset_materializations_for_node("usage_events")
+        if m.asset_key == dg.AssetKey("usage_events")  # the step records its landing days too
+    ]
     assert (
         usage_metadata["lines"].value,
         usage_metadata["accepted"].value,
@@ -68,6 +73,95 @@ def test_materializing_a_partition_ingests_it_and_the_checks_pass(settings, land
         for invariant in invariants
     }
     assert all(evaluation.passed for evaluation in evaluations)
+
+
+def _landing_files_read(instance: dg.DagsterInstance, source: str) -> dict[str, dict]:
+    """The landing partitions of `source` materialized, with their metadata."""
+    key = dg.AssetKey(["landing", source])
+    records = instance.fetch_materializations(key, limit=100).records
+    return {
+        record.partition_key: {
+            name: value.value for name, value in record.asset_materialization.metadata.items()
+        }
+        for record in records
+    }
+
+
+def test_the_ingest_step_materializes_the_landing_days_it_read(settings, landing):
+    """What the UI shows as the landing asset's "% filled": the days files of the source landed on
+    and were read, not the days of the other sources."""
+    landing.write("usage_events", DAY, "a.ndjson", [usage("u1"), "{bad"])
+    landing.write("usage_events", DAY, "b.ndjson", [usage("u2")])
+    landing.write("usage_events", "2026-11-04", "a.ndjson", [usage("u3")])
+    landing.write("error_events", "2026-11-04", "a.ndjson", [error("e1")])
+    instance = instance_with(DAY, "2026-11-04")
+    result = dg.materialize(
+        ingest_assets,
+        tags=range_tags(dg.PartitionKeyRange(DAY, "2026-11-04")),
+        instance=instance,
+        resources={"odavl": OdavlResource()},
+    )
+    assert result.success
+    assert _landing_files_read(instance, "usage_events") == {
+        DAY: {"files": 2, "lines": 3},
+        "2026-11-04": {"files": 1, "lines": 1},
+    }
+    assert _landing_files_read(instance, "error_events") == {"2026-11-04": {"files": 1, "lines": 1}}
+    assert _landing_files_read(instance, "audit_results") == {}  # nothing landed: 0 % filled
+
+    again = dg.materialize(  # nothing new: nothing read, nothing recorded
+        ingest_assets, partition_key=DAY, instance=instance, resources={"odavl": OdavlResource()}
+    )
+    landing_events = [
+        event
+        for event in again.get_asset_materialization_events()
+        if event.asset_key.path[0] == "landing"
+    ]
+    assert again.success and landing_events == []
+
+
+def _descriptions() -> dict[str, str]:
+    """Every description the UI shows: assets, checks, jobs, schedules and sensors."""
+    graph = defs.resolve_asset_graph()
+    found = {key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()}
+    found |= {str(key): graph.get(key).description for key in graph.asset_check_keys}
+    for kind, definitions in (
+        ("job", defs.jobs),
+        ("schedule", defs.schedules),
+        ("sensor", defs.sensors),
+    ):
+        found |= {f"{kind} {d.name}": d.description for d in definitions}
+    return {name: text for name, text in found.items() if text}
+
+
+def _rendered_text(markdown: str) -> str:
+    """The text a Markdown renderer shows of `markdown` (CommonMark, as the UI renders it)."""
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return "".join(
+        child.content
+        for token in tokens
+        if token.type == "inline"
+        for child in token.children
+        if child.type in ("text", "code_inline")
+    )
+
+
+def test_every_description_renders_as_written_in_the_ui():
+    """Dagster renders descriptions as Markdown: an unquoted `<day>` is an HTML tag, and vanishes."""
+    descriptions = _descriptions()
+    assert len(descriptions) > 40
+    for name, text in descriptions.items():
+        tokens = MarkdownIt("commonmark").parse(text)
+        html = [
+            child.content
+            for token in tokens
+            for child in [token, *(token.children or [])]
+            if child.type in ("html_inline", "html_block")
+        ]
+        assert html == [], name
+    shown = _rendered_text(descriptions["landing/audit_results"])
+    assert shown == "NDJSON files landed under audit_results/<day>/ by the ODAVL products."
+    assert "odavl/correction=<batch>" in _rendered_text(descriptions["job rebuild_marts"])
 
 
 def _check(conn, source: str, run_id: str, name: str) -> dg.AssetCheckResult:

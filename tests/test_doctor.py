@@ -7,16 +7,19 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
+from psycopg import sql
 
 from odavl_pipeline import clock
 from odavl_pipeline import doctor
 from odavl_pipeline.db import migrate
 from odavl_pipeline.marts.build import refresh_marts
 
+from .conftest import _admin
 from .processes import descendants
 from .records import usage
 
@@ -330,3 +333,59 @@ def test_a_run_whose_process_is_gone_is_stuck_until_run_monitoring_fails_it(heal
     monitor_started_run(instance, None, record, logging.getLogger("test"))
     failed = findings()["runs"]
     assert failed.status == "warning" and record.dagster_run.run_id in failed.summary
+
+
+@pytest.fixture
+def own_dagster_storage(settings, server_url, monkeypatch):
+    """The settings' Dagster instance on a database of its own (an operator's dagster.yaml, which
+    odavl-pipeline leaves alone): the daemon heartbeats a test writes reach no other test."""
+    name = f"odavl_dagster_{uuid.uuid4().hex[:12]}"
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = server_url.set(database=name, drivername="postgresql+psycopg2")
+    settings.dagster_home.mkdir(parents=True)
+    (settings.dagster_home / "dagster.yaml").write_text(
+        "storage:\n  postgres:\n    postgres_url: "
+        + json.dumps(url.render_as_string(hide_password=False))
+        + "\n"
+    )
+    for name_set_by_the_instance in ("DAGSTER_HOME", "ODAVL_DAGSTER_URL"):
+        monkeypatch.setenv(name_set_by_the_instance, "restored after the test")
+    yield settings
+    with _admin(server_url) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.mark.clock("2031-06-15T08:00:00Z")
+def test_the_daemon_counts_as_stopped_two_minutes_after_its_last_heartbeat(own_dagster_storage):
+    """The daemon heartbeats every 30 s; its times are on the system clock, the one clock moved
+    years away from it here."""
+    from dagster._daemon.types import DaemonHeartbeat
+
+    from odavl_pipeline import orchestration
+
+    settings = own_dagster_storage
+    instance = orchestration.instance(settings)
+    first = doctor.check_dagster(settings, clock.now())
+    assert first.status == "warning" and "(none recorded)" in first.summary
+
+    def last_heartbeat(age: timedelta) -> doctor.Finding:
+        """Doctor's finding when the daemon's last heartbeat was `age` ago."""
+        now = clock.now()
+        on_the_system_clock = now - clock.offset() - age
+        instance.add_daemon_heartbeat(
+            DaemonHeartbeat(on_the_system_clock.timestamp(), "SENSOR", "odavl-test")
+        )
+        return doctor.check_dagster(settings, now)
+
+    alive = last_heartbeat(timedelta(seconds=30))
+    assert alive.status == "ok"
+    assert alive.summary.endswith("; daemon alive (last heartbeat 30 s ago)")
+    late = last_heartbeat(timedelta(seconds=110))  # a heartbeat missed, the daemon busy
+    assert late.status == "ok"
+    stopped = last_heartbeat(timedelta(minutes=3))
+    assert stopped.status == "warning"
+    assert "no dagster-daemon heartbeat in the last 2 min (the last 3 min ago)" in stopped.summary
+    assert "start `odavl-pipeline ui`" in stopped.fix

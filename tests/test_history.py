@@ -138,8 +138,9 @@ def test_run_backfills_history_from_2019_and_from_1970(settings, landing, dagste
     assert billed_on(settings, OLD_DAYS[0]) == [("analyses", 10)]
     results = check_results(dagster_instance)
     assert results and all(results.values()), results
-    # the older day was registered after the newer ones: each landed day is one partition
-    assert dagster_instance.get_dynamic_partitions(landed_days.name) == [*OLD_DAYS, FIRST_DAY]
+    # the older day was registered after the newer ones: each landed day is one partition, and
+    # the partitions are in calendar order
+    assert dagster_instance.get_dynamic_partitions(landed_days.name) == [FIRST_DAY, *OLD_DAYS]
 
     nothing_new = run()  # the latest landed day only: quarantine retried, marts rebuilt
     assert all(c["files"] == 0 for c in nothing_new.values())

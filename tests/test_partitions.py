@@ -1,14 +1,22 @@
 """The landed days as partitions: which days a run takes, and the ranges that cover exactly them."""
 
 import os
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odavl_pipeline.defs.ingest.partitions import contiguous_ranges, day_ranges, landed_days
+from odavl_pipeline.defs.ingest.partitions import (
+    contiguous_ranges,
+    day_ranges,
+    landed_days,
+    partition_requests,
+    registration,
+)
+from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
+from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.ingest.file_rejects import UNKNOWN_SHA256, record_failed_file
 from odavl_pipeline.ingest.landing import scan_landing
 from odavl_pipeline.ingest.pending import days_to_run, pending_days
@@ -46,7 +54,7 @@ def test_days_registered_in_any_order_are_each_one_partition(batches):
     for days in batches:  # one `run` (or sensor tick) after another
         ranges = day_ranges(instance, days)
         keys = instance.get_dynamic_partitions(landed_days.name)
-        assert len(keys) == len(set(keys))
+        assert keys == sorted(set(keys))  # each day once, in calendar order
         covered = {key for r in ranges for key in keys[keys.index(r.start) : keys.index(r.end) + 1]}
         assert covered == {day.isoformat() for day in days}
         if days and all(day.isoformat() not in keys[: -len(days)] for day in days):
@@ -54,6 +62,75 @@ def test_days_registered_in_any_order_are_each_one_partition(batches):
     assert set(instance.get_dynamic_partitions(landed_days.name)) == {
         day.isoformat() for days in batches for day in days
     }
+
+
+@given(
+    st.lists(st.dates(min_value=date(1970, 1, 1)).map(date.isoformat), unique=True, max_size=20),
+    st.sets(st.dates(min_value=date(1970, 1, 1)).map(date.isoformat), max_size=8),
+)
+def test_a_registration_puts_the_days_in_calendar_order_removing_as_few_as_it_can(registered, days):
+    change = registration(registered, days)
+    assert change.keys == sorted(set(registered) | days)
+    assert change.kept + change.removed == registered  # what is kept stays where it was
+    assert not change.removed or change.removed[0] != change.added[0]  # none removed needlessly
+    latest = max(registered, default="")
+    if registered == sorted(registered) and all(day > latest for day in days - set(registered)):
+        assert change.removed == []  # days landing after the others: only added
+
+
+def test_a_history_landed_after_newer_days_is_listed_before_them(dagster_instance):
+    """As `run` registers them: a month, then the month before it, then a day in the middle."""
+    november = [date(2026, 11, 6) + timedelta(days=n) for n in range(30)]  # Nov 06 .. Dec 05
+    october = [date(2026, 10, 1) + timedelta(days=n) for n in range(31)]
+    landing_usage = dg.AssetKey(["landing", "usage_events"])
+    dagster_instance.wipe_assets([landing_usage])  # the worker's: its earlier tests' days gone
+    day_ranges(dagster_instance, november)
+    dagster_instance.report_runless_asset_event(
+        dg.AssetMaterialization(landing_usage, partition="2026-11-06")
+    )
+
+    [backfill] = day_ranges(dagster_instance, october)
+
+    keys = dagster_instance.get_dynamic_partitions(landed_days.name)
+    assert keys == [day.isoformat() for day in [*october, *november]]
+    assert (backfill.start, backfill.end) == ("2026-10-01", "2026-10-31")  # one run
+    materialized = dagster_instance.get_materialized_partitions(landing_usage)
+    assert materialized == {"2026-11-06"}  # kept through the move
+    late = date(2026, 11, 5)  # the day between the two months
+    assert [(r.start, r.end) for r in day_ranges(dagster_instance, [late])] == [
+        (late.isoformat(),) * 2
+    ]
+    assert dagster_instance.get_dynamic_partitions(landed_days.name) == sorted(
+        keys + [late.isoformat()]
+    )
+
+
+def test_the_sensor_asks_the_daemon_to_put_an_older_day_before_the_newer_ones(settings, landing):
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(landed_days.name, ["2026-11-06", "2026-11-07"])
+    landing.write("usage_events", "2026-10-31", "a.ndjson", [usage("u1")])
+    with dg.build_sensor_context(
+        resources={"odavl": OdavlResource()}, instance=instance
+    ) as context:
+        evaluation = landing_zone_sensor(context)
+    removed, added = evaluation.dynamic_partitions_requests
+    assert isinstance(removed, dg.DeleteDynamicPartitionsRequest)
+    assert removed.partition_keys == ["2026-11-06", "2026-11-07"]
+    assert added.partition_keys == ["2026-10-31", "2026-11-06", "2026-11-07"]
+    for request in evaluation.dynamic_partitions_requests:  # in order, as the daemon applies them
+        for key in request.partition_keys:
+            if isinstance(request, dg.DeleteDynamicPartitionsRequest):
+                instance.delete_dynamic_partition(landed_days.name, key)
+            else:
+                instance.add_dynamic_partitions(landed_days.name, [key])
+    assert instance.get_dynamic_partitions(landed_days.name) == [
+        "2026-10-31",
+        "2026-11-06",
+        "2026-11-07",
+    ]
+    [request] = evaluation.run_requests
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-10-31"
+    assert partition_requests(registration(["2026-10-31"], ["2026-10-31"])) == []  # known: none
 
 
 def _ingest_all(conn, settings) -> None:

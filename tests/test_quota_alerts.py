@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from odavl_pipeline.billing.catalogue import ALERT_THRESHOLDS
 from odavl_pipeline.alerts import (
+    DEFAULT_THRESHOLDS,
+    AlertThresholds,
     RetryPolicy,
     alert_uid,
     deliver_due,
@@ -27,6 +29,7 @@ from odavl_pipeline.alerts import (
     thresholds_crossed,
     verify,
 )
+from odavl_pipeline.alerts import endpoints
 from odavl_pipeline.alerts.http import post
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.billing.quota import quota_status
@@ -86,7 +89,7 @@ def ledger(conn) -> list[tuple]:
 )
 def test_the_thresholds_are_the_dashboards_quota_states(used, quota, exhaustion, end):
     status = quota_status(used, quota)
-    crossed = thresholds_crossed(status, exhaustion, end)
+    crossed = thresholds_crossed(used, quota, exhaustion, end)
     state = ui.quota_state(status, exhaustion, end)
     assert ("80" in crossed) == (state in ("warning", "exceeded"))
     assert ("100" in crossed) == (state == "exceeded")
@@ -96,6 +99,52 @@ def test_the_thresholds_are_the_dashboards_quota_states(used, quota, exhaustion,
     if quota > 0:
         assert ("80" in crossed) == (used * 100 >= 80 * quota)
         assert ("100" in crossed) == (used >= quota)
+
+
+thresholds_lists = st.builds(
+    AlertThresholds,
+    st.lists(st.integers(1, 1000), max_size=10, unique=True).map(lambda p: tuple(sorted(p))),
+    st.booleans(),
+)
+
+
+@hypothesis_settings(max_examples=int(os.environ.get("ODAVL_FUZZ_EXAMPLES", "200")), deadline=None)
+@given(
+    used=st.integers(-(10**12), 10**12),
+    quota=st.integers(-(10**12), 10**12),
+    more=st.integers(0, 10**12),
+    thresholds=thresholds_lists,
+)
+def test_any_thresholds_are_crossed_in_integers_and_stay_crossed_as_use_grows(
+    used, quota, more, thresholds
+):
+    end = NOW + timedelta(days=10)
+    crossed = thresholds_crossed(used, quota, None, end, thresholds)
+    later = thresholds_crossed(used + more, quota, None, end, thresholds)
+    percents = [name for name in crossed if name != "forecast"]
+    assert set(percents) <= set(later)  # more use never un-crosses a percentage
+    assert percents == [str(p) for p in thresholds.percents if used > 0 and used * 100 >= p * quota]
+    # a percentage crossed means every smaller one is too (a quota is not negative)
+    if quota >= 0:
+        assert percents == [str(p) for p in thresholds.percents[: len(percents)]]
+    # the defaults are today's rule, whatever the integers: the status the marts show
+    status = quota_status(used, quota)
+    default = thresholds_crossed(used, quota, None, end)
+    assert default == {"exceeded": ("80", "100"), "warning": ("80",), "ok": ()}[status]
+    assert thresholds_crossed(used, quota, None, end, DEFAULT_THRESHOLDS) == default
+
+
+def test_quota_zero_alerts_at_the_first_unit_used_and_not_before():
+    end = NOW + timedelta(days=10)
+    every = AlertThresholds((1, 50, 1000), True)
+    assert thresholds_crossed(0, 0, None, end, every) == ()  # status ok: nothing used
+    assert thresholds_crossed(1, 0, None, end, every) == ("1", "50", "1000")  # exceeded
+    assert quota_status(0, 0) == "ok" and quota_status(1, 0) == "exceeded"
+    # the forecast only while the status is ok, and only when switched on
+    soon = (NOW + timedelta(days=2)).date()
+    assert thresholds_crossed(10, 500, soon, end, every) == ("1", "forecast")
+    assert thresholds_crossed(10, 500, soon, end, AlertThresholds((1,), False)) == ("1",)
+    assert thresholds_crossed(450, 500, soon, end) == ("80",)  # warning: no longer "at risk"
 
 
 def test_signatures_verify_only_with_the_secret_the_body_and_a_recent_time():
@@ -279,7 +328,7 @@ def test_a_sender_dying_between_sending_and_recording_leads_to_a_resend_with_the
             target=_send_then_die, args=(settings, receiver.url)
         )
         child.start()
-        child.join(30)
+        child.join(120)  # a spawned interpreter imports the package first: slow on a busy machine
         assert child.exitcode == 17
         assert [body["id"] for body in receiver.delivered] == [uid]  # it was sent...
         assert ledger(conn) == []  # ...but never recorded: the transaction died with it
@@ -294,17 +343,12 @@ def test_a_sender_dying_between_sending_and_recording_leads_to_a_resend_with_the
 
 
 def test_an_organization_endpoint_gets_its_alerts_signed_with_its_own_secret(conn):
-    org_id = conn.execute("SELECT id FROM organizations WHERE slug = %s", (ORG,)).fetchone()[0]
     record_alerts(
         conn, [quota_row(used=100, quota=100), quota_row(org=OTHER_ORG, used=100, quota=100)]
     )
-    own_secret = organization_secret(SECRET, org_id)
-    with AlertReceiver(SECRET) as central, AlertReceiver(own_secret) as own:
-        conn.execute(
-            "INSERT INTO organization_alert_endpoints (organization_id, url) VALUES (%s, %s)",
-            (org_id, own.url),
-        )
-        conn.commit()
+    with AlertReceiver(SECRET) as central, AlertReceiver("not known yet") as own:
+        own.secret, _ = endpoints.add(conn, ORG, own.url, "alice@odavl.com", SECRET)
+        assert own.secret != SECRET
         assert enqueue(conn, default_url=True) == 4 + 2
         assert enqueue(conn, default_url=True) == 0
         assert deliver_due(conn, central.url, SECRET).sent == 6

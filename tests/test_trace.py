@@ -279,18 +279,19 @@ def test_the_billing_page_shows_the_api_request_where_a_landed_event_shows_its_f
     with main_module_kept():
         at = no_exceptions(signed_in_app(ALICE).switch_page("views/billing.py").run())
         at.selectbox(key="drill_metric").set_value("analyses").run()
-        assert at.selectbox(key="drill_period").value == datetime(2026, 11, 1, tzinfo=UTC)
+        # the period by its first day, as the URL names it
+        assert at.selectbox(key="drill_period").value == "2026-11-01"
         at.selectbox(key="drill_day").set_value(at.selectbox(key="drill_day").options[0]).run()
         [events] = [t.value for t in no_exceptions(at).dataframe if "api_request" in t.value]
     shown = {
-        row.event_id: (row.landing_file, row.line, row.api_request)
+        row.event_id: (row.landing_line, row.api_request)
         for row in events.astype(object).where(events.notna(), None).itertuples()
     }
     assert shown == {
-        "landed-1": (LANDED_FILE, 1, None),
-        "landed-2": (LANDED_FILE, 3, None),
-        "api-0": (None, None, _described(request_id, prefix, 0, received_at)),
-        "api-1": (None, None, _described(request_id, prefix, 1, received_at)),
+        "landed-1": (f"{LANDED_FILE}:1", None),
+        "landed-2": (f"{LANDED_FILE}:3", None),
+        "api-0": (None, _described(request_id, prefix, 0, received_at)),
+        "api-1": (None, _described(request_id, prefix, 1, received_at)),
     }
 
 

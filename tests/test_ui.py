@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from odavl_pipeline import clock
+from odavl_pipeline import clock, orchestration
+from odavl_pipeline.defs.ingest.partitions import day_ranges
 from odavl_pipeline.defs.marts.assets import MARTS
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
 from odavl_pipeline.domain.records import SOURCES
@@ -65,6 +67,8 @@ PARTITIONS = """query ($keys: [AssetKeyInput!]) {
 }"""
 
 DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
+
+NUX = "{ shouldShowNux }"  # the "Join the Dagster community" dialog over the first page
 
 
 def _free_port() -> int:
@@ -132,12 +136,22 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def test_the_instance_shows_no_welcome_dialog_and_sends_no_telemetry(settings):
+    instance = orchestration.instance(settings)
+    assert (instance.nux_enabled, instance.telemetry_enabled) == (False, False)
+
+
 def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
     settings, landing, tmp_path, dagster_instance
 ):
-    """A backfill from 2019 to today, one run; the UI's partitions are exactly the landed days."""
+    """A backfill from 2019 to today, one run, after the latest days were registered; the UI's
+    partitions are exactly the landed days, in calendar order."""
     today = clock.today().isoformat()
     landed = [*HISTORY, DAY, today]
+    # the instance is the worker's, with what its earlier tests materialized: the counts below
+    # are this test's run's alone
+    dagster_instance.wipe_assets(dagster_instance.get_asset_keys())
+    day_ranges(dagster_instance, [date.fromisoformat(DAY), clock.today()])  # an earlier run's
     for day in landed:
         landing.write(
             "usage_events",
@@ -172,6 +186,7 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
     try:
         ui.wait_until_up(process)
 
+        assert ui.query(NUX) == {"shouldShowNux": False}
         nodes = {"/".join(n["assetKey"]["path"]): n for n in ui.query(ASSET_GRAPH)["assetNodes"]}
         deps = {
             key: {"/".join(d["path"]) for d in node["dependencyKeys"]}
@@ -237,18 +252,20 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
         assert {"key": "dagster/asset_partition_range_end", "value": today} in shown["tags"]
 
         sources = [{"path": [source]} for source in SOURCES]
-        for node in ui.query(PARTITIONS, keys=[*sources, {"path": ["landing", "usage_events"]}])[
-            "assetNodes"
-        ]:
+        landing_files = {"usage_events": landed, "error_events": [DAY]}  # what was written
+        landing_keys = [{"path": ["landing", source]} for source in SOURCES]
+        for node in ui.query(PARTITIONS, keys=[*sources, *landing_keys])["assetNodes"]:
             assert node["partitionKeys"] == landed, node["assetKey"]  # no empty calendar
-            if node["assetKey"]["path"][0] in SOURCES:
-                assert node["partitionStats"] == {
-                    "numPartitions": len(landed),
-                    "numMaterialized": len(landed),
-                    "numFailed": 0,
-                }
-                statuses = node["assetPartitionStatuses"]["materializedPartitions"]
-                assert sorted(statuses) == landed
+            *landing, source = node["assetKey"]["path"]
+            # an ingested day is filled; a landing day, where files of the source were read
+            filled = landing_files.get(source, []) if landing else landed
+            assert node["partitionStats"] == {
+                "numPartitions": len(landed),
+                "numMaterialized": len(filled),
+                "numFailed": 0,
+            }, node["assetKey"]
+            statuses = node["assetPartitionStatuses"]["materializedPartitions"]
+            assert sorted(statuses) == filled
 
         keys = [{"path": ["usage_events"]}, *({"path": [mart]} for mart in BILLING_MARTS)]
         latest = ui.poll(
@@ -266,5 +283,8 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
                 assert node["freshnessStatusInfo"] == {"freshnessStatus": "HEALTHY"}
         # Ctrl-C stops the webserver, the daemon and the code servers, within seconds
         assert _ctrl_c(process) == []
+        output = log.read_text()
+        assert "Dagster UI on http://127.0.0.1:" in output
+        assert "superseded" not in output and "Traceback" not in output, output[-3000:]
     finally:
         _kill(process)

@@ -2,7 +2,8 @@
 
 Each function takes the signed-in `Viewer` and checks, on the same connection and snapshot as
 the query, that the viewer may see what is asked: a member of the organization (OWNER or ADMIN
-for billing), or staff for the staff view. A refused request raises `AccessDenied` and returns
+for billing), or staff, who read the staff view and every organization's pages (never writing:
+`may_change`). A refused request raises `AccessDenied` and returns
 nothing, whatever the URL or the widgets said. SQL is parameterized; results are cached per
 viewer, query, parameters and version of the marts file, so a rebuild is seen at once and one
 person's cache never serves another.
@@ -17,7 +18,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from odavl_pipeline.billing.catalogue import QUOTA_METRICS
+from odavl_pipeline.billing.catalogue import QUOTA_METRICS, WARNING_PCT
 from odavl_pipeline.domain.records import AUDIT_SCORES
 from odavl_pipeline.marts import trace
 from odavl_pipeline.marts.store import MartsNotBuilt, facts_dir, open_marts
@@ -82,8 +83,13 @@ def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
 def _allowed(
     con: duckdb.DuckDBPyConnection, email: str, org: str | None, roles: tuple[str, ...]
 ) -> bool:
-    if org is None:  # the staff view
-        return is_staff(email)
+    """Whether `email` may read `org` (None: the staff view): a member with one of `roles`, or
+    staff, who read every organization's pages, Billing included (`may_change` never lets them
+    write)."""
+    if is_staff(email):
+        return True
+    if org is None:
+        return False
     return bool(
         con.execute(
             "SELECT count(*) FROM memberships WHERE org = ? AND lower(email) = lower(?) "
@@ -130,14 +136,19 @@ def _staff_query(viewer: Viewer, sql: str, *parameters) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
-def _own_organizations(email: str, path: str, version: tuple[int, int, int]) -> pd.DataFrame:
+def _own_organizations(
+    email: str, staff: bool, path: str, version: tuple[int, int, int]
+) -> pd.DataFrame:
     con = _cursor(Path(path))
     try:
         return con.execute(
             "SELECT m.org, coalesce(o.name, m.org) AS name, o.tier, m.role FROM memberships AS m "
             "LEFT JOIN organizations AS o USING (org) WHERE lower(m.email) = lower(?) "
-            "ORDER BY name, m.org",
-            [email],
+            "UNION ALL SELECT o.org, o.name, o.tier, NULL FROM organizations AS o WHERE ? "
+            "AND NOT EXISTS (SELECT 1 FROM memberships AS m WHERE m.org = o.org "
+            "AND lower(m.email) = lower(?)) "
+            "ORDER BY role IS NULL, name, org",
+            [email, staff, email],
         ).df()
     finally:
         con.close()
@@ -147,19 +158,35 @@ def _own_organizations(email: str, path: str, version: tuple[int, int, int]) -> 
 
 
 def organizations_of(viewer: Viewer) -> pd.DataFrame:
-    """The organizations the viewer is a member of: org, name, tier, role."""
+    """The organizations the viewer may open: org, name, tier, role. Their memberships first
+    (role set), then, for staff, every other organization (role None: read-only)."""
     path = marts_path()
-    return _own_organizations(viewer.email.lower(), str(path), marts_version(path))
+    return _own_organizations(viewer.email.lower(), viewer.staff, str(path), marts_version(path))
 
 
 def role_in(viewer: Viewer, org: str) -> str | None:
+    """The viewer's role in the organization as a member; None when they are not one (staff
+    reading it are not)."""
     rows = organizations_of(viewer)
     match = rows.loc[rows["org"] == org, "role"]
-    return None if match.empty else str(match.iloc[0])
+    return None if match.empty or pd.isna(match.iloc[0]) else str(match.iloc[0])
 
 
 def may_see_billing(viewer: Viewer, org: str) -> bool:
+    """An OWNER or ADMIN member, or staff (read-only)."""
+    return role_in(viewer, org) in BILLING_ROLES or viewer.staff
+
+
+def may_change(viewer: Viewer, org: str) -> bool:
+    """Whether the viewer may change the organization's settings (alert endpoints and
+    thresholds): an OWNER or ADMIN member only. Staff read every organization but change none
+    they are not an OWNER or ADMIN of."""
     return role_in(viewer, org) in BILLING_ROLES
+
+
+def reads_as_staff(viewer: Viewer, org: str | None) -> bool:
+    """Whether the viewer reads this organization as staff, not as a member: read-only."""
+    return org is not None and viewer.staff and role_in(viewer, org) is None
 
 
 def projects(viewer: Viewer, org: str) -> pd.DataFrame:
@@ -242,13 +269,34 @@ def usage_trend(viewer: Viewer, org: str, start: date, end: date) -> pd.DataFram
     )
 
 
+def compared_periods(viewer: Viewer, org: str) -> pd.DataFrame:
+    """The current billing period ('this', from quota_status) and the one before it ('last',
+    from billing_periods; none before the first): `period`, `period_start`, `period_end`. Only
+    their bounds: what was billed stays on the Billing page."""
+    return _query(
+        viewer,
+        org,
+        "WITH this AS (SELECT DISTINCT period_start, period_end FROM quota_status WHERE org = ?) "
+        "SELECT 'this' AS period, period_start, period_end FROM this UNION ALL "
+        "SELECT * FROM (SELECT DISTINCT 'last' AS period, period_start, period_end "
+        "FROM billing_periods WHERE org = ? AND period_start < (SELECT min(period_start) FROM this) "
+        "ORDER BY period_start DESC LIMIT 1)",
+        org,
+        org,
+    )
+
+
 # The alerts and their delivery ledger live in PostgreSQL, written by the marts build and the
-# sensor `quota_alert_delivery`; the membership is checked there, in the same query's snapshot.
+# sensor `quota_alert_delivery`; the membership (or staff) is checked there, in the same query's
+# snapshot.
 _QUOTA_ALERTS = """
 WITH viewer AS (
-    SELECT o.id FROM organizations AS o JOIN organization_members AS m ON m.organization_id = o.id
-    JOIN users AS u ON u.id = m.user_id
-    WHERE o.slug = %(org)s AND lower(u.email) = lower(%(email)s) AND m.role::text = ANY(%(roles)s))
+    SELECT o.id FROM organizations AS o
+    WHERE o.slug = %(org)s
+      AND (%(staff)s OR EXISTS (
+          SELECT 1 FROM organization_members AS m JOIN users AS u ON u.id = m.user_id
+          WHERE m.organization_id = o.id AND lower(u.email) = lower(%(email)s)
+            AND m.role::text = ANY(%(roles)s))))
 SELECT (SELECT count(*) FROM viewer) AS allowed, a.uid, a.detected_at, a.metric, a.threshold,
        a.used, a.quota, a.period_start, a.period_end, a.projected_exhaustion,
        CASE WHEN bool_or(d.state = 'sent') THEN 'sent'
@@ -260,22 +308,39 @@ LEFT JOIN quota_alerts AS a ON a.organization_id IN (SELECT id FROM viewer)
 LEFT JOIN quota_alert_deliveries AS d ON d.alert_id = a.id
 GROUP BY a.id ORDER BY a.detected_at DESC NULLS LAST, a.metric, a.threshold
 """
-THRESHOLD_STATES = {"80": "warning", "100": "exceeded", "forecast": "at risk"}
+
+
+def threshold_state(threshold: str) -> str:
+    """The quota state an alert's threshold stands for: `at risk` for the forecast, else the
+    status of a quota used to that percentage (`ok` below 80 %, `warning`, `exceeded` from
+    100 %)."""
+    if threshold == "forecast":
+        return "at risk"
+    percent = int(threshold)
+    return "exceeded" if percent >= 100 else "warning" if percent >= WARNING_PCT else "ok"
+
+
+def threshold_label(threshold: str) -> str:
+    """`forecast`, or a percentage as `N %`."""
+    return threshold if threshold == "forecast" else f"{threshold} %"
 
 
 def quota_alerts(viewer: Viewer, org: str) -> pd.DataFrame:
     """The organization's quota alerts, newest first: what crossed which threshold, and whether
     it was delivered."""
-    return _quota_alerts(viewer.email.lower(), org, str(Settings.from_env().database_url))
+    return _quota_alerts(
+        viewer.email.lower(), viewer.staff, org, str(Settings.from_env().database_url)
+    )
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=1_000)
-def _quota_alerts(email: str, org: str, database: str) -> pd.DataFrame:
+def _quota_alerts(email: str, staff: bool, org: str, database: str) -> pd.DataFrame:
     from odavl_pipeline.db.server import connect
 
     with connect(Settings.from_env()) as conn:
         cursor = conn.execute(
-            _QUOTA_ALERTS, {"org": org, "email": email, "roles": list(EVERY_ROLE)}
+            _QUOTA_ALERTS,
+            {"org": org, "email": email, "staff": staff, "roles": list(EVERY_ROLE)},
         )
         rows = cursor.fetchall()
         names = [column.name for column in cursor.description]
@@ -283,7 +348,7 @@ def _quota_alerts(email: str, org: str, database: str) -> pd.DataFrame:
         raise AccessDenied(f"{email} may not see {org}")
     frame = pd.DataFrame([row for row in rows if row[1] is not None], columns=names)
     frame = frame.drop(columns="allowed")
-    return frame.assign(state=frame["threshold"].map(THRESHOLD_STATES))
+    return frame.assign(state=frame["threshold"].map(threshold_state))
 
 
 # --- billing ------------------------------------------------------------------------
@@ -367,15 +432,33 @@ def error_trends(
     return _query(
         viewer,
         org,
-        "SELECT day, detector, severity, sum(events) AS events, "
-        "sum(signatures) AS signatures FROM error_trends WHERE org = ? "
-        f"{PROJECT_FILTER} AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day",
+        "SELECT day, detector, severity, sum(events) AS events FROM error_trends "
+        f"WHERE org = ? {PROJECT_FILTER} AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day",
         org,
         project,
         project,
         start,
         end,
     )
+
+
+def distinct_signatures(
+    viewer: Viewer, org: str, project: str | None, start: date, end: date
+) -> int:
+    """The error signatures that occurred at least once in [start, end], each counted once
+    (a signature is one per project)."""
+    rows = _query(
+        viewer,
+        org,
+        "SELECT count(DISTINCT (project, hash)) AS signatures FROM error_signature_days "
+        f"WHERE org = ? {PROJECT_FILTER} AND day BETWEEN ? AND ?",
+        org,
+        project,
+        project,
+        start,
+        end,
+    )
+    return int(rows.iloc[0]["signatures"])
 
 
 def signature_changes(
@@ -415,22 +498,48 @@ def top_signatures(viewer: Viewer, org: str, project: str | None, limit: int = 2
 # --- Autopilot ----------------------------------------------------------------------
 
 
+PENDING_SHOWN = 1_000  # pending attestations listed at most, those missing their parent first
+
+
 def fix_outcomes(
     viewer: Viewer, org: str, project: str | None, start: date, end: date
 ) -> pd.DataFrame:
+    """Fixes per UTC day, outcome and chain status (`verified`: a fix; `pending`: waiting for
+    its chain's parent, not yet a fix)."""
     return _query(
         viewer,
         org,
-        "SELECT day, status, sum(fixes) AS fixes, sum(files_changed) AS files_changed, "
-        "sum(lines_added) AS lines_added, sum(lines_removed) AS lines_removed, "
-        "sum(avg_risk * fixes) / sum(fixes) AS avg_risk, max(max_risk) AS max_risk "
-        f"FROM fix_outcomes WHERE org = ? {PROJECT_FILTER} "
-        "AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day, status",
+        "SELECT day, status, chain_status, sum(fixes) AS fixes, "
+        "sum(files_changed) AS files_changed, sum(lines_added) AS lines_added, "
+        "sum(lines_removed) AS lines_removed, sum(avg_risk * fixes) / sum(fixes) AS avg_risk, "
+        f"max(max_risk) AS max_risk FROM fix_outcomes WHERE org = ? {PROJECT_FILTER} "
+        "AND day BETWEEN ? AND ? GROUP BY ALL ORDER BY day, status, chain_status",
         org,
         project,
         project,
         start,
         end,
+    )
+
+
+def pending_attestations(
+    viewer: Viewer, org: str, project: str | None, start: date, end: date
+) -> pd.DataFrame:
+    """The attestations created in [start, end] still pending, with the parent each waits for:
+    those whose parent has not arrived first, then the oldest; at most PENDING_SHOWN."""
+    return _query(
+        viewer,
+        org,
+        "SELECT project, created_at, status, request_id, hash, prev_hash, parent_received "
+        f"FROM pending_attestations WHERE org = ? {PROJECT_FILTER} "
+        "AND (created_at AT TIME ZONE 'UTC')::DATE BETWEEN ? AND ? "
+        "ORDER BY parent_received, project, created_at, hash LIMIT ?",
+        org,
+        project,
+        project,
+        start,
+        end,
+        PENDING_SHOWN,
     )
 
 

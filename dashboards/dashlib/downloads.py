@@ -1,4 +1,10 @@
-"""Downloads only for the browser session they were shown to.
+"""Downloads only for the browser session they were shown to, and the CSV they carry.
+
+A table's CSV (`csv_bytes`) is what a spreadsheet opens as it is: UTF-8 with a byte-order mark
+(without one, Excel reads UTF-8 as its ANSI code page and shows mojibake), lines ended by CRLF,
+instants in ISO 8601 UTC to the second (`2026-12-06T00:28:58Z`), dates as `YYYY-MM-DD`, and a
+text that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
+carriage return) preceded by an apostrophe, so it is shown, never evaluated.
 
 Streamlit serves a download button's file at `/media/<id>.<ext>` to anyone who asks for as long
 as a session shows it, and the id is a hash of the content. So a page run that draws a
@@ -14,8 +20,10 @@ The answer is never cached.
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
 
+import pandas as pd
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -23,12 +31,48 @@ from starlette.responses import PlainTextResponse
 from dashlib.session_routes import viewer_email
 from odavl_pipeline.db.dashboard_sessions import COOKIE
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would evaluate
+INSTANT = "%Y-%m-%dT%H:%M:%SZ"
+DAY = "%Y-%m-%d"
+
 MEDIA = "/media/"
 OIDC_COOKIES = "_streamlit_user"  # Streamlit's identity cookies (and their chunks) start so
 REMEMBERED = 20_000  # (credential, download) pairs kept, the least recently shown dropped first
 
 _lock = threading.Lock()
 _shown: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+
+def csv_bytes(frame: pd.DataFrame, headers: Sequence[str]) -> bytes:
+    """The rows of `frame` under `headers`, as a spreadsheet should open them (module doc)."""
+    cells = frame.apply(_csv_column)
+    text = cells.to_csv(index=False, header=list(headers), lineterminator="\r\n")
+    return text.encode("utf-8-sig")
+
+
+def _csv_column(column: pd.Series) -> pd.Series:
+    """A column's cells as the CSV writes them: times and dates in one format, text made safe."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_convert("UTC").dt.strftime(INSTANT)
+    if pd.api.types.is_datetime64_dtype(column.dtype):  # a naive time is a UTC one here
+        only_days = (column.dropna() == column.dropna().dt.normalize()).all()
+        return column.dt.strftime(DAY if only_days else INSTANT)
+    if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+        return column.map(_csv_cell).astype(object)
+    return column
+
+
+def _csv_cell(value):
+    if value is pd.NaT:
+        return None
+    if isinstance(value, datetime):
+        stamp = pd.Timestamp(value)
+        return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp).strftime(INSTANT)
+    if isinstance(value, date):
+        return value.strftime(DAY)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def credential(cookies: Mapping[str, str], password_sign_in: bool) -> str | None:

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from odavl_pipeline import clock
 from odavl_pipeline.db.dashboard_sessions import COOKIE, end_session, session_email, start_session
 from odavl_pipeline.db.server import libpq_url, server_url
 from odavl_pipeline.db.sign_in import (
@@ -55,10 +56,16 @@ def oidc_configured() -> bool:
     return st.secrets.load_if_toml_exists() and "auth" in st.secrets
 
 
-@functools.cache
 def database_url() -> str:
-    """The operational database, found once per process (this may start the embedded one)."""
-    return libpq_url(server_url(Settings.from_env()))
+    """The operational database of the settings in the environment, under the clock's offset."""
+    return _database_url(Settings.from_env(), clock.database_options())
+
+
+@functools.lru_cache(maxsize=8)
+def _database_url(settings: Settings, clock_options: str | None) -> str:
+    """Found once per settings and clock offset (the URL carries the offset; finding it may
+    start the embedded server), never kept past a change of either."""
+    return libpq_url(server_url(settings))
 
 
 def database() -> psycopg.Connection:

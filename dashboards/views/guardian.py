@@ -16,18 +16,25 @@ st.title("Guardian")
 
 def score_per_url(scores: pd.DataFrame, score: str) -> pd.DataFrame:
     """`score` per day for the TOP_SERIES most audited URLs and one OTHER, each the average of
-    its audits."""
+    its audits; `site` names a URL for the legend (without its scheme, unless two would read
+    alike)."""
     rated = scores.dropna(subset=[score])
     rated = rated.assign(
         url=ui.top_series(rated["url"], rated["audits"]), points=rated[score] * rated["audits"]
     )
     per_url = rated.groupby(["day", "url"], as_index=False)[["points", "audits"]].sum()
-    return per_url.assign(**{score: per_url["points"] / per_url["audits"]})
+    urls = per_url["url"].unique()
+    sites = {url: url if url == ui.OTHER else ui.short_url(url) for url in urls}
+    if len(set(sites.values())) < len(sites):
+        sites = {url: url for url in urls}
+    return per_url.assign(**{score: per_url["points"] / per_url["audits"]}).assign(
+        site=per_url["url"].map(sites)
+    )
 
 
 def score_name(column: str) -> str:
-    """`score_best_practices` -> `Best practices`."""
-    return column.removeprefix("score_").replace("_", " ").capitalize()
+    """`score_seo` -> `SEO`, `lighthouse_best_practices` -> `Lighthouse best practices`."""
+    return ui.code_name(column.removeprefix("score_"))
 
 
 scores = data.audit_scores(viewer, org, filters.project, filters.start, filters.end)
@@ -52,16 +59,20 @@ else:
     ui.time_chart(
         per_url,
         score,
-        "url",
+        "site",
         f"{score_name(score)} score per UTC day, by URL ({device.lower()})",
         "Score (0–100)",
         series_title="URL",
         counts=False,
+        details={"url": "Full URL"},
     )
     if ui.OTHER in set(per_url["url"]):
         st.caption(
-            f"The {ui.TOP_SERIES} most audited URLs, and the average of the others as “{ui.OTHER}”."
+            f"The {ui.TOP_SERIES} most audited URLs, and the average of the others as “{ui.OTHER}”; "
+            "a line stops on the days without an audit."
         )
+    else:
+        st.caption("A line stops on the days without an audit.")
 
 issues_by_suite = data.audit_issues(viewer, org, filters.project, filters.start, filters.end)
 if not issues_by_suite.empty:

@@ -30,8 +30,11 @@ if trends.empty:
 else:
     events, signatures = st.columns(2)
     events.metric("Error events", f"{int(trends['events'].sum()):,}")
+    distinct = data.distinct_signatures(viewer, org, filters.project, filters.start, filters.end)
     signatures.metric(
-        "Distinct signatures (summed per day)", f"{int(trends['signatures'].sum()):,}"
+        "Distinct signatures",
+        f"{distinct:,}",
+        help="Error signatures seen at least once in the date range, each counted once.",
     )
     by_severity, by_detector = st.columns(2)
     with by_severity:

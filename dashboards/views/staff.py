@@ -1,46 +1,87 @@
-"""Staff view for ODAVL's analysts: every organization side by side, the quotas exceeded, near
-or at risk, usage by tier, the quarantine by reason, the billing periods waiting to close and
-the Stripe events set aside."""
+"""Staff view for ODAVL's analysts: every organization side by side, found by name or slug and
+opened read-only (its Overview, Billing, Insight, Autopilot and Guardian pages); the quotas
+exceeded, near or at risk, usage by plan, the quarantine by reason, the billing periods waiting
+to close and the Stripe events set aside. Anyone else is told the page is for ODAVL staff."""
 
 import pandas as pd
 import streamlit as st
 
-from dashlib import data, ui
+from dashlib import data, filters as shared_filters, ui
 from odavl_pipeline.ingest.zones import ZoneUnavailable
 
-viewer, filters = ui.current(organization=False, dates=True)
+viewer, filters = ui.current(organization=False, dates=True, staff=True)
 st.title("Staff: all organizations")
 
 organizations = data.all_organizations(viewer)
 if organizations.empty:
     ui.empty("organizations", "load them with `odavl-pipeline seed` (and `odavl-pipeline run`).")
     st.stop()
+names = dict(zip(organizations["org"], organizations["name"]))
+
+
+def named(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each organization's name beside its slug (`org`)."""
+    return frame.assign(name=frame["org"].map(names))
+
+
+def matching(frame: pd.DataFrame, text: str) -> pd.DataFrame:
+    """The rows whose organization name or slug holds `text`, whatever its case."""
+    text = text.strip()
+    if not text:
+        return frame
+    held = frame["name"].str.contains(text, case=False, regex=False, na=False)
+    return frame[held | frame["org"].str.contains(text, case=False, regex=False, na=False)]
+
+
+search = st.text_input(
+    "Search organizations",
+    key="staff_search",
+    placeholder="Name or slug",
+    help="Any part of an organization's name or slug, in any case.",
+)
+found = matching(organizations, search)
 quotas = ui.with_states(data.all_quotas(viewer))
 worst = quotas.groupby("org")["state"].agg(ui.worst_state)
-per_metric = {}
-for quota_metric in data.QUOTA_METRICS:
-    name = quota_metric.title()
-    per_metric |= {
-        f"{quota_metric}_used": ui.count_column(f"{name} used"),
-        f"{quota_metric}_quota": ui.count_column(f"{name} quota"),
-        f"{quota_metric}_pct": ui.percent_column(f"{name} % used"),
-    }
-ui.table(
-    organizations.assign(quota_state=organizations["org"].map(worst)),
-    {
-        "name": "Organization",
-        "org": "Slug",
-        "tier": "Plan",
-        "status": "Status",
-        "has_subscription": st.column_config.CheckboxColumn("Subscribed"),
-        "members": ui.count_column("Members"),
-        "quota_state": "Quota state",
-        **per_metric,
-    },
-    "organizations",
-    coloured=("quota_state",),
-)
-ui.state_legend()
+if found.empty:
+    st.info(f"No organization's name or slug contains {shared_filters.quoted(search.strip())}.")
+else:
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    opened = left.selectbox(
+        "Open an organization's pages (read-only)",
+        list(found["org"]),
+        format_func=lambda org: shared_filters.organization_label(names[org], org),
+        key="staff_open",
+    )
+    if right.button("Open", key="staff_open_button", icon=":material/open_in_new:"):
+        st.session_state["filter_org"] = opened
+        st.session_state["filter_project"] = shared_filters.ALL_PROJECTS
+        st.switch_page("views/overview.py")
+    if len(found) < len(organizations):
+        st.caption(f"{len(found):,} of {len(organizations):,} organizations match.")
+    per_metric = {}
+    for quota_metric in data.QUOTA_METRICS:
+        name = ui.code_name(quota_metric)
+        per_metric |= {
+            f"{quota_metric}_used": ui.count_column(f"{name} used"),
+            f"{quota_metric}_quota": ui.count_column(f"{name} quota"),
+            f"{quota_metric}_pct": ui.percent_column(f"{name} % used"),
+        }
+    ui.table(
+        found.assign(quota_state=found["org"].map(worst), tier=found["tier"].map(ui.plan_name)),
+        {
+            "name": "Organization",
+            "org": "Slug",
+            "tier": "Plan",
+            "status": "Status",
+            "has_subscription": st.column_config.CheckboxColumn("Subscribed"),
+            "members": ui.count_column("Members"),
+            "quota_state": "Quota state",
+            **per_metric,
+        },
+        "organizations",
+        coloured=("quota_state",),
+    )
+    ui.state_legend()
 
 st.subheader("Quotas exceeded, near or at risk")
 attention = quotas[quotas["state"] != ui.OK]
@@ -48,9 +89,10 @@ if attention.empty:
     st.success("Every quota is ok: below 80 % and not used up before its period ends at this rate.")
 else:
     ui.table(
-        attention,
+        named(attention).assign(tier=attention["tier"].map(ui.plan_name)),
         {
-            "org": "Organization",
+            "name": "Organization",
+            "org": "Slug",
             "tier": "Plan",
             "metric": "Metric",
             "used": ui.count_column("Used"),
@@ -64,7 +106,7 @@ else:
         coloured=("state",),
     )
 
-st.subheader("Usage by tier")
+st.subheader("Usage by plan")
 by_tier = data.usage_by_tier(viewer, filters.start, filters.end)
 if by_tier.empty:
     ui.empty(
@@ -72,16 +114,20 @@ if by_tier.empty:
         "`odavl-pipeline generate` then `odavl-pipeline run`.",
     )
 else:
-    metric = st.selectbox("Metric", sorted(by_tier["metric"].unique()), key="staff_metric")
+    metric = st.selectbox(
+        "Metric", sorted(by_tier["metric"].unique()), format_func=ui.code_name, key="staff_metric"
+    )
     ui.time_chart(
-        by_tier[by_tier["metric"] == metric],
+        by_tier[by_tier["metric"] == metric].assign(
+            tier=lambda rows: rows["tier"].map(ui.plan_name)
+        ),
         "quantity",
         "tier",
-        f"{metric.title()} per UTC day, by plan tier",
+        f"{ui.code_name(metric)} per UTC day, by plan tier",
         "Units used",
         mark="bar",
-        series_title="Tier",
-        colours=ui.series_colours(["FREE", "PRO", "ENTERPRISE"]),
+        series_title="Plan",
+        colours=ui.series_colours([ui.plan_name(tier) for tier in ui.PLAN_NAMES]),
     )
 
 st.subheader("Quarantine by reason")
@@ -148,7 +194,13 @@ else:
     drafts = int((batches["state"] == "draft").sum())
     if drafts:
         st.caption(f"{drafts:,} draft(s) wait to be committed or discarded.")
-    ui.table(batches, ui.correction_batch_columns(), "usage corrections of every organization")
+    columns = ui.correction_batch_columns()
+    ui.table(
+        named(batches),
+        {"batch": columns.pop("batch"), "name": "Organization", "org": "Slug"}
+        | {name: shown for name, shown in columns.items() if name != "org"},
+        "usage corrections of every organization",
+    )
 
 st.subheader("Stripe events not processed")
 dead_letters = data.stripe_dead_letters(viewer)

@@ -1,9 +1,9 @@
 """Delivering quota alerts: at least once, signed, retried with backoff, every attempt recorded.
 
-Tables (migration 0007): `quota_alerts` (one row per alert, ever), `quota_alert_deliveries`
-(one per alert and destination: `default` = ODAVL_ALERT_WEBHOOK_URL, `organization` = the
-organization's row of `organization_alert_endpoints`), `quota_alert_attempts` (the ledger: one
-row per HTTP attempt with its status code or error).
+Tables (migrations 0007, 0020): `quota_alerts` (one row per alert, ever),
+`quota_alert_deliveries` (one per alert and destination: `default` = ODAVL_ALERT_WEBHOOK_URL, or
+`organization` with one of the organization's `organization_alert_endpoints`),
+`quota_alert_attempts` (the ledger: one row per HTTP attempt with its status code or error).
 
 A sender claims one due delivery with SELECT … FOR UPDATE SKIP LOCKED and keeps the row locked
 while it POSTs, then records the attempt and the delivery's new state in the same transaction:
@@ -23,7 +23,12 @@ from psycopg.rows import dict_row
 
 from odavl_pipeline import clock
 from odavl_pipeline.alerts.http import TIMEOUT_SECONDS, Delivery, post
-from odavl_pipeline.alerts.signing import SIGNATURE_HEADER, organization_secret, sign
+from odavl_pipeline.alerts.signing import (
+    SIGNATURE_HEADER,
+    endpoint_secret,
+    organization_secret,
+    sign,
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,9 @@ class DeliveryReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
-    errors: list[str] = field(default_factory=list)  # "qa_… to default: HTTP 500"; no URL
+    errors: list[str] = field(
+        default_factory=list
+    )  # "qa_… to default: HTTP 500" (or to ep_…); no URL
     out_of_time: bool = False  # stopped with deliveries maybe still due: the time was spent
 
     def summary(self) -> str:
@@ -56,8 +63,9 @@ class DeliveryReport:
 
 def enqueue(conn: psycopg.Connection, default_url: bool, now: datetime | None = None) -> int:
     """Adds a delivery for each alert of a still open period and each destination configured
-    now (`default_url`: ODAVL_ALERT_WEBHOOK_URL is set; an organization's endpoint row), once.
-    Alerts of periods already over are not sent to a destination configured after them."""
+    now (`default_url`: ODAVL_ALERT_WEBHOOK_URL is set; each endpoint of the organization not
+    removed), once. Alerts of periods already over are not sent to a destination configured
+    after them."""
     now = now or clock.now()
     added = 0
     try:
@@ -69,10 +77,10 @@ def enqueue(conn: psycopg.Connection, default_url: bool, now: datetime | None = 
                 {"now": now},
             ).rowcount
         added += conn.execute(
-            "INSERT INTO quota_alert_deliveries (alert_id, destination, state, attempts, "
-            "next_attempt_at) SELECT a.id, 'organization', 'pending', 0, %(now)s "
+            "INSERT INTO quota_alert_deliveries (alert_id, destination, endpoint_id, state, "
+            "attempts, next_attempt_at) SELECT a.id, 'organization', e.id, 'pending', 0, %(now)s "
             "FROM quota_alerts AS a JOIN organization_alert_endpoints AS e USING (organization_id) "
-            "WHERE a.period_end > %(now)s ON CONFLICT DO NOTHING",
+            "WHERE a.period_end > %(now)s AND e.removed_at IS NULL ON CONFLICT DO NOTHING",
             {"now": now},
         ).rowcount
         conn.commit()
@@ -84,11 +92,12 @@ def enqueue(conn: psycopg.Connection, default_url: bool, now: datetime | None = 
 
 _CLAIM = """
 SELECT d.id AS delivery_id, d.destination, d.attempts, a.*, o.slug AS org, o.name AS org_name,
-       e.url AS organization_url
+       e.uid AS endpoint_uid, e.secret_salt,
+       CASE WHEN e.removed_at IS NULL THEN e.url END AS endpoint_url
 FROM quota_alert_deliveries AS d
 JOIN quota_alerts AS a ON a.id = d.alert_id
 JOIN organizations AS o ON o.id = a.organization_id
-LEFT JOIN organization_alert_endpoints AS e ON e.organization_id = a.organization_id
+LEFT JOIN organization_alert_endpoints AS e ON e.id = d.endpoint_id
 WHERE d.state = 'pending' AND d.next_attempt_at <= %(now)s
 ORDER BY d.next_attempt_at, d.id
 LIMIT 1
@@ -174,10 +183,14 @@ def deliver_due(
 
 
 def _destination(row: dict, default_url: str | None, secret: str) -> tuple[str | None, str]:
-    """Where a claimed delivery goes and the key that signs it: (URL or None, key)."""
+    """Where a claimed delivery goes and the key that signs it: (URL or None, key). An endpoint
+    added since migration 0020 signs with its own secret, one carried over with its
+    organization's."""
     if row["destination"] == "default":
         return default_url, secret
-    return row["organization_url"], organization_secret(secret, row["organization_id"])
+    if row["secret_salt"]:
+        return row["endpoint_url"], endpoint_secret(secret, row["secret_salt"])
+    return row["endpoint_url"], organization_secret(secret, row["organization_id"])
 
 
 def _attempt(
@@ -233,4 +246,5 @@ def _tally(report: DeliveryReport, row: dict, result: Delivery, state: str) -> N
     else:
         report.retrying += 1
     if not result.delivered:
-        report.errors.append(f"{row['uid']} to {row['destination']}: {result.detail}")
+        where = row["endpoint_uid"] or row["destination"]
+        report.errors.append(f"{row['uid']} to {where}: {result.detail}")

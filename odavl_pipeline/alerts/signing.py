@@ -54,3 +54,13 @@ def organization_secret(master: str, organization_id: int) -> str:
         master.encode(), f"odavl-organization-alerts:{organization_id}".encode(), hashlib.sha256
     ).hexdigest()
     return f"whsec_{digest}"
+
+
+def endpoint_secret(master: str, salt: str) -> str:
+    """The secret that signs one endpoint added by its organization: derived from the master
+    secret and the endpoint's random salt (kept in its row), so it is shown once when added,
+    recomputed to sign, and never stored."""
+    digest = hmac.new(
+        master.encode(), f"odavl-alert-endpoint:{salt}".encode(), hashlib.sha256
+    ).hexdigest()
+    return f"whsec_{digest}"

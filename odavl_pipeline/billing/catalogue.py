@@ -23,7 +23,8 @@ PLAN_LIMITS = {
 
 # a quota is `warning` from this share of it (percent), `exceeded` from all of it
 WARNING_PCT = 80
-# the alerts a quota records, each once per period: 80 %, 100 %, and a forecast that runs out
+# the alerts a quota records unless its organization chose its own (alerts/thresholds.py), each
+# once per period: 80 %, 100 %, and a forecast that runs out
 ALERT_THRESHOLDS = ("80", "100", "forecast")
 
 # the Stripe meter event of each quota metric

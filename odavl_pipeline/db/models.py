@@ -972,7 +972,12 @@ class QuotaAlert(Base):
     __tablename__ = "quota_alerts"
     __table_args__ = (
         UniqueConstraint("organization_id", "period_start", "metric", "threshold"),
-        CheckConstraint("threshold IN ('80', '100', 'forecast')", name="threshold_known"),
+        # a percentage from 1 to 1000 as the text of the integer, or the forecast (no cast: a
+        # CHECK's terms are evaluated in any order)
+        CheckConstraint(
+            "threshold = 'forecast' OR threshold ~ '^[1-9][0-9]{0,2}$' OR threshold = '1000'",
+            name="threshold_known",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -992,29 +997,74 @@ class QuotaAlert(Base):
 
 
 class OrganizationAlertEndpoint(Base):
-    """Where an organization also wants its quota alerts (besides ODAVL_ALERT_WEBHOOK_URL).
+    """Where an organization also wants its quota alerts (besides ODAVL_ALERT_WEBHOOK_URL): any
+    number of endpoints, added and removed by its OWNER or ADMIN (odavl_pipeline.alerts.endpoints).
 
-    The URL may carry a token: it is never logged. Its signing secret is not stored: it is
-    derived from ODAVL_ALERT_WEBHOOK_SECRET and the organization id (odavl_pipeline.alerts).
+    The URL may carry a token: it is never logged. No secret is stored: an endpoint's is derived
+    from ODAVL_ALERT_WEBHOOK_SECRET and its random `secret_salt`, or, for a row carried over from
+    before migration 0020 (no salt, no `created_by`), from the organization id. Removal is soft,
+    so the deliveries to a removed endpoint stay explained.
     """
 
     __tablename__ = "organization_alert_endpoints"
+    __table_args__ = (
+        Index(
+            None,
+            "organization_id",
+            "url",
+            unique=True,
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(20), unique=True)  # ep_ and 8 hex digits
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    secret_salt: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    removed_at: Mapped[datetime | None]
+    removed_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class OrganizationAlertThresholds(Base):
+    """An organization's own quota alert thresholds: percentages of a quota and whether the
+    forecast alerts. No row: the catalogue's (80 %, 100 %, forecast)."""
+
+    __tablename__ = "organization_alert_thresholds"
+    __table_args__ = (
+        CheckConstraint(
+            "cardinality(percents) <= 10 AND array_position(percents, NULL) IS NULL "
+            "AND 1 <= ALL (percents) AND 1000 >= ALL (percents)",
+            name="percents_bounded",
+        ),
+    )
 
     organization_id: Mapped[int] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
-    url: Mapped[str] = mapped_column(Text)
+    percents: Mapped[list[int]] = mapped_column(ARRAY(Integer))  # ascending, distinct
+    forecast: Mapped[bool]
     updated_at: Mapped[datetime] = _created()
+    updated_by: Mapped[str] = mapped_column(String(320))
 
 
 class QuotaAlertDelivery(Base):
     """One alert to one destination (`default`: ODAVL_ALERT_WEBHOOK_URL, `organization`: the
-    organization's endpoint): pending until a 2xx answer, failed after the last attempt."""
+    organization's endpoint `endpoint_id`): pending until a 2xx answer, failed after the last
+    attempt. An `organization` delivery without an endpoint is one from before migration 0020
+    whose endpoint row had been deleted."""
 
     __tablename__ = "quota_alert_deliveries"
     __table_args__ = (
-        UniqueConstraint("alert_id", "destination"),
+        UniqueConstraint(
+            "alert_id", "destination", "endpoint_id", postgresql_nulls_not_distinct=True
+        ),
         CheckConstraint("destination IN ('default', 'organization')", name="destination_known"),
+        CheckConstraint(
+            "destination = 'organization' OR endpoint_id IS NULL", name="endpoint_of_organization"
+        ),
         CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state_known"),
         Index(None, "state", "next_attempt_at"),
     )
@@ -1024,6 +1074,9 @@ class QuotaAlertDelivery(Base):
         BigInteger, ForeignKey("quota_alerts.id", ondelete="CASCADE")
     )
     destination: Mapped[str] = mapped_column(String(20))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("organization_alert_endpoints.id", ondelete="CASCADE"), index=True
+    )
     state: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = _created()

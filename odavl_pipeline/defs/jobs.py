@@ -31,5 +31,5 @@ marts_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("marts"),
     executor_def=dg.in_process_executor,
     description="Rebuild the marts from what changed in PostgreSQL since the last build "
-    "(usage corrections run it, tagged odavl/correction=<batch>).",
+    "(usage corrections run it, tagged `odavl/correction=<batch>`).",
 )

@@ -41,10 +41,10 @@ REJECT_FORKS = """
           AND v.project_id = p.project_id AND v.prev_hash = p.prev_hash
         RETURNING p.file_id, p.line_no, p.payload, p.prev_hash, v.request_id AS kept
     )
-    INSERT INTO quarantine (source, file_id, line_no, reason, detail, raw)
+    INSERT INTO quarantine (source, file_id, line_no, reason, detail, raw, org_slug, project_slug)
     SELECT 'fix_attestations', file_id, line_no, 'chain_fork',
            'prev_hash ' || prev_hash || ' is already continued by verified request_id ' || kept,
-           payload::text
+           payload::text, payload ->> 'org', payload ->> 'project'
     FROM fork
     RETURNING file_id
 """

@@ -94,10 +94,13 @@ def iter_rejects(
             yield {"source": source, "file": path, "line": line, "reason": why, "detail": detail}
 
 
-def rejects_json(conn: psycopg.Connection, filters: RejectFilter = RejectFilter()) -> Iterator[str]:
-    """`rejects --json`: one JSON array of every listed line, in pieces."""
+def rejects_json(
+    conn: psycopg.Connection, filters: RejectFilter = RejectFilter(), limit: int | None = None
+) -> Iterator[str]:
+    """`rejects --json`: one JSON array of the listed lines (all, or the first `limit`), in
+    pieces."""
     yield "["
-    for number, row in enumerate(iter_rejects(conn, filters)):
+    for number, row in enumerate(iter_rejects(conn, filters, limit)):
         yield (", " if number else "") + json.dumps(row)
     yield "]\n"
 

@@ -361,10 +361,12 @@ def _classify(
     duplicates: Counter,
 ) -> None:
     """Each of these staged lines repeats the accepted record of its key or one of its corrected
-    versions (a duplicate: the same JSON value) or conflicts with it."""
+    versions (a duplicate: the same JSON value) or conflicts with it (quarantined with its
+    organization and project)."""
     cur.execute(
         f"""SELECT s.file_id, s.line_no, t.payload = s.payload::jsonb OR {spec.other_versions},
-                   s.payload, f.path, t.line_no
+                   s.payload, f.path, t.line_no,
+                   s.payload::jsonb ->> 'org', s.payload::jsonb ->> 'project'
             FROM unnest(%s::bigint[], %s::integer[]) AS l(file_id, line_no)
             JOIN stage s ON s.file_id = l.file_id AND s.line_no = l.line_no
             LEFT JOIN {spec.table} t ON t.{spec.scope_column} = s.scope_id
@@ -372,7 +374,7 @@ def _classify(
             LEFT JOIN ingested_files f ON f.id = t.file_id""",
         ([file_id for file_id, _ in lines], [line_no for _, line_no in lines]),
     )
-    for file_id, line_no, same, raw, kept_path, kept_line in cur.fetchall():
+    for file_id, line_no, same, raw, kept_path, kept_line, org, project in cur.fetchall():
         if same:
             duplicates[file_id] += 1
             continue
@@ -383,6 +385,8 @@ def _classify(
             Reason.CONFLICTING_DUPLICATE.value,
             f"{spec.key_column}: already accepted with different content from {where}",
             raw,
+            org,
+            project,
         )
 
 

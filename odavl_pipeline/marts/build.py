@@ -987,6 +987,15 @@ ERROR_TRENDS = """
     GROUP BY ALL
 """
 
+ERROR_SIGNATURE_DAYS = """
+    INSERT INTO error_signature_days
+    SELECT p.org, p.project, (e.occurred_at AT TIME ZONE 'UTC')::DATE AS day, e.signature_hash,
+           count(*)
+    FROM error_rows AS e
+    JOIN project_dim AS p USING (project_id)
+    GROUP BY ALL
+"""
+
 ERROR_SIGNATURES = """
     INSERT INTO error_signatures
     SELECT p.org, p.project, s.hash, s.detector, s.severity, s.message, s.file, s.line, s.count,
@@ -1001,6 +1010,7 @@ def _errors(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[dat
     _load(con, "error_rows", extractor.facts("error_events", days))
     _touched(con, days, ERROR_DAYS)
     _replace_days(con, "error_trends", ERROR_TRENDS)
+    _replace_days(con, "error_signature_days", ERROR_SIGNATURE_DAYS)
     _replace_all(con, "error_signatures", ERROR_SIGNATURES)
 
 
@@ -1013,13 +1023,19 @@ FIX_DAYS = """
 FIX_OUTCOMES = """
     INSERT INTO fix_outcomes
     SELECT p.org, p.project, (a.created_at AT TIME ZONE 'UTC')::DATE AS day, a.status,
-           count(*), sum(a.files_changed), sum(a.lines_added), sum(a.lines_removed),
-           avg(a.risk_score), max(a.risk_score),
-           count(*) FILTER (a.chain_status = 'verified'),
-           count(*) FILTER (a.chain_status = 'pending')
+           a.chain_status, count(*), sum(a.files_changed), sum(a.lines_added),
+           sum(a.lines_removed), avg(a.risk_score), max(a.risk_score)
     FROM fix_rows AS a
     JOIN project_dim AS p USING (project_id)
     GROUP BY ALL
+"""
+
+PENDING_ATTESTATIONS = """
+    INSERT INTO pending_attestations
+    SELECT p.org, p.project, a.request_id, a.created_at, a.status, a.hash, a.prev_hash,
+           a.parent_received
+    FROM pending_rows AS a
+    JOIN project_dim AS p USING (project_id)
 """
 
 # each project's chain, with the attestations rejected for a link of the reasons $rejected
@@ -1044,6 +1060,7 @@ def _fixes(con: duckdb.DuckDBPyConnection, extractor: Extractor, days: list[date
     _load(con, "fix_rows", extractor.facts("fix_attestations", days))
     _touched(con, days, FIX_DAYS)
     _replace_days(con, "fix_outcomes", FIX_OUTCOMES)
+    _replace_all(con, "pending_attestations", PENDING_ATTESTATIONS)
     _replace_all(con, "attestation_chains", ATTESTATION_CHAINS, {"rejected": list(REJECTED_LINKS)})
 
 

@@ -246,6 +246,13 @@ DIMENSION_QUERIES = {
         "AND c.prev_hash = a.hash AND c.chain_status = 'verified')) AS head_created_at "
         f"FROM fix_attestations AS a WHERE {held('fix_attestations', 'a')} GROUP BY a.project_id"
     ),
+    # the pending attestations (none once every chain is linked) and whether their parent came
+    "pending_rows": (
+        "SELECT a.project_id, a.request_id, a.created_at, a.status::text AS status, a.hash, "
+        "a.prev_hash, EXISTS (SELECT 1 FROM fix_attestations AS p WHERE p.project_id = "
+        "a.project_id AND p.hash = a.prev_hash) AS parent_received FROM fix_attestations AS a "
+        f"WHERE a.chain_status = 'pending' AND {held('fix_attestations', 'a')}"
+    ),
     "quarantine_rows": (
         "SELECT COALESCE(q.source::text, '(no source)') AS source, q.reason, q.org_slug AS org, q.project_slug AS project, "
         "sum(q.lines) AS records FROM quarantine AS q GROUP BY 1, 2, 3, 4"

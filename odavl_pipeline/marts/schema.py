@@ -3,7 +3,7 @@
 Tables whose name begins with `_` are the builder's bookkeeping, not for readers.
 """
 
-SCHEMA_VERSION = 5  # a published file of another version is rebuilt in full
+SCHEMA_VERSION = 6  # a published file of another version is rebuilt in full
 
 MARTS = {
     # CONTRACT.md section 6
@@ -34,16 +34,28 @@ MARTS = {
     "error_trends": """(
         org VARCHAR NOT NULL, project VARCHAR NOT NULL, day DATE NOT NULL, detector VARCHAR NOT NULL,
         severity VARCHAR NOT NULL, events BIGINT NOT NULL, signatures BIGINT NOT NULL)""",
+    # one row per signature and UTC day it occurred on: distinct signatures over any range
+    "error_signature_days": """(
+        org VARCHAR NOT NULL, project VARCHAR NOT NULL, day DATE NOT NULL, hash VARCHAR NOT NULL,
+        events BIGINT NOT NULL)""",
     "error_signatures": """(
         org VARCHAR NOT NULL, project VARCHAR NOT NULL, hash VARCHAR NOT NULL, detector VARCHAR NOT NULL,
         severity VARCHAR NOT NULL, message VARCHAR NOT NULL, file VARCHAR NOT NULL, line INTEGER,
         count BIGINT NOT NULL, first_seen TIMESTAMPTZ NOT NULL, last_seen TIMESTAMPTZ NOT NULL,
         status VARCHAR NOT NULL, resolved_at TIMESTAMPTZ)""",
+    # chain_status: verified fixes count as fixes; pending ones wait for their chain's parent
     "fix_outcomes": """(
         org VARCHAR NOT NULL, project VARCHAR NOT NULL, day DATE NOT NULL, status VARCHAR NOT NULL,
-        fixes BIGINT NOT NULL, files_changed BIGINT NOT NULL, lines_added BIGINT NOT NULL,
-        lines_removed BIGINT NOT NULL, avg_risk DOUBLE NOT NULL, max_risk INTEGER NOT NULL,
-        verified BIGINT NOT NULL, pending BIGINT NOT NULL)""",
+        chain_status VARCHAR NOT NULL, fixes BIGINT NOT NULL, files_changed BIGINT NOT NULL,
+        lines_added BIGINT NOT NULL, lines_removed BIGINT NOT NULL, avg_risk DOUBLE NOT NULL,
+        max_risk INTEGER NOT NULL)""",
+    # every pending attestation and the parent it waits for: parent_received is false when no
+    # accepted attestation of the project has the hash prev_hash (the missing link), true when
+    # the parent is there but pending itself
+    "pending_attestations": """(
+        org VARCHAR NOT NULL, project VARCHAR NOT NULL, request_id VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL, hash VARCHAR NOT NULL,
+        prev_hash VARCHAR NOT NULL, parent_received BOOLEAN NOT NULL)""",
     "attestation_chains": """(
         org VARCHAR NOT NULL, project VARCHAR NOT NULL, verified BIGINT NOT NULL,
         pending BIGINT NOT NULL, rejected BIGINT NOT NULL, head_hash VARCHAR,

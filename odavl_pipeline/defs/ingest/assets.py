@@ -4,6 +4,7 @@ import warnings
 from datetime import date
 
 import dagster as dg
+import psycopg
 
 from odavl_pipeline.defs.ingest.checks import check_specs, evaluate_checks
 from odavl_pipeline.defs.ingest.partitions import landed_days
@@ -23,12 +24,15 @@ DESCRIPTIONS = {
     "audit_results": "Guardian audits with their issues, deduplicated per project.",
 }
 
+# External: the ingest step of the source records a materialization of a day's partition when
+# it has read files of that day, so the UI's "% filled" is the share of landed days (of any
+# source) that hold files of this one.
 landing_specs = [
     dg.AssetSpec(
         ["landing", source],
         group_name="landing",
         kinds={"file"},
-        description=f"NDJSON files landed under {source}/<day>/ by the ODAVL products.",
+        description=f"NDJSON files landed under `{source}/<day>/` by the ODAVL products.",
         partitions_def=landed_days,
     )
     for source in SOURCES
@@ -58,6 +62,8 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                 progress=Throttled(context.log.info, PROGRESS_SECONDS),
             )
             checks = evaluate_checks(conn, source, context.run.run_id)
+            for landed in files_read(conn, source, context.run.run_id):
+                context.log_event(landed)
         misplaced = _log_report(context, report)
         return dg.MaterializeResult(
             metadata={
@@ -74,6 +80,25 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         )
 
     return ingest
+
+
+def files_read(conn: psycopg.Connection, source: str, run_id: str) -> list[dg.AssetMaterialization]:
+    """A materialization of `source`'s landing asset for each day this run read files of, from
+    the ledger: the files and their lines."""
+    rows = conn.execute(
+        """SELECT day, count(*), sum(lines) FROM ingested_files
+           WHERE run_id = %s AND source::text = %s AND status = 'ingested' AND day IS NOT NULL
+           GROUP BY day ORDER BY day""",
+        (run_id, source),
+    ).fetchall()
+    return [
+        dg.AssetMaterialization(
+            ["landing", source],
+            partition=day.isoformat(),
+            metadata={"files": files, "lines": int(lines)},
+        )
+        for day, files, lines in rows
+    ]
 
 
 def _log_report(context: dg.AssetExecutionContext, report: IngestReport) -> int:

@@ -2,12 +2,14 @@
 as days land (by `odavl-pipeline run`, the landing-zone sensor and the daily schedule), so the UI
 shows what exists and a history of any age fits.
 
-A run covers a range of partitions in their order of registration, which is the order of the days
-as long as they land in order; days registered out of order (an older history landed later) make
-more than one range, each a run of its own.
+Dagster lists a dynamic partition where it was added, and a run covers a range of partitions in
+that order, so the days are kept in calendar order: days older than some registered ones (a
+history landed later) are added together with the registered days after them, which are removed
+first (Dagster cannot move a partition; its materializations stay, recorded by key).
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
@@ -15,14 +17,56 @@ import dagster as dg
 landed_days = dg.DynamicPartitionsDefinition(name="landed_days")
 
 
+@dataclass(frozen=True)
+class Registration:
+    """How to bring the registered keys into calendar order with new ones: keep `kept` (the
+    registered keys in place), remove `removed` (the others), then add `added` (those and the new
+    keys, in order)."""
+
+    kept: list[str]
+    removed: list[str]
+    added: list[str]
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key once the change is made, in order."""
+        return [*self.kept, *self.added]
+
+
+def registration(registered: list[str], days: Iterable[str]) -> Registration:
+    """What brings `registered` (keys in their order of registration) and `days` into one list in
+    calendar order, removing as few registered keys as possible: those after the first place
+    where the two orders part."""
+    wanted = sorted(set(registered) | set(days))
+    kept = 0
+    while kept < len(registered) and registered[kept] == wanted[kept]:
+        kept += 1
+    return Registration(kept=registered[:kept], removed=registered[kept:], added=wanted[kept:])
+
+
 def register_days(instance: dg.DagsterInstance, days: Iterable[date]) -> list[str]:
-    """Register the days not yet known, oldest first; return every registered key, in order."""
-    keys = instance.get_dynamic_partitions(landed_days.name)
-    missing = sorted({day.isoformat() for day in days} - set(keys))
-    if not missing:
-        return keys
-    instance.add_dynamic_partitions(landed_days.name, missing)
+    """Register the days not yet known, in calendar order; return every registered key, in order."""
+    change = registration(
+        instance.get_dynamic_partitions(landed_days.name), (day.isoformat() for day in days)
+    )
+    for key in change.removed:
+        instance.delete_dynamic_partition(landed_days.name, key)
+    if change.added:
+        instance.add_dynamic_partitions(landed_days.name, change.added)
     return instance.get_dynamic_partitions(landed_days.name)  # another process may add too
+
+
+def partition_requests(
+    change: Registration,
+) -> list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest]:
+    """The requests that make `change` when a sensor returns them (the daemon applies them in
+    order)."""
+    requests = []
+    if change.removed:
+        requests.append(landed_days.build_delete_request(change.removed))
+    if change.added:
+        requests.append(landed_days.build_add_request(change.added))
+    return requests
 
 
 def contiguous_ranges(ordered_keys: list[str], wanted: Iterable[str]) -> list[dg.PartitionKeyRange]:

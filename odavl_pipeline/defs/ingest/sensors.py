@@ -2,7 +2,13 @@
 
 import dagster as dg
 
-from odavl_pipeline.defs.ingest.partitions import contiguous_ranges, landed_days, range_tags
+from odavl_pipeline.defs.ingest.partitions import (
+    contiguous_ranges,
+    landed_days,
+    partition_requests,
+    range_tags,
+    registration,
+)
 from odavl_pipeline.defs.resources import OdavlResource
 from odavl_pipeline.ingest.changes import changes_since
 
@@ -19,18 +25,17 @@ def landing_zone_sensor(
 ) -> dg.SensorResult:
     changes = changes_since(odavl.settings().landing, context.cursor)
     days = set().union(*changes.partitions.values())
-    registered = context.instance.get_dynamic_partitions(landed_days.name)
-    new_days = sorted(days - set(registered))
+    change = registration(context.instance.get_dynamic_partitions(landed_days.name), days)
     requests = [
         dg.RunRequest(
             run_key=f"{key_range.start}..{key_range.end}:{changes.digest}",
             tags=range_tags(key_range),
         )
-        # the new days are added in this order, after the ones registered already
-        for key_range in contiguous_ranges([*registered, *new_days], days)
+        # the daemon makes the change before it launches the runs: the keys are then in this order
+        for key_range in contiguous_ranges(change.keys, days)
     ]
     return dg.SensorResult(
         run_requests=requests,
         cursor=changes.cursor,
-        dynamic_partitions_requests=[landed_days.build_add_request(new_days)] if new_days else [],
+        dynamic_partitions_requests=partition_requests(change),
     )

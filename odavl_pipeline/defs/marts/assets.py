@@ -38,8 +38,21 @@ MARTS = {
     "projects": ([], "Projects of each organization (from the console's data)."),
     "memberships": ([], "Who is a member of which organization, with their role."),
     "error_trends": ([ERRORS], "Error events per project, UTC day, detector and severity."),
+    "error_signature_days": (
+        [ERRORS],
+        "Each error signature per project and UTC day it occurred on, with its events.",
+    ),
     "error_signatures": ([ERRORS], "Error signatures with count, first and last seen, status."),
-    "fix_outcomes": ([FIXES], "Autopilot fixes per project, day and outcome, with size and risk."),
+    "fix_outcomes": (
+        [FIXES],
+        "Autopilot fixes per project, day, outcome and chain status (verified or pending), "
+        "with size and risk.",
+    ),
+    "pending_attestations": (
+        [FIXES],
+        "Each pending attestation with the parent hash it waits for, and whether that parent "
+        "has arrived.",
+    ),
     "attestation_chains": (
         [FIXES],
         "Each project's attestation chain: verified length, head, pending and rejected links.",

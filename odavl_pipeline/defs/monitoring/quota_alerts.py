@@ -14,9 +14,10 @@ TICK_SECONDS = 40
     name="quota_alert_delivery",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Delivers recorded quota alerts (80 %, 100 %, forecast) as signed JSON to "
-    "ODAVL_ALERT_WEBHOOK_URL and the organizations' own endpoints, retrying with "
-    "backoff, for at most 40 s a tick; every attempt is a row of quota_alert_attempts.",
+    description="Delivers recorded quota alerts (each organization's thresholds; 80 %, 100 %, "
+    "forecast by default) as signed JSON to ODAVL_ALERT_WEBHOOK_URL and the organizations' "
+    "own endpoints, retrying with backoff, for at most 40 s a tick; every attempt is a row of "
+    "quota_alert_attempts.",
 )
 def quota_alert_delivery(context: dg.SensorEvaluationContext, odavl: OdavlResource):
     from odavl_pipeline.alerts import deliver_due, enqueue
