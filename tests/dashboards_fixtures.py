@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db import seed
@@ -240,3 +241,17 @@ def build_demo_marts(settings: Settings) -> None:
             quantity=20,
         )
     refresh_marts(settings, as_of=BUILT_AT)
+
+
+def captured_downloads(monkeypatch) -> dict[str, bytes]:
+    """The bytes behind each download button's URL, as Streamlit's media storage got them."""
+    stored = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        stored[self.get_url(file_id)] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return stored

@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import expect, sync_playwright
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db.server import connect
@@ -31,6 +30,7 @@ from odavl_pipeline.settings import Settings
 from .conftest import Landing
 from .dashboard_server import running_dashboards
 from .dashboards_fixtures import (
+    captured_downloads,
     ALICE,
     BUILT_AT,
     PASSWORD,
@@ -440,17 +440,8 @@ def test_any_instant_is_written_in_utc_to_the_second(moment):
 
 @pytest.fixture
 def stored_downloads(monkeypatch) -> dict[str, bytes]:
-    """The bytes behind each download button's URL, as Streamlit's media storage got them."""
-    stored = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        stored[self.get_url(file_id)] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
-    return stored
+    """The bytes behind each download button's URL (`captured_downloads`)."""
+    return captured_downloads(monkeypatch)
 
 
 def test_a_tables_csv_writes_its_times_as_iso_utc_seconds(shown, stored_downloads):

@@ -15,7 +15,6 @@ from altair.vegalite.v6.schema.core import load_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.billing.quota import forecast
@@ -23,6 +22,7 @@ from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.settings import Settings
 
 from .dashboards_fixtures import (
+    captured_downloads,
     ALICE,
     BOB,
     DEV,
@@ -111,17 +111,8 @@ def luminance(hex_colour: str) -> float:
 
 @pytest.fixture
 def downloads(monkeypatch) -> dict[str, bytes]:
-    """The bytes behind each download button's URL, as Streamlit's media storage got them."""
-    stored = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        stored[self.get_url(file_id)] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
-    return stored
+    """The bytes behind each download button's URL (`captured_downloads`)."""
+    return captured_downloads(monkeypatch)
 
 
 def downloaded(at: AppTest, stored: dict[str, bytes]) -> list[list[dict]]:
