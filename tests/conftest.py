@@ -148,20 +148,23 @@ def conn(settings) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def dagster_instance(settings):
-    """The Dagster instance the command line uses, with no day landed (registered) yet: its
-    storage, the server's `dagster` database, is shared by the session's tests."""
+    """The Dagster instance the command line uses, with no day landed (registered) and nothing
+    materialized yet: its storage, the server's `dagster` database, is shared by the session's
+    tests."""
     from odavl_pipeline import orchestration
 
     return forget_landed_days(orchestration.instance(settings))
 
 
 def forget_landed_days(instance):
-    """Unregister every landed day: a run then covers exactly this test's days, in one range,
-    whatever the earlier tests of this worker registered."""
+    """Unregister every landed day and wipe the assets' history: a run then covers exactly this
+    test's days, in one range, and what is materialized is this test's, whatever the earlier
+    tests of this worker registered and ran."""
     from odavl_pipeline.defs.ingest.partitions import landed_days
 
     for key in instance.get_dynamic_partitions(landed_days.name):
         instance.delete_dynamic_partition(landed_days.name, key)
+    instance.wipe_assets(instance.get_asset_keys())
     return instance
 
 
