@@ -64,10 +64,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import common
 import orjson
 import psycopg
-
-import common
 from common import (
     STARTED,
     T0_VARIABLE,
@@ -79,6 +78,7 @@ from common import (
 )
 from marts_bench import EVENT_TYPE_CUMULATIVE, create_fleet
 from pipeline_bench import CLI, SERVER_SETTINGS, cli_environment, state_folder, timed_run
+
 from odavl_pipeline import clock
 from odavl_pipeline.api import keys
 from odavl_pipeline.settings import MOST_API_RATE_PER_SECOND, Settings
@@ -132,7 +132,7 @@ def make_events(rng: random.Random, slugs: list[str], count: int) -> list[dict[s
             event["project"] = "project-1"  # every organization of the fleet has it
         if event_type == "api_call":
             event["endpoint"] = "/api/v1/analyze"
-            event["request_id"] = "req_%024x" % rng.getrandbits(96)
+            event["request_id"] = f"req_{rng.getrandbits(96):024x}"
             event["duration_ms"] = 12 + int(rng.random() ** 3 * 2400)
             event["status"] = 200
         else:

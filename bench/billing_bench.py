@@ -54,9 +54,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pipeline_bench
 import psycopg
 from common import STARTED, Environment, log, server_facts
-import pipeline_bench
 from pipeline_bench import CLI, SERVER_SETTINGS, odavl
 
 from odavl_pipeline import clock

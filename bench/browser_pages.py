@@ -112,7 +112,7 @@ def served(settings: Settings, staff: str, log: Path) -> Iterator[str]:
     env = {
         "ODAVL_HOME": str(settings.home),
         "ODAVL_MARTS_PATH": str(settings.marts_path),
-        "ODAVL_DATABASE_URL": settings.database_url,
+        "ODAVL_DATABASE_URL": settings.database_url.get_secret_value(),
         "ODAVL_STAFF_EMAILS": staff,
     }
     with _serving([str(SERVER), "--host", "127.0.0.1", "--port"], env, log) as base:

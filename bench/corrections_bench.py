@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-
 from common import Environment, log, run_child, tear_down
 from marts_bench import (
     create_fleet,

@@ -53,8 +53,9 @@ sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "dashboards")]
 
 import browser_pages as bp  # noqa: E402  (the pages in chromium)
 import marts_bench as mb  # noqa: E402  (the fleet and its usage, shared with the marts benchmark)
+
 from odavl_pipeline import clock  # noqa: E402
-from odavl_pipeline.db import seed  # noqa: E402
+from odavl_pipeline.db import passwords, seed  # noqa: E402
 from odavl_pipeline.db.server import libpq_url  # noqa: E402
 from odavl_pipeline.settings import Settings  # noqa: E402
 
@@ -123,7 +124,7 @@ def add_member(conn: psycopg.Connection, org: str) -> None:
         conn.execute(
             "INSERT INTO users (email, name, hashed_password) VALUES (%s, %s, %s) "
             "ON CONFLICT (email) DO NOTHING",
-            (email, email.split("@")[0].title(), seed.hash_password(PASSWORD)),
+            (email, email.split("@")[0].title(), passwords.hash_password(PASSWORD)),
         )
     conn.execute(
         "INSERT INTO organization_members (organization_id, user_id, role) "
@@ -183,7 +184,7 @@ def render_times(settings: Settings, label: str) -> dict[str, dict[str, float]]:
         {
             "ODAVL_HOME": str(settings.home),
             "ODAVL_MARTS_PATH": str(settings.marts_path),
-            "ODAVL_DATABASE_URL": settings.database_url,
+            "ODAVL_DATABASE_URL": settings.database_url.get_secret_value(),
             "ODAVL_STAFF_EMAILS": STAFF,
         }
     )

@@ -32,14 +32,15 @@ from typing import Any
 
 import orjson
 import psycopg
+from common import Environment, log, run_child, server_facts, set_up, tear_down, throttled
 from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from common import Environment, log, run_child, server_facts, set_up, tear_down, throttled
 from odavl_pipeline import clock
-from odavl_pipeline.db.models import UsageEvent, UsageEventType
+from odavl_pipeline.db.models import UsageEvent
 from odavl_pipeline.db.seed import SEEDS_DIR, load_reference, read_reference
+from odavl_pipeline.domain.enums import UsageEventType
 from odavl_pipeline.domain.records import Rejected
 from odavl_pipeline.generate import GenerateOptions, generate_landing, synthetic_reference
 from odavl_pipeline.ingest.landing import landed_days, read_lines, scan_landing
@@ -286,7 +287,12 @@ def prepare_rows(env: Environment, landing: Path, sample_size: int) -> Prepared:
                     buffer, size = [], 0
                 if len(sample) < sample_size:
                     sample.append(
-                        dict(zip(COLUMNS, row[:7]), payload=obj, file_id=file_id, line_no=line_no)
+                        dict(
+                            zip(COLUMNS, row[:7], strict=False),
+                            payload=obj,
+                            file_id=file_id,
+                            line_no=line_no,
+                        )
                     )
     if buffer:
         chunks.append("".join(buffer).encode())

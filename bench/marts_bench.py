@@ -41,10 +41,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 import common
+import psycopg
 from common import Environment, log, run_child, server_facts, tear_down, throttled
+
 from odavl_pipeline.billing.plans import period_containing, periods_covering
 from odavl_pipeline.settings import Settings
 

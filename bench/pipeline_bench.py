@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-
 from common import STARTED, Environment, log, server_facts, tear_down
 from ingest_bench import COLUMNS, COPY_CHUNK_BYTES, Prepared, checkpoint, run_copy, verdict
+
 from odavl_pipeline import clock
 from odavl_pipeline.db.server import DAGSTER_DB, libpq_url, server_url, stop_embedded_server
 from odavl_pipeline.generate import GenerateOptions, synthetic_reference

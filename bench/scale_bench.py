@@ -57,10 +57,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-import pipeline_bench
 import common
+import pipeline_bench
+import psycopg
 from common import (
     STARTED,
     T0_VARIABLE,
@@ -70,6 +69,18 @@ from common import (
     server_facts,
 )
 from ingest_bench import checkpoint, run_copy
+from pipeline_bench import (
+    CLI,
+    SERVER_SETTINGS,
+    RunFigure,
+    cli_environment,
+    odavl,
+    print_steps,
+    state_folder,
+    stored_usage_rows,
+    timed_run,
+)
+
 from odavl_pipeline import clock
 from odavl_pipeline.db.server import DAGSTER_DB, libpq_url
 from odavl_pipeline.defs.execution import (
@@ -83,17 +94,6 @@ from odavl_pipeline.ingest.landing import SOURCES, landed_days
 from odavl_pipeline.ingest.progress import Throttled
 from odavl_pipeline.ingest.sources import SPECS
 from odavl_pipeline.settings import Settings
-from pipeline_bench import (
-    CLI,
-    SERVER_SETTINGS,
-    RunFigure,
-    cli_environment,
-    odavl,
-    print_steps,
-    state_folder,
-    stored_usage_rows,
-    timed_run,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {
@@ -208,7 +208,9 @@ def ledger_counts(env: Environment) -> dict[str, dict[str, int]]:
     counts = {source: dict.fromkeys(COUNT_COLUMNS, 0) for source in SOURCES}
     with psycopg.connect(env.dsn) as conn:
         for source, *numbers in conn.execute(LEDGER_SQL).fetchall():
-            counts[source or "(misplaced)"] = dict(zip(COUNT_COLUMNS, map(int, numbers)))
+            counts[source or "(misplaced)"] = dict(
+                zip(COUNT_COLUMNS, map(int, numbers), strict=True)
+            )
     return counts
 
 
@@ -290,7 +292,7 @@ def ingest_in_processes(env: Environment, key: str, parts: list[list[date]]) -> 
         "cpu": meter.figures,
         "processes": [
             {"days": [days[0].isoformat(), days[-1].isoformat(), len(days)], **process}
-            for days, process in zip(parts, processes)
+            for days, process in zip(parts, processes, strict=True)
         ],
     }
 
@@ -396,10 +398,9 @@ def celery_run(env: Environment) -> dict[str, Any]:
     dagster-celery workers, with the instance of deploy/celery/, as tests/test_celery.py runs
     them; everything stopped at the end."""
     sys.path.insert(1, str(ROOT))  # the tests' helpers, from the repository
+    from odavl_pipeline.orchestration import prepare_instance_environment
     from tests.celery_workers import CeleryWorkers
     from tests.redis_server import RedisServer
-
-    from odavl_pipeline.orchestration import prepare_instance_environment
 
     settings = Settings.from_env({"ODAVL_HOME": str(env.home)})
     settings.dagster_home.mkdir(parents=True, exist_ok=True)

@@ -232,7 +232,7 @@ class _BoundedH11(H11Protocol):
 
     bounds: Bounds
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._waiting_for: str | None = None  # "head", "body" or nothing
         self._deadline: asyncio.TimerHandle | None = None

@@ -4,18 +4,20 @@ odavl_pipeline/alerts/endpoints.py's and thresholds.py's.
 The command line is the operator's: it lists, shows and tests as the operator, and changes
 (`add`, `remove`, `set`) on behalf of the organization's OWNER or ADMIN named by `--by`, whose
 role is checked in the transaction that makes the change and who is recorded as its author.
-`endpoints add` prints the endpoint's signing secret alone on its last line, once."""
+`endpoints add` prints the endpoint's signing secret alone on its last line, once; what each
+action prints is output/alerts.py's."""
 
 import argparse
-import json
 
+from odavl_pipeline.cli_arguments import Commands
 from odavl_pipeline.errors import PipelineError, database_work
-from odavl_pipeline.settings import Settings
+from odavl_pipeline.output import alerts as shown
+from odavl_pipeline.settings import Settings, secret_value
 
 SWITCH = {"on": True, "off": False}
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: Commands) -> None:
     alerts = commands.add_parser(
         "alerts", help="an organization's quota alert endpoints and thresholds"
     ).add_subparsers(required=True, metavar="what")
@@ -110,114 +112,59 @@ def _percents(text: str) -> tuple[int, ...]:
 # --- endpoints --------------------------------------------------------------------------
 
 
-def cmd_endpoints_list(args, settings: Settings) -> None:
+def cmd_endpoints_list(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.alerts import endpoints
 
     rows = database_work(settings, lambda conn: endpoints.listing(conn, args.org, removed=args.all))
-    if args.json:
-        print(json.dumps([_endpoint_json(row) for row in rows]))
-        return
-    if not rows:
-        print(
-            f"{args.org} has no alert endpoints "
-            f"(`alerts endpoints add {args.org} URL --by EMAIL` adds one)"
-        )
-        return
-    print(f"{'endpoint':<13}{'state':<9}{'added (UTC)':<18}{'by':<28}{'last delivery':<34}url")
-    for row in rows:
-        print(
-            f"{row['uid']:<13}{row['state']:<9}{row['created_at']:%Y-%m-%d %H:%M}  "
-            f"{row['created_by'] or '(before 0020)':<28}{row['last_delivery']:<34}{row['url']}"
-        )
+    shown.print_endpoints(args.org, rows, args.json)
 
 
-def _endpoint_json(row: dict) -> dict:
-    return {
-        "uid": row["uid"],
-        "url": row["url"],
-        "state": row["state"],
-        "created_at": row["created_at"].isoformat(),
-        "created_by": row["created_by"],
-        "removed_at": row["removed_at"].isoformat() if row["removed_at"] else None,
-        "removed_by": row["removed_by"],
-        "secret": "organization" if row["signed_as_organization"] else "endpoint",
-        "last_delivery": None
-        if row["last_state"] is None
-        else {
-            "state": row["last_state"],
-            "at": row["last_at"].isoformat(),
-            "attempts": row["last_attempts"],
-            "error": row["last_error"],
-        },
-    }
-
-
-def cmd_endpoints_add(args, settings: Settings) -> None:
+def cmd_endpoints_add(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.alerts import endpoints
 
     secret, row = database_work(
         settings,
         lambda conn: endpoints.add(
-            conn, args.org, args.url, args.by, settings.alert_webhook_secret
+            conn, args.org, args.url, args.by, secret_value(settings.alert_webhook_secret)
         ),
     )
-    print(f"endpoint {row['uid']} of {row['org']} added by {row['created_by']}: {row['url']}")
-    print(
-        "its signing secret, shown once (never stored; the receiver verifies the "
-        "ODAVL-Signature header with it):"
-    )
-    print(secret)
+    shown.print_endpoint_added(secret, row)
 
 
-def cmd_endpoints_remove(args, settings: Settings) -> None:
+def cmd_endpoints_remove(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.alerts import endpoints
 
     row = database_work(settings, lambda conn: endpoints.remove(conn, args.org, args.uid, args.by))
-    print(
-        f"endpoint {row['uid']} of {row['org']} removed by {row['removed_by']} at "
-        f"{row['removed_at']:%Y-%m-%d %H:%M:%S} UTC: nothing more is sent to it"
-    )
+    shown.print_endpoint_removed(row)
 
 
-def cmd_endpoints_test(args, settings: Settings) -> None:
+def cmd_endpoints_test(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.alerts import endpoints
 
     answer = database_work(
         settings,
-        lambda conn: endpoints.send_test(conn, args.org, args.uid, settings.alert_webhook_secret),
+        lambda conn: endpoints.send_test(
+            conn, args.org, args.uid, secret_value(settings.alert_webhook_secret)
+        ),
     )
     if not answer.delivered:
         raise PipelineError(
             f"endpoint {args.uid} did not take the signed test alert: {answer.detail}"
         )
-    print(f"endpoint {args.uid} took the signed test alert: {answer.detail}")
+    shown.print_test_taken(args.uid, answer.detail)
 
 
 # --- thresholds -------------------------------------------------------------------------
 
 
-def cmd_thresholds_show(args, settings: Settings) -> None:
+def cmd_thresholds_show(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.alerts import thresholds
 
     settled = database_work(settings, lambda conn: thresholds.show(conn, args.org))
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "org": settled.org,
-                    "percents": list(settled.thresholds.percents),
-                    "forecast": settled.thresholds.forecast,
-                    "default": settled.updated_at is None,
-                    "updated_at": settled.updated_at.isoformat() if settled.updated_at else None,
-                    "updated_by": settled.updated_by,
-                }
-            )
-        )
-        return
-    print(f"{settled.org}: {settled.thresholds.describe()} {_whose(settled)}")
+    shown.print_thresholds(settled, args.json)
 
 
-def cmd_thresholds_set(args, settings: Settings) -> None:
+def cmd_thresholds_set(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.alerts import thresholds
 
     if args.percent is None and args.forecast is None:
@@ -232,10 +179,4 @@ def cmd_thresholds_set(args, settings: Settings) -> None:
             forecast=None if args.forecast is None else SWITCH[args.forecast],
         ),
     )
-    print(f"{settled.org}: {settled.thresholds.describe()} {_whose(settled)}")
-
-
-def _whose(settled) -> str:
-    if settled.updated_at is None:
-        return "(the defaults: the organization has chosen none)"
-    return f"(set by {settled.updated_by} at {settled.updated_at:%Y-%m-%d %H:%M} UTC)"
+    shown.print_thresholds(settled)

@@ -3,14 +3,16 @@ bounded_http (head and body timeouts, largest body, a cap on connections)."""
 
 import argparse
 
+from odavl_pipeline.cli_arguments import Commands
 from odavl_pipeline.errors import require_free_port, require_migrated
+from odavl_pipeline.output.services import print_api_serving
 from odavl_pipeline.settings import Settings
 
 HEAD_SECONDS, BODY_SECONDS, CONNECTIONS = 10.0, 30.0, 1_000  # per process
 MOST_WORKERS = 64
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: Commands) -> None:
     api = commands.add_parser("api", help="the HTTP API: records in, with API keys")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
@@ -23,7 +25,7 @@ def add_commands(commands) -> None:
     api.set_defaults(handler=cmd_api)
 
 
-def cmd_api(args, settings: Settings) -> None:
+def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     import logging
 
     from odavl_pipeline.api.app import LARGEST_BODY, create_app
@@ -32,11 +34,7 @@ def cmd_api(args, settings: Settings) -> None:
     require_free_port(args.host, args.port)
     require_migrated(settings)
     logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
-    processes = f", {args.workers} processes" if args.workers > 1 else ""
-    print(
-        f"HTTP API on http://{args.host}:{args.port} (its description at /openapi.json{processes})",
-        flush=True,
-    )
+    print_api_serving(args.host, args.port, args.workers)
     serve_workers(
         lambda: create_app(settings),
         args.workers,

@@ -1,20 +1,20 @@
-"""`odavl-pipeline corrections …` (CONTRACT.md section 8): the arguments, and what each action
-prints. The work is odavl_pipeline/billing/corrections.py's; the marts rebuild after a commit or
-a revert is a Dagster run tagged with the batch."""
+"""`odavl-pipeline corrections …` (CONTRACT.md section 8): the arguments. The work is
+odavl_pipeline/billing/corrections.py's; the marts rebuild after a commit or a revert is a Dagster
+run tagged with the batch; what each action prints is output/corrections.py's."""
 
+import argparse
 import getpass
-import json
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from odavl_pipeline.cli_arguments import Commands
 from odavl_pipeline.errors import PipelineError, database_work
+from odavl_pipeline.output import corrections as shown
+from odavl_pipeline.output.text import print_json
 from odavl_pipeline.settings import Settings
 
-SHOWN_REJECTS = 20  # refused lines `add` and `preview` print at most (`--json` has them all)
 
-
-def add_commands(commands) -> None:
+def add_commands(commands: Commands) -> None:
     corrections = commands.add_parser(
         "corrections", help="correct usage with batches that never rewrite history"
     ).add_subparsers(required=True, metavar="action")
@@ -98,7 +98,7 @@ def _author(by: str | None) -> str:
     return by or getpass.getuser()
 
 
-def cmd_create(args, settings: Settings) -> None:
+def cmd_create(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
     batch_id = database_work(
@@ -107,11 +107,10 @@ def cmd_create(args, settings: Settings) -> None:
             conn, args.org, args.start, args.end, args.reason, _author(args.by), args.replace
         ),
     )
-    print(f"draft {batch_id} of {args.org}: [{args.start.isoformat()}, {args.end.isoformat()})")
-    print(batch_id)
+    shown.print_created(batch_id, args.org, args.start, args.end)
 
 
-def cmd_add(args, settings: Settings) -> int:
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     from odavl_pipeline.billing import corrections
 
     try:
@@ -122,178 +121,97 @@ def cmd_add(args, settings: Settings) -> int:
         added = database_work(
             settings, lambda conn: corrections.add(conn, args.batch, args.file.name, lines)
         )
-    print(
-        f"batch {args.batch}: {added.accepted:,} record(s) of {args.file.name} staged, "
-        f"{added.rejected:,} refused"
+    shown.print_added(args.batch, args.file.name, added)
+    if not added.rejected:
+        return 0
+    refused = database_work(
+        settings,
+        lambda conn: corrections.rejected_lines(conn, args.batch, shown.SHOWN_REJECTS),
     )
-    if added.rejected:
-        _print_rejects(settings, args.batch)
-        return 1
-    return 0
+    shown.print_refused(args.batch, refused)
+    return 1
 
 
-def cmd_void(args, settings: Settings) -> None:
+def cmd_void(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
     if args.where is not None:
         count = database_work(
             settings, lambda conn: corrections.void_where(conn, args.batch, args.where)
         )
-        print(f"batch {args.batch}: {count:,} more event(s) of its window to void")
+        shown.print_voided_where(args.batch, count)
         return
     try:
         ids = args.ids.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise PipelineError(f"cannot read {args.ids}: {error}") from None
     missing = database_work(settings, lambda conn: corrections.void_ids(conn, args.batch, ids))
-    print(f"batch {args.batch}: voids the listed events but {len(missing):,}")
-    if missing:
-        shown = ", ".join(missing[:SHOWN_REJECTS])
-        print(
-            f"{len(missing):,} id(s) are no counted event of the window: {shown}",
-            file=sys.stderr,
-        )
+    shown.print_voided_ids(args.batch, missing)
 
 
-def cmd_preview(args, settings: Settings) -> None:
+def cmd_preview(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
     result = database_work(
         settings, lambda conn: corrections.preview(conn, settings.marts_path, args.batch)
     )
-    if args.json:
-        print(json.dumps(result))
-        return
-    events = result["events"]
-    print(
-        f"batch {result['batch']} ({result['state']}): {events['added']:,} added, "
-        f"{events['amended']:,} amended, {events['voided']:,} voided"
-    )
-    _print_changes(result["changes"])
-    for reject in result["rejected"][:SHOWN_REJECTS]:
-        print(_reject_line(reject), file=sys.stderr)
+    shown.print_preview(result, args.json)
 
 
-def cmd_commit(args, settings: Settings) -> int:
+def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
     from odavl_pipeline.billing import corrections
-    from odavl_pipeline.defs.jobs import CORRECTION_TAG
-    from odavl_pipeline.orchestration import rebuild_marts
 
     applied = database_work(
         settings, lambda conn: corrections.commit(conn, settings.marts_path, args.batch)
     )
-    print(
-        f"batch {args.batch} committed"
-        if applied
-        else f"batch {args.batch} was committed already: the marts are rebuilt"
-    )
-    return _rebuild(settings, {CORRECTION_TAG: str(args.batch)}, rebuild_marts)
+    shown.print_applied(args.batch, applied, "committed")
+    return _rebuild_marts(settings, args.batch)
 
 
-def cmd_revert(args, settings: Settings) -> int:
+def cmd_revert(args: argparse.Namespace, settings: Settings) -> int:
     from odavl_pipeline.billing import corrections
-    from odavl_pipeline.defs.jobs import CORRECTION_TAG
-    from odavl_pipeline.orchestration import rebuild_marts
 
     reverted = database_work(
         settings,
         lambda conn: corrections.revert(conn, args.batch, args.reason, _author(args.by)),
     )
-    print(
-        f"batch {args.batch} reverted"
-        if reverted
-        else f"batch {args.batch} was reverted already: the marts are rebuilt"
-    )
-    return _rebuild(settings, {CORRECTION_TAG: str(args.batch)}, rebuild_marts)
+    shown.print_applied(args.batch, reverted, "reverted")
+    return _rebuild_marts(settings, args.batch)
 
 
-def _rebuild(settings: Settings, tags: dict[str, str], rebuild_marts) -> int:
+def _rebuild_marts(settings: Settings, batch_id: int) -> int:
+    """The marts rebuilt in a Dagster run tagged with the batch; 1 when that run failed."""
+    from odavl_pipeline.defs.jobs import CORRECTION_TAG
+    from odavl_pipeline.orchestration import rebuild_marts
+
+    tags = {CORRECTION_TAG: str(batch_id)}
     result = rebuild_marts(settings, tags)
-    status = "SUCCESS" if result.success else "FAILED"
-    print(f"dagster run {result.run_id}: {status} (marts rebuilt, tagged {tags})")
-    if not result.success:
-        print(
-            "error: the marts run failed; the batch stands: run the same command again",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    shown.print_rebuilt(result.run_id, result.success, tags)
+    return 0 if result.success else 1
 
 
-def cmd_discard(args, settings: Settings) -> None:
+def cmd_discard(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
     database_work(settings, lambda conn: corrections.discard(conn, args.batch))
-    print(f"batch {args.batch} discarded")
+    shown.print_discarded(args.batch)
 
 
-def cmd_list(args, settings: Settings) -> None:
+def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
     batches = database_work(settings, lambda conn: corrections.listing(conn, args.org))
     if args.json:
-        print(json.dumps(batches))
-        return
-    print(f"{'id':>6}  {'org':<22}{'state':<11}{'window':<37}{'events':<48}by: reason")
-    for batch in batches:
-        window = f"{batch['start'][:16]} – {batch['end'][:16]}"
-        print(
-            f"{batch['id']:>6}  {batch['org']:<22}{batch['state']:<11}{window:<37}"
-            f"{_events(batch['events']):<48}{batch['by']}: {batch['reason']}"
-        )
+        print_json(batches)
+    else:
+        shown.print_batches(batches)
 
 
-def cmd_show(args, settings: Settings) -> None:
+def cmd_show(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.billing import corrections
 
     batch = database_work(settings, lambda conn: corrections.show(conn, args.batch))
     if args.json:
-        print(json.dumps(batch))
-        return
-    for name in ("id", "org", "state", "start", "end", "replace", "reason", "by", "created_at"):
-        print(f"{name + ':':<15}{batch[name]}")
-    for name in ("committed_at", "reverted_at", "reverted_by", "revert_reason"):
-        if batch[name] is not None:
-            print(f"{name + ':':<15}{batch[name]}")
-    print(f"{'events:':<15}{_events(batch['events'])}")
-    _print_changes(batch["changes"])
-
-
-def _events(events: dict) -> str:
-    return ", ".join(f"{count:,} {name}" for name, count in events.items())
-
-
-def _print_changes(changes: list[dict]) -> None:
-    if not changes:
-        print("no billed figure changes")
-        return
-    print(
-        f"{'period':<12}{'metric':<10}{'closed':<8}{'used before':>12}{'after':>10}"
-        f"{'quota':>9}{'overage':>9}{'after':>8}  booked in"
-    )
-    for change in changes:
-        print(
-            f"{change['period_start'][:10]:<12}{change['metric']:<10}"
-            f"{'yes' if change['closed'] else 'no':<8}{change['used_before']:>12,}"
-            f"{change['used_after']:>10,}{change['quota']:>9,}{change['overage_before']:>9,}"
-            f"{change['overage_after']:>8,}  {(change['booked_in'] or '-')[:10]}"
-        )
-
-
-def _reject_line(reject: dict) -> str:
-    return f"{reject['file']}:{reject['line']}: {reject['reason']}: {reject['detail']}"
-
-
-def _print_rejects(settings: Settings, batch_id: int) -> None:
-    from odavl_pipeline.billing import corrections
-
-    shown = database_work(
-        settings, lambda conn: corrections.rejected_lines(conn, batch_id, SHOWN_REJECTS)
-    )
-    for reject in shown:
-        print(_reject_line(reject), file=sys.stderr)
-    print(
-        f"a batch with refused records cannot be committed: correct them and add "
-        f"the file again (`corrections preview {batch_id} --json` lists them all)",
-        file=sys.stderr,
-    )
+        print_json(batch)
+    else:
+        shown.print_batch(batch)

@@ -1,13 +1,16 @@
 """`odavl-pipeline keys …` (CONTRACT.md section 7): the API keys of a user. The work is
-odavl_pipeline/api/keys.py's; `create` prints the new key alone on its last line, once."""
+odavl_pipeline/api/keys.py's; what is printed, output/keys.py's (`create` prints the new key
+alone on its last line, once)."""
 
-import json
+import argparse
 
+from odavl_pipeline.cli_arguments import Commands
 from odavl_pipeline.errors import database_work
+from odavl_pipeline.output import keys as shown
 from odavl_pipeline.settings import Settings
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: Commands) -> None:
     from odavl_pipeline.api.keys import MAX_EXPIRES_DAYS, SCOPES
 
     keys = commands.add_parser("keys", help="API keys of a user").add_subparsers(
@@ -36,7 +39,7 @@ def add_commands(commands) -> None:
     revoke.set_defaults(handler=cmd_revoke)
 
 
-def cmd_create(args, settings: Settings) -> None:
+def cmd_create(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.api import keys
 
     scopes = keys.parse_scopes(args.scopes)
@@ -44,39 +47,17 @@ def cmd_create(args, settings: Settings) -> None:
         settings,
         lambda conn: keys.create(conn, args.email, args.name, scopes, args.expires_days),
     )
-    ends = f", expires {row['expires_at']:%Y-%m-%d %H:%M} UTC" if row["expires_at"] else ""
-    print(
-        f"API key {row['prefix']} {row['name']!r} for {row['email']} "
-        f"({', '.join(row['scopes'])}{ends}); shown once, only its hash is stored:"
-    )
-    print(key)
+    shown.print_created(key, row)
 
 
-def cmd_list(args, settings: Settings) -> None:
+def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.api import keys
 
     rows = database_work(settings, lambda conn: keys.listing(conn, email=args.email))
-    if args.json:
-        print(json.dumps([keys.as_json(row) for row in rows]))
-        return
-    if not rows:
-        print("no API keys (`keys create EMAIL --name N --scopes S` makes one)")
-        return
-    print(f"{'prefix':<10}{'state':<9}{'user':<28}{'created':<18}{'last used':<18}name, scopes")
-    for row in rows:
-        used = f"{row['last_used_at']:%Y-%m-%d %H:%M}" if row["last_used_at"] else "never"
-        print(
-            f"{row['prefix']:<10}{row['state']:<9}{row['email']:<28}"
-            f"{row['created_at']:%Y-%m-%d %H:%M}  {used:<18}"
-            f"{row['name']}: {', '.join(row['scopes'])}"
-        )
+    shown.print_keys(rows, args.json)
 
 
-def cmd_revoke(args, settings: Settings) -> None:
+def cmd_revoke(args: argparse.Namespace, settings: Settings) -> None:
     from odavl_pipeline.api import keys
 
-    row = database_work(settings, lambda conn: keys.revoke(conn, args.prefix))
-    print(
-        f"API key {row['prefix']} {row['name']!r} of {row['email']} revoked at "
-        f"{row['revoked_at']:%Y-%m-%d %H:%M:%S} UTC"
-    )
+    shown.print_revoked(database_work(settings, lambda conn: keys.revoke(conn, args.prefix)))

@@ -8,10 +8,11 @@ timeouts and the order of writes behave as they do in production. `time_machine`
 `now()` in this process alone.
 """
 
-import os
 from datetime import UTC, date, datetime, timedelta
 
-OFFSET_VARIABLE = "ODAVL_CLOCK_OFFSET_SECONDS"
+from odavl_pipeline.settings import CLOCK_OFFSET_VARIABLE as OFFSET_VARIABLE
+from odavl_pipeline.settings import clock_offset_text
+
 # PostgreSQL's side of the offset: a setting of each connection, read by `odavl_now()`
 DATABASE_SETTING = "odavl.clock_offset"
 # the offsets the clock takes: every instant it can reach stays within datetime's years
@@ -30,7 +31,7 @@ def today() -> date:
 
 def offset() -> timedelta:
     """How far the clock is moved from the system clock: zero unless a test moved it."""
-    return _parse(os.environ.get(OFFSET_VARIABLE, ""))
+    return _parse(clock_offset_text())
 
 
 def offset_to(instant: datetime, system_now: datetime | None = None) -> timedelta:

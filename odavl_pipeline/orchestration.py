@@ -22,8 +22,14 @@ from datetime import date
 from typing import TYPE_CHECKING, Protocol, Self
 
 from odavl_pipeline.db.server import dagster_url
-from odavl_pipeline.defs.execution import CELERY, FORKSERVER, executor_name, step_execution
-from odavl_pipeline.settings import Settings
+from odavl_pipeline.defs.execution import FORKSERVER, executor_name, step_execution
+from odavl_pipeline.settings import (
+    CELERY,
+    Settings,
+    dagster_variables,
+    export,
+    pipeline_environment,
+)
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -136,9 +142,11 @@ def prepare_instance_environment(settings: Settings) -> dict[str, str]:
     return {
         "DAGSTER_HOME": str(home),
         "ODAVL_DAGSTER_URL": url.render_as_string(hide_password=False),
-        "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE),
-        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": os.environ.get(
-            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES
+        **dagster_variables(
+            {
+                "DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE,
+                "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": PLANNED_EVENTS_AS_RANGES,
+            }
         ),
     }
 
@@ -146,7 +154,7 @@ def prepare_instance_environment(settings: Settings) -> dict[str, str]:
 def instance(settings: Settings) -> dg.DagsterInstance:
     import dagster as dg
 
-    os.environ.update(prepare_instance_environment(settings))
+    export(prepare_instance_environment(settings))
     return dg.DagsterInstance.get()
 
 
@@ -183,14 +191,14 @@ def pipeline_job() -> dg.JobDefinition:
     of a module)."""
     from odavl_pipeline.definitions import defs
 
-    return defs.resolve_job_def("pipeline")
+    return defs().resolve_job_def("pipeline")
 
 
 def marts_job() -> dg.JobDefinition:
     """The marts job, as `dg.reconstructable` wants it (see `pipeline_job`)."""
     from odavl_pipeline.definitions import defs
 
-    return defs.resolve_job_def("rebuild_marts")
+    return defs().resolve_job_def("rebuild_marts")
 
 
 def rebuild_marts(settings: Settings, tags: dict[str, str]) -> dg.JobExecutionResult:
@@ -369,8 +377,10 @@ class RunWatcher(threading.Thread):
 
     def end_run(self) -> None:
         """The run did not end within the grace: report it failed and exit, as the signal asks."""
+        assert self.signum is not None  # called once a signal has come
         name = signal.Signals(self.signum).name
-        run = self.instance.get_run_by_id(self.run_id) if self.find_run() else None
+        run_id = self.find_run()
+        run = self.instance.get_run_by_id(run_id) if run_id is not None else None
         if run is not None and not run.is_finished:
             self.instance.report_run_failed(
                 run,
@@ -381,30 +391,33 @@ class RunWatcher(threading.Thread):
             print(f"dagster run {run.run_id}: FAILED ({name})", file=sys.stderr, flush=True)
         os._exit(128 + self.signum)
 
-    def find_run(self) -> bool:
-        """Whether the run has been created; its id is kept."""
+    def find_run(self) -> str | None:
+        """The run's id once it has been created (then kept), else None."""
         import dagster as dg
 
         if self.run_id is None:
             runs = self.instance.get_runs(dg.RunsFilter(tags={CLI_RUN_TAG: self.token}), limit=1)
             self.run_id = runs[0].run_id if runs else None
-        return self.run_id is not None
+        return self.run_id
 
     def read_events(self) -> None:
-        if not self.find_run():
+        run_id = self.find_run()
+        if run_id is None:
             return
-        connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
+        connection = self.instance.get_records_for_run(run_id, cursor=self.cursor)
         self.cursor = connection.cursor
         for record in connection.records:
-            self.read(record.event_log_entry)
+            self.read(run_id, record.event_log_entry)
 
-    def read(self, entry: dg.EventLogEntry) -> None:
+    def read(self, run_id: str, entry: dg.EventLogEntry) -> None:
         """Follow the steps through one entry of the run's log."""
         event = entry.dagster_event
         if event is None:
             self.latest = entry.user_message
+        elif event.step_key is None:  # the run's own events
+            return
         elif event.is_step_start:
-            self.running[event.step_key] = StepReport(self.run_id, event.step_key, entry.timestamp)
+            self.running[event.step_key] = StepReport(run_id, event.step_key, entry.timestamp)
         elif event.step_key in self.running:
             self.read_step_event(self.running[event.step_key], event, entry.timestamp)
 
@@ -412,12 +425,12 @@ class RunWatcher(threading.Thread):
         import dagster as dg
 
         if event.is_step_materialization:
-            step.assets.add(event.asset_key.to_user_string())
-            metadata = event.step_materialization_data.materialization.metadata
-            if CLOSES_HELD_BY in metadata:
-                step.closes_held_by = metadata[CLOSES_HELD_BY].value
-            if LATE_CARRIED in metadata:
-                step.late_carried = metadata[LATE_CARRIED].value
+            materialization = event.step_materialization_data.materialization
+            step.assets.add(materialization.asset_key.to_user_string())
+            if CLOSES_HELD_BY in materialization.metadata:
+                step.closes_held_by = _texts(materialization.metadata[CLOSES_HELD_BY].value)
+            if LATE_CARRIED in materialization.metadata:
+                step.late_carried = _texts(materialization.metadata[LATE_CARRIED].value)
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
             if not evaluation.passed:
@@ -430,7 +443,13 @@ class RunWatcher(threading.Thread):
             step.succeeded = event.is_step_success
             if event.is_step_failure and event.step_failure_data.error:
                 step.error = _first_cause(event.step_failure_data.error).message.strip()
-            self.listener.step_ended(step)
+            if self.listener:
+                self.listener.step_ended(step)
+
+
+def _texts(value: object) -> list[str]:
+    """A metadata value the assets write as a list of texts, read back."""
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
 def _first_cause(error):
@@ -447,7 +466,7 @@ _forkserver_environment: dict[str, str] | None = None
 def start_step_server(settings: Settings) -> None:
     """Start the server the step processes fork from now, in the instance's environment, so that
     it loads the code while this process does the same (instead of after it)."""
-    os.environ.update(prepare_instance_environment(settings))
+    export(prepare_instance_environment(settings))
     if _execution()["config"].get("start_method") == FORKSERVER:  # not with Celery's workers
         multiprocessing.set_forkserver_preload(FORKSERVER["forkserver"]["preload_modules"])
         multiprocessing.forkserver.ensure_running()
@@ -461,11 +480,7 @@ def _execution() -> dict:
     global _forkserver_environment
     if executor_name() == CELERY:
         return step_execution()["execution"]
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name.startswith(("ODAVL_", "DAGSTER_", "STRIPE_"))
-    }
+    environment = pipeline_environment()
     if _forkserver_environment is None:
         _forkserver_environment = environment
     config = step_execution()["execution"]["config"]

@@ -246,8 +246,6 @@ def stripe_emulator(stripe_emulator_server):
 @pytest.fixture
 def stripe_settings(settings, stripe_emulator, monkeypatch) -> Settings:
     """`settings` with Stripe pointed at the emulator, also in the environment."""
-    import dataclasses
-
     from .stripe_emulator import TEST_API_KEY, TEST_WEBHOOK_SECRET
 
     env = {
@@ -257,8 +255,7 @@ def stripe_settings(settings, stripe_emulator, monkeypatch) -> Settings:
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return dataclasses.replace(
-        settings,
+    return settings.replace(
         stripe_api_key=TEST_API_KEY,
         stripe_api_base=stripe_emulator.url,
         stripe_webhook_secret=TEST_WEBHOOK_SECRET,

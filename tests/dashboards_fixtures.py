@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from odavl_pipeline.db import seed
+from odavl_pipeline.db import passwords, seed
 from odavl_pipeline.db.server import connect, libpq_url, server_url
 from odavl_pipeline.generate import GenerateOptions, generate_landing
 from odavl_pipeline.ingest.landing import SOURCES, landed_days
@@ -31,8 +31,6 @@ from .records import ORG, OTHER_ORG
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 APP = DASHBOARDS / "app.py"
-if str(DASHBOARDS) not in sys.path:
-    sys.path.insert(0, str(DASHBOARDS))  # `dashlib`, as running server.py makes it importable
 
 EMPTY_ORG = "empty-org"  # a member organization with no data at all
 OIDC_SECRETS = {
@@ -158,7 +156,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "ODAVL_HOME": str(settings.home),
         "ODAVL_MARTS_PATH": str(settings.marts_path),
         "ODAVL_LANDING_DIR": str(settings.landing_dir),
-        "ODAVL_DATABASE_URL": settings.database_url,
+        "ODAVL_DATABASE_URL": settings.database_url.get_secret_value(),
         "ODAVL_STAFF_EMAILS": STAFF.email,
     }
 
@@ -166,7 +164,7 @@ def environment(settings: Settings) -> dict[str, str]:
 def add_people(conn: psycopg.Connection) -> None:
     """The test people with PASSWORD (the demo users' passwords replaced), their roles, and an
     organization without data."""
-    hashed = seed.hash_password(PASSWORD)
+    hashed = passwords.hash_password(PASSWORD)
     conn.execute(
         "INSERT INTO organizations (name, slug, tier, status) "
         "VALUES ('Empty Org', %s, 'FREE', 'ACTIVE')",

@@ -1,12 +1,11 @@
 """Helpers for the marts tests: usage rows with chosen arrival times, marts read back."""
 
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from odavl_pipeline.marts.schema import MARTS
+from odavl_pipeline.marts.schema import MART_TABLES
 from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.settings import Settings
 
@@ -84,10 +83,10 @@ def every_mart(path: Path) -> dict[str, list[tuple]]:
         con.execute("SET TimeZone = 'UTC'")
         return {
             name: sorted(con.execute(f"SELECT * FROM {name}").fetchall(), key=repr)
-            for name in MARTS
+            for name in MART_TABLES
         }
 
 
 def elsewhere(settings: Settings, name: str) -> Settings:
     """The same database, another marts file."""
-    return replace(settings, marts_path=settings.marts_path.with_name(name))
+    return settings.replace(marts_path=settings.marts_path.with_name(name))

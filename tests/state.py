@@ -1,6 +1,5 @@
 """A fingerprint of everything ingestion writes, to compare two end states."""
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -45,8 +44,7 @@ def sibling_database(settings, database_url, server_url, suffix: str) -> Iterato
     with _admin(server_url) as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
     try:
-        yield dataclasses.replace(
-            settings,
+        yield settings.replace(
             database_url=database_url.set(database=name).render_as_string(hide_password=False),
         )
     finally:

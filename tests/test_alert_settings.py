@@ -16,17 +16,19 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from dashlib import data
 from odavl_pipeline.alerts import (
     AlertSettingsRefused,
     AlertThresholds,
     alert_uid,
     deliver_due,
     endpoint_secret,
+    endpoints,
     enqueue,
     organization_secret,
     record_alerts,
+    thresholds,
 )
-from odavl_pipeline.alerts import endpoints, thresholds
 from odavl_pipeline.billing.quota import quota_status
 from odavl_pipeline.db import migrate
 from odavl_pipeline.db.server import connect, libpq_url
@@ -49,8 +51,6 @@ from .dashboards_fixtures import (
     texts,
 )
 from .records import ORG, OTHER_ORG
-
-from dashlib import data  # noqa: E402  (made importable by dashboards_fixtures)
 
 SECRET = "whsec_test_alert_settings"
 NOW = instant("2026-11-20T12:00:00Z")
@@ -291,12 +291,14 @@ def test_only_an_owner_or_admin_manages_alert_settings(conn):
     uid = row["uid"]
     for someone in (DEVELOPER, VIEWER, ADMIN_ELSEWHERE, "nobody@example.com", "%"):
         for attempt in (
-            lambda: endpoints.add(conn, ORG, "https://hooks.example.com/x", someone, SECRET),
-            lambda: endpoints.remove(conn, ORG, uid, someone),
-            lambda: endpoints.listing(conn, ORG, by=someone),
-            lambda: endpoints.send_test(conn, ORG, uid, SECRET, by=someone),
-            lambda: thresholds.show(conn, ORG, by=someone),
-            lambda: thresholds.set_thresholds(conn, ORG, someone, percents=[10]),
+            lambda someone=someone: endpoints.add(
+                conn, ORG, "https://hooks.example.com/x", someone, SECRET
+            ),
+            lambda someone=someone: endpoints.remove(conn, ORG, uid, someone),
+            lambda someone=someone: endpoints.listing(conn, ORG, by=someone),
+            lambda someone=someone: endpoints.send_test(conn, ORG, uid, SECRET, by=someone),
+            lambda someone=someone: thresholds.show(conn, ORG, by=someone),
+            lambda someone=someone: thresholds.set_thresholds(conn, ORG, someone, percents=[10]),
         ):
             with pytest.raises(AlertSettingsRefused, match="is not an OWNER or ADMIN of"):
                 attempt()
@@ -680,7 +682,7 @@ def test_the_overview_names_any_threshold_as_a_percentage(dashboards):
     try:
         at = no_exceptions(signed_in_app(ALICE))
         [alerts] = [t.value for t in at.dataframe if "threshold" in t.value.columns]
-        assert sorted(zip(alerts["threshold"], alerts["state"])) == [
+        assert sorted(zip(alerts["threshold"], alerts["state"], strict=True)) == [
             ("250 %", "exceeded"),
             ("5 %", "ok"),
         ]

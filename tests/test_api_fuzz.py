@@ -215,7 +215,7 @@ class Snapshot:
 def snapshot(conn: psycopg.Connection) -> Snapshot:
     counts = conn.execute(SNAPSHOT).fetchone()
     return Snapshot(
-        dict(zip(SOURCES, counts[:4])),
+        dict(zip(SOURCES, counts[:4], strict=True)),
         counts[4],
         counts[5],
         counts[6],
@@ -267,7 +267,7 @@ def repeats_a_fork(earlier: list, results: list[dict], record) -> bool:
     text = json.dumps(record, sort_keys=True)
     return any(
         result["reason"] == "chain_fork" and json.dumps(sent, sort_keys=True) == text
-        for sent, result in zip(earlier, results)
+        for sent, result in zip(earlier, results, strict=False)
     )
 
 
@@ -285,7 +285,7 @@ def check_answer(
     assert {status: answer[status] for status in STATUSES} == {
         status: statuses.count(status) for status in STATUSES
     }
-    for record, result in zip(records, results):
+    for record, result in zip(records, results, strict=True):
         sent_key = record.get(key_field) if isinstance(record, dict) else None
         assert result["key"] == (sent_key if isinstance(sent_key, str) else None), result
         if result["status"] == "rejected":
@@ -375,7 +375,7 @@ def check_answer(
         for org, count in after.usage_by_org.items():
             accepted_for_org = sum(
                 status == "accepted" and record.get("org") == org
-                for record, status in zip(records, statuses)
+                for record, status in zip(records, statuses, strict=True)
             )
             assert count - before.usage_by_org.get(org, 0) == accepted_for_org, org
     return statuses
@@ -748,7 +748,7 @@ def test_any_records_are_answered_each_once_and_none_is_counted_twice(api, mode,
         event(f"a record {status}")
     if any(
         status == "accepted" and re.search(r"[0-9]{20}", json.dumps(record))
-        for record, status in zip(sent, statuses)
+        for record, status in zip(sent, statuses, strict=True)
     ):
         event("a record with an integer beyond 64 bits accepted")
 
@@ -757,9 +757,9 @@ def test_any_records_are_answered_each_once_and_none_is_counted_twice(api, mode,
     assert second.status == 200, second.body
     again = check_answer(api, key_name, source, sent, body, second.json(), before)
     assert "accepted" not in again
-    assert [status for status, earlier in zip(again, statuses) if earlier != "rejected"] == [
-        "duplicate"
-    ] * sum(earlier != "rejected" for earlier in statuses), (statuses, again)
+    assert [
+        status for status, earlier in zip(again, statuses, strict=True) if earlier != "rejected"
+    ] == ["duplicate"] * sum(earlier != "rejected" for earlier in statuses), (statuses, again)
 
 
 # --- any request ---------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import string
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from odavl_pipeline.api import keys
 from odavl_pipeline.db.server import connect

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from odavl_pipeline.api import keys
 from odavl_pipeline.api.app import ApiError, quota_check
@@ -18,9 +19,9 @@ from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.marts.build import refresh_marts
 from odavl_pipeline.settings import Settings
 
+from .api_server import api_server
 from .database_relay import DatabaseRelay
 from .records import ORG, OTHER_ORG, usage
-from .api_server import api_server
 from .test_api_http import call
 
 pytestmark = pytest.mark.clock("2026-11-20T12:00:00Z")
@@ -293,7 +294,7 @@ def test_a_retry_after_a_dropped_connection_counts_once(settings, api):
 
 def test_a_database_out_of_reach_is_503_and_then_served_again(settings, tmp_path):
     reader = new_key(settings, "alice@odavl.com", "quota:read")
-    relay = DatabaseRelay(settings.database_url)
+    relay = DatabaseRelay(settings.database_url.get_secret_value())
     relay.start()
     through_relay = {"ODAVL_DATABASE_URL": relay.url.render_as_string(hide_password=False)}
     try:

@@ -6,7 +6,9 @@ import json
 from datetime import date
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from odavl_pipeline.api import keys, records
 from odavl_pipeline.db.server import connect

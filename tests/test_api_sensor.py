@@ -17,7 +17,7 @@ from odavl_pipeline.defs.marts.sensors import (
     SENSOR_NAME_TAG,
     api_records_to_marts,
 )
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import pipeline_resources
 from odavl_pipeline.ingest.api_backlog import (
     ApiBacklog,
     api_backlog,
@@ -51,7 +51,7 @@ def send(settings, holder, source: str, sent: list) -> dict[str, int]:
 
 def evaluate(instance, cursor: str | None = None):
     with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"odavl": OdavlResource()}
+        instance=instance, cursor=cursor, resources=pipeline_resources()
     ) as context:
         return api_records_to_marts(context)
 
@@ -74,7 +74,7 @@ def backlog(settings, received_before=None) -> ApiBacklog:
 
 
 def test_the_sensor_is_on_by_default_every_minute_and_builds_with_the_marts_job():
-    sensor = defs.resolve_sensor_def(SENSOR_NAME)
+    sensor = defs().resolve_sensor_def(SENSOR_NAME)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.job_name == "rebuild_marts"
     # requested within a minute, built by the next run: in the marts well within five minutes
@@ -123,7 +123,7 @@ def test_while_its_build_is_under_way_new_records_wait_for_it(settings, dagster_
     first = evaluate(dagster_instance)
     [request] = first.run_requests
     building = dagster_instance.create_run_for_job(
-        defs.resolve_job_def("rebuild_marts"),
+        defs().resolve_job_def("rebuild_marts"),
         status=dg.DagsterRunStatus.STARTED,
         tags={SENSOR_NAME_TAG: SENSOR_NAME, "dagster/run_key": request.run_key},
     )

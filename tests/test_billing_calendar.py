@@ -193,7 +193,12 @@ def check_quota_status(settings, usages: list[tuple], as_of: datetime) -> set[tu
         totals = list(accumulate(quantity for _, quantity in in_period))
         used = totals[-1] if totals else 0
         reached_at = next(
-            (moment for (moment, _), total in zip(in_period, totals) if total >= QUOTA), None
+            (
+                moment
+                for (moment, _), total in zip(in_period, totals, strict=True)
+                if total >= QUOTA
+            ),
+            None,
         )
         status = expected_status(used, QUOTA)
         projected, exhaustion = expected_forecast(used, QUOTA, start, end, as_of, reached_at)

@@ -13,7 +13,6 @@ import hypothesis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odavl_pipeline.cli import StageLines
 from odavl_pipeline.db import migrate
 from odavl_pipeline.ingest.landing import (
     MAX_EXPANSION_RATIO,
@@ -26,6 +25,7 @@ from odavl_pipeline.ingest.landing import (
 from odavl_pipeline.ingest.report import RejectFilter, list_rejects, reject_totals
 from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.orchestration import StepReport
+from odavl_pipeline.output.stages import StageLines
 
 from .commands import cli
 from .records import usage
@@ -152,7 +152,7 @@ def test_long_lines_are_cut_to_their_first_mib_across_reads():
         )
     )
     for size in (4096, 1 << 20, 3 << 20):
-        got = list(read_lines(ShortReads(data, iter(lambda: size, None)), False))
+        got = list(read_lines(ShortReads(data, iter(lambda size=size: size, None)), False))
         assert got == expected_lines(data)
     assert [(number, length) for number, _, length in got] == [
         (1, MAX_LINE_BYTES - 1),

@@ -15,6 +15,7 @@ import os
 from calendar import monthrange
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 
 import duckdb
 import pytest
@@ -90,7 +91,7 @@ def assert_tiled(periods: list[tuple[datetime, datetime]], first: datetime, last
     assert periods[0][0] <= first < periods[0][1]
     assert periods[-1][0] <= last < periods[-1][1]
     assert all(start < end for start, end in periods)
-    assert all(end == following for (_, end), (following, _) in zip(periods, periods[1:]))
+    assert all(end == following for (_, end), (following, _) in pairwise(periods))
 
 
 # --- periods anchored on a subscription's start ----------------------------------------------
@@ -102,7 +103,7 @@ def test_anchored_periods_tile_time_each_a_month_on_the_anchors_day_and_time(anc
     last = shifted(first, span)
     periods = periods_covering(anchor, first, last)
     assert_tiled(periods, first, last)
-    for (start, end), (following, _) in zip(periods, periods[1:]):
+    for (start, _), (following, _) in pairwise(periods):
         assert (following.year * 12 + following.month) - (start.year * 12 + start.month) == 1
     for start, end in periods:
         assert timedelta(days=28) <= end - start <= timedelta(days=31)

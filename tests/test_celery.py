@@ -3,7 +3,6 @@ the broker on loopback, two `dagster-celery worker start` processes, `odavl-pipe
 ODAVL_EXECUTOR=celery. The steps run in the workers, on both, and the run ends in the state a
 multiprocess run of the same landing zone ends in."""
 
-import dataclasses
 import json
 import os
 import re
@@ -24,7 +23,7 @@ from odavl_pipeline.defs.execution import (
     EXECUTOR_VARIABLE,
     MARTS_QUEUE,
 )
-from odavl_pipeline.defs.marts.assets import MARTS
+from odavl_pipeline.defs.marts.assets import MART_ASSETS
 from odavl_pipeline.ingest.landing import SOURCES
 from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.orchestration import instance, prepare_instance_environment
@@ -113,8 +112,7 @@ def _multiprocess_state(settings, database_url, server_url, tmp_path, monkeypatc
     with _admin(server_url) as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
     home = tmp_path / "multiprocess"
-    other = dataclasses.replace(
-        settings,
+    other = settings.replace(
         home=home,
         database_url=database_url.set(database=name).render_as_string(hide_password=False),
         marts_path=home / "marts.duckdb",
@@ -123,7 +121,7 @@ def _multiprocess_state(settings, database_url, server_url, tmp_path, monkeypatc
     try:
         with monkeypatch.context() as env:
             env.setenv("ODAVL_HOME", str(other.home))
-            env.setenv("ODAVL_DATABASE_URL", other.database_url)
+            env.setenv("ODAVL_DATABASE_URL", other.database_url.get_secret_value())
             env.setenv("DAGSTER_HOME", str(other.dagster_home))
             env.delenv(EXECUTOR_VARIABLE)
             env.delenv(BROKER_VARIABLE)
@@ -154,7 +152,7 @@ def test_celery_workers_run_the_steps_on_both_workers_and_end_as_a_multiprocess_
             run.stderr
         )
     assert re.search(
-        rf"^marts\s+built {len(MARTS)} tables, checks passed{STAGE}$", run.stderr, re.M
+        rf"^marts\s+built {len(MART_ASSETS)} tables, checks passed{STAGE}$", run.stderr, re.M
     )
     runs = re.findall(r"^dagster run ([0-9a-f-]{36}): success$", run.stderr, re.MULTILINE)
     assert len(runs) == 1, run.stderr[-3000:]
@@ -184,7 +182,7 @@ def test_celery_workers_run_the_steps_on_both_workers_and_end_as_a_multiprocess_
     )
     assert sum(source["accepted"] for source in counts.values()) > 0
     assert celery_state == multiprocess_state
-    for mart in set(MARTS) - BUILD_TIME_MARTS:
+    for mart in set(MART_ASSETS) - BUILD_TIME_MARTS:
         assert celery_marts[mart] == multiprocess_marts[mart], mart
 
     # a step that fails in a worker fails the run, and the command says so with its exit code

@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
-from odavl_pipeline.cli import demo_ending
 from odavl_pipeline.db.server import connect
-from odavl_pipeline.defs.marts.assets import MARTS
+from odavl_pipeline.defs.marts.assets import MART_ASSETS
 from odavl_pipeline.generate import GenerateOptions, generate_landing
 from odavl_pipeline.ingest.landing import SOURCES
 from odavl_pipeline.marts import reconcile
 from odavl_pipeline.marts.store import open_marts
+from odavl_pipeline.output.data import demo_ending
 
 from .commands import cli
 from .records import usage
@@ -263,7 +263,9 @@ def test_run_prints_a_line_per_stage_then_the_counts_and_json_keeps_its_shape(
             rf"\s+{int(rejected):,} rejected{STAGE}",
             line,
         )
-    assert re.fullmatch(rf"marts\s+built {len(MARTS)} tables, checks passed{STAGE}", stages[4])
+    assert re.fullmatch(
+        rf"marts\s+built {len(MART_ASSETS)} tables, checks passed{STAGE}", stages[4]
+    )
     assert re.fullmatch(r"dagster run [0-9a-f-]{36}: success", stderr[6])
     assert stdout[0].split() == [
         "source",
@@ -283,7 +285,7 @@ def test_run_prints_a_line_per_stage_then_the_counts_and_json_keeps_its_shape(
         list(source) == ["files", "lines", "accepted", "duplicate", "pending", "rejected"]
         for source in counts.values()
     )
-    assert re.search(rf"^marts\s+built {len(MARTS)} tables", rerun.stderr, re.MULTILINE)
+    assert re.search(rf"^marts\s+built {len(MART_ASSETS)} tables", rerun.stderr, re.MULTILINE)
 
 
 def test_run_with_log_level_info_prints_dagster_s_full_log(settings, landing):
@@ -355,8 +357,8 @@ def test_demo_ends_with_how_to_open_the_dashboards_and_stays_short(settings, dag
 
 
 def test_stage_lines_animate_a_status_line_only_on_a_terminal(settings, monkeypatch):
-    from odavl_pipeline.cli import StageLines
     from odavl_pipeline.orchestration import RunStatus, StepReport
+    from odavl_pipeline.output.stages import StageLines
 
     marts = StepReport(
         "run",

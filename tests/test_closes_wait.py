@@ -12,10 +12,10 @@ from datetime import date
 import pytest
 
 from odavl_pipeline import clock, doctor
-from odavl_pipeline.ingest.landing import scan_landing
-from odavl_pipeline.ingest.file_rejects import record_failed_file
-from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.billing.closing import HeldFile, files_holding_closes
+from odavl_pipeline.ingest.file_rejects import record_failed_file
+from odavl_pipeline.ingest.landing import scan_landing
+from odavl_pipeline.ingest.run import ingest_days
 
 from .commands import cli
 from .marts_helpers import every_mart
@@ -70,7 +70,10 @@ def test_a_period_waits_for_its_unread_files_then_closes_as_a_clean_run(
     assert doctor.check_closes(settings, clock.now()).status == "ok"
 
     with sibling_database(settings, database_url, server_url, "clean") as clean:
-        env = {"ODAVL_DATABASE_URL": clean.database_url, "ODAVL_HOME": str(tmp_path / "clean")}
+        env = {
+            "ODAVL_DATABASE_URL": clean.database_url.get_secret_value(),
+            "ODAVL_HOME": str(tmp_path / "clean"),
+        }
         cli("run", env=env)
         assert billing == every_mart(tmp_path / "clean" / "marts.duckdb")["billing_periods"]
 

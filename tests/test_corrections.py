@@ -380,7 +380,7 @@ def killed_when(conn, moment: str, *args: str) -> None:
     import sys
     import time
 
-    from odavl_pipeline.ingest.writer import source_lock
+    from odavl_pipeline.db.locks import source_lock
 
     process = subprocess.Popen(
         [sys.executable, "-m", "odavl_pipeline.cli", "corrections", *args],

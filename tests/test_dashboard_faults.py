@@ -6,14 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from playwright.sync_api import expect, sync_playwright
 
+from dashlib.session_routes import DATABASE_DOWN
 from odavl_pipeline.db.dashboard_sessions import COOKIE
 from odavl_pipeline.db.server import connect
-from odavl_pipeline.settings import Settings
-
 from odavl_pipeline.marts.build import refresh_marts
+from odavl_pipeline.settings import Settings
 
 from .dashboard_server import call, dashboards_process, free_port, running_dashboards
 from .dashboards_fixtures import (
@@ -31,8 +30,6 @@ from .database_relay import DatabaseRelay
 from .marts_helpers import add_many, anchor_subscription, at
 from .records import ORG
 from .test_dashboards_browser import VIEWPORT, WAIT_MS, chromium_executable, sign_in
-
-from dashlib.session_routes import DATABASE_DOWN  # noqa: E402 (dashboards_fixtures)
 
 SLOW_HEADS, SLOW_BODIES, BIG_BODIES = 400, 300, 300  # 1,000 slow clients
 MOST_ABOVE_IDLE = 100 * 1024 * 1024  # bytes of resident memory
@@ -159,7 +156,7 @@ def test_with_the_database_unreachable_every_page_and_route_answers_503_plainly(
     server_url, template_url, tmp_path
 ):
     with demo_marts(server_url, template_url.database, tmp_path) as settings:
-        relay = DatabaseRelay(settings.database_url)
+        relay = DatabaseRelay(settings.database_url.get_secret_value())
         relay.start()
         reached = {"ODAVL_DATABASE_URL": relay.url.render_as_string(hide_password=False)}
         with (

@@ -9,8 +9,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from dashlib.session_routes import LARGEST_FORM, return_path
 from odavl_pipeline.db.dashboard_sessions import (
     COOKIE,
     end_session,
@@ -32,8 +35,6 @@ from .dashboards_fixtures import (
     add_people,
     demo_marts,
 )
-
-from dashlib.session_routes import LARGEST_FORM, return_path  # noqa: E402 (dashboards_fixtures)
 
 HOUR = timedelta(hours=1)
 GUESSER = "127.0.0.10"  # loopback addresses: each test is a client of its own

@@ -276,7 +276,7 @@ def grid_rows(grid) -> list[dict[str, str]]:
     rows = grid.locator("tr[aria-rowindex]").evaluate_all(
         "rows => rows.map(row => [...row.querySelectorAll('td')].map(cell => cell.textContent))"
     )
-    return [dict(zip(names, cells)) for cells in rows if cells]
+    return [dict(zip(names, cells, strict=True)) for cells in rows if cells]
 
 
 def select_row(page: Page, grid, position: int) -> None:

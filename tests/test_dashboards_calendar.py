@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from dashlib import ui
 from odavl_pipeline import clock
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.marts.build import DEFAULT_GRACE, refresh_marts
@@ -27,8 +28,6 @@ from .dashboards_fixtures import (
 )
 from .marts_helpers import add_usage, anchor_subscription, rows
 from .records import ORG
-
-from dashlib import ui  # noqa: E402  (made importable by dashboards_fixtures)
 
 pytestmark = pytest.mark.calendar
 
@@ -241,6 +240,7 @@ def billing_shows_closed_periods_billed_and_open_ones_so_far(
             table["metric"],
             table["used"],
             table["state"],
+            strict=True,
         )
     ) == sorted(
         (
@@ -314,6 +314,8 @@ def test_late_usage_is_one_number_on_the_overview_and_the_billing_page(calendar)
     billing = no_exceptions(at.switch_page("views/billing.py").run())
     years.add(clock.today().year)
     adjustments = next(f.value for f in billing.dataframe if "kind" in f.value)
-    assert list(zip(adjustments["kind"], adjustments["quantity"])) == [("Late usage", 5)]
-    [(into, since)] = zip(adjustments["into"], adjustments["since"])
+    assert list(zip(adjustments["kind"], adjustments["quantity"], strict=True)) == [
+        ("Late usage", 5)
+    ]
+    [(into, since)] = zip(adjustments["into"], adjustments["since"], strict=True)
     assert into in current.labels(years) and since in previous.labels(years)

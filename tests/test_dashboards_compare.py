@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
+from dashlib import compare, ui
 from odavl_pipeline.billing.catalogue import QUOTA_METRICS
 from odavl_pipeline.billing.plans import add_months
 from odavl_pipeline.db.server import libpq_url
@@ -39,8 +40,6 @@ from .dashboards_fixtures import (
     texts,
 )
 from .records import ORG
-
-from dashlib import compare, ui  # noqa: E402  (made importable by dashboards_fixtures)
 
 # --- the plain functions -------------------------------------------------------------------
 
@@ -349,7 +348,7 @@ def test_a_billed_number_a_day_and_an_event_open_by_selection_and_reopen_from_th
     assert at.query_params["day"] == day
     (events,) = [t for t in at.dataframe if t.key and t.key.startswith("events|")]
     assert len(events.value) == days["events"].iloc[busiest] > 0
-    with psycopg.connect(libpq_url(make_url(dashboards.database_url))) as conn:
+    with psycopg.connect(libpq_url(make_url(dashboards.database_url.get_secret_value()))) as conn:
         lines = dict(
             conn.execute(
                 "SELECT u.event_id, f.path || ':' || u.line_no FROM usage_events AS u "
@@ -360,7 +359,7 @@ def test_a_billed_number_a_day_and_an_event_open_by_selection_and_reopen_from_th
                 (ORG, day),
             ).fetchall()
         )
-    assert dict(zip(events.value["event_id"], events.value["landing_line"])) == lines
+    assert dict(zip(events.value["event_id"], events.value["landing_line"], strict=True)) == lines
     columns = json.loads(events.proto.columns)
     landing = columns["landing_line"]
     assert landing["label"] == "Landing line" and list(events.value.columns)[:2] == [
@@ -399,7 +398,7 @@ def test_a_bar_of_the_days_opens_its_day_and_the_selectboxes_follow(dashboards):
     assert at.selectbox(key="drill_day").value == clicked
     assert [t for t in at.dataframe if t.key and t.key.startswith("events|")]
     ((_, again),) = layers(at, "Fixes counted so far per UTC day")  # the day drawn stronger
-    assert dict(zip(again["day_key"], again["strength"])) == {
+    assert dict(zip(again["day_key"], again["strength"], strict=True)) == {
         day: 1.0 if day == clicked else 0.45 for day in again["day_key"]
     }
 

@@ -21,6 +21,7 @@ from playwright.sync_api import expect, sync_playwright
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
+from dashlib import downloads, ui
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.marts.build import refresh_marts
@@ -30,10 +31,10 @@ from odavl_pipeline.settings import Settings
 from .conftest import Landing
 from .dashboard_server import running_dashboards
 from .dashboards_fixtures import (
-    captured_downloads,
     ALICE,
     BUILT_AT,
     PASSWORD,
+    captured_downloads,
     demo_marts,
     environment,
     headers,
@@ -45,8 +46,6 @@ from .dashboards_fixtures import (
 )
 from .records import ORG, PROJECT, attestation
 from .test_dashboards_browser import VIEWPORT, WAIT_MS, chromium_executable, sign_in
-
-from dashlib import downloads, ui  # noqa: E402  (made importable by dashboards_fixtures)
 
 RANGE = {"from": "2026-10-20", "to": "2026-11-05"}  # starts a week before the demo's data
 FIRST, LAST = date(2026, 10, 20), date(2026, 11, 5)
@@ -147,7 +146,7 @@ def test_a_backfilled_pending_attestation_is_no_success_fix_and_is_listed_with_i
     assert set(rows.index) == set(pending)
     waiting = list(rows["why"].str.endswith("has not arrived"))
     assert waiting == sorted(waiting, reverse=True)  # those missing their parent first
-    assert dict(zip(rows.index, ~rows["why"].str.endswith("pending too"))) == {
+    assert dict(zip(rows.index, ~rows["why"].str.endswith("pending too"), strict=True)) == {
         request: not received for request, received in pending.items()
     }
     first, second = rows.loc["backfilled-1"], rows.loc["backfilled-2"]
@@ -214,7 +213,7 @@ def test_insight_detectors_have_names_and_colours_far_apart(shown):
     at = page("insight")
     spec, rows = chart_titled(at, "by detector")
     scale = spec["encoding"]["color"]["scale"]
-    colours = dict(zip(scale["domain"], scale["range"]))
+    colours = dict(zip(scale["domain"], scale["range"], strict=True))
     assert {"ESLint", "TypeScript"} <= set(colours) and "eslint" not in colours
     assert delta_e(colours["ESLint"], colours["TypeScript"]) >= 30
     assert set(rows["detector"]) <= set(colours)
@@ -305,7 +304,7 @@ def delta_e(first: str, second: str, seen_by=None) -> float:
         rgb = linear_rgb(hex_colour)
         if seen_by is None:
             return lab(rgb)
-        return lab([sum(m * c for m, c in zip(row, rgb)) for row in seen_by])
+        return lab([sum(m * c for m, c in zip(row, rgb, strict=True)) for row in seen_by])
 
     return math.dist(seen(first), seen(second))
 
@@ -369,7 +368,9 @@ def test_every_day_a_series_has_no_value_on_is_a_null(seen):
     assert len(full) == 21 * len(seen)
     for s, days in seen.items():
         line = full[full["series"] == s].sort_values("day")
-        values = dict(zip((line["day"].dt.date - first).map(lambda d: d.days), line["value"]))
+        values = dict(
+            zip((line["day"].dt.date - first).map(lambda d: d.days), line["value"], strict=True)
+        )
         assert sorted(values) == list(range(21))
         assert all((values[n] == n * 10 + 1) if n in days else pd.isna(values[n]) for n in values)
 
@@ -415,7 +416,7 @@ def test_any_text_reads_back_as_it_was_and_never_as_a_formula(texts_in):
     written = downloads.csv_bytes(pd.DataFrame({"text": texts_in}, dtype=object), ["Text"])
     header, *rows = read_like_a_spreadsheet(written)
     assert header == ["Text"] and len(rows) == len(texts_in)
-    for (cell,), text in zip(rows, texts_in):
+    for (cell,), text in zip(rows, texts_in, strict=True):
         dangerous = text.startswith(downloads.FORMULA_STARTS)
         assert cell == ("'" + text if dangerous else text)
         assert not cell.startswith(downloads.FORMULA_STARTS)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from odavl_pipeline.db.seed import hash_password, verify_password
+from odavl_pipeline.db.passwords import hash_password, verify_password
 from odavl_pipeline.marts.build import refresh_marts
 
 from .dashboards_fixtures import ALICE, add_people, environment, main_module_kept, signed_in_app

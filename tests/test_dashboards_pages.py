@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
+from dashlib import data, ui
 from odavl_pipeline.billing.quota import forecast
 from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.settings import Settings
 
 from .dashboards_fixtures import (
-    captured_downloads,
     ALICE,
     BOB,
     DEV,
@@ -31,6 +31,7 @@ from .dashboards_fixtures import (
     MAYA,
     STAFF,
     VERA,
+    captured_downloads,
     demo_marts,
     environment,
     headers,
@@ -42,8 +43,6 @@ from .dashboards_fixtures import (
     texts,
 )
 from .records import ORG, OTHER_ORG
-
-from dashlib import data, ui  # noqa: E402  (made importable by dashboards_fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +138,9 @@ def test_overview_shows_the_quota_state_and_usage_of_the_marts(marts):
     assert len(quota) == 3
     bars = [bar.value for bar in at.get("html")]  # one per card, in the cards' order
     assert len(bars) == 3
-    for (metric, used, limit, pct, status, projected, exhaustion, end), bar in zip(quota, bars):
+    for (metric, used, limit, pct, status, projected, exhaustion, end), bar in zip(
+        quota, bars, strict=True
+    ):
         state = ui.quota_state(status, exhaustion, end)
         assert f"**{metric.title()}** · {ui.STATE_SYMBOLS[state]} {state}" in markdown(at)
         assert f"{used:,} of {limit:,} used ({pct:.1f} %)" in markdown(at)
@@ -264,6 +265,7 @@ def test_billing_shows_every_period_and_each_billed_number_drills_down_to_landin
             periods["quota"],
             periods["overage"],
             periods["state"] == "closed, billed",
+            strict=True,
         )
     ) == sorted(expected)
     assert {"closed, billed", "open, so far"} == set(periods["state"])
@@ -278,6 +280,7 @@ def test_billing_shows_every_period_and_each_billed_number_drills_down_to_landin
             periods.loc[periods["adjusted_quantity"] > 0, "period_start"],
             periods.loc[periods["adjusted_quantity"] > 0, "metric"],
             periods.loc[periods["adjusted_quantity"] > 0, "adjusted_quantity"],
+            strict=True,
         )
     ) == sorted(late)
     (adjustments,) = [t.value for t in at.dataframe if "kind" in t.value.columns]
@@ -302,11 +305,11 @@ def test_billing_shows_every_period_and_each_billed_number_drills_down_to_landin
     events = table_keyed(no_exceptions(at), "events|").value
     assert len(events) == days.loc[days["day"] == day, "events"].iloc[0]
     import psycopg
-
-    from odavl_pipeline.db.server import libpq_url
     from sqlalchemy.engine import make_url
 
-    with psycopg.connect(libpq_url(make_url(marts.database_url))) as conn:
+    from odavl_pipeline.db.server import libpq_url
+
+    with psycopg.connect(libpq_url(make_url(marts.database_url.get_secret_value()))) as conn:
         truth = conn.execute(
             "SELECT u.event_id, f.path || ':' || u.line_no FROM usage_events AS u "
             "JOIN organizations AS o ON o.id = u.organization_id "
@@ -314,7 +317,7 @@ def test_billing_shows_every_period_and_each_billed_number_drills_down_to_landin
             "AND u.event_type = 'insight_analysis' AND (u.occurred_at AT TIME ZONE 'UTC')::date = %s",
             (ORG, day),
         ).fetchall()
-    assert sorted(zip(events["event_id"], events["landing_line"])) == sorted(truth)
+    assert sorted(zip(events["event_id"], events["landing_line"], strict=True)) == sorted(truth)
 
 
 def test_billing_shows_no_none_and_calls_only_closed_periods_billed(marts):
@@ -369,7 +372,7 @@ def test_insight_autopilot_and_guardian_show_the_marts_numbers(marts):
         "ORDER BY count DESC, last_seen DESC, hash LIMIT 20",
         ORG,
     )
-    assert list(zip(top["message"], top["count"])) == expected
+    assert list(zip(top["message"], top["count"], strict=True)) == expected
 
     at.switch_page("views/autopilot.py").run()
     outcomes = dict(
@@ -404,7 +407,7 @@ def test_insight_autopilot_and_guardian_show_the_marts_numbers(marts):
     shown = metrics(no_exceptions(at))
     assert shown["Audits"] == f"{audits:,}" and shown["Issues found"] == f"{issues:,}"
     latest = at.dataframe[0].value
-    assert sorted(zip(latest["message"], latest["recommendation"])) == sorted(
+    assert sorted(zip(latest["message"], latest["recommendation"], strict=True)) == sorted(
         marts_rows(
             marts, "SELECT message, recommendation FROM latest_audit_issues WHERE org = ?", ORG
         )
@@ -438,7 +441,11 @@ def test_staff_view_shows_every_organization_and_the_quarantine(marts):
     assert sorted(records(tables[1], "org", "metric", "state")) == attention
     assert organizations.set_index("org").loc[ORG, "quota_state"] == "at risk"
     assert dict(
-        zip(zip(quarantine["source"], quarantine["reason"]), quarantine["records"])
+        zip(
+            zip(quarantine["source"], quarantine["reason"], strict=True),
+            quarantine["records"],
+            strict=True,
+        )
     ) == dict(
         ((s, r), n)
         for s, r, n in marts_rows(
@@ -457,7 +464,7 @@ def test_staff_tables_have_human_headers_separators_and_the_state_colours(marts)
     at = no_exceptions(signed_in_app(STAFF).switch_page("views/staff.py").run())
     assert len(at.dataframe) == 3
     for table in at.dataframe:
-        shown = dict(zip(table.value.columns, headers(table)))
+        shown = dict(zip(table.value.columns, headers(table), strict=True))
         assert not [h for name, h in shown.items() if "_" in h or h == name], shown
         config = json.loads(table.proto.columns)
         for name, column in table.value.items():
@@ -502,7 +509,7 @@ def test_the_guardian_chart_draws_the_top_urls_and_one_other_per_device(marts):
 def test_day_axes_label_each_day_once_and_count_axes_are_whole_numbers(marts):
     at = no_exceptions(signed_in_app(ALICE, {"from": "2026-11-03", "to": "2026-11-04"}))
     at.switch_page("views/insight.py").run()
-    for spec, rows in charts(no_exceptions(at)):
+    for spec, _rows in charts(no_exceptions(at)):
         x, y = spec["encoding"]["x"], spec["encoding"]["y"]
         assert (x["timeUnit"], x["type"]) == ("yearmonthdate", "ordinal")  # one band per day
         assert x["scale"]["domain"] == [{"year": 2026, "month": 11, "date": d} for d in (3, 4)]
@@ -581,19 +588,19 @@ def test_a_member_of_one_organization_sees_nothing_of_another_by_any_parameter(m
     window = (date(2026, 10, 1), date(2026, 11, 30))
     for org in (ORG, EMPTY_ORG, "x' OR 1=1 --", "%"):
         for query in (
-            lambda: data.organization(bob, org),
-            lambda: data.quota_status(bob, org),
-            lambda: data.usage_trend(bob, org, *window),
-            lambda: data.projects(bob, org),
-            lambda: data.billing_periods(bob, org),
-            lambda: data.data_days(bob, org),
-            lambda: data.error_trends(bob, org, None, *window),
-            lambda: data.top_signatures(bob, org, None),
-            lambda: data.fix_outcomes(bob, org, None, *window),
-            lambda: data.attestation_chains(bob, org, None),
-            lambda: data.audit_scores(bob, org, None, *window),
-            lambda: data.latest_audit_issues(bob, org, None),
-            lambda: data.usage_events(bob, org, window[0], "analyses"),
+            lambda org=org: data.organization(bob, org),
+            lambda org=org: data.quota_status(bob, org),
+            lambda org=org: data.usage_trend(bob, org, *window),
+            lambda org=org: data.projects(bob, org),
+            lambda org=org: data.billing_periods(bob, org),
+            lambda org=org: data.data_days(bob, org),
+            lambda org=org: data.error_trends(bob, org, None, *window),
+            lambda org=org: data.top_signatures(bob, org, None),
+            lambda org=org: data.fix_outcomes(bob, org, None, *window),
+            lambda org=org: data.attestation_chains(bob, org, None),
+            lambda org=org: data.audit_scores(bob, org, None, *window),
+            lambda org=org: data.latest_audit_issues(bob, org, None),
+            lambda org=org: data.usage_events(bob, org, window[0], "analyses"),
         ):
             with pytest.raises(data.AccessDenied):
                 query()
@@ -686,12 +693,12 @@ def test_every_table_has_human_headers_and_a_csv_download_of_exactly_its_rows(
             )
             assert len(files[0]) == periods  # the viewer's organization, all of it, only it
         assert len(files) == len(at.dataframe) > 0, page
-        for table, rows in zip(at.dataframe, files):
+        for table, rows in zip(at.dataframe, files, strict=True):
             assert not [h for h in headers(table) if "_" in h], page
             assert table.proto.placeholder == ui.MISSING, page
             assert list(rows[0]) == headers(table), page  # the headers the table shows
             assert len(rows) == len(table.value), page
-            for (name, column), header in zip(table.value.items(), headers(table)):
+            for (name, column), header in zip(table.value.items(), headers(table), strict=True):
                 if pd.api.types.is_integer_dtype(column) or pd.api.types.is_object_dtype(column):
                     assert [row[header] for row in rows] == [
                         "" if pd.isna(v) else str(v) for v in column

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dashlib import data, filters, session_routes, ui
 from odavl_pipeline import clock
+from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.settings import Settings
 
 from .clocks import ClockSetter
@@ -29,9 +31,6 @@ from .dashboards_fixtures import (
     texts,
 )
 from .records import ORG, OTHER_ORG
-
-from dashlib import data, filters, session_routes, ui  # noqa: E402  (made importable by dashboards_fixtures)
-from odavl_pipeline.marts.store import open_marts  # noqa: E402
 
 PLANS = {"Free", "Pro", "Enterprise"}
 

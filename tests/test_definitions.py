@@ -10,7 +10,7 @@ from odavl_pipeline.defs.ingest.assets import ingest_assets
 from odavl_pipeline.defs.ingest.checks import INVARIANTS, evaluate_checks
 from odavl_pipeline.defs.ingest.partitions import landed_days, range_tags
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import pipeline_resources
 
 from .records import attestation, error, usage
 
@@ -27,12 +27,13 @@ def instance_with(*days: str) -> dg.DagsterInstance:
 def materialize(asset_key: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     [asset] = [a for a in ingest_assets if a.key == dg.AssetKey([asset_key])]
     return dg.materialize(
-        [asset], partition_key=DAY, instance=instance, resources={"odavl": OdavlResource()}
+        [asset], partition_key=DAY, instance=instance, resources=pipeline_resources()
     )
 
 
 def test_definitions_load_with_lineage_from_landing_to_postgres():
-    graph = defs.resolve_asset_graph()
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
     for source in ("usage_events", "error_events", "fix_attestations", "audit_results"):
         node = graph.get(dg.AssetKey([source]))
         assert node.parent_keys == {dg.AssetKey(["landing", source])}
@@ -40,8 +41,9 @@ def test_definitions_load_with_lineage_from_landing_to_postgres():
         assert node.group_name == "ingestion"
         assert node.description
         assert node.partitions_def == landed_days
-    assert defs.resolve_job_def("ingest").partitions_def == landed_days  # inferred from the assets
-    assert defs.resolve_sensor_def("landing_zone_sensor")
+    # inferred from the assets
+    assert definitions.resolve_job_def("ingest").partitions_def == landed_days
+    assert definitions.resolve_sensor_def("landing_zone_sensor")
 
 
 def test_materializing_a_partition_ingests_it_and_the_checks_pass(settings, landing):
@@ -52,7 +54,7 @@ def test_materializing_a_partition_ingests_it_and_the_checks_pass(settings, land
         ingest_assets,
         partition_key=DAY,
         instance=instance_with(DAY),
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
     )
     assert result.success
     [usage_metadata] = [
@@ -99,7 +101,7 @@ def test_the_ingest_step_materializes_the_landing_days_it_read(settings, landing
         ingest_assets,
         tags=range_tags(dg.PartitionKeyRange(DAY, "2026-11-04")),
         instance=instance,
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
     )
     assert result.success
     assert _landing_files_read(instance, "usage_events") == {
@@ -110,7 +112,7 @@ def test_the_ingest_step_materializes_the_landing_days_it_read(settings, landing
     assert _landing_files_read(instance, "audit_results") == {}  # nothing landed: 0 % filled
 
     again = dg.materialize(  # nothing new: nothing read, nothing recorded
-        ingest_assets, partition_key=DAY, instance=instance, resources={"odavl": OdavlResource()}
+        ingest_assets, partition_key=DAY, instance=instance, resources=pipeline_resources()
     )
     landing_events = [
         event
@@ -122,15 +124,16 @@ def test_the_ingest_step_materializes_the_landing_days_it_read(settings, landing
 
 def _descriptions() -> dict[str, str]:
     """Every description the UI shows: assets, checks, jobs, schedules and sensors."""
-    graph = defs.resolve_asset_graph()
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
     found = {key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()}
     found |= {str(key): graph.get(key).description for key in graph.asset_check_keys}
-    for kind, definitions in (
-        ("job", defs.jobs),
-        ("schedule", defs.schedules),
-        ("sensor", defs.sensors),
+    for kind, members in (
+        ("job", definitions.jobs),
+        ("schedule", definitions.schedules),
+        ("sensor", definitions.sensors),
     ):
-        found |= {f"{kind} {d.name}": d.description for d in definitions}
+        found |= {f"{kind} {d.name}": d.description for d in members}
     return {name: text for name, text in found.items() if text}
 
 
@@ -200,7 +203,7 @@ def test_the_sensor_registers_the_days_of_new_or_changed_files_and_requests_them
     path = landing.write("usage_events", DAY, "a.ndjson", [usage("u1")])
     landing.write("error_events", "2026-11-04", "a.ndjson", [error("e1")])
     instance = instance_with("2026-11-01")  # registered before
-    resources = {"odavl": OdavlResource()}
+    resources = pipeline_resources()
     with dg.build_sensor_context(resources=resources, instance=instance) as context:
         first = landing_zone_sensor(context)
     [added] = first.dynamic_partitions_requests

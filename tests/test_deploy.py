@@ -18,7 +18,6 @@ from dagster._core.instance.config import dagster_instance_config
 from odavl_pipeline import cli, cli_api
 from odavl_pipeline.api.app import create_app
 from odavl_pipeline.definitions import defs
-from odavl_pipeline.defs.jobs import INGEST_TAGS
 from odavl_pipeline.defs.execution import (
     BROKER_VARIABLE,
     CELERY_QUEUE_TAG,
@@ -27,6 +26,7 @@ from odavl_pipeline.defs.execution import (
     MARTS_QUEUE,
     celery_execution,
 )
+from odavl_pipeline.defs.jobs import INGEST_TAGS
 from odavl_pipeline.orchestration import INSTANCE_YAML
 from odavl_pipeline.settings import Settings
 
@@ -273,7 +273,7 @@ def test_every_dagster_yaml_is_valid_and_limits_ingestion_the_same_way(tmp_path)
     # the tag the limits name is the one the ingesting jobs carry
     assert {**INGEST_TAGS} == {"odavl/ingest": "true"}
     assert all(
-        defs.resolve_job_def(job).tags.items() >= INGEST_TAGS.items()
+        defs().resolve_job_def(job).tags.items() >= INGEST_TAGS.items()
         for job in ("pipeline", "ingest")
     )
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -311,7 +311,7 @@ def test_the_workers_celery_yaml_is_the_executor_config_the_runs_send(monkeypatc
     from dagster_celery.cli import get_validated_config
 
     workers = yaml.safe_load(CELERY_YAML.read_text())
-    runs = celery_execution({BROKER_VARIABLE: "redis://broker:6379/0"})
+    runs = celery_execution(Settings.from_env({BROKER_VARIABLE: "redis://broker:6379/0"}))
     assert workers == runs
     assert workers["execution"]["config"]["broker"] == {"env": BROKER_VARIABLE}  # never a URL
     monkeypatch.setenv(BROKER_VARIABLE, "redis://broker:6379/0")
@@ -319,13 +319,15 @@ def test_the_workers_celery_yaml_is_the_executor_config_the_runs_send(monkeypatc
     assert validated["broker"] == "redis://broker:6379/0"
     assert validated["config_source"]["worker_concurrency"] == 1
     # with a backend for the runs, the file says what to add for the workers
-    with_backend = celery_execution({BROKER_VARIABLE: "x", "ODAVL_CELERY_BACKEND_URL": "y"})
+    with_backend = celery_execution(
+        Settings.from_env({BROKER_VARIABLE: "x", "ODAVL_CELERY_BACKEND_URL": "y"})
+    )
     assert with_backend["execution"]["config"]["backend"] == {"env": "ODAVL_CELERY_BACKEND_URL"}
     assert "env: ODAVL_CELERY_BACKEND_URL" in CELERY_YAML.read_text()
 
 
 def test_the_marts_step_has_a_queue_of_its_own_and_the_ingest_steps_the_default_one():
-    job = defs.resolve_job_def("pipeline")
+    job = defs().resolve_job_def("pipeline")
     queues = {
         node.name: node.definition.tags.get(CELERY_QUEUE_TAG, DEFAULT_QUEUE)
         for node in job.graph.node_dict.values()

@@ -1,7 +1,7 @@
 """`odavl-pipeline doctor` on a healthy setup, and on each problem it claims to detect."""
 
-import json
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -14,8 +14,7 @@ import duckdb
 import pytest
 from psycopg import sql
 
-from odavl_pipeline import clock
-from odavl_pipeline import doctor
+from odavl_pipeline import clock, doctor
 from odavl_pipeline.db import migrate
 from odavl_pipeline.marts.build import refresh_marts
 
@@ -103,7 +102,10 @@ def test_a_healthy_setup_with_stripe_passes_every_check(healthy, stripe_settings
     )
     text = doctor_cli().stdout
     assert "PROBLEM" not in text and "-> start `odavl-pipeline ui`" in text
-    secrets = (stripe_settings.stripe_api_key, stripe_settings.stripe_webhook_secret)
+    secrets = (
+        stripe_settings.stripe_api_key.get_secret_value(),
+        stripe_settings.stripe_webhook_secret.get_secret_value(),
+    )
     assert not any(secret in result.stdout + text for secret in secrets)
 
 
@@ -124,7 +126,7 @@ def test_an_unreachable_database_is_a_problem_and_skips_what_needs_it(healthy):
 
 
 def test_a_database_not_migrated_or_behind(healthy):
-    url = healthy.database_url
+    url = healthy.database_url.get_secret_value()
     migrate.downgrade(url, "base")
     found = findings()["migrations"]
     assert (found.status, found.summary, found.fix) == (
@@ -233,8 +235,8 @@ def test_the_staleness_rule_is_the_freshness_policy():
 @pytest.mark.stripe
 def test_stripe_half_configured_or_unreachable(healthy, stripe_settings):
     key, secret, base = (
-        stripe_settings.stripe_api_key,
-        stripe_settings.stripe_webhook_secret,
+        stripe_settings.stripe_api_key.get_secret_value(),
+        stripe_settings.stripe_webhook_secret.get_secret_value(),
         stripe_settings.stripe_api_base,
     )
     cases = {
@@ -298,8 +300,8 @@ def test_a_run_whose_process_is_gone_is_stuck_until_run_monitoring_fails_it(heal
     from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
     from odavl_pipeline import orchestration
+    from odavl_pipeline.db.locks import source_lock
     from odavl_pipeline.db.server import connect
-    from odavl_pipeline.ingest.writer import source_lock
 
     instance = orchestration.instance(healthy)
     since = datetime.now(UTC)

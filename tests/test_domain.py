@@ -3,14 +3,15 @@
 import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odavl_pipeline.domain.attestations import attestation_hash
 from odavl_pipeline.billing.plans import add_months, period_containing, periods_covering, quotas
 from odavl_pipeline.billing.quota import forecast, quota_status
+from odavl_pipeline.domain.attestations import attestation_hash
 from odavl_pipeline.domain.records import (
     RULES,
     Reason,
@@ -212,7 +213,7 @@ def test_periods_covering_run_from_first_to_last_without_gaps():
         "2026-01-31",
         "2026-02-28",
     ]
-    assert all(end == following for (_, end), (following, _) in zip(periods, periods[1:]))
+    assert all(end == following for (_, end), (following, _) in pairwise(periods))
 
 
 def test_quotas_take_the_override_else_the_tier_limit():

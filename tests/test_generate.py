@@ -45,8 +45,8 @@ OPTIONS = GenerateOptions(
     gzip_share=0.4,
     files_per_day=3,
 )
-END_INSTANT = dt.datetime.combine(END_DAY + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
-FIRST_INSTANT = dt.datetime.combine(OPTIONS.first_day, dt.time(), dt.timezone.utc)
+END_INSTANT = dt.datetime.combine(END_DAY + dt.timedelta(days=1), dt.time(), dt.UTC)
+FIRST_INSTANT = dt.datetime.combine(OPTIONS.first_day, dt.time(), dt.UTC)
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +298,7 @@ def analyse(root: Path, source: str) -> dict[str, Any]:
                     result["conflicts"] += 1
                 continue
             seen[key] = rec
-            utc_day = instant.astimezone(dt.timezone.utc).date()
+            utc_day = instant.astimezone(dt.UTC).date()
             assert FIRST_INSTANT <= instant < END_INSTANT, (path, rec)
             assert folder_day >= utc_day, (path, rec)  # never lands before it happened
             result["late"] += folder_day > utc_day
@@ -487,9 +487,7 @@ def test_usage_looks_like_real_traffic(analysed):
     assert sum("user" in r for r in records) / len(records) > 0.8
     assert all("@" in r["user"] for r in records if "user" in r)
     assert 0.2 < sum("project" in r for r in records) / len(records) < 0.9
-    instants = [
-        dt.datetime.fromisoformat(r["occurred_at"]).astimezone(dt.timezone.utc) for r in records
-    ]
+    instants = [dt.datetime.fromisoformat(r["occurred_at"]).astimezone(dt.UTC) for r in records]
     working = sum(9 <= t.hour < 17 for t in instants)
     night = sum(t.hour < 6 for t in instants)
     assert working > 3 * night
@@ -528,7 +526,7 @@ def test_audits_are_plausible(analysed):
 
 
 def test_not_after_caps_every_timestamp(tmp_path):
-    cap = dt.datetime(2026, 11, 3, 10, 30, tzinfo=dt.timezone.utc)
+    cap = dt.datetime(2026, 11, 3, 10, 30, tzinfo=dt.UTC)
     options = replace(OPTIONS, days=2, malformed_share=0.0, not_after=cap)
     summary = generate_landing(tmp_path, options)
     latest = None

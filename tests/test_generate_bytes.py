@@ -34,7 +34,7 @@ CASES = {
         late_share=0.1,
         gzip_share=0.5,
         files_per_day=3,
-        not_after=dt.datetime(2026, 11, 3, 15, 30, tzinfo=dt.timezone.utc),
+        not_after=dt.datetime(2026, 11, 3, 15, 30, tzinfo=dt.UTC),
         chain_heads=(("odavl-test-org", "web-app", "ab" * 32),),
     ),
     # Nine days over a leap day, every file gzipped, late records up to a week later.

@@ -14,7 +14,7 @@ from odavl_pipeline.defs.ingest.partitions import landed_days
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
 from odavl_pipeline.defs.marts.assets import marts
 from odavl_pipeline.defs.marts.schedules import daily_billing
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import pipeline_resources
 
 from .commands import cli
 from .marts_helpers import rows
@@ -26,8 +26,9 @@ RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_ra
 
 
 def test_the_partitions_are_the_landed_days_and_the_marts_have_none():
-    dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_job_def("pipeline").partitions_def == landed_days
+    definitions = defs()
+    dg.Definitions.validate_loadable(definitions)
+    assert definitions.resolve_job_def("pipeline").partitions_def == landed_days
     assert all(asset.partitions_def == landed_days for asset in ingest_assets)
     assert all(spec.partitions_def == landed_days for spec in landing_specs)
     assert marts.partitions_def is None  # its change marks say what to rebuild
@@ -42,7 +43,7 @@ def test_the_sensor_and_the_schedule_register_1970_and_tomorrow(
     )
     landing.write("usage_events", tomorrow, "a.ndjson", [usage("u2")])
     with dg.build_sensor_context(
-        resources={"odavl": OdavlResource()}, instance=dagster_instance
+        resources=pipeline_resources(), instance=dagster_instance
     ) as context:
         evaluation = landing_zone_sensor(context)
     [added] = evaluation.dynamic_partitions_requests
@@ -53,7 +54,7 @@ def test_the_sensor_and_the_schedule_register_1970_and_tomorrow(
 
     with dg.build_schedule_context(
         instance=dagster_instance,
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
         scheduled_execution_time=datetime(2026, 11, 4, 0, 15, tzinfo=UTC),
     ) as context:
         [request] = daily_billing(context)  # both days are new to the ledger

@@ -2,29 +2,40 @@
 
 import gzip
 import io
+from datetime import date
 
 import pytest
 
 from odavl_pipeline.ingest.landing import (
     MAX_LINE_BYTES,
     UnreadableFile,
-    is_landing_file,
     read_lines,
+    scan_landing,
 )
 
 
 @pytest.mark.parametrize(
-    "name, lands",
+    "name, found",
     [
-        ("a.ndjson", True),
-        ("a.ndjson.gz", True),
-        (".a.ndjson", False),
-        ("a.ndjson.tmp", False),
-        ("notes.txt", False),
+        ("a.ndjson", "landed"),
+        ("a.ndjson.gz", "landed"),
+        (".a.ndjson", "waits"),
+        ("a.ndjson.tmp", "waits"),
+        ("notes.txt", "misplaced"),
     ],
 )
-def test_which_names_are_landing_files(name, lands):
-    assert is_landing_file(name) is lands
+def test_which_names_are_landing_files(tmp_path, name, found):
+    path = f"usage_events/2026-01-30/{name}"
+    (tmp_path / path).parent.mkdir(parents=True)
+    (tmp_path / path).write_bytes(b"")
+    scan = scan_landing(tmp_path, today=date(2026, 1, 31))
+    landed = [file.relative_path for file in scan.files]
+    misplaced = [file.relative_path for file in scan.misplaced]
+    assert (landed, misplaced) == {
+        "landed": ([path], []),
+        "waits": ([], []),  # a producer is still writing it
+        "misplaced": ([], [path]),
+    }[found]
 
 
 def test_lines_are_numbered_as_an_editor_shows_them():

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 from odavl_pipeline.cli import main
+from odavl_pipeline.db.server import libpq_url
 from odavl_pipeline.defs.ingest.assets import ingest_assets
 from odavl_pipeline.defs.ingest.partitions import landed_days
-from odavl_pipeline.defs.resources import OdavlResource
-from odavl_pipeline.db.server import libpq_url
+from odavl_pipeline.defs.resources import pipeline_resources
 from odavl_pipeline.ingest.file_rejects import is_infrastructure_failure
 from odavl_pipeline.ingest.landing import parse_day, scan_landing
 from odavl_pipeline.ingest.run import ingest_days
@@ -115,7 +115,7 @@ def test_the_run_succeeds_shows_the_failed_file_and_its_check_is_red(
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(landed_days.name, [DAY])
     result = dg.materialize(
-        usage_asset, partition_key=DAY, instance=instance, resources={"odavl": OdavlResource()}
+        usage_asset, partition_key=DAY, instance=instance, resources=pipeline_resources()
     )
     assert result.success  # the run goes on; the check says what is wrong
     [evaluation] = [

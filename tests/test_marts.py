@@ -387,7 +387,7 @@ def test_every_mart_built_day_by_day_equals_a_rebuild_from_scratch(settings, con
         chain_heads=seed.seed_chain_heads(),
     )
     generate_landing(settings.landing_dir, options)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url.get_secret_value())
     with engine.begin() as connection:
         seed.load_reference(
             connection, seed.read_reference(settings.landing_dir / "reference.json")

@@ -6,11 +6,11 @@ import pytest
 
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.assets import ingest_assets
-from odavl_pipeline.defs.marts.assets import MARTS, marts
 from odavl_pipeline.defs.ingest.partitions import landed_days
+from odavl_pipeline.defs.marts.assets import MART_ASSETS, marts
 from odavl_pipeline.defs.marts.checks import mart_check_specs
 from odavl_pipeline.defs.marts.schedules import CHECK_EVERYTHING, daily_billing
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import pipeline_resources
 
 from .clocks import instant
 from .marts_helpers import rows
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.clock(TICK)
 
 
 def test_lineage_runs_from_the_landing_sources_through_postgres_to_every_mart():
-    graph = defs.resolve_asset_graph()
-    for name in MARTS:
+    graph = defs().resolve_asset_graph()
+    for name in MART_ASSETS:
         node = graph.get(dg.AssetKey(name))
         assert node.group_name == "marts" and node.description
         assert node.partitions_def is None  # the change marks in Postgres say what to rebuild
@@ -34,8 +34,8 @@ def test_lineage_runs_from_the_landing_sources_through_postgres_to_every_mart():
         dg.AssetKey(["landing", "usage_events"])
         in graph.get(dg.AssetKey("usage_events")).parent_keys
     )
-    job = defs.resolve_job_def("pipeline")
-    assert {key.path[-1] for key in job.asset_layer.executable_asset_keys} >= set(MARTS) | {
+    job = defs().resolve_job_def("pipeline")
+    assert {key.path[-1] for key in job.asset_layer.executable_asset_keys} >= set(MART_ASSETS) | {
         "usage_events",
         "error_events",
         "fix_attestations",
@@ -46,7 +46,7 @@ def test_lineage_runs_from_the_landing_sources_through_postgres_to_every_mart():
 def _schedule_tick(instance):
     with dg.build_schedule_context(
         instance=instance,
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
         scheduled_execution_time=TICK,
     ) as context:
         return daily_billing(context)
@@ -64,8 +64,9 @@ def test_the_daily_schedule_asks_for_the_days_with_new_files(settings, landing, 
     ) == ("2026-11-02", DAY)
     assert request.run_config == CHECK_EVERYTHING  # the daily run compares every mart row
     assert dagster_instance.get_dynamic_partitions(landed_days.name) == ["2026-11-02", DAY]
-    assert defs.resolve_schedule_def("daily_billing").job_name == "pipeline"
-    assert defs.resolve_schedule_def("hourly_stripe").job_name == "stripe"
+    definitions = defs()
+    assert definitions.resolve_schedule_def("daily_billing").job_name == "pipeline"
+    assert definitions.resolve_schedule_def("hourly_stripe").job_name == "stripe"
 
 
 def _instance() -> dg.DagsterInstance:
@@ -79,7 +80,7 @@ def _materialize(instance, partition_key=DAY, **kwargs):
         [*ingest_assets, marts],
         partition_key=partition_key,
         instance=instance,
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
         **kwargs,
     )
 
@@ -90,8 +91,10 @@ def test_a_partition_materializes_the_marts_and_the_reconciliation_passes(settin
     result = _materialize(_instance())
     assert result.success
     usage_daily = result.asset_materializations_for_node("marts")
-    assert len(usage_daily) == len(MARTS)
-    evaluations = [e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] in MARTS]
+    assert len(usage_daily) == len(MART_ASSETS)
+    evaluations = [
+        e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] in MART_ASSETS
+    ]
     assert len(evaluations) == len(mart_check_specs) and all(e.passed for e in evaluations)
     assert rows(
         settings, "SELECT org, day::VARCHAR, metric, quantity, events FROM usage_daily"
@@ -130,7 +133,7 @@ def test_the_check_fails_when_a_write_escaped_the_marts(settings, landing, conn)
     failed = {
         e.asset_key.path[-1]
         for e in result.get_asset_check_evaluations()
-        if not e.passed and e.asset_key.path[-1] in MARTS
+        if not e.passed and e.asset_key.path[-1] in MART_ASSETS
     }
     # quota_status still agrees with its billing_periods row (one number), which the
     # billing_periods check finds different from Postgres

@@ -9,10 +9,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from odavl_pipeline.defs.ingest.assets import ingest_assets
-from odavl_pipeline.defs.marts.assets import marts
 from odavl_pipeline.defs.ingest.partitions import landed_days
+from odavl_pipeline.defs.marts.assets import marts
 from odavl_pipeline.defs.marts.checks import LEFT_OUT_REPORTED_ON
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import pipeline_resources
 from odavl_pipeline.marts import reconcile
 from odavl_pipeline.marts.bounds import BOUNDED_COLUMNS, EARLIEST, LATEST
 from odavl_pipeline.marts.build import refresh_marts
@@ -127,7 +127,7 @@ def _materialize(instance, full_rebuild: bool = False):
         [*ingest_assets, marts],
         partition_key=DAY,
         instance=instance,
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
         run_config={"ops": {"marts": {"config": {"full_rebuild": full_rebuild}}}},
     )
 

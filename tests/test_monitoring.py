@@ -18,11 +18,11 @@ from odavl_pipeline.alerts.http import TIMEOUT_SECONDS
 from odavl_pipeline.definitions import defs
 from odavl_pipeline.defs.ingest.partitions import landed_days
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
-from odavl_pipeline.defs.marts.assets import MARTS, marts
+from odavl_pipeline.defs.marts.assets import MART_ASSETS, marts
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
 from odavl_pipeline.defs.monitoring.quota_alerts import TICK_SECONDS, quota_alert_delivery
 from odavl_pipeline.defs.monitoring.sensors import AlertNotDelivered, run_failure_alert
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import pipeline_resources
 from odavl_pipeline.defs.stripe.schedules import hourly_stripe
 
 from .records import ORG, OTHER_ORG, usage
@@ -67,17 +67,20 @@ def webhook():
 
 
 def test_the_schedules_and_sensors_load_and_evaluate(settings, landing, dagster_instance):
-    assert {s.name for s in defs.schedules} == {"daily_billing", "hourly_stripe"}
-    assert {s.name for s in defs.sensors} == {
+    definitions = defs()
+    assert {s.name for s in definitions.schedules} == {"daily_billing", "hourly_stripe"}
+    assert {s.name for s in definitions.sensors} == {
         "landing_zone_sensor",
         "api_records_to_marts",
         "run_failure_alert",
         "quota_alert_delivery",
     }
     for running in ("run_failure_alert", "api_records_to_marts", "quota_alert_delivery"):
-        assert defs.resolve_sensor_def(running).default_status == dg.DefaultSensorStatus.RUNNING
+        assert (
+            definitions.resolve_sensor_def(running).default_status == dg.DefaultSensorStatus.RUNNING
+        )
     assert (
-        defs.resolve_schedule_def("daily_billing").default_status
+        definitions.resolve_schedule_def("daily_billing").default_status
         == dg.DefaultScheduleStatus.RUNNING
     )
 
@@ -86,22 +89,22 @@ def test_the_schedules_and_sensors_load_and_evaluate(settings, landing, dagster_
     with dg.build_schedule_context(
         scheduled_execution_time=tick,
         instance=dagster_instance,
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
     ) as context:
-        daily = defs.resolve_schedule_def("daily_billing").evaluate_tick(context)
+        daily = definitions.resolve_schedule_def("daily_billing").evaluate_tick(context)
     assert [r.tags[RANGE_START] for r in daily.run_requests] == [DAY]
     with dg.build_schedule_context(scheduled_execution_time=tick.replace(minute=20)) as context:
         assert hourly_stripe(context).run_key == "2026-11-04T00:20:00+00:00"
 
     with dg.build_sensor_context(
-        resources={"odavl": OdavlResource()}, instance=dagster_instance
+        resources=pipeline_resources(), instance=dagster_instance
     ) as context:
         evaluation = landing_zone_sensor(context)
     assert [r.tags[RANGE_START] for r in evaluation.run_requests] == [DAY]
 
     # their runs carry the jobs' tag, which the run queue limits (dagster.yaml)
     for job in ("pipeline", "ingest"):
-        assert defs.resolve_job_def(job).tags["odavl/ingest"] == "true"
+        assert definitions.resolve_job_def(job).tags["odavl/ingest"] == "true"
 
 
 def _failed_run(settings, landing, monkeypatch):
@@ -110,9 +113,8 @@ def _failed_run(settings, landing, monkeypatch):
     monkeypatch.setenv("ODAVL_DATABASE_URL", "postgresql+psycopg://odavl@127.0.0.1:1/odavl")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(landed_days.name, [DAY])
-    result = defs.resolve_job_def("pipeline").execute_in_process(
-        partition_key=DAY, instance=instance, raise_on_error=False
-    )
+    job = defs().resolve_job_def("pipeline")  # its resources from the environment set above
+    result = job.execute_in_process(partition_key=DAY, instance=instance, raise_on_error=False)
     assert not result.success
     return instance, result
 
@@ -123,6 +125,7 @@ def _evaluate(instance, result):
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         dagster_event=result.get_run_failure_event(),
+        resources=pipeline_resources(),
     ).for_run_failure()
     return run_failure_alert(context)
 
@@ -186,8 +189,8 @@ def test_the_billing_marts_turn_stale_when_the_daily_build_is_missed(settings):
     from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
     from dagster._daemon.freshness import FreshnessDaemon
 
-    graph = defs.resolve_asset_graph()
-    with_policy = {name for name in MARTS if graph.get(dg.AssetKey(name)).freshness_policy}
+    graph = defs().resolve_asset_graph()
+    with_policy = {name for name in MART_ASSETS if graph.get(dg.AssetKey(name)).freshness_policy}
     assert with_policy == set(BILLING_MARTS)
 
     keys = [dg.AssetKey(name) for name in (*BILLING_MARTS, "error_trends")]
@@ -197,9 +200,7 @@ def test_the_billing_marts_turn_stale_when_the_daily_build_is_missed(settings):
         )
     )
     with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            [marts], instance=instance, resources={"odavl": OdavlResource()}
-        ).success
+        assert dg.materialize([marts], instance=instance, resources=pipeline_resources()).success
         built = datetime.now(UTC)  # Dagster's time: it stamps runs with the system clock
 
         def states_at(moment: datetime) -> dict[str, str]:
@@ -242,7 +243,7 @@ def test_the_quota_alert_sensor_ends_within_its_tick_whatever_the_webhook(
     ]
     assert len(record_alerts(conn, rows)) == 12  # 80 % and 100 % each: 108 s of POSTs
     try:
-        with dg.build_sensor_context(resources={"odavl": OdavlResource()}) as context:
+        with dg.build_sensor_context(resources=pipeline_resources()) as context:
             skipped = quota_alert_delivery(context)
     finally:
         slow.close()

@@ -5,13 +5,14 @@ Against moto's S3 server on loopback, through s3fs: the scan, the ledger's ident
 sensor's changes, `doctor`, `rejects` and a whole run through Dagster.
 """
 
-import dataclasses
 import json
 import os
 from datetime import date
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.generate import GenerateOptions, generate_landing
@@ -163,7 +164,7 @@ def test_a_run_from_a_bucket_ends_as_a_run_from_a_folder(
         bucket_state = fingerprint(conn)
     with sibling_database(settings, database_url, server_url, "folder") as other:
         env = {
-            "ODAVL_DATABASE_URL": other.database_url,
+            "ODAVL_DATABASE_URL": other.database_url.get_secret_value(),
             "ODAVL_LANDING_DIR": str(folder),
             "ODAVL_LANDING_URL": None,
         }
@@ -215,12 +216,12 @@ def test_doctor_names_a_missing_bucket_and_an_empty_prefix_is_a_zone_with_nothin
 ):
     from odavl_pipeline.doctor import OK, PROBLEM, check_landing
 
-    empty = dataclasses.replace(settings, landing_url=landing_url + "-nothing-here")
+    empty = settings.replace(landing_url=landing_url + "-nothing-here")
     assert (check_landing(empty).status, check_landing(empty).summary[-22:]) == (
         OK,
         "nothing has landed yet",
     )
-    missing = dataclasses.replace(settings, landing_url="s3://odavl-no-such-bucket/landing")
+    missing = settings.replace(landing_url="s3://odavl-no-such-bucket/landing")
     finding = check_landing(missing)
     assert finding.status == PROBLEM and "bucket that does not exist" in finding.summary
     assert "ODAVL_LANDING_URL" in finding.fix

@@ -1,13 +1,12 @@
 """Runs through the instance from Python: the step processes see the environment of their run."""
 
-import dataclasses
 from datetime import date
 
 import pytest
 
 from odavl_pipeline import orchestration
 from odavl_pipeline.db.server import connect
-from odavl_pipeline.defs.marts.assets import MARTS
+from odavl_pipeline.defs.marts.assets import MART_ASSETS
 from odavl_pipeline.ingest.landing import SOURCES
 
 from .conftest import TEMPLATE_DB, _admin
@@ -30,7 +29,7 @@ def test_two_runs_in_one_process_each_write_where_their_environment_says(
         admin.execute(f'CREATE DATABASE "{other_name}" TEMPLATE "{TEMPLATE_DB}"')
     try:
         other_url = database_url.set(database=other_name).render_as_string(hide_password=False)
-        other = dataclasses.replace(settings, database_url=other_url)
+        other = settings.replace(database_url=other_url)
         monkeypatch.setenv("ODAVL_DATABASE_URL", other_url)
         landing.write("usage_events", DAY, "b.ndjson", [usage("u2"), usage("u3")])
         # the step processes cannot fork from the server the first run started: it has the
@@ -73,7 +72,7 @@ def test_the_listener_hears_each_step_end_with_what_it_materialized(
     for step in heard.steps:
         assert (step.run_id, step.succeeded, step.failed_checks) == (result.run_id, True, [])
         assert 0 < step.seconds < 120
-    assert heard.steps[-1].assets == set(MARTS)
+    assert heard.steps[-1].assets == set(MART_ASSETS)
     assert heard.steps[0].assets == {heard.steps[0].step}
     assert heard.statuses and heard.statuses[-1].seconds > heard.statuses[0].seconds
 

@@ -82,7 +82,12 @@ def _one_run(settings, database_url, server_url, days) -> dict:
     """The fingerprint of one run of every source over `days`, in a sibling database."""
     with sibling_database(settings, database_url, server_url, "one_run") as one:
         reference = str(settings.home / "reference.json")
-        cli("seed", "--reference", reference, env={"ODAVL_DATABASE_URL": one.database_url})
+        cli(
+            "seed",
+            "--reference",
+            reference,
+            env={"ODAVL_DATABASE_URL": one.database_url.get_secret_value()},
+        )
         with connect(one) as conn:
             for source in SOURCES:
                 ingest_days(conn, one.landing_dir, source, days)
@@ -107,7 +112,7 @@ def test_two_runs_over_the_same_days_end_as_one_run(settings, generated, databas
             sorted(set(one[name]) - set(both[name]))[:3],
         )
     assert both == one
-    for mine, theirs in zip(first, second):  # each file was ingested by one of the two
+    for mine, theirs in zip(first, second, strict=True):  # each file was ingested by one of the two
         files = len(scan_landing(settings.landing_dir, (mine.source,)).files)
         assert mine.counts.files + theirs.counts.files == files
         assert mine.skipped_files + theirs.skipped_files == files

@@ -2,6 +2,7 @@
 
 import os
 from datetime import date, timedelta
+from itertools import pairwise
 
 import dagster as dg
 import pytest
@@ -16,7 +17,7 @@ from odavl_pipeline.defs.ingest.partitions import (
     registration,
 )
 from odavl_pipeline.defs.ingest.sensors import landing_zone_sensor
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import pipeline_resources
 from odavl_pipeline.ingest.file_rejects import UNKNOWN_SHA256, record_failed_file
 from odavl_pipeline.ingest.landing import scan_landing
 from odavl_pipeline.ingest.pending import days_to_run, pending_days
@@ -40,7 +41,7 @@ def test_the_ranges_cover_exactly_the_wanted_keys_with_as_few_runs_as_possible(k
     position = {key: index for index, key in enumerate(keys)}
     covered = [keys[i] for r in ranges for i in range(position[r.start], position[r.end] + 1)]
     assert sorted(covered) == sorted(wanted & set(keys))  # each once, nothing else
-    assert all(position[a.end] + 1 < position[b.start] for a, b in zip(ranges, ranges[1:]))
+    assert all(position[a.end] + 1 < position[b.start] for a, b in pairwise(ranges))
     runs = sum(
         1 for i, key in enumerate(keys) if key in wanted and (i == 0 or keys[i - 1] not in wanted)
     )
@@ -108,9 +109,7 @@ def test_the_sensor_asks_the_daemon_to_put_an_older_day_before_the_newer_ones(se
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(landed_days.name, ["2026-11-06", "2026-11-07"])
     landing.write("usage_events", "2026-10-31", "a.ndjson", [usage("u1")])
-    with dg.build_sensor_context(
-        resources={"odavl": OdavlResource()}, instance=instance
-    ) as context:
+    with dg.build_sensor_context(resources=pipeline_resources(), instance=instance) as context:
         evaluation = landing_zone_sensor(context)
     removed, added = evaluation.dynamic_partitions_requests
     assert isinstance(removed, dg.DeleteDynamicPartitionsRequest)

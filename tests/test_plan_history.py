@@ -4,8 +4,11 @@ cancellation to FREE's calendar months), organizations without a subscription ar
 a closed period is what it closed with, whatever is rebuilt."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from odavl_pipeline.billing.catalogue import PLAN_LIMITS, QUOTA_METRICS
 from odavl_pipeline.billing.plans import (
@@ -111,14 +114,16 @@ def test_periods_tile_the_range_and_each_is_rated_by_a_plan_in_force(
     periods = rated_periods(history, first, last)
     assert periods[0].start <= first < periods[0].end
     assert periods[-1].start <= last < periods[-1].end
-    for before, after in zip(periods, periods[1:]):
+    for before, after in pairwise(periods):
         assert before.end == after.start
     for period in periods:
         assert period.start < period.end <= period.start + timedelta(days=31)
         in_force = [
             v
             for v, until in zip(
-                history, [*(h.effective_at for h in history[1:]), datetime.max.replace(tzinfo=UTC)]
+                history,
+                [*(h.effective_at for h in history[1:]), datetime.max.replace(tzinfo=UTC)],
+                strict=True,
             )
             if v.effective_at < period.end and until > period.start and until > v.effective_at
         ]

@@ -4,7 +4,8 @@ move to the next period from a re-anchoring). They must agree on every pair of i
 
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from odavl_pipeline.billing.plans import add_months, on_series
 

@@ -2,7 +2,6 @@
 of the deliveries: subscriptions changed at localstripe, their events delivered to the webhook
 endpoint and processed from its inbox (issue 21, case 4)."""
 
-import dataclasses
 import random
 import socket
 import uuid
@@ -11,7 +10,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from odavl_pipeline import clock
 from odavl_pipeline.db.server import connect
@@ -41,7 +42,7 @@ def endpoint_without_database(app_settings) -> Iterator[WebhookServer]:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{unused.getsockname()[1]}/odavl"
-    with endpoint(dataclasses.replace(app_settings, database_url=nowhere), workers=0) as server:
+    with endpoint(app_settings.replace(database_url=nowhere), workers=0) as server:
         yield server
 
 

@@ -14,13 +14,14 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from odavl_pipeline.billing.catalogue import ALERT_THRESHOLDS
+from dashlib import ui
 from odavl_pipeline.alerts import (
     DEFAULT_THRESHOLDS,
     AlertThresholds,
     RetryPolicy,
     alert_uid,
     deliver_due,
+    endpoints,
     enqueue,
     organization_secret,
     record_alerts,
@@ -29,18 +30,15 @@ from odavl_pipeline.alerts import (
     thresholds_crossed,
     verify,
 )
-from odavl_pipeline.alerts import endpoints
 from odavl_pipeline.alerts.http import post
-from odavl_pipeline.db.server import connect
+from odavl_pipeline.billing.catalogue import ALERT_THRESHOLDS
 from odavl_pipeline.billing.quota import quota_status
-from odavl_pipeline.marts.schema import MARTS
+from odavl_pipeline.db.server import connect
+from odavl_pipeline.marts.schema import MART_TABLES
 
 from .alert_receiver import AlertReceiver
 from .clocks import instant
-from . import dashboards_fixtures  # noqa: F401  (puts dashboards/ on sys.path, for dashlib)
 from .records import ORG, OTHER_ORG
-
-from dashlib import ui  # noqa: E402
 
 SECRET = "whsec_test_quota_alerts"
 # the alerts' periods are around NOW, and the clock (delivery's, the signatures') runs from it
@@ -367,7 +365,7 @@ def test_alerts_of_a_period_already_over_are_not_sent_to_a_destination_added_lat
 
 def _publish_quota_status(path: Path, rows: list[dict]) -> None:
     with duckdb.connect(str(path)) as marts:
-        marts.execute(f"CREATE TABLE quota_status {MARTS['quota_status']}")
+        marts.execute(f"CREATE TABLE quota_status {MART_TABLES['quota_status']}")
         for row in rows:
             marts.execute(
                 "INSERT INTO quota_status VALUES (?, 'PRO', ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
@@ -409,24 +407,23 @@ def test_alerts_are_detected_from_the_published_quota_status(settings, conn):
 def test_the_sensor_sends_when_configured_and_says_why_not_otherwise(settings, conn, monkeypatch):
     from odavl_pipeline.definitions import defs
     from odavl_pipeline.defs.monitoring.quota_alerts import quota_alert_delivery
-    from odavl_pipeline.defs.resources import OdavlResource
+    from odavl_pipeline.defs.resources import pipeline_resources
 
-    assert defs.resolve_sensor_def("quota_alert_delivery")
+    assert defs().resolve_sensor_def("quota_alert_delivery")
     record_alerts(conn, [quota_row(used=480)])
-    resources = {"odavl": OdavlResource()}
     monkeypatch.delenv("ODAVL_ALERT_WEBHOOK_SECRET", raising=False)
     monkeypatch.delenv("ODAVL_ALERT_WEBHOOK_URL", raising=False)
-    with dg.build_sensor_context(resources=resources) as context:
+    with dg.build_sensor_context(resources=pipeline_resources()) as context:
         result = quota_alert_delivery(context)
     assert "ODAVL_ALERT_WEBHOOK_SECRET is not set" in result.skip_message
     assert "recorded" in result.skip_message
     monkeypatch.setenv("ODAVL_ALERT_WEBHOOK_SECRET", SECRET)
-    with dg.build_sensor_context(resources=resources) as context:
+    with dg.build_sensor_context(resources=pipeline_resources()) as context:
         result = quota_alert_delivery(context)
     assert "ODAVL_ALERT_WEBHOOK_URL is not set" in result.skip_message
     with AlertReceiver(SECRET) as receiver:
         monkeypatch.setenv("ODAVL_ALERT_WEBHOOK_URL", receiver.url)
-        with dg.build_sensor_context(resources=resources) as context:
+        with dg.build_sensor_context(resources=pipeline_resources()) as context:
             result = quota_alert_delivery(context)
         assert result.skip_message.startswith("quota alerts: 1 delivered")
         assert receiver.url not in result.skip_message and SECRET not in result.skip_message
@@ -442,7 +439,7 @@ def test_the_overview_lists_the_organizations_alerts_to_its_members_only(setting
     record_alerts(conn, [quota_row(used=500), quota_row(org=OTHER_ORG, used=450)])
     data._quota_alerts.clear()
     alice = data.quota_alerts(data.Viewer("alice@odavl.com"), ORG)
-    assert sorted(zip(alice["threshold"], alice["state"], alice["delivery"])) == [
+    assert sorted(zip(alice["threshold"], alice["state"], alice["delivery"], strict=True)) == [
         ("100", "exceeded", "not sent (no webhook)"),
         ("80", "warning", "not sent (no webhook)"),
     ]

@@ -151,8 +151,8 @@ def test_run_monitoring_fails_killed_runs_frees_their_places_and_alerts(
 ):
     import dagster as dg
 
+    from odavl_pipeline.db.locks import source_lock
     from odavl_pipeline.db.server import connect
-    from odavl_pipeline.ingest.writer import source_lock
 
     from .test_monitoring import Webhook
 

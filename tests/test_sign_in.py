@@ -6,7 +6,9 @@ import re
 import threading
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db.server import connect

@@ -7,7 +7,9 @@ import json
 import pytest
 import stripe
 
+from dashlib import data
 from odavl_pipeline import clock
+from odavl_pipeline.billing.catalogue import QUOTA_METRICS
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.settings import Settings
 from odavl_pipeline.stripe_billing import inbox
@@ -24,8 +26,6 @@ from .dashboards_fixtures import (
     signed_in_app,
     texts,
 )
-
-from dashlib import data  # noqa: E402  (made importable by dashboards_fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_the_staff_page_names_the_periods_waiting_to_close_and_the_files_holding
         data._held_files.clear()
         at = staff_page()
         waiting = next(f.value for f in at.dataframe if "period_start" in f.value)
-        assert len(waiting) > 0 and set(waiting["metric"]) <= set(data.QUOTA_METRICS)
+        assert len(waiting) > 0 and set(waiting["metric"]) <= set(QUOTA_METRICS)
         assert all(end <= clock.now() - marts.billing_grace for end in waiting["period_end"])
         held = next(f.value for f in at.dataframe if "why" in f.value)
         assert list(held["path"]) == ["usage_events/2026-11-05/late.ndjson"]

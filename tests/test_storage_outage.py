@@ -106,7 +106,10 @@ def test_a_bucket_that_stops_answering_fails_the_run_and_no_file(
     billing = every_mart(settings.marts_path)["billing_periods"]
     assert any(row[-1] for row in billing)  # November closed, by the clock
     with sibling_database(settings, database_url, server_url, "clean") as clean:
-        env = {"ODAVL_DATABASE_URL": clean.database_url, "ODAVL_HOME": str(tmp_path / "clean")}
+        env = {
+            "ODAVL_DATABASE_URL": clean.database_url.get_secret_value(),
+            "ODAVL_HOME": str(tmp_path / "clean"),
+        }
         cli("seed", "--reference", str(reference), env=env)
         cli("run", "--json", env=env)
         with connect(clean) as conn:

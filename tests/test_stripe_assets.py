@@ -5,8 +5,9 @@ import pytest
 
 from odavl_pipeline import clock
 from odavl_pipeline.cli import main
-from odavl_pipeline.defs.resources import OdavlResource
-from odavl_pipeline.defs.stripe.assets import stripe_assets, stripe_job
+from odavl_pipeline.defs.jobs import stripe_job
+from odavl_pipeline.defs.resources import pipeline_resources
+from odavl_pipeline.defs.stripe.assets import stripe_assets
 from odavl_pipeline.defs.stripe.checks import stripe_checks
 from odavl_pipeline.stripe_billing.client import stripe_client
 
@@ -23,7 +24,7 @@ def materialize(instance: dg.DagsterInstance, selection=None) -> dg.ExecuteInPro
         [*stripe_assets, *stripe_checks],
         instance=instance,
         selection=selection,
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
     )
 
 
@@ -40,7 +41,7 @@ def test_the_job_orders_sync_before_reports_after_the_billing_periods():
         assets=stripe_assets,
         asset_checks=stripe_checks,
         jobs=[stripe_job],
-        resources={"odavl": OdavlResource()},
+        resources=pipeline_resources(),
     )
     graph = defs.resolve_asset_graph()
     assert graph.get(USAGE_REPORTS).parent_keys == {

@@ -1,12 +1,11 @@
 """Stripe into Postgres: the initial sync against the emulator, and the subscription rules."""
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 from psycopg.rows import dict_row
-
-import json
-from concurrent.futures import ThreadPoolExecutor
 
 from odavl_pipeline import clock
 from odavl_pipeline.db.server import connect

@@ -13,15 +13,14 @@ import pytest
 from psycopg.rows import dict_row
 
 from odavl_pipeline import clock
+from odavl_pipeline.billing.plans import CALENDAR_MONTHS, add_months, period_containing
 from odavl_pipeline.db import migrate
 from odavl_pipeline.db.server import connect
-from odavl_pipeline.billing.plans import CALENDAR_MONTHS, add_months, period_containing
 from odavl_pipeline.marts.store import MartsNotBuilt
 from odavl_pipeline.stripe_billing.client import stripe_client
 from odavl_pipeline.stripe_billing.usage_reports import (
     REPORT_WINDOW,
     read_billing_periods,
-    read_closed_periods,
     reconcile,
     report_usage,
 )
@@ -458,15 +457,14 @@ def test_reconciliation_finds_unreported_periods_and_ignores_what_stripe_would_r
 
 def test_the_report_needs_the_marts(stripe_settings, tmp_path):
     with pytest.raises(MartsNotBuilt, match="run `odavl-pipeline run` first"):
-        read_closed_periods(tmp_path / "nothing.duckdb")
+        read_billing_periods(tmp_path / "nothing.duckdb")
 
 
 def test_open_and_closed_periods_are_read(stripe_settings, billing, now):
     periods = read_billing_periods(stripe_settings.marts_path)
     assert len(periods) == len(sample_billing_periods(now))
     assert [period.closed for period in periods].count(False) == 1
-    closed = read_closed_periods(stripe_settings.marts_path)
-    assert closed == [period for period in periods if period.closed]
+    closed = [period for period in periods if period.closed]
     assert all(period.period_end <= now + timedelta(seconds=1) for period in closed)
     assert all(period.period_start.utcoffset() == timedelta(0) for period in periods)
 

@@ -2,7 +2,6 @@
 deliveries and by deliveries of ours that it must refuse with a 400 and a reason; the events
 it stores are processed by its inbox workers."""
 
-import dataclasses
 import json
 import logging
 import socket
@@ -168,8 +167,8 @@ def test_an_old_timestamp_is_refused(stripe_settings):
 def test_during_a_secret_rotation_both_secrets_are_accepted_and_the_event_applied_once(
     stripe_settings, stripe_emulator
 ):
-    rotating = dataclasses.replace(
-        stripe_settings, stripe_webhook_secret=f"whsec_retiring,{TEST_WEBHOOK_SECRET}"
+    rotating = stripe_settings.replace(
+        stripe_webhook_secret=f"whsec_retiring,{TEST_WEBHOOK_SECRET}"
     )
     client = stripe_client(stripe_settings)
     with endpoint(rotating) as server:
@@ -193,7 +192,7 @@ def test_an_event_not_stored_for_the_database_is_answered_503(stripe_settings):
         unused.bind(("127.0.0.1", 0))
         nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{unused.getsockname()[1]}/odavl"
     body = json.dumps(event(id="evt_no_db")).encode()
-    with endpoint(dataclasses.replace(stripe_settings, database_url=nowhere)) as server:
+    with endpoint(stripe_settings.replace(database_url=nowhere)) as server:
         answer = post(server, body, signature_header(body, TEST_WEBHOOK_SECRET))
     assert (answer.status_code, answer.json()) == (
         503,

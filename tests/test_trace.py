@@ -121,9 +121,9 @@ def test_a_billed_number_traces_to_a_file_line_and_to_an_api_request_and_record(
 
 
 def test_a_correction_of_a_sent_record_traces_to_its_batch(settings, sent, monkeypatch):
-    from .dashboards_fixtures import ALICE, environment
+    from dashlib import data
 
-    from dashlib import data  # noqa: E402  (made importable by dashboards_fixtures)
+    from .dashboards_fixtures import ALICE, environment
 
     request_id, prefix, received_at = sent
     with connect(settings) as conn:
@@ -270,8 +270,13 @@ def test_marts_of_the_previous_schema_are_rebuilt_whole_with_the_requests(settin
 def test_the_billing_page_shows_the_api_request_where_a_landed_event_shows_its_file(
     settings, sent, monkeypatch
 ):
-    from .dashboards_fixtures import ALICE, environment, main_module_kept, no_exceptions
-    from .dashboards_fixtures import signed_in_app
+    from .dashboards_fixtures import (
+        ALICE,
+        environment,
+        main_module_kept,
+        no_exceptions,
+        signed_in_app,
+    )
 
     request_id, prefix, received_at = sent
     for key, value in environment(settings).items():

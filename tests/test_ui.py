@@ -18,7 +18,7 @@ import pytest
 
 from odavl_pipeline import clock, orchestration
 from odavl_pipeline.defs.ingest.partitions import day_ranges
-from odavl_pipeline.defs.marts.assets import MARTS
+from odavl_pipeline.defs.marts.assets import MART_ASSETS
 from odavl_pipeline.defs.monitoring.freshness import BILLING_MARTS
 from odavl_pipeline.domain.records import SOURCES
 
@@ -197,7 +197,7 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
                 "lines_balance",
                 "references_resolve",
             }
-        for mart, (upstream, _) in MARTS.items():  # Postgres table -> mart
+        for mart, (upstream, _) in MART_ASSETS.items():  # Postgres table -> mart
             assert nodes[mart]["groupName"] == "marts"
             assert deps[mart] == {key.path[-1] for key in upstream}
         for mart in BILLING_MARTS:
@@ -210,8 +210,8 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
                 "timezone": "UTC",
             }
         assert nodes["error_trends"]["internalFreshnessPolicy"] is None
-        every_mart_reached = {mart for mart in MARTS if deps[mart] & set(SOURCES)}
-        assert every_mart_reached == set(MARTS) - {"organizations", "projects", "memberships"}
+        every_mart_reached = {mart for mart in MART_ASSETS if deps[mart] & set(SOURCES)}
+        assert every_mart_reached == set(MART_ASSETS) - {"organizations", "projects", "memberships"}
 
         # the daemon of `ui` heartbeats into the same instance
         daemons = ui.poll(

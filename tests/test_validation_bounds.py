@@ -581,7 +581,7 @@ def assert_storable(record) -> None:
         elif type(value) is datetime:
             assert EARLIEST <= value <= NOW + MAX_FUTURE
     if type(record) is AuditRecord:
-        for score, name in zip(record.scores, AUDIT_SCORES):
+        for score, name in zip(record.scores, AUDIT_SCORES, strict=True):
             low, high = integer_range(m.AuditResult.__table__.c[name])
             assert score is None or (type(score) is int and low <= score <= high)
         for issue in record.issues:

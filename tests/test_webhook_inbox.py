@@ -95,7 +95,7 @@ def row(app_settings, event_id: str) -> dict:
             (event_id,),
         )
         found = cursor.fetchone()
-        return dict(zip([c.name for c in cursor.description], found)) if found else {}
+        return dict(zip([c.name for c in cursor.description], found, strict=True)) if found else {}
 
 
 def plan(app_settings, slug: str = ORG) -> tuple:

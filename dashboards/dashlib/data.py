@@ -22,7 +22,7 @@ from odavl_pipeline.billing.catalogue import QUOTA_METRICS, WARNING_PCT
 from odavl_pipeline.domain.records import AUDIT_SCORES
 from odavl_pipeline.marts import trace
 from odavl_pipeline.marts.store import MartsNotBuilt, facts_dir, open_marts
-from odavl_pipeline.settings import Settings
+from odavl_pipeline.settings import Settings, secret_value
 
 BILLING_ROLES = ("OWNER", "ADMIN")
 EVERY_ROLE = ("OWNER", "ADMIN", "DEVELOPER", "VIEWER")
@@ -90,13 +90,13 @@ def _allowed(
         return True
     if org is None:
         return False
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM memberships WHERE org = ? AND lower(email) = lower(?) "
-            "AND list_contains(?, role)",
-            [org, email, list(roles)],
-        ).fetchone()[0]
-    )
+    row = con.execute(
+        "SELECT count(*) FROM memberships WHERE org = ? AND lower(email) = lower(?) "
+        "AND list_contains(?, role)",
+        [org, email, list(roles)],
+    ).fetchone()
+    assert row is not None  # count(*) returns one row
+    return bool(row[0])
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=2_000)
@@ -328,9 +328,8 @@ def threshold_label(threshold: str) -> str:
 def quota_alerts(viewer: Viewer, org: str) -> pd.DataFrame:
     """The organization's quota alerts, newest first: what crossed which threshold, and whether
     it was delivered."""
-    return _quota_alerts(
-        viewer.email.lower(), viewer.staff, org, str(Settings.from_env().database_url)
-    )
+    database = secret_value(Settings.from_env().database_url)
+    return _quota_alerts(viewer.email.lower(), viewer.staff, org, str(database))
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=1_000)
@@ -661,12 +660,6 @@ def quarantine(viewer: Viewer) -> pd.DataFrame:
     )
 
 
-def staff_days(viewer: Viewer) -> tuple[date | None, date | None]:
-    rows = _staff_query(viewer, "SELECT min(day) AS first, max(day) AS last FROM usage_daily")
-    first, last = rows.iloc[0]["first"], rows.iloc[0]["last"]
-    return (None, None) if pd.isna(last) else (_day(first), _day(last))
-
-
 # --- usage corrections and credits due (PostgreSQL) ----------------------------------------
 
 _BATCHES = """
@@ -794,8 +787,8 @@ def files_holding_closes(viewer: Viewer) -> pd.DataFrame:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _held_files() -> pd.DataFrame:
-    from odavl_pipeline.db.server import connect
     from odavl_pipeline.billing.closing import files_holding_closes as held_files
+    from odavl_pipeline.db.server import connect
 
     settings = Settings.from_env()
     with connect(settings) as conn:

@@ -16,7 +16,6 @@ from datetime import date, timedelta
 import streamlit as st
 
 from dashlib import data
-
 from odavl_pipeline import clock
 
 DEFAULT_DAYS = 30
@@ -189,7 +188,7 @@ def _default_dates(viewer: data.Viewer, org: str | None) -> tuple[date, date]:
 def _projects(viewer: data.Viewer, org: str) -> dict[str, str]:
     """The organization's projects, slug to name, after the choice of every project."""
     rows = data.projects(viewer, org)
-    return {ALL_PROJECTS: "All projects", **dict(zip(rows["project"], rows["name"]))}
+    return {ALL_PROJECTS: "All projects", **dict(zip(rows["project"], rows["name"], strict=True))}
 
 
 def show(
@@ -198,12 +197,17 @@ def show(
     """Draw in the sidebar the filters a page applies, and only those."""
     if organization and filters.org:
         own = data.organizations_of(viewer)
-        names = {org: organization_label(name, org) for org, name in zip(own["org"], own["name"])}
-        st.sidebar.selectbox("Organization", list(names), format_func=names.get, key="filter_org")
+        names = {
+            org: organization_label(name, org)
+            for org, name in zip(own["org"], own["name"], strict=True)
+        }
+        st.sidebar.selectbox(
+            "Organization", list(names), format_func=names.__getitem__, key="filter_org"
+        )
     if project and filters.org:
         projects = _projects(viewer, filters.org)
         st.sidebar.selectbox(
-            "Project", list(projects), format_func=projects.get, key="filter_project"
+            "Project", list(projects), format_func=projects.__getitem__, key="filter_project"
         )
     if dates:
         st.sidebar.date_input("Dates (UTC)", key="filter_dates")
@@ -220,7 +224,7 @@ def _publish(filters: Filters) -> Filters:
     }
     current = st.query_params.to_dict()
     pages = {key: value for key, value in current.items() if key not in wanted}
-    wanted = {key: value for key, value in wanted.items() if value} | pages
-    if current != wanted:
-        st.query_params.from_dict(wanted)
+    shown = {key: value for key, value in wanted.items() if value} | pages
+    if current != shown:
+        st.query_params.from_dict(shown)
     return filters

@@ -196,6 +196,7 @@ def _check_and_start(request: Request, link: str, email: str, password: str) -> 
         samesite="lax",
         secure=secure,
     )
+    assert attempt.device is not None  # a successful sign-in always gets its device token
     response.set_cookie(
         DEVICE_COOKIE,
         attempt.device,

@@ -11,10 +11,12 @@ from datetime import date
 import altair as alt
 import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig  # what st.column_config makes
 
 from dashlib import auth, compare, downloads
 from dashlib.data import Viewer
-from dashlib.filters import Filters, show as show_filters
+from dashlib.filters import Filters
+from dashlib.filters import show as show_filters
 from odavl_pipeline import clock
 from odavl_pipeline.billing.quota import AT_RISK
 from odavl_pipeline.billing.quota import quota_state as domain_quota_state
@@ -160,7 +162,9 @@ def with_states(quotas: pd.DataFrame) -> pd.DataFrame:
     """`quotas` (rows of quota_status) with the `state` each one shows."""
     states = [
         quota_state(*row)
-        for row in zip(quotas["status"], quotas["projected_exhaustion"], quotas["period_end"])
+        for row in zip(
+            quotas["status"], quotas["projected_exhaustion"], quotas["period_end"], strict=True
+        )
     ]
     return quotas.assign(state=pd.Series(states, index=quotas.index, dtype=object))
 
@@ -393,23 +397,23 @@ def bar_chart(
 # --- tables -------------------------------------------------------------------------
 
 
-def count_column(label: str, help: str | None = None) -> dict:
+def count_column(label: str, help: str | None = None) -> ColumnConfig:
     """A column of whole numbers with thousands separators."""
     return st.column_config.NumberColumn(label, help=help, format="localized")
 
 
-def percent_column(label: str) -> dict:
+def percent_column(label: str) -> ColumnConfig:
     return st.column_config.NumberColumn(label, format="%.1f %%")
 
 
-def time_column(label: str, seconds: bool = False) -> dict:
+def time_column(label: str, seconds: bool = False) -> ColumnConfig:
     """A UTC timestamp column."""
     return st.column_config.DatetimeColumn(
         label, format="YYYY-MM-DD HH:mm:ss" if seconds else "YYYY-MM-DD HH:mm"
     )
 
 
-def date_column(label: str) -> dict:
+def date_column(label: str) -> ColumnConfig:
     return st.column_config.DateColumn(label, format="YYYY-MM-DD")
 
 
@@ -513,13 +517,14 @@ def grain_chart(
     frame = frame.assign(
         **{series: frame[series].map(code_name)},
         bucket=[
-            _bucket_label(first, last, grain) for first, last in zip(frame["day"], frame["until"])
+            _bucket_label(first, last, grain)
+            for first, last in zip(frame["day"], frame["until"], strict=True)
         ],
     )
     starts = pd.Series(compare.bucket_start(pd.date_range(*days, freq="D"), grain).unique())
     order = [
         _bucket_label(first, last, grain)
-        for first, last in zip(starts, compare.bucket_end(starts, grain))
+        for first, last in zip(starts, compare.bucket_end(starts, grain), strict=True)
     ]
     colours = series_colours(sorted(frame[series].unique()))
     x_title = "Week, Monday to Sunday (UTC)" if grain == "week" else "Calendar month (UTC)"

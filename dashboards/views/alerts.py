@@ -14,14 +14,14 @@ from dashlib import ui
 from dashlib.session_routes import database
 from odavl_pipeline.alerts import endpoints, thresholds
 from odavl_pipeline.alerts.access import AlertSettingsRefused
-from odavl_pipeline.settings import Settings
+from odavl_pipeline.settings import Settings, secret_value
 
 COMMON_PERCENTS = (50, 75, 80, 90, 100, 120, 150, 200)
 DONE = "alerts: done"  # what the last change did, shown once after its rerun (a secret, once)
 
 viewer, filters = ui.current()
 org = ui.require_organization(filters)
-master = Settings.from_env().alert_webhook_secret
+master = secret_value(Settings.from_env().alert_webhook_secret)
 
 
 def with_database(action: Callable[[psycopg.Connection], object]):

@@ -35,7 +35,7 @@ if outcomes.empty:
 else:
     totals = verified.groupby("status")["fixes"].sum()
     columns = st.columns(4)
-    for column, status in zip(columns, ("SUCCESS", "PARTIAL", "FAILED")):
+    for column, status in zip(columns, ("SUCCESS", "PARTIAL", "FAILED"), strict=False):
         column.metric(
             f"{status.title()} fixes",
             f"{int(totals.get(status, 0)):,}",
@@ -84,7 +84,7 @@ if pending_fixes:
     )
     reasons = [
         why_pending(parent, bool(received))
-        for parent, received in zip(pending["prev_hash"], pending["parent_received"])
+        for parent, received in zip(pending["prev_hash"], pending["parent_received"], strict=True)
     ]
     ui.table(
         pending.assign(why=pd.Series(reasons, index=pending.index, dtype=object)),

@@ -17,6 +17,7 @@ import streamlit as st
 from dashlib import compare, data, ui
 from dashlib.filters import quoted
 from odavl_pipeline import clock
+from odavl_pipeline.billing.catalogue import QUOTA_METRICS
 
 DRILL = ("period", "metric", "day", "event")  # the drill-down's URL parameters, outermost first
 
@@ -33,11 +34,11 @@ def go(**levels: str | None) -> None:
     URL and in `drill`; the levels below the outermost one given are closed."""
     outermost = min(DRILL.index(name) for name in levels)
     for name in DRILL[outermost:]:
-        drill[name] = levels.get(name)
-        if drill[name] is None:
+        value = drill[name] = levels.get(name)
+        if value is None:
             st.query_params.pop(name, None)
         else:
-            st.query_params[name] = drill[name]
+            st.query_params[name] = value
 
 
 def picked(key: str, rows: pd.DataFrame, column: str) -> str | None:
@@ -79,6 +80,7 @@ def drill_down(periods: pd.DataFrame) -> None:
     period = periods[(periods["key"] == drill["period"]) & (periods["metric"] == drill["metric"])]
     period = period.iloc[0]
     metric, label, closed = drill["metric"], period["label"], bool(period["closed"])
+    assert metric is not None  # the page opens the drill-down at a period and a metric
     st.subheader("Where each number comes from")
     st.caption(
         "Select a row of the periods above, then a bar or a row of the days, then a row of the "
@@ -106,8 +108,11 @@ def drill_down(periods: pd.DataFrame) -> None:
     )
     drawn = f"{drill['period']}|{metric}|{drill['day']}"
 
-    keys, labels = list(dict.fromkeys(periods["key"])), dict(zip(periods["key"], periods["label"]))
-    states = dict(zip(periods["key"], periods["closed"].map({True: "closed", False: "open"})))
+    keys = list(dict.fromkeys(periods["key"]))
+    labels = dict(zip(periods["key"], periods["label"], strict=True))
+    states = dict(
+        zip(periods["key"], periods["closed"].map({True: "closed", False: "open"}), strict=True)
+    )
     left, middle, right = st.columns(3)
     st.session_state["drill_period"], st.session_state["drill_metric"] = drill["period"], metric
     st.session_state["drill_day"] = drill["day"]
@@ -120,7 +125,7 @@ def drill_down(periods: pd.DataFrame) -> None:
     )
     middle.selectbox(
         "Metric",
-        list(data.QUOTA_METRICS),
+        list(QUOTA_METRICS),
         key="drill_metric",
         format_func=ui.code_name,
         on_change=lambda: go(period=drill["period"], metric=st.session_state["drill_metric"]),
@@ -229,7 +234,7 @@ def day_events(metric: str, day) -> None:
     events = events.assign(
         landing_line=[
             f"{file}:{int(line)}" if isinstance(file, str) and pd.notna(line) else None
-            for file, line in zip(events["landing_file"], events["line"])
+            for file, line in zip(events["landing_file"], events["line"], strict=True)
         ]
     )
     with st.container(key="drill-events"):
@@ -322,21 +327,28 @@ if periods.empty:
 
 periods = periods.assign(
     key=periods["period_start"].map(period_key),
-    label=[ui.period_label(s, e) for s, e in zip(periods["period_start"], periods["period_end"])],
+    label=[
+        ui.period_label(s, e)
+        for s, e in zip(periods["period_start"], periods["period_end"], strict=True)
+    ],
     state=periods["closed"].map({True: "closed, billed", False: "open, so far"}),
 ).reset_index(drop=True)
-labels = dict(zip(periods["period_start"], periods["label"]))
+labels = dict(zip(periods["period_start"], periods["label"], strict=True))
 
 # where the drill-down is: the URL's, else the latest period's first metric
 drill = {name: st.query_params.get(name) for name in DRILL}
-known = {"period": set(periods["key"]), "metric": set(data.QUOTA_METRICS)}
-unknown = [name for name in known if drill[name] is not None and drill[name] not in known[name]]
-for name in unknown:
-    st.warning(f"The link's {name} {quoted(drill[name])} is not one of this organization's.")
+known = {"period": set(periods["key"]), "metric": set(QUOTA_METRICS)}
+unknown = {
+    name: value
+    for name, value in drill.items()
+    if value is not None and name in known and value not in known[name]
+}
+for name, value in unknown.items():
+    st.warning(f"The link's {name} {quoted(value)} is not one of this organization's.")
 if unknown:
     go(**{name: None if name in unknown else drill[name] for name in known})
 drawn = f"{drill['period']}|{drill['metric']}"
-shown = (drill["period"] or periods["key"].iloc[0], drill["metric"] or data.QUOTA_METRICS[0])
+shown = (drill["period"] or periods["key"].iloc[0], drill["metric"] or QUOTA_METRICS[0])
 rows = ui.picked_rows(f"periods|{drawn}")
 if rows is not None:
     row = periods.iloc[rows[0]] if rows else {"key": None, "metric": None}
@@ -345,7 +357,7 @@ if rows is not None:
         st.session_state.pop(f"periods|{drawn}", None)
 drawn = f"{drill['period']}|{drill['metric']}"
 drill["period"] = drill["period"] or periods["key"].iloc[0]
-drill["metric"] = drill["metric"] or data.QUOTA_METRICS[0]
+drill["metric"] = drill["metric"] or QUOTA_METRICS[0]
 
 st.caption(
     "Closed periods are billed and never change. The open period shows the use so far: "
@@ -418,7 +430,7 @@ if not credits.empty:
         credits.assign(
             period=[
                 ui.period_label(s, e)
-                for s, e in zip(credits["period_start"], credits["period_end"])
+                for s, e in zip(credits["period_start"], credits["period_end"], strict=True)
             ]
         ),
         {

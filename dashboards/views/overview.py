@@ -38,7 +38,7 @@ else:
         f"project and every day of the period."
     )
     st.subheader("Quotas this period")
-    for column, row in zip(st.columns(len(quota)), quota.itertuples()):
+    for column, row in zip(st.columns(len(quota)), quota.itertuples(), strict=True):
         with column, st.container(border=True):
             st.markdown(f"**{row.metric.title()}** · {ui.state_label(row.state)}")
             ui.quota_bar(row.used, row.quota, row.state)
@@ -102,7 +102,7 @@ grain = grain_control.segmented_control(
     compare.GRAINS,
     default="day",
     required=True,
-    format_func=compare.GRAIN_NAMES.get,
+    format_func=compare.GRAIN_NAMES.__getitem__,
     key="usage_grain",
 )
 comparing = compare_control.toggle(
@@ -148,10 +148,11 @@ if not quota.empty:
         row.period: compare.Period(row.period_start, row.period_end) for row in bounds.itertuples()
     }
     this, last = periods["this"], periods.get("last")
+    compared = last if comparing else None  # the period drawn beside this one
     through = pd.Timestamp(first["as_of"]).tz_convert("UTC").date()
     shown = {"this": (this, through)}
-    if comparing and last is not None:
-        shown["last"] = (last, None)
+    if compared is not None:
+        shown["last"] = (compared, None)
     earliest = min(period.first_day for period, _ in shown.values())
     aligned = compare.align(
         data.usage_trend(viewer, org, earliest, this.last_day), shown, QUOTA_METRICS
@@ -160,7 +161,7 @@ if not quota.empty:
     if last is not None:
         names["last"] = f"Last period, {ui.period_label(last.start, last.end)}"
     names = {name: label for name, label in names.items() if name in shown}
-    for column, row in zip(st.columns(len(quota)), quota.itertuples()):
+    for column, row in zip(st.columns(len(quota)), quota.itertuples(), strict=True):
         with column:
             ui.cumulative_chart(
                 aligned[aligned["metric"] == row.metric],
@@ -177,15 +178,13 @@ if not quota.empty:
         f"day; Used above also counts what was booked into the period from earlier ones."
         + (
             f" The last period is drawn dashed beside it, aligned by day of period, not by "
-            f"date: its day 1 is {last.first_day:%b %d}, and it has {last.length} days where "
-            f"this one has {this.length}."
-            if "last" in shown
+            f"date: its day 1 is {compared.first_day:%b %d}, and it has {compared.length} days "
+            f"where this one has {this.length}."
+            if compared is not None
             else ""
         )
     )
-    if comparing and last is None:
-        st.info("There is no period before this one to compare with: this is the first.")
-    elif comparing:
+    if compared is not None:
         side_by_side = pd.DataFrame(
             {
                 "metric": [ui.code_name(metric) for metric in QUOTA_METRICS],
@@ -202,7 +201,9 @@ if not quota.empty:
                 "metric": "Metric",
                 "this": ui.count_column(f"This period, days 1–{days_so_far}"),
                 "last_same_days": ui.count_column(f"Last period, days 1–{days_so_far}"),
-                "last": ui.count_column(f"Last period, all {last.length} days"),
+                "last": ui.count_column(f"Last period, all {compared.length} days"),
             },
             "this period against the last",
         )
+    elif comparing:
+        st.info("There is no period before this one to compare with: this is the first.")

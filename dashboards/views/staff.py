@@ -5,8 +5,11 @@ to close and the Stripe events set aside. Anyone else is told the page is for OD
 
 import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
-from dashlib import data, filters as shared_filters, ui
+from dashlib import data, ui
+from dashlib import filters as shared_filters
+from odavl_pipeline.billing.catalogue import QUOTA_METRICS
 from odavl_pipeline.ingest.zones import ZoneUnavailable
 
 viewer, filters = ui.current(organization=False, dates=True, staff=True)
@@ -16,7 +19,7 @@ organizations = data.all_organizations(viewer)
 if organizations.empty:
     ui.empty("organizations", "load them with `odavl-pipeline seed` (and `odavl-pipeline run`).")
     st.stop()
-names = dict(zip(organizations["org"], organizations["name"]))
+names = dict(zip(organizations["org"], organizations["name"], strict=True))
 
 
 def named(frame: pd.DataFrame) -> pd.DataFrame:
@@ -58,8 +61,8 @@ else:
         st.switch_page("views/overview.py")
     if len(found) < len(organizations):
         st.caption(f"{len(found):,} of {len(organizations):,} organizations match.")
-    per_metric = {}
-    for quota_metric in data.QUOTA_METRICS:
+    per_metric: dict[str, ColumnConfig] = {}
+    for quota_metric in QUOTA_METRICS:
         name = ui.code_name(quota_metric)
         per_metric |= {
             f"{quota_metric}_used": ui.count_column(f"{name} used"),

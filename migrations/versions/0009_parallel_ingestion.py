@@ -12,14 +12,14 @@ Also an index of the attestations waiting for their parent, which every attestat
 settling reads: without it, each file scanned the whole table.
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0009"
-down_revision: Union[str, Sequence[str], None] = "0008"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 APPEND_MARKS = """
 CREATE OR REPLACE FUNCTION mark_mart_changes() RETURNS trigger LANGUAGE plpgsql AS $$

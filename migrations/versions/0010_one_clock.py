@@ -10,14 +10,14 @@ plan change: a test that sets the clock moves ingestion stamps, usage cuts, clos
 versions, sessions and the sign-in throttle with it (odavl_pipeline/clock.py).
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0010"
-down_revision: Union[str, Sequence[str], None] = "0009"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 ODAVL_NOW = """
 CREATE FUNCTION odavl_now() RETURNS timestamptz LANGUAGE sql STABLE PARALLEL SAFE AS $$

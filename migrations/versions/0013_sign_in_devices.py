@@ -9,15 +9,15 @@ under its own key of `sign_in_throttle`, so an attacker elsewhere cannot lock th
 it (odavl_pipeline/db/sign_in.py).
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0013"
-down_revision: Union[str, Sequence[str], None] = "0012"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -16,16 +16,16 @@ at its commit; a revert appends their opposites (CONTRACT.md section 8). Two vie
 The corrections mark the days they touch for the marts, as the landed facts do (0002, 0009).
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0014"
-down_revision: Union[str, Sequence[str], None] = "0013"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0013"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 USAGE_EVENT_TYPE = postgresql.ENUM(name="usage_event_type", create_type=False)
 

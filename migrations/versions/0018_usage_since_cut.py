@@ -9,14 +9,14 @@ since the build's cut (odavl_pipeline/billing/live_quota.py). The BRIN indexes o
 read every organization's usage since the cut; these read only the one organization's.
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0018"
-down_revision: Union[str, Sequence[str], None] = "0017"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0017"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

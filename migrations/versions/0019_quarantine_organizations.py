@@ -18,14 +18,14 @@ this code does; the filled slugs cannot be told apart from those the writer set,
 what the raw line says.
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0019"
-down_revision: Union[str, Sequence[str], None] = "0018"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0018"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 # The JSON value of a raw line, NULL for anything that is not JSON, for the session only.
 CREATE_READER = """

@@ -23,15 +23,15 @@ oldest not removed) with its deliveries, and the alerts of 80, 100 and forecast;
 endpoints, thresholds, alerts and their deliveries are deleted.
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0020"
-down_revision: Union[str, Sequence[str], None] = "0019"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0019"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 ENDPOINTS = "organization_alert_endpoints"
 DELIVERIES = "quota_alert_deliveries"

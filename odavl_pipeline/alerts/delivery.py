@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -215,7 +216,7 @@ def _next_state(
 
 
 def _record_attempt(
-    cursor: psycopg.Cursor,
+    cursor: psycopg.Cursor[dict[str, Any]],
     row: dict,
     attempt: int,
     clock: datetime,

@@ -28,6 +28,7 @@ from odavl_pipeline.alerts.signing import (
     organization_secret,
     sign,
 )
+from odavl_pipeline.db.locks import lock_alert_endpoints
 
 MAX_URL_LENGTH = 2048  # what browsers, servers and proxies all take
 MOST_ENDPOINTS = 10  # an organization's endpoints not removed
@@ -159,9 +160,7 @@ def add(
         if not master:
             raise AlertSettingsRefused(NO_MASTER)
         # one at a time per organization: the count and the duplicate check hold until commit
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('odavl/alert_endpoints'), %s::int)", (found.id,)
-        )
+        lock_alert_endpoints(conn, found.id)
         active = conn.execute(
             "SELECT uid, url FROM organization_alert_endpoints "
             "WHERE organization_id = %s AND removed_at IS NULL",

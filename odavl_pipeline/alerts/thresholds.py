@@ -50,10 +50,10 @@ class Settled:
     updated_by: str | None
 
 
-def checked(percents: Iterable[int], forecast: bool) -> AlertThresholds:
+def checked(percents: Iterable[object], forecast: bool) -> AlertThresholds:
     """The thresholds of `percents` (in any order, repeats ignored) and `forecast`; refused in
     one line when a percentage is no whole number within the bounds, or there are too many."""
-    chosen = set()
+    chosen: set[int] = set()
     for percent in percents:
         if (
             isinstance(percent, bool)
@@ -148,4 +148,5 @@ def set_thresholds(
                 "by": email,
             },
         ).fetchone()
+    assert row is not None  # the upsert returns its one row, inserted or updated
     return Settled(found.slug, AlertThresholds(tuple(row[0]), row[1]), row[2], email)

@@ -12,6 +12,7 @@ requests (db.connections).
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import orjson
@@ -25,7 +26,7 @@ from starlette.exceptions import HTTPException
 
 from odavl_pipeline import clock
 from odavl_pipeline.api import keys, records
-from odavl_pipeline.billing.catalogue import QUOTA_METRICS
+from odavl_pipeline.billing.catalogue import QUOTA_METRICS, QuotaMetric
 from odavl_pipeline.billing.live_quota import PublishedQuota, live_quota
 from odavl_pipeline.db.connections import Connections
 from odavl_pipeline.settings import Settings
@@ -85,7 +86,7 @@ class QuotaAnswer(BaseModel):
     period_start: str
     period_end: str
     as_of: str
-    metrics: dict[Literal["analyses", "fixes", "audits"], MetricQuota]
+    metrics: dict[QuotaMetric, MetricQuota]
 
 
 class CheckAnswer(BaseModel):
@@ -104,7 +105,7 @@ class ErrorAnswer(BaseModel):
     detail: str
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorAnswer, "description": description}
     for status, description in (
         (400, "The body is not JSON, or not records."),
@@ -116,7 +117,7 @@ ERRORS = {
         (503, "The database cannot be reached."),
     )
 }
-QUOTA_ERRORS = {
+QUOTA_ERRORS: dict[int | str, dict[str, Any]] = {
     **{status: ERRORS[status] for status in (400, 401, 403, 429, 503)},
     404: {"model": ErrorAnswer, "description": "No organization of that slug the key may read."},
 }
@@ -419,7 +420,7 @@ def _depth(value: Any) -> int:
 def _answer_errors_as_json(app: FastAPI) -> None:
     """Every refusal as `{"error", "detail"}` with its status, never a 5xx for a bad request."""
 
-    def answer(status: int, error: str, detail: str, headers: dict | None = None):
+    def answer(status: int, error: str, detail: str, headers: Mapping[str, str] | None = None):
         return JSONResponse({"error": error, "detail": detail}, status, headers=headers)
 
     @app.exception_handler(ApiError)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from odavl_pipeline.db.locks import lock_api_key_creation
 from odavl_pipeline.errors import PipelineError
 
 SCOPES = ("usage:write", "insight:write", "autopilot:write", "guardian:write", "quota:read")
@@ -78,7 +79,7 @@ def create(
                 f"no user has the email {email!r} (`seed` loads the users of a reference.json)"
             )
         # one lock for every creation: two at once cannot both take a free prefix
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('odavl/api_keys'))")
+        lock_api_key_creation(conn)
         key = new_key()
         while conn.execute(
             "SELECT 1 FROM api_keys WHERE key_prefix = %s", (key[:PREFIX_LENGTH],)
@@ -112,8 +113,9 @@ def listing(
 ) -> list[dict]:
     """Every key (of one user, or with one prefix), newest first, without anything secret."""
     cursor = conn.execute(LISTING, {"email": email, "prefix": prefix})
+    assert cursor.description is not None  # a query that returns rows describes them
     names = [column.name for column in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def revoke(conn: psycopg.Connection, prefix: str) -> dict:

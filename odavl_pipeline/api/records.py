@@ -19,7 +19,7 @@ import psycopg
 
 from odavl_pipeline import clock
 from odavl_pipeline.api.keys import KeyHolder
-from odavl_pipeline.db.models import MemberRole
+from odavl_pipeline.domain.enums import MemberRole
 from odavl_pipeline.ingest.landing import LandedFile
 from odavl_pipeline.ingest.sources import SPECS, source_limits
 from odavl_pipeline.ingest.staging import Line, PreparedFile, References, validated_batches
@@ -91,9 +91,11 @@ def take_records(
     now = clock.now()
     path = f"api/{source}/{now:%Y-%m-%d}/{uuid.uuid4().hex}.ndjson"
     with conn.transaction():
-        file_id = conn.execute(
+        reserved = conn.execute(
             "SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
-        ).fetchone()[0]
+        ).fetchone()
+        assert reserved is not None  # nextval returns exactly one row
+        file_id = reserved[0]
         refs = _writable_references(conn, holder.user_id, records)
         lines = []
         if texts is None:
@@ -152,12 +154,13 @@ def _results(
     for an attestation whose chain waits), a quarantine entry (rejected), else a duplicate."""
     spec = SPECS[source]
     pending = "chain_status = 'pending'" if source == "fix_attestations" else "false"
-    stored = dict(
+    stored: dict[int, bool] = dict(
         conn.execute(
             f"SELECT line_no, {pending} FROM {spec.table} WHERE file_id = %s", (file_id,)
         ).fetchall()
     )
-    rejected, whole = {}, None
+    rejected: dict[int, tuple[str, str | None]] = {}
+    whole: tuple[str, str | None] | None = None  # (reason, detail)
     for line_no, more, reason, detail in conn.execute(
         "SELECT line_no, more_line_nos, reason, detail FROM quarantine WHERE file_id = %s",
         (file_id,),
@@ -173,8 +176,8 @@ def _results(
         key = key if isinstance(key, str) else None
         if line_no in stored:
             results.append(RecordResult(index, key, "pending" if stored[line_no] else "accepted"))
-        elif line_no in rejected or whole:
-            results.append(RecordResult(index, key, "rejected", *rejected.get(line_no, whole)))
+        elif (refusal := rejected.get(line_no, whole)) is not None:
+            results.append(RecordResult(index, key, "rejected", *refusal))
         else:
             results.append(RecordResult(index, key, "duplicate"))
     return results

@@ -1,8 +1,10 @@
 """The billing catalogue: what is metered, what each plan allows, when a quota alerts and what
 Stripe calls each metric (CONTRACT.md sections 3, 5 and 6). Every place that counts, rates,
 alerts or reports usage takes these from here: a new metric or tier is one change here (and the
-enums of `db/models.py`, which tests/test_catalogue.py ties to it).
+enums of `domain/enums.py`, which tests/test_vocabulary.py ties to it).
 """
+
+from typing import Literal, get_args
 
 # the metric each usage event type counts in
 METRIC_OF_EVENT_TYPE = {
@@ -12,7 +14,8 @@ METRIC_OF_EVENT_TYPE = {
     "api_call": "api_calls",
 }
 # the metrics with a monthly quota, in the order they are shown; api_calls is counted, not limited
-QUOTA_METRICS = ("analyses", "fixes", "audits")
+QuotaMetric = Literal["analyses", "fixes", "audits"]  # as a type (the HTTP API's answers)
+QUOTA_METRICS: tuple[str, ...] = get_args(QuotaMetric)
 
 # each tier's monthly limits (a subscription may override them)
 PLAN_LIMITS = {

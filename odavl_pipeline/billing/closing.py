@@ -1,4 +1,5 @@
-"""What holds a billing period's close: usage files that landed and are not ingested as they are.
+"""A billing period's close: what holds it (usage files that landed and are not ingested as they
+are), and recording it in PostgreSQL with its figures.
 
 A period closes once, with the usage that had arrived, and never changes after. A usage file that
 landed but is not in the ledger as it is now (failed, unread by any run yet, or changed since it
@@ -56,3 +57,41 @@ def files_holding_closes(
         why = "failed" if "failed" in statuses else "changed" if statuses else "unread"
         held.append(HeldFile(landed.relative_path, landed.day, why))
     return held
+
+
+# the periods closed, unless closed already (parameters: closed_at, then the columns)
+RECORD_CLOSES = """
+    INSERT INTO billing_closes (organization_id, period_start, period_end, closed_at, tier)
+    SELECT org_id, period_start, period_end, %s, tier::tier
+    FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[], %s::text[])
+         AS p(org_id, period_start, period_end, tier)
+    ON CONFLICT DO NOTHING
+"""
+
+# ... and their figures per metric, unless recorded already
+RECORD_CLOSE_USAGE = """
+    INSERT INTO billing_close_usage (organization_id, period_start, metric, used, quota, overage)
+    SELECT *
+    FROM unnest(%s::int[], %s::timestamptz[], %s::text[], %s::bigint[], %s::bigint[],
+                %s::bigint[])
+    ON CONFLICT DO NOTHING
+"""
+
+
+def record_closes(
+    conn: psycopg.Connection,
+    closes: list[tuple[int, datetime, datetime, str]],
+    usage: list[tuple[int, datetime, str, int, int, int]],
+    closed_at: datetime,
+) -> int:
+    """Close the given (organization, start, end, tier) periods not closed yet, with what they
+    closed with per (organization, start, metric, used, quota, overage), in one transaction; a
+    period another build closed first keeps that build's figures. Returns how many closed."""
+    columns = [list(column) for column in zip(*closes, strict=True)] or [[], [], [], []]
+    with conn.transaction():
+        closed = conn.execute(RECORD_CLOSES, (closed_at, *columns)).rowcount
+        if usage:
+            conn.execute(
+                RECORD_CLOSE_USAGE, tuple(list(column) for column in zip(*usage, strict=True))
+            )
+    return closed

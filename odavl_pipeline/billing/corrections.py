@@ -30,6 +30,7 @@ from odavl_pipeline.billing.plans import (
     rated_periods,
     uncovered,
 )
+from odavl_pipeline.db.locks import lock_corrections, take_source
 from odavl_pipeline.domain.records import Reason, Rejected, parse_record
 from odavl_pipeline.errors import PipelineError
 
@@ -72,7 +73,7 @@ def create(
         raise CorrectionRefused("--reason is empty: say why the usage is corrected")
     with conn.transaction():
         org_id = _org_id(conn, org)
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('odavl:corrections'), %s)", (org_id,))
+        lock_corrections(conn, org_id)
         overlapping = conn.execute(
             "SELECT id FROM correction_batches WHERE organization_id = %s AND state = 'draft' "
             "AND window_start < %s AND window_end > %s ORDER BY id LIMIT 1",
@@ -82,13 +83,14 @@ def create(
             raise CorrectionRefused(
                 f"draft {overlapping[0]} of {org} overlaps this window: commit or discard it first"
             )
-        (batch_id,) = conn.execute(
+        inserted = conn.execute(
             "INSERT INTO correction_batches (organization_id, window_start, window_end, state, "
             "replace, reason, created_by, added, amended, voided) "
             "VALUES (%s, %s, %s, 'draft', %s, %s, %s, 0, 0, 0) RETURNING id",
             (org_id, start, end, replace, reason, by),
         ).fetchone()
-    return batch_id
+    assert inserted is not None  # INSERT … RETURNING of one row returns it
+    return inserted[0]
 
 
 # A file's accepted lines are copied here first (one COPY, in the order read), then moved into
@@ -165,7 +167,7 @@ def add(conn: psycopg.Connection, batch_id: int, name: str, lines: Iterable[byte
     with conn.transaction():
         batch = _batch_for_update(conn, batch_id, "draft")
         org_id = batch["organization_id"]
-        projects = dict(
+        projects: dict[str, int] = dict(
             conn.execute(
                 "SELECT slug, id FROM projects WHERE organization_id = %s", (org_id,)
             ).fetchall()
@@ -460,7 +462,9 @@ def _entries(conn: psycopg.Connection, batch: dict) -> dict:
         [(keys,)] = conn.execute(KEY_COUNT, values).fetchall()
         touched = TOUCHED_BY_KEY.format(current=_current_versions("keys", keys))
     conn.execute(ENTRIES.format(touched=touched), values)
-    added, amended, voided = conn.execute(COUNTS).fetchone()
+    counts = conn.execute(COUNTS).fetchone()
+    assert counts is not None  # an aggregate without GROUP BY returns exactly one row
+    added, amended, voided = counts
     return {"added": added, "amended": amended, "voided": voided}
 
 
@@ -468,7 +472,9 @@ def _changes(conn: psycopg.Connection, marts_path: Path, batch: dict) -> list[di
     """One change per period and metric whose billed `used` moves: a closed period's
     difference is booked into the period open now (`booked_in`), whose figure takes it. The
     entries are summed per period in the database: memory stays flat in the batch's size."""
-    first, last = conn.execute(ENTRY_SPAN).fetchone()
+    span = conn.execute(ENTRY_SPAN).fetchone()
+    assert span is not None  # an aggregate without GROUP BY returns exactly one row
+    first, last = span
     if first is None:
         return []
     now = clock.now()
@@ -545,7 +551,7 @@ def _periods(
     for period in rated_periods(history, first, last):
         for start, end in uncovered(period.start, period.end, covered):
             periods[start] = (end, period.quotas, False)
-    for start, (end, figures, is_closed) in list(periods.items()):
+    for _end, figures, is_closed in periods.values():
         if is_closed:  # closed before migration 0006, it kept no quotas
             for metric in QUOTA_METRICS:
                 figures.setdefault(metric, 0)
@@ -745,8 +751,9 @@ def rejected_lines(conn: psycopg.Connection, batch_id: int, limit: int | None = 
 
 def _rows(conn: psycopg.Connection, query: str, parameters: tuple) -> list[dict]:
     cursor = conn.execute(query, parameters)
+    assert cursor.description is not None  # a query that returns rows describes them
     names = [column.name for column in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _batch(conn: psycopg.Connection, batch_id: int, lock: bool = False) -> dict:
@@ -772,9 +779,7 @@ def _take_usage_lock(conn: psycopg.Connection) -> None:
     """Until the transaction ends, no usage is written but this: the usage writers share the
     lock (ingest/writer.py), so none is writing a key of the batch meanwhile, and the marts' cut
     (marts/extract.py, usage_cut) orders the entries among the landed rows."""
-    from odavl_pipeline.ingest.writer import source_lock
-
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock("usage_events"),))
+    take_source(conn, "usage_events")
 
 
 def _org_id(conn: psycopg.Connection, org: str) -> int:

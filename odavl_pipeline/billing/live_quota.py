@@ -195,13 +195,14 @@ def live_quota(
     """Organization `org`'s quota at `now`, on top of its `published` period when that is the
     current one."""
     start, end, tier, quota = _current_period(conn, org_id, now)
-    same = published is not None and (published.period_start, published.period_end) == (
-        start,
-        end,
+    current = (
+        published
+        if published is not None and (published.period_start, published.period_end) == (start, end)
+        else None
     )
-    since = published.cut if same else NEVER
-    used = {metric: published.used.get(metric, 0) if same else 0 for metric in QUOTA_METRICS}
-    booked = {metric: published.booked.get(metric, 0) if same else 0 for metric in QUOTA_METRICS}
+    since = current.cut if current else NEVER
+    used = {metric: current.used.get(metric, 0) if current else 0 for metric in QUOTA_METRICS}
+    booked = {metric: current.booked.get(metric, 0) if current else 0 for metric in QUOTA_METRICS}
     # planned for its cut each time: a prepared statement's generic plan would read the whole
     # period by (organization_id, occurred_at) rather than what arrived since the cut
     for metric, own, late in conn.execute(
@@ -209,12 +210,12 @@ def live_quota(
     ).fetchall():
         used[metric] += own + late
         booked[metric] += late
-    reached_at = {}
+    reached_at: dict[str, datetime | None] = {}
     for metric in QUOTA_METRICS:
-        reached_on = published.reached_on.get(metric) if same else None
+        reached_on = current.reached_on.get(metric) if current else None
         if used[metric] < quota[metric] or used[metric] <= 0:
             reached_at[metric] = None
-        elif reached_on is not None and published.quota.get(metric) == quota[metric]:
+        elif current and reached_on is not None and current.quota.get(metric) == quota[metric]:
             reached_at[metric] = datetime.combine(reached_on, time(), UTC)
         else:
             reached_at[metric] = now  # reached since the build: by now at the latest

@@ -1,8 +1,8 @@
 """Plans and monthly billing periods, anchored on a subscription's period start."""
 
 from calendar import monthrange
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from odavl_pipeline.billing.catalogue import PLAN_LIMITS, QUOTA_METRICS
@@ -12,7 +12,7 @@ def quotas(tier: str, overrides: dict[str, int | None]) -> dict[str, int]:
     """The monthly quota per metric: the subscription's override, else the tier's limit."""
     limits = PLAN_LIMITS[tier]
     return {
-        metric: limits[metric] if overrides.get(metric) is None else overrides[metric]
+        metric: limits[metric] if (override := overrides.get(metric)) is None else override
         for metric in QUOTA_METRICS
     }
 
@@ -140,7 +140,7 @@ def _series(versions: list[PlanVersion]) -> list[tuple[datetime, datetime, list]
     the first from always, the last until forever; versions in force for no time are left out."""
     lasting = [
         (version, following.effective_at if following else ALWAYS_AFTER)
-        for version, following in zip(versions, [*versions[1:], None])
+        for version, following in zip(versions, [*versions[1:], None], strict=True)
     ]
     lasting = [
         (version, until)

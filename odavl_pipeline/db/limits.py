@@ -6,8 +6,9 @@ built (ingest/sources.py): a change of a model moves the bound with it.
 
 from collections.abc import Mapping
 
-from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, Table, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import DeclarativeBase
 
 # A B-tree entry holds at most 2,704 bytes (8 KiB pages) and UTF-8 takes up to 4 bytes a
 # character; 64 bytes are left for the entry's header and its other key columns.
@@ -50,13 +51,16 @@ def is_storable_text(text: str) -> bool:
 
 
 def column_limits(
-    model: type, columns: Mapping[str, str]
+    model: type[DeclarativeBase], columns: Mapping[str, str]
 ) -> tuple[dict[str, tuple[int, int]], dict[str, int | None]]:
     """The integer ranges and text lengths of the columns that store a source's fields, by
     field (`columns` maps each field to its column of `model`): what `Limits.within` takes."""
-    ranges, lengths = {}, {}
+    ranges: dict[str, tuple[int, int]] = {}
+    lengths: dict[str, int | None] = {}
+    table = model.__table__
+    assert isinstance(table, Table)  # a declarative model maps one table
     for field, name in columns.items():
-        column = model.__table__.c[name]
+        column = table.c[name]
         if isinstance(column.type, Integer):
             ranges[field] = integer_range(column)
         else:

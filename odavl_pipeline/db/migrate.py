@@ -50,4 +50,6 @@ def revisions(url: URL) -> Revisions:
     finally:
         engine.dispose()
     known = current is None or current in {rev.revision for rev in script.walk_revisions()}
-    return Revisions(current, script.get_current_head(), known)
+    head = script.get_current_head()
+    assert head is not None  # migrations/ holds the project's revisions
+    return Revisions(current, head, known)

@@ -38,6 +38,23 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from odavl_pipeline.domain.enums import (
+    AuditSuite,
+    ChainStatus,
+    Device,
+    Environment,
+    MemberRole,
+    OrgStatus,
+    ProjectStatus,
+    RunStatus,
+    Severity,
+    SignatureStatus,
+    Source,
+    SubscriptionStatus,
+    Tier,
+    UsageEventType,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -57,103 +74,11 @@ STRIPE_ID_LENGTH = 255
 
 
 def pg_enum(enum_class: type[enum.Enum], name: str) -> Enum:
-    """A PostgreSQL enum stored by value, declared in the order of the Python enum."""
+    """A PostgreSQL enum stored by value, declared in the order of the Python enum (the
+    vocabulary's are in domain/enums.py)."""
     return Enum(
         enum_class, name=name, values_callable=lambda e: [m.value for m in e], validate_strings=True
     )
-
-
-class Tier(enum.Enum):
-    FREE = "FREE"
-    PRO = "PRO"
-    ENTERPRISE = "ENTERPRISE"
-
-
-class OrgStatus(enum.Enum):
-    ACTIVE = "ACTIVE"
-    SUSPENDED = "SUSPENDED"
-    DELETED = "DELETED"
-
-
-class MemberRole(enum.Enum):
-    OWNER = "OWNER"
-    ADMIN = "ADMIN"
-    DEVELOPER = "DEVELOPER"
-    VIEWER = "VIEWER"
-
-
-class ProjectStatus(enum.Enum):
-    ACTIVE = "ACTIVE"
-    ARCHIVED = "ARCHIVED"
-    DELETED = "DELETED"
-
-
-class SubscriptionStatus(enum.Enum):
-    ACTIVE = "ACTIVE"
-    PAST_DUE = "PAST_DUE"
-    CANCELED = "CANCELED"
-    TRIALING = "TRIALING"
-
-
-class Severity(enum.Enum):
-    """Declared from least to most severe, so PostgreSQL's GREATEST() picks the worst."""
-
-    INFO = "INFO"
-    LOW = "LOW"
-    MEDIUM = "MEDIUM"
-    HIGH = "HIGH"
-    CRITICAL = "CRITICAL"
-
-
-class SignatureStatus(enum.Enum):
-    OPEN = "open"
-    RESOLVED = "resolved"
-    REGRESSED = "regressed"
-
-
-class RunStatus(enum.Enum):
-    SUCCESS = "SUCCESS"
-    PARTIAL = "PARTIAL"
-    FAILED = "FAILED"
-
-
-class ChainStatus(enum.Enum):
-    VERIFIED = "verified"
-    PENDING = "pending"
-
-
-class UsageEventType(enum.Enum):
-    INSIGHT_ANALYSIS = "insight_analysis"
-    AUTOPILOT_JOB = "autopilot_job"
-    GUARDIAN_TEST_RUN = "guardian_test_run"
-    API_CALL = "api_call"
-
-
-class Environment(enum.Enum):
-    DEVELOPMENT = "development"
-    STAGING = "staging"
-    PRODUCTION = "production"
-
-
-class Device(enum.Enum):
-    DESKTOP = "desktop"
-    MOBILE = "mobile"
-    TABLET = "tablet"
-
-
-class AuditSuite(enum.Enum):
-    ACCESSIBILITY = "accessibility"
-    PERFORMANCE = "performance"
-    SECURITY = "security"
-    SEO = "seo"
-    BEST_PRACTICES = "best_practices"
-
-
-class Source(enum.Enum):
-    USAGE_EVENTS = "usage_events"
-    ERROR_EVENTS = "error_events"
-    FIX_ATTESTATIONS = "fix_attestations"
-    AUDIT_RESULTS = "audit_results"
 
 
 def _created() -> Mapped[datetime]:

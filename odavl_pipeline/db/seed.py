@@ -4,16 +4,15 @@ Secrets are never stored in clear: a new user's password and a new API key are
 generated, returned once for printing, and stored only as hashes.
 """
 
-import hashlib
-import hmac
 import json
 import secrets
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import URL, Connection, create_engine, select
 from sqlalchemy.dialects.postgresql import insert
 
 from odavl_pipeline import clock
@@ -27,37 +26,15 @@ from odavl_pipeline.db.models import (
     Subscription,
     User,
 )
+from odavl_pipeline.db.passwords import hash_password
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
-PASSWORD_ITERATIONS = 600_000
 
 
 @dataclass
 class SeedReport:
     created: dict[str, int] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)  # shown once, never stored
-    landing_files: int = 0
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, PASSWORD_ITERATIONS)
-    return f"pbkdf2_sha256${PASSWORD_ITERATIONS}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, hashed: str | None) -> bool:
-    """True when `password` matches a `hash_password` string; the digests are compared in
-    constant time, and a missing or malformed hash costs as much as a real one."""
-    try:
-        scheme, iterations, salt, digest = (hashed or "").split("$")
-        rounds, salt_bytes, expected = int(iterations), bytes.fromhex(salt), bytes.fromhex(digest)
-        valid = scheme == "pbkdf2_sha256" and rounds > 0 and expected
-    except ValueError:
-        valid = False
-    if not valid:
-        rounds, salt_bytes, expected = PASSWORD_ITERATIONS, b"\0" * 16, b"\0" * 32
-    actual = hashlib.pbkdf2_hmac("sha256", password.encode(), salt_bytes, rounds)
-    return hmac.compare_digest(actual, expected) and bool(valid)
 
 
 def load_reference(conn: Connection, reference: dict, now: datetime | None = None) -> SeedReport:
@@ -193,6 +170,16 @@ def seed_chain_heads(seeds_dir: Path = SEEDS_DIR) -> tuple[tuple[str, str, str],
 
 def read_reference(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_reference_files(url: URL, paths: list[Path]) -> Iterator[tuple[Path, SeedReport]]:
+    """Load each reference file in a transaction of its own; each file's report as it is
+    committed."""
+    engine = create_engine(url)
+    for path in paths:
+        with engine.begin() as conn:
+            report = load_reference(conn, read_reference(path))
+        yield path, report
 
 
 def _insert(conn: Connection, model, keys: list[str], **values) -> bool:

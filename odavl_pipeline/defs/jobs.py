@@ -1,4 +1,4 @@
-"""The jobs: the whole pipeline, ingestion alone, and the marts alone."""
+"""The jobs: the whole pipeline, ingestion alone, the marts alone, and Stripe."""
 
 import dagster as dg
 
@@ -32,4 +32,10 @@ marts_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Rebuild the marts from what changed in PostgreSQL since the last build "
     "(usage corrections run it, tagged `odavl/correction=<batch>`).",
+)
+stripe_job = dg.define_asset_job(
+    "stripe",
+    selection=dg.AssetSelection.groups("stripe"),
+    description="Synchronize Stripe subscriptions, then report usage to Stripe: the increments of "
+    "open periods, the true-up of periods closed since.",
 )

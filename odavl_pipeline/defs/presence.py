@@ -10,8 +10,10 @@ instance can ask (`is_held`): a lock it can take belongs to nobody any more. Use
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import dagster as dg
+from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
 from sqlalchemy import text
 
 
@@ -24,7 +26,7 @@ def presence_key(name: str) -> int:
 @contextmanager
 def held(instance: dg.DagsterInstance, name: str) -> Iterator[None]:
     """Hold `name`'s lock on a connection of its own for as long as the block runs."""
-    with instance.run_storage.connect() as connection:
+    with _run_storage(instance).connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": presence_key(name)})
         yield
 
@@ -32,8 +34,13 @@ def held(instance: dg.DagsterInstance, name: str) -> Iterator[None]:
 def is_held(instance: dg.DagsterInstance, name: str) -> bool:
     """True while a live process holds `name`'s lock."""
     key = {"key": presence_key(name)}
-    with instance.run_storage.connect() as connection:
+    with _run_storage(instance).connect() as connection:
         taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar()
         if taken:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
     return not taken
+
+
+def _run_storage(instance: dg.DagsterInstance) -> SqlRunStorage:
+    """The instance's run storage: PostgreSQL's (dagster.yaml), a SQL storage."""
+    return cast(SqlRunStorage, instance.run_storage)

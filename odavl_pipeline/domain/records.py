@@ -9,19 +9,28 @@ fields hold, which the database layer derives from the models (ingest/sources.py
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
-from odavl_pipeline.billing.catalogue import METRIC_OF_EVENT_TYPE
 from odavl_pipeline.domain.attestations import attestation_hash
+from odavl_pipeline.domain.enums import (
+    AuditSuite,
+    Device,
+    Environment,
+    RunStatus,
+    Severity,
+    Source,
+    UsageEventType,
+    values,
+)
 from odavl_pipeline.domain.signatures import error_signature
 
-SOURCES = ("usage_events", "error_events", "fix_attestations", "audit_results")
+SOURCES = values(Source)
 MAX_STRING = 10_000
 MAX_FUTURE = timedelta(minutes=5)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,13 +67,14 @@ class Rejected(Exception):
         self.detail = detail
 
 
-USAGE_EVENT_TYPES = frozenset(METRIC_OF_EVENT_TYPE)
+# the values a field may take: the enums' (domain/enums.py), which the database's types hold too
+USAGE_EVENT_TYPES = frozenset(values(UsageEventType))
 USAGE_COUNTS = ("duration_ms", "files_analyzed", "lines_analyzed", "files_modified", "tests_run")
-SEVERITIES = frozenset({"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"})
-RUN_STATUSES = frozenset({"SUCCESS", "PARTIAL", "FAILED"})
-ENVIRONMENTS = frozenset({"development", "staging", "production"})
-DEVICES = frozenset({"desktop", "mobile", "tablet"})
-AUDIT_SUITES = frozenset({"accessibility", "performance", "security", "seo", "best_practices"})
+SEVERITIES = frozenset(values(Severity))
+RUN_STATUSES = frozenset(values(RunStatus))
+ENVIRONMENTS = frozenset(values(Environment))
+DEVICES = frozenset(values(Device))
+AUDIT_SUITES = frozenset(values(AuditSuite))
 AUDIT_SCORES = (
     "score_accessibility",
     "score_performance",

@@ -74,7 +74,7 @@ class FixAttestations(Source):
     def malformed(self, rec: Record, rng: random.Random) -> tuple[str, bytes]:
         # A malformed attestation must never look like a child of a real link (no fork
         # and no dangling pending record): give it a parent nobody has.
-        rec = dict(rec, prev_hash="%064x" % rng.getrandbits(256))
+        rec = dict(rec, prev_hash=f"{rng.getrandbits(256):064x}")
         return super().malformed(rec, rng)
 
     def schema_violation(self, rec: Record, rng: random.Random) -> None:

@@ -106,7 +106,9 @@ def _issues(rng: random.Random, count: int) -> list[dict[str, Any]]:
     return [_issue(suite, found, rng) for suite, found in rng.sample(ALL_AUDIT_ISSUES, count)]
 
 
-def _issue(suite: str, found: tuple[str, ...], rng: random.Random) -> dict[str, Any]:
+def _issue(
+    suite: str, found: tuple[str, str, str, str | None, str | None], rng: random.Random
+) -> dict[str, Any]:
     """One issue of the catalogue, its numbers drawn."""
     severity, message, recommendation, element, documentation = found
     if "{" in message:

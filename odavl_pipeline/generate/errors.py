@@ -153,7 +153,7 @@ def _dynamic_value(slot: str, small: int, rng: random.Random) -> str:
         return str(small + 1 if small == 0 or rng.random() < 0.5 else small - 1)
     if slot == "uuid":
         return uuid4(rng.getrandbits)
-    return "0x%08x" % rng.getrandbits(32)
+    return f"0x{rng.getrandbits(32):08x}"
 
 
 def _nudged_severity(severity: str, roll: float) -> str:

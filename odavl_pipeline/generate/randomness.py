@@ -36,5 +36,5 @@ def uuid4(getrandbits: Callable[[int], int]) -> str:
     """A version-4 UUID string from the seeded stream (same bits as uuid.UUID(version=4))."""
     number = getrandbits(128)
     number = (number & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    digits = "%032x" % number
+    digits = f"{number:032x}"
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

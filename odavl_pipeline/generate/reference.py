@@ -28,7 +28,7 @@ def synthetic_reference(options: GenerateOptions) -> dict[str, Any]:
     names = _company_names(options.organizations, rng)
     tiers = _tiers(options.organizations, rng)
     slugs = {org["slug"] for org in organizations}
-    for name, tier in zip(names, tiers):
+    for name, tier in zip(names, tiers, strict=True):
         slug = _unique_slug(name, slugs)
         organizations.append(_organization(slug, name, tier, options.end_day, rng))
     return {"organizations": organizations}

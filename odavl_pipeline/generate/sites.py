@@ -19,11 +19,9 @@ from odavl_pipeline.generate.vocabulary import (
     FIXED_SLOTS,
     JS_TS_SOURCE_DIRS,
     PY_SOURCE_DIRS,
+    Catalogue,
+    Detectors,
 )
-
-# detector -> (severity, message template, code, suggestion template)
-Catalogue = dict[str, tuple[tuple[str, str, str | None, str | None], ...]]
-Detectors = tuple[tuple[str, float], ...]  # (detector, weight)
 
 
 @dataclass

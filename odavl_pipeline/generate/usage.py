@@ -108,7 +108,7 @@ def _add_api_call(
     if rand() < 0.4:
         rec["project"] = org.projects[int(rand() * len(org.projects))]
     rec["endpoint"] = API_ENDPOINTS[bisect.bisect(API_ENDPOINT_CUMULATIVE, rand())]
-    rec["request_id"] = "req_%024x" % getrandbits(96)
+    rec["request_id"] = f"req_{getrandbits(96):024x}"
     rec["duration_ms"] = 12 + int(rand() ** 3 * 2400)
     rec["status"] = HTTP_STATUSES[int(rand() * len(HTTP_STATUSES))]
 

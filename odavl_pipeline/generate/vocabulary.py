@@ -219,7 +219,10 @@ CLIENTS = ("cli", "vscode", "ci", "web")
 # Error catalogue: (severity, template, code, suggestion). Fixed slots are
 # filled once per error site; {n}, {m}, {d}, {e}, {uuid} and {hex} vary per occurrence and are
 # masked by the signature's normalisation.
-ERRORS_JS_TS = {
+Catalogue = dict[str, tuple[tuple[str, str, str | None, str | None], ...]]  # by detector
+Detectors = tuple[tuple[str, float], ...]  # (detector, weight)
+
+ERRORS_JS_TS: Catalogue = {
     "typescript": (
         (
             "HIGH",
@@ -382,7 +385,7 @@ ERRORS_JS_TS = {
         ("MEDIUM", "Worker {n} exceeded its heap limit at address {hex}", None, None),
     ),
 }
-ERRORS_PY = {
+ERRORS_PY: Catalogue = {
     "mypy": (
         (
             "HIGH",
@@ -455,7 +458,7 @@ ERRORS_PY = {
         ),
     ),
 }
-DETECTORS_TS = (
+DETECTORS_TS: Detectors = (
     ("typescript", 0.3),
     ("eslint", 0.28),
     ("security", 0.08),
@@ -463,14 +466,14 @@ DETECTORS_TS = (
     ("circular", 0.06),
     ("runtime", 0.14),
 )
-DETECTORS_JS = (
+DETECTORS_JS: Detectors = (
     ("eslint", 0.5),
     ("security", 0.1),
     ("performance", 0.17),
     ("circular", 0.07),
     ("runtime", 0.16),
 )
-DETECTORS_PY = (
+DETECTORS_PY: Detectors = (
     ("mypy", 0.35),
     ("ruff", 0.3),
     ("security", 0.12),

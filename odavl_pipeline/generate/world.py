@@ -137,7 +137,7 @@ class Clock:
         self.day = day
         self.index = index  # of the day among the generated days
         self.prefix = day.isoformat() + "T"
-        self.midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+        self.midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
         self.weekend = day.weekday() >= 5
         limit = DAY_MS
         if options.not_after is not None:

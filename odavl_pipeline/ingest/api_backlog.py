@@ -53,13 +53,14 @@ def marts_cut(marts_path: Path) -> datetime | None:
 
     try:
         with open_marts(marts_path) as marts:
-            [cut] = marts.execute(
+            row = marts.execute(
                 "SELECT coalesce(max(usage_cut), (SELECT max(as_of) FROM quota_status), "
                 "max(built_at)) FROM _meta"
             ).fetchone()
     except (duckdb.Error, MartsNotBuilt):
         return None
-    return cut
+    assert row is not None  # an aggregate without GROUP BY returns exactly one row
+    return row[0]
 
 
 def api_backlog(
@@ -67,9 +68,9 @@ def api_backlog(
 ) -> ApiBacklog:
     """The API requests that brought records, received at or after `cut` (`marts_cut`) and, when
     given, before `received_before`."""
-    requests, records, oldest, last = conn.execute(
-        REQUESTS_AFTER_CUT, {"cut": cut, "before": received_before}
-    ).fetchone()
+    row = conn.execute(REQUESTS_AFTER_CUT, {"cut": cut, "before": received_before}).fetchone()
+    assert row is not None  # an aggregate without GROUP BY returns exactly one row
+    requests, records, oldest, last = row
     return ApiBacklog(cut, requests, int(records), oldest, last)
 
 

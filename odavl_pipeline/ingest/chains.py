@@ -2,6 +2,7 @@
 
 from psycopg import Cursor
 
+from odavl_pipeline.db.locks import lock_attestation_chains
 from odavl_pipeline.domain.attestations import GENESIS_HASH
 
 # A pending attestation becomes verified when its parent is verified (or it is a
@@ -52,7 +53,7 @@ REJECT_FORKS = """
 
 def settle_attestation_chains(cur: Cursor) -> set[int]:
     """Link what can be linked, reject forks; return the files whose lines changed outcome."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('odavl:attestation-chains'))")
+    lock_attestation_chains(cur)
     touched = {file_id for (file_id,) in cur.execute(LINK_PENDING_ATTESTATIONS).fetchall()}
     touched.update(file_id for (file_id,) in cur.execute(REJECT_FORKS).fetchall())
     return touched

@@ -14,10 +14,11 @@ import os
 import psycopg
 from psycopg import Cursor
 
+from odavl_pipeline.db.locks import lock_file
 from odavl_pipeline.domain.records import Reason
 from odavl_pipeline.ingest.landing import LandedFile, MisplacedFile, sha256_of
 from odavl_pipeline.ingest.parser import ParserDied
-from odavl_pipeline.ingest.writer import Counts, forget_unread, lock_file, storable
+from odavl_pipeline.ingest.writer import Counts, forget_unread, storable
 from odavl_pipeline.ingest.zones import LandingZone
 
 # SQLSTATE classes of a server that cannot go on: connection, transaction rollback, insufficient

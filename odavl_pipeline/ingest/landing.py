@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from odavl_pipeline import clock
 from odavl_pipeline.domain.records import EARLIEST, SOURCES
-from odavl_pipeline.ingest.zones import LandingZone, is_in_progress, landing_zone
+from odavl_pipeline.ingest.zones import LandingZone, landing_zone
 
 MAX_LINE_BYTES = 1024 * 1024
 # A gzip file may expand to 100 times its size (landing files compress 3 to 10 times; a gzip bomb
@@ -73,10 +73,6 @@ class LandingScan:
         return sorted({landed.day for landed in self.files})
 
 
-def is_landing_file(name: str) -> bool:
-    return not is_in_progress(name) and name.endswith(_LANDING_SUFFIXES)
-
-
 def last_landing_day(today: date | None = None) -> date:
     """The latest day folder that can be taken: tomorrow, UTC (a producer ahead of midnight)."""
     return (today or clock.today()) + timedelta(days=1)
@@ -113,6 +109,7 @@ def scan_landing(
                 )
             )
         else:
+            assert source is not None and day is not None  # _place names both when in place
             scan.files.append(
                 LandedFile(
                     source, day, entry.location, entry.relative_path, entry.size, entry.mtime_ns
@@ -159,7 +156,15 @@ def expansion_limit(compressed_size: int) -> int:
     return max(MIN_EXPANSION_BYTES, MAX_EXPANSION_RATIO * compressed_size)
 
 
-def read_lines(handle: BinaryIO, gzipped: bool, size: int = 0) -> Iterator[tuple[int, bytes, int]]:
+class ByteReader(Protocol):
+    """What `read_lines` reads from: a binary file, or a wrapper of one."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def read_lines(
+    handle: ByteReader, gzipped: bool, size: int = 0
+) -> Iterator[tuple[int, bytes, int]]:
     """Yield (1-based line number, line without its newline, full length in bytes).
 
     Blank lines are skipped but counted in the numbering, a run of them at the speed of
@@ -167,7 +172,12 @@ def read_lines(handle: BinaryIO, gzipped: bool, size: int = 0) -> Iterator[tuple
     with its full length, so memory stays bounded whatever the file holds. A gzip file of
     `size` bytes that expands beyond `expansion_limit(size)` is unreadable.
     """
-    stream = gzip.GzipFile(fileobj=handle, mode="rb") if gzipped else handle
+    # GzipFile's stubs ask its file for `seek` too, which it calls only to rewind: never here
+    stream = (
+        gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[call-overload]  # stubs: seek
+        if gzipped
+        else handle
+    )
     limit = expansion_limit(size) if gzipped else None
     lines = _LineSplitter()
     expanded = 0
@@ -213,8 +223,8 @@ class _LineSplitter:
             self._extend(chunk if end < 0 else chunk[:end])
             if end < 0:
                 return
-            if line := self._close():
-                yield line
+            if closed := self._close():
+                yield closed
             pos = end + 1
         no, find, blank = self.line_no, chunk.find, _BLANK_BYTES  # locals: this loop is hot
         while pos < size:

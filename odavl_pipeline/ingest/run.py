@@ -36,7 +36,6 @@ from odavl_pipeline.ingest.writer import (
 )
 from odavl_pipeline.ingest.zones import LandingZone, ZoneUnavailable, landing_zone
 
-
 # A file rolled back because its writes deadlocked with a concurrent run's is tried again, after
 # the others; after this many attempts it is recorded as failed, for the next run.
 DEADLOCK_ATTEMPTS = 3

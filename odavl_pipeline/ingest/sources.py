@@ -14,10 +14,11 @@ to the parser process with each file, so that the parser never loads SQLAlchemy 
 (a third of a second at every start).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 from odavl_pipeline.domain import records as r
 
@@ -62,7 +63,7 @@ def source_limits(source: str) -> r.Limits:
     def same(*names: str) -> dict[str, str]:  # fields stored in columns of the same name
         return {name: name for name in names}
 
-    stored = {
+    stored: dict[str, list[tuple[type[m.Base], dict[str, str]]]] = {
         "usage_events": [(m.UsageEvent, {**same("event_id", "quantity"), "user": "user_email"})],
         "error_events": [
             (m.ErrorEvent, same("event_id", "detector", "message", "file", "line", "column")),

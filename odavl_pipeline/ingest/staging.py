@@ -40,7 +40,7 @@ class Rejects:
     """Rejected lines, the identical ones of a file together: the same text, reason, detail and
     slugs are one entry with all their line numbers."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.groups: dict[tuple, list[int]] = {}
 
     def add(
@@ -218,4 +218,6 @@ def _resolve(spec: SourceSpec, refs: References, record) -> tuple[int, int | Non
                 Reason.UNKNOWN_PROJECT,
                 f"project: {record.org!r} has no project with slug {record.project!r}",
             )
-    return (project_id if spec.needs_project else org_id), project_id
+    scope_id = project_id if spec.needs_project else org_id
+    assert scope_id is not None  # a source that needs a project requires its slug (records.py)
+    return scope_id, project_id

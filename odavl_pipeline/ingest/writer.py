@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import psycopg
 from psycopg import Cursor
 
+from odavl_pipeline.db.locks import lock_file, share_source
 from odavl_pipeline.domain.records import RETRYABLE_REASONS, Reason
 from odavl_pipeline.ingest import chains
 from odavl_pipeline.ingest.landing import LandedFile, UnreadableFile, sha256_of
@@ -52,7 +53,7 @@ class Counts:
 
 def _load_references(cur: Cursor) -> References:
     """The organizations and projects by slug, in two queries."""
-    orgs = dict(cur.execute("SELECT slug, id FROM organizations").fetchall())
+    orgs: dict[str, int] = dict(cur.execute("SELECT slug, id FROM organizations").fetchall())
     projects = {
         (org_id, slug): project_id
         for org_id, slug, project_id in cur.execute(
@@ -79,9 +80,11 @@ def prepare_file(
                 (mtime_ns, landed.source, landed.relative_path, digest, mtime_ns),
             )
             return None
-        file_id = cur.execute(
+        row = cur.execute(
             "SELECT nextval(pg_get_serial_sequence('ingested_files', 'id'))"
-        ).fetchone()[0]
+        ).fetchone()
+        assert row is not None  # nextval returns exactly one row
+        file_id = row[0]
         return PreparedFile(landed, digest, file_id, _load_references(cur), size_bytes, mtime_ns)
 
 
@@ -114,21 +117,20 @@ def ingest_file(
             with conn.transaction():  # a savepoint: an unreadable file leaves nothing behind
                 lines, duplicates, touched = _write_batches(cur, spec, prepared, batches, progress)
         except UnreadableFile as error:
-            lines, duplicates, touched = 1, Counter(), {file_id}
+            lines, duplicates, touched = 1, Counter[int](), {file_id}
             cur.execute(
                 "INSERT INTO quarantine (source, file_id, line_no, reason, detail) "
                 "VALUES (%s, %s, NULL, %s, %s)",
                 (spec.name, file_id, Reason.UNREADABLE_FILE.value, storable(str(error))),
             )
         _settle_ledger(cur, spec, duplicates, touched, lines={file_id: lines})
-        return Counts(
-            1,
-            *cur.execute(
-                "SELECT lines, accepted, duplicate, pending, rejected FROM ingested_files "
-                "WHERE id = %s",
-                (file_id,),
-            ).fetchone(),
-        )
+        counted = cur.execute(
+            "SELECT lines, accepted, duplicate, pending, rejected FROM ingested_files "
+            "WHERE id = %s",
+            (file_id,),
+        ).fetchone()
+        assert counted is not None  # the ledger row inserted above, in this transaction
+        return Counts(1, *counted)
 
 
 def _write_batches(
@@ -137,10 +139,10 @@ def _write_batches(
     prepared: PreparedFile,
     batches: Iterable[Batch],
     progress: Callable[[str], None] | None,
-) -> tuple[int, Counter, set[int]]:
+) -> tuple[int, Counter[int], set[int]]:
     """Write a file's batches; its lines, the duplicates found per file, and the files whose
     lines changed outcome (attestation chains settled by this file's arrival)."""
-    lines, duplicates, touched, rejected = 0, Counter(), {prepared.file_id}, 0
+    lines, duplicates, touched, rejected = 0, Counter[int](), {prepared.file_id}, 0
     for number, batch in enumerate(batches):
         lines += batch.lines
         rejected += _write_batch(cur, spec, batch, number, duplicates)
@@ -210,7 +212,7 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
             return RetryOutcome()
         refs = _load_references(cur)
         _create_stage(cur, spec)
-        duplicates: Counter = Counter()
+        duplicates: Counter[int] = Counter()
         touched = {file_id for file_id, *_ in entries}
         lines = heapq.merge(
             *(_entry_lines(*entry) for entry in entries),
@@ -229,10 +231,12 @@ def retry_quarantine(conn: psycopg.Connection, source: str) -> RetryOutcome:
             touched |= chains.settle_attestation_chains(cur)
         _settle_ledger(cur, spec, duplicates, touched)
         cur.execute("ANALYZE retried")
-        retried, landed = cur.execute(
+        row = cur.execute(
             f"""SELECT count(*), count(t.line_no) FROM retried r
                 LEFT JOIN {spec.table} t ON t.file_id = r.file_id AND t.line_no = r.line_no"""
         ).fetchone()
+        assert row is not None  # an aggregate without GROUP BY returns exactly one row
+        retried, landed = row
         duplicate = sum(duplicates.values())
         return RetryOutcome(retried, landed, duplicate, retried - landed - duplicate)
 
@@ -249,7 +253,7 @@ def _entry_lines(
 def _settle_ledger(
     cur: Cursor,
     spec: SourceSpec,
-    duplicates: Counter,
+    duplicates: Counter[int],
     touched: set[int],
     lines: dict[int, int] | None = None,
 ) -> None:
@@ -285,25 +289,6 @@ def _settle_ledger(
     )
 
 
-def source_lock(source: str) -> str:
-    """The advisory lock key of one source's writes (docs/ingestion.md, "Parallel ingestion")."""
-    return f"odavl:ingest:{source}"
-
-
-def share_source(cur: Cursor, source: str) -> None:
-    """Writers of a source share its lock until they commit, so they run at once; a billing
-    cut takes it alone (`marts.extract.usage_cut`), waiting for the writes in progress."""
-    cur.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (source_lock(source),))
-
-
-def lock_file(cur: Cursor, source: str, path: str) -> None:
-    """One writer at a time per landed path: a second run reaching the same file waits, then
-    finds it ingested."""
-    cur.execute(
-        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (source_lock(source), path)
-    )
-
-
 def forget_unread(cur: Cursor, source: str | None, path: str) -> None:
     """Drop the failed or misplaced rows of a path (with their quarantine rows)."""
     unread = (
@@ -325,7 +310,7 @@ def _create_stage(cur: Cursor, spec: SourceSpec) -> None:
 
 
 def _write_batch(
-    cur: Cursor, spec: SourceSpec, batch: Batch, number: int, duplicates: Counter
+    cur: Cursor, spec: SourceSpec, batch: Batch, number: int, duplicates: Counter[int]
 ) -> int:
     """Insert the staged lines, classify the others, stage the rejects for the quarantine.
 
@@ -358,7 +343,7 @@ def _classify(
     spec: SourceSpec,
     lines: list[tuple[int, int]],
     rejects: Rejects,
-    duplicates: Counter,
+    duplicates: Counter[int],
 ) -> None:
     """Each of these staged lines repeats the accepted record of its key or one of its corrected
     versions (a duplicate: the same JSON value) or conflicts with it (quarantined with its

@@ -52,7 +52,10 @@ class Entry:
 class LandingZone(ABC):
     """The landing root: what lies under it, and a stream of each file's bytes."""
 
-    location: str  # the folder or URL, as it is shown
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """The folder or URL, as it is shown."""
 
     @abstractmethod
     def entries(self, skipped_folders: frozenset[str] = frozenset()) -> Iterator[Entry]:
@@ -212,6 +215,8 @@ class ObjectZone(LandingZone):
         return io.BufferedReader(_StorageReads(self, raw), buffer_size=LINE_BUFFER_BYTES)
 
     def status(self, handle: BinaryIO) -> tuple[int, int]:
+        # the handle is one `open` returned: a buffer over the object's reads
+        assert isinstance(handle, io.BufferedReader) and isinstance(handle.raw, _StorageReads)
         details = handle.raw.stream.details
         return int(details.get("size") or 0), _mtime_ns(details)
 

@@ -10,18 +10,19 @@ included, are bound as DuckDB parameters, never written into the SQL; only table
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import psycopg
 import pyarrow as pa
 
 from odavl_pipeline.billing.catalogue import QUOTA_METRICS
-from odavl_pipeline.billing.closing import HeldFile, files_holding_closes
+from odavl_pipeline.billing.closing import HeldFile, files_holding_closes, record_closes
 from odavl_pipeline.billing.plans import (
     ALWAYS_BEFORE,
     PlanVersion,
@@ -41,13 +42,13 @@ from odavl_pipeline.marts.extract import (
     Extractor,
     forget_changes,
     read_changes,
-    record_closes,
     usage_cut,
 )
 from odavl_pipeline.marts.reconcile import Rebuilt
-from odavl_pipeline.marts.schema import MARTS
+from odavl_pipeline.marts.schema import MART_TABLES
 from odavl_pipeline.marts.store import MartsBuild, building
 from odavl_pipeline.marts.timing import StepTimer, statement, timed, timed_by
+from odavl_pipeline.marts.timing import step as timed_step
 from odavl_pipeline.settings import BILLING_GRACE_MINUTES, Settings
 
 DEFAULT_GRACE = timedelta(minutes=BILLING_GRACE_MINUTES)
@@ -127,9 +128,14 @@ def refresh_marts(
             building(settings.marts_path, full) as build,
         ):
             # the marks before any row is read: a later change keeps its mark
-            cut, changes = (None, read_changes(conn)) if as_of else usage_cut(conn)
+            cut: datetime | None = None
+            if as_of is None:
+                cut, changes = usage_cut(conn)
+                as_of = cut
+            else:  # a build as of a given instant reads the rows as they are
+                changes = read_changes(conn)
             build.usage_cut = cut
-            report = MartsReport(full=build.fresh, build_id=build.build_id, as_of=as_of or cut)
+            report = MartsReport(full=build.fresh, build_id=build.build_id, as_of=as_of)
             # the files not in the build by its cut (a build given its instant: as they are)
             report.held_files = files_holding_closes(conn, settings.landing, cut)
             _build(build, conn, extractor, changes, report, grace, progress)
@@ -205,7 +211,7 @@ def _build(
     progress(
         "dashboards: " + ", ".join(f"{source} {report.days[source]} days" for source in SOURCES[1:])
     )
-    report.rows = {name: _scalar(con, f"SELECT count(*) FROM {name}") for name in MARTS}
+    report.rows = {name: _scalar(con, f"SELECT count(*) FROM {name}") for name in MART_TABLES}
     if not build.fresh:
         report.rebuilt = Rebuilt(usage_days, _execute(con, REBUILT_PERIODS).fetchall())
 
@@ -254,12 +260,15 @@ def _rows_table(
     con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, pa.DataType], rows: list[tuple]
 ) -> None:
     """A temporary table `name` of `rows`, with these columns and types."""
-    values = list(zip(*rows)) if rows else [[] for _ in columns]
+    values: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
     _load(
         con,
         name,
         pa.table(
-            {column: pa.array(data, kind) for (column, kind), data in zip(columns.items(), values)}
+            {
+                column: pa.array(data, kind)
+                for (column, kind), data in zip(columns.items(), values, strict=True)
+            }
         ),
     )
 
@@ -769,7 +778,8 @@ def _close_due_periods(
         return
     usage = _execute(con, CLOSING_USAGE).fetchall()
     due = set(_execute(con, "SELECT org_id, period_start FROM due").fetchall())
-    record_closes(conn, [row for row in closing if (row[0], row[1]) in due], usage, as_of)
+    with timed_step("record_closes"):
+        record_closes(conn, [row for row in closing if (row[0], row[1]) in due], usage, as_of)
     _load_closes(con, extractor)
 
 
@@ -813,8 +823,12 @@ def _fingerprint(history: list[PlanVersion]) -> str:
     )
 
 
-OPEN_PERIOD_COLUMNS = {"org_id": pa.int32(), "period_start": TIMESTAMP, "period_end": TIMESTAMP}
-PERIOD_PLAN_COLUMNS = {
+OPEN_PERIOD_COLUMNS: dict[str, pa.DataType] = {
+    "org_id": pa.int32(),
+    "period_start": TIMESTAMP,
+    "period_end": TIMESTAMP,
+}
+PERIOD_PLAN_COLUMNS: dict[str, pa.DataType] = {
     "org_id": pa.int32(),
     "period_start": TIMESTAMP,
     "tier": pa.string(),
@@ -842,7 +856,9 @@ def _periods(
     ).fetchall():
         closed.setdefault(org_id, []).append((start, end))
     last = max(latest, as_of)
-    open_periods, plans, recorded = [], [], []
+    open_periods: list[tuple[int, datetime, datetime]] = []
+    plans: list[tuple[int, datetime, str, str, int]] = []
+    recorded: list[tuple[int, datetime | None, str]] = []
     for (org_id,) in _execute(con, "SELECT org_id FROM org_dim ORDER BY org_id").fetchall():
         history = versions.get(org_id) or [
             PlanVersion(ALWAYS_BEFORE, "FREE", None, quotas("FREE", {}))

@@ -8,7 +8,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 
-from odavl_pipeline.ingest.writer import source_lock
+from odavl_pipeline.db.locks import take_source
 from odavl_pipeline.marts.bounds import EARLIEST_DAY_SQL, LATEST_DAY_SQL, held, outside
 from odavl_pipeline.marts.metrics import METRIC_SQL
 from odavl_pipeline.marts.timing import timed
@@ -68,48 +68,13 @@ def usage_cut(conn: psycopg.Connection) -> tuple[datetime, Changes]:
     stamped after it, their marks left for the next build (docs/ingestion.md, "Parallel
     ingestion"). A build that reads the usage stamped before the moment holds exactly that.
     """
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_lock("usage_events"),))
+    take_source(conn, "usage_events")
     marks = conn.execute(MARKS).fetchall()
-    moment = conn.execute("SELECT odavl_now()").fetchone()[0]
+    row = conn.execute("SELECT odavl_now()").fetchone()
+    assert row is not None  # a SELECT without FROM returns exactly one row
+    moment = row[0]
     conn.commit()
     return moment, Changes(tuple(marks))
-
-
-# the periods closed, unless closed already (Postgres parameters: closed_at, then the columns)
-RECORD_CLOSES = """
-    INSERT INTO billing_closes (organization_id, period_start, period_end, closed_at, tier)
-    SELECT org_id, period_start, period_end, %s, tier::tier
-    FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[], %s::text[])
-         AS p(org_id, period_start, period_end, tier)
-    ON CONFLICT DO NOTHING
-"""
-
-# ... and their figures per metric, unless recorded already
-RECORD_CLOSE_USAGE = """
-    INSERT INTO billing_close_usage (organization_id, period_start, metric, used, quota, overage)
-    SELECT *
-    FROM unnest(%s::int[], %s::timestamptz[], %s::text[], %s::bigint[], %s::bigint[],
-                %s::bigint[])
-    ON CONFLICT DO NOTHING
-"""
-
-
-@timed("record_closes")
-def record_closes(
-    conn: psycopg.Connection,
-    closes: list[tuple[int, datetime, datetime, str]],
-    usage: list[tuple[int, datetime, str, int, int, int]],
-    closed_at: datetime,
-) -> int:
-    """Close the given (organization, start, end, tier) periods not closed yet, with what they
-    closed with per (organization, start, metric, used, quota, overage), in one transaction; a
-    period another build closed first keeps that build's figures. Returns how many closed."""
-    columns = [list(column) for column in zip(*closes)] or [[], [], [], []]
-    with conn.transaction():
-        closed = conn.execute(RECORD_CLOSES, (closed_at, *columns)).rowcount
-        if usage:
-            conn.execute(RECORD_CLOSE_USAGE, tuple(list(column) for column in zip(*usage)))
-    return closed
 
 
 CLOSES_QUERY = """

@@ -6,6 +6,7 @@ shows up as a difference. Both leave out the rows the marts cannot hold (bounds.
 `rows_left_out` lists.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -44,8 +45,8 @@ def published_cut(marts: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def _compare(
-    mart: dict[tuple, int],
-    postgres: dict[tuple, int],
+    mart: Mapping[tuple, object],
+    postgres: Mapping[tuple, object],
     names: tuple[str, ...],
     sides: tuple[str, str] = ("marts", "postgres"),
 ) -> Reconciliation:
@@ -56,7 +57,7 @@ def _compare(
         difference_count=len(differing),
         differences=[
             {
-                **dict(zip(names, map(str, key))),
+                **dict(zip(names, map(str, key), strict=True)),
                 sides[0]: mart.get(key, 0),
                 sides[1]: postgres.get(key, 0),
             }
@@ -92,6 +93,8 @@ def usage_daily_totals(
 ) -> Reconciliation:
     """usage_daily per organization and metric against every accepted usage event; after an
     incremental build, per organization, day and metric on the days it read again."""
+    mart: dict[tuple, int]
+    postgres: dict[tuple, int]
     if rebuilt is None:
         mart = {
             (org, metric): quantity
@@ -325,10 +328,12 @@ class LeftOut:
 def rows_left_out(conn: psycopg.Connection, table: str, limit: int = 10) -> LeftOut:
     """The rows of `table` with a timestamp outside what the marts can hold (bounds.py)."""
     columns = BOUNDED_COLUMNS[table]
-    count = conn.execute(
+    counted = conn.execute(
         f"SELECT count(*) FROM {table} AS t WHERE "
         + " OR ".join(outside(f"t.{column}") for column in columns)
-    ).fetchone()[0]
+    ).fetchone()
+    assert counted is not None  # an aggregate without GROUP BY returns exactly one row
+    count = counted[0]
     if not count:
         return LeftOut(0)
     values = ", ".join(f"('{column}', t.{column})" for column in columns)

@@ -5,7 +5,7 @@ Tables whose name begins with `_` are the builder's bookkeeping, not for readers
 
 SCHEMA_VERSION = 6  # a published file of another version is rebuilt in full
 
-MARTS = {
+MART_TABLES = {  # each mart readers query: its table's columns (DDL)
     # CONTRACT.md section 6
     "usage_daily": """(
         org VARCHAR NOT NULL, day DATE NOT NULL, metric VARCHAR NOT NULL,
@@ -103,5 +103,5 @@ BOOKKEEPING = {
 
 
 def create_all(con) -> None:
-    for name, columns in {**MARTS, **BOOKKEEPING}.items():
+    for name, columns in {**MART_TABLES, **BOOKKEEPING}.items():
         con.execute(f"CREATE TABLE {name} {columns}")

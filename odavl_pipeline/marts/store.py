@@ -12,8 +12,8 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -55,7 +55,7 @@ def read_quota_status(marts_path: Path, org: str | None = None) -> list[dict]:
             [org, org],
         )
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:

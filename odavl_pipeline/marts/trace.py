@@ -307,6 +307,7 @@ def choose_period(
             + ": give --period-start that instant"
         )
     if not found:
+        assert period_start is not None  # without one, the day's branch refused above
         starts = [_instant(p.period_start) for p in reversed(periods)]
         shown = ", ".join(starts[:6]) + (", …" if len(starts) > 6 else "")
         raise TraceRefused(
@@ -326,7 +327,9 @@ def _require_day_of(period: BilledPeriod, days: list[BilledDay], day: date) -> N
 
 
 def _periods(con: duckdb.DuckDBPyConnection, org: str, metric: str) -> list[BilledPeriod]:
-    if not con.execute("SELECT count(*) FROM organizations WHERE org = ?", [org]).fetchone()[0]:
+    counted = con.execute("SELECT count(*) FROM organizations WHERE org = ?", [org]).fetchone()
+    assert counted is not None  # an aggregate without GROUP BY returns exactly one row
+    if not counted[0]:
         raise TraceRefused(
             f"no organization {org!r} in the marts: unknown, or the marts were built before it "
             "existed (`odavl-pipeline run` builds them)"

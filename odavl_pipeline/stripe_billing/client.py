@@ -22,12 +22,11 @@ def stripe_client(settings: Settings) -> stripe.StripeClient:
     """A client for Stripe's API, or for the server at STRIPE_API_BASE (an emulator in tests)."""
     if not settings.stripe_api_key:
         raise StripeNotConfigured()
-    base_addresses = (
-        {"api": settings.stripe_api_base.rstrip("/")} if settings.stripe_api_base else None
-    )
     return stripe.StripeClient(
-        settings.stripe_api_key,
-        base_addresses=base_addresses,
+        settings.stripe_api_key.get_secret_value(),
+        base_addresses=(
+            {"api": settings.stripe_api_base.rstrip("/")} if settings.stripe_api_base else None
+        ),
         http_client=stripe.RequestsClient(timeout=HTTP_TIMEOUT_SECONDS),
         max_network_retries=NETWORK_RETRIES,
     )

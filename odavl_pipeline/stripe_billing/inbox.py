@@ -24,14 +24,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from sqlalchemy import String
 
 from odavl_pipeline.db.limits import is_storable_text
 from odavl_pipeline.db.models import StripeEvent
 from odavl_pipeline.stripe_billing.subscriptions import EPOCH_MAX
 
-EVENT_ID_MAX_LENGTH = StripeEvent.__table__.c.id.type.length
-EVENT_TYPE_MAX_LENGTH = StripeEvent.__table__.c.type.type.length
-KEY_MAX_LENGTH = StripeEvent.__table__.c.ordering_key.type.length
+
+def _declared_length(column: str) -> int:
+    """The characters a text column of `stripe_events` holds, as its model declares them."""
+    kind = StripeEvent.__table__.c[column].type
+    assert isinstance(kind, String) and kind.length is not None  # each is a String(n)
+    return kind.length
+
+
+EVENT_ID_MAX_LENGTH = _declared_length("id")
+EVENT_TYPE_MAX_LENGTH = _declared_length("type")
+KEY_MAX_LENGTH = _declared_length("ordering_key")
 CREATED_MAX = EPOCH_MAX  # 9999-12-31T23:59:59Z
 
 CUSTOMER_EVENTS = ("customer.created", "customer.updated")
@@ -187,7 +196,8 @@ def claim_next(conn: psycopg.Connection) -> Claim | None:
                 (LEASE, token, candidate[0]),
             ).fetchone()
         if row is not None:
-            return Claim(*row, token=token)
+            event_id, event_type, created, payload, attempts = row
+            return Claim(event_id, event_type, created, payload, attempts, token)
     return None
 
 
@@ -294,6 +304,7 @@ def summary(conn: psycopg.Connection, overdue_after: timedelta) -> InboxSummary:
         "FROM stripe_events WHERE status <> 'processed'",
         (overdue_after,),
     ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY returns exactly one row
     return InboxSummary(*row)
 
 

@@ -112,8 +112,10 @@ def subscription_state(subscription: Any, product_metadata: ProductMetadata) -> 
         limits={key: _limit(metadata.get(key), f"{where}: {key}") for key in LIMIT_KEYS},
         current_period_start=_moment(start, f"{where}: current_period_start"),
         current_period_end=_moment(end, f"{where}: current_period_end"),
-        cancel_at=_moment(subscription.get("cancel_at"), f"{where}: cancel_at"),
-        canceled_at=_moment(subscription.get("canceled_at") or ended_at, f"{where}: canceled_at"),
+        cancel_at=_optional_moment(subscription.get("cancel_at"), f"{where}: cancel_at"),
+        canceled_at=_optional_moment(
+            subscription.get("canceled_at") or ended_at, f"{where}: canceled_at"
+        ),
     )
 
 
@@ -183,9 +185,11 @@ def _first(subscription: dict[str, Any], item: dict[str, Any], key: str) -> Any:
     return item.get(key) if value is None else value
 
 
-def _moment(epoch: Any, field: str) -> datetime | None:
-    if epoch is None:
-        return None
+def _optional_moment(epoch: Any, field: str) -> datetime | None:
+    return None if epoch is None else _moment(epoch, field)
+
+
+def _moment(epoch: Any, field: str) -> datetime:
     if type(epoch) is not int or not 0 <= epoch <= EPOCH_MAX:
         raise InvalidSubscription(
             f"{field}: {_shown(epoch)} is not a time (Unix seconds, 0 to {EPOCH_MAX})"

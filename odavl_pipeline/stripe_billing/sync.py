@@ -1,7 +1,7 @@
 """Stripe into Postgres: the initial sync, and the processing of the webhook inbox's events.
 
 Stripe is called first, outside any transaction; what it answered is then written in one short
-transaction under `timeline.lock`, so a slow Stripe delays only the event that waits for it.
+transaction under `lock_stripe_sync` (db/locks.py), so a slow Stripe delays only the event that waits for it.
 
 - **An organization** is linked by `organizations.stripe_customer_id`: a customer whose
   metadata `org_slug` names an organization without a customer id links it, once.
@@ -31,6 +31,7 @@ import psycopg
 import stripe
 
 from odavl_pipeline import clock
+from odavl_pipeline.db.locks import lock_stripe_sync
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.settings import Settings
 from odavl_pipeline.stripe_billing import inbox, timeline
@@ -151,7 +152,7 @@ def _process_subscription(
         customer = _customer(client, state.customer_id)  # come later: ask Stripe
     with conn.transaction():
         inbox.hold(conn, claim)
-        timeline.lock(conn)
+        lock_stripe_sync(conn)
         link = _link(conn, customer) if customer else None
         change = timeline.apply_state(conn, state, claim.created, claim.type, claim.id)
         if change is None:
@@ -171,7 +172,7 @@ def _process_customer(conn: psycopg.Connection, claim: Claim, obj: dict[str, Any
         raise Unprocessable(inbox.INVALID, str(error)) from None
     with conn.transaction():
         inbox.hold(conn, claim)
-        timeline.lock(conn)
+        lock_stripe_sync(conn)
         change = _link(conn, customer)
         if not change.applied and customer.org_slug and not customer.deleted:
             raise Unprocessable(inbox.NO_ORGANIZATION, change.detail)
@@ -266,7 +267,7 @@ def initial_sync(conn: psycopg.Connection, client: stripe.StripeClient) -> SyncR
             report.notes.append(str(error))
             continue
         with conn.transaction():
-            timeline.lock(conn)
+            lock_stripe_sync(conn)
             change = _link(conn, link)
         report.customers_linked += change.applied
         if not change.applied:
@@ -283,15 +284,15 @@ def initial_sync(conn: psycopg.Connection, client: stripe.StripeClient) -> SyncR
             report.notes.append(str(error))
             continue
         with conn.transaction():
-            timeline.lock(conn)
-            change = timeline.apply_state(conn, state, observed_at, timeline.SYNC)
-        if change is None:
+            lock_stripe_sync(conn)
+            applied = timeline.apply_state(conn, state, observed_at, timeline.SYNC)
+        if applied is None:
             report.notes.append(
                 f"subscription {state.subscription_id}: customer {state.customer_id} is "
                 f"linked to no organization"
             )
             continue
-        report.subscriptions_applied += change.applied
-        if not change.applied:
-            report.notes.append(change.detail)
+        report.subscriptions_applied += applied.applied
+        if not applied.applied:
+            report.notes.append(applied.detail)
     return report

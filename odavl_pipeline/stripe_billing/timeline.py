@@ -19,7 +19,7 @@
 - The organization's current rows (`subscriptions`, `organizations.tier` and
   `stripe_subscription_id`) are the plan now: the latest state.
 
-Call these in a transaction holding `lock`; they make no Stripe call.
+Call these in a transaction holding `db.locks.lock_stripe_sync`; they make no Stripe call.
 """
 
 from dataclasses import dataclass
@@ -56,12 +56,6 @@ class RecordedState:
     @property
     def order(self) -> tuple[datetime, int, int]:
         return (self.observed_at, self.rank, self.id)
-
-
-def lock(conn: psycopg.Connection) -> None:
-    """Stripe writes are serialized for the rest of the transaction (never across a Stripe
-    call: callers fetch first, then write)."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('odavl:stripe:sync'))")
 
 
 # --- customers -----------------------------------------------------------------------------
@@ -143,13 +137,16 @@ def apply_history(
     states: list[RecordedState],
     since: datetime | None = None,
 ) -> RecordedState:
-    """Check the plan history of `org_id` at every instant of `states` from `since` (all when
-    None), then write its current rows; returns the state the organization is on now."""
+    """Check the plan history of `org_id` at every instant of `states` (not empty) from `since`
+    (all when None), then write its current rows; returns the state the organization is on now."""
     for moment in sorted(
         {s.observed_at for s in states if since is None or s.observed_at >= since}
     ):
-        _record_version(conn, org_id, moment, chosen_at(states, moment).state)
+        chosen = chosen_at(states, moment)
+        assert chosen is not None  # a state observed at `moment` is one of `states`
+        _record_version(conn, org_id, moment, chosen.state)
     latest = chosen_at(states, None)
+    assert latest is not None  # `states` is not empty
     _write_current(conn, org_id, latest)
     return latest
 

@@ -40,8 +40,7 @@ true-up when the period closes, so that a period's meter events add up to its cl
   to the next build and report is shorter than Stripe's delay (docs/stripe.md).
 """
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +50,7 @@ import stripe
 
 from odavl_pipeline import clock
 from odavl_pipeline.billing.catalogue import STRIPE_EVENT_NAMES
+from odavl_pipeline.db.locks import stripe_usage_report_lock
 from odavl_pipeline.marts.store import open_marts
 
 REPORT_WINDOW = timedelta(days=34)  # Stripe accepts meter events up to 35 days old
@@ -65,10 +65,7 @@ class BillingPeriod:
     period_end: datetime
     metric: str
     used: int
-    closed: bool = True
-
-
-ClosedPeriod = BillingPeriod  # the name of before, when only closed periods were reported
+    closed: bool
 
 
 @dataclass(frozen=True)
@@ -154,11 +151,6 @@ def read_billing_periods(marts_path: Path) -> list[BillingPeriod]:
     return [BillingPeriod(*row) for row in rows]
 
 
-def read_closed_periods(marts_path: Path) -> list[BillingPeriod]:
-    """The closed periods of the `billing_periods` mart."""
-    return [period for period in read_billing_periods(marts_path) if period.closed]
-
-
 def report_usage(
     conn: psycopg.Connection,
     client: stripe.StripeClient,
@@ -175,7 +167,7 @@ def report_usage(
             "report_usage commits step by step: pass a connection outside a transaction"
         )
     report = _UsageReport(conn, client, now or clock.now())
-    with _report_lock(conn):
+    with stripe_usage_report_lock(conn):
         with conn.transaction():
             customers = _customers(conn)
             latest = {
@@ -476,6 +468,7 @@ def _reserve(
                 customer_id,
             ),
         ).fetchone()
+    assert row is not None  # INSERT … RETURNING returns the row it inserted
     return LedgerRow(*row)
 
 
@@ -556,15 +549,3 @@ def _is_unreachable(error: stripe.StripeError) -> bool:
 def _reason(error: stripe.StripeError) -> str:
     status = error.http_status or "no response"
     return f"{type(error).__name__} ({status}): {getattr(error, 'user_message', None) or error}"
-
-
-@contextmanager
-def _report_lock(conn: psycopg.Connection) -> Iterator[None]:
-    """One report at a time: a session-level advisory lock, held across the step commits."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_lock(hashtext('odavl:stripe:usage-report'))")
-    try:
-        yield
-    finally:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_unlock(hashtext('odavl:stripe:usage-report'))")

@@ -45,7 +45,7 @@ from starlette.routing import Route
 
 from odavl_pipeline.bounded_http import Bounds, bounded_protocol
 from odavl_pipeline.db.connections import Connections
-from odavl_pipeline.settings import Settings
+from odavl_pipeline.settings import Settings, secret_value
 from odavl_pipeline.stripe_billing import inbox
 from odavl_pipeline.stripe_billing.client import stripe_client
 from odavl_pipeline.stripe_billing.signatures import SignatureError, parse_secrets, verify_signature
@@ -90,7 +90,7 @@ def create_app(
     settings: Settings, client: stripe.StripeClient | None = None, workers: int = WORKERS
 ) -> Starlette:
     """The webhook app; while it runs (its lifespan), `workers` threads process the inbox."""
-    secrets = parse_secrets(settings.stripe_webhook_secret)
+    secrets = parse_secrets(secret_value(settings.stripe_webhook_secret))
     if not secrets:
         raise WebhookSecretMissing()
     connections = Connections(settings)

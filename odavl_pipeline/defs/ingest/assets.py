@@ -8,7 +8,7 @@ import psycopg
 
 from odavl_pipeline.defs.ingest.checks import check_specs, evaluate_checks
 from odavl_pipeline.defs.ingest.partitions import landed_days
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import DatabaseResource, LandingZoneResource
 from odavl_pipeline.ingest.landing import SOURCES
 from odavl_pipeline.ingest.progress import Throttled
 from odavl_pipeline.ingest.run import IngestReport, ingest_days
@@ -50,12 +50,16 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         group_name="ingestion",
         kinds={"postgres", "python"},
     )
-    def ingest(context: dg.AssetExecutionContext, odavl: OdavlResource) -> dg.MaterializeResult:
+    def ingest(
+        context: dg.AssetExecutionContext,
+        database: DatabaseResource,
+        landing_zone: LandingZoneResource,
+    ) -> dg.MaterializeResult:
         days = [date.fromisoformat(key) for key in context.partition_keys]
-        with odavl.connect() as conn:
+        with database.connect() as conn:
             report = ingest_days(
                 conn,
-                odavl.settings().landing,
+                landing_zone.settings().landing,
                 source,
                 days,
                 run_id=context.run.run_id,

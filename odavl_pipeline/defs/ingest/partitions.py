@@ -8,13 +8,15 @@ history landed later) are added together with the registered days after them, wh
 first (Dagster cannot move a partition; its materializations stay, recorded by key).
 """
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
 
-landed_days = dg.DynamicPartitionsDefinition(name="landed_days")
+LANDED_DAYS = "landed_days"
+landed_days = dg.DynamicPartitionsDefinition(name=LANDED_DAYS)
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Registration:
         return [*self.kept, *self.added]
 
 
-def registration(registered: list[str], days: Iterable[str]) -> Registration:
+def registration(registered: Sequence[str], days: Iterable[str]) -> Registration:
     """What brings `registered` (keys in their order of registration) and `days` into one list in
     calendar order, removing as few registered keys as possible: those after the first place
     where the two orders part."""
@@ -41,19 +43,21 @@ def registration(registered: list[str], days: Iterable[str]) -> Registration:
     kept = 0
     while kept < len(registered) and registered[kept] == wanted[kept]:
         kept += 1
-    return Registration(kept=registered[:kept], removed=registered[kept:], added=wanted[kept:])
+    return Registration(
+        kept=list(registered[:kept]), removed=list(registered[kept:]), added=wanted[kept:]
+    )
 
 
 def register_days(instance: dg.DagsterInstance, days: Iterable[date]) -> list[str]:
     """Register the days not yet known, in calendar order; return every registered key, in order."""
     change = registration(
-        instance.get_dynamic_partitions(landed_days.name), (day.isoformat() for day in days)
+        instance.get_dynamic_partitions(LANDED_DAYS), (day.isoformat() for day in days)
     )
     for key in change.removed:
-        instance.delete_dynamic_partition(landed_days.name, key)
+        instance.delete_dynamic_partition(LANDED_DAYS, key)
     if change.added:
-        instance.add_dynamic_partitions(landed_days.name, change.added)
-    return instance.get_dynamic_partitions(landed_days.name)  # another process may add too
+        instance.add_dynamic_partitions(LANDED_DAYS, change.added)
+    return list(instance.get_dynamic_partitions(LANDED_DAYS))  # another process may add too
 
 
 def partition_requests(
@@ -61,7 +65,7 @@ def partition_requests(
 ) -> list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest]:
     """The requests that make `change` when a sensor returns them (the daemon applies them in
     order)."""
-    requests = []
+    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
     if change.removed:
         requests.append(landed_days.build_delete_request(change.removed))
     if change.added:
@@ -69,20 +73,17 @@ def partition_requests(
     return requests
 
 
-def contiguous_ranges(ordered_keys: list[str], wanted: Iterable[str]) -> list[dg.PartitionKeyRange]:
+def contiguous_ranges(
+    ordered_keys: Sequence[str], wanted: Iterable[str]
+) -> list[dg.PartitionKeyRange]:
     """The fewest ranges of `ordered_keys` that cover exactly the keys of `wanted` among them."""
-    wanted = set(wanted)
-    ranges, start, previous = [], None, None
-    for key in ordered_keys:
-        if key in wanted:
-            start = start or key
-            previous = key
-        elif start is not None:
-            ranges.append(dg.PartitionKeyRange(start, previous))
-            start = None
-    if start is not None:
-        ranges.append(dg.PartitionKeyRange(start, previous))
-    return ranges
+    taken = set(wanted)
+    return [
+        dg.PartitionKeyRange(keys[0], keys[-1])
+        for inside, run in itertools.groupby(ordered_keys, key=taken.__contains__)
+        if inside
+        for keys in [list(run)]
+    ]
 
 
 def day_ranges(instance: dg.DagsterInstance, days: Iterable[date]) -> list[dg.PartitionKeyRange]:

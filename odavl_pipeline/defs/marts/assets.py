@@ -4,20 +4,28 @@ They have no partitions of their own: each build reads the change marks the inge
 Postgres (`mart_changes`) and rebuilds what they name, whichever days a run ingested.
 """
 
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
 from odavl_pipeline.defs.execution import CELERY_QUEUE_TAG, MARTS_QUEUE
 from odavl_pipeline.defs.marts.checks import evaluate_mart_checks, mart_check_specs
 from odavl_pipeline.defs.monitoring.freshness import freshness_policy
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import (
+    DatabaseResource,
+    LandingZoneResource,
+    MartsResource,
+    settings_of,
+)
 from odavl_pipeline.domain.records import SOURCES
 from odavl_pipeline.orchestration import CLOSES_HELD_BY, LATE_CARRIED
 
 USAGE, ERRORS, FIXES, AUDITS = (dg.AssetKey([source]) for source in SOURCES)
 LATE_SHOWN = 50  # lines of late usage a build's metadata (and so `run`) names at most
 
-MARTS = {
+# each mart asset: the ingest assets it reads, and its description
+MART_ASSETS = {
     "usage_daily": ([USAGE], "Usage per organization, UTC day and metric (quantity and events)."),
     "quota_status": (
         [USAGE],
@@ -82,7 +90,7 @@ mart_specs = [
         kinds={"duckdb"},
         freshness_policy=freshness_policy(name),
     )
-    for name, (deps, description) in MARTS.items()
+    for name, (deps, description) in MART_ASSETS.items()
 ]
 
 
@@ -108,14 +116,20 @@ class MartsConfig(dg.Config):
     can_subset=False,
     op_tags={CELERY_QUEUE_TAG: MARTS_QUEUE},
 )
-def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlResource):
+def marts(
+    context: dg.AssetExecutionContext,
+    config: MartsConfig,
+    database: DatabaseResource,
+    marts: MartsResource,
+    landing_zone: LandingZoneResource,
+):
     """Brings every mart up to date with Postgres: the changed days, their billing periods, quota;
     then reconciles them with Postgres."""
     # imported here: pandas, Arrow and ADBC weigh half a second on every load of the code
     from odavl_pipeline.alerts import record_from_marts
     from odavl_pipeline.marts.build import refresh_marts
 
-    settings = odavl.settings()
+    settings = settings_of(database, marts, landing_zone)
     report = refresh_marts(
         settings, full=config.full_rebuild, grace=settings.billing_grace, progress=context.log.info
     )
@@ -133,7 +147,7 @@ def marts(context: dg.AssetExecutionContext, config: MartsConfig, odavl: OdavlRe
     late = [str(carried) for carried in report.late_carried[:LATE_SHOWN]]
     if len(report.late_carried) > LATE_SHOWN:
         late.append(f"and {len(report.late_carried) - LATE_SHOWN:,} more")
-    shared = {
+    shared: dict[str, Any] = {  # Dagster's metadata values
         "build_id": report.build_id,
         "full_build": report.full,
         "as_of": report.as_of.isoformat(),

@@ -4,7 +4,8 @@ after midnight (UTC)."""
 import dagster as dg
 
 from odavl_pipeline.defs.ingest.partitions import day_ranges, range_tags
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.jobs import pipeline_job
+from odavl_pipeline.defs.resources import DatabaseResource, LandingZoneResource
 from odavl_pipeline.ingest.pending import days_to_run
 
 # the other builds compare what they rebuilt; this one finds a write that escaped them
@@ -13,7 +14,7 @@ CHECK_EVERYTHING = {"ops": {"marts": {"config": {"check_everything": True}}}}
 
 @dg.schedule(
     cron_schedule="15 0 * * *",
-    job_name="pipeline",
+    job=pipeline_job,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every day at 00:15 UTC: ingests the days with new landing files "
@@ -21,13 +22,15 @@ CHECK_EVERYTHING = {"ops": {"marts": {"config": {"check_everything": True}}}}
     "Postgres.",
 )
 def daily_billing(
-    context: dg.ScheduleEvaluationContext, odavl: OdavlResource
+    context: dg.ScheduleEvaluationContext,
+    database: DatabaseResource,
+    landing_zone: LandingZoneResource,
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    settings = odavl.settings()
-    with odavl.connect() as conn:
-        days = days_to_run(conn, settings.landing)
+    landing = landing_zone.settings().landing
+    with database.connect() as conn:
+        days = days_to_run(conn, landing)
     if not days:
-        return dg.SkipReason(f"nothing has landed in {settings.landing}")
+        return dg.SkipReason(f"nothing has landed in {landing}")
     # a schedule cannot ask the daemon to add partitions (a sensor can): it registers them itself
     tick = context.scheduled_execution_time.date().isoformat()
     return [

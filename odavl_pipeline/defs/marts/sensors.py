@@ -4,7 +4,7 @@ no landing folder, so neither the landing-zone sensor nor the daily schedule see
 import dagster as dg
 
 from odavl_pipeline.defs.jobs import marts_job
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import DatabaseResource, MartsResource
 from odavl_pipeline.ingest.api_backlog import api_backlog, build_skip_reason, marts_cut
 
 SENSOR_NAME = "api_records_to_marts"
@@ -30,11 +30,10 @@ NOT_FINISHED = [
     "running.",
 )
 def api_records_to_marts(
-    context: dg.SensorEvaluationContext, odavl: OdavlResource
+    context: dg.SensorEvaluationContext, database: DatabaseResource, marts: MartsResource
 ) -> dg.SensorResult | dg.SkipReason:
-    settings = odavl.settings()
-    cut = marts_cut(settings.marts_path)
-    with odavl.connect() as conn:
+    cut = marts_cut(marts.settings().marts_path)
+    with database.connect() as conn:
         backlog = api_backlog(conn, cut)
     building = (
         context.instance.get_runs(

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import AlertsResource, DatabaseResource
+from odavl_pipeline.settings import secret_value
 
 NOT_SENT = "quota alerts are recorded (and listed on the dashboards' overview) but not sent"
 # Dagster gives a sensor's evaluation 60 s (its gRPC call's timeout): the deliveries of one tick
@@ -19,20 +20,24 @@ TICK_SECONDS = 40
     "own endpoints, retrying with backoff, for at most 40 s a tick; every attempt is a row of "
     "quota_alert_attempts.",
 )
-def quota_alert_delivery(context: dg.SensorEvaluationContext, odavl: OdavlResource):
+def quota_alert_delivery(
+    context: dg.SensorEvaluationContext, database: DatabaseResource, alerts: AlertsResource
+) -> dg.SkipReason:
     from odavl_pipeline.alerts import deliver_due, enqueue
 
-    settings = odavl.settings()
-    if not settings.alert_webhook_secret:
+    settings = alerts.settings()
+    url, secret = (
+        secret_value(settings.alert_webhook_url),
+        secret_value(settings.alert_webhook_secret),
+    )
+    if not secret:
         return dg.SkipReason(f"ODAVL_ALERT_WEBHOOK_SECRET is not set: {NOT_SENT}")
-    with odavl.connect() as conn:
-        enqueue(conn, default_url=bool(settings.alert_webhook_url))
-        report = deliver_due(
-            conn, settings.alert_webhook_url, settings.alert_webhook_secret, seconds=TICK_SECONDS
-        )
+    with database.connect() as conn:
+        enqueue(conn, default_url=bool(url))
+        report = deliver_due(conn, url, secret, seconds=TICK_SECONDS)
     for error in report.errors:
         context.log.warning(f"quota alert not delivered: {error}")
-    if not settings.alert_webhook_url:
+    if not url:
         return dg.SkipReason(
             f"{report.summary()}; ODAVL_ALERT_WEBHOOK_URL is not set: {NOT_SENT} "
             f"(except to organizations' own endpoints)"

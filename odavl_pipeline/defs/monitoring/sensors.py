@@ -3,8 +3,9 @@ when it is set."""
 
 import dagster as dg
 
-from odavl_pipeline.defs.monitoring.alerts import post_alert
-from odavl_pipeline.settings import Settings
+from odavl_pipeline.defs.monitoring.run_failure_webhook import post_run_failure
+from odavl_pipeline.defs.resources import AlertsResource
+from odavl_pipeline.settings import secret_value
 
 PARTITION_TAGS = (
     "dagster/partition",
@@ -62,13 +63,13 @@ def _root_cause(error) -> str:
     description="Reports every failed run of this code location to the log, and to "
     "ODAVL_ALERT_WEBHOOK_URL (JSON with a `text` field) when it is set.",
 )
-def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+def run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertsResource) -> None:
     report = failure_report(context)
     context.log.error(report["text"])
-    url = Settings.from_env().alert_webhook_url
+    url = secret_value(alerts.settings().alert_webhook_url)
     if not url:
         return
-    delivery = post_alert(url, report)
+    delivery = post_run_failure(url, report)
     if not delivery.delivered:
         context.log.error(f"the alert webhook did not take the alert: {delivery.detail}")
         raise AlertNotDelivered(

@@ -3,20 +3,20 @@
 from collections.abc import Iterator
 
 import dagster as dg
-import stripe
+from stripe import StripeClient
 
-from odavl_pipeline.defs.resources import OdavlResource
-from odavl_pipeline.stripe_billing.client import StripeNotConfigured, stripe_client
+from odavl_pipeline.defs.resources import DatabaseResource, MartsResource, StripeResource
+from odavl_pipeline.stripe_billing.client import StripeNotConfigured
 from odavl_pipeline.stripe_billing.sync import initial_sync
 from odavl_pipeline.stripe_billing.usage_reports import read_billing_periods, report_usage
 
 
 def _client_or_skip(
-    context: dg.AssetExecutionContext, odavl: OdavlResource
-) -> stripe.StripeClient | None:
+    context: dg.AssetExecutionContext, stripe: StripeResource
+) -> StripeClient | None:
     """The Stripe client, or None after saying why the asset skips (no STRIPE_API_KEY)."""
     try:
-        return stripe_client(odavl.settings())
+        return stripe.client()
     except StripeNotConfigured as error:
         context.log.warning(f"skipped: {error}")
         return None
@@ -24,13 +24,13 @@ def _client_or_skip(
 
 @dg.asset(group_name="stripe", kinds={"stripe", "postgres"}, output_required=False)
 def stripe_subscriptions(
-    context: dg.AssetExecutionContext, odavl: OdavlResource
+    context: dg.AssetExecutionContext, database: DatabaseResource, stripe: StripeResource
 ) -> Iterator[dg.MaterializeResult]:
     """Stripe customers and subscriptions (status, tier, current period) synchronized into Postgres."""
-    client = _client_or_skip(context, odavl)
+    client = _client_or_skip(context, stripe)
     if client is None:
         return
-    with odavl.connect() as conn:
+    with database.connect() as conn:
         report = initial_sync(conn, client)
     for note in report.notes:
         context.log.info(note)
@@ -51,15 +51,18 @@ def stripe_subscriptions(
     output_required=False,
 )
 def stripe_usage_reports(
-    context: dg.AssetExecutionContext, odavl: OdavlResource
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    marts: MartsResource,
+    stripe: StripeResource,
 ) -> Iterator[dg.MaterializeResult]:
     """Billing periods' usage sent to Stripe meter events as it grows (the increments since the
     last report, hourly), with a true-up when a period closes; our ledger of every increment."""
-    client = _client_or_skip(context, odavl)
+    client = _client_or_skip(context, stripe)
     if client is None:
         return
-    periods = read_billing_periods(odavl.settings().marts_path)
-    with odavl.connect() as conn:
+    periods = read_billing_periods(marts.settings().marts_path)
+    with database.connect() as conn:
         summary = report_usage(conn, client, periods)
     for discrepancy in summary.discrepancies:
         context.log.warning(f"discrepancy, not billed again: {discrepancy}")
@@ -76,10 +79,3 @@ def stripe_usage_reports(
 
 
 stripe_assets = [stripe_subscriptions, stripe_usage_reports]
-
-stripe_job = dg.define_asset_job(
-    "stripe",
-    selection=dg.AssetSelection.groups("stripe"),
-    description="Synchronize Stripe subscriptions, then report usage to Stripe: the increments of "
-    "open periods, the true-up of periods closed since.",
-)

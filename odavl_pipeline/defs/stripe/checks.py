@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from odavl_pipeline.defs.resources import OdavlResource
+from odavl_pipeline.defs.resources import DatabaseResource, MartsResource
 from odavl_pipeline.defs.stripe.assets import stripe_usage_reports
 from odavl_pipeline.marts.store import MartsNotBuilt
 from odavl_pipeline.stripe_billing.usage_reports import read_billing_periods, reconcile
@@ -18,12 +18,14 @@ SHOWN_VIOLATIONS = 20
     "exceed an open period's), per organization, metric and period, for "
     "organizations with a Stripe customer.",
 )
-def reported_equals_closed_usage(odavl: OdavlResource) -> dg.AssetCheckResult:
+def reported_equals_closed_usage(
+    database: DatabaseResource, marts: MartsResource
+) -> dg.AssetCheckResult:
     try:
-        periods = read_billing_periods(odavl.settings().marts_path)
+        periods = read_billing_periods(marts.settings().marts_path)
     except MartsNotBuilt as error:
         return dg.AssetCheckResult(passed=False, description=str(error))
-    with odavl.connect() as conn:
+    with database.connect() as conn:
         result = reconcile(conn, periods)
     shown = result.violations[:SHOWN_VIOLATIONS]
     return dg.AssetCheckResult(

@@ -3,10 +3,12 @@ and a closed period's true-up soon after its close, before Stripe finalizes the 
 
 import dagster as dg
 
+from odavl_pipeline.defs.jobs import stripe_job
+
 
 @dg.schedule(
     cron_schedule="20 * * * *",
-    job_name="stripe",
+    job=stripe_job,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Synchronizes Stripe subscriptions and reports usage every hour at :20 "
