@@ -73,7 +73,9 @@ def test_the_listener_hears_each_step_end_with_what_it_materialized(
         assert (step.run_id, step.succeeded, step.failed_checks) == (result.run_id, True, [])
         assert 0 < step.seconds < 120
     assert heard.steps[-1].assets == set(MART_ASSETS)
-    assert heard.steps[0].assets == {heard.steps[0].step}
+    for step in heard.steps[:-1]:  # each source's step, and the landed day it read, if any
+        read = {"landing/usage_events"} if step.step == "usage_events" else set()
+        assert step.assets == {step.step} | read, step.step
     assert heard.statuses and heard.statuses[-1].seconds > heard.statuses[0].seconds
 
 
