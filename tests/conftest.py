@@ -294,3 +294,35 @@ def calendar_now(request, clock_at) -> datetime:
     """The calendar tier: the test runs at each instant of tests/clocks.py, the clock set there
     for everything it starts; returns the instant the clock read when set."""
     return clock_at(request.param) if request.param else clock.now()
+
+
+# --- the dashboards' tests (tests/dashboards_fixtures.py) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def marts(server_url, template_url, tmp_path_factory, request) -> Iterator[Settings]:
+    """The dashboards' demo marts on a database of the module's own, the clock where they were
+    built (`demo_marts`). A module that needs more data defines its own `marts`."""
+    from .dashboards_fixtures import demo_marts
+
+    root = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    with demo_marts(server_url, template_url.database, root) as settings:
+        yield settings
+
+
+@pytest.fixture
+def app_test_leaves_main_alone() -> Iterator[None]:
+    """For modules that run the app with AppTest (`usefixtures`): `__main__` put back after."""
+    from .dashboards_fixtures import main_module_kept
+
+    with main_module_kept():
+        yield
+
+
+@pytest.fixture
+def dashboard_environment(marts, monkeypatch) -> None:
+    """The dashboards' variables for the module's `marts` (`usefixtures`)."""
+    from .dashboards_fixtures import environment
+
+    for key, value in environment(marts).items():
+        monkeypatch.setenv(key, value)

@@ -23,6 +23,7 @@ from odavl_pipeline.generate import GenerateOptions, generate_landing
 from odavl_pipeline.ingest.landing import SOURCES, landed_days
 from odavl_pipeline.ingest.run import ingest_days
 from odavl_pipeline.marts.build import refresh_marts
+from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.settings import Settings
 
 from .clocks import clock_set_to
@@ -148,6 +149,12 @@ def demo_marts(server: URL, template: str, root: Path) -> Iterator[Settings]:
         )
         build_demo_marts(settings)
         yield settings
+
+
+def marts_rows(settings: Settings, query: str, *parameters) -> list[tuple]:
+    """The rows of `query` over the published marts."""
+    with open_marts(settings.marts_path) as con:
+        return con.execute(query, list(parameters)).fetchall()
 
 
 def environment(settings: Settings) -> dict[str, str]:

@@ -43,7 +43,6 @@ from .dashboards_fixtures import (
     MAYA,
     STAFF,
     VERA,
-    demo_marts,
     environment,
     main_module_kept,
     no_exceptions,
@@ -585,15 +584,6 @@ def test_thresholds_are_shown_and_set_from_the_command_line(settings):
 
 
 # --- the Alerts page ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def marts(server_url, template_url, tmp_path_factory) -> Settings:
-    """The dashboards' demo marts, on a database of their own."""
-    with demo_marts(
-        server_url, template_url.database, tmp_path_factory.mktemp("alerts_page")
-    ) as settings:
-        yield settings
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from .dashboards_fixtures import (
     ALICE,
     environment,
     headers,
-    main_module_kept,
     markdown,
     metrics,
     no_exceptions,
@@ -29,7 +28,7 @@ from .dashboards_fixtures import (
 from .marts_helpers import add_usage, anchor_subscription, rows
 from .records import ORG
 
-pytestmark = pytest.mark.calendar
+pytestmark = [pytest.mark.calendar, pytest.mark.usefixtures("app_test_leaves_main_alone")]
 
 FREE_ORG = "calendar-free"  # FREE without a subscription: calendar months; ALICE owns it
 EVENT_TYPES = {
@@ -39,12 +38,6 @@ EVENT_TYPES = {
 }
 STATES = {True: "closed, billed", False: "open, so far"}
 DAY = "Day of occurrence (UTC)"  # the header of the drill-down's table of days
-
-
-@pytest.fixture(autouse=True)
-def app_test_leaves_main_alone():
-    with main_module_kept():
-        yield
 
 
 def midnight(moment: datetime) -> datetime:

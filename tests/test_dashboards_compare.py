@@ -24,16 +24,15 @@ from dashlib import compare, ui
 from odavl_pipeline.billing.catalogue import QUOTA_METRICS
 from odavl_pipeline.billing.plans import add_months
 from odavl_pipeline.db.server import libpq_url
-from odavl_pipeline.marts.store import open_marts
 from odavl_pipeline.settings import Settings
 
 from .dashboards_fixtures import (
     ALICE,
     APP,
     OIDC_SECRETS,
-    demo_marts,
     environment,
     main_module_kept,
+    marts_rows,
     metrics,
     no_exceptions,
     signed_in_app,
@@ -177,27 +176,14 @@ def test_a_period_reads_with_its_last_day_never_its_exclusive_end(start, end, la
 # --- the pages -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def marts(server_url, template_url, tmp_path_factory) -> Settings:
-    """The demo marts (tests/dashboards_fixtures.py), the clock where they were built: ORG's
-    current period is November 2026 (open, up to November 6), the last October (closed)."""
-    with demo_marts(
-        server_url, template_url.database, tmp_path_factory.mktemp("compare")
-    ) as settings:
-        yield settings
-
-
 @pytest.fixture
 def dashboards(marts, monkeypatch) -> Settings:
+    """The demo marts (conftest's `marts`), the clock where they were built: ORG's current
+    period is November 2026 (open, up to November 6), the last October (closed)."""
     with main_module_kept():
         for key, value in environment(marts).items():
             monkeypatch.setenv(key, value)
         yield marts
-
-
-def marts_rows(settings: Settings, query: str, *parameters) -> list[tuple]:
-    with open_marts(settings.marts_path) as con:
-        return con.execute(query, list(parameters)).fetchall()
 
 
 def used_on(settings: Settings, metric: str, first: str, last: str) -> int:

@@ -38,7 +38,6 @@ from .dashboards_fixtures import (
     demo_marts,
     environment,
     headers,
-    main_module_kept,
     metrics,
     no_exceptions,
     signed_in_app,
@@ -53,10 +52,7 @@ MISSING_PARENT = "ab" * 32  # a hash no attestation of the project has
 ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
-@pytest.fixture(autouse=True)
-def app_test_leaves_main_alone():
-    with main_module_kept():
-        yield
+pytestmark = pytest.mark.usefixtures("app_test_leaves_main_alone")
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,11 @@ import pytest
 from odavl_pipeline.db.passwords import hash_password, verify_password
 from odavl_pipeline.marts.build import refresh_marts
 
-from .dashboards_fixtures import ALICE, add_people, environment, main_module_kept, signed_in_app
+from .dashboards_fixtures import ALICE, add_people, environment, signed_in_app
 from .marts_helpers import add_many, anchor_subscription, at
 from .records import ORG
 
-
-@pytest.fixture(autouse=True)
-def app_test_leaves_main_alone():
-    with main_module_kept():
-        yield
+pytestmark = pytest.mark.usefixtures("app_test_leaves_main_alone")
 
 
 def test_verify_password_accepts_only_the_password_it_was_made_from():

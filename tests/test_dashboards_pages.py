@@ -19,8 +19,6 @@ from streamlit.testing.v1 import AppTest
 
 from dashlib import data, ui
 from odavl_pipeline.billing.quota import forecast
-from odavl_pipeline.marts.store import open_marts
-from odavl_pipeline.settings import Settings
 
 from .dashboards_fixtures import (
     ALICE,
@@ -32,11 +30,9 @@ from .dashboards_fixtures import (
     STAFF,
     VERA,
     captured_downloads,
-    demo_marts,
-    environment,
     headers,
-    main_module_kept,
     markdown,
+    marts_rows,
     metrics,
     no_exceptions,
     signed_in_app,
@@ -44,34 +40,10 @@ from .dashboards_fixtures import (
 )
 from .records import ORG, OTHER_ORG
 
-
-@pytest.fixture(autouse=True)
-def app_test_leaves_main_alone():
-    with main_module_kept():
-        yield
-
-
-@pytest.fixture(scope="module")
-def marts(server_url, template_url, tmp_path_factory) -> Settings:
-    """The demo marts, the module's tests running with the clock where they were built."""
-    with demo_marts(
-        server_url, template_url.database, tmp_path_factory.mktemp("dashboards")
-    ) as settings:
-        yield settings
-
-
-@pytest.fixture(autouse=True)
-def dashboard_environment(marts, monkeypatch):
-    for key, value in environment(marts).items():
-        monkeypatch.setenv(key, value)
+pytestmark = pytest.mark.usefixtures("app_test_leaves_main_alone", "dashboard_environment")
 
 
 VEGA_LITE = load_schema()
-
-
-def marts_rows(settings: Settings, query: str, *parameters) -> list[tuple]:
-    with open_marts(settings.marts_path) as con:
-        return con.execute(query, list(parameters)).fetchall()
 
 
 def records(frame, *columns) -> list[tuple]:

@@ -13,18 +13,14 @@ from hypothesis import strategies as st
 
 from dashlib import data, filters, session_routes, ui
 from odavl_pipeline import clock
-from odavl_pipeline.marts.store import open_marts
-from odavl_pipeline.settings import Settings
 
 from .clocks import ClockSetter
 from .dashboards_fixtures import (
     ALICE,
     BOB,
     STAFF,
-    demo_marts,
-    environment,
     headers,
-    main_module_kept,
+    marts_rows,
     metrics,
     no_exceptions,
     signed_in_app,
@@ -35,30 +31,7 @@ from .records import ORG, OTHER_ORG
 PLANS = {"Free", "Pro", "Enterprise"}
 
 
-@pytest.fixture(autouse=True)
-def app_test_leaves_main_alone():
-    with main_module_kept():
-        yield
-
-
-@pytest.fixture(scope="module")
-def marts(server_url, template_url, tmp_path_factory) -> Settings:
-    """The demo marts, the module's tests running with the clock where they were built."""
-    with demo_marts(
-        server_url, template_url.database, tmp_path_factory.mktemp("staff")
-    ) as settings:
-        yield settings
-
-
-@pytest.fixture(autouse=True)
-def dashboard_environment(marts, monkeypatch):
-    for key, value in environment(marts).items():
-        monkeypatch.setenv(key, value)
-
-
-def marts_rows(settings: Settings, query: str, *parameters) -> list[tuple]:
-    with open_marts(settings.marts_path) as con:
-        return con.execute(query, list(parameters)).fetchall()
+pytestmark = pytest.mark.usefixtures("app_test_leaves_main_alone", "dashboard_environment")
 
 
 def staff_page(query: dict | None = None):

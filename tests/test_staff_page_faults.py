@@ -19,29 +19,12 @@ from .dashboards_fixtures import (
     ALICE,
     BUILT_AT,
     STAFF,
-    demo_marts,
-    environment,
-    main_module_kept,
     no_exceptions,
     signed_in_app,
     texts,
 )
 
-
-@pytest.fixture(scope="module")
-def marts(server_url, template_url, tmp_path_factory) -> Settings:
-    with demo_marts(
-        server_url, template_url.database, tmp_path_factory.mktemp("dead-letters")
-    ) as settings:
-        yield settings
-
-
-@pytest.fixture(autouse=True)
-def dashboard_environment(marts, monkeypatch):
-    for key, value in environment(marts).items():
-        monkeypatch.setenv(key, value)
-    with main_module_kept():
-        yield
+pytestmark = pytest.mark.usefixtures("app_test_leaves_main_alone", "dashboard_environment")
 
 
 def staff_page():
