@@ -156,6 +156,26 @@ def dagster_instance(settings):
     return forget_landed_days(orchestration.instance(settings))
 
 
+@pytest.fixture
+def schedules_stopped(settings):
+    """The Dagster instance with the project's schedules stopped, for a test that starts Dagster's
+    daemon: a schedule ticks by the wall clock, which no test sets, and `hourly_stripe` (at :20)
+    or `daily_billing` (00:15) would start a run of its own in the middle of the test."""
+    from dagster._cli.workspace.cli_target import get_repository_from_cli_opts
+    from dagster.version import __version__
+    from dagster_shared.cli import WorkspaceOpts
+
+    from odavl_pipeline import orchestration
+
+    instance = orchestration.instance(settings)
+    # the location `ui` and the workspace file name, whose schedules' states the daemon reads
+    workspace = WorkspaceOpts(module_name=["odavl_pipeline.definitions"])
+    with get_repository_from_cli_opts(instance, __version__, workspace, None) as repository:
+        for schedule in repository.get_schedules():
+            instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
+    return instance
+
+
 def forget_landed_days(instance):
     """Unregister every landed day and wipe the assets' history: a run then covers exactly this
     test's days, in one range, and what is materialized is this test's, whatever the earlier

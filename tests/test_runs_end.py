@@ -147,7 +147,7 @@ def _waiting_on_locks(conn) -> int:
 
 
 def test_run_monitoring_fails_killed_runs_frees_their_places_and_alerts(
-    settings, landing, tmp_path
+    settings, landing, tmp_path, schedules_stopped
 ):
     import dagster as dg
 
@@ -157,7 +157,7 @@ def test_run_monitoring_fails_killed_runs_frees_their_places_and_alerts(
     from .test_monitoring import Webhook
 
     landing.write("usage_events", DAY, "a.ndjson", [usage("u1"), usage("u2")])
-    instance = orchestration.instance(settings)  # writes the instance's dagster.yaml
+    instance = schedules_stopped
     webhook = Webhook()
     env = {**os.environ, "ODAVL_ALERT_WEBHOOK_URL": webhook.url}
     daemon = Daemon(env, tmp_path / "daemon.log")

@@ -68,6 +68,12 @@ PARTITIONS = """query ($keys: [AssetKeyInput!]) {
 
 DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
 
+SCHEDULES = """{
+  repositoriesOrError {
+    ... on RepositoryConnection { nodes { schedules { name scheduleState { status } } } }
+  }
+}"""
+
 NUX = "{ shouldShowNux }"  # the "Join the Dagster community" dialog over the first page
 
 
@@ -142,7 +148,7 @@ def test_the_instance_shows_no_welcome_dialog_and_sends_no_telemetry(settings):
 
 
 def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
-    settings, landing, tmp_path, dagster_instance
+    settings, landing, tmp_path, schedules_stopped, dagster_instance
 ):
     """A backfill from 2019 to today, one run, after the latest days were registered; the UI's
     partitions are exactly the landed days, in calendar order."""
@@ -184,6 +190,11 @@ def test_the_ui_shows_the_lineage_and_the_run_the_command_line_started(
         ui.wait_until_up(process)
 
         assert ui.query(NUX) == {"shouldShowNux": False}
+        [repository] = ui.query(SCHEDULES)["repositoriesOrError"]["nodes"]
+        assert {(s["name"], s["scheduleState"]["status"]) for s in repository["schedules"]} == {
+            ("daily_billing", "STOPPED"),  # as the test set them: no run but the test's
+            ("hourly_stripe", "STOPPED"),
+        }
         nodes = {"/".join(n["assetKey"]["path"]): n for n in ui.query(ASSET_GRAPH)["assetNodes"]}
         deps = {
             key: {"/".join(d["path"]) for d in node["dependencyKeys"]}
