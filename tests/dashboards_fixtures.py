@@ -3,6 +3,7 @@ known passwords and roles, and the dashboards' own modules importable."""
 
 import json
 import sys
+import tomllib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
+from streamlit import config
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
@@ -32,6 +34,7 @@ from .records import ORG, OTHER_ORG
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 APP = DASHBOARDS / "app.py"
+STREAMLIT_OPTIONS = DASHBOARDS / ".streamlit" / "config.toml"  # the options they are served with
 
 EMPTY_ORG = "empty-org"  # a member organization with no data at all
 OIDC_SECRETS = {
@@ -63,9 +66,20 @@ MAYA = Person("maya@odavl.com", ORG, "OWNER")  # also a VIEWER of OTHER_ORG
 STAFF = Person("sam@odavl.com", None, None)  # listed in ODAVL_STAFF_EMAILS, member of nothing
 
 
+def app_test() -> AppTest:
+    """The app in AppTest, on the Streamlit options the dashboards are served with: AppTest reads
+    the working directory's `.streamlit`, the repository's root here. The served options turn
+    magic off, which would `ast.parse` each page in the script's thread and on CPython 3.11 race
+    a traceback's own `ast.parse` in another ("AST constructor recursion depth mismatch")."""
+    for section, options in tomllib.loads(STREAMLIT_OPTIONS.read_text()).items():
+        for name, value in options.items():
+            config.set_option(f"{section}.{name}", value)
+    return AppTest.from_file(str(APP), default_timeout=30)
+
+
 def signed_in_app(person: Person, query: dict | None = None) -> AppTest:
     """The app as `person`, signed in through OpenID Connect (`[auth]` configured)."""
-    app = AppTest.from_file(str(APP), default_timeout=30)
+    app = app_test()
     app.secrets = OIDC_SECRETS
     app.user = {"is_logged_in": True, "email": person.email, "email_verified": True}
     app.query_params = dict(query or {})

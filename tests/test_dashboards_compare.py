@@ -28,8 +28,8 @@ from odavl_pipeline.settings import Settings
 
 from .dashboards_fixtures import (
     ALICE,
-    APP,
     OIDC_SECRETS,
+    app_test,
     environment,
     main_module_kept,
     marts_rows,
@@ -222,7 +222,7 @@ def selected(at: AppTest, box: str, row: int) -> AppTest:
 
 def billing_link(query: dict) -> AppTest:
     """The Billing page opened from a link carrying `query`, signed in as ALICE."""
-    app = AppTest.from_file(str(APP), default_timeout=30)
+    app = app_test()
     app.secrets = OIDC_SECRETS
     app.user = {"is_logged_in": True, "email": ALICE.email, "email_verified": True}
     app.query_params = {"org": ORG, **query}

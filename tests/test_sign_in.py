@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from streamlit.testing.v1 import AppTest
 
 from odavl_pipeline.db.server import connect
 from odavl_pipeline.db.sign_in import (
@@ -24,7 +23,7 @@ from odavl_pipeline.db.sign_in import (
     wait_message,
 )
 
-from .dashboards_fixtures import ALICE, APP, main_module_kept
+from .dashboards_fixtures import ALICE, app_test, main_module_kept
 
 EMAIL = "alice@odavl.com"  # a demo user
 RIGHT = "the right password"
@@ -91,7 +90,7 @@ def test_only_a_claim_that_says_true_verifies_the_email(claims, email):
 def test_the_sign_in_screen_says_when_the_provider_gave_no_verified_email(
     app_test_leaves_main_alone,
 ):
-    app = AppTest.from_file(str(APP), default_timeout=30)
+    app = app_test()
     app.secrets = OIDC_SECRETS
     app.user = {"is_logged_in": True, "email": ALICE.email}  # no email_verified claim
     app.run()
